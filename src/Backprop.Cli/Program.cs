@@ -1,1 +1,18 @@
-return 0;
+using System.CommandLine;
+using Backprop.Cli.Commands;
+
+namespace Backprop.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Cli.Run(BuildRoot(), args);
+
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("backprop: train and understand neural networks by backpropagation");
+        root.Subcommands.Add(ProblemCommands.Grad());
+        root.Subcommands.Add(ProblemCommands.JacobianCommand());
+        root.Subcommands.Add(ProblemCommands.GradCheck());
+        return root;
+    }
+}

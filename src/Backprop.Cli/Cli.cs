@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Text;
+using System.Text.Json;
+using Backprop.Problems;
+
+namespace Backprop.Cli;
+
+/// <summary>An error in the user's input: exit code 2 and one line on stderr.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+public static class Cli
+{
+    public const int ExitUsage = 2;
+
+    public static int Run(RootCommand root, string[] args)
+    {
+        Console.OutputEncoding = Encoding.UTF8;
+        try
+        {
+            var parse = root.Parse(args);
+            if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
+            {
+                Console.Error.WriteLine($"backprop: {OneLine(parse.Errors[0].Message)}");
+                return ExitUsage;
+            }
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e)
+        {
+            return Report(e);
+        }
+    }
+
+    /// <summary>Turns an exception into one line on stderr and an exit code; never a stack trace.</summary>
+    public static int Report(Exception e)
+    {
+        switch (e)
+        {
+            case UsageException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
+                or FileNotFoundException or DirectoryNotFoundException or InvalidDataException:
+                Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
+                return ExitUsage;
+            case OutOfMemoryException:
+                Console.Error.WriteLine("backprop: out of memory");
+                return 1;
+            default:
+                if (e.GetType().Name == "DataFormatException")
+                {
+                    Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
+                    return ExitUsage;
+                }
+                Console.Error.WriteLine($"backprop: internal error ({e.GetType().Name}): {OneLine(e.Message)}");
+                return 1;
+        }
+    }
+
+    private static string OneLine(string s) =>
+        System.Text.RegularExpressions.Regex.Replace(s.ReplaceLineEndings(" "), @"\s+", " ").Trim();
+
+    public static Option<string> DTypeOption()
+    {
+        var o = new Option<string>("--dtype") { Description = "Precision: float64 or float32", DefaultValueFactory = _ => "float64" };
+        o.AcceptOnlyFromAmong("float64", "float32");
+        return o;
+    }
+
+    /// <summary>Writes one compact JSON object as the last line of stdout.</summary>
+    public static void WriteJsonLine(Action<Utf8JsonWriter> write)
+    {
+        using var ms = new MemoryStream();
+        using (var w = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = false, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            write(w);
+        }
+        Console.Out.WriteLine(Encoding.UTF8.GetString(ms.ToArray()));
+        Console.Out.Flush();
+    }
+}
+
+/// <summary>JSON helpers for tensors: matrices as nested arrays, in shortest round-trip form.</summary>
+public static class JsonTensor
+{
+    public static void WriteNumber(Utf8JsonWriter w, double v)
+    {
+        if (double.IsFinite(v)) w.WriteNumberValue(v);
+        else w.WriteNullValue();
+    }
+
+    public static void WriteMatrix<T>(Utf8JsonWriter w, Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        int r = t.Rows, c = t.Cols;
+        w.WriteStartArray();
+        for (int i = 0; i < r; i++)
+        {
+            w.WriteStartArray();
+            for (int j = 0; j < c; j++) WriteNumber(w, double.CreateTruncating(t.Data[i * c + j]));
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+    }
+
+    public static void WriteVector<T>(Utf8JsonWriter w, Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        w.WriteStartArray();
+        foreach (var v in t.Data) WriteNumber(w, double.CreateTruncating(v));
+        w.WriteEndArray();
+    }
+}

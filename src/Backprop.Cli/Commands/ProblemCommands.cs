@@ -1,0 +1,206 @@
+using System.CommandLine;
+using System.Numerics;
+using System.Text.Json;
+using Backprop.Problems;
+using Spectre.Console;
+
+namespace Backprop.Cli.Commands;
+
+/// <summary>The commands that read a problem file: grad, jacobian, gradcheck.</summary>
+public static class ProblemCommands
+{
+    private static Argument<string> ProblemArgument() => new("PROBLEM") { Description = "A problem file (JSON)" };
+
+    public static Command Grad()
+    {
+        var problem = ProblemArgument();
+        var dtype = Cli.DTypeOption();
+        var cmd = new Command("grad", "Print the loss, the output and the gradient of every weight, bias and the input as one JSON object")
+        {
+            problem, dtype,
+        };
+        cmd.SetAction(r =>
+        {
+            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            if (r.GetValue(dtype) == "float32") WriteGradients(new Problem<float>(spec));
+            else WriteGradients(new Problem<double>(spec));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void WriteGradients<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var g = p.Gradients();
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            if (g.Loss is double loss) { w.WritePropertyName("loss"); JsonTensor.WriteNumber(w, loss); }
+            w.WritePropertyName("output"); JsonTensor.WriteMatrix(w, g.Output);
+            w.WritePropertyName("gradients");
+            w.WriteStartObject();
+            w.WritePropertyName("layers");
+            w.WriteStartArray();
+            foreach (var (weight, bias) in g.LayerGradients)
+            {
+                w.WriteStartObject();
+                w.WritePropertyName("weight"); JsonTensor.WriteMatrix(w, weight);
+                if (bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteVector(w, bias); }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WritePropertyName("input"); JsonTensor.WriteMatrix(w, g.InputGradient);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        });
+    }
+
+    public static Command JacobianCommand()
+    {
+        var problem = ProblemArgument();
+        var dtype = Cli.DTypeOption();
+        var wrt = new Option<string>("--wrt")
+        {
+            Description = "layers.I.weight | layers.I.bias | layers.I.output | input",
+            Required = true,
+        };
+        var cmd = new Command("jacobian", "Print d(flattened output)/d(WRT) as rows, one per output element (row-major)")
+        {
+            problem, dtype, wrt,
+        };
+        cmd.SetAction(r =>
+        {
+            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            if (r.GetValue(dtype) == "float32") WriteJacobian(new Problem<float>(spec), r.GetValue(wrt)!);
+            else WriteJacobian(new Problem<double>(spec), r.GetValue(wrt)!);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void WriteJacobian<T>(Problem<T> p, string wrt) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        Var<T> target;
+        try { target = p.Resolve(wrt); }
+        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        var j = p.Jacobian(target);
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WritePropertyName("rows"); JsonTensor.WriteMatrix(w, j);
+            w.WritePropertyName("shape");
+            w.WriteStartArray(); w.WriteNumberValue(j.Dim(0)); w.WriteNumberValue(j.Dim(1)); w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    public static Command GradCheck()
+    {
+        var problem = ProblemArgument();
+        var dtype = Cli.DTypeOption();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table" };
+        var cmd = new Command("gradcheck", "Compare backprop's gradients with central finite differences; exit 1 if any tensor fails")
+        {
+            problem, dtype, json,
+        };
+        cmd.SetAction(r =>
+        {
+            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            var report = r.GetValue(dtype) == "float32" ? CheckProblem<float>(spec) : CheckProblem<double>(spec);
+            if (r.GetValue(json)) WriteReportJson(report); else WriteReportTable(spec.Name, report);
+            return report.Passed ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    /// <summary>
+    /// Checks a problem's gradients in precision <typeparamref name="T"/> against central differences of a
+    /// float64 copy of the same problem (its numbers rounded to <typeparamref name="T"/> first).
+    /// </summary>
+    public static GradientCheckReport CheckProblem<T>(ProblemSpec spec) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var p = new Problem<T>(spec);
+        p.Tape.Forward();
+        p.Backward();
+        var analytic = Leaves(p).Select(l => l.Leaf.Grad.ToDoubleArray()).ToList();
+        var reference = typeof(T) == typeof(double) ? (Problem<double>)(object)p : new Problem<double>(RoundTo<T>(spec));
+        var (atol, rtol) = GradientCheck.TolerancesFor<T>();
+        return GradientCheck.Compare(reference.Tape, reference.Objective, Leaves(reference), analytic,
+            typeof(T) == typeof(float) ? "float32" : "float64", atol, rtol);
+    }
+
+    private static List<(string Name, Var<T> Leaf)> Leaves<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var leaves = new List<(string, Var<T>)>();
+        for (int i = 0; i < p.Network.Layers.Count; i++)
+        {
+            var l = p.Network.Layers[i];
+            leaves.Add(($"layers.{i}.weight", l.Weight));
+            if (l.Bias is not null) leaves.Add(($"layers.{i}.bias", l.Bias));
+        }
+        leaves.Add(("input", p.Input));
+        return leaves;
+    }
+
+    private static ProblemSpec RoundTo<T>(ProblemSpec s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        static double R(double v) => double.CreateTruncating(T.CreateTruncating(v));
+        static double[] V(double[] v) => v.Select(R).ToArray();
+        static double[][] M(double[][] m) => m.Select(V).ToArray();
+        return s with
+        {
+            Layers = s.Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
+            Input = M(s.Input),
+            Target = s.Target is null ? null : M(s.Target),
+        };
+    }
+
+    private static string Index(int[] idx) => "[" + string.Join(",", idx) + "]";
+
+    private static void WriteReportTable(string name, GradientCheckReport report)
+    {
+        var table = new Table().Title(Markup.Escape($"gradcheck {name} ({report.DType}, step h = {report.Step:G3}·max(1,|x|))"));
+        table.AddColumns("tensor", "shape", "max abs error", "max rel error", "worst element", "analytic", "numeric", "result");
+        foreach (var e in report.Entries)
+        {
+            table.AddRow(
+                Markup.Escape(e.Name), Markup.Escape(ShapeUtil.Format(e.Shape)), e.MaxAbsError.ToString("E2"), e.MaxRelError.ToString("E2"),
+                Markup.Escape(Index(e.WorstIndex)), e.WorstAnalytic.ToString("G8"), e.WorstNumeric.ToString("G8"),
+                e.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
+        }
+        AnsiConsole.Write(table);
+        Console.WriteLine(report.Passed
+            ? $"all {report.Entries.Count} tensors pass (|a − n| ≤ {report.AbsTolerance:G2} + {report.RelTolerance:G2}·|n|)"
+            : $"{report.Entries.Count(e => !e.Passed)} of {report.Entries.Count} tensors FAIL (|a − n| ≤ {report.AbsTolerance:G2} + {report.RelTolerance:G2}·|n|)");
+    }
+
+    private static void WriteReportJson(GradientCheckReport report)
+    {
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WriteBoolean("passed", report.Passed);
+            w.WriteString("dtype", report.DType);
+            w.WriteNumber("step", report.Step);
+            w.WriteNumber("abs_tolerance", report.AbsTolerance);
+            w.WriteNumber("rel_tolerance", report.RelTolerance);
+            w.WritePropertyName("tensors");
+            w.WriteStartArray();
+            foreach (var e in report.Entries)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", e.Name);
+                w.WritePropertyName("shape"); w.WriteStartArray(); foreach (var d in e.Shape) w.WriteNumberValue(d); w.WriteEndArray();
+                w.WritePropertyName("max_abs_error"); JsonTensor.WriteNumber(w, e.MaxAbsError);
+                w.WritePropertyName("max_rel_error"); JsonTensor.WriteNumber(w, e.MaxRelError);
+                w.WritePropertyName("worst_index"); w.WriteStartArray(); foreach (var d in e.WorstIndex) w.WriteNumberValue(d); w.WriteEndArray();
+                w.WritePropertyName("worst_analytic"); JsonTensor.WriteNumber(w, e.WorstAnalytic);
+                w.WritePropertyName("worst_numeric"); JsonTensor.WriteNumber(w, e.WorstNumeric);
+                w.WriteBoolean("passed", e.Passed);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+}

@@ -1,0 +1,85 @@
+using System.Numerics;
+
+namespace Backprop;
+
+/// <summary>
+/// A value in a computation graph: a leaf (parameter, input, constant) or the output of a recorded op.
+/// Gradients are stored beside the value and reused between backward passes.
+/// </summary>
+public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _grad;
+    private bool _gradValid;
+
+    internal Var(Tensor<T> value, bool requiresGrad, string? name, Tape<T>? tape, Op<T>? op, Var<T>[] inputs)
+    {
+        Value = value;
+        RequiresGrad = requiresGrad;
+        Name = name;
+        Tape = tape;
+        Op = op;
+        Inputs = inputs;
+    }
+
+    /// <summary>A leaf that belongs to no tape (a parameter); it may take part in any number of tapes.</summary>
+    public static Var<T> Parameter(Tensor<T> value, string? name = null) => new(value, true, name, null, null, []);
+
+    /// <summary>A leaf that never receives a gradient.</summary>
+    public static Var<T> Constant(Tensor<T> value, string? name = null) => new(value, false, name, null, null, []);
+
+    public Tensor<T> Value { get; }
+    public bool RequiresGrad { get; }
+    public string? Name { get; set; }
+    public Tape<T>? Tape { get; }
+    public Op<T>? Op { get; }
+    public IReadOnlyList<Var<T>> Inputs { get; }
+    internal Var<T>[] InputArray => (Var<T>[])Inputs;
+    public bool IsLeaf => Op is null;
+    public ReadOnlySpan<int> Shape => Value.Shape;
+    public string ShapeString => Value.ShapeString;
+
+    /// <summary>The gradient from the last backward pass (zeros where the pass did not reach this value).</summary>
+    public Tensor<T> Grad
+    {
+        get
+        {
+            _grad ??= new Tensor<T>(Value.ShapeArray);
+            if (!_gradValid) { _grad.Fill(T.Zero); _gradValid = true; }
+            return _grad;
+        }
+    }
+
+    /// <summary>Whether the last backward pass wrote a gradient here.</summary>
+    public bool HasGrad => _gradValid;
+
+    internal void ResetGrad() => _gradValid = false;
+
+    /// <summary>
+    /// The buffer an op's backward rule writes this value's gradient into. When <paramref name="accumulate"/>
+    /// is false the buffer holds stale data and must be overwritten, not added to: this saves zeroing every
+    /// gradient before each pass.
+    /// </summary>
+    internal Tensor<T> GradTarget(out bool accumulate)
+    {
+        _grad ??= new Tensor<T>(Value.ShapeArray);
+        accumulate = _gradValid;
+        _gradValid = true;
+        return _grad;
+    }
+
+    internal void EnsureGradBuffer() => _grad ??= new Tensor<T>(Value.ShapeArray);
+
+    public override string ToString() => $"{Name ?? Op?.Name ?? "leaf"} {ShapeString}";
+
+    // Operators record onto the tape of the operands.
+    public static Var<T> operator +(Var<T> a, Var<T> b) => Fn.Add(a, b);
+    public static Var<T> operator -(Var<T> a, Var<T> b) => Fn.Sub(a, b);
+    public static Var<T> operator *(Var<T> a, Var<T> b) => Fn.Mul(a, b);
+    public static Var<T> operator /(Var<T> a, Var<T> b) => Fn.Div(a, b);
+    public static Var<T> operator -(Var<T> a) => Fn.Neg(a);
+    public static Var<T> operator +(Var<T> a, double s) => Fn.AddScalar(a, s);
+    public static Var<T> operator -(Var<T> a, double s) => Fn.AddScalar(a, -s);
+    public static Var<T> operator *(Var<T> a, double s) => Fn.MulScalar(a, s);
+    public static Var<T> operator *(double s, Var<T> a) => Fn.MulScalar(a, s);
+    public static Var<T> operator /(Var<T> a, double s) => Fn.MulScalar(a, 1.0 / s);
+}

@@ -1,0 +1,185 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Backprop;
+
+/// <summary>How a loss combines per-element terms, as PyTorch defines it.</summary>
+public enum Reduction { Mean, Sum }
+
+/// <summary>Class-index targets for cross-entropy; the array may be refilled between replays of a tape.</summary>
+public sealed class ClassTargets(int[] indices)
+{
+    public int[] Indices { get; set; } = indices;
+}
+
+/// <summary>Base of the fused losses: a scalar output from predictions and targets.</summary>
+public abstract class LossOp<T>(Reduction reduction) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public Reduction Reduction { get; } = reduction;
+    protected string Scale => Reduction == Reduction.Mean ? "(1/N)·" : "";
+    protected string Over => Reduction == Reduction.Mean ? "/N" : "";
+    public override int[] OutputShape(Var<T>[] inputs) { Validate(inputs); return []; }
+    protected abstract void Validate(Var<T>[] inputs);
+    /// <summary>The divisor of the mean reduction.</summary>
+    public abstract int Count(Var<T>[] inputs);
+}
+
+/// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
+public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public override string Name => "mse";
+    public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    public override string Formula => $"L = {Scale}Σ (ŷ − t)²";
+    public override IReadOnlyList<string> GradFormulas => [$"dŷ = 2·(ŷ − t){Over}·dL", $"dt = −2·(ŷ − t){Over}·dL"];
+
+    protected override void Validate(Var<T>[] inputs)
+    {
+        if (!inputs[0].Value.SameShape(inputs[1].Shape))
+            throw new ShapeMismatchException($"mse: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+    }
+
+    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T s = T.Zero;
+        for (int i = 0; i < y.Length; i++) { T d = y[i] - t[i]; s += d * d; }
+        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T k = T.CreateChecked(2) * output.Grad.Data[0];
+        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
+        for (int which = 0; which < 2; which++)
+        {
+            if (!inputs[which].RequiresGrad) continue;
+            var g = inputs[which].GradTarget(out bool acc).Data;
+            T kk = which == 0 ? k : -k;
+            for (int i = 0; i < y.Length; i++)
+            {
+                T v = kk * (y[i] - t[i]);
+                g[i] = acc ? g[i] + v : v;
+            }
+        }
+    }
+}
+
+/// <summary>Cross-entropy of logits against class indices, fused with log-softmax; "mean" divides by the batch.</summary>
+public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targets) : LossOp<T>(reduction)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _probs;
+    public ClassTargets Targets { get; } = targets;
+    public override string Name => "cross_entropy";
+    public override IReadOnlyList<string> InputNames => ["z"];
+    public override string Formula => Reduction == Reduction.Mean
+        ? "L = −(1/N)·Σ_i log softmax(z_i)[t_i]"
+        : "L = −Σ_i log softmax(z_i)[t_i]";
+    public override IReadOnlyList<string> GradFormulas => [$"dz = (softmax(z) − onehot(t)){Over}·dL"];
+
+    /// <summary>Row-wise softmax of the logits from the last forward pass.</summary>
+    public Tensor<T>? Probabilities => _probs;
+
+    protected override void Validate(Var<T>[] inputs)
+    {
+        var z = inputs[0].Value;
+        if (z.Rank != 2) throw new ShapeMismatchException($"cross_entropy: logits are {z.ShapeString}, expected batch × classes");
+        if (Targets.Indices.Length != z.Dim(0))
+            throw new ShapeMismatchException($"cross_entropy: {Targets.Indices.Length} targets for a batch of {z.Dim(0)}");
+        for (int i = 0; i < Targets.Indices.Length; i++)
+            if ((uint)Targets.Indices[i] >= (uint)z.Dim(1))
+                throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target[{i}] = {Targets.Indices[i]} is not a class index in 0..{z.Dim(1) - 1}");
+    }
+
+    public override int Count(Var<T>[] inputs) => inputs[0].Value.Dim(0);
+
+    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    {
+        var z = inputs[0].Value;
+        int n = z.Dim(0), c = z.Dim(1);
+        _probs ??= new Tensor<T>(z.ShapeArray);
+        var t = Targets.Indices;
+        T loss = T.Zero;
+        for (int i = 0; i < n; i++)
+        {
+            var zr = z.Data.AsSpan(i * c, c);
+            var pr = _probs.Data.AsSpan(i * c, c);
+            T max = TensorPrimitives.Max<T>(zr);
+            TensorPrimitives.Subtract(zr, max, pr);
+            TensorPrimitives.Exp(pr, pr);
+            T sum = TensorPrimitives.Sum<T>(pr);
+            loss += T.Log(sum) + max - zr[t[i]];   // log Σ e^z − z_t
+            TensorPrimitives.Divide(pr, sum, pr);
+        }
+        output.Data[0] = Reduction == Reduction.Mean ? loss / T.CreateChecked(Math.Max(1, n)) : loss;
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output)
+    {
+        var Z = inputs[0];
+        if (!Z.RequiresGrad) return;
+        int n = Z.Value.Dim(0), c = Z.Value.Dim(1);
+        T k = output.Grad.Data[0];
+        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, n));
+        var g = Z.GradTarget(out bool acc).Data;
+        var p = _probs!.Data;
+        var t = Targets.Indices;
+        if (acc) TensorPrimitives.MultiplyAdd(p, k, g, g);
+        else TensorPrimitives.Multiply(p, k, g);
+        for (int i = 0; i < n; i++) g[i * c + t[i]] -= k;
+    }
+}
+
+/// <summary>Binary cross-entropy on logits, in the stable form max(z,0) − z·t + log(1 + e^(−|z|)).</summary>
+public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public override string Name => "bce_with_logits";
+    public override IReadOnlyList<string> InputNames => ["z", "t"];
+    public override string Formula => $"L = {Scale}Σ [max(z, 0) − z·t + log(1 + e^(−|z|))]";
+    public override IReadOnlyList<string> GradFormulas => [$"dz = (σ(z) − t){Over}·dL", $"dt = −z{Over}·dL"];
+
+    protected override void Validate(Var<T>[] inputs)
+    {
+        if (!inputs[0].Value.SameShape(inputs[1].Shape))
+            throw new ShapeMismatchException($"bce_with_logits: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+    }
+
+    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    {
+        var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T s = T.Zero;
+        for (int i = 0; i < z.Length; i++)
+            s += T.Max(z[i], T.Zero) - z[i] * t[i] + SpecialFunctions.Log1P(T.Exp(-T.Abs(z[i])));
+        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, z.Length)) : s;
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output)
+    {
+        var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T k = output.Grad.Data[0];
+        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, z.Length));
+        if (inputs[0].RequiresGrad)
+        {
+            var g = inputs[0].GradTarget(out bool acc).Data;
+            for (int i = 0; i < z.Length; i++)
+            {
+                T v = k * (T.One / (T.One + T.Exp(-z[i])) - t[i]);
+                g[i] = acc ? g[i] + v : v;
+            }
+        }
+        if (inputs[1].RequiresGrad)
+        {
+            var g = inputs[1].GradTarget(out bool acc).Data;
+            for (int i = 0; i < z.Length; i++)
+            {
+                T v = -k * z[i];
+                g[i] = acc ? g[i] + v : v;
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using Backprop.Kernels;
+
+namespace Backprop;
+
+/// <summary>
+/// Y = op(A)·op(B) for matrices, where op is the identity or the transpose. Transposed operands are read
+/// in place by the GEMM: no transpose is materialised, forward or backward.
+/// </summary>
+public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public bool TransA { get; } = transA;
+    public bool TransB { get; } = transB;
+
+    public override string Name => "matmul";
+    public override IReadOnlyList<string> InputNames => ["A", "B"];
+
+    public override string Formula => (TransA, TransB) switch
+    {
+        (false, false) => "Y = A·B",
+        (false, true) => "Y = A·Bᵀ",
+        (true, false) => "Y = Aᵀ·B",
+        _ => "Y = Aᵀ·Bᵀ",
+    };
+
+    public override IReadOnlyList<string> GradFormulas => (TransA, TransB) switch
+    {
+        (false, false) => ["dA = dY·Bᵀ", "dB = Aᵀ·dY"],
+        (false, true) => ["dA = dY·B", "dB = dYᵀ·A"],
+        (true, false) => ["dA = B·dYᵀ", "dB = A·dY"],
+        _ => ["dA = Bᵀ·dYᵀ", "dB = dYᵀ·Aᵀ"],
+    };
+
+    private (int m, int k, int n) Dims(Tensor<T> a, Tensor<T> b)
+    {
+        if (a.Rank != 2 || b.Rank != 2)
+            throw new ShapeMismatchException($"matmul needs matrices, got {a.ShapeString} and {b.ShapeString}");
+        int m = TransA ? a.Dim(1) : a.Dim(0);
+        int ka = TransA ? a.Dim(0) : a.Dim(1);
+        int kb = TransB ? b.Dim(1) : b.Dim(0);
+        int n = TransB ? b.Dim(0) : b.Dim(1);
+        if (ka != kb)
+            throw new ShapeMismatchException(
+                $"matmul {Formula}: A is {a.ShapeString}{(TransA ? "ᵀ" : "")} and B is {b.ShapeString}{(TransB ? "ᵀ" : "")}; inner dimensions {ka} and {kb} differ");
+        return (m, ka, n);
+    }
+
+    public override int[] OutputShape(Var<T>[] inputs)
+    {
+        var (m, _, n) = Dims(inputs[0].Value, inputs[1].Value);
+        return [m, n];
+    }
+
+    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    {
+        var a = inputs[0].Value; var b = inputs[1].Value;
+        var (m, k, n) = Dims(a, b);
+        Gemm.Multiply<T>(TransA, TransB, m, n, k, a.Data, b.Data, output.Data, accumulate: false);
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output)
+    {
+        var A = inputs[0]; var B = inputs[1];
+        var (m, k, n) = Dims(A.Value, B.Value);
+        var dy = output.Grad.Data;
+        var a = A.Value.Data; var b = B.Value.Data;
+        if (A.RequiresGrad)
+        {
+            var dA = A.GradTarget(out bool acc).Data;
+            switch (TransA, TransB)
+            {
+                case (false, false): Gemm.Multiply<T>(false, true, m, k, n, dy, b, dA, acc); break;   // dA = dY·Bᵀ
+                case (false, true): Gemm.Multiply<T>(false, false, m, k, n, dy, b, dA, acc); break;   // dA = dY·B
+                case (true, false): Gemm.Multiply<T>(false, true, k, m, n, b, dy, dA, acc); break;    // dA = B·dYᵀ
+                case (true, true): Gemm.Multiply<T>(true, true, k, m, n, b, dy, dA, acc); break;      // dA = Bᵀ·dYᵀ
+            }
+        }
+        if (B.RequiresGrad)
+        {
+            var dB = B.GradTarget(out bool acc).Data;
+            switch (TransA, TransB)
+            {
+                case (false, false): Gemm.Multiply<T>(true, false, k, n, m, a, dy, dB, acc); break;   // dB = Aᵀ·dY
+                case (false, true): Gemm.Multiply<T>(true, false, n, k, m, dy, a, dB, acc); break;    // dB = dYᵀ·A
+                case (true, false): Gemm.Multiply<T>(false, false, k, n, m, a, dy, dB, acc); break;   // dB = A·dY
+                case (true, true): Gemm.Multiply<T>(true, true, n, k, m, dy, a, dB, acc); break;      // dB = dYᵀ·Aᵀ
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The dense layer's affine map z = x·Wᵀ + b, with W stored out × in as PyTorch stores it.
+/// One op rather than matmul + add, so the bias initialises the GEMM's output and its gradient is a single
+/// column sum; <c>explain</c> shows it as the one equation of the hand derivation.
+/// </summary>
+public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public bool HasBias { get; } = hasBias;
+    public override string Name => "linear";
+    public override IReadOnlyList<string> InputNames => HasBias ? ["x", "W", "b"] : ["x", "W"];
+    public override string Formula => HasBias ? "z = x·Wᵀ + b" : "z = x·Wᵀ";
+    public override IReadOnlyList<string> GradFormulas => HasBias
+        ? ["dx = dz·W", "dW = dzᵀ·x", "db = Σ_batch dz"]
+        : ["dx = dz·W", "dW = dzᵀ·x"];
+
+    public override int[] OutputShape(Var<T>[] inputs)
+    {
+        var x = inputs[0].Value; var w = inputs[1].Value;
+        if (x.Rank != 2) throw new ShapeMismatchException($"linear: input is {x.ShapeString}, expected batch × features");
+        if (w.Rank != 2) throw new ShapeMismatchException($"linear: weight is {w.ShapeString}, expected out × in");
+        if (w.Dim(1) != x.Dim(1))
+            throw new ShapeMismatchException($"linear: weight is {w.Dim(0)}×{w.Dim(1)} but the input gives {x.Dim(1)} features");
+        if (HasBias)
+        {
+            var b = inputs[2].Value;
+            if (b.Length != w.Dim(0) || b.Rank > 2 || (b.Rank == 2 && b.Dim(0) != 1))
+                throw new ShapeMismatchException($"linear: bias is {b.ShapeString} but the weight has {w.Dim(0)} outputs");
+        }
+        return [x.Dim(0), w.Dim(0)];
+    }
+
+    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    {
+        var x = inputs[0].Value; var w = inputs[1].Value;
+        int batch = x.Dim(0), inF = x.Dim(1), outF = w.Dim(0);
+        if (HasBias)
+        {
+            var b = inputs[2].Value.Data.AsSpan();
+            var o = output.Data.AsSpan();
+            for (int r = 0; r < batch; r++) b.CopyTo(o.Slice(r * outF, outF));
+        }
+        Gemm.Multiply<T>(false, true, batch, outF, inF, x.Data, w.Data, output.Data, accumulate: HasBias);
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output)
+    {
+        var x = inputs[0]; var w = inputs[1];
+        int batch = x.Value.Dim(0), inF = x.Value.Dim(1), outF = w.Value.Dim(0);
+        var dz = output.Grad.Data;
+        if (w.RequiresGrad)
+        {
+            var dW = w.GradTarget(out bool acc);
+            Gemm.Multiply<T>(true, false, outF, inF, batch, dz, x.Value.Data, dW.Data, acc);   // dW = dzᵀ·x
+        }
+        if (HasBias && inputs[2].RequiresGrad)
+        {
+            var db = inputs[2].GradTarget(out bool acc).Data.AsSpan();
+            if (!acc) db.Clear();
+            for (int r = 0; r < batch; r++) TensorPrimitives.Add(db, dz.AsSpan(r * outF, outF), db);   // db = Σ_batch dz
+        }
+        if (x.RequiresGrad)
+        {
+            var dx = x.GradTarget(out bool acc);
+            Gemm.Multiply<T>(false, false, batch, inF, outF, dz, w.Value.Data, dx.Data, acc);   // dx = dz·W
+        }
+    }
+}

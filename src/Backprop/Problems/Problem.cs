@@ -1,0 +1,106 @@
+using System.Numerics;
+using Backprop.Nn;
+
+namespace Backprop.Problems;
+
+/// <summary>The answers for a problem: loss, output and every gradient.</summary>
+public sealed record GradientResult<T>(
+    double? Loss,
+    Tensor<T> Output,
+    IReadOnlyList<(Tensor<T> Weight, Tensor<T>? Bias)> LayerGradients,
+    Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>;
+
+/// <summary>
+/// A problem instantiated in precision <typeparamref name="T"/>: the network, the batch and the loss, recorded on
+/// one tape. The tape is replayed for Jacobian rows and finite differences, so nothing is rebuilt.
+/// </summary>
+public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public Problem(ProblemSpec spec)
+    {
+        Spec = spec;
+        Network = new Sequential<T>(spec.Layers.Select(l => new DenseLayer<T>(
+            Tensor<T>.FromRows(l.Weight),
+            l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
+            Activations.Create<T>(l.Activation))));
+        Tape = new Tape<T>();
+        Input = Tape.Leaf(Tensor<T>.FromRows(spec.Input), requiresGrad: true, "x");
+        Trace = Network.Forward(Input);
+        Loss = spec.Loss switch
+        {
+            LossKind.Mse => Fn.Mse(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
+            LossKind.BceWithLogits => Fn.BceWithLogits(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
+            LossKind.CrossEntropy => Fn.CrossEntropy(Trace.Output, spec.ClassTargets!, spec.Reduction),
+            _ => null,
+        };
+        if (Loss is not null) Loss.Name = "L";
+    }
+
+    public static Problem<T> Load(string path) => new(ProblemFile.Load(path));
+
+    public ProblemSpec Spec { get; }
+    public Sequential<T> Network { get; }
+    public Tape<T> Tape { get; }
+    public Var<T> Input { get; }
+    public ForwardTrace<T> Trace { get; }
+    public Var<T> Output => Trace.Output;
+
+    /// <summary>The loss node; null for loss "none", whose gradients are those of the sum of all outputs.</summary>
+    public Var<T>? Loss { get; }
+
+    /// <summary>The scalar that gradients are taken of: the loss, or Σ outputs for loss "none".</summary>
+    public double Objective()
+    {
+        if (Loss is not null) return double.CreateTruncating(Loss.Value.Data[0]);
+        double s = 0;
+        foreach (var v in Output.Value.Data) s += double.CreateTruncating(v);
+        return s;
+    }
+
+    private Tensor<T>? _onesSeed;
+
+    /// <summary>Runs backward from the objective.</summary>
+    public void Backward()
+    {
+        if (Loss is not null) Tape.Backward(Loss);
+        else Tape.Backward(Output, _onesSeed ??= Tensor<T>.Ones(Output.Value.ShapeArray));
+    }
+
+    public GradientResult<T> Gradients()
+    {
+        Tape.Forward();
+        Backward();
+        var layers = Network.Layers.Select(l => (l.Weight.Grad.Clone(), l.Bias?.Grad.Clone())).ToList();
+        return new GradientResult<T>(
+            Loss is null ? null : double.CreateTruncating(Loss.Value.Data[0]),
+            Output.Value.Clone(), layers, Input.Grad.Clone());
+    }
+
+    /// <summary>
+    /// Resolves "layers.I.weight", "layers.I.bias", "layers.I.output" or "input" to the value it names.
+    /// Throws <see cref="ArgumentException"/> with a message naming the fault.
+    /// </summary>
+    public Var<T> Resolve(string wrt)
+    {
+        if (wrt == "input") return Input;
+        var parts = wrt.Split('.');
+        if (parts.Length != 3 || parts[0] != "layers" || !int.TryParse(parts[1], out int i))
+            throw new ArgumentException($"--wrt '{wrt}': expected layers.I.weight, layers.I.bias, layers.I.output or input");
+        if (i < 0 || i >= Network.Layers.Count)
+            throw new ArgumentException($"--wrt '{wrt}': layer {i} does not exist (the network has layers 0..{Network.Layers.Count - 1})");
+        var layer = Network.Layers[i];
+        return parts[2] switch
+        {
+            "weight" => layer.Weight,
+            "bias" => layer.Bias ?? throw new ArgumentException($"--wrt '{wrt}': layers[{i}] has no bias"),
+            "output" => Trace.H[i],
+            _ => throw new ArgumentException($"--wrt '{wrt}': expected weight, bias or output after layers.{i}"),
+        };
+    }
+
+    /// <summary>
+    /// d(flattened network output)/d(flattened <paramref name="wrt"/>), one reverse-mode pass per output element
+    /// (rows of the Jacobian), flattening row-major.
+    /// </summary>
+    public Tensor<T> Jacobian(Var<T> wrt) => Backprop.Jacobian.Compute(Tape, Output, wrt);
+}

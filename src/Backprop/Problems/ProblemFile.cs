@@ -1,0 +1,290 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace Backprop.Problems;
+
+/// <summary>A problem file that does not describe a valid problem. The message is one line naming the field and the fault.</summary>
+public sealed class ProblemFormatException(string message) : Exception(message);
+
+public enum LossKind { None, Mse, CrossEntropy, BceWithLogits }
+
+public sealed record LayerSpec(double[][] Weight, double[]? Bias, string Activation);
+
+/// <summary>A problem as written in the file, validated, in float64.</summary>
+public sealed record ProblemSpec(
+    string Name,
+    IReadOnlyList<LayerSpec> Layers,
+    double[][] Input,
+    LossKind Loss,
+    Reduction Reduction,
+    double[][]? Target,
+    int[]? ClassTargets,
+    JsonElement? Expected)
+{
+    public int BatchSize => Input.Length;
+    public int Outputs => Layers[^1].Weight.Length;
+}
+
+/// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
+public static class ProblemFile
+{
+    public static readonly string[] LossNames = ["mse", "cross_entropy", "bce_with_logits", "none"];
+
+    public static string LossName(LossKind loss) => loss switch
+    {
+        LossKind.Mse => "mse",
+        LossKind.CrossEntropy => "cross_entropy",
+        LossKind.BceWithLogits => "bce_with_logits",
+        _ => "none",
+    };
+
+    public static ProblemSpec Load(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (FileNotFoundException) { throw new ProblemFormatException($"{path}: no such file"); }
+        catch (DirectoryNotFoundException) { throw new ProblemFormatException($"{path}: no such file"); }
+        catch (UnauthorizedAccessException) { throw new ProblemFormatException($"{path}: permission denied"); }
+        catch (IOException e) { throw new ProblemFormatException($"{path}: cannot read: {e.Message}"); }
+        try
+        {
+            return Parse(text, Path.GetFileNameWithoutExtension(path));
+        }
+        catch (ProblemFormatException e)
+        {
+            throw new ProblemFormatException($"{path}: {e.Message}");
+        }
+    }
+
+    public static ProblemSpec Parse(string json, string defaultName = "problem")
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(QuoteNonFiniteLiterals(json), new JsonDocumentOptions { MaxDepth = 64 });
+        }
+        catch (JsonException e)
+        {
+            string where = e.LineNumber is long line ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
+            string why = string.IsNullOrWhiteSpace(json) ? "the file is empty" : FirstSentence(e.Message);
+            throw new ProblemFormatException($"invalid JSON{where}: {why}");
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new ProblemFormatException("the top level must be a JSON object");
+
+            string name = root.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : defaultName;
+
+            if (!root.TryGetProperty("layers", out var layersEl)) throw new ProblemFormatException("layers: missing");
+            if (layersEl.ValueKind != JsonValueKind.Array) throw new ProblemFormatException("layers: must be an array of layers");
+            if (layersEl.GetArrayLength() == 0) throw new ProblemFormatException("layers: the network is empty");
+
+            var layers = new List<LayerSpec>();
+            int i = 0;
+            foreach (var le in layersEl.EnumerateArray())
+            {
+                string f = $"layers[{i}]";
+                if (le.ValueKind != JsonValueKind.Object) throw new ProblemFormatException($"{f}: must be an object with weight and activation");
+                if (!le.TryGetProperty("weight", out var w)) throw new ProblemFormatException($"{f}.weight: missing");
+                var weight = Matrix(w, $"{f}.weight");
+                double[]? bias = null;
+                if (le.TryGetProperty("bias", out var b) && b.ValueKind != JsonValueKind.Null)
+                {
+                    bias = Vector(b, $"{f}.bias");
+                    if (bias.Length != weight.Length)
+                        throw new ProblemFormatException($"{f}.bias has {bias.Length} values but {f}.weight is {weight.Length}×{weight[0].Length}: expected {weight.Length}");
+                }
+                string act = "identity";
+                if (le.TryGetProperty("activation", out var a))
+                {
+                    if (a.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.activation: must be a string");
+                    act = a.GetString()!;
+                    if (Activations.TryCreate<double>(act) is null || act is "linear" or "none")
+                        throw new ProblemFormatException($"{f}.activation: unknown activation '{act}' (known: {string.Join(", ", Activations.Names)})");
+                }
+                if (i > 0)
+                {
+                    int prevOut = layers[i - 1].Weight.Length;
+                    if (weight[0].Length != prevOut)
+                        throw new ProblemFormatException($"{f}.weight is {weight.Length}×{weight[0].Length} but layers[{i - 1}] gives {prevOut} outputs");
+                }
+                layers.Add(new LayerSpec(weight, bias, act));
+                i++;
+            }
+
+            if (!root.TryGetProperty("input", out var inEl)) throw new ProblemFormatException("input: missing");
+            var input = Matrix(inEl, "input");
+            int inFeatures = layers[0].Weight[0].Length;
+            if (input[0].Length != inFeatures)
+                throw new ProblemFormatException($"input is {input.Length}×{input[0].Length} but layers[0].weight is {layers[0].Weight.Length}×{inFeatures}: expected {inFeatures} features per row");
+
+            LossKind loss = LossKind.None;
+            if (root.TryGetProperty("loss", out var lossEl) && lossEl.ValueKind != JsonValueKind.Null)
+            {
+                if (lossEl.ValueKind != JsonValueKind.String) throw new ProblemFormatException("loss: must be a string");
+                loss = lossEl.GetString() switch
+                {
+                    "mse" => LossKind.Mse,
+                    "cross_entropy" => LossKind.CrossEntropy,
+                    "bce_with_logits" => LossKind.BceWithLogits,
+                    "none" => LossKind.None,
+                    var s => throw new ProblemFormatException($"loss: unknown loss '{s}' (known: {string.Join(", ", LossNames)})"),
+                };
+            }
+
+            Reduction reduction = Reduction.Mean;
+            if (root.TryGetProperty("reduction", out var redEl) && redEl.ValueKind != JsonValueKind.Null)
+            {
+                if (redEl.ValueKind != JsonValueKind.String) throw new ProblemFormatException("reduction: must be a string");
+                reduction = redEl.GetString() switch
+                {
+                    "mean" => Reduction.Mean,
+                    "sum" => Reduction.Sum,
+                    var s => throw new ProblemFormatException($"reduction: unknown reduction '{s}' (known: mean, sum)"),
+                };
+            }
+
+            int batch = input.Length, outputs = layers[^1].Weight.Length;
+            double[][]? target = null;
+            int[]? classes = null;
+            if (loss != LossKind.None)
+            {
+                if (!root.TryGetProperty("target", out var tEl) || tEl.ValueKind == JsonValueKind.Null)
+                    throw new ProblemFormatException($"target: missing (loss {LossName(loss)} needs one)");
+                if (loss == LossKind.CrossEntropy)
+                {
+                    classes = ClassIndices(tEl, batch, outputs);
+                }
+                else
+                {
+                    target = Matrix(tEl, "target");
+                    if (target.Length != batch || target[0].Length != outputs)
+                        throw new ProblemFormatException($"target is {target.Length}×{target[0].Length} but the network gives {batch}×{outputs} outputs");
+                }
+            }
+
+            JsonElement? expected = root.TryGetProperty("expected", out var ex) ? ex.Clone() : null;
+            return new ProblemSpec(name, layers, input, loss, reduction, target, classes, expected);
+        }
+    }
+
+    private static int[] ClassIndices(JsonElement el, int batch, int classes)
+    {
+        if (el.ValueKind != JsonValueKind.Array) throw new ProblemFormatException("target: must be an array of class indices, one per input row");
+        int n = el.GetArrayLength();
+        if (n != batch) throw new ProblemFormatException($"target has {n} class indices but the input has {batch} rows");
+        var r = new int[n];
+        int i = 0;
+        foreach (var v in el.EnumerateArray())
+        {
+            double d = Number(v, $"target[{i}]");
+            if (d != Math.Floor(d)) throw new ProblemFormatException($"target[{i}] = {d.ToString(CultureInfo.InvariantCulture)} is not a class index (an integer)");
+            if (d < 0 || d >= classes)
+                throw new ProblemFormatException($"target[{i}] = {d.ToString(CultureInfo.InvariantCulture)} is out of range: the network gives {classes} classes (0..{classes - 1})");
+            r[i++] = (int)d;
+        }
+        return r;
+    }
+
+    private static double[][] Matrix(JsonElement el, string field)
+    {
+        if (el.ValueKind != JsonValueKind.Array) throw new ProblemFormatException($"{field}: must be a matrix (an array of rows)");
+        int rows = el.GetArrayLength();
+        if (rows == 0) throw new ProblemFormatException($"{field}: is empty");
+        var m = new double[rows][];
+        int i = 0, cols = -1;
+        foreach (var row in el.EnumerateArray())
+        {
+            if (row.ValueKind != JsonValueKind.Array) throw new ProblemFormatException($"{field}[{i}]: must be an array of numbers (a row)");
+            var v = Vector(row, $"{field}[{i}]");
+            if (cols < 0) cols = v.Length;
+            else if (v.Length != cols) throw new ProblemFormatException($"{field} is ragged: row {i} has {v.Length} values but row 0 has {cols}");
+            m[i++] = v;
+        }
+        if (cols == 0) throw new ProblemFormatException($"{field}: rows are empty");
+        return m;
+    }
+
+    private static double[] Vector(JsonElement el, string field)
+    {
+        if (el.ValueKind != JsonValueKind.Array) throw new ProblemFormatException($"{field}: must be an array of numbers");
+        var v = new double[el.GetArrayLength()];
+        int j = 0;
+        foreach (var x in el.EnumerateArray())
+        {
+            v[j] = Number(x, $"{field}[{j}]");
+            j++;
+        }
+        return v;
+    }
+
+    private static double Number(JsonElement x, string field)
+    {
+        if (x.ValueKind == JsonValueKind.String && x.GetString() is "NaN" or "Infinity" or "-Infinity")
+            throw new ProblemFormatException($"{field} is {x.GetString()}: numbers must be finite");
+        if (x.ValueKind != JsonValueKind.Number) throw new ProblemFormatException($"{field}: must be a number, not {Describe(x)}");
+        if (!x.TryGetDouble(out double d) || !double.IsFinite(d))
+            throw new ProblemFormatException($"{field} = {x.GetRawText()} is not a finite number");
+        return d;
+    }
+
+    private static string Describe(JsonElement x) => x.ValueKind switch
+    {
+        JsonValueKind.String => $"the string \"{Truncate(x.GetString()!)}\"",
+        JsonValueKind.Array => "an array",
+        JsonValueKind.Object => "an object",
+        JsonValueKind.True or JsonValueKind.False => "a boolean",
+        JsonValueKind.Null => "null",
+        _ => x.ValueKind.ToString(),
+    };
+
+    private static string Truncate(string s) => s.Length > 20 ? s[..20] + "…" : s;
+
+    private static string FirstSentence(string message)
+    {
+        var line = message.Split('\n')[0].Trim();
+        int cut = line.IndexOf(" Path:", StringComparison.Ordinal);
+        if (cut > 0) line = line[..cut];
+        return line.TrimEnd('.');
+    }
+
+    /// <summary>
+    /// Python's json module writes NaN and ±Infinity as bare words, which are not JSON. Quote them so that the
+    /// reader can name the field that holds one instead of failing on the whole file.
+    /// </summary>
+    internal static string QuoteNonFiniteLiterals(string json)
+    {
+        if (!json.Contains("NaN", StringComparison.Ordinal) && !json.Contains("Infinity", StringComparison.Ordinal)) return json;
+        var sb = new StringBuilder(json.Length + 16);
+        bool inString = false;
+        for (int i = 0; i < json.Length; i++)
+        {
+            char c = json[i];
+            if (inString)
+            {
+                sb.Append(c);
+                if (c == '\\' && i + 1 < json.Length) sb.Append(json[++i]);
+                else if (c == '"') inString = false;
+                continue;
+            }
+            if (c == '"') { inString = true; sb.Append(c); continue; }
+            string? word = Match(json, i, "-Infinity") ?? Match(json, i, "Infinity") ?? Match(json, i, "NaN");
+            if (word is not null)
+            {
+                sb.Append('"').Append(word).Append('"');
+                i += word.Length - 1;
+                continue;
+            }
+            sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    private static string? Match(string s, int i, string word) =>
+        string.CompareOrdinal(s, i, word, 0, word.Length) == 0 ? word : null;
+}
