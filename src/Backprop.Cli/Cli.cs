@@ -57,6 +57,17 @@ public static class Cli
     private static string OneLine(string s) =>
         System.Text.RegularExpressions.Regex.Replace(s.ReplaceLineEndings(" "), @"\s+", " ").Trim();
 
+    /// <summary>A Spectre console on the current stdout (which tests redirect), wide enough for tables when piped.</summary>
+    public static Spectre.Console.IAnsiConsole Ansi()
+    {
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Out = new Spectre.Console.AnsiConsoleOutput(Console.Out),
+        });
+        if (Console.IsOutputRedirected || Console.Out is StringWriter) console.Profile.Width = 160;
+        return console;
+    }
+
     public static Option<string> DTypeOption()
     {
         var o = new Option<string>("--dtype") { Description = "Precision: float64 or float32", DefaultValueFactory = _ => "float64" };

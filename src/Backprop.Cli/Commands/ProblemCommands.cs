@@ -164,11 +164,11 @@ public static class ProblemCommands
         foreach (var e in report.Entries)
         {
             table.AddRow(
-                Markup.Escape(e.Name), Markup.Escape(ShapeUtil.Format(e.Shape)), e.MaxAbsError.ToString("E2"), e.MaxRelError.ToString("E2"),
+                Markup.Escape(e.Name), Markup.Escape(ShapeUtil.Format(e.Shape)), e.MaxAbsError.ToString("0.00e+00"), e.MaxRelError.ToString("0.00e+00"),
                 Markup.Escape(Index(e.WorstIndex)), e.WorstAnalytic.ToString("G8"), e.WorstNumeric.ToString("G8"),
                 e.Passed ? "[green]pass[/]" : "[red]FAIL[/]");
         }
-        AnsiConsole.Write(table);
+        Cli.Ansi().Write(table);
         Console.WriteLine(report.Passed
             ? $"all {report.Entries.Count} tensors pass (|a − n| ≤ {report.AbsTolerance:G2} + {report.RelTolerance:G2}·|n|)"
             : $"{report.Entries.Count(e => !e.Passed)} of {report.Entries.Count} tensors FAIL (|a − n| ≤ {report.AbsTolerance:G2} + {report.RelTolerance:G2}·|n|)");
