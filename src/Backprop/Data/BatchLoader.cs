@@ -1,0 +1,167 @@
+using System.Numerics;
+
+namespace Backprop.Data;
+
+/// <summary>
+/// Serves mini-batches of a data set into buffers it owns and reuses: <see cref="BatchX"/> (BatchSize × FeatureCount,
+/// row-major) and <see cref="BatchY"/> (BatchSize). Each epoch visits every row exactly once, the last batch being
+/// partial when the row count is not a multiple of the batch size; <see cref="CurrentBatchSize"/> says how many rows of
+/// the buffers are valid. With shuffling, epoch e's order is a Fisher–Yates permutation from
+/// <c>new Random(unchecked(seed + e * 1_000_003))</c>, the same for the same seed and epoch regardless of
+/// what ran before. Nothing is allocated per batch; per epoch, only the <see cref="Random"/>.
+/// </summary>
+/// <example><code>
+/// var loader = new BatchLoader(train, batchSize: 64, seed: 42);
+/// for (int epoch = 0; epoch &lt; epochs; epoch++)
+/// {
+///     loader.StartEpoch(epoch);
+///     while (loader.MoveNext())
+///         Step(loader.CurrentX, loader.CurrentY);   // spans over the first CurrentBatchSize rows
+/// }
+/// </code></example>
+public sealed class BatchLoader
+{
+    private readonly float[] _features;
+    private readonly int[] _labels;
+    private readonly int[] _order;
+    private readonly bool _shuffle;
+    private readonly int _seed;
+    private int _position;
+
+    public BatchLoader(float[] features, int[] labels, int featureCount, int batchSize, int seed, bool shuffle = true)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
+        if ((long)labels.Length * featureCount != features.Length)
+            throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the feature array holds {features.Length}");
+        _features = features;
+        _labels = labels;
+        FeatureCount = featureCount;
+        Count = labels.Length;
+        BatchSize = Math.Max(1, Math.Min(batchSize, Math.Max(1, Count)));
+        _seed = seed;
+        _shuffle = shuffle;
+        _order = new int[Count];
+        BatchX = new float[checked(BatchSize * featureCount)];
+        BatchY = new int[BatchSize];
+        BatchIndices = new int[BatchSize];
+        Epoch = -1;
+        _position = Count; // nothing until StartEpoch
+    }
+
+    public BatchLoader(LabeledData data, int batchSize, int seed, bool shuffle = true)
+        : this((data ?? throw new ArgumentNullException(nameof(data))).Features, data.Labels, data.FeatureCount, batchSize, seed, shuffle) { }
+
+    /// <summary>Rows in the data set.</summary>
+    public int Count { get; }
+    public int FeatureCount { get; }
+    /// <summary>Rows in a full batch (the requested size, capped at <see cref="Count"/>).</summary>
+    public int BatchSize { get; }
+    /// <summary>Batches per epoch, counting the last partial one.</summary>
+    public int BatchesPerEpoch => (Count + BatchSize - 1) / BatchSize;
+    /// <summary>The epoch started last (−1 before the first).</summary>
+    public int Epoch { get; private set; }
+    /// <summary>The index within the epoch of the current batch (−1 before the first <see cref="MoveNext"/>).</summary>
+    public int BatchIndex { get; private set; } = -1;
+
+    /// <summary>Feature buffer, BatchSize × FeatureCount; the first CurrentBatchSize rows hold the current batch.</summary>
+    public float[] BatchX { get; }
+    /// <summary>Label buffer; the first CurrentBatchSize entries hold the current batch.</summary>
+    public int[] BatchY { get; }
+    /// <summary>The data-set row of each row of the current batch.</summary>
+    public int[] BatchIndices { get; }
+    /// <summary>Rows in the current batch: BatchSize, or fewer for the last one.</summary>
+    public int CurrentBatchSize { get; private set; }
+
+    public Span<float> CurrentX => BatchX.AsSpan(0, CurrentBatchSize * FeatureCount);
+    public Span<int> CurrentY => BatchY.AsSpan(0, CurrentBatchSize);
+    public ReadOnlySpan<int> CurrentIndices => BatchIndices.AsSpan(0, CurrentBatchSize);
+
+    /// <summary>The row order of the current epoch.</summary>
+    public ReadOnlySpan<int> EpochOrder => _order;
+
+    /// <summary>Starts epoch <paramref name="epoch"/>: sets up its (shuffled) row order and rewinds.</summary>
+    public void StartEpoch(int epoch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        for (int i = 0; i < _order.Length; i++) _order[i] = i;
+        if (_shuffle) DataSplit.Shuffle(_order, new Random(EpochSeed(_seed, epoch)));
+        Epoch = epoch;
+        _position = 0;
+        BatchIndex = -1;
+        CurrentBatchSize = 0;
+    }
+
+    /// <summary>The seed of epoch <paramref name="epoch"/>'s shuffle.</summary>
+    public static int EpochSeed(int seed, int epoch) => unchecked(seed + epoch * 1_000_003);
+
+    /// <summary>Fills the buffers with the next batch of the epoch; false when the epoch is over.</summary>
+    public bool MoveNext()
+    {
+        if (_position >= Count)
+        {
+            CurrentBatchSize = 0;
+            return false;
+        }
+        int b = Math.Min(BatchSize, Count - _position);
+        int d = FeatureCount;
+        var src = _features.AsSpan();
+        var dst = BatchX.AsSpan();
+        for (int k = 0; k < b; k++)
+        {
+            int row = _order[_position + k];
+            BatchIndices[k] = row;
+            BatchY[k] = _labels[row];
+            src.Slice(row * d, d).CopyTo(dst.Slice(k * d, d));
+        }
+        _position += b;
+        CurrentBatchSize = b;
+        BatchIndex++;
+        return true;
+    }
+
+    /// <summary>Starts <paramref name="epoch"/> and yields the batch index as each batch is loaded into the buffers.</summary>
+    public IEnumerable<int> Batches(int epoch)
+    {
+        StartEpoch(epoch);
+        while (MoveNext()) yield return BatchIndex;
+    }
+
+    /// <summary>Copies the current batch's features into <paramref name="destination"/> (at least CurrentBatchSize × FeatureCount long).</summary>
+    public void CopyBatchX(Span<double> destination)
+    {
+        var src = CurrentX;
+        if (destination.Length < src.Length)
+            throw new ArgumentException($"the destination holds {destination.Length} values but the batch has {src.Length}", nameof(destination));
+        for (int i = 0; i < src.Length; i++) destination[i] = src[i];
+    }
+
+    /// <summary>Copies the current batch's features into <paramref name="destination"/>, converting to <typeparamref name="T"/>.</summary>
+    public void CopyBatchX<T>(Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var src = CurrentX;
+        if (destination.Length < src.Length)
+            throw new ArgumentException($"the destination holds {destination.Length} values but the batch has {src.Length}", nameof(destination));
+        if (typeof(T) == typeof(float))
+        {
+            src.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(destination));
+            return;
+        }
+        for (int i = 0; i < src.Length; i++) destination[i] = T.CreateTruncating(src[i]);
+    }
+
+    /// <summary>Copies the current batch's labels into <paramref name="destination"/>.</summary>
+    public void CopyBatchY(Span<int> destination) => CurrentY.CopyTo(destination);
+
+    /// <summary>
+    /// Copies the current batch's features into a tensor of shape [BatchSize, FeatureCount] (or larger data) that
+    /// the caller reuses; rows past CurrentBatchSize are left as they were.
+    /// </summary>
+    public void CopyBatchX<T>(Tensor<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        CopyBatchX(destination.Span);
+    }
+}

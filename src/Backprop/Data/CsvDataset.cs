@@ -1,0 +1,333 @@
+using System.Globalization;
+using System.Text;
+using Backprop.IO;
+
+namespace Backprop.Data;
+
+/// <summary>
+/// A classification data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
+/// The label column is the one the caller names, else the one named <c>label</c>, else the last column; every other
+/// column is a numeric feature (invariant culture). Fields may be quoted as in RFC 4180 and are trimmed of whitespace.
+/// Blank lines are skipped. In messages, "row N" is the file's line N (the header is row 1), where the record starts.
+/// </summary>
+/// <remarks>
+/// Class indices: the distinct label strings sorted (numerically when every label is an integer, e.g. "2" &lt; "10";
+/// ordinally otherwise) map to 0, 1, …; <see cref="LabelNames"/>[i] is class i's name. Pass the names saved with a model
+/// as <c>labelNames</c> to map labels the same way at predict time (an unknown label is then an error).
+/// </remarks>
+public sealed class CsvDataset
+{
+    private CsvDataset(string source, string[] featureNames, string labelColumn, string[] labelNames, LabeledData data)
+    {
+        Source = source;
+        FeatureNames = featureNames;
+        LabelColumn = labelColumn;
+        LabelNames = labelNames;
+        Data = data;
+    }
+
+    /// <summary>The file (or source name) the data came from.</summary>
+    public string Source { get; }
+    /// <summary>Header names of the feature columns, in order.</summary>
+    public string[] FeatureNames { get; }
+    /// <summary>Header name of the label column.</summary>
+    public string LabelColumn { get; }
+    /// <summary>Class index → label string. Save it with a model.</summary>
+    public string[] LabelNames { get; }
+    public LabeledData Data { get; }
+
+    public float[] Features => Data.Features;
+    public int[] Labels => Data.Labels;
+    public int Count => Data.Count;
+    public int FeatureCount => Data.FeatureCount;
+    public int ClassCount => LabelNames.Length;
+
+    /// <summary>Reads a CSV file (or gzipped CSV).</summary>
+    /// <param name="labelColumn">The label column's header name; null for <c>label</c>, else the last column.</param>
+    /// <param name="labelNames">A saved class mapping (class index → name) to use instead of deriving one.</param>
+    public static CsvDataset Load(string path, string? labelColumn = null, IReadOnlyList<string>? labelNames = null)
+        => Parse(DataInput.ReadMaybeGzip(path), path, labelColumn, labelNames);
+
+    /// <summary>Parses CSV content (UTF-8, optionally gzipped); <paramref name="source"/> names it in errors.</summary>
+    public static CsvDataset Parse(byte[] content, string source, string? labelColumn = null, IReadOnlyList<string>? labelNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var bytes = DataInput.MaybeGunzip(content, source);
+        var span = bytes.AsSpan();
+        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+        return ParseText(Encoding.UTF8.GetString(span), source, labelColumn, labelNames);
+    }
+
+    /// <summary>Parses CSV text; <paramref name="source"/> names it in errors.</summary>
+    public static CsvDataset ParseText(string text, string source, string? labelColumn = null, IReadOnlyList<string>? labelNames = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        ArgumentNullException.ThrowIfNull(source);
+        var reader = new CsvRecordReader(text, source);
+        var fields = new List<string>();
+        if (!reader.Next(fields, out _))
+            throw new DataFormatException(source, "the file is empty (expected a header row and data rows)");
+        var header = fields.ToArray();
+        int columns = header.Length;
+        CheckHeader(source, header);
+        int labelIndex = FindLabelColumn(source, header, labelColumn);
+        if (columns < 2)
+            throw new DataFormatException(source, $"the header has only the label column {DataFormatException.Quote(header[labelIndex])}, no feature columns");
+        int d = columns - 1;
+        var featureNames = new string[d];
+        for (int c = 0, k = 0; c < columns; c++) if (c != labelIndex) featureNames[k++] = header[c];
+
+        var features = new List<float>();
+        var labelStrings = new List<string>();
+        var labelRows = new List<int>();
+        while (reader.Next(fields, out int row))
+        {
+            if (fields.Count != columns)
+                throw new DataFormatException(source, $"row {row} has {fields.Count} fields but the header has {columns} columns");
+            for (int c = 0; c < columns; c++)
+            {
+                string f = fields[c];
+                if (c == labelIndex)
+                {
+                    if (f.Length == 0)
+                        throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: the label is empty");
+                    labelStrings.Add(f);
+                    labelRows.Add(row);
+                    continue;
+                }
+                if (!float.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out float v))
+                    throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: {DataFormatException.Quote(f)} is not a number");
+                if (!float.IsFinite(v))
+                    throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: {DataFormatException.Quote(f)} is not a finite number");
+                features.Add(v);
+            }
+        }
+        if (labelStrings.Count == 0)
+            throw new DataFormatException(source, "no data rows after the header");
+
+        string labelName = header[labelIndex];
+        int[] labels;
+        string[] names;
+        if (labelNames is not null)
+        {
+            names = labelNames.ToArray();
+            labels = MapWithNames(source, labelName, labelStrings, labelRows, names);
+        }
+        else
+        {
+            (labels, names) = DeriveClasses(labelStrings);
+        }
+        var data = new LabeledData(features.ToArray(), labels, d);
+        return new CsvDataset(source, featureNames, labelName, names, data);
+    }
+
+    private static void CheckHeader(string source, string[] header)
+    {
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int c = 0; c < header.Length; c++)
+        {
+            if (seen.TryGetValue(header[c], out int first))
+                throw new DataFormatException(source, $"the header names column {DataFormatException.Quote(header[c])} twice (columns {first + 1} and {c + 1})");
+            seen[header[c]] = c;
+        }
+    }
+
+    private static int FindLabelColumn(string source, string[] header, string? labelColumn)
+    {
+        if (labelColumn is null)
+        {
+            int i = Array.IndexOf(header, "label");
+            if (i >= 0) return i;
+            var ci = FindIgnoreCase(header, "label");
+            return ci >= 0 ? ci : header.Length - 1;
+        }
+        int exact = Array.IndexOf(header, labelColumn);
+        if (exact >= 0) return exact;
+        int loose = FindIgnoreCase(header, labelColumn);
+        if (loose >= 0) return loose;
+        const int Shown = 12;
+        string list = string.Join(", ", header.Take(Shown).Select(DataFormatException.Quote)) + (header.Length > Shown ? $", … ({header.Length} columns)" : "");
+        throw new DataFormatException(source, $"no label column named {DataFormatException.Quote(labelColumn)}; the header has {list}");
+    }
+
+    private static int FindIgnoreCase(string[] header, string name)
+    {
+        int found = -1;
+        for (int c = 0; c < header.Length; c++)
+        {
+            if (string.Equals(header[c], name, StringComparison.OrdinalIgnoreCase))
+            {
+                if (found >= 0) return -1; // ambiguous
+                found = c;
+            }
+        }
+        return found;
+    }
+
+    /// <summary>Parses an integer label: an integer, or a float with an integral value ("3.0").</summary>
+    internal static bool TryParseIntegerLabel(string s, out long value)
+    {
+        if (long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out value)) return true;
+        if (double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double d)
+            && double.IsFinite(d) && Math.Floor(d) == d && Math.Abs(d) <= 9007199254740992.0)
+        {
+            value = (long)d;
+            return true;
+        }
+        value = 0;
+        return false;
+    }
+
+    /// <summary>
+    /// Derives the class mapping: sorted distinct labels (numerically when all are integers) → 0, 1, ….
+    /// Returns the class index of each label and the class names.
+    /// </summary>
+    public static (int[] Labels, string[] Names) DeriveClasses(IReadOnlyList<string> labels)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        var values = new long[labels.Count];
+        bool numeric = true;
+        for (int i = 0; i < labels.Count && numeric; i++)
+            numeric = TryParseIntegerLabel(labels[i], out values[i]);
+        var result = new int[labels.Count];
+        if (numeric)
+        {
+            var distinct = values.Distinct().Order().ToArray();
+            var index = new Dictionary<long, int>(distinct.Length);
+            for (int k = 0; k < distinct.Length; k++) index[distinct[k]] = k;
+            for (int i = 0; i < values.Length; i++) result[i] = index[values[i]];
+            return (result, distinct.Select(v => v.ToString(CultureInfo.InvariantCulture)).ToArray());
+        }
+        else
+        {
+            var distinct = labels.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+            var index = new Dictionary<string, int>(distinct.Length, StringComparer.Ordinal);
+            for (int k = 0; k < distinct.Length; k++) index[distinct[k]] = k;
+            for (int i = 0; i < labels.Count; i++) result[i] = index[labels[i]];
+            return (result, distinct);
+        }
+    }
+
+    /// <summary>
+    /// Maps label strings to class indices with a saved mapping (class index → name). A label matches a name
+    /// exactly, or numerically when both are integers ("3.0" matches "3"). Throws <see cref="DataFormatException"/>
+    /// naming the first unknown label.
+    /// </summary>
+    public static int[] MapLabels(IReadOnlyList<string> labels, IReadOnlyList<string> labelNames, string source)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentNullException.ThrowIfNull(labelNames);
+        var rows = Enumerable.Range(0, labels.Count).ToList();
+        return MapWithNames(source, null, labels, rows, labelNames.ToArray(), rowsAreIndices: true);
+    }
+
+    private static int[] MapWithNames(string source, string? labelColumn, IReadOnlyList<string> labels, List<int> rows, string[] names, bool rowsAreIndices = false)
+    {
+        if (names.Length == 0) throw new ArgumentException("the saved label mapping has no classes", nameof(names));
+        var exact = new Dictionary<string, int>(names.Length, StringComparer.Ordinal);
+        var numeric = new Dictionary<long, int>();
+        for (int k = 0; k < names.Length; k++)
+        {
+            ArgumentNullException.ThrowIfNull(names[k], nameof(names));
+            if (!exact.TryAdd(names[k], k))
+                throw new ArgumentException($"the saved label mapping names class {DataFormatException.Quote(names[k])} twice", nameof(names));
+            if (TryParseIntegerLabel(names[k], out long v)) numeric.TryAdd(v, k);
+        }
+        var result = new int[labels.Count];
+        for (int i = 0; i < labels.Count; i++)
+        {
+            string s = labels[i];
+            if (exact.TryGetValue(s, out int k) || (TryParseIntegerLabel(s, out long v) && numeric.TryGetValue(v, out k)))
+            {
+                result[i] = k;
+                continue;
+            }
+            const int Shown = 12;
+            string known = string.Join(", ", names.Take(Shown)) + (names.Length > Shown ? ", …" : "");
+            string where = rowsAreIndices ? $"label {rows[i]}" : $"row {rows[i]}, column {DataFormatException.Quote(labelColumn ?? "label")}";
+            throw new DataFormatException(source, $"{where}: {DataFormatException.Quote(s)} is not one of the {names.Length} known classes ({known})");
+        }
+        return result;
+    }
+
+    /// <summary>Splits CSV text into records of trimmed fields (RFC 4180 quoting), skipping blank lines.</summary>
+    private sealed class CsvRecordReader(string text, string source)
+    {
+        private int _pos;
+        private int _line = 1;
+        private readonly StringBuilder _sb = new();
+
+        /// <summary>Reads the next non-blank record; <paramref name="row"/> is the line it starts on.</summary>
+        public bool Next(List<string> fields, out int row)
+        {
+            fields.Clear();
+            while (true)
+            {
+                // Skip blank lines (only whitespace).
+                int p = _pos;
+                while (p < text.Length && (text[p] == ' ' || text[p] == '\t')) p++;
+                if (p >= text.Length) { _pos = p; row = _line; return false; }
+                if (text[p] == '\n' || text[p] == '\r')
+                {
+                    p += text[p] == '\r' && p + 1 < text.Length && text[p + 1] == '\n' ? 2 : 1;
+                    _pos = p;
+                    _line++;
+                    continue;
+                }
+                break;
+            }
+            row = _line;
+            while (true)
+            {
+                fields.Add(ReadField(row, out bool endOfRecord));
+                if (endOfRecord) return true;
+            }
+        }
+
+        private string ReadField(int row, out bool endOfRecord)
+        {
+            int p = _pos;
+            while (p < text.Length && (text[p] == ' ' || text[p] == '\t')) p++;
+            string value;
+            if (p < text.Length && text[p] == '"')
+            {
+                _sb.Clear();
+                p++;
+                while (true)
+                {
+                    if (p >= text.Length)
+                        throw new DataFormatException(source, $"row {row}: a quoted field is never closed");
+                    char c = text[p];
+                    if (c == '"')
+                    {
+                        if (p + 1 < text.Length && text[p + 1] == '"') { _sb.Append('"'); p += 2; continue; }
+                        p++;
+                        break;
+                    }
+                    if (c == '\n') _line++;
+                    else if (c == '\r' && !(p + 1 < text.Length && text[p + 1] == '\n')) _line++;
+                    _sb.Append(c);
+                    p++;
+                }
+                while (p < text.Length && (text[p] == ' ' || text[p] == '\t')) p++;
+                if (p < text.Length && text[p] != ',' && text[p] != '\n' && text[p] != '\r')
+                    throw new DataFormatException(source, $"row {_line}: unexpected {DataFormatException.Quote(text[p].ToString())} after a closing quote");
+                value = _sb.ToString().Trim();
+            }
+            else
+            {
+                int start = p;
+                while (p < text.Length && text[p] != ',' && text[p] != '\n' && text[p] != '\r') p++;
+                value = text.AsSpan(start, p - start).Trim().ToString();
+            }
+            if (p >= text.Length) { endOfRecord = true; _pos = p; return value; }
+            if (text[p] == ',') { endOfRecord = false; _pos = p + 1; return value; }
+            // Line end.
+            p += text[p] == '\r' && p + 1 < text.Length && text[p + 1] == '\n' ? 2 : 1;
+            _line++;
+            endOfRecord = true;
+            _pos = p;
+            return value;
+        }
+    }
+}

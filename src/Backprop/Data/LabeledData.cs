@@ -1,0 +1,65 @@
+namespace Backprop.Data;
+
+/// <summary>
+/// A labelled classification data set held in memory: <see cref="Count"/> rows of <see cref="FeatureCount"/>
+/// float features (row-major in <see cref="Features"/>) and one class index per row in <see cref="Labels"/>.
+/// </summary>
+public sealed class LabeledData
+{
+    public LabeledData(float[] features, int[] labels, int featureCount)
+    {
+        ArgumentNullException.ThrowIfNull(features);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
+        if ((long)labels.Length * featureCount != features.Length)
+            throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the feature array holds {features.Length}");
+        Features = features;
+        Labels = labels;
+        FeatureCount = featureCount;
+    }
+
+    /// <summary>Row-major Count × FeatureCount features.</summary>
+    public float[] Features { get; }
+    /// <summary>One class index per row.</summary>
+    public int[] Labels { get; }
+    public int FeatureCount { get; }
+    public int Count => Labels.Length;
+
+    /// <summary>Row <paramref name="i"/>'s features.</summary>
+    public Span<float> Row(int i) => Features.AsSpan(checked(i * FeatureCount), FeatureCount);
+
+    /// <summary>The rows at <paramref name="indices"/>, in that order, copied into a new data set.</summary>
+    public LabeledData Subset(ReadOnlySpan<int> indices)
+    {
+        int d = FeatureCount;
+        var x = new float[(long)indices.Length * d];
+        var y = new int[indices.Length];
+        for (int k = 0; k < indices.Length; k++)
+        {
+            int i = indices[k];
+            if ((uint)i >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(indices), $"index {i} is outside 0..{Count - 1}");
+            Features.AsSpan(i * d, d).CopyTo(x.AsSpan(k * d, d));
+            y[k] = Labels[i];
+        }
+        return new LabeledData(x, y, d);
+    }
+
+    /// <summary>The features as a Count × FeatureCount tensor sharing <see cref="Features"/>.</summary>
+    public Tensor<float> FeaturesTensor() => new(Features, Count, FeatureCount);
+
+    /// <summary>The features converted to double, Count × FeatureCount.</summary>
+    public Tensor<double> FeaturesTensorDouble()
+    {
+        var d = new double[Features.Length];
+        for (int i = 0; i < d.Length; i++) d[i] = Features[i];
+        return new Tensor<double>(d, Count, FeatureCount);
+    }
+
+    /// <summary>Number of classes: one more than the largest label (0 when empty).</summary>
+    public int ClassCountFromLabels()
+    {
+        int max = -1;
+        foreach (var l in Labels) if (l > max) max = l;
+        return max + 1;
+    }
+}

@@ -1,0 +1,259 @@
+using System.Globalization;
+using System.Text.Json;
+using Backprop.IO;
+
+namespace Backprop.Data;
+
+/// <summary>
+/// Per-feature standardisation x' = (x − mean) / std. Fit it on the training split only, then apply the same
+/// statistics to validation, test and predict-time data. The population standard deviation is used, and a feature
+/// with std 0 (constant) gets std 1. <see cref="Mean"/> and <see cref="Std"/> can be saved as model metadata
+/// (<see cref="WriteMetadata"/>) and restored (<see cref="ReadMetadata"/>).
+/// </summary>
+public sealed class Standardizer
+{
+    public const string DefaultMetadataPrefix = "standardizer";
+
+    /// <summary>Restores a standardizer from saved statistics.</summary>
+    public Standardizer(float[] mean, float[] std)
+    {
+        ArgumentNullException.ThrowIfNull(mean);
+        ArgumentNullException.ThrowIfNull(std);
+        if (mean.Length != std.Length)
+            throw new ArgumentException($"mean has {mean.Length} features but std has {std.Length}");
+        for (int j = 0; j < std.Length; j++)
+        {
+            if (!float.IsFinite(mean[j])) throw new ArgumentException($"mean of feature {j} is {mean[j]}, not finite");
+            if (!float.IsFinite(std[j]) || std[j] <= 0) throw new ArgumentException($"std of feature {j} is {std[j]}, not a positive finite number");
+        }
+        Mean = mean;
+        Std = std;
+    }
+
+    public float[] Mean { get; }
+    public float[] Std { get; }
+    public int FeatureCount => Mean.Length;
+
+    /// <summary>Computes per-feature mean and std of row-major <paramref name="features"/> with <paramref name="featureCount"/> columns.</summary>
+    public static Standardizer Fit(ReadOnlySpan<float> features, int featureCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
+        if (features.Length % featureCount != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {featureCount} features");
+        int n = features.Length / featureCount;
+        if (n == 0) throw new ArgumentException("cannot fit a standardizer on zero rows");
+        var sum = new double[featureCount];
+        for (int i = 0; i < n; i++)
+        {
+            var row = features.Slice(i * featureCount, featureCount);
+            for (int j = 0; j < featureCount; j++) sum[j] += row[j];
+        }
+        var mean = new double[featureCount];
+        for (int j = 0; j < featureCount; j++) mean[j] = sum[j] / n;
+        // Second pass on deviations: numerically stable.
+        var ss = new double[featureCount];
+        for (int i = 0; i < n; i++)
+        {
+            var row = features.Slice(i * featureCount, featureCount);
+            for (int j = 0; j < featureCount; j++)
+            {
+                double dv = row[j] - mean[j];
+                ss[j] += dv * dv;
+            }
+        }
+        var m = new float[featureCount];
+        var s = new float[featureCount];
+        for (int j = 0; j < featureCount; j++)
+        {
+            m[j] = (float)mean[j];
+            double sd = Math.Sqrt(ss[j] / n);
+            // Constant features (and those whose spread is lost in rounding) are left unscaled.
+            s[j] = sd > 1e-12 * Math.Max(1.0, Math.Abs(mean[j])) && double.IsFinite(sd) ? (float)sd : 1f;
+            if (s[j] == 0f || !float.IsFinite(s[j])) s[j] = 1f;
+        }
+        return new Standardizer(m, s);
+    }
+
+    /// <summary>Fits on a (training) data set's features.</summary>
+    public static Standardizer Fit(LabeledData train)
+    {
+        ArgumentNullException.ThrowIfNull(train);
+        return Fit(train.Features, train.FeatureCount);
+    }
+
+    /// <summary>Standardises row-major <paramref name="features"/> in place.</summary>
+    public void Apply(Span<float> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        var inv = new float[d];
+        for (int j = 0; j < d; j++) inv[j] = 1f / Std[j];
+        for (int i = 0; i < features.Length; i += d)
+        {
+            var row = features.Slice(i, d);
+            for (int j = 0; j < d; j++) row[j] = (row[j] - Mean[j]) * inv[j];
+        }
+    }
+
+    /// <summary>Standardises row-major double <paramref name="features"/> in place.</summary>
+    public void Apply(Span<double> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        for (int i = 0; i < features.Length; i += d)
+        {
+            var row = features.Slice(i, d);
+            for (int j = 0; j < d; j++) row[j] = (row[j] - Mean[j]) / Std[j];
+        }
+    }
+
+    /// <summary>Standardises a data set's features in place (and returns it).</summary>
+    public LabeledData Apply(LabeledData data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        CheckFeatureCount(data.FeatureCount);
+        Apply(data.Features.AsSpan());
+        return data;
+    }
+
+    /// <summary>A standardised copy of a data set (the original is left as it is).</summary>
+    public LabeledData Transform(LabeledData data)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        CheckFeatureCount(data.FeatureCount);
+        var x = (float[])data.Features.Clone();
+        Apply(x.AsSpan());
+        return new LabeledData(x, (int[])data.Labels.Clone(), data.FeatureCount);
+    }
+
+    /// <summary>Undoes <see cref="Apply(Span{float})"/> in place.</summary>
+    public void Invert(Span<float> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        for (int i = 0; i < features.Length; i += d)
+        {
+            var row = features.Slice(i, d);
+            for (int j = 0; j < d; j++) row[j] = row[j] * Std[j] + Mean[j];
+        }
+    }
+
+    private void CheckFeatureCount(int d)
+    {
+        if (d != FeatureCount)
+            throw new ArgumentException($"the standardizer was fitted on {FeatureCount} features but the data has {d}");
+    }
+
+    /// <summary>Stores the statistics as "<paramref name="prefix"/>.mean" and ".std", JSON arrays of round-trip floats.</summary>
+    public void WriteMetadata(IDictionary<string, string> metadata, string prefix = DefaultMetadataPrefix)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        metadata[prefix + ".mean"] = DataMetadata.FloatsToJson(Mean);
+        metadata[prefix + ".std"] = DataMetadata.FloatsToJson(Std);
+    }
+
+    /// <summary>
+    /// Restores a standardizer written by <see cref="WriteMetadata"/>; null when the metadata has none.
+    /// Malformed entries throw <see cref="DataFormatException"/> naming <paramref name="source"/>.
+    /// </summary>
+    public static Standardizer? ReadMetadata(IReadOnlyDictionary<string, string> metadata, string source, string prefix = DefaultMetadataPrefix)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        bool hasMean = metadata.TryGetValue(prefix + ".mean", out var meanJson);
+        bool hasStd = metadata.TryGetValue(prefix + ".std", out var stdJson);
+        if (!hasMean && !hasStd) return null;
+        if (!hasMean || !hasStd)
+            throw new DataFormatException(source, $"metadata has '{prefix}.{(hasMean ? "mean" : "std")}' but not '{prefix}.{(hasMean ? "std" : "mean")}'");
+        var mean = DataMetadata.FloatsFromJson(meanJson!, source, prefix + ".mean");
+        var std = DataMetadata.FloatsFromJson(stdJson!, source, prefix + ".std");
+        try
+        {
+            return new Standardizer(mean, std);
+        }
+        catch (ArgumentException e)
+        {
+            throw new DataFormatException(source, $"metadata '{prefix}': {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>Encoding of data-preparation facts (label names, float arrays) as safetensors metadata strings.</summary>
+public static class DataMetadata
+{
+    public const string LabelNamesKey = "label_names";
+
+    public static string FloatsToJson(ReadOnlySpan<float> values)
+    {
+        var sb = new System.Text.StringBuilder(values.Length * 12 + 2);
+        sb.Append('[');
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (i > 0) sb.Append(',');
+            sb.Append(values[i].ToString("R", CultureInfo.InvariantCulture));
+        }
+        sb.Append(']');
+        return sb.ToString();
+    }
+
+    public static float[] FloatsFromJson(string json, string source, string key)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Array)
+                throw new DataFormatException(source, $"metadata '{key}' is not a JSON array of numbers");
+            var result = new float[doc.RootElement.GetArrayLength()];
+            int i = 0;
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                if (e.ValueKind != JsonValueKind.Number || !e.TryGetDouble(out double v) || !double.IsFinite(v))
+                    throw new DataFormatException(source, $"metadata '{key}' element {i} is not a finite number");
+                result[i++] = (float)v;
+            }
+            return result;
+        }
+        catch (JsonException e)
+        {
+            throw new DataFormatException(source, $"metadata '{key}' is not valid JSON ({e.Message})", e);
+        }
+    }
+
+    /// <summary>Stores class index → name as the JSON array under <see cref="LabelNamesKey"/>.</summary>
+    public static void WriteLabelNames(IDictionary<string, string> metadata, IReadOnlyList<string> labelNames, string key = LabelNamesKey)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        ArgumentNullException.ThrowIfNull(labelNames);
+        metadata[key] = JsonSerializer.Serialize(labelNames.ToArray());
+    }
+
+    /// <summary>Reads the class names written by <see cref="WriteLabelNames"/>; null when absent.</summary>
+    public static string[]? ReadLabelNames(IReadOnlyDictionary<string, string> metadata, string source, string key = LabelNamesKey)
+    {
+        ArgumentNullException.ThrowIfNull(metadata);
+        if (!metadata.TryGetValue(key, out var json)) return null;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Array)
+                throw new DataFormatException(source, $"metadata '{key}' is not a JSON array of strings");
+            var names = new List<string>();
+            foreach (var e in doc.RootElement.EnumerateArray())
+            {
+                if (e.ValueKind != JsonValueKind.String)
+                    throw new DataFormatException(source, $"metadata '{key}' element {names.Count} is not a string");
+                names.Add(e.GetString()!);
+            }
+            if (names.Count == 0) throw new DataFormatException(source, $"metadata '{key}' names no classes");
+            if (names.Distinct(StringComparer.Ordinal).Count() != names.Count)
+                throw new DataFormatException(source, $"metadata '{key}' names a class twice");
+            return names.ToArray();
+        }
+        catch (JsonException e)
+        {
+            throw new DataFormatException(source, $"metadata '{key}' is not valid JSON ({e.Message})", e);
+        }
+    }
+}

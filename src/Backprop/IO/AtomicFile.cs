@@ -1,0 +1,72 @@
+using System.Text;
+
+namespace Backprop.IO;
+
+/// <summary>
+/// Writes files atomically: the content goes to a uniquely named temporary file in the same directory,
+/// which is flushed to disk (fsync) and then renamed over the destination. Readers see either the old
+/// file or the complete new one, never a partial write. On failure the temporary file is removed and the
+/// destination is left untouched.
+/// </summary>
+public static class AtomicFile
+{
+    /// <summary>Writes <paramref name="path"/> atomically with the bytes <paramref name="write"/> puts into the stream.</summary>
+    /// <remarks>The stream is a buffered <see cref="FileStream"/>; <paramref name="write"/> must not dispose it.
+    /// The destination directory must exist.</remarks>
+    public static void Write(string path, Action<Stream> write)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(write);
+        string full = Path.GetFullPath(path);
+        string dir = Path.GetDirectoryName(full) ?? ".";
+        string name = Path.GetFileName(full);
+        if (name.Length == 0) throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
+
+        string temp = Path.Combine(dir, $".{name}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                write(fs);
+                fs.Flush(flushToDisk: true);
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        catch
+        {
+            try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            throw;
+        }
+    }
+
+    /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/> atomically.</summary>
+    public static void WriteAllBytes(string path, byte[] bytes)
+    {
+        ArgumentNullException.ThrowIfNull(bytes);
+        Write(path, s => s.Write(bytes, 0, bytes.Length));
+    }
+
+    /// <summary>Writes <paramref name="text"/> to <paramref name="path"/> atomically, as UTF-8 without a byte-order mark unless <paramref name="encoding"/> says otherwise.</summary>
+    public static void WriteAllText(string path, string text, Encoding? encoding = null)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var enc = encoding ?? new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
+        Write(path, s =>
+        {
+            var preamble = enc.GetPreamble();
+            if (preamble.Length > 0) s.Write(preamble);
+            s.Write(enc.GetBytes(text));
+        });
+    }
+
+    /// <summary>Writes the lines, each followed by '\n', to <paramref name="path"/> atomically as UTF-8.</summary>
+    public static void WriteAllLines(string path, IEnumerable<string> lines)
+    {
+        ArgumentNullException.ThrowIfNull(lines);
+        Write(path, s =>
+        {
+            using var w = new StreamWriter(s, new UTF8Encoding(false), 1 << 16, leaveOpen: true) { NewLine = "\n" };
+            foreach (var line in lines) w.WriteLine(line);
+        });
+    }
+}

@@ -1,0 +1,145 @@
+using System.Buffers.Binary;
+
+namespace Backprop.IO;
+
+/// <summary>Images read from an IDX3 file: <see cref="Count"/> images of <see cref="Rows"/>×<see cref="Cols"/> pixels, scaled to [0, 1].</summary>
+public sealed class IdxImages
+{
+    internal IdxImages(float[] pixels, int count, int rows, int cols)
+    {
+        Pixels = pixels;
+        Count = count;
+        Rows = rows;
+        Cols = cols;
+    }
+
+    /// <summary>Row-major Count × (Rows·Cols) pixels, each byte / 255.</summary>
+    public float[] Pixels { get; }
+    public int Count { get; }
+    public int Rows { get; }
+    public int Cols { get; }
+    /// <summary>Rows·Cols, the feature count of one flattened image.</summary>
+    public int PixelsPerImage => Rows * Cols;
+
+    /// <summary>Image <paramref name="i"/>'s pixels.</summary>
+    public ReadOnlySpan<float> Image(int i) => Pixels.AsSpan(checked(i * PixelsPerImage), PixelsPerImage);
+
+    /// <summary>The images as a Count × (Rows·Cols) tensor sharing <see cref="Pixels"/>.</summary>
+    public Tensor<float> ToTensor() => new(Pixels, Count, PixelsPerImage);
+}
+
+/// <summary>
+/// Reads the IDX format of MNIST: a big-endian header (magic 0x00000803 for images, 0x00000801 for labels,
+/// the count, and for images the rows and columns) followed by one unsigned byte per pixel or label.
+/// Gzipped files are detected by their magic bytes (1f 8b), not their name. The file length must match the header exactly.
+/// </summary>
+public static class IdxReader
+{
+    public const int ImagesMagic = 0x00000803;
+    public const int LabelsMagic = 0x00000801;
+
+    private static readonly float[] ByteToUnit = BuildTable();
+
+    private static float[] BuildTable()
+    {
+        var t = new float[256];
+        for (int i = 0; i < 256; i++) t[i] = i / 255f;
+        return t;
+    }
+
+    /// <summary>Reads an IDX3 image file (raw or gzipped); pixels become byte/255.</summary>
+    public static IdxImages ReadImages(string path) => ParseImages(DataInput.ReadMaybeGzip(path), path);
+
+    /// <summary>Reads an IDX1 label file (raw or gzipped).</summary>
+    public static int[] ReadLabels(string path) => ParseLabels(DataInput.ReadMaybeGzip(path), path);
+
+    /// <summary>Reads an IDX1 label file (raw or gzipped) as its raw bytes.</summary>
+    public static byte[] ReadLabelBytes(string path) => ParseLabelBytes(DataInput.ReadMaybeGzip(path), path);
+
+    /// <summary>Parses the content of an IDX3 image file (raw or gzipped); <paramref name="source"/> names it in errors.</summary>
+    public static IdxImages ParseImages(byte[] content, string source)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var data = DataInput.MaybeGunzip(content, source);
+        const int HeaderBytes = 16;
+        CheckMagic(data, source, ImagesMagic, "images (IDX3)");
+        if (data.Length < HeaderBytes)
+            throw new DataFormatException(source, $"the file holds {data.Length} bytes, too short for the 16-byte IDX3 image header");
+        long count = ReadDim(data, 4, source, "image count");
+        long rows = ReadDim(data, 8, source, "rows");
+        long cols = ReadDim(data, 12, source, "columns");
+        if (rows == 0 || cols == 0)
+            throw new DataFormatException(source, $"header claims images of {rows}×{cols}; both dimensions must be at least 1");
+        long perImage = rows * cols; // < 2^62
+        long held = data.Length - HeaderBytes;
+        bool fits = perImage <= Array.MaxLength && (count == 0 || perImage <= Array.MaxLength / count);
+        if (!fits || count * perImage != held)
+            throw new DataFormatException(source,
+                $"header claims {count} images of {rows}×{cols} ({FormatBytes(count, perImage)} of pixels) but the file holds {held} bytes of pixels");
+        long expected = count * perImage;
+
+        var pixels = new float[expected];
+        var src = data.AsSpan(HeaderBytes);
+        var table = ByteToUnit;
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = table[src[i]];
+        return new IdxImages(pixels, (int)count, (int)rows, (int)cols);
+    }
+
+    /// <summary>Parses the content of an IDX1 label file (raw or gzipped) into ints.</summary>
+    public static int[] ParseLabels(byte[] content, string source)
+    {
+        var bytes = ParseLabelBytes(content, source);
+        var labels = new int[bytes.Length];
+        for (int i = 0; i < bytes.Length; i++) labels[i] = bytes[i];
+        return labels;
+    }
+
+    /// <summary>Parses the content of an IDX1 label file (raw or gzipped) into its label bytes.</summary>
+    public static byte[] ParseLabelBytes(byte[] content, string source)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var data = DataInput.MaybeGunzip(content, source);
+        const int HeaderBytes = 8;
+        CheckMagic(data, source, LabelsMagic, "labels (IDX1)");
+        if (data.Length < HeaderBytes)
+            throw new DataFormatException(source, $"the file holds {data.Length} bytes, too short for the 8-byte IDX1 label header");
+        long count = ReadDim(data, 4, source, "label count");
+        long held = data.Length - HeaderBytes;
+        if (count != held)
+            throw new DataFormatException(source, $"header claims {count} labels but the file holds {held} bytes of labels");
+        return data.AsSpan(HeaderBytes).ToArray();
+    }
+
+    private static void CheckMagic(byte[] data, string source, int magic, string what)
+    {
+        if (data.Length < 4)
+            throw new DataFormatException(source, $"the file holds {data.Length} bytes, too short for an IDX magic number (expected 0x{magic:X8} for {what})");
+        int got = BinaryPrimitives.ReadInt32BigEndian(data);
+        if (got != magic)
+        {
+            string hint = got switch
+            {
+                ImagesMagic => " (an IDX3 image file)",
+                LabelsMagic => " (an IDX1 label file)",
+                _ when (got & unchecked((int)0xFFFF0000)) == 0 => $" (IDX type 0x{(got >> 8) & 0xFF:X2} with {got & 0xFF} dimensions)",
+                _ => " (not an IDX file)",
+            };
+            throw new DataFormatException(source, $"magic number is 0x{got:X8}{hint}, expected 0x{magic:X8} for {what}");
+        }
+    }
+
+    private static long ReadDim(byte[] data, int offset, string source, string field)
+    {
+        uint v = BinaryPrimitives.ReadUInt32BigEndian(data.AsSpan(offset));
+        if (v > int.MaxValue)
+            throw new DataFormatException(source, $"header field '{field}' is {v}, more than {int.MaxValue}");
+        return v;
+    }
+
+    private static string FormatBytes(long count, long perItem)
+    {
+        // count * perItem may overflow for hostile headers; report in decimal when it fits, else as a product.
+        if (perItem == 0 || count <= long.MaxValue / perItem) return $"{count * perItem} bytes";
+        return $"{count}×{perItem} bytes";
+    }
+}
