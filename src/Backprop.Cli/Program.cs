@@ -13,6 +13,7 @@ public static class Program
         root.Subcommands.Add(ProblemCommands.Grad());
         root.Subcommands.Add(ProblemCommands.JacobianCommand());
         root.Subcommands.Add(ProblemCommands.GradCheck());
+        root.Subcommands.Add(TrainCommand.Create());
         return root;
     }
 }

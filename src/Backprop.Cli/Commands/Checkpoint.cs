@@ -1,0 +1,70 @@
+using System.Numerics;
+using System.Text.Json;
+using Backprop.Data;
+using Backprop.IO;
+using Backprop.Nn;
+using Backprop.Training;
+
+namespace Backprop.Cli.Commands;
+
+/// <summary>
+/// A model file with the optimizer's state tensors (optimizer.*) and the training progress in __metadata__.checkpoint.
+/// Written atomically after every epoch, so a killed run leaves the last complete epoch loadable.
+/// </summary>
+public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public required Model<T> Model { get; init; }
+    public required SafeTensorsFile File { get; init; }
+    public required int Epoch { get; init; }
+    public required long Step { get; init; }
+    public required string Optimizer { get; init; }
+    public required List<EpochResult> History { get; init; }
+    public double BestValidationLoss { get; init; }
+    public int EpochsSinceBest { get; init; }
+
+    public void RestoreOptimizer(Optimizer<T> optimizer, string source)
+    {
+        if (optimizer.Name != Optimizer)
+            throw new DataFormatException($"{source}: the checkpoint was made with --optimizer {Optimizer}, not {optimizer.Name}");
+        foreach (var (name, tensor) in optimizer.State())
+        {
+            string key = "optimizer." + name;
+            if (!File.Contains(key)) throw new DataFormatException($"{source}: tensor {key} is missing");
+            var t = File.GetTensor<T>(key);
+            if (!t.SameShape(tensor.Shape)) throw new DataFormatException($"{source}: {key} is {t.ShapeString}, expected {tensor.ShapeString}");
+            t.Data.CopyTo(tensor.Data, 0);
+        }
+        optimizer.StepCount = Step;
+    }
+}
+
+public static class Checkpoint
+{
+    private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History);
+
+    public static void Save<T>(string path, Sequential<T> net, Optimizer<T> optimizer, int epoch, List<EpochResult> history,
+        double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history);
+        var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, ModelFile.JsonOptions) };
+        ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
+    }
+
+    public static Checkpoint<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var file = SafeTensorsFile.Read(path);
+        var model = ModelFile.FromFile<T>(file);
+        if (!file.Metadata.TryGetValue("checkpoint", out var json))
+            throw new DataFormatException($"{path}: __metadata__.checkpoint is missing: this is a model, not a checkpoint");
+        Progress? p;
+        try { p = JsonSerializer.Deserialize<Progress>(json, ModelFile.JsonOptions); }
+        catch (JsonException e) { throw new DataFormatException($"{path}: __metadata__.checkpoint is not valid: {e.Message.Split('\n')[0]}"); }
+        if (p is null || p.Epoch < 1 || p.Optimizer is null)
+            throw new DataFormatException($"{path}: __metadata__.checkpoint needs epoch, step and optimizer");
+        return new Checkpoint<T>
+        {
+            Model = model, File = file, Epoch = p.Epoch, Step = p.Step, Optimizer = p.Optimizer, History = p.History ?? [],
+            BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest,
+        };
+    }
+}

@@ -1,0 +1,132 @@
+using System.Numerics;
+using Backprop.Kernels;
+
+namespace Backprop.Training;
+
+/// <summary>
+/// Updates parameters from their gradients. State tensors are allocated once, so a step allocates nothing;
+/// they are exposed by name for checkpoints.
+/// </summary>
+public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    protected Optimizer(IReadOnlyList<Var<T>> parameters, double lr)
+    {
+        Parameters = parameters;
+        LearningRate = lr;
+    }
+
+    public IReadOnlyList<Var<T>> Parameters { get; }
+    /// <summary>The learning rate of the next step (schedules set it).</summary>
+    public double LearningRate { get; set; }
+    /// <summary>Steps taken so far.</summary>
+    public long StepCount { get; set; }
+    public abstract string Name { get; }
+
+    public void Step()
+    {
+        StepCount++;
+        for (int i = 0; i < Parameters.Count; i++) Update(i, Parameters[i].Value.Data, Parameters[i].Grad.Data);
+    }
+
+    protected abstract void Update(int index, Span<T> p, ReadOnlySpan<T> g);
+
+    /// <summary>Named state tensors (e.g. "m.3"), for checkpoints.</summary>
+    public abstract IEnumerable<(string Name, Tensor<T> Tensor)> State();
+
+    protected static Tensor<T>[] Buffers(IReadOnlyList<Var<T>> ps) => ps.Select(p => new Tensor<T>(p.Value.ShapeArray)).ToArray();
+
+    public static Optimizer<T> Create(string name, IReadOnlyList<Var<T>> parameters, double lr,
+        double momentum = 0.9, bool nesterov = false, double weightDecay = 0) => name switch
+    {
+        "sgd" => new Sgd<T>(parameters, lr, momentum, nesterov, weightDecay),
+        "adam" => new Adam<T>(parameters, lr, weightDecay: weightDecay, decoupled: false),
+        "adamw" => new Adam<T>(parameters, lr, weightDecay: weightDecay == 0 ? 0.01 : weightDecay, decoupled: true),
+        "rmsprop" => new RmsProp<T>(parameters, lr, weightDecay: weightDecay),
+        _ => throw new ArgumentException($"unknown optimizer '{name}' (known: sgd, adam, adamw, rmsprop)"),
+    };
+}
+
+/// <summary>SGD with momentum, Nesterov and weight decay, as torch.optim.SGD defines them.</summary>
+public sealed class Sgd<T>(IReadOnlyList<Var<T>> parameters, double lr, double momentum = 0, bool nesterov = false, double weightDecay = 0)
+    : Optimizer<T>(parameters, lr) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Tensor<T>[] _buf = Buffers(parameters);
+    public double Momentum { get; } = momentum;
+    public bool Nesterov { get; } = nesterov;
+    public double WeightDecay { get; } = weightDecay;
+    public override string Name => "sgd";
+
+    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g) =>
+        OptimizerKernels.Sgd(p, g, _buf[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
+            T.CreateChecked(WeightDecay), Nesterov, firstStep: StepCount == 1 || Momentum == 0);
+
+    public override IEnumerable<(string, Tensor<T>)> State() => _buf.Select((b, i) => ($"momentum.{i}", b));
+}
+
+/// <summary>Adam (L2 weight decay added to the gradient) or AdamW (decoupled weight decay).</summary>
+public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double beta1 = 0.9, double beta2 = 0.999,
+    double eps = 1e-8, double weightDecay = 0, bool decoupled = false)
+    : Optimizer<T>(parameters, lr) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Tensor<T>[] _m = Buffers(parameters);
+    private readonly Tensor<T>[] _v = Buffers(parameters);
+    public override string Name => decoupled ? "adamw" : "adam";
+
+    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g)
+    {
+        double bc1 = 1 - Math.Pow(beta1, StepCount), bc2 = 1 - Math.Pow(beta2, StepCount);
+        OptimizerKernels.Adam(p, g, _m[i].Data, _v[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(beta1),
+            T.CreateChecked(beta2), T.CreateChecked(eps), T.CreateChecked(bc1), T.CreateChecked(bc2),
+            decoupled ? T.Zero : T.CreateChecked(weightDecay), decoupled ? T.CreateChecked(weightDecay) : T.Zero);
+    }
+
+    public override IEnumerable<(string, Tensor<T>)> State() =>
+        _m.Select((b, i) => ($"m.{i}", b)).Concat(_v.Select((b, i) => ($"v.{i}", b)));
+}
+
+public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, double alpha = 0.99, double eps = 1e-8, double weightDecay = 0)
+    : Optimizer<T>(parameters, lr) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Tensor<T>[] _s = Buffers(parameters);
+    public override string Name => "rmsprop";
+
+    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g) =>
+        OptimizerKernels.RmsProp(p, g, _s[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
+
+    public override IEnumerable<(string, Tensor<T>)> State() => _s.Select((b, i) => ($"square_avg.{i}", b));
+}
+
+/// <summary>Learning rate as a function of the step: constant, step decay, cosine, each with optional linear warm-up.</summary>
+public sealed record LrSchedule(string Kind, double BaseLr, long TotalSteps, long WarmupSteps = 0, long StepSize = 0, double Gamma = 0.1)
+{
+    public double At(long step)
+    {
+        if (WarmupSteps > 0 && step < WarmupSteps) return BaseLr * (step + 1) / WarmupSteps;
+        long s = step - WarmupSteps, total = Math.Max(1, TotalSteps - WarmupSteps);
+        return Kind switch
+        {
+            "step" => BaseLr * Math.Pow(Gamma, StepSize > 0 ? s / StepSize : 0),
+            "cosine" => BaseLr * 0.5 * (1 + Math.Cos(Math.PI * Math.Min(s, total) / total)),
+            _ => BaseLr,
+        };
+    }
+}
+
+public static class GradientClipping
+{
+    /// <summary>Scales all gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>
+    public static double ClipGlobalNorm<T>(IReadOnlyList<Var<T>> parameters, double maxNorm) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double sq = 0;
+        for (int i = 0; i < parameters.Count; i++)
+            sq += double.CreateTruncating(System.Numerics.Tensors.TensorPrimitives.SumOfSquares<T>(parameters[i].Grad.Data));
+        double norm = Math.Sqrt(sq);
+        if (maxNorm > 0 && norm > maxNorm)
+        {
+            T scale = T.CreateChecked(maxNorm / (norm + 1e-6));
+            for (int i = 0; i < parameters.Count; i++)
+                System.Numerics.Tensors.TensorPrimitives.Multiply(parameters[i].Grad.Data, scale, parameters[i].Grad.Data);
+        }
+        return norm;
+    }
+}

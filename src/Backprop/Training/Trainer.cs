@@ -1,0 +1,181 @@
+using System.Diagnostics;
+using System.Numerics;
+using Backprop.Data;
+using Backprop.Nn;
+
+namespace Backprop.Training;
+
+public sealed record TrainOptions
+{
+    public int Epochs { get; init; } = 10;
+    public int BatchSize { get; init; } = 128;
+    public int Seed { get; init; }
+    public double LearningRate { get; init; } = 1e-3;
+    public string Optimizer { get; init; } = "adam";
+    public double Momentum { get; init; } = 0.9;
+    public bool Nesterov { get; init; }
+    public double WeightDecay { get; init; }
+    public string Schedule { get; init; } = "constant";
+    public int WarmupSteps { get; init; }
+    public int StepSizeEpochs { get; init; } = 1;
+    public double Gamma { get; init; } = 0.1;
+    public double ClipNorm { get; init; }
+    /// <summary>Epochs without a better validation loss before stopping; 0 disables early stopping.</summary>
+    public int Patience { get; init; }
+}
+
+public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy,
+    double LearningRate, double Seconds, double SamplesPerSecond, double? GradientNorm);
+
+/// <summary>
+/// One training step recorded once per batch size and replayed: the input leaf and the targets are refilled,
+/// the tape re-run forward and backward, and the optimizer updates the parameters in place.
+/// </summary>
+public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public CompiledStep(Sequential<T> network, int batchSize)
+    {
+        BatchSize = batchSize;
+        Tape = new Tape<T>();
+        Input = Tape.Leaf(new Tensor<T>(batchSize, network.Inputs), requiresGrad: false, "x");
+        Targets = new ClassTargets(new int[batchSize]);
+        Trace = network.Forward(Input);
+        Loss = Fn.CrossEntropy(Trace.Output, Targets, Reduction.Mean);
+    }
+
+    public int BatchSize { get; }
+    public Tape<T> Tape { get; }
+    public Var<T> Input { get; }
+    public ClassTargets Targets { get; }
+    public ForwardTrace<T> Trace { get; }
+    public Var<T> Loss { get; }
+    public Tensor<T> Logits => Trace.Output.Value;
+
+    public void Load(ReadOnlySpan<float> x, ReadOnlySpan<int> y)
+    {
+        var dst = Input.Value.Data;
+        if (typeof(T) == typeof(float)) x.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(dst.AsSpan()));
+        else for (int i = 0; i < x.Length; i++) dst[i] = T.CreateTruncating(x[i]);
+        y.CopyTo(Targets.Indices);
+    }
+
+    /// <summary>Forward and backward; returns nothing so that a step allocates nothing.</summary>
+    public void ForwardBackward()
+    {
+        Tape.Forward();
+        Tape.Backward(Loss);
+    }
+
+    public int CountCorrect(ReadOnlySpan<int> labels)
+    {
+        var logits = Logits;
+        int c = logits.Dim(1), correct = 0;
+        for (int i = 0; i < labels.Length; i++)
+            if (ArgMax(logits.Data.AsSpan(i * c, c)) == labels[i]) correct++;
+        return correct;
+    }
+
+    public static int ArgMax(ReadOnlySpan<T> row)
+    {
+        int best = 0;
+        for (int j = 1; j < row.Length; j++) if (row[j] > row[best]) best = j;
+        return best;
+    }
+}
+
+/// <summary>Mini-batch training of a classifier with softmax cross-entropy.</summary>
+public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly Dictionary<int, CompiledStep<T>> _steps = [];
+    private readonly Var<T>[] _parameters;
+
+    public Trainer(Sequential<T> network, TrainOptions options)
+    {
+        Network = network;
+        Options = options;
+        _parameters = network.Parameters().ToArray();
+        Optimizer = Optimizer<T>.Create(options.Optimizer, _parameters, options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay);
+    }
+
+    public Sequential<T> Network { get; }
+    public TrainOptions Options { get; }
+    public Optimizer<T> Optimizer { get; }
+    public IReadOnlyList<Var<T>> Parameters => _parameters;
+
+    public CompiledStep<T> StepFor(int batchSize)
+    {
+        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new CompiledStep<T>(Network, batchSize);
+        return s;
+    }
+
+    public LrSchedule Schedule(int batchesPerEpoch) => new(
+        Options.Schedule, Options.LearningRate, (long)batchesPerEpoch * Options.Epochs, Options.WarmupSteps,
+        (long)batchesPerEpoch * Math.Max(1, Options.StepSizeEpochs), Options.Gamma);
+
+    /// <summary>One epoch over <paramref name="loader"/>; <paramref name="onBatch"/> sees the samples done so far.</summary>
+    public (double loss, double accuracy, double? gradNorm) TrainEpoch(BatchLoader loader, int epoch, LrSchedule schedule, Action<int>? onBatch = null)
+    {
+        loader.StartEpoch(epoch);
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        double gradNormSum = 0;
+        int batches = 0;
+        while (loader.MoveNext())
+        {
+            var step = StepFor(loader.CurrentBatchSize);
+            step.Load(loader.CurrentX, loader.CurrentY);
+            step.ForwardBackward();
+            if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
+            Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
+            Optimizer.Step();
+            int n = loader.CurrentBatchSize;
+            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
+            correct += step.CountCorrect(loader.CurrentY);
+            seen += n;
+            batches++;
+            onBatch?.Invoke((int)seen);
+        }
+        return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
+    }
+
+    /// <summary>Mean loss and accuracy on a data set, in batches, without touching the parameters.</summary>
+    public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps);
+
+    public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
+        Dictionary<int, CompiledStep<T>>? cache = null)
+    {
+        cache ??= [];
+        double lossSum = 0;
+        long correct = 0;
+        int d = data.FeatureCount;
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, data.Count - start);
+            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
+            var y = data.Labels.AsSpan(start, n);
+            step.Load(data.Features.AsSpan(start * d, n * d), y);
+            step.Tape.Forward();
+            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
+            correct += step.CountCorrect(y);
+        }
+        return (lossSum / Math.Max(1, data.Count), (double)correct / Math.Max(1, data.Count));
+    }
+
+    /// <summary>Raw outputs (logits) for every row, in order.</summary>
+    public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000)
+    {
+        var outputs = new Tensor<T>(data.Count, network.Outputs);
+        var cache = new Dictionary<int, CompiledStep<T>>();
+        int d = data.FeatureCount, c = network.Outputs;
+        var zeros = new int[batchSize];
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, data.Count - start);
+            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
+            step.Load(data.Features.AsSpan(start * d, n * d), zeros.AsSpan(0, n));
+            step.Tape.Forward();
+            step.Logits.Data.AsSpan(0, n * c).CopyTo(outputs.Data.AsSpan(start * c, n * c));
+        }
+        return outputs;
+    }
+}
