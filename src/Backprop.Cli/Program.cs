@@ -14,6 +14,8 @@ public static class Program
         root.Subcommands.Add(ProblemCommands.JacobianCommand());
         root.Subcommands.Add(ProblemCommands.GradCheck());
         root.Subcommands.Add(TrainCommand.Create());
+        root.Subcommands.Add(ModelCommands.Evaluate());
+        root.Subcommands.Add(ModelCommands.Predict());
         return root;
     }
 }
