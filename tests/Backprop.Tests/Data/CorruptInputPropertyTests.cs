@@ -202,7 +202,7 @@ public class CorruptInputPropertyTests
                                Gen.OneOf("1.5", "1e3", "99999999999999999999", "-0", "\"4\"", "null", "true"));
         var numbers = number.Array[0, 4].Select(a => "[" + string.Join(",", a) + "]");
         var value = Gen.OneOf(numbers, number, Gen.OneOf("\"x\"", "{}", "[]", "null"));
-        var entry = Gen.Select(dtype, numbers, numbers, Gen.Int[0, 9], value).Select((dt, shape, offsets, drop, extra) =>
+        Gen<string> entry = Gen.Select(dtype, numbers, numbers, Gen.Int[0, 9], value).Select((dt, shape, offsets, drop, extra) =>
         {
             var parts = new List<string>();
             if (drop != 0) parts.Add($"\"dtype\":\"{dt}\"");
@@ -211,6 +211,10 @@ public class CorruptInputPropertyTests
             if (drop == 3) parts.Add($"\"extra\":{extra}");
             return drop == 4 ? extra : "{" + string.Join(",", parts) + "}";
         });
+        // Entries whose offsets agree with their shape, so that valid files are generated too.
+        var consistent = Gen.Select(Gen.OneOf("F32", "F64", "F16", "BF16", "U8", "F8_E5M2"), Gen.Int[0, 6], Gen.Int[0, 24]).Select((dt, k, o) =>
+            $"{{\"dtype\":\"{dt}\",\"shape\":[{k}],\"data_offsets\":[{o},{o + k * SafeTensorsFile.DTypeSize(dt)}]}}");
+        entry = Gen.OneOf(entry, consistent, consistent);
         var name = Gen.OneOf("a", "b", "w", "__metadata__", "", "é");
         var meta = Gen.OneOf("", "\"__metadata__\":{\"k\":\"v\"},", "\"__metadata__\":{\"k\":1},", "\"__metadata__\":null,", "\"__metadata__\":[],");
         var header = Gen.Select(meta, Gen.Select(name, entry).Array[0, 4], Gen.Int[0, 3]).Select((m, es, junk) =>
@@ -220,14 +224,20 @@ public class CorruptInputPropertyTests
             var json = "{" + body + "}";
             return junk switch { 1 => json[..(json.Length / 2)], 2 => json + "   ", _ => json };
         });
+        int validWithTensors = 0;
         Gen.Select(header, Gen.Byte.Array[0, 96], Gen.Int[-2, 2]).Sample((h, buffer, lengthSkew) =>
         {
             var bytes = SafeTensorsTests.Build(h, buffer);
-            Tolerates(() => SafeTensorsFile.Parse(bytes, "r.safetensors"), ValidSafeTensors);
+            Tolerates(() => SafeTensorsFile.Parse(bytes, "r.safetensors"), f =>
+            {
+                ValidSafeTensors(f);
+                if (f.Names.Count > 0) Interlocked.Increment(ref validWithTensors);
+            });
             // A header length that is off by a little.
             var skewed = (byte[])bytes.Clone();
             System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(skewed, Encoding.UTF8.GetByteCount(h) + lengthSkew);
             Tolerates(() => SafeTensorsFile.Parse(skewed, "r.safetensors"), ValidSafeTensors);
         }, iter: 3000);
+        Assert.True(validWithTensors > 0, "no generated file was valid");
     }
 }
