@@ -16,6 +16,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Create());
         root.Subcommands.Add(ModelCommands.Evaluate());
         root.Subcommands.Add(ModelCommands.Predict());
+        root.Subcommands.Add(BenchCommands.Create());
         return root;
     }
 }

@@ -1,0 +1,96 @@
+using System.CommandLine;
+using Backprop.Training;
+
+namespace Backprop.Cli.Commands;
+
+public static class BenchCommands
+{
+    public static Command Create()
+    {
+        var bench = new Command("bench", "Benchmarks; each prints one JSON object on the last line");
+        bench.Subcommands.Add(Train());
+        bench.Subcommands.Add(GemmBench());
+        return bench;
+    }
+
+    private static Command Train()
+    {
+        var layers = new Option<string>("--layers") { Description = "Layer sizes", DefaultValueFactory = _ => "784,512,512,10" };
+        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 128 };
+        var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 200 };
+        var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
+        var json = new Option<bool>("--json") { Description = "JSON only" };
+        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, json };
+        cmd.SetAction(r =>
+        {
+            var sizes = TrainCommand.ParseLayers(r.GetValue(layers)!);
+            int b = r.GetValue(batch), s = r.GetValue(steps), t = r.GetValue(threads);
+            if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
+            if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
+            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            var res = TrainBenchmark.Run(sizes, b, s, t);
+            if (!r.GetValue(json))
+                Console.WriteLine($"{string.Join("-", sizes)} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("samples_per_s", Math.Round(res.SamplesPerSecond, 1));
+                w.WriteNumber("step_us", Math.Round(res.StepMicroseconds, 2));
+                w.WriteNumber("allocated_bytes_per_step", res.AllocatedBytesPerStep);
+                w.WriteEndObject();
+            });
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command GemmBench()
+    {
+        var m = new Option<int>("--m") { DefaultValueFactory = _ => 1024 };
+        var n = new Option<int>("--n") { DefaultValueFactory = _ => 1024 };
+        var k = new Option<int>("--k") { DefaultValueFactory = _ => 1024 };
+        var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
+        var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
+        dtype.AcceptOnlyFromAmong("float32", "float64");
+        var json = new Option<bool>("--json") { Description = "JSON only" };
+        var cmd = new Command("gemm", "GFLOPS of C = A·B (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, json };
+        cmd.SetAction(r =>
+        {
+            int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
+            if (mm <= 0 || nn <= 0 || kk <= 0) throw new UsageException("--m, --n and --k must be at least 1");
+            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            double gflops = GemmBenchRunner.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64");
+            if (!r.GetValue(json)) Console.WriteLine($"{mm}×{kk}·{kk}×{nn} {r.GetValue(dtype)}, {(t == 0 ? Environment.ProcessorCount : t)} threads: {gflops:F1} GFLOPS");
+            Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
+            return 0;
+        });
+        return cmd;
+    }
+}
+
+/// <summary>Times the kernel directly; replaced by the kernel's own benchmark helper when present.</summary>
+internal static class GemmBenchRunner
+{
+    public static double Run(int m, int n, int k, int threads, bool float64)
+    {
+        Backprop.Kernels.KernelThreads.Count = threads;
+        return float64 ? Time<double>(m, n, k) : Time<float>(m, n, k);
+    }
+
+    private static double Time<T>(int m, int n, int k) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        var rng = new Random(1);
+        var a = Tensor<T>.Random(rng, -1, 1, m, k); var b = Tensor<T>.Random(rng, -1, 1, k, n); var c = new Tensor<T>(m, n);
+        Backprop.Kernels.Gemm.Multiply<T>(false, false, m, n, k, a.Data, b.Data, c.Data, false);
+        double best = double.MaxValue;
+        double flops = 2.0 * m * n * k;
+        int reps = (int)Math.Clamp(2e10 / flops, 3, 200);
+        for (int i = 0; i < reps; i++)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            Backprop.Kernels.Gemm.Multiply<T>(false, false, m, n, k, a.Data, b.Data, c.Data, false);
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return flops / best / 1e9;
+    }
+}
