@@ -71,8 +71,8 @@ public static class Gemm
         int bRows = transB ? n : k, bCols = transB ? k : n;
         if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < n)
             throw new ArgumentException($"leading dimensions lda={lda}, ldb={ldb}, ldc={ldc} are too small");
-        if (aRows > 0 && a.Length < (long)(aRows - 1) * lda + aCols) throw new ArgumentException($"A holds {a.Length} values, needs {aRows}×{aCols} (lda {lda})");
-        if (bRows > 0 && b.Length < (long)(bRows - 1) * ldb + bCols) throw new ArgumentException($"B holds {b.Length} values, needs {bRows}×{bCols} (ldb {ldb})");
+        if (aRows > 0 && aCols > 0 && a.Length < (long)(aRows - 1) * lda + aCols) throw new ArgumentException($"A holds {a.Length} values, needs {aRows}×{aCols} (lda {lda})");
+        if (bRows > 0 && bCols > 0 && b.Length < (long)(bRows - 1) * ldb + bCols) throw new ArgumentException($"B holds {b.Length} values, needs {bRows}×{bCols} (ldb {ldb})");
         if (c.Length < (long)(m - 1) * ldc + n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n} (ldc {ldc})");
 
         fixed (T* pa = a)
