@@ -1,6 +1,19 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
+
+/// <summary>Which micro-kernel family <see cref="Gemm"/> uses.</summary>
+internal enum GemmPath
+{
+    /// <summary>The best the CPU supports: AVX-512, else AVX2+FMA, else portable.</summary>
+    Auto,
+    Avx512,
+    Avx2,
+    Portable,
+}
 
 /// <summary>
 /// General matrix product on row-major, contiguous operands:
@@ -8,17 +21,147 @@ namespace Backprop.Kernels;
 /// With <c>transA</c>, A is stored k×m; with <c>transB</c>, B is stored n×k. No transpose is ever materialised.
 /// This kernel knows nothing about graphs or autodiff.
 /// </summary>
+/// <remarks>
+/// BLIS-style: panels of A and B are packed into reusable per-thread buffers and a register-tiled micro-kernel
+/// (AVX-512 12×2 vectors, AVX2 6×2 vectors, or portable Vector&lt;T&gt; 4×2) runs over cache blocks kc/mc/nc.
+/// Large products split C across a persistent worker pool (<see cref="KernelThreads.Count"/> threads).
+/// After warm-up a call allocates nothing.
+/// </remarks>
 public static class Gemm
 {
+    /// <summary>Forces a kernel family (tests). <see cref="GemmPath.Auto"/> picks the best supported.</summary>
+    internal static GemmPath ForcePath { get; set; } = GemmPath.Auto;
+
+    /// <summary>Products with at most this many multiply-adds use the plain loop.</summary>
+    internal static long TinyMacs = 512;
+
+    /// <summary>Minimum multiply-adds per thread before work is split across the pool.</summary>
+    internal static long MinMacsPerThread = 1L << 19;
+
+    /// <summary>The path <see cref="GemmPath.Auto"/> resolves to on this CPU.</summary>
+    internal static GemmPath BestPath =>
+        Avx512F.IsSupported ? GemmPath.Avx512 :
+        Fma.IsSupported && Avx2.IsSupported ? GemmPath.Avx2 : GemmPath.Portable;
+
+    internal static GemmPath EffectivePath => ForcePath == GemmPath.Auto ? BestPath : ForcePath;
+
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
-        if (a.Length < m * k) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{k}");
-        if (b.Length < k * n) throw new ArgumentException($"B holds {b.Length} values, needs {k}×{n}");
-        if (c.Length < m * n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n}");
-        Reference(transA, transB, m, n, k, a, b, c, accumulate);
+        if (a.Length < (long)m * k) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{k}");
+        if (b.Length < (long)k * n) throw new ArgumentException($"B holds {b.Length} values, needs {k}×{n}");
+        if (c.Length < (long)m * n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n}");
+        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate);
+    }
+
+    /// <summary>
+    /// As <see cref="Multiply{T}(bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool)"/>, with
+    /// leading dimensions (row strides, in elements) for strided sub-matrices: A's stored rows are <paramref name="lda"/>
+    /// apart (A stored m×k, or k×m with <paramref name="transA"/>), B's <paramref name="ldb"/> (k×n, or n×k), C's <paramref name="ldc"/>.
+    /// </summary>
+    public static unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k,
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
+        if (m == 0 || n == 0) return;
+        int aRows = transA ? k : m, aCols = transA ? m : k;
+        int bRows = transB ? n : k, bCols = transB ? k : n;
+        if (lda < Math.Max(1, aCols) || ldb < Math.Max(1, bCols) || ldc < n)
+            throw new ArgumentException($"leading dimensions lda={lda}, ldb={ldb}, ldc={ldc} are too small");
+        if (aRows > 0 && aCols > 0 && a.Length < (long)(aRows - 1) * lda + aCols) throw new ArgumentException($"A holds {a.Length} values, needs {aRows}×{aCols} (lda {lda})");
+        if (bRows > 0 && bCols > 0 && b.Length < (long)(bRows - 1) * ldb + bCols) throw new ArgumentException($"B holds {b.Length} values, needs {bRows}×{bCols} (ldb {ldb})");
+        if (c.Length < (long)(m - 1) * ldc + n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n} (ldc {ldc})");
+
+        fixed (T* pa = a)
+        fixed (T* pb = b)
+        fixed (T* pc = c)
+        {
+            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count);
+        }
+    }
+
+    /// <summary>The pointer-level entry: validates nothing.</summary>
+    internal static unsafe void Run<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (m == 0 || n == 0) return;
+        if (k == 0)
+        {
+            if (!accumulate)
+                for (int i = 0; i < m; i++) new Span<T>(c + i * ldc, n).Clear();
+            return;
+        }
+        long macs = (long)m * n * k;
+        if (macs <= TinyMacs)
+        {
+            Tiny(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+        var path = EffectivePath;
+        int parts = (int)Math.Clamp(macs / MinMacsPerThread, 1, Math.Max(1, threads));
+        if (parts > 1)
+        {
+            var job = GemmJob<T>.Instance;
+            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, parts, out int actual)
+                && actual > 1 && WorkerPool.Shared.TryRun(job, actual))
+                return;
+        }
+        Serial(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    }
+
+    internal static unsafe void Serial<T>(GemmPath path, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
+        {
+            Tiny(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
+        switch (path)
+        {
+            case GemmPath.Avx512:
+                GemmBlocked<T, Avx512Kernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                break;
+            case GemmPath.Avx2:
+                GemmBlocked<T, Avx2Kernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                break;
+            default:
+                GemmBlocked<T, PortableKernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                break;
+        }
+    }
+
+    /// <summary>Micro-kernel tile (MR, NR) of a path for element type T.</summary>
+    internal static (int MR, int NR) Tile<T>(GemmPath path) where T : unmanaged, IFloatingPointIeee754<T> => path switch
+    {
+        GemmPath.Avx512 => (Avx512Kernel<T>.MR, Avx512Kernel<T>.NR),
+        GemmPath.Avx2 => (Avx2Kernel<T>.MR, Avx2Kernel<T>.NR),
+        _ => (PortableKernel<T>.MR, PortableKernel<T>.NR),
+    };
+
+    private static unsafe void Tiny<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        nint ars = transA ? 1 : lda, acs = transA ? lda : 1;
+        nint brs = transB ? 1 : ldb, bcs = transB ? ldb : 1;
+        for (int i = 0; i < m; i++)
+        {
+            T* ai = a + i * ars;
+            T* ci = c + i * ldc;
+            for (int j = 0; j < n; j++)
+            {
+                T* bj = b + j * bcs;
+                T s = T.Zero;
+                for (int p = 0; p < k; p++) s += ai[p * acs] * bj[p * brs];
+                ci[j] = accumulate ? ci[j] + s : s;
+            }
+        }
     }
 
     /// <summary>The plain triple loop: the specification the fast paths are tested against.</summary>
@@ -39,6 +182,54 @@ public static class Gemm
                 }
                 c[i * n + j] = accumulate ? c[i * n + j] + s : s;
             }
+        }
+    }
+}
+
+/// <summary>One multithreaded product: C split by rows or columns into parts, one per thread.</summary>
+internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public static readonly GemmJob<T> Instance = new();
+
+    private GemmPath _path;
+    private bool _transA, _transB, _accumulate, _splitN;
+    private int _m, _n, _k, _units, _unit;
+    private T* _a, _b, _c;
+    private nint _lda, _ldb, _ldc;
+
+    /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
+    public bool Prepare(GemmPath path, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int parts, out int actual)
+    {
+        var (mr, nr) = Gemm.Tile<T>(path);
+        int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
+        // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one.
+        bool splitN = n >= m ? unitsN >= 2 : unitsM < 2;
+        int units = splitN ? unitsN : unitsM;
+        actual = Math.Min(parts, units);
+        if (actual < 2) return false;
+        _path = path; _transA = transA; _transB = transB; _accumulate = accumulate;
+        _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
+        _splitN = splitN; _units = units; _unit = splitN ? nr : mr;
+        return true;
+    }
+
+    public override void Execute(int part, int parts)
+    {
+        int u0 = (int)((long)_units * part / parts), u1 = (int)((long)_units * (part + 1) / parts);
+        if (_splitN)
+        {
+            int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
+            if (j1 <= j0) return;
+            T* b = _transB ? _b + j0 * _ldb : _b + j0;
+            Gemm.Serial(_path, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
+        }
+        else
+        {
+            int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
+            if (i1 <= i0) return;
+            T* a = _transA ? _a + i0 : _a + i0 * _lda;
+            Gemm.Serial(_path, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
         }
     }
 }

@@ -1,0 +1,51 @@
+using BenchmarkDotNet.Running;
+using Backprop.Kernels;
+
+namespace Backprop.Benchmarks;
+
+public static class Program
+{
+    /// <summary>
+    /// <c>quick [threads...]</c> prints GemmBenchmark GFLOPS for the standard shapes without BenchmarkDotNet;
+    /// <c>shape M N K THREADS [tA] [tB] [f64]</c> one shape; anything else goes to BenchmarkDotNet's switcher.
+    /// </summary>
+    public static int Main(string[] args)
+    {
+        if (args.Length > 0 && args[0] == "quick")
+        {
+            int[] threads = args.Length > 1 ? args[1..].Select(int.Parse).ToArray() : [1, 2];
+            foreach (var t in threads)
+                foreach (var (name, tA, tB, m, n, k) in GemmShapes.All)
+                    Console.WriteLine($"{name,-28} threads={t}  {GemmBenchmark.Run(m, n, k, t, false, tA, tB):F1} GFLOPS");
+            return 0;
+        }
+        if (args.Length >= 5 && args[0] == "shape")
+        {
+            int m = int.Parse(args[1]), n = int.Parse(args[2]), k = int.Parse(args[3]), t = int.Parse(args[4]);
+            bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
+            Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, t, f64, tA, tB):F1} GFLOPS");
+            return 0;
+        }
+        BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+        return 0;
+    }
+}
+
+/// <summary>The shapes that matter: square, and the MLP training shapes (batch 128, 784→512→512→10).</summary>
+public static class GemmShapes
+{
+    public static readonly (string Name, bool TransA, bool TransB, int M, int N, int K)[] All =
+    [
+        ("square 256", false, false, 256, 256, 256),
+        ("square 1024", false, false, 1024, 1024, 1024),
+        ("fwd X·W1ᵀ 128x512x784", false, true, 128, 512, 784),
+        ("fwd X·W2ᵀ 128x512x512", false, true, 128, 512, 512),
+        ("fwd X·W3ᵀ 128x10x512", false, true, 128, 10, 512),
+        ("dW1 dYᵀ·X 512x784x128", true, false, 512, 784, 128),
+        ("dW2 dYᵀ·X 512x512x128", true, false, 512, 512, 128),
+        ("dW3 dYᵀ·X 10x512x128", true, false, 10, 512, 128),
+        ("dX2 dY·W2 128x512x512", false, false, 128, 512, 512),
+        ("dX3 dY·W3 128x512x10", false, false, 128, 512, 10),
+        ("small 32x128x784", false, false, 32, 128, 784),
+    ];
+}

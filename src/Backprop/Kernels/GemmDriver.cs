@@ -1,0 +1,239 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Backprop.Kernels;
+
+/// <summary>A register-tiled micro-kernel: C[MR×NR] (+)= Apanel[MR×kc]·Bpanel[kc×NR].</summary>
+internal unsafe interface IMicroKernel<T> where T : unmanaged
+{
+    /// <summary>Rows of the register tile.</summary>
+    static abstract int MR { get; }
+    /// <summary>Columns of the register tile.</summary>
+    static abstract int NR { get; }
+    static abstract bool IsSupported { get; }
+
+    /// <summary>
+    /// <paramref name="a"/>: packed A micro-panel, kc steps of MR values. <paramref name="b"/>: kc rows of NR values,
+    /// <paramref name="bs"/> elements apart (NR when packed). C tile rows are <paramref name="ldc"/> apart;
+    /// <paramref name="load"/> adds the product to C, otherwise C is overwritten. The full MR×NR tile is written.
+    /// </summary>
+    static abstract void Run(int kc, T* a, T* b, nint bs, T* c, nint ldc, bool load);
+}
+
+/// <summary>Per-thread packing buffers, 64-byte aligned, pinned, grown only when a larger one is needed.</summary>
+internal static unsafe class GemmBuffers<T> where T : unmanaged
+{
+    [ThreadStatic] private static T[]? _a;
+    [ThreadStatic] private static T* _aPtr;
+    [ThreadStatic] private static T[]? _b;
+    [ThreadStatic] private static T* _bPtr;
+
+    public static T* A(long length) => Get(ref _a, ref _aPtr, length);
+    public static T* B(long length) => Get(ref _b, ref _bPtr, length);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static T* Get(ref T[]? array, ref T* ptr, long length)
+    {
+        long pad = 64 / sizeof(T);
+        if (array == null || array.Length < length + pad) return Grow(ref array, ref ptr, length + pad);
+        return ptr;
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static T* Grow(ref T[]? array, ref T* ptr, long length)
+    {
+        if (length > Array.MaxLength) throw new OutOfMemoryException("GEMM packing buffer too large");
+        array = GC.AllocateUninitializedArray<T>((int)length, pinned: true);
+        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
+        ptr = (T*)((p + 63) & ~(nint)63);
+        return ptr;
+    }
+}
+
+/// <summary>Cache-blocking parameters (elements), set per element size and kernel.</summary>
+internal static class GemmBlocking
+{
+    /// <summary>Depth of a packed panel: the kc×NR B micro-panel lives in L1.</summary>
+    public static int KcBytes = 256 * 4 * 32;   // kc * NR * sizeof(T) budget (32 KiB)
+    /// <summary>The mc×kc packed A block lives in L2.</summary>
+    public static int McBytes = 384 * 1024;
+    /// <summary>The kc×nc packed B block lives in L3.</summary>
+    public static int Nc = 4096;
+    /// <summary>Below this many rows B is read in place (not packed) when it is not transposed.</summary>
+    public static int DirectBMaxRows = 48;
+}
+
+/// <summary>The BLIS-style blocked product with one micro-kernel (single-threaded; threads split C before calling it).</summary>
+internal static unsafe class GemmBlocked<T, K>
+    where T : unmanaged, IFloatingPointIeee754<T>
+    where K : struct, IMicroKernel<T>
+{
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Run(bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
+    {
+        int MR = K.MR, NR = K.NR;
+        int KC = Math.Max(16, GemmBlocking.KcBytes / (NR * sizeof(T)) & ~7);
+        int MC = Math.Max(MR, GemmBlocking.McBytes / (KC * sizeof(T)) / MR * MR);
+        int NC = Math.Max(NR, GemmBlocking.Nc / NR * NR);
+
+        int kcMax = Math.Min(KC, k);
+        int mcMax = Math.Min(MC, RoundUp(m, MR));
+        int ncMax = Math.Min(NC, RoundUp(n, NR));
+        bool directB = !transB && m <= GemmBlocking.DirectBMaxRows;
+        T* bufA = GemmBuffers<T>.A((long)mcMax * kcMax);
+        T* bufB = GemmBuffers<T>.B(directB ? (long)NR * kcMax : (long)ncMax * kcMax);
+        T* tile = stackalloc T[MR * NR];
+
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc);
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                bool load = accumulate || pc > 0;
+                int fullPanels = nc / NR;
+                if (directB)
+                {
+                    // Only the ragged last panel is packed (zero-padded); full panels are read from B in place.
+                    if (nc % NR != 0) PackB(false, b, ldb, pc, kc, jc + fullPanels * NR, nc - fullPanels * NR, bufB);
+                }
+                else
+                {
+                    PackB(transB, b, ldb, pc, kc, jc, nc, bufB);
+                }
+                for (int ic = 0; ic < m; ic += MC)
+                {
+                    int mc = Math.Min(MC, m - ic);
+                    PackA(transA, a, lda, ic, mc, pc, kc, bufA);
+                    for (int jr = 0; jr < nc; jr += NR)
+                    {
+                        int nr = Math.Min(NR, nc - jr);
+                        T* bp;
+                        nint bs;
+                        if (!directB) { bp = bufB + (long)jr * kc; bs = NR; }
+                        else if (nr == NR) { bp = b + (long)pc * ldb + jc + jr; bs = ldb; }
+                        else { bp = bufB; bs = NR; }
+                        for (int ir = 0; ir < mc; ir += MR)
+                        {
+                            int mr = Math.Min(MR, mc - ir);
+                            T* ap = bufA + (long)ir * kc;
+                            T* cp = c + (long)(ic + ir) * ldc + jc + jr;
+                            if (mr == MR && nr == NR)
+                            {
+                                K.Run(kc, ap, bp, bs, cp, ldc, load);
+                            }
+                            else
+                            {
+                                K.Run(kc, ap, bp, bs, tile, NR, false);
+                                for (int r = 0; r < mr; r++)
+                                {
+                                    T* crow = cp + r * ldc;
+                                    T* trow = tile + r * NR;
+                                    if (load) for (int j = 0; j < nr; j++) crow[j] += trow[j];
+                                    else for (int j = 0; j < nr; j++) crow[j] = trow[j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    /// <summary>Packs rows ic..ic+mc of op(A), depths pc..pc+kc, into MR-row micro-panels (kc steps of MR values), zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackA(bool transA, T* a, nint lda, int ic, int mc, int pc, int kc, T* dst)
+    {
+        int MR = K.MR;
+        for (int ir = 0; ir < mc; ir += MR)
+        {
+            int mr = Math.Min(MR, mc - ir);
+            if (transA)
+            {
+                // A stored k×m: op(A)[i, p] = a[p*lda + i]; each depth step is a contiguous run of mr values.
+                T* src = a + (long)pc * lda + ic + ir;
+                if (mr == MR)
+                {
+                    for (int p = 0; p < kc; p++, src += lda, dst += MR)
+                        Unsafe.CopyBlockUnaligned(dst, src, (uint)(MR * sizeof(T)));
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++, src += lda, dst += MR)
+                    {
+                        int r = 0;
+                        for (; r < mr; r++) dst[r] = src[r];
+                        for (; r < MR; r++) dst[r] = T.Zero;
+                    }
+                }
+            }
+            else
+            {
+                // A stored m×k: op(A)[i, p] = a[i*lda + p]; gather MR rows.
+                T* src = a + (long)(ic + ir) * lda + pc;
+                if (mr == MR)
+                {
+                    PackTransposed(src, lda, MR, kc, dst, MR);
+                }
+                else
+                {
+                    PackTransposed(src, lda, mr, kc, dst, MR);
+                    for (int p = 0; p < kc; p++)
+                        for (int r = mr; r < MR; r++) dst[p * MR + r] = T.Zero;
+                }
+                dst += MR * kc;
+            }
+        }
+    }
+
+    /// <summary>Packs columns jc..jc+nc of op(B), depths pc..pc+kc, into NR-column micro-panels (kc rows of NR values), zero-padded.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static void PackB(bool transB, T* b, nint ldb, int pc, int kc, int jc, int nc, T* dst)
+    {
+        int NR = K.NR;
+        for (int jr = 0; jr < nc; jr += NR)
+        {
+            int nr = Math.Min(NR, nc - jr);
+            if (!transB)
+            {
+                // B stored k×n: op(B)[p, j] = b[p*ldb + j]; each depth step is a contiguous run.
+                T* src = b + (long)pc * ldb + jc + jr;
+                if (nr == NR)
+                {
+                    for (int p = 0; p < kc; p++, src += ldb, dst += NR)
+                        Unsafe.CopyBlockUnaligned(dst, src, (uint)(NR * sizeof(T)));
+                }
+                else
+                {
+                    for (int p = 0; p < kc; p++, src += ldb, dst += NR)
+                    {
+                        int j = 0;
+                        for (; j < nr; j++) dst[j] = src[j];
+                        for (; j < NR; j++) dst[j] = T.Zero;
+                    }
+                }
+            }
+            else
+            {
+                // B stored n×k: op(B)[p, j] = b[j*ldb + p]; gather NR rows of B.
+                T* src = b + (long)(jc + jr) * ldb + pc;
+                PackTransposed(src, ldb, nr, kc, dst, NR);
+                if (nr < NR)
+                    for (int p = 0; p < kc; p++)
+                        for (int j = nr; j < NR; j++) dst[p * NR + j] = T.Zero;
+                dst += NR * kc;
+            }
+        }
+    }
+
+    /// <summary>dst[p*width + r] = src[r*ld + p] for r &lt; rows, p &lt; kc (a transposing gather of <paramref name="rows"/> rows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PackTransposed(T* src, nint ld, int rows, int kc, T* dst, int width)
+    {
+        GemmPack.Transpose(src, ld, rows, kc, dst, width);
+    }
+}

@@ -1,0 +1,137 @@
+using System.Diagnostics;
+
+namespace Backprop.Kernels;
+
+/// <summary>A unit of parallel work: <see cref="Execute"/> is called once for each part 0..parts-1.</summary>
+internal abstract class WorkItem
+{
+    public abstract void Execute(int part, int parts);
+}
+
+/// <summary>
+/// A small persistent pool of dedicated worker threads, created once and grown only when more threads are asked for.
+/// <see cref="TryRun"/> runs part 0 on the caller and parts 1.. on workers, and allocates nothing: workers spin
+/// briefly for the next job and then sleep on a semaphore. One job at a time; a caller that finds the pool busy
+/// (a concurrent caller, or a nested call from inside a job) gets <c>false</c> and should run the work itself.
+/// </summary>
+internal sealed class WorkerPool
+{
+    public static readonly WorkerPool Shared = new();
+
+    /// <summary>How long an idle worker spins for the next job before it sleeps.</summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 200 µs
+
+    private readonly object _growLock = new();
+    private Worker[] _workers = [];
+    private int _busy;
+
+    private int _pending;
+    private Exception? _error;
+
+    private sealed class Worker
+    {
+        public readonly SemaphoreSlim Wake = new(0, int.MaxValue);
+        public int Sleeping;
+        public int Index; // part index this worker runs (1-based)
+        public WorkItem? Job;
+        public int Parts;
+        public int Seq; // incremented by the dispatcher once Job and Parts are set
+    }
+
+    public int WorkerCount => _workers.Length;
+
+    /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy.</summary>
+    public bool TryRun(WorkItem item, int parts)
+    {
+        if (parts <= 1)
+        {
+            item.Execute(0, 1);
+            return true;
+        }
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
+        try
+        {
+            EnsureWorkers(parts - 1);
+            _error = null;
+            Volatile.Write(ref _pending, parts - 1);
+            var workers = _workers;
+            for (int w = 0; w < parts - 1; w++)
+            {
+                var wk = workers[w];
+                wk.Job = item;
+                wk.Parts = parts;
+                Interlocked.Increment(ref wk.Seq); // publishes Job and Parts
+                if (Interlocked.Exchange(ref wk.Sleeping, 0) == 1) wk.Wake.Release();
+            }
+
+            Exception? mine = null;
+            try { item.Execute(0, parts); }
+            catch (Exception e) { mine = e; }
+
+            var sw = new SpinWait();
+            while (Volatile.Read(ref _pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
+            for (int w = 0; w < parts - 1; w++) workers[w].Job = null;
+            var err = mine ?? _error;
+            if (err != null) throw new AggregateException("a GEMM worker failed", err);
+            return true;
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    private void EnsureWorkers(int count)
+    {
+        if (_workers.Length >= count) return;
+        lock (_growLock)
+        {
+            if (_workers.Length >= count) return;
+            var grown = new Worker[count];
+            Array.Copy(_workers, grown, _workers.Length);
+            for (int i = _workers.Length; i < count; i++)
+            {
+                var wk = new Worker { Index = i + 1 };
+                grown[i] = wk;
+                var t = new Thread(() => Loop(wk)) { IsBackground = true, Name = $"Backprop.Gemm worker {i + 1}" };
+                t.Start();
+            }
+            _workers = grown;
+        }
+    }
+
+    private void Loop(Worker wk)
+    {
+        int seen = 0;
+        while (true)
+        {
+            // Wait for a new epoch: spin a little, then sleep.
+            long start = Stopwatch.GetTimestamp();
+            var sw = new SpinWait();
+            while (Volatile.Read(ref wk.Seq) == seen)
+            {
+                if (Stopwatch.GetTimestamp() - start < SpinTicks)
+                {
+                    sw.SpinOnce(sleep1Threshold: -1);
+                    continue;
+                }
+                Interlocked.Exchange(ref wk.Sleeping, 1); // full fence before re-reading Seq
+                if (Volatile.Read(ref wk.Seq) != seen)
+                {
+                    // A job arrived while going to sleep: cancel, unless the dispatcher already claimed the wake-up.
+                    if (Interlocked.Exchange(ref wk.Sleeping, 0) == 0) wk.Wake.Wait();
+                    break;
+                }
+                wk.Wake.Wait();
+                start = Stopwatch.GetTimestamp();
+                sw = new SpinWait();
+            }
+            seen = Volatile.Read(ref wk.Seq);
+            var job = wk.Job;
+            if (job == null) continue;
+            try { job.Execute(wk.Index, wk.Parts); }
+            catch (Exception e) { _error = e; }
+            Interlocked.Decrement(ref _pending);
+        }
+    }
+}

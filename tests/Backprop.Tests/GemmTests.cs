@@ -1,0 +1,270 @@
+using System.Numerics;
+using System.Runtime.Intrinsics.X86;
+using Backprop.Kernels;
+
+namespace Backprop.Tests;
+
+/// <summary>Gemm.Multiply against a double-precision triple loop, on every hardware path, transpose form and edge shape.</summary>
+[Collection(GemmCollection.Name)]
+public class GemmTests
+{
+    private static readonly int[] Grid = [1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 48, 63, 64, 65, 67];
+
+    // Paths travel as names: GemmPath is internal and xunit theories are public.
+    public static IEnumerable<object[]> PathsAndTypes() =>
+        from p in new[] { nameof(GemmPath.Avx512), nameof(GemmPath.Avx2), nameof(GemmPath.Portable) }
+        from f64 in new[] { false, true }
+        select new object[] { p, f64 };
+
+    private static GemmPath P(string name) => Enum.Parse<GemmPath>(name);
+
+    private static bool Supported(GemmPath p) => p switch
+    {
+        GemmPath.Avx512 => Avx512F.IsSupported,
+        GemmPath.Avx2 => Fma.IsSupported && Avx2.IsSupported,
+        _ => true,
+    };
+
+    /// <summary>Runs Gemm under a forced path and thread count; restores both.</summary>
+    private static void With(GemmPath path, int threads, Action body)
+    {
+        var savedPath = Gemm.ForcePath;
+        var savedThreads = KernelThreads.Count;
+        var savedMin = Gemm.MinMacsPerThread;
+        Gemm.ForcePath = path;
+        KernelThreads.Count = threads;
+        if (threads > 1) Gemm.MinMacsPerThread = 1; // split even small products, to exercise the threaded edges
+        try { body(); }
+        finally
+        {
+            Gemm.ForcePath = savedPath;
+            KernelThreads.Count = savedThreads;
+            Gemm.MinMacsPerThread = savedMin;
+        }
+    }
+
+    /// <summary>Checks one product (fresh random A, B, C) against the double-precision loop.</summary>
+    private static void Check<T>(Random rng, bool tA, bool tB, int m, int n, int k, bool acc)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var a = new double[m * k];
+        var b = new double[k * n];
+        var c0 = new double[m * n];
+        for (int i = 0; i < a.Length; i++) a[i] = rng.NextDouble() * 2 - 1;
+        for (int i = 0; i < b.Length; i++) b[i] = rng.NextDouble() * 2 - 1;
+        for (int i = 0; i < c0.Length; i++) c0[i] = rng.NextDouble() * 2 - 1;
+        // Round inputs to T so both sides see the same operands.
+        var at = a.Select(T.CreateChecked).ToArray();
+        var bt = b.Select(T.CreateChecked).ToArray();
+        var ct = c0.Select(T.CreateChecked).ToArray();
+        Gemm.Multiply<T>(tA, tB, m, n, k, at, bt, ct, acc);
+
+        double eps = typeof(T) == typeof(float) ? 1e-6 : 1e-14;
+        for (int i = 0; i < m; i++)
+        {
+            for (int j = 0; j < n; j++)
+            {
+                double s = 0, mag = 0;
+                for (int p = 0; p < k; p++)
+                {
+                    double av = double.CreateChecked(at[tA ? p * m + i : i * k + p]);
+                    double bv = double.CreateChecked(bt[tB ? j * k + p : p * n + j]);
+                    s += av * bv;
+                    mag += Math.Abs(av * bv);
+                }
+                double cPrev = double.CreateChecked(T.CreateChecked(c0[i * n + j]));
+                double want = acc ? cPrev + s : s;
+                double got = double.CreateChecked(ct[i * n + j]);
+                double tol = eps * (4 * (mag + (acc ? Math.Abs(cPrev) : 0)) + 1e-3) * Math.Max(1, Math.Sqrt(k));
+                if (!(Math.Abs(got - want) <= tol))
+                    Assert.Fail($"{typeof(T).Name} tA={tA} tB={tB} {m}x{n}x{k} acc={acc} path={Gemm.EffectivePath} threads={KernelThreads.Count}: " +
+                                $"C[{i},{j}] = {got}, want {want} (tol {tol})");
+            }
+        }
+    }
+
+    private static void GridRun<T>(GemmPath path, int threads, int seed) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var rng = new Random(seed);
+        With(path, threads, () =>
+        {
+            foreach (int m in Grid)
+                foreach (int n in Grid)
+                {
+                    // k cycles through the grid so every k value meets many (m, n); transposes and accumulate cycle too.
+                    int idx = Array.IndexOf(Grid, m) * Grid.Length + Array.IndexOf(Grid, n);
+                    int k = Grid[(idx * 7) % Grid.Length];
+                    bool tA = (idx & 1) != 0, tB = (idx & 2) != 0, acc = (idx & 4) != 0;
+                    Check<T>(rng, tA, tB, m, n, k, acc);
+                }
+        });
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void EdgeShapeGrid_OneThread(string pathName, bool f64)
+    {
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        if (f64) GridRun<double>(path, 1, 11); else GridRun<float>(path, 1, 12);
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void EdgeShapeGrid_TwoThreads(string pathName, bool f64)
+    {
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        if (f64) GridRun<double>(path, 2, 21); else GridRun<float>(path, 2, 22);
+    }
+
+    /// <summary>Every transpose form × accumulate on a few ragged shapes, per path, type and thread count.</summary>
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void AllTransposeFormsAndAccumulate(string pathName, bool f64)
+    {
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        var rng = new Random(5);
+        foreach (int threads in new[] { 1, 2 })
+            With(path, threads, () =>
+            {
+                foreach (var (m, n, k) in new[] { (1, 1, 1), (1, 2, 2), (13, 37, 19), (33, 17, 65), (67, 65, 3) })
+                    foreach (bool tA in new[] { false, true })
+                        foreach (bool tB in new[] { false, true })
+                            foreach (bool acc in new[] { false, true })
+                            {
+                                if (f64) Check<double>(rng, tA, tB, m, n, k, acc);
+                                else Check<float>(rng, tA, tB, m, n, k, acc);
+                            }
+            });
+    }
+
+    /// <summary>Larger shapes that cross the kc, mc (and, with shrunken blocking, nc) cache blocks.</summary>
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void CrossesCacheBlocks(string pathName, bool f64)
+    {
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        var rng = new Random(7);
+        int savedNc = GemmBlocking.Nc, savedMc = GemmBlocking.McBytes;
+        try
+        {
+            foreach (int threads in new[] { 1, 2 })
+                With(path, threads, () =>
+                {
+                    for (int form = 0; form < 4; form++)
+                    {
+                        bool tA = (form & 1) != 0, tB = (form & 2) != 0;
+                        // Shrink nc and mc so that 200×300 spans several blocks in every loop.
+                        GemmBlocking.Nc = 96;
+                        GemmBlocking.McBytes = 8 * 1024;
+                        if (f64) Check<double>(rng, tA, tB, 200, 300, 529, form % 2 == 0);
+                        else Check<float>(rng, tA, tB, 200, 300, 529, form % 2 == 0);
+                        GemmBlocking.Nc = savedNc;
+                        GemmBlocking.McBytes = savedMc;
+                        if (f64) Check<double>(rng, tA, tB, 200, 300, 129, form % 2 == 1);
+                        else Check<float>(rng, tA, tB, 200, 300, 129, form % 2 == 1);
+                    }
+                });
+        }
+        finally
+        {
+            GemmBlocking.Nc = savedNc;
+            GemmBlocking.McBytes = savedMc;
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ZeroDepthClearsOrKeeps(bool acc)
+    {
+        var c = new float[] { 1, 2, 3, 4, 5, 6 };
+        Gemm.Multiply<float>(false, false, 2, 3, 0, ReadOnlySpan<float>.Empty, ReadOnlySpan<float>.Empty, c, acc);
+        Assert.Equal(acc ? new float[] { 1, 2, 3, 4, 5, 6 } : new float[6], c);
+    }
+
+    [Fact]
+    public void LeadingDimensionsAddressSubMatrices()
+    {
+        // C[1..3, 1..4] (ldc 6) = A[0..2, 2..7] (lda 8) · B[1..6, 0..3] (ldb 5)
+        var rng = new Random(3);
+        var a = Enumerable.Range(0, 3 * 8).Select(_ => rng.NextDouble()).ToArray();
+        var b = Enumerable.Range(0, 7 * 5).Select(_ => rng.NextDouble()).ToArray();
+        var c = new double[4 * 6];
+        Gemm.Multiply<double>(false, false, 3, 3, 5, a.AsSpan(2), 8, b.AsSpan(5), 5, c.AsSpan(7), 6, false);
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+            {
+                double s = 0;
+                for (int p = 0; p < 5; p++) s += a[i * 8 + 2 + p] * b[(1 + p) * 5 + j];
+                Assert.Equal(s, c[(1 + i) * 6 + 1 + j], 12);
+            }
+        Assert.Equal(0, c[0]);
+        Assert.Equal(0, c[6 + 4]);
+    }
+
+    [Fact]
+    public void MatchesReferenceOnTrainingShapes()
+    {
+        var rng = new Random(9);
+        foreach (int threads in new[] { 1, 2 })
+            With(GemmPath.Auto, threads, () =>
+            {
+                Check<float>(rng, false, true, 128, 10, 512, false);  // Y = X·Wᵀ
+                Check<float>(rng, true, false, 10, 64, 128, true);    // dW = dYᵀ·X
+                Check<float>(rng, false, false, 128, 96, 10, false);  // dX = dY·W
+            });
+    }
+
+    /// <summary>After warm-up a call allocates nothing, on the caller or anywhere (workers included).</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void WarmCallAllocatesNothing(int threads)
+    {
+        var shapes = new[] { (256, 256, 256), (128, 512, 784), (32, 128, 784), (128, 10, 512), (1, 2, 2), (200, 300, 129) };
+        var data = shapes.Select(s => (new float[s.Item1 * s.Item3], new float[s.Item3 * s.Item2], new float[s.Item1 * s.Item2],
+            new double[s.Item1 * s.Item3], new double[s.Item3 * s.Item2], new double[s.Item1 * s.Item2])).ToArray();
+        With(GemmPath.Auto, threads, () =>
+        {
+            void All()
+            {
+                for (int i = 0; i < shapes.Length; i++)
+                {
+                    var (m, n, k) = shapes[i];
+                    var (af, bf, cf, ad, bd, cd) = data[i];
+                    for (int form = 0; form < 4; form++)
+                    {
+                        Gemm.Multiply<float>((form & 1) != 0, (form & 2) != 0, m, n, k, af, bf, cf, form == 3);
+                        Gemm.Multiply<double>((form & 1) != 0, (form & 2) != 0, m, n, k, ad, bd, cd, form == 2);
+                    }
+                }
+            }
+            for (int r = 0; r < 40; r++) All(); // past JIT tiering
+            // The caller must never allocate. Process-wide, a background JIT compile (tier-up) can allocate
+            // a little at any time, so at least one of a few rounds must show no growth at all.
+            long bestTotal = long.MaxValue;
+            for (int round = 0; round < 5 && bestTotal != 0; round++)
+            {
+                long mine = GC.GetAllocatedBytesForCurrentThread();
+                long total = GC.GetTotalAllocatedBytes(true);
+                for (int r = 0; r < 3; r++) All();
+                long mineAfter = GC.GetAllocatedBytesForCurrentThread();
+                long totalAfter = GC.GetTotalAllocatedBytes(true);
+                Assert.Equal(0, mineAfter - mine);
+                bestTotal = Math.Min(bestTotal, totalAfter - total);
+            }
+            Assert.Equal(0, bestTotal);
+        });
+    }
+}
+
+/// <summary>Gemm tests change process-wide settings (forced path, thread count): they must not run in parallel with each other.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public class GemmCollection
+{
+    public const string Name = "Gemm (process-wide settings)";
+}
