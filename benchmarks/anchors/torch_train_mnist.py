@@ -1,0 +1,49 @@
+"""PyTorch anchor for `backprop train`: the same reference run (784-512-256-10 ReLU, Adam lr 1e-3, batch 128,
+10 epochs, 55,000 training images, shuffled each epoch) timed over the training loop only.
+
+    OPENBLAS_CORETYPE=SkylakeX OPENBLAS_NUM_THREADS=2 /usr/bin/python3 benchmarks/anchors/torch_train_mnist.py --threads 2
+"""
+import argparse, gzip, json, time
+import numpy as np
+import torch
+
+p = argparse.ArgumentParser()
+p.add_argument("--data", default="data/mnist")
+p.add_argument("--epochs", type=int, default=10)
+p.add_argument("--threads", type=int, default=2)
+p.add_argument("--layers", default="784,512,256,10")
+a = p.parse_args()
+torch.set_num_threads(a.threads)
+torch.manual_seed(0)
+
+def idx(path, offset):
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(), dtype=np.uint8, offset=offset)
+
+x = torch.tensor(idx(f"{a.data}/train-images-idx3-ubyte.gz", 16).reshape(-1, 784), dtype=torch.float32) / 255
+y = torch.tensor(idx(f"{a.data}/train-labels-idx1-ubyte.gz", 8), dtype=torch.long)
+xt = torch.tensor(idx(f"{a.data}/t10k-images-idx3-ubyte.gz", 16).reshape(-1, 784), dtype=torch.float32) / 255
+yt = torch.tensor(idx(f"{a.data}/t10k-labels-idx1-ubyte.gz", 8), dtype=torch.long)
+x, y = x[:55000], y[:55000]
+sizes = [int(s) for s in a.layers.split(",")]
+mods = []
+for i in range(len(sizes) - 1):
+    mods.append(torch.nn.Linear(sizes[i], sizes[i + 1]))
+    if i + 2 < len(sizes):
+        mods.append(torch.nn.ReLU())
+net = torch.nn.Sequential(*mods)
+opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+loss_fn = torch.nn.CrossEntropyLoss()
+t0 = time.perf_counter()
+for epoch in range(a.epochs):
+    perm = torch.randperm(len(x))
+    for i in range(0, len(x), 128):
+        idxs = perm[i:i + 128]
+        opt.zero_grad()
+        loss = loss_fn(net(x[idxs]), y[idxs])
+        loss.backward()
+        opt.step()
+secs = time.perf_counter() - t0
+with torch.no_grad():
+    acc = (net(xt).argmax(1) == yt).float().mean().item()
+print(json.dumps({"test_accuracy": acc, "train_seconds": secs, "epochs": a.epochs, "samples_per_s": len(x) * a.epochs / secs}))
