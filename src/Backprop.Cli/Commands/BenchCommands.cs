@@ -20,7 +20,8 @@ public static class BenchCommands
         var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 200 };
         var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "JSON only" };
-        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, json };
+        var profile = new Option<bool>("--profile") { Description = "Also time each op (µs per step)" };
+        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, json, profile };
         cmd.SetAction(r =>
         {
             var sizes = TrainCommand.ParseLayers(r.GetValue(layers)!);
@@ -28,7 +29,10 @@ public static class BenchCommands
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
-            var res = TrainBenchmark.Run(sizes, b, s, t);
+            var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
+            var res = TrainBenchmark.Run(sizes, b, s, t, profile: prof);
+            if (prof is not null)
+                foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             if (!r.GetValue(json))
                 Console.WriteLine($"{string.Join("-", sizes)} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
             Cli.WriteJsonLine(w =>

@@ -51,14 +51,20 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (_leafSet.Add(v)) _leaves.Add(v);
     }
 
+    /// <summary>When set, receives the elapsed Stopwatch ticks of every op's forward (true) and backward (false) run.</summary>
+    public Action<Var<T>, bool, long>? Profiler { get; set; }
+
     /// <summary>Recomputes every recorded value, in order, from the leaves' current values.</summary>
     public void Forward()
     {
         var nodes = _nodes;
+        var profiler = Profiler;
         for (int i = 0; i < nodes.Count; i++)
         {
             var n = nodes[i];
+            long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             n.Op!.Forward(n.InputArray, n.Value);
+            profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
     }
 
@@ -87,7 +93,9 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             var n = _nodes[i];
             if (!n.HasGrad || !n.RequiresGrad) continue;
+            long t0 = Profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             n.Op!.Backward(n.InputArray, n);
+            Profiler?.Invoke(n, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
     }
 }

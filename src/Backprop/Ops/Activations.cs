@@ -79,10 +79,8 @@ public sealed class Sigmoid<T> : Activation<T> where T : unmanaged, IFloatingPoi
     public override string Formula => "σ(z) = 1/(1 + e^(−z))";
     public override string DerivativeFormula => "σ′(z) = σ(z)·(1 − σ(z))";
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => TensorPrimitives.Sigmoid(z, y);
-    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
-    {
-        for (int i = 0; i < z.Length; i++) dz[i] = dy[i] * y[i] * (T.One - y[i]);
-    }
+    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
+        Kernels.ActivationKernels.SigmoidBackward(y, dy, dz);
 }
 
 public sealed class Tanh<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -92,10 +90,8 @@ public sealed class Tanh<T> : Activation<T> where T : unmanaged, IFloatingPointI
     public override string Formula => "tanh(z) = (e^z − e^(−z))/(e^z + e^(−z))";
     public override string DerivativeFormula => "tanh′(z) = 1 − tanh²(z)";
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => TensorPrimitives.Tanh(z, y);
-    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
-    {
-        for (int i = 0; i < z.Length; i++) dz[i] = dy[i] * (T.One - y[i] * y[i]);
-    }
+    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
+        Kernels.ActivationKernels.TanhBackward(y, dy, dz);
 }
 
 public sealed class Relu<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -104,11 +100,9 @@ public sealed class Relu<T> : Activation<T> where T : unmanaged, IFloatingPointI
     public override string Symbol => "relu";
     public override string Formula => "relu(z) = max(z, 0)";
     public override string DerivativeFormula => "relu′(z) = 1 if z > 0 else 0";
-    public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => TensorPrimitives.Max(z, T.Zero, y);
-    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
-    {
-        for (int i = 0; i < z.Length; i++) dz[i] = z[i] > T.Zero ? dy[i] : T.Zero;
-    }
+    public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => Kernels.ActivationKernels.ReluForward(z, y);
+    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
+        Kernels.ActivationKernels.ReluBackward(z, dy, dz, T.Zero);
 }
 
 public sealed class LeakyRelu<T>(double slope) : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
@@ -123,10 +117,8 @@ public sealed class LeakyRelu<T>(double slope) : Activation<T> where T : unmanag
     {
         for (int i = 0; i < z.Length; i++) y[i] = z[i] > T.Zero ? z[i] : _slope * z[i];
     }
-    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
-    {
-        for (int i = 0; i < z.Length; i++) dz[i] = z[i] > T.Zero ? dy[i] : _slope * dy[i];
-    }
+    public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
+        Kernels.ActivationKernels.ReluBackward(z, dy, dz, _slope);
 }
 
 public sealed class Elu<T>(double alpha) : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>

@@ -103,16 +103,25 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         _probs ??= new Tensor<T>(z.ShapeArray);
         var t = Targets.Indices;
         T loss = T.Zero;
+        // shift each row by its maximum (stability), then one vectorised exp over the whole batch
         for (int i = 0; i < n; i++)
         {
             var zr = z.Data.AsSpan(i * c, c);
             var pr = _probs.Data.AsSpan(i * c, c);
-            T max = TensorPrimitives.Max<T>(zr);
-            TensorPrimitives.Subtract(zr, max, pr);
-            TensorPrimitives.Exp(pr, pr);
-            T sum = TensorPrimitives.Sum<T>(pr);
-            loss += T.Log(sum) + max - zr[t[i]];   // log Σ e^z − z_t
-            TensorPrimitives.Divide(pr, sum, pr);
+            T max = zr[0];
+            for (int j = 1; j < c; j++) if (zr[j] > max) max = zr[j];
+            for (int j = 0; j < c; j++) pr[j] = zr[j] - max;
+            loss -= pr[t[i]];
+        }
+        TensorPrimitives.Exp(_probs.Data, _probs.Data);
+        for (int i = 0; i < n; i++)
+        {
+            var pr = _probs.Data.AsSpan(i * c, c);
+            T sum = T.Zero;
+            for (int j = 0; j < c; j++) sum += pr[j];
+            loss += T.Log(sum);   // log Σ e^(z − max) − (z_t − max)
+            T inv = T.One / sum;
+            for (int j = 0; j < c; j++) pr[j] *= inv;
         }
         output.Data[0] = Reduction == Reduction.Mean ? loss / T.CreateChecked(Math.Max(1, n)) : loss;
     }

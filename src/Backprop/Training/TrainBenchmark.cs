@@ -12,7 +12,8 @@ public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMi
 /// </summary>
 public static class TrainBenchmark
 {
-    public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, int threads, int warmupSteps = 10, int seed = 0)
+    public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, int threads, int warmupSteps = 10, int seed = 0,
+        Dictionary<string, double>? profile = null)
     {
         KernelThreads.Count = threads;
         var net = Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform);
@@ -34,6 +35,19 @@ public static class TrainBenchmark
         long callerAfter = GC.GetAllocatedBytesForCurrentThread();
         long totalAfter = GC.GetTotalAllocatedBytes(precise: true);
         double secs = sw.Elapsed.TotalSeconds;
+        if (profile is not null)
+        {
+            // A separate, instrumented pass: per-op microseconds per step, by direction.
+            step.Tape.Profiler = (v, fwd, ticks) =>
+            {
+                string key = $"{(fwd ? "forward " : "backward")} {v.Op!.Name,-14} {v.Name ?? ""} {v.ShapeString}";
+                profile[key] = profile.GetValueOrDefault(key) + ticks * 1e6 / Stopwatch.Frequency / steps;
+            };
+            var optSw = new Stopwatch();
+            for (int i = 0; i < steps; i++) { step.ForwardBackward(); optSw.Start(); opt.Step(); optSw.Stop(); }
+            step.Tape.Profiler = null;
+            profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
+        }
         return new TrainBenchmarkResult(batch * steps / secs, secs * 1e6 / steps,
             (double)(totalAfter - totalBefore) / steps, (double)(callerAfter - callerBefore) / steps);
     }
