@@ -275,3 +275,4 @@ internal readonly unsafe struct PortableKernel<T> : IMicroKernel<T> where T : un
         c3_1.Store(c + 3 * ldc + 1 * Vector<T>.Count);
     }
 }
+
