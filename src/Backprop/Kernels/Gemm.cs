@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
@@ -34,6 +35,9 @@ public static class Gemm
 
     /// <summary>Products with at most this many multiply-adds use the plain loop.</summary>
     internal static long TinyMacs = 512;
+
+    /// <summary>A·Bᵀ with at most this many output columns runs as in-place dot products (no packing).</summary>
+    internal static int NarrowDotMaxN = 16;
 
     /// <summary>Minimum multiply-adds per thread before work is split across the pool.</summary>
     internal static long MinMacsPerThread = 1L << 19;
@@ -102,6 +106,12 @@ public static class Gemm
             return;
         }
         var path = EffectivePath;
+        if (!transA && transB && n <= NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated
+            && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            GemmSmall.DotNT(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
         int parts = (int)Math.Clamp(macs / MinMacsPerThread, 1, Math.Max(1, threads));
         if (parts > 1)
         {
