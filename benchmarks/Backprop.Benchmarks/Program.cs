@@ -33,6 +33,7 @@ public static class Program
                     case "mc": GemmBlocking.McBytes = v; break;
                     case "nc": GemmBlocking.Nc = v; break;
                     case "direct": GemmBlocking.DirectBMaxRows = v; break;
+                    case "chunks": GemmJob<float>.ChunksPerThread = v; GemmJob<double>.ChunksPerThread = v; break;
                 }
             }
             bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
