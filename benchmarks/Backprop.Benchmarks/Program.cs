@@ -22,8 +22,29 @@ public static class Program
         if (args.Length >= 5 && args[0] == "shape")
         {
             int m = int.Parse(args[1]), n = int.Parse(args[2]), k = int.Parse(args[3]), t = int.Parse(args[4]);
+            foreach (var kv in args.Where(x => x.Contains('=')))
+            {
+                // Tuning knobs: kc=<depth for float NR=32>, mc=<bytes of the packed A block>, nc=<columns>, direct=<rows>.
+                var parts = kv.Split('=');
+                int v = int.Parse(parts[1]);
+                switch (parts[0])
+                {
+                    case "kc": GemmBlocking.KcBytes = v * 4 * 32; break;
+                    case "mc": GemmBlocking.McBytes = v; break;
+                    case "nc": GemmBlocking.Nc = v; break;
+                    case "direct": GemmBlocking.DirectBMaxRows = v; break;
+                    case "chunks": GemmJob<float>.ChunksPerThread = v; GemmJob<double>.ChunksPerThread = v; break;
+                }
+            }
             bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
             Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, t, f64, tA, tB):F1} GFLOPS");
+            return 0;
+        }
+        if (args.Length >= 1 && args[0] == "kernel")
+        {
+            // The AVX-512 micro-kernel alone on L1-resident panels: the in-core ceiling.
+            int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
+            Console.WriteLine($"12x2 kc={kc}: {KernelProbe.Run<Avx512Kernel<float>>(kc):F1} GFLOPS");
             return 0;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -148,7 +148,7 @@ public class GemmTests
         var path = P(pathName);
         if (!Supported(path)) return;
         var rng = new Random(7);
-        int savedNc = GemmBlocking.Nc, savedMc = GemmBlocking.McBytes;
+        int savedNc = GemmBlocking.Nc, savedMc = GemmBlocking.McBytes, savedKc = GemmBlocking.KcBytes;
         try
         {
             foreach (int threads in new[] { 1, 2 })
@@ -157,15 +157,18 @@ public class GemmTests
                     for (int form = 0; form < 4; form++)
                     {
                         bool tA = (form & 1) != 0, tB = (form & 2) != 0;
-                        // Shrink nc and mc so that 200×300 spans several blocks in every loop.
+                        // Shrunken blocking: 200×300×129 spans several kc, mc and nc blocks.
                         GemmBlocking.Nc = 96;
                         GemmBlocking.McBytes = 8 * 1024;
-                        if (f64) Check<double>(rng, tA, tB, 200, 300, 529, form % 2 == 0);
-                        else Check<float>(rng, tA, tB, 200, 300, 529, form % 2 == 0);
+                        GemmBlocking.KcBytes = 48 * 128;
+                        if (f64) Check<double>(rng, tA, tB, 200, 300, 129, form % 2 == 0);
+                        else Check<float>(rng, tA, tB, 200, 300, 129, form % 2 == 0);
                         GemmBlocking.Nc = savedNc;
                         GemmBlocking.McBytes = savedMc;
-                        if (f64) Check<double>(rng, tA, tB, 200, 300, 129, form % 2 == 1);
-                        else Check<float>(rng, tA, tB, 200, 300, 129, form % 2 == 1);
+                        GemmBlocking.KcBytes = savedKc;
+                        // Default blocking: k = 600 takes two depth blocks.
+                        if (f64) Check<double>(rng, tA, tB, 70, 45, 600, form % 2 == 1);
+                        else Check<float>(rng, tA, tB, 70, 45, 600, form % 2 == 1);
                     }
                 });
         }
@@ -173,6 +176,7 @@ public class GemmTests
         {
             GemmBlocking.Nc = savedNc;
             GemmBlocking.McBytes = savedMc;
+            GemmBlocking.KcBytes = savedKc;
         }
     }
 
@@ -225,7 +229,7 @@ public class GemmTests
     [InlineData(2)]
     public void WarmCallAllocatesNothing(int threads)
     {
-        var shapes = new[] { (256, 256, 256), (128, 512, 784), (32, 128, 784), (128, 10, 512), (1, 2, 2), (200, 300, 129) };
+        var shapes = new[] { (96, 80, 100), (64, 128, 300), (32, 40, 200), (40, 10, 100), (1, 2, 2), (13, 17, 19) };
         var data = shapes.Select(s => (new float[s.Item1 * s.Item3], new float[s.Item3 * s.Item2], new float[s.Item1 * s.Item2],
             new double[s.Item1 * s.Item3], new double[s.Item3 * s.Item2], new double[s.Item1 * s.Item2])).ToArray();
         With(GemmPath.Auto, threads, () =>

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
@@ -34,6 +35,9 @@ public static class Gemm
 
     /// <summary>Products with at most this many multiply-adds use the plain loop.</summary>
     internal static long TinyMacs = 512;
+
+    /// <summary>A·Bᵀ with at most this many output columns runs as in-place dot products (no packing).</summary>
+    internal static int NarrowDotMaxN = 16;
 
     /// <summary>Minimum multiply-adds per thread before work is split across the pool.</summary>
     internal static long MinMacsPerThread = 1L << 19;
@@ -102,6 +106,12 @@ public static class Gemm
             return;
         }
         var path = EffectivePath;
+        if (!transA && transB && n <= NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated
+            && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
+        {
+            GemmSmall.DotNT(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+            return;
+        }
         int parts = (int)Math.Clamp(macs / MinMacsPerThread, 1, Math.Max(1, threads));
         if (parts > 1)
         {
@@ -193,7 +203,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
 
     private GemmPath _path;
     private bool _transA, _transB, _accumulate, _splitN;
-    private int _m, _n, _k, _units, _unit;
+    private int _m, _n, _k, _units, _unit, _chunks, _next;
     private T* _a, _b, _c;
     private nint _lda, _ldb, _ldc;
 
@@ -211,12 +221,26 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         _path = path; _transA = transA; _transB = transB; _accumulate = accumulate;
         _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
         _splitN = splitN; _units = units; _unit = splitN ? nr : mr;
+        // Chunks are taken dynamically: when a worker starts late (its core is busy) the caller takes its chunk too.
+        // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
+        _chunks = Math.Min(units, actual * ChunksPerThread);
+        _next = 0;
         return true;
     }
 
+    /// <summary>Chunks per participating thread (1 measured best on a 2-core Zen 5 under load).</summary>
+    internal static int ChunksPerThread = 1;
+
     public override void Execute(int part, int parts)
     {
-        int u0 = (int)((long)_units * part / parts), u1 = (int)((long)_units * (part + 1) / parts);
+        int chunk;
+        while ((chunk = Interlocked.Increment(ref _next) - 1) < _chunks)
+            RunChunk(chunk);
+    }
+
+    private void RunChunk(int chunk)
+    {
+        int u0 = (int)((long)_units * chunk / _chunks), u1 = (int)((long)_units * (chunk + 1) / _chunks);
         if (_splitN)
         {
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);

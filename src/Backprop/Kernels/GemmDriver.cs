@@ -55,9 +55,13 @@ internal static unsafe class GemmBuffers<T> where T : unmanaged
 internal static class GemmBlocking
 {
     /// <summary>Depth of a packed panel: the kc×NR B micro-panel lives in L1.</summary>
-    public static int KcBytes = 256 * 4 * 32;   // kc * NR * sizeof(T) budget (32 KiB)
+    /// <remarks>
+    /// Measured on Zen 5 (AVX-512, 1 MiB L2): a deep kc (512 for float 12×32) beats the textbook L1-sized 256,
+    /// because C tiles are then loaded and stored half as often; the A block stays small so it stays in L2 next to B.
+    /// </remarks>
+    public static int KcBytes = 512 * 4 * 32;   // kc * NR * sizeof(T) budget
     /// <summary>The mc×kc packed A block lives in L2.</summary>
-    public static int McBytes = 384 * 1024;
+    public static int McBytes = 192 * 1024;
     /// <summary>The kc×nc packed B block lives in L3.</summary>
     public static int Nc = 4096;
     /// <summary>Below this many rows B is read in place (not packed) when it is not transposed.</summary>
@@ -78,6 +82,8 @@ internal static unsafe class GemmBlocked<T, K>
         int MC = Math.Max(MR, GemmBlocking.McBytes / (KC * sizeof(T)) / MR * MR);
         int NC = Math.Max(NR, GemmBlocking.Nc / NR * NR);
 
+        // Balance the depth blocks (k = 784 runs as 2 × 392, not 512 + 272).
+        KC = Math.Min(KC, (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC) + 7 & ~7);
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
