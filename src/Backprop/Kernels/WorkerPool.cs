@@ -36,9 +36,24 @@ internal sealed class WorkerPool
         public WorkItem? Job;
         public int Parts;
         public int Seq; // incremented by the dispatcher once Job and Parts are set
+        public long Allocated; // this thread's GC.GetAllocatedBytesForCurrentThread after its last job
     }
 
     public int WorkerCount => _workers.Length;
+
+    /// <summary>
+    /// Bytes the worker threads have allocated on the managed heap, as of their last jobs: the worker-thread
+    /// counterpart of <see cref="GC.GetAllocatedBytesForCurrentThread"/>, for zero-allocation checks.
+    /// </summary>
+    public long WorkerAllocatedBytes
+    {
+        get
+        {
+            long sum = 0;
+            foreach (var w in _workers) sum += Volatile.Read(ref w.Allocated);
+            return sum;
+        }
+    }
 
     /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy.</summary>
     public bool TryRun(WorkItem item, int parts)
@@ -131,6 +146,7 @@ internal sealed class WorkerPool
             if (job == null) continue;
             try { job.Execute(wk.Index, wk.Parts); }
             catch (Exception e) { _error = e; }
+            Volatile.Write(ref wk.Allocated, GC.GetAllocatedBytesForCurrentThread());
             Interlocked.Decrement(ref _pending);
         }
     }

@@ -4,12 +4,13 @@ using Backprop.Training;
 namespace Backprop.Tests.Performance;
 
 /// <summary>After the first step, a training step (forward, loss, backward, optimizer update) allocates nothing.</summary>
-[Collection("KernelThreads")]
+[Collection(GemmCollection.Name)]
 public class ZeroAllocationTests
 {
     [Theory]
     [InlineData(new[] { 784, 64, 10 }, 32, "sgd", 1)]
     [InlineData(new[] { 784, 64, 10 }, 32, "adam", 2)]
+    [InlineData(new[] { 784, 256, 256, 10 }, 128, "sgd", 2)]
     [InlineData(new[] { 2, 2, 2, 1 }, 1, "sgd", 1)]
     [InlineData(new[] { 20, 16, 16, 5 }, 7, "rmsprop", 1)]
     public void ATrainingStepAllocatesZeroBytes(int[] layers, int batch, string optimizer, int threads)
@@ -27,9 +28,11 @@ public class ZeroAllocationTests
             for (int i = 0; i < 30; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
 
             long before = GC.GetAllocatedBytesForCurrentThread();
+            long workersBefore = WorkerPool.Shared.WorkerAllocatedBytes;
             for (int i = 0; i < 50; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
             long after = GC.GetAllocatedBytesForCurrentThread();
             Assert.Equal(0, after - before);
+            Assert.Equal(0, WorkerPool.Shared.WorkerAllocatedBytes - workersBefore);
             Assert.True(float.IsFinite(step.Loss.Value[0]));
         }
         finally { KernelThreads.Count = saved; }
