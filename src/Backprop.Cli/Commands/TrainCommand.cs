@@ -36,7 +36,7 @@ public static class TrainCommand
         var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
         var nesterov = new Option<bool>("--nesterov") { Description = "Nesterov momentum (SGD)" };
         var weightDecay = new Option<double>("--weight-decay") { Description = "Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw)", DefaultValueFactory = _ => 0.0 };
-        var schedule = new Option<string>("--schedule") { Description = "constant, step or cosine", DefaultValueFactory = _ => "constant" };
+        var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
         var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
         var clip = new Option<double>("--clip") { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
