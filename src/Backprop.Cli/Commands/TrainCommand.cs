@@ -41,18 +41,21 @@ public static class TrainCommand
         var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
         var clip = new Option<double>("--clip") { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
         var patience = new Option<int>("--patience") { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
+        var diagnostics = new Option<bool>("--diagnostics") { Description = "Record per-layer gradient health every epoch (norms, update ratio, dead/saturated units)" };
+        var plots = new Option<string?>("--plots") { Description = "Write loss, accuracy and gradient-norm plots (PNG) and history.json to this directory" };
         var init = new Option<string>("--init") { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
 
         var cmd = new Command("train", "Train an MLP classifier (default: the reference MNIST run)")
         {
             data, layers, activation, optimizer, lr, batch, epochs, seed, threads, output, checkpoint, resume, json, quiet, label, dtype,
-            momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init,
+            momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots,
         };
         cmd.SetAction(r =>
         {
             var o = new TrainArgs(
                 r.GetValue(data)!, r.GetValue(layers), r.GetValue(activation)!, r.GetValue(threads), r.GetValue(output)!,
                 r.GetValue(checkpoint), r.GetValue(resume), r.GetValue(json), r.GetValue(quiet), r.GetValue(label), r.GetValue(init)!,
+                r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots),
                 new TrainOptions
                 {
                     Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), Seed = r.GetValue(seed), LearningRate = r.GetValue(lr),
@@ -66,7 +69,7 @@ public static class TrainCommand
     }
 
     public sealed record TrainArgs(string Data, string? Layers, string Activation, int Threads, string Out, string? Checkpoint, string? Resume,
-        bool Json, bool Quiet, string? Label, string Init, TrainOptions Options);
+        bool Json, bool Quiet, string? Label, string Init, bool Diagnostics, string? Plots, TrainOptions Options);
 
     private static void Validate(TrainArgs a)
     {
@@ -81,6 +84,12 @@ public static class TrainCommand
         if (Activations.TryCreate<float>(a.Activation) is null || a.Activation == "softmax")
             throw new UsageException($"--activation '{a.Activation}': expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
         try { Initializers.Parse(a.Init); } catch (ArgumentException e) { throw new UsageException("--init: " + e.Message); }
+    }
+
+    private static string CreateDir(string dir)
+    {
+        Directory.CreateDirectory(dir);
+        return dir;
     }
 
     public static int[] ParseLayers(string text)
@@ -112,7 +121,8 @@ public static class TrainCommand
         var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init));
         if (ck is not null && !ModelFile.ArchitectureOf(net).Sizes.SequenceEqual(sizes))
             throw new UsageException($"--resume {a.Resume}: the checkpoint's layers are {string.Join(",", ModelFile.ArchitectureOf(net).Sizes)}, not {string.Join(",", sizes)}");
-        var trainer = new Trainer<T>(net, o);
+        var trainer = new Trainer<T>(net, o) { CollectDiagnostics = a.Diagnostics };
+        var health = new List<LayerHealth[]>();
         int startEpoch = 1;
         var history = new List<EpochResult>();
         double bestVal = double.PositiveInfinity;
@@ -177,6 +187,13 @@ public static class TrainCommand
             history.Add(er);
             if (!a.Quiet)
                 Console.WriteLine($"{epoch,5} {r.loss,11:F4} {r.acc * 100,8:F2}% {vl,9:F4} {va * 100,7:F2}% {er.LearningRate,9:G3} {secs,8:F2} {er.SamplesPerSecond,10:N0}");
+            if (trainer.LastDiagnostics is { } d)
+            {
+                health.Add(d);
+                if (!a.Quiet)
+                    foreach (var l in d)
+                        Console.WriteLine($"      layer {l.Layer + 1} {l.Activation,-10} ‖∂L/∂W‖ {l.GradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction,6:P1}  saturated {l.SaturatedFraction,6:P1}");
+            }
             if (data.Validation.Count > 0)
             {
                 if (vl < bestVal - 1e-12) { bestVal = vl; sinceBest = 0; } else sinceBest++;
@@ -191,6 +208,14 @@ public static class TrainCommand
         }
 
         var (testLoss, testAcc) = trainer.Evaluate(data.Test);
+        if (health.Count > 0 && !a.Quiet) Console.WriteLine($"gradient health: {Diagnostics.Verdict(health[^1])}");
+        if (a.Plots is not null)
+        {
+            AtomicFile.WriteAllText(Path.Combine(CreateDir(a.Plots), "history.json"),
+                JsonSerializer.Serialize(new { epochs = history, diagnostics = health }, ModelFile.JsonOptions));
+            var files = TrainingPlots.Write(a.Plots, history, health);
+            if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
+        }
         ModelFile.Save(a.Out, net, data.LabelNames, data.Standardizer);
         if (!a.Quiet)
             Console.WriteLine($"test accuracy {testAcc * 100:F2}%, test loss {testLoss:F4}; trained {trainSeconds:F2} s ({samplesTrained / Math.Max(1e-9, trainSeconds):N0} samples/s); saved {a.Out}");

@@ -35,6 +35,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
 {
     public CompiledStep(Sequential<T> network, int batchSize)
     {
+        Network = network;
         BatchSize = batchSize;
         Tape = new Tape<T>();
         Input = Tape.Leaf(new Tensor<T>(batchSize, network.Inputs), requiresGrad: false, "x");
@@ -43,6 +44,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
         Loss = Fn.CrossEntropy(Trace.Output, Targets, Reduction.Mean);
     }
 
+    public Sequential<T> Network { get; }
     public int BatchSize { get; }
     public Tape<T> Tape { get; }
     public Var<T> Input { get; }
@@ -100,6 +102,14 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Sequential<T> Network { get; }
     public TrainOptions Options { get; }
     public Optimizer<T> Optimizer { get; }
+
+    /// <summary>When set, every epoch's last batch is measured for gradient health (see <see cref="Diagnostics"/>).</summary>
+    public bool CollectDiagnostics { get; set; }
+
+    /// <summary>The gradient health measured at the end of the most recent epoch (when collecting).</summary>
+    public LayerHealth[]? LastDiagnostics { get; private set; }
+
+    private Tensor<T>[]? _weightSnapshots;
     public IReadOnlyList<Var<T>> Parameters => _parameters;
 
     public CompiledStep<T> StepFor(int batchSize)
@@ -127,7 +137,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             step.ForwardBackward();
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
+            bool measure = CollectDiagnostics && loader.BatchIndex == loader.BatchesPerEpoch - 1;
+            if (measure) SnapshotWeights();
             Optimizer.Step();
+            if (measure) LastDiagnostics = Diagnostics.Measure(step, Optimizer.LearningRate, UpdateNorms());
             int n = loader.CurrentBatchSize;
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
             correct += step.CountCorrect(loader.CurrentY);
@@ -136,6 +149,25 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             onBatch?.Invoke((int)seen);
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
+    }
+
+    private void SnapshotWeights()
+    {
+        _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.Weight.Value.ShapeArray)).ToArray();
+        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].Weight.Value.Data.CopyTo(_weightSnapshots[i].Data, 0);
+    }
+
+    private double[] UpdateNorms()
+    {
+        var norms = new double[Network.Layers.Count];
+        for (int i = 0; i < norms.Length; i++)
+        {
+            var w = Network.Layers[i].Weight.Value.Data;
+            var old = _weightSnapshots![i].Data;
+            System.Numerics.Tensors.TensorPrimitives.Subtract(w, old, old);
+            norms[i] = Diagnostics.Norm<T>(old);
+        }
+        return norms;
     }
 
     /// <summary>Mean loss and accuracy on a data set, in batches, without touching the parameters.</summary>

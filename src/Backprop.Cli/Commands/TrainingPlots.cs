@@ -1,0 +1,61 @@
+using Backprop.IO;
+using Backprop.Training;
+
+namespace Backprop.Cli.Commands;
+
+/// <summary>PNG plots of a training run, drawn from the same series as the run's history.json.</summary>
+public static class TrainingPlots
+{
+    public const int Width = 800, Height = 500;
+
+    public static IReadOnlyList<string> Write(string dir, IReadOnlyList<EpochResult> history, IReadOnlyList<LayerHealth[]>? diagnostics)
+    {
+        Directory.CreateDirectory(dir);
+        var written = new List<string>();
+        double[] epochs = history.Select(h => (double)h.Epoch).ToArray();
+
+        var loss = new ScottPlot.Plot();
+        Line(loss, epochs, history.Select(h => h.TrainLoss).ToArray(), "train");
+        if (history.All(h => h.ValidationLoss is not null)) Line(loss, epochs, history.Select(h => h.ValidationLoss!.Value).ToArray(), "validation");
+        Finish(loss, "Loss per epoch", "epoch", "cross-entropy loss");
+        written.Add(Save(loss, Path.Combine(dir, "loss.png")));
+
+        var acc = new ScottPlot.Plot();
+        Line(acc, epochs, history.Select(h => h.TrainAccuracy * 100).ToArray(), "train");
+        if (history.All(h => h.ValidationAccuracy is not null)) Line(acc, epochs, history.Select(h => h.ValidationAccuracy!.Value * 100).ToArray(), "validation");
+        Finish(acc, "Accuracy per epoch", "epoch", "accuracy (%)");
+        written.Add(Save(acc, Path.Combine(dir, "accuracy.png")));
+
+        if (diagnostics is { Count: > 0 })
+        {
+            var g = new ScottPlot.Plot();
+            int layers = diagnostics[0].Length;
+            for (int l = 0; l < layers; l++)
+                Line(g, epochs[..diagnostics.Count], diagnostics.Select(d => Math.Log10(Math.Max(d[l].GradientNorm, 1e-300))).ToArray(), $"layer {l + 1}");
+            Finish(g, "Gradient norm ‖∂L/∂W‖ per layer (log scale)", "epoch", "log₁₀ ‖∂L/∂W‖");
+            written.Add(Save(g, Path.Combine(dir, "gradient-norms.png")));
+        }
+        return written;
+    }
+
+    private static void Line(ScottPlot.Plot plot, double[] xs, double[] ys, string label)
+    {
+        var s = plot.Add.Scatter(xs, ys);
+        s.LegendText = label;
+    }
+
+    private static void Finish(ScottPlot.Plot plot, string title, string x, string y)
+    {
+        plot.Title(title);
+        plot.XLabel(x);
+        plot.YLabel(y);
+        plot.ShowLegend();
+    }
+
+    private static string Save(ScottPlot.Plot plot, string path)
+    {
+        var bytes = plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png);
+        AtomicFile.WriteAllBytes(path, bytes);
+        return path;
+    }
+}

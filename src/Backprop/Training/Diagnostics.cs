@@ -1,0 +1,110 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+
+namespace Backprop.Training;
+
+/// <summary>Gradient health of one layer, measured on one batch.</summary>
+public sealed record LayerHealth(
+    int Layer,
+    string Activation,
+    double GradientNorm,
+    double WeightNorm,
+    double UpdateRatio,
+    double OutputGradientNorm,
+    double DeadFraction,
+    double SaturatedFraction);
+
+/// <summary>
+/// Per-layer gradient health read off a recorded step after its backward pass: ‖∂L/∂W‖, ‖W‖, the
+/// update-to-weight ratio, ‖∂L/∂h_l‖, the fraction of ReLU units that are zero for the whole batch (dead),
+/// and the fraction of sigmoid/tanh activations whose derivative is below 1% of its maximum (saturated).
+/// </summary>
+public static class Diagnostics
+{
+    public static LayerHealth[] Measure<T>(CompiledStep<T> step, double learningRate, IReadOnlyList<double>? updateNorms = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var layers = step.Trace.Z.Count;
+        var result = new LayerHealth[layers];
+        var net = step.Network;
+        for (int l = 0; l < layers; l++)
+        {
+            var layer = net.Layers[l];
+            double g = Norm(layer.Weight.Grad.Data);
+            double w = Norm(layer.Weight.Value.Data);
+            double u = updateNorms is not null ? updateNorms[l] : learningRate * g;
+            var h = step.Trace.H[l];
+            double hg = h.HasGrad ? Norm(h.Grad.Data) : 0;
+            var (dead, saturated) = UnitHealth(layer.Activation.Name, step.Trace.Z[l].Value, h.Value);
+            result[l] = new LayerHealth(l, layer.Activation.Name, g, w, w > 0 ? u / w : 0, hg, dead, saturated);
+        }
+        return result;
+    }
+
+    public static double Norm<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Math.Sqrt(double.CreateTruncating(TensorPrimitives.SumOfSquares(x)));
+
+    /// <summary>(dead, saturated) fractions for the activation's units over a batch z, h = f(z).</summary>
+    public static (double dead, double saturated) UnitHealth<T>(string activation, Tensor<T> z, Tensor<T> h)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int rows = z.Rows, cols = z.Cols;
+        if (rows == 0 || cols == 0) return (0, 0);
+        double dead = 0, saturated = 0;
+        if (activation is "relu")
+        {
+            int deadUnits = 0;
+            for (int j = 0; j < cols; j++)
+            {
+                bool alive = false;
+                for (int i = 0; i < rows && !alive; i++) alive = z.Data[i * cols + j] > T.Zero;
+                if (!alive) deadUnits++;
+            }
+            dead = (double)deadUnits / cols;
+        }
+        if (activation is "sigmoid" or "tanh")
+        {
+            // σ′ ≤ 1/4 and tanh′ ≤ 1: saturated below 1% of that maximum
+            double threshold = activation == "sigmoid" ? 0.0025 : 0.01;
+            int count = 0;
+            for (int i = 0; i < h.Length; i++)
+            {
+                double y = double.CreateTruncating(h.Data[i]);
+                double d = activation == "sigmoid" ? y * (1 - y) : 1 - y * y;
+                if (d < threshold) count++;
+            }
+            saturated = (double)count / h.Length;
+        }
+        return (dead, saturated);
+    }
+
+    /// <summary>A plain-language verdict on a set of layer measurements: vanishing or exploding gradients, dead or saturated units, or "healthy".</summary>
+    public static string Verdict(IReadOnlyList<LayerHealth> layers)
+    {
+        var findings = new List<string>();
+        if (layers.Count >= 2)
+        {
+            double first = layers[0].GradientNorm, last = layers[^1].GradientNorm;
+            if (first > 0 && last > 0)
+            {
+                double ratio = last / first;
+                if (ratio > 100)
+                    findings.Add($"gradient norm shrinks {ratio:0.0e0}× from layer {layers.Count} to layer 1: vanishing gradients");
+                else if (ratio < 0.01)
+                    findings.Add($"gradient norm grows {1 / ratio:0.0e0}× from layer {layers.Count} to layer 1: exploding gradients");
+            }
+            else if (first == 0 && last > 0)
+                findings.Add("layer 1 receives no gradient at all: vanishing gradients");
+        }
+        foreach (var l in layers)
+        {
+            if (l.DeadFraction >= 0.5) findings.Add($"{l.DeadFraction:P0} of layer-{l.Layer + 1} ReLU units are dead");
+            if (l.SaturatedFraction >= 0.5) findings.Add($"{l.SaturatedFraction:P0} of layer-{l.Layer + 1} {l.Activation} units are saturated");
+            if (l.UpdateRatio > 0.1) findings.Add($"layer-{l.Layer + 1} updates are {l.UpdateRatio:0.0e0} of its weights: learning rate too high");
+        }
+        if (findings.Count == 0) return "healthy: gradient norms are within 100× across layers, no dead or saturated layers";
+        bool vanishing = findings.Any(f => f.Contains("vanishing") || f.Contains("saturated"));
+        string advice = vanishing ? "; consider ReLU/He init or smaller depth" : findings.Any(f => f.Contains("dead")) ? "; consider a lower learning rate or leaky_relu" : "";
+        return string.Join("; ", findings) + advice;
+    }
+}
