@@ -85,16 +85,16 @@ public static class TorchImport
         var given = string.IsNullOrWhiteSpace(spec) ? [] : spec.Split(',').Select(s => s.Trim()).ToArray();
         string modules = string.Join(", ", layers.Select(l => l.ModuleIndex));
         if (given.Length == 0 && hidden > 0)
-            throw new ArgumentException($"{source} has {layers.Count} Linear layers (modules {modules}): --activations must name {hidden} hidden activation{(hidden == 1 ? "" : "s")}");
+            throw new ArgumentException($"{source}: {layers.Count} Linear layers (modules {modules}): --activations must name {hidden} hidden activation{(hidden == 1 ? "" : "s")}");
         for (int k = 0; k < given.Length; k++)
             if (given[k].Length == 0 || Activations.TryCreate<float>(given[k]) is null)
-                throw new ArgumentException($"--activations entry {k + 1} '{given[k]}' is not an activation (known: {string.Join(", ", Activations.Names)})");
+                throw new ArgumentException($"{source}: --activations entry {k + 1} '{given[k]}' is not an activation (known: {string.Join(", ", Activations.Names)})");
         string[] acts;
         if (given.Length == hidden) acts = given;
         else if (given.Length == 1 && hidden > 1) acts = Enumerable.Repeat(given[0], hidden).ToArray();
         else
             throw new ArgumentException(
-                $"--activations has {given.Length} entr{(given.Length == 1 ? "y" : "ies")} but {source} has {layers.Count} Linear layers (modules {modules}), so {hidden} hidden activation{(hidden == 1 ? " is" : "s are")} needed (or one for all); the output layer is always identity");
+                $"{source}: --activations has {given.Length} entr{(given.Length == 1 ? "y" : "ies")} but the state dict has {layers.Count} Linear layers (modules {modules}), so {hidden} hidden activation{(hidden == 1 ? " is" : "s are")} needed (or one for all); the output layer is always identity");
         for (int k = 0; k < hidden; k++)
         {
             // Adjacent module indices mean nothing sits between the two Linear modules.
