@@ -17,6 +17,8 @@ public static class Program
         root.Subcommands.Add(ModelCommands.Evaluate());
         root.Subcommands.Add(ModelCommands.Predict());
         root.Subcommands.Add(BenchCommands.Create());
+        root.Subcommands.Add(InteropCommands.Import());
+        root.Subcommands.Add(InteropCommands.Export());
         return root;
     }
 }
