@@ -63,38 +63,11 @@ public static class BenchCommands
             int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
             if (mm <= 0 || nn <= 0 || kk <= 0) throw new UsageException("--m, --n and --k must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
-            double gflops = GemmBenchRunner.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64");
+            double gflops = Backprop.Kernels.GemmBenchmark.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64");
             if (!r.GetValue(json)) Console.WriteLine($"{mm}×{kk}·{kk}×{nn} {r.GetValue(dtype)}, {(t == 0 ? Environment.ProcessorCount : t)} threads: {gflops:F1} GFLOPS");
             Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
             return 0;
         });
         return cmd;
-    }
-}
-
-/// <summary>Times the kernel directly; replaced by the kernel's own benchmark helper when present.</summary>
-internal static class GemmBenchRunner
-{
-    public static double Run(int m, int n, int k, int threads, bool float64)
-    {
-        Backprop.Kernels.KernelThreads.Count = threads;
-        return float64 ? Time<double>(m, n, k) : Time<float>(m, n, k);
-    }
-
-    private static double Time<T>(int m, int n, int k) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
-    {
-        var rng = new Random(1);
-        var a = Tensor<T>.Random(rng, -1, 1, m, k); var b = Tensor<T>.Random(rng, -1, 1, k, n); var c = new Tensor<T>(m, n);
-        Backprop.Kernels.Gemm.Multiply<T>(false, false, m, n, k, a.Data, b.Data, c.Data, false);
-        double best = double.MaxValue;
-        double flops = 2.0 * m * n * k;
-        int reps = (int)Math.Clamp(2e10 / flops, 3, 200);
-        for (int i = 0; i < reps; i++)
-        {
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            Backprop.Kernels.Gemm.Multiply<T>(false, false, m, n, k, a.Data, b.Data, c.Data, false);
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
-        }
-        return flops / best / 1e9;
     }
 }
