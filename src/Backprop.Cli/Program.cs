@@ -17,7 +17,7 @@ public static class Program
         root.Subcommands.Add(ModelCommands.Evaluate());
         root.Subcommands.Add(ModelCommands.Predict());
         root.Subcommands.Add(BenchCommands.Create());
-        root.Subcommands.Add(ExplainCommand.Create());
+        root.Subcommands.Add(ExplainCommand.Create()); root.Subcommands.Add(ExplainCommand.Diagnose());
         return root;
     }
 }

@@ -11,7 +11,7 @@ public static class DerivationRenderer
     /// <summary>Matrices up to this many rows and columns are printed in full; larger ones are summarised.</summary>
     public const int FullPrintLimit = 8;
 
-    public static string Number(double v) => v.ToString("G6", CultureInfo.InvariantCulture);
+    public static string Number(double v) => (v == 0 ? 0.0 : v).ToString("G6", CultureInfo.InvariantCulture); // no "-0"
 
     public static string Render(Derivation d, DerivationFormat format) => format switch
     {
