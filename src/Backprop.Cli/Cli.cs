@@ -36,7 +36,7 @@ public static class Cli
     {
         switch (e)
         {
-            case UsageException or Backprop.Cli.Commands.TrainingDivergedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
+            case UsageException or Backprop.Cli.Commands.TrainingDivergedException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
                 or FileNotFoundException or DirectoryNotFoundException or InvalidDataException:
                 Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
                 return ExitUsage;

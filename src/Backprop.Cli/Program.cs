@@ -19,6 +19,8 @@ public static class Program
         root.Subcommands.Add(BenchCommands.Create());
         root.Subcommands.Add(InteropCommands.Import());
         root.Subcommands.Add(InteropCommands.Export());
+        root.Subcommands.Add(ExplainCommand.Create());
+        root.Subcommands.Add(ExplainCommand.Diagnose());
         return root;
     }
 }

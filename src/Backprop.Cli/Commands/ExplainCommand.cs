@@ -1,0 +1,249 @@
+using System.CommandLine;
+using System.Numerics;
+using System.Text.Json;
+using Backprop.Explain;
+using Backprop.Problems;
+using Spectre.Console;
+
+namespace Backprop.Cli.Commands;
+
+/// <summary>explain: a backpropagation derivation of one gradient of a problem, generated from its recorded graph.</summary>
+public static class ExplainCommand
+{
+    public static Command Create()
+    {
+        var problem = new Argument<string>("PROBLEM") { Description = "A problem file (JSON)" };
+        var wrt = new Option<string>("--wrt")
+        {
+            Description = "The gradient to derive: layers.I.weight | layers.I.bias | input",
+            DefaultValueFactory = _ => "layers.0.weight",
+        };
+        var format = new Option<string>("--format") { Description = "text, markdown or latex", DefaultValueFactory = _ => "text" };
+        format.AcceptOnlyFromAmong("text", "markdown", "latex");
+        var notation = new Option<string>("--notation")
+        {
+            Description = "columns (δ_l = ∂L/∂z_l) or rows (the row-vector recurrences db_l, dA_l, dy_l)",
+            DefaultValueFactory = _ => "columns",
+        };
+        notation.AcceptOnlyFromAmong("columns", "rows");
+        var dtype = Cli.DTypeOption();
+        var json = new Option<bool>("--json") { Description = "Print the derivation's steps as one JSON object on the last line" };
+        var perSample = new Option<bool>("--per-sample")
+        {
+            Description = "Print the per-sample gradients of the --wrt layer's weight and bias (closed form δ_iᵀ·x_i) instead of the derivation",
+        };
+        var dot = new Option<string?>("--dot") { Description = "Also write the computation graph as Graphviz DOT to this file" };
+        var cmd = new Command("explain", "Derive one gradient of a problem step by step, with shapes and numbers, checked by finite differences")
+        {
+            problem, wrt, format, notation, dtype, json, perSample, dot,
+        };
+        cmd.SetAction(r =>
+        {
+            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            var options = new Options(r.GetValue(wrt)!, ParseFormat(r.GetValue(format)!),
+                r.GetValue(notation) == "rows" ? Notation.Rows : Notation.Columns, r.GetValue(json), r.GetValue(perSample), r.GetValue(dot));
+            bool passed = r.GetValue(dtype) == "float32" ? Run(new Problem<float>(spec), options) : Run(new Problem<double>(spec), options);
+            return passed ? 0 : 1;
+        });
+        return cmd;
+    }
+
+    private sealed record Options(string Wrt, DerivationFormat Format, Notation Notation, bool Json, bool PerSample, string? DotPath);
+
+    private static DerivationFormat ParseFormat(string s) => s switch
+    {
+        "markdown" => DerivationFormat.Markdown,
+        "latex" => DerivationFormat.Latex,
+        _ => DerivationFormat.Text,
+    };
+
+    private static bool Run<T>(Problem<T> p, Options o) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (o.PerSample)
+        {
+            WritePerSample(p, o);
+            return true;
+        }
+        Derivation d;
+        try { d = Explainer.Explain(p, o.Wrt, o.Notation); }
+        catch (ArgumentException e) when (e is not ShapeMismatchException) { throw new UsageException(e.Message); }
+        if (o.DotPath is not null)
+        {
+            p.Tape.Forward();
+            p.Backward();
+            Backprop.IO.AtomicFile.WriteAllText(o.DotPath, GraphDot.Write(p.Tape, p.Spec.Name, v => ParameterName(p, v)));
+        }
+        if (o.Json) WriteJson(d);
+        else Console.Out.Write(DerivationRenderer.Render(d, o.Format));
+        Console.Out.Flush();
+        return d.FiniteDifference?.Passed ?? true;
+    }
+
+    /// <summary>The problem-file name of a parameter ("layers.0.weight"); null for other values, which keep their own names.</summary>
+    private static string? ParameterName<T>(Problem<T> p, Var<T> v) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < p.Network.Layers.Count; i++)
+        {
+            if (ReferenceEquals(p.Network.Layers[i].Weight, v)) return $"layers.{i}.weight";
+            if (ReferenceEquals(p.Network.Layers[i].Bias, v)) return $"layers.{i}.bias";
+        }
+        return null;
+    }
+
+    private static void WritePerSample<T>(Problem<T> p, Options o) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var parts = o.Wrt.Split('.');
+        if (parts.Length != 3 || parts[0] != "layers" || !int.TryParse(parts[1], out int layer))
+            throw new UsageException($"--per-sample needs --wrt layers.I.weight or layers.I.bias, not '{o.Wrt}'");
+        PerSampleGradient g;
+        try { g = PerSampleGradients.ForLayer(p, layer); }
+        catch (ArgumentException e) { throw new UsageException($"--wrt '{o.Wrt}': {e.Message}"); }
+        int n = g.Weight.Dim(0), outs = g.Weight.Dim(1), ins = g.Weight.Dim(2);
+        string reduction = g.BatchFactor == 1 ? "L = Σ_i ℓ_i" : $"L = (1/{n})·Σ_i ℓ_i (mean reduction)";
+        if (o.Json)
+        {
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("wrt", o.Wrt);
+                w.WriteNumber("layer", layer);
+                w.WriteNumber("batch_factor", g.BatchFactor);
+                w.WritePropertyName("weight");
+                w.WriteStartArray();
+                for (int i = 0; i < n; i++) JsonTensor.WriteMatrix(w, new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins));
+                w.WriteEndArray();
+                if (g.Bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteMatrix(w, g.Bias); }
+                w.WriteEndObject();
+            });
+            return;
+        }
+        string sub = Dense.Sub(layer + 1);
+        Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
+        Console.Out.WriteLine($"  ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{outs}×1]·[1×{ins}]),  ∇_b{sub} ℓ_i = s·δ{sub},i,  s = {(g.BatchFactor == 1 ? "1" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        for (int i = 0; i < n; i++)
+        {
+            Console.Out.WriteLine($"  sample {i}: ∇_W{sub} ℓ_{i}");
+            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins)))
+                Console.Out.WriteLine($"      {line}");
+            if (g.Bias is not null)
+                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.AsSpan(i * outs, outs).ToArray(), 1, outs)))
+                    Console.Out.WriteLine($"    ∇_b{sub} ℓ_{i} = {line}");
+        }
+        Console.Out.Flush();
+    }
+
+    /// <summary>diagnose: per-layer gradient health with a plain-language verdict.</summary>
+    public static Command Diagnose()
+    {
+        var problem = new Argument<string>("PROBLEM") { Description = "A problem file (JSON)" };
+        var dtype = Cli.DTypeOption();
+        var json = new Option<bool>("--json") { Description = "Print one JSON object on the last line" };
+        var cmd = new Command("diagnose", "Per-layer gradient and weight norms, dead ReLUs, saturated units and a verdict (vanishing, exploding, healthy)")
+        {
+            problem, dtype, json,
+        };
+        cmd.SetAction(r =>
+        {
+            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            var report = r.GetValue(dtype) == "float32" ? GradientHealth.Analyze(new Problem<float>(spec)) : GradientHealth.Analyze(new Problem<double>(spec));
+            if (r.GetValue(json)) WriteHealthJson(report);
+            else WriteHealthText(spec.Name, report);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string Fraction(double? f) => f is double v ? $"{100 * v:0}%" : "–";
+
+    private static void WriteHealthText(string name, HealthReport report)
+    {
+        var table = new Table().Title(Markup.Escape($"diagnose {name} (layers numbered from 1: layers.0 is layer 1)"));
+        table.AddColumns("layer", "activation", "‖∂L/∂W‖", "‖W‖", "‖∂L/∂h‖", "dead ReLU", "saturated");
+        foreach (var l in report.Layers)
+            table.AddRow(l.Layer.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Activation,
+                l.WeightGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
+                l.WeightNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
+                l.OutputGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
+                Fraction(l.DeadFraction), Fraction(l.SaturatedFraction));
+        Cli.Ansi().Write(table);
+        Console.Out.WriteLine($"verdict: {report.Verdict}");
+        Console.Out.Flush();
+    }
+
+    private static void WriteHealthJson(HealthReport report)
+    {
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("verdict", report.Verdict);
+            w.WriteBoolean("healthy", report.Healthy);
+            w.WriteBoolean("vanishing", report.Vanishing);
+            w.WriteBoolean("exploding", report.Exploding);
+            w.WritePropertyName("shrink_factor"); JsonTensor.WriteNumber(w, report.ShrinkFactor);
+            w.WritePropertyName("layers");
+            w.WriteStartArray();
+            foreach (var l in report.Layers)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("layer", l.Layer);
+                w.WriteString("activation", l.Activation);
+                w.WritePropertyName("weight_gradient_norm"); JsonTensor.WriteNumber(w, l.WeightGradientNorm);
+                w.WritePropertyName("weight_norm"); JsonTensor.WriteNumber(w, l.WeightNorm);
+                w.WritePropertyName("output_gradient_norm"); JsonTensor.WriteNumber(w, l.OutputGradientNorm);
+                if (l.DeadFraction is double d) w.WriteNumber("dead_fraction", d);
+                if (l.SaturatedFraction is double s) w.WriteNumber("saturated_fraction", s);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+    }
+
+    private static void WriteJson(Derivation d)
+    {
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("problem", d.ProblemName);
+            w.WriteString("dtype", d.DType);
+            w.WriteString("wrt", d.Wrt);
+            w.WriteString("notation", d.Notation == Notation.Rows ? "rows" : "columns");
+            w.WriteString("objective", d.Objective);
+            WriteSteps(w, "forward", d.Forward);
+            WriteSteps(w, "backward", d.Backward);
+            WriteSteps(w, "jacobian", d.Jacobian);
+            if (d.FiniteDifference is { } fd)
+            {
+                w.WritePropertyName("finite_difference");
+                w.WriteStartObject();
+                w.WriteBoolean("passed", fd.Passed);
+                w.WritePropertyName("max_rel_error"); JsonTensor.WriteNumber(w, fd.MaxRelError);
+                w.WritePropertyName("max_abs_error"); JsonTensor.WriteNumber(w, fd.MaxAbsError);
+                w.WriteEndObject();
+            }
+            w.WritePropertyName("max_tape_deviation"); JsonTensor.WriteNumber(w, d.MaxTapeDeviation);
+            w.WriteEndObject();
+        });
+    }
+
+    private static void WriteSteps(Utf8JsonWriter w, string name, IReadOnlyList<DerivationStep> steps)
+    {
+        w.WritePropertyName(name);
+        w.WriteStartArray();
+        foreach (var s in steps)
+        {
+            w.WriteStartObject();
+            w.WriteString("name", s.Name);
+            w.WriteString("formula", s.Formula);
+            w.WriteString("shape", s.Shape);
+            w.WritePropertyName("value"); JsonTensor.WriteMatrix(w, s.Value);
+            w.WritePropertyName("factors");
+            w.WriteStartArray();
+            foreach (var f in s.Factors) w.WriteStringValue(f.Symbol);
+            w.WriteEndArray();
+            if (s.TapeDeviation is double dev) { w.WritePropertyName("tape_deviation"); JsonTensor.WriteNumber(w, dev); }
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+}

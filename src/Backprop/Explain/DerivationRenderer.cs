@@ -1,0 +1,245 @@
+using System.Globalization;
+using System.Text;
+
+namespace Backprop.Explain;
+
+public enum DerivationFormat { Text, Markdown, Latex }
+
+/// <summary>Writes a <see cref="Derivation"/> as plain text, markdown with $…$ math, or a LaTeX align fragment.</summary>
+public static class DerivationRenderer
+{
+    /// <summary>Matrices up to this many rows and columns are printed in full; larger ones are summarised.</summary>
+    public const int FullPrintLimit = 8;
+
+    public static string Number(double v) => (v == 0 ? 0.0 : v).ToString("G6", CultureInfo.InvariantCulture); // no "-0"
+
+    public static string Render(Derivation d, DerivationFormat format) => format switch
+    {
+        DerivationFormat.Markdown => Markdown(d),
+        DerivationFormat.Latex => Latex(d),
+        _ => Text(d),
+    };
+
+    private static bool Small(Tensor<double> t) => t.Rows <= FullPrintLimit && t.Cols <= FullPrintLimit;
+
+    public static string Summary(Tensor<double> t)
+    {
+        double min = t.Data.DefaultIfEmpty(0).Min(), max = t.Data.DefaultIfEmpty(0).Max();
+        return $"{t.ShapeString}: ‖·‖_F = {Number(t.FrobeniusNorm())}, min {Number(min)}, max {Number(max)}";
+    }
+
+    /// <summary>Rows of right-aligned numbers in brackets, or a one-line summary for a large tensor.</summary>
+    public static IReadOnlyList<string> MatrixLines(Tensor<double> t)
+    {
+        if (!Small(t)) return [Summary(t)];
+        int r = t.Rows, c = t.Cols;
+        var cells = t.Data.Select(Number).ToArray();
+        int width = cells.DefaultIfEmpty("").Max(s => s.Length);
+        var lines = new List<string>(r);
+        for (int i = 0; i < r; i++)
+            lines.Add("[ " + string.Join("  ", Enumerable.Range(0, c).Select(j => cells[i * c + j].PadLeft(width))) + " ]");
+        return lines;
+    }
+
+    private static string Title(Derivation d) =>
+        $"explain {d.ProblemName} ({d.DType}): {d.Result.Name} (--wrt {d.Wrt}), {(d.Notation == Notation.Rows ? "row-vector recurrences" : "δ notation")}";
+
+    public static string FiniteDifferenceLine(FiniteDifferenceCheck fd) =>
+        $"finite-difference check (central differences in float64, step {fd.Step.ToString("0.00e+00", CultureInfo.InvariantCulture)}·max(1,|x|)): " +
+        $"max rel error {fd.MaxRelError:0.00e+00}, max abs error {fd.MaxAbsError:0.00e+00} " +
+        $"(pass if |a − n| ≤ {fd.AbsTolerance.ToString("0e+00", CultureInfo.InvariantCulture)} + {fd.RelTolerance.ToString("0e+00", CultureInfo.InvariantCulture)}·|n|, {fd.DType}): {(fd.Passed ? "pass" : "FAIL")}";
+
+    private static string TapeLine(DerivationStep s) => s.TapeDeviation is double dev
+        ? $"tape's own gradient: {(dev <= 1e-9 ? "equal" : "differs")} (max relative deviation {dev:0.0e+00})"
+        : "";
+
+    // ------------------------------------------------------------------ text
+
+    private static string Text(Derivation d)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine(Title(d));
+        sb.AppendLine($"objective: {d.Objective}");
+        foreach (var n in d.Notes) sb.AppendLine($"note: {n}");
+        sb.AppendLine();
+        sb.AppendLine("Forward pass");
+        foreach (var s in d.Forward) TextStep(sb, s, withFactors: false);
+        sb.AppendLine();
+        sb.AppendLine($"Backward pass: {d.Result.Name}, step by step ({string.Join(" → ", d.BackwardNames)})");
+        foreach (var s in d.Backward) TextStep(sb, s, withFactors: true);
+        if (d.Jacobian.Count > 0)
+        {
+            sb.AppendLine();
+            sb.AppendLine("Jacobian of the output in matrix-product form");
+            foreach (var s in d.Jacobian) TextStep(sb, s, withFactors: true);
+        }
+        if (d.FiniteDifference is { } fd)
+        {
+            sb.AppendLine();
+            sb.AppendLine(FiniteDifferenceLine(fd));
+        }
+        return sb.ToString();
+    }
+
+    private static void TextStep(StringBuilder sb, DerivationStep s, bool withFactors)
+    {
+        sb.AppendLine($"  {s.Formula,-44}  {s.Shape}");
+        if (withFactors)
+        {
+            foreach (var f in s.Factors)
+            {
+                sb.AppendLine($"      {f.Symbol}: {f.Definition}");
+                foreach (var line in MatrixLines(f.Value)) sb.AppendLine($"        {line}");
+            }
+            if (s.Rules.Count > 0) sb.AppendLine($"      rule{(s.Rules.Count > 1 ? "s" : "")} from the tape: {string.Join("; ", s.Rules)}");
+            if (s.Note is not null) sb.AppendLine($"      note: {s.Note}");
+            sb.AppendLine($"      {s.Name} =");
+        }
+        foreach (var line in MatrixLines(s.Value)) sb.AppendLine($"        {line}");
+        if (withFactors && s.TapeDeviation is not null) sb.AppendLine($"      {TapeLine(s)}");
+    }
+
+    // ------------------------------------------------------------------ markdown
+
+    private static string Markdown(Derivation d)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"# {Title(d)}");
+        sb.AppendLine();
+        sb.AppendLine($"Objective: ${ToLatex(d.Objective)}$");
+        sb.AppendLine();
+        foreach (var n in d.Notes) sb.AppendLine($"- {n}");
+        sb.AppendLine();
+        sb.AppendLine("## Forward pass");
+        sb.AppendLine();
+        foreach (var s in d.Forward) MarkdownStep(sb, s, false);
+        sb.AppendLine("## Backward pass");
+        sb.AppendLine();
+        foreach (var s in d.Backward) MarkdownStep(sb, s, true);
+        if (d.Jacobian.Count > 0)
+        {
+            sb.AppendLine("## Jacobian in matrix-product form");
+            sb.AppendLine();
+            foreach (var s in d.Jacobian) MarkdownStep(sb, s, true);
+        }
+        if (d.FiniteDifference is { } fd)
+        {
+            sb.AppendLine("## Check");
+            sb.AppendLine();
+            sb.AppendLine(FiniteDifferenceLine(fd));
+        }
+        return sb.ToString();
+    }
+
+    private static void MarkdownStep(StringBuilder sb, DerivationStep s, bool withFactors)
+    {
+        sb.AppendLine($"### ${ToLatex(s.Name)}$");
+        sb.AppendLine();
+        sb.AppendLine($"$${ToLatex(s.Formula)}$$");
+        sb.AppendLine();
+        sb.AppendLine($"Shape: `{s.Shape}`");
+        sb.AppendLine();
+        if (withFactors)
+            foreach (var f in s.Factors)
+                sb.AppendLine($"- ${ToLatex(f.Symbol)}$ ({ToLatexInline(f.Definition)}) $= {LatexMatrix(f.Value)}$");
+        if (withFactors && s.Rules.Count > 0) sb.AppendLine($"- rules from the tape: `{string.Join("; ", s.Rules)}`");
+        if (s.Note is not null) sb.AppendLine($"- note: {s.Note}");
+        if (s.TapeDeviation is not null) sb.AppendLine($"- {TapeLine(s)}");
+        sb.AppendLine();
+        sb.AppendLine($"$${ToLatex(s.Name)} = {LatexMatrix(s.Value)}$$");
+        sb.AppendLine();
+    }
+
+    private static string ToLatexInline(string s) => $"${ToLatex(s)}$";
+
+    // ------------------------------------------------------------------ LaTeX
+
+    private static string Latex(Derivation d)
+    {
+        var sb = new StringBuilder();
+        sb.AppendLine($"% {Title(d)}");
+        foreach (var n in d.Notes) sb.AppendLine($"% {n}");
+        sb.AppendLine("\\begin{align}");
+        var all = d.Forward.Concat(d.Backward).Concat(d.Jacobian).ToList();
+        for (int i = 0; i < all.Count; i++)
+        {
+            var s = all[i];
+            string formula = ToLatex(s.Formula);
+            int eq = formula.IndexOf('=');
+            string aligned = eq < 0 ? $"&{formula}" : $"{formula[..eq]}&={formula[(eq + 1)..]}";
+            sb.Append($"  {aligned} &&= {LatexMatrix(s.Value)}");
+            sb.AppendLine(i < all.Count - 1 ? " \\\\" : "");
+        }
+        sb.AppendLine("\\end{align}");
+        if (d.FiniteDifference is { } fd) sb.AppendLine($"% {FiniteDifferenceLine(fd)}");
+        return sb.ToString();
+    }
+
+    public static string LatexMatrix(Tensor<double> t)
+    {
+        if (!Small(t))
+            return $"\\text{{{Summary(t).Replace("‖·‖_F", "Frobenius norm", StringComparison.Ordinal).Replace("×", "x", StringComparison.Ordinal)}}}";
+        int r = t.Rows, c = t.Cols;
+        var sb = new StringBuilder("\\begin{bmatrix}");
+        for (int i = 0; i < r; i++)
+        {
+            if (i > 0) sb.Append(" \\\\ ");
+            sb.Append(string.Join(" & ", Enumerable.Range(0, c).Select(j => Number(t.Data[i * c + j]))));
+        }
+        return sb.Append("\\end{bmatrix}").ToString();
+    }
+
+    private static readonly (string From, string To)[] LatexWords =
+    [
+        ("softmax", "\\operatorname{softmax}"), ("onehot", "\\operatorname{onehot}"), ("diag", "\\operatorname{diag}"),
+        ("lrelu", "\\operatorname{lrelu}"), ("relu", "\\operatorname{relu}"), ("softplus", "\\operatorname{softplus}"),
+        ("gelu", "\\operatorname{gelu}"), ("silu", "\\operatorname{silu}"), ("elu", "\\operatorname{elu}"),
+        ("tanh", "\\tanh"), ("log", "\\log"), ("max", "\\max"), ("erf", "\\operatorname{erf}"),
+        ("_row", "_{\\text{row}}"), ("_batch", "_{\\text{batch}}"),
+    ];
+
+    /// <summary>Converts the Unicode math of the formulas to LaTeX; a trailing "   (…)" remark becomes \text.</summary>
+    public static string ToLatex(string s)
+    {
+        string remark = "";
+        int cut = s.IndexOf("   (", StringComparison.Ordinal);
+        if (cut >= 0)
+        {
+            remark = $"\\quad\\text{{{s[(cut + 3)..].Replace("_", "\\_", StringComparison.Ordinal)}}}";
+            s = s[..cut];
+        }
+        var sb = new StringBuilder();
+        for (int i = 0; i < s.Length; i++)
+        {
+            char ch = s[i];
+            int sub = "₀₁₂₃₄₅₆₇₈₉".IndexOf(ch);
+            if (sub >= 0)
+            {
+                sb.Append("_{");
+                while (i < s.Length && "₀₁₂₃₄₅₆₇₈₉".IndexOf(s[i]) is var k and >= 0) { sb.Append((char)('0' + k)); i++; }
+                i--;
+                sb.Append('}');
+                continue;
+            }
+            if (ch == 'i' && i + 2 < s.Length && s.Substring(i, 2) == "id" && !char.IsLetter(s[i + 2]) && (i == 0 || !char.IsLetter(s[i - 1])))
+            {
+                sb.Append("\\operatorname{id}"); i++; continue;
+            }
+            var word = LatexWords.FirstOrDefault(w => string.CompareOrdinal(s, i, w.From, 0, w.From.Length) == 0);
+            if (word.From is not null && (i == 0 || !char.IsLetter(s[i - 1]) || word.From[0] == '_'))
+            {
+                sb.Append(word.To).Append(word.To.EndsWith('}') ? "" : " ");
+                i += word.From.Length - 1;
+                continue;
+            }
+            sb.Append(ch switch
+            {
+                'σ' => "\\sigma ", 'δ' => "\\delta ", '∂' => "\\partial ", 'Σ' => "\\sum ", '⊙' => "\\odot ", '·' => "\\cdot ",
+                '−' => "-", '→' => "\\to ", '×' => "\\times ", 'ᵀ' => "^{\\top}", '′' => "'", 'ŷ' => "\\hat{y}", 'φ' => "\\varphi ",
+                'Φ' => "\\Phi ", 'π' => "\\pi ", '√' => "\\sqrt", '‖' => "\\|", '≤' => "\\le ", 'α' => "\\alpha ",
+                '{' => "{", '}' => "}", _ => ch.ToString(),
+            });
+        }
+        return sb.Append(remark).ToString();
+    }
+}

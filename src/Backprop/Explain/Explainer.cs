@@ -1,0 +1,498 @@
+using System.Numerics;
+using Backprop.Problems;
+
+namespace Backprop.Explain;
+
+/// <summary>
+/// Generates a backpropagation derivation by walking a problem's recorded graph from the objective back to the
+/// requested leaf. Each op contributes its own formula text (<see cref="Op{T}.Formula"/>, <see cref="Op{T}.GradFormulas"/>,
+/// the activation's symbol and derivative), so the derivation follows whatever the tape holds rather than a template.
+/// Every number is recomputed in float64 by the rule that is printed and compared with the tape's own gradient.
+/// </summary>
+public static class Explainer
+{
+    public static Derivation Explain<T>(Problem<T> problem, string? wrt = null, Notation notation = Notation.Columns, bool finiteDifference = true)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        wrt ??= "layers.0.weight";
+        if (wrt.EndsWith(".output", StringComparison.Ordinal))
+            throw new ArgumentException($"--wrt '{wrt}': explain derives gradients of leaves: layers.I.weight, layers.I.bias or input");
+        var target = problem.Resolve(wrt);
+        problem.Tape.Forward();
+        problem.Backward();
+
+        var walk = new Walk<T>(problem, target, notation);
+        var forward = walk.ForwardSteps();
+        var backward = walk.BackwardSteps();
+        var jacobian = walk.JacobianSteps();
+        var fd = finiteDifference ? CheckFiniteDifferences(problem, wrt, backward[^1].Value) : null;
+        return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd);
+    }
+
+    public static string DTypeName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
+
+    /// <summary>
+    /// Central differences of the objective in float64 on a float64 copy of the problem (its numbers rounded to
+    /// <typeparamref name="T"/> first), compared with the derivation's gradient at <typeparamref name="T"/>'s tolerances.
+    /// </summary>
+    public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var reference = new Problem<double>(RoundTo<T>(problem.Spec));
+        var leaf = reference.Resolve(wrt);
+        var (atol, rtol) = GradientCheck.TolerancesFor<T>();
+        var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data], DTypeName<T>(), atol, rtol);
+        var e = report.Entries[0];
+        return new FiniteDifferenceCheck(report.DType, report.Step, e.MaxAbsError, e.MaxRelError, atol, rtol, e.Passed);
+    }
+
+    internal static ProblemSpec RoundTo<T>(ProblemSpec s) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(double)) return s;
+        static double R(double v) => double.CreateTruncating(T.CreateTruncating(v));
+        static double[] V(double[] v) => v.Select(R).ToArray();
+        static double[][] M(double[][] m) => m.Select(V).ToArray();
+        return s with
+        {
+            Layers = s.Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
+            Input = M(s.Input),
+            Target = s.Target is null ? null : M(s.Target),
+        };
+    }
+
+    /// <summary>The walk over one problem's graph; the names of this network's quantities in either notation.</summary>
+    private sealed class Walk<T>(Problem<T> problem, Var<T> target, Notation notation) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly Dictionary<Var<T>, int> _zLayer = Index(problem.Trace.Z);
+        private readonly Dictionary<Var<T>, int> _hLayer = Index(problem.Trace.H);
+        private int LayerCount => problem.Network.Layers.Count;
+        private bool Rows => notation == Notation.Rows;
+
+        private static Dictionary<Var<T>, int> Index(IReadOnlyList<Var<T>> vars)
+        {
+            var d = new Dictionary<Var<T>, int>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < vars.Count; i++) d[vars[i]] = i + 1; // 1-based layer numbers, as in the math
+            return d;
+        }
+
+        private static string S(int n) => Dense.Sub(n);
+        // columns: h₀ is the input x; rows: the input of layer l is y_l, so y₁ = x
+        private string InputOf(int l) => Rows ? $"y{S(l)}" : l == 1 ? "x" : $"h{S(l - 1)}";
+        private string W(int l) => Rows ? $"A{S(l)}" : $"W{S(l)}";
+        private static string B(int l) => $"b{S(l)}";
+        private static string Z(int l) => $"z{S(l)}";
+        private Activation<T> Act(int l) => problem.Network.Layers[l - 1].Activation;
+        private bool HasBias(int l) => problem.Network.Layers[l - 1].Bias is not null;
+        private static Tensor<double> D(Tensor<T> t) => Dense.ToDouble(t);
+        private Tensor<double> InputValue(int l) => D(l == 1 ? problem.Input.Value : problem.Trace.H[l - 2].Value);
+
+        public string ObjectiveText => problem.Loss is null
+            ? "L = Σ ŷ   (loss none: the sum of all outputs)"
+            : Formulas.Substitute(problem.Loss.Op!.Formula, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
+
+        public IReadOnlyList<string> Notes()
+        {
+            var notes = new List<string>
+            {
+                "Layer subscripts are 1-based: layers.0 in the problem file is layer 1 here (layers.0.weight ↔ W₁).",
+                Rows
+                    ? "Row vectors, one row per sample: y₁ = x is the input of layer 1, y_{l+1} = S(A_l y_l + b_l) with A_l = W_l; ŷ = y_{L+1}."
+                    : "Row vectors, one row per sample (x is batch × in, W is out × in as nn.Linear stores it); h₀ = x, ŷ = h_L; δ_l = ∂L/∂z_l.",
+            };
+            if (problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean } && problem.Spec.BatchSize > 1)
+                notes.Add("The 1/N of the mean reduction is already inside δ_L; later steps only sum over the batch.");
+            return notes;
+        }
+
+        private string ShapeOf(Tensor<double> t) => t.ShapeString;
+
+        // ---------------------------------------------------------------- forward
+
+        public List<DerivationStep> ForwardSteps()
+        {
+            var steps = new List<DerivationStep>
+            {
+                Step(Rows ? "y₁" : "x", Rows ? "y₁ = x" : "x = h₀", D(problem.Input.Value).ShapeString, D(problem.Input.Value)),
+            };
+            foreach (var node in problem.Tape.Nodes)
+            {
+                switch (node.Op)
+                {
+                    case LinearOp<T> lin:
+                    {
+                        int l = _zLayer[node];
+                        var map = new Dictionary<string, string> { ["z"] = Z(l), ["x"] = InputOf(l), ["W"] = W(l), ["b"] = B(l) };
+                        var w = problem.Network.Layers[l - 1].Weight.Value;
+                        string shape = $"{node.Inputs[0].ShapeString}·{w.ShapeString}ᵀ{(lin.HasBias ? $" + {node.Inputs[2].ShapeString}" : "")} → {node.ShapeString}";
+                        steps.Add(Step(Z(l), Formulas.Substitute(lin.Formula, map), shape, D(node.Value), [lin.Formula]));
+                        if (Act(l).IsIdentity)
+                        {
+                            string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
+                            steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
+                        }
+                        break;
+                    }
+                    case ActivationOp<T> act:
+                    {
+                        int l = _hLayer[node];
+                        string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
+                        var map = new Dictionary<string, string> { ["h"] = h, ["z"] = Z(l) };
+                        steps.Add(Step(h, Formulas.Substitute(act.Formula, map), node.ShapeString, D(node.Value), [act.Formula, act.Activation.Formula]));
+                        break;
+                    }
+                    case LossOp<T> loss:
+                        steps.Add(Step("L", ObjectiveText, "[] (a scalar)", D(node.Value), [loss.Formula]));
+                        break;
+                }
+            }
+            if (problem.Loss is null)
+            {
+                double sum = problem.Objective();
+                steps.Add(Step("L", ObjectiveText, "[] (a scalar)", new Tensor<double>([sum])));
+            }
+            return steps;
+        }
+
+        private static DerivationStep Step(string name, string formula, string shape, Tensor<double> value,
+            IReadOnlyList<string>? rules = null, IReadOnlyList<Factor>? factors = null, string? note = null, double? deviation = null) =>
+            new(name, formula, shape, value, factors ?? [], rules ?? [], note, deviation);
+
+        // ---------------------------------------------------------------- backward
+
+        private List<Var<T>> PathFromRoot(Var<T> root)
+        {
+            var path = new List<Var<T>>();
+            var visited = new HashSet<Var<T>>(ReferenceEqualityComparer.Instance);
+            bool Dfs(Var<T> n)
+            {
+                path.Add(n);
+                if (ReferenceEquals(n, target)) return true;
+                if (visited.Add(n))
+                    foreach (var input in n.Inputs)
+                        if (input.RequiresGrad && Dfs(input)) return true;
+                path.RemoveAt(path.Count - 1);
+                return false;
+            }
+            if (!Dfs(root)) throw new ArgumentException("the objective does not depend on the requested value");
+            return path;
+        }
+
+        // the state carried down the path: the gradient of the current node, its expression and pending factors
+        private Tensor<double> _g = null!;
+        private string _expr = "";
+        private readonly List<Factor> _factors = [];
+        private readonly List<string> _rules = [];
+        private readonly List<DerivationStep> _steps = [];
+
+        private void Emit(string name, string formula, string shape, Tensor<double> value, Var<T>? tapeCounterpart, string? note = null, IEnumerable<Factor>? extraFactors = null)
+        {
+            double? deviation = tapeCounterpart is null ? null : Dense.RelativeDeviation(value, D(tapeCounterpart.Grad));
+            var factors = _factors.Concat(extraFactors ?? []).ToList();
+            _steps.Add(Step(name, formula, shape, value, _rules.ToList(), factors, note, deviation));
+            _factors.Clear();
+            _rules.Clear();
+        }
+
+        public List<DerivationStep> BackwardSteps()
+        {
+            int L = LayerCount;
+            var root = problem.Loss ?? problem.Output;
+            var path = PathFromRoot(root);
+            var output = problem.Output;
+            string yHat = Rows ? $"dy{S(L + 1)}" : "∂L/∂ŷ";
+            int k;
+            if (problem.Loss is { Op: LossOp<T> lossOp } lossNode)
+            {
+                var (grad, definition) = LossGradient(lossOp, lossNode);
+                _g = grad;
+                _rules.Add(lossOp.GradFormulas[0]);
+                if (Rows)
+                {
+                    Emit(yHat, $"{yHat} = ∂L/∂y{S(L + 1)} = {definition}", grad.ShapeString, grad, output);
+                    _expr = yHat;
+                }
+                else
+                {
+                    _factors.Add(new Factor("∂L/∂ŷ", definition, grad));
+                    _expr = definition;
+                }
+                k = 1;
+            }
+            else
+            {
+                _g = Tensor<double>.Ones(output.Value.ShapeArray);
+                const string seed = "1   (the seed of ones: ∂(Σ ŷ)/∂ŷ = 1)";
+                if (Rows)
+                {
+                    Emit(yHat, $"{yHat} = 1", _g.ShapeString, _g, output, "the seed of ones: L = Σ ŷ");
+                    _expr = yHat;
+                }
+                else
+                {
+                    _factors.Add(new Factor("∂L/∂ŷ", seed, _g));
+                    _expr = "1";
+                }
+                k = 0;
+            }
+            // an identity output layer records no activation: the output is z_L itself, so δ_L comes first
+            if (_zLayer.TryGetValue(path[k], out int outputLayer)) ArriveAtZ(outputLayer, path[k], viaActivation: false);
+            for (; k < path.Count - 1; k++)
+            {
+                var node = path[k];
+                var child = path[k + 1];
+                bool viaActivation = false;
+                switch (node.Op)
+                {
+                    case ActivationOp<T> act:
+                        ThroughActivation(act, node, child);
+                        viaActivation = true;
+                        break;
+                    case LinearOp<T> lin:
+                        ThroughLinear(lin, node, child);
+                        break;
+                    default:
+                        throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only dense layers and losses)");
+                }
+                if (_zLayer.TryGetValue(child, out int l)) ArriveAtZ(l, child, viaActivation);
+            }
+            return _steps;
+        }
+
+        /// <summary>∂L/∂(the loss's first input) by the loss op's own rule, recomputed in float64; the definition from its GradFormulas.</summary>
+        private (Tensor<double> grad, string definition) LossGradient(LossOp<T> op, Var<T> node)
+        {
+            var inputs = node.InputArray;
+            var pred = D(inputs[0].Value);
+            double n = op.Reduction == Reduction.Mean ? Math.Max(1, op.Count(inputs)) : 1;
+            var g = new Tensor<double>(pred.ShapeArray);
+            switch (op)
+            {
+                case MseLossOp<T>:
+                {
+                    var t = D(inputs[1].Value);
+                    for (int i = 0; i < g.Length; i++) g.Data[i] = 2 * (pred.Data[i] - t.Data[i]) / n;
+                    break;
+                }
+                case BceWithLogitsLossOp<T>:
+                {
+                    var t = D(inputs[1].Value);
+                    for (int i = 0; i < g.Length; i++) g.Data[i] = (1 / (1 + Math.Exp(-pred.Data[i])) - t.Data[i]) / n;
+                    break;
+                }
+                case CrossEntropyLossOp<T> ce:
+                {
+                    var s = Dense.SoftmaxRows(pred);
+                    int c = pred.Cols;
+                    for (int i = 0; i < g.Length; i++) g.Data[i] = s.Data[i] / n;
+                    for (int r = 0; r < pred.Rows; r++) g.Data[r * c + ce.Targets.Indices[r]] -= 1 / n;
+                    break;
+                }
+                default:
+                    throw new NotSupportedException($"explain: the loss '{op.Name}' is not one explain can describe");
+            }
+            // the op's rule with dL = 1 (L is the root) and the output layer's names
+            string rule = Formulas.RightHandSide(op.GradFormulas[0]).Replace("·dL", "", StringComparison.Ordinal);
+            string definition = Formulas.Substitute(rule, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
+            if (op.Reduction == Reduction.Mean)
+                definition += $"   (N = {op.Count(inputs)}: {(op is CrossEntropyLossOp<T> ? "the batch size" : "the number of output elements")})";
+            return (g, definition);
+        }
+
+        private void ThroughActivation(ActivationOp<T> act, Var<T> node, Var<T> child)
+        {
+            int l = _zLayer[child];
+            var a = act.Activation;
+            var z = D(child.Value);
+            var h = D(node.Value);
+            string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
+            _rules.Add(act.GradFormulas[0]);
+            if (a.IsElementwise)
+            {
+                var fPrime = new Tensor<double>(z.ShapeArray);
+                var zt = child.Value; var ht = node.Value;
+                var d = new T[zt.Length];
+                a.Derivative(zt.Data, ht.Data, d);
+                for (int i = 0; i < d.Length; i++) fPrime.Data[i] = double.CreateTruncating(d[i]);
+                string symbol = $"{a.Symbol}′({zName})";
+                _factors.Add(new Factor(Rows ? $"{a.Symbol}′({Z(l)})" : symbol, a.DerivativeFormula, fPrime));
+                _g = Dense.Hadamard(_g, fPrime);
+                _expr = Rows ? $"{_expr}·diag({symbol})" : $"{Formulas.Paren(_expr)} ⊙ {symbol}";
+            }
+            else
+            {
+                // softmax couples a row: its Jacobian-vector product replaces the element-wise ⊙ f′
+                _factors.Add(new Factor($"s = softmax({Z(l)})", a.DerivativeFormula, h));
+                _g = Dense.SoftmaxJvp(h, _g);
+                string g = Formulas.Paren(_expr);
+                _expr = Rows ? $"{_expr}·(diag(s) − sᵀs)" : $"s ⊙ ({g} − Σ_row({g} ⊙ s))";
+            }
+        }
+
+        private void ArriveAtZ(int l, Var<T> z, bool viaActivation)
+        {
+            if (!viaActivation)
+            {
+                // identity layers record no activation op (h = z); show id′ so every layer reads the same
+                var ones = Tensor<double>.Ones(_g.ShapeArray);
+                string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
+                _factors.Add(new Factor($"id′({Z(l)})", Act(l).DerivativeFormula, ones));
+                _expr = Rows ? $"{_expr}·diag(id′({zName}))" : $"{Formulas.Paren(_expr)} ⊙ id′({Z(l)})";
+            }
+            string name = Rows ? $"db{S(l)}" : $"δ{S(l)}";
+            Emit(name, $"{name} = ∂L/∂{Z(l)} = {_expr}", _g.ShapeString, _g, z);
+            _expr = name;
+        }
+
+        private void ThroughLinear(LinearOp<T> lin, Var<T> node, Var<T> child)
+        {
+            int l = _zLayer[node];
+            int which = -1;
+            for (int i = 0; i < node.Inputs.Count; i++) if (ReferenceEquals(node.Inputs[i], child)) which = i;
+            string rule = lin.GradFormulas[which];
+            _rules.Add(rule);
+            var delta = _g;
+            string deltaName = _expr;
+            var weight = D(problem.Network.Layers[l - 1].Weight.Value);
+            var x = InputValue(l);
+            // the op's rule with this layer's names: dz → δ_l, W → W_l, x → h_{l−1}
+            var names = new Dictionary<string, string> { ["dz"] = deltaName, ["W"] = W(l), ["x"] = InputOf(l), ["b"] = B(l) };
+            string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), names);
+            switch (which)
+            {
+                case 0:
+                {
+                    _g = Dense.MatMul(delta, weight);
+                    bool isInput = ReferenceEquals(child, problem.Input);
+                    string shape = $"{delta.ShapeString}·{weight.ShapeString} → {_g.ShapeString}";
+                    if (Rows)
+                    {
+                        string dy = $"dy{S(l)}";
+                        Emit(dy, $"{dy} = {rhs}", shape, _g, child);
+                        _expr = dy;
+                        if (isInput) Emit("∂L/∂x", $"∂L/∂x = {dy}", _g.ShapeString, _g, child);
+                    }
+                    else if (isInput)
+                    {
+                        Emit("∂L/∂x", $"∂L/∂x = {rhs}", shape, _g, child);
+                    }
+                    else
+                    {
+                        _factors.Add(new Factor($"∂L/∂h{S(l - 1)}", rhs, _g));
+                        _expr = rhs;
+                    }
+                    break;
+                }
+                case 1:
+                {
+                    var grad = Dense.MatMul(Dense.Transpose(delta), Dense.Matrix(x));
+                    string shape = $"{delta.ShapeString}ᵀ·{x.ShapeString} → {grad.ShapeString}";
+                    var xFactor = new Factor(InputOf(l), l == 1 ? "the input" : $"the output of layer {l - 1}", x);
+                    string name = $"∂L/∂W{S(l)}";
+                    if (Rows)
+                    {
+                        var outer = Dense.Transpose(grad);
+                        string dA = $"dA{S(l)}";
+                        string perSample = x.Rows > 1 ? ", summed over the batch" : "";
+                        Emit(dA, $"{dA} = {InputOf(l)}·{deltaName}   (outer product {InputOf(l)}ᵀ·{deltaName} per sample{perSample})",
+                            $"{x.Cols}×1 · 1×{delta.Cols} → {outer.ShapeString}", outer, null,
+                            "numerator layout: the transpose of W's out × in shape", [xFactor]);
+                        Emit(name, $"{name} = {dA}ᵀ", grad.ShapeString, grad, child, "in nn.Linear's out × in layout, as the problem file stores W");
+                    }
+                    else
+                    {
+                        string? note = x.Rows > 1 ? $"δ{S(l)}ᵀ·{InputOf(l)} sums the per-sample outer products over the batch" : null;
+                        Emit(name, $"{name} = {rhs}", shape, grad, child, note, [xFactor]);
+                    }
+                    break;
+                }
+                case 2:
+                {
+                    var grad = Dense.ColumnSums(delta);
+                    string name = $"∂L/∂b{S(l)}";
+                    string? note = problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean }
+                        ? "the 1/N of the mean reduction is already inside δ_L, so this is a plain sum over the batch (N × the batch mean of δ)"
+                        : null;
+                    Emit(name, $"{name} = {rhs}", $"Σ_batch {delta.ShapeString} → {grad.ShapeString}", grad, child, note);
+                    break;
+                }
+            }
+        }
+
+        // ---------------------------------------------------------------- Jacobian
+
+        /// <summary>
+        /// For loss none with a vector output and a batch of one: d y_L / d b_i = J_L·A_L·J_{L−1}·…·J_i, where
+        /// J_l = diag(f′_l(z_l)) (or diag(s) − s·sᵀ for softmax), checked against the tape's reverse-mode Jacobian.
+        /// </summary>
+        public List<DerivationStep> JacobianSteps()
+        {
+            var steps = new List<DerivationStep>();
+            if (problem.Loss is not null || problem.Output.Value.Length <= 1 || problem.Spec.BatchSize != 1) return steps;
+            int i = LayerIndexOfTarget();
+            if (i < 1 || problem.Network.Layers[i - 1].Bias is not { } bias) return steps;
+            int L = LayerCount;
+            string y = Rows ? $"y{S(L + 1)}" : "ŷ";
+            var symbols = new List<string>();
+            var factors = new List<Factor>();
+            Tensor<double>? product = null;
+            for (int l = L; l >= i; l--)
+            {
+                var j = LocalJacobian(l, out string sym, out string def);
+                symbols.Add(sym);
+                factors.Add(new Factor(sym, def, j));
+                product = product is null ? j : Dense.MatMul(product, j);
+                if (l > i)
+                {
+                    var w = D(problem.Network.Layers[l - 1].Weight.Value);
+                    symbols.Add(W(l));
+                    factors.Add(new Factor(W(l), $"the weight of layer {l}", w));
+                    product = Dense.MatMul(product, w);
+                }
+            }
+            var tapeJacobian = D(problem.Jacobian(bias));
+            problem.Tape.Forward();
+            problem.Backward(); // Jacobian rows reseeded the tape; restore the objective's gradients
+            string name = $"d{y}/d{B(i)}";
+            steps.Add(new DerivationStep(name, $"{name} = {string.Join("·", symbols)}",
+                $"{product!.ShapeString} (rows: output elements, columns: elements of {B(i)})", product, factors,
+                ["dz = dh ⊙ f′(z) as the matrix diag(f′(z)); dx = dz·W"], "compared with the tape's reverse-mode Jacobian (one pass per output element)",
+                Dense.RelativeDeviation(product, tapeJacobian)));
+            return steps;
+        }
+
+        private int LayerIndexOfTarget()
+        {
+            for (int l = 1; l <= LayerCount; l++)
+            {
+                var layer = problem.Network.Layers[l - 1];
+                if (ReferenceEquals(layer.Weight, target) || ReferenceEquals(layer.Bias, target)) return l;
+            }
+            return -1;
+        }
+
+        private Tensor<double> LocalJacobian(int l, out string symbol, out string definition)
+        {
+            var a = Act(l);
+            var zVar = problem.Trace.Z[l - 1];
+            var hVar = problem.Trace.H[l - 1];
+            string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
+            if (a.IsElementwise)
+            {
+                var d = new T[zVar.Value.Length];
+                a.Derivative(zVar.Value.Data, hVar.Value.Data, d);
+                var v = new Tensor<double>(d.Select(e => double.CreateTruncating(e)).ToArray(), d.Length);
+                symbol = $"diag({a.Symbol}′({zName}))";
+                definition = a.DerivativeFormula;
+                return Dense.Diag(v);
+            }
+            var s = D(hVar.Value);
+            int n = s.Length;
+            var j = new Tensor<double>(n, n);
+            for (int r = 0; r < n; r++)
+                for (int c = 0; c < n; c++) j.Data[r * n + c] = (r == c ? s.Data[r] : 0) - s.Data[r] * s.Data[c];
+            symbol = $"(diag(s{S(l)}) − s{S(l)}ᵀs{S(l)})";
+            definition = a.DerivativeFormula;
+            return j;
+        }
+    }
+}

@@ -1,0 +1,121 @@
+using System.Globalization;
+using System.Numerics;
+using Backprop.Problems;
+
+namespace Backprop.Explain;
+
+/// <summary>One layer's gradient statistics (layers numbered from 1, as in the derivations).</summary>
+public sealed record LayerHealth(
+    int Layer,
+    string Activation,
+    double WeightGradientNorm,
+    double WeightNorm,
+    double OutputGradientNorm,
+    double? DeadFraction,
+    double? SaturatedFraction);
+
+public sealed record HealthReport(IReadOnlyList<LayerHealth> Layers, double ShrinkFactor, bool Vanishing, bool Exploding, bool Healthy, string Verdict);
+
+/// <summary>
+/// Diagnoses the gradient flow of one backward pass: per-layer gradient and weight norms, dead ReLUs and saturated
+/// sigmoid/tanh units, and a plain-language verdict. Reads only values and gradients on the tape, so training can
+/// call it on any recorded step.
+/// </summary>
+public static class GradientHealth
+{
+    /// <summary>Gradient norms that change by more than this factor across the network count as vanishing or exploding.</summary>
+    public const double RatioThreshold = 1e3;
+
+    /// <summary>A unit is saturated when its derivative is below 1% of the activation's maximum derivative.</summary>
+    public const double SaturationFraction = 0.01;
+
+    /// <summary>Fractions of dead or saturated units above this are reported.</summary>
+    public const double ReportFraction = 0.5;
+
+    public static HealthReport Analyze<T>(Problem<T> problem) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        problem.Tape.Forward();
+        problem.Backward();
+        var layers = new List<LayerHealth>();
+        for (int i = 0; i < problem.Network.Layers.Count; i++)
+        {
+            var layer = problem.Network.Layers[i];
+            var z = problem.Trace.Z[i].Value;
+            var h = problem.Trace.H[i].Value;
+            layers.Add(new LayerHealth(i + 1, layer.Activation.Name,
+                layer.Weight.Grad.FrobeniusNorm(), layer.Weight.Value.FrobeniusNorm(), problem.Trace.H[i].Grad.FrobeniusNorm(),
+                layer.Activation is Relu<T> ? DeadFraction(z) : null,
+                SaturatedFraction(layer.Activation, z, h)));
+        }
+        return Verdict(layers);
+    }
+
+    /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
+    public static double DeadFraction<T>(Tensor<T> z) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int rows = z.Rows, cols = z.Cols, dead = 0;
+        for (int j = 0; j < cols; j++)
+        {
+            bool alive = false;
+            for (int i = 0; i < rows && !alive; i++) alive = z.Data[i * cols + j] > T.Zero;
+            if (!alive) dead++;
+        }
+        return cols == 0 ? 0 : (double)dead / cols;
+    }
+
+    /// <summary>For sigmoid (σ′ ≤ 0.25) and tanh (tanh′ ≤ 1): the fraction of entries whose derivative is below 1% of that maximum.</summary>
+    public static double? SaturatedFraction<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        double max = activation switch { Sigmoid<T> => 0.25, Tanh<T> => 1.0, _ => 0 };
+        if (max == 0) return null;
+        var d = new T[z.Length];
+        activation.Derivative(z.Data, h.Data, d);
+        int saturated = d.Count(v => double.CreateTruncating(v) < SaturationFraction * max);
+        return d.Length == 0 ? 0 : (double)saturated / d.Length;
+    }
+
+    private static string Pct(double f) => (100 * f).ToString("0", CultureInfo.InvariantCulture) + "%";
+    private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);
+
+    private static HealthReport Verdict(List<LayerHealth> layers)
+    {
+        var first = layers[0];
+        var last = layers[^1];
+        double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm : double.PositiveInfinity;
+        bool vanishing = layers.Count > 1 && shrink >= RatioThreshold;
+        bool exploding = layers.Count > 1 && shrink <= 1 / RatioThreshold;
+        var findings = new List<string>();
+        var advice = new List<string>();
+        if (vanishing)
+        {
+            findings.Add($"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
+            bool squashing = layers.Any(l => l.Activation is "sigmoid" or "tanh");
+            double meanWeightNorm = layers.Average(l => l.WeightNorm);
+            if (squashing && layers.All(l => (l.SaturatedFraction ?? 0) < ReportFraction) && meanWeightNorm < 1)
+                findings.Add($"without saturation, σ′ ≤ 0.25 (tanh′ ≤ 1) times small weights (mean ‖W‖ = {meanWeightNorm:0.00}) shrinks δ at every layer");
+            if (squashing)
+                advice.Add("consider ReLU/He init or smaller depth");
+            else advice.Add("consider He init, residual connections or smaller depth");
+        }
+        if (exploding)
+        {
+            findings.Add($"gradient norm grows {Sci(1 / shrink)}× from layer {last.Layer} to layer 1: exploding gradients");
+            advice.Add("consider smaller initial weights or gradient clipping");
+        }
+        foreach (var l in layers)
+        {
+            if (l.SaturatedFraction is double s && s >= ReportFraction)
+                findings.Add($"{Pct(s)} of layer-{l.Layer} {l.Activation} units are saturated");
+            if (l.DeadFraction is double d && d >= ReportFraction)
+            {
+                findings.Add($"{Pct(d)} of layer-{l.Layer} ReLU units are dead (z ≤ 0 for the whole batch)");
+                advice.Add("consider leaky_relu, a smaller learning rate or He init");
+            }
+        }
+        bool healthy = findings.Count == 0;
+        string verdict = healthy
+            ? $"healthy: gradient norms stay within {Sci(RatioThreshold)}× across {layers.Count} layers, no layer is mostly dead or saturated"
+            : string.Join("; ", findings.Concat(advice.Distinct()));
+        return new HealthReport(layers, shrink, vanishing, exploding, healthy, verdict);
+    }
+}
