@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using Backprop.Cli.Commands;
+using Backprop.Tests.Cli;
+using Backprop.Training;
+
+namespace Backprop.Tests.Training;
+
+/// <summary>
+/// The real CLI in a child process, killed with SIGKILL (Process.Kill) while it trains and checkpoints every epoch:
+/// the checkpoint left behind must load and resume.
+/// </summary>
+public class KillResumeTests
+{
+    private static string Digits => CliRunner.DataPath("tabular", "digits.csv.gz");
+
+    private static ProcessStartInfo Cli(params string[] args)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "backprop.dll");
+        Assert.True(File.Exists(dll), $"{dll} is missing: the test project copies the CLI next to the tests");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        var psi = new ProcessStartInfo(dotnet)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = Path.GetTempPath(),
+        };
+        psi.ArgumentList.Add(dll);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
+
+    private static readonly string[] Hyper = ["--data", Digits, "--batch", "64", "--lr", "0.003", "--threads", "1", "--quiet", "--json"];
+
+    /// <summary>The epoch of the checkpoint at <paramref name="path"/>, or 0 while there is none.</summary>
+    private static int EpochOf(string path)
+    {
+        if (!File.Exists(path)) return 0;
+        try { return Checkpoint.Load<float>(path).Epoch; }
+        catch (IOException) when (!File.Exists(path)) { return 0; }
+    }
+
+    /// <summary>
+    /// Starts the CLI, waits until it has written a checkpoint past <paramref name="afterEpoch"/>, lets it run a little
+    /// longer (so that the kill may land inside a write) and kills it.
+    /// </summary>
+    private static void RunAndKill(string ck, int afterEpoch, params string[] args)
+    {
+        var stderr = new System.Text.StringBuilder();
+        using var p = new Process { StartInfo = Cli(args) };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, _) => { };
+        try
+        {
+            Assert.True(p.Start());
+            p.BeginErrorReadLine();
+            p.BeginOutputReadLine();
+            var clock = Stopwatch.StartNew();
+            // every checkpoint seen while the writer runs must be complete: the writes are atomic
+            while (EpochOf(ck) <= afterEpoch)
+            {
+                Assert.False(p.HasExited, $"the training process exited early: {stderr}");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"no checkpoint past epoch {afterEpoch} after 90 s");
+                Thread.Sleep(20);
+            }
+            Thread.Sleep(150 + Random.Shared.Next(300));
+            Assert.False(p.HasExited, $"the training process exited early: {stderr}");
+            p.Kill(entireProcessTree: true); // SIGKILL on Linux
+            Assert.True(p.WaitForExit(30_000), "the killed process did not exit");
+        }
+        finally
+        {
+            if (!p.HasExited)
+            {
+                try { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); }
+                catch (InvalidOperationException) { }
+            }
+        }
+    }
+
+    [Fact]
+    public void A_checkpoint_survives_kill_9_and_resumes()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("ck.safetensors");
+        string never = tmp.File("never.safetensors");
+
+        // 1: a fresh run, killed; 2: a run resumed from that checkpoint, killed too
+        RunAndKill(ck, 0, ["train", .. Hyper, "--epochs", "100000", "--checkpoint", ck, "--out", never]);
+        int first = Checkpoint.Load<float>(ck).Epoch;
+        Assert.True(first >= 1);
+        RunAndKill(ck, first, ["train", .. Hyper, "--epochs", "100000", "--resume", ck, "--checkpoint", ck, "--out", never]);
+        Assert.False(File.Exists(never));
+
+        // the checkpoint is a complete one, loadable as a checkpoint and as a model
+        var c = Checkpoint.Load<float>(ck);
+        Assert.True(c.Epoch > first, $"epoch {c.Epoch} after resuming from {first}");
+        Assert.Equal(c.Epoch, c.History.Count);
+        Assert.Equal(Enumerable.Range(1, c.Epoch), c.History.Select(h => h.Epoch));
+        var model = ModelFile.Load<float>(ck);
+        Assert.Equal(64, model.Network.Inputs);
+        Assert.Equal(10, model.Network.Outputs);
+
+        var eval = CliRunner.Run("evaluate", "--model", ck, "--data", Digits, "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        Assert.Equal(1797, eval.Json.GetProperty("samples").GetInt32());
+        Assert.True(eval.Json.GetProperty("accuracy").GetDouble() > 0.5, "a checkpoint after ≥ 2 epochs of training classifies digits");
+
+        // resume for one more epoch and finish normally
+        string resumed = tmp.File("resumed.safetensors");
+        var r = CliRunner.Run(["train", .. Hyper, "--epochs", (c.Epoch + 1).ToString(), "--resume", ck, "--checkpoint", ck, "--out", resumed]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(c.Epoch + 1, r.Json.GetProperty("epochs").GetInt32());
+        Assert.True(File.Exists(resumed));
+        Assert.Equal(c.Epoch + 1, Checkpoint.Load<float>(ck).Epoch);
+    }
+}
