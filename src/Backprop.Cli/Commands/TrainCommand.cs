@@ -80,6 +80,9 @@ public static class TrainCommand
         if (a.Threads < 0) throw new UsageException($"--threads {a.Threads}: must be 0 (all cores) or more");
         if (o.Patience < 0) throw new UsageException($"--patience {o.Patience}: must be 0 (off) or more");
         if (o.ClipNorm < 0) throw new UsageException($"--clip {o.ClipNorm}: must be 0 (off) or positive");
+        if (!(o.Momentum >= 0 && o.Momentum < 1)) throw new UsageException($"--momentum {o.Momentum}: must be in [0, 1)");
+        if (!(o.WeightDecay >= 0) || !double.IsFinite(o.WeightDecay)) throw new UsageException($"--weight-decay {o.WeightDecay}: must be 0 or positive");
+        if (o.WarmupSteps < 0) throw new UsageException($"--warmup {o.WarmupSteps}: must be 0 (off) or more steps");
         if (o.Optimizer is not ("sgd" or "adam" or "adamw" or "rmsprop")) throw new UsageException($"--optimizer '{o.Optimizer}': expected sgd, adam, adamw or rmsprop");
         if (Activations.TryCreate<float>(a.Activation) is null || a.Activation == "softmax")
             throw new UsageException($"--activation '{a.Activation}': expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
@@ -111,6 +114,8 @@ public static class TrainCommand
         KernelThreads.Count = a.Threads;
 
         var data = DataLoading.Prepare(a.Data, a.Label, o.Seed);
+        if (data.Train.Count == 0 || data.Test.Count == 0)
+            throw new UsageException($"{a.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
         sizes ??= data.Kind == "mnist" ? [784, 512, 256, 10] : [data.Features, 64, data.Classes];
         if (sizes[0] != data.Features)
             throw new UsageException($"--layers starts with {sizes[0]} but {a.Data} has {data.Features} features per sample");

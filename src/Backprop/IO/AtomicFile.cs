@@ -13,6 +13,21 @@ public static class AtomicFile
     /// <summary>Writes <paramref name="path"/> atomically with the bytes <paramref name="write"/> puts into the stream.</summary>
     /// <remarks>The stream is a buffered <see cref="FileStream"/>; <paramref name="write"/> must not dispose it.
     /// The destination directory must exist.</remarks>
+    /// <summary>
+    /// A process killed mid-write (kill -9) leaves its temp file behind; the next write of the same file removes
+    /// such leftovers that are older than a minute, so that a concurrent writer's live temp is never touched.
+    /// </summary>
+    private static void RemoveStaleTemps(string dir, string name)
+    {
+        try
+        {
+            foreach (var f in Directory.EnumerateFiles(dir, $".{name}.*.tmp"))
+                if (DateTime.UtcNow - File.GetLastWriteTimeUtc(f) > TimeSpan.FromMinutes(1)) File.Delete(f);
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+    }
+
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -22,6 +37,7 @@ public static class AtomicFile
         string name = Path.GetFileName(full);
         if (name.Length == 0) throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
 
+        RemoveStaleTemps(dir, name);
         string temp = Path.Combine(dir, $".{name}.{Guid.NewGuid():N}.tmp");
         try
         {
