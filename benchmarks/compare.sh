@@ -21,5 +21,5 @@ for w in "784,512,512,10 128 200" "784,128,10 32 2000" "2,2,2,1 1 20000"; do
   echo "step $1 batch $2: backprop=$ours pytorch=$theirs"
 done
 ours=$($B train --quiet --json --out /tmp/compare-model.safetensors | tail -1)
-theirs=$(OPENBLAS_NUM_THREADS=2 $PY benchmarks/anchors/torch_train_mnist.py --threads 2 | tail -1)
+theirs=$(OPENBLAS_NUM_THREADS=2 $PY benchmarks/anchors/torch_train_mnist.py | tail -1)
 echo "mnist reference run: backprop=$ours pytorch=$theirs"
