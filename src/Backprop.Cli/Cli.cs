@@ -12,6 +12,9 @@ public static class Cli
 {
     public const int ExitUsage = 2;
 
+    /// <summary>The checkpoint of the running command, named in divergence errors.</summary>
+    public static string? CheckpointHint { get; set; }
+
     public static int Run(RootCommand root, string[] args)
     {
         Console.OutputEncoding = Encoding.UTF8;
@@ -40,6 +43,10 @@ public static class Cli
                 or FileNotFoundException or DirectoryNotFoundException or InvalidDataException:
                 Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
                 return ExitUsage;
+            case Backprop.Training.NonFiniteValueException:
+                Console.Error.WriteLine($"backprop: training diverged at {OneLine(e.Message)}" +
+                    (CheckpointHint is null ? "" : $"; the last good checkpoint is {CheckpointHint}"));
+                return 1;
             case OutOfMemoryException:
                 Console.Error.WriteLine("backprop: out of memory");
                 return 1;

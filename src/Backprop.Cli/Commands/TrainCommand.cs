@@ -109,6 +109,7 @@ public static class TrainCommand
     private static int Run<T>(TrainArgs a) where T : unmanaged, IFloatingPointIeee754<T>
     {
         Validate(a);
+        Cli.CheckpointHint = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
         var o = a.Options;
         int[]? sizes = a.Layers is null ? null : ParseLayers(a.Layers);
         KernelThreads.Count = a.Threads;
@@ -185,8 +186,12 @@ public static class TrainCommand
             trainSeconds += secs;
             samplesTrained += data.Train.Count;
             if (!double.IsFinite(r.loss))
-                throw new TrainingDivergedException($"epoch {epoch}: the training loss is {r.loss}; lower --lr (now {o.LearningRate}) or use --clip");
+                throw new NonFiniteValueException($"epoch {epoch}: the training loss is {r.loss}; lower --lr (now {o.LearningRate}) or use --clip");
             var (vl, va) = data.Validation.Count > 0 ? trainer.Evaluate(data.Validation) : (double.NaN, double.NaN);
+            if (data.Validation.Count > 0 && !double.IsFinite(vl))
+                throw new NonFiniteValueException($"epoch {epoch}: the validation loss is {vl} (the weights have diverged; ‖W‖ of the layers: " +
+                    string.Join(", ", net.Layers.Select(l => Diagnostics.Norm<T>(l.Weight.Value.Data).ToString("0.0e0"))) +
+                    $"); lower --lr (now {o.LearningRate}) or use --clip");
             var er = new EpochResult(epoch, r.loss, r.acc, data.Validation.Count > 0 ? vl : null, data.Validation.Count > 0 ? va : null,
                 trainer.Optimizer.LearningRate, secs, data.Train.Count / secs, r.gnorm);
             history.Add(er);
@@ -208,6 +213,7 @@ public static class TrainCommand
                     stopped = true;
                 }
             }
+            if (a.Checkpoint is not null) Cli.CheckpointHint = a.Checkpoint;
             if (a.Checkpoint is not null)
                 Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer);
         }

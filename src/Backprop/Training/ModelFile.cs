@@ -42,7 +42,11 @@ public static class ModelFile
         return meta;
     }
 
-    public static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     public static IEnumerable<SafeTensorEntry> Tensors<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -85,6 +85,41 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 }
 
+/// <summary>
+/// Training produced NaN or ±Inf. The message names the step, the layer and the op whose output first held a
+/// non-finite value (in forward order), so the cause can be found; parameters are left as they were.
+/// </summary>
+public sealed class NonFiniteValueException(string message) : Exception(message)
+{
+    public static NonFiniteValueException Locate<T>(CompiledStep<T> step, int epoch, int batch, long stepNumber)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
+        foreach (var leaf in step.Tape.Leaves)
+        {
+            int bad = FirstNonFinite(leaf.Value.Data);
+            if (bad >= 0)
+                return new($"{where}: {(leaf.Name == "x" ? "the input batch" : "a parameter")} already holds {leaf.Value.Data[bad]} (a previous update diverged)");
+        }
+        foreach (var node in step.Tape.Nodes)
+        {
+            int bad = FirstNonFinite(node.Value.Data);
+            if (bad < 0) continue;
+            string layer = node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l)
+                ? $"layers.{l - 1}" : "the loss";
+            return new($"{where}: {layer} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
+                "lower --lr or use --clip");
+        }
+        return new($"{where}: the loss is not finite");
+    }
+
+    private static int FirstNonFinite<T>(T[] data) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < data.Length; i++) if (!T.IsFinite(data[i])) return i;
+        return -1;
+    }
+}
+
 /// <summary>Mini-batch training of a classifier with softmax cross-entropy.</summary>
 public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -135,6 +170,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             var step = StepFor(loader.CurrentBatchSize);
             step.Load(loader.CurrentX, loader.CurrentY);
             step.ForwardBackward();
+            if (!T.IsFinite(step.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
             bool measure = CollectDiagnostics && loader.BatchIndex == loader.BatchesPerEpoch - 1;
