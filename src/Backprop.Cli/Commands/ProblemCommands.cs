@@ -15,18 +15,50 @@ public static class ProblemCommands
     {
         var problem = ProblemArgument();
         var dtype = Cli.DTypeOption();
+        var perSample = new Option<bool>("--per-sample")
+        {
+            Description = "Print per-sample gradients instead: for every layer, the gradient of each sample's own loss (closed form δ_iᵀ·x_i)",
+        };
         var cmd = new Command("grad", "Print the loss, the output and the gradient of every weight, bias and the input as one JSON object")
         {
-            problem, dtype,
+            problem, dtype, perSample,
         };
         cmd.SetAction(r =>
         {
             var spec = ProblemFile.Load(r.GetValue(problem)!);
-            if (r.GetValue(dtype) == "float32") WriteGradients(new Problem<float>(spec));
+            bool f32 = r.GetValue(dtype) == "float32";
+            if (r.GetValue(perSample)) { if (f32) WritePerSample(new Problem<float>(spec)); else WritePerSample(new Problem<double>(spec)); }
+            else if (f32) WriteGradients(new Problem<float>(spec));
             else WriteGradients(new Problem<double>(spec));
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>{"batch_factor": s, "layers": [{"weight": [batch × out × in], "bias": [batch × out]}]}, where L = s·Σ_i ℓ_i.</summary>
+    private static void WritePerSample<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var layers = Enumerable.Range(0, p.Network.Layers.Count).Select(i => Backprop.Explain.PerSampleGradients.ForLayer(p, i)).ToList();
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WriteNumber("batch_factor", layers[0].BatchFactor);
+            w.WritePropertyName("layers");
+            w.WriteStartArray();
+            foreach (var g in layers)
+            {
+                int n = g.Weight.Dim(0), outs = g.Weight.Dim(1), ins = g.Weight.Dim(2);
+                w.WriteStartObject();
+                w.WritePropertyName("weight");
+                w.WriteStartArray();
+                for (int i = 0; i < n; i++) JsonTensor.WriteMatrix(w, new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins));
+                w.WriteEndArray();
+                if (g.Bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteMatrix(w, g.Bias); }
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
     }
 
     private static void WriteGradients<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>

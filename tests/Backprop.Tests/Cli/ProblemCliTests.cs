@@ -175,3 +175,28 @@ public class ProblemCliTests
         Assert.Equal(b.GetProperty("loss").GetDouble(), a.GetProperty("loss").GetDouble(), 4);
     }
 }
+
+public class PerSampleCliTests
+{
+    [Theory]
+    [InlineData("seed-fc-relu-batch-mean")]
+    [InlineData("random-017")]
+    [InlineData("random-010")]
+    public void PerSampleGradientsSumToTheBatchGradient(string name)
+    {
+        var path = CliRunner.DataPath("problems", name + ".json");
+        var ps = CliRunner.Run("grad", path, "--per-sample").Json;
+        var batch = CliRunner.Run("grad", path).Json.GetProperty("gradients").GetProperty("layers").EnumerateArray().ToArray();
+        double s = ps.GetProperty("batch_factor").GetDouble();
+        var layers = ps.GetProperty("layers").EnumerateArray().ToArray();
+        Assert.Equal(batch.Length, layers.Length);
+        for (int l = 0; l < layers.Length; l++)
+        {
+            var perSample = layers[l].GetProperty("weight").EnumerateArray()
+                .Select(m => m.EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetDouble())).ToArray()).ToArray();
+            var expected = batch[l].GetProperty("weight").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetDouble())).ToArray();
+            for (int k = 0; k < expected.Length; k++)
+                Assert.Equal(expected[k], s * perSample.Sum(m => m[k]), 1e-12);
+        }
+    }
+}
