@@ -135,22 +135,62 @@ public static class ExplainCommand
     /// <summary>diagnose: per-layer gradient health with a plain-language verdict.</summary>
     public static Command Diagnose()
     {
-        var problem = new Argument<string>("PROBLEM") { Description = "A problem file (JSON)" };
+        var problem = new Argument<string?>("PROBLEM") { Description = "A problem file (JSON); or use --model and --data", Arity = ArgumentArity.ZeroOrOne };
+        var model = new Option<string?>("--model") { Description = "A trained model (safetensors), diagnosed on one batch of --data" };
+        var data = new Option<string?>("--data") { Description = "With --model: an MNIST directory (its test set) or a CSV file" };
+        var label = new Option<string?>("--label") { Description = "CSV label column" };
+        var batch = new Option<int>("--batch") { Description = "With --model: the batch size to diagnose", DefaultValueFactory = _ => 256 };
+        var plots = new Option<string?>("--plots") { Description = "Write the distribution of ∂L/∂h per layer (PNG) and its series (JSON) to this directory" };
         var dtype = Cli.DTypeOption();
         var json = new Option<bool>("--json") { Description = "Print one JSON object on the last line" };
         var cmd = new Command("diagnose", "Per-layer gradient and weight norms, dead ReLUs, saturated units and a verdict (vanishing, exploding, healthy)")
         {
-            problem, dtype, json,
+            problem, model, data, label, batch, plots, dtype, json,
         };
         cmd.SetAction(r =>
         {
-            var spec = ProblemFile.Load(r.GetValue(problem)!);
-            var report = r.GetValue(dtype) == "float32" ? GradientHealth.Analyze(new Problem<float>(spec)) : GradientHealth.Analyze(new Problem<double>(spec));
+            ProblemSpec spec;
+            if (r.GetValue(problem) is { } path)
+            {
+                if (r.GetValue(model) is not null) throw new UsageException("diagnose takes a PROBLEM file or --model with --data, not both");
+                spec = ProblemFile.Load(path);
+            }
+            else
+            {
+                string m = r.GetValue(model) ?? throw new UsageException("diagnose needs a PROBLEM file, or --model M --data D");
+                string d = r.GetValue(data) ?? throw new UsageException("diagnose --model needs --data");
+                int b = r.GetValue(batch);
+                if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
+                spec = ModelBatch(m, d, r.GetValue(label), b);
+            }
+            var report = r.GetValue(dtype) == "float32" ? Diagnose(new Problem<float>(spec), r.GetValue(plots)) : Diagnose(new Problem<double>(spec), r.GetValue(plots));
             if (r.GetValue(json)) WriteHealthJson(report);
             else WriteHealthText(spec.Name, report);
             return 0;
         });
         return cmd;
+    }
+
+    private static HealthReport Diagnose<T>(Problem<T> p, string? plots) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var report = GradientHealth.Analyze(p);
+        if (plots is not null) DiagnosePlots.Write(plots, p.Trace.H.Select(h => h.Grad.ToDoubleArray()).ToList());
+        return report;
+    }
+
+    /// <summary>A model and the first rows of a data set as a problem: the model's layers, a batch, cross-entropy with mean reduction.</summary>
+    private static ProblemSpec ModelBatch(string modelPath, string dataPath, string? label, int batch)
+    {
+        var model = Backprop.Training.ModelFile.Load<double>(modelPath);
+        var data = DataLoading.ForModel(dataPath, label, model.LabelNames, model.Standardizer);
+        if (data.FeatureCount != model.Network.Inputs)
+            throw new UsageException($"{dataPath} has {data.FeatureCount} features per sample but the model takes {model.Network.Inputs}");
+        int n = Math.Min(batch, data.Count);
+        if (n == 0) throw new UsageException($"{dataPath}: no rows");
+        var input = Enumerable.Range(0, n).Select(i => data.Row(i).ToArray().Select(v => (double)v).ToArray()).ToArray();
+        var layers = model.Network.Layers.Select(l => new LayerSpec(l.Weight.Value.ToJagged(), l.Bias?.Value.ToDoubleArray(), l.Activation.Name)).ToList();
+        return new ProblemSpec($"{Path.GetFileName(modelPath)} on {n} rows of {Path.GetFileName(dataPath.TrimEnd('/'))}", layers, input,
+            LossKind.CrossEntropy, Backprop.Reduction.Mean, null, data.Labels[..n], null);
     }
 
     private static string Fraction(double? f) => f is double v ? $"{100 * v:0}%" : "–";
