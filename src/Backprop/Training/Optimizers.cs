@@ -22,13 +22,45 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public long StepCount { get; set; }
     public abstract string Name { get; }
 
+    private ParallelUpdate? _parallel;
+    private int _totalElements = -1;
+
+    /// <summary>
+    /// One update of every parameter. The update is element-wise, so large models split each tensor between the
+    /// kernel threads (it streams the parameters, gradients and state through memory once).
+    /// </summary>
     public void Step()
     {
         StepCount++;
-        for (int i = 0; i < Parameters.Count; i++) Update(i, Parameters[i].Value.Data, Parameters[i].Grad.Data);
+        if (_totalElements < 0) _totalElements = Parameters.Sum(p => p.Value.Length);
+        int parts = Math.Min(KernelThreads.Count, _totalElements / ParallelUpdate.MinElementsPerPart);
+        if (parts > 1 && WorkerPool.Shared.TryRun(_parallel ??= new ParallelUpdate(this), parts)) return;
+        for (int i = 0; i < Parameters.Count; i++) Update(i, 0, Parameters[i].Value.Length);
     }
 
-    protected abstract void Update(int index, Span<T> p, ReadOnlySpan<T> g);
+    /// <summary>Updates elements [start, start + length) of parameter <paramref name="index"/> and its state.</summary>
+    protected abstract void Update(int index, int start, int length);
+
+    protected Span<T> P(int i, int start, int length) => Parameters[i].Value.Data.AsSpan(start, length);
+    protected ReadOnlySpan<T> G(int i, int start, int length) => Parameters[i].Grad.Data.AsSpan(start, length);
+
+    private sealed class ParallelUpdate(Optimizer<T> optimizer) : WorkItem
+    {
+        public const int MinElementsPerPart = 1 << 15;
+
+        public override void Execute(int part, int parts)
+        {
+            var ps = optimizer.Parameters;
+            for (int i = 0; i < ps.Count; i++)
+            {
+                int n = ps[i].Value.Length;
+                // whole vectors per part, so every part but the last runs the vectorised loop only
+                int chunk = (n / parts + 15) & ~15;
+                int start = Math.Min(n, part * chunk), end = part == parts - 1 ? n : Math.Min(n, start + chunk);
+                if (end > start) optimizer.Update(i, start, end - start);
+            }
+        }
+    }
 
     /// <summary>Named state tensors (e.g. "m.3"), for checkpoints.</summary>
     public abstract IEnumerable<(string Name, Tensor<T> Tensor)> State();
@@ -56,8 +88,8 @@ public sealed class Sgd<T>(IReadOnlyList<Var<T>> parameters, double lr, double m
     public double WeightDecay { get; } = weightDecay;
     public override string Name => "sgd";
 
-    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g) =>
-        OptimizerKernels.Sgd(p, g, _buf[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
+    protected override void Update(int i, int start, int length) =>
+        OptimizerKernels.Sgd(P(i, start, length), G(i, start, length), _buf[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
             T.CreateChecked(WeightDecay), Nesterov, firstStep: StepCount == 1 || Momentum == 0);
 
     public override IEnumerable<(string, Tensor<T>)> State() => _buf.Select((b, i) => ($"momentum.{i}", b));
@@ -72,10 +104,10 @@ public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double 
     private readonly Tensor<T>[] _v = Buffers(parameters);
     public override string Name => decoupled ? "adamw" : "adam";
 
-    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g)
+    protected override void Update(int i, int start, int length)
     {
         double bc1 = 1 - Math.Pow(beta1, StepCount), bc2 = 1 - Math.Pow(beta2, StepCount);
-        OptimizerKernels.Adam(p, g, _m[i].Data, _v[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(beta1),
+        OptimizerKernels.Adam(P(i, start, length), G(i, start, length), _m[i].Data.AsSpan(start, length), _v[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(beta1),
             T.CreateChecked(beta2), T.CreateChecked(eps), T.CreateChecked(bc1), T.CreateChecked(bc2),
             decoupled ? T.Zero : T.CreateChecked(weightDecay), decoupled ? T.CreateChecked(weightDecay) : T.Zero);
     }
@@ -90,8 +122,8 @@ public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, doub
     private readonly Tensor<T>[] _s = Buffers(parameters);
     public override string Name => "rmsprop";
 
-    protected override void Update(int i, Span<T> p, ReadOnlySpan<T> g) =>
-        OptimizerKernels.RmsProp(p, g, _s[i].Data, T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
+    protected override void Update(int i, int start, int length) =>
+        OptimizerKernels.RmsProp(P(i, start, length), G(i, start, length), _s[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
 
     public override IEnumerable<(string, Tensor<T>)> State() => _s.Select((b, i) => ($"square_avg.{i}", b));
 }

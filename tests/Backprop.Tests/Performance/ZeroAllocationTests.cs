@@ -27,13 +27,45 @@ public class ZeroAllocationTests
             var y = Enumerable.Range(0, batch).Select(_ => rng.Next(layers[^1])).ToArray();
             for (int i = 0; i < 30; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
 
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            long workersBefore = WorkerPool.Shared.WorkerAllocatedBytes;
-            for (int i = 0; i < 50; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
-            long after = GC.GetAllocatedBytesForCurrentThread();
-            Assert.Equal(0, after - before);
-            Assert.Equal(0, WorkerPool.Shared.WorkerAllocatedBytes - workersBefore);
+            // The calling thread must never allocate. The shared worker threads also run other tests' kernels (which
+            // may grow their packing buffers for a new shape), so at least one of a few rounds must show no growth.
+            long bestWorkers = long.MaxValue;
+            for (int round = 0; round < 4 && bestWorkers != 0; round++)
+            {
+                long before = GC.GetAllocatedBytesForCurrentThread();
+                long workersBefore = WorkerPool.Shared.WorkerAllocatedBytes;
+                for (int i = 0; i < 20; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
+                Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+                bestWorkers = Math.Min(bestWorkers, WorkerPool.Shared.WorkerAllocatedBytes - workersBefore);
+            }
+            Assert.Equal(0, bestWorkers);
             Assert.True(float.IsFinite(step.Loss.Value[0]));
+        }
+        finally { KernelThreads.Count = saved; }
+    }
+
+    [Theory]
+    [InlineData("adam")]
+    [InlineData("sgd")]
+    [InlineData("rmsprop")]
+    public void TheParallelOptimizerUpdateEqualsTheSerialOne(string optimizer)
+    {
+        int saved = KernelThreads.Count;
+        try
+        {
+            float[] Run(int threads)
+            {
+                KernelThreads.Count = threads;
+                var net = Initializers.Mlp<float>([300, 400, 7], "relu", 3);   // 120k weights: split between threads
+                var step = new CompiledStep<float>(net, 16);
+                var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, weightDecay: 1e-3);
+                var rng = new Random(4);
+                var x = Enumerable.Range(0, 16 * 300).Select(_ => (float)rng.NextDouble()).ToArray();
+                var y = Enumerable.Range(0, 16).Select(_ => rng.Next(7)).ToArray();
+                for (int i = 0; i < 5; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
+                return net.Parameters().SelectMany(p => p.Value.Data).ToArray();
+            }
+            Assert.Equal(Run(1), Run(2));
         }
         finally { KernelThreads.Count = saved; }
     }
