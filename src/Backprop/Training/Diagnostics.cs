@@ -78,7 +78,11 @@ public static class Diagnostics
         return (dead, saturated);
     }
 
-    /// <summary>A plain-language verdict on a set of layer measurements: vanishing or exploding gradients, dead or saturated units, or "healthy".</summary>
+    /// <summary>
+    /// A plain-language verdict on a set of layer measurements: vanishing or exploding gradients, dead or saturated
+    /// units, or "healthy" — with the thresholds of <see cref="Backprop.Explain.GradientHealth"/>, so that training
+    /// diagnostics and <c>diagnose</c> judge alike.
+    /// </summary>
     public static string Verdict(IReadOnlyList<LayerHealth> layers)
     {
         var findings = new List<string>();
@@ -88,9 +92,9 @@ public static class Diagnostics
             if (first > 0 && last > 0)
             {
                 double ratio = last / first;
-                if (ratio > 100)
+                if (ratio > Backprop.Explain.GradientHealth.RatioThreshold)
                     findings.Add($"gradient norm shrinks {ratio:0.0e0}× from layer {layers.Count} to layer 1: vanishing gradients");
-                else if (ratio < 0.01)
+                else if (ratio < 1 / Backprop.Explain.GradientHealth.RatioThreshold)
                     findings.Add($"gradient norm grows {1 / ratio:0.0e0}× from layer {layers.Count} to layer 1: exploding gradients");
             }
             else if (first == 0 && last > 0)
@@ -98,11 +102,11 @@ public static class Diagnostics
         }
         foreach (var l in layers)
         {
-            if (l.DeadFraction >= 0.5) findings.Add($"{l.DeadFraction:P0} of layer-{l.Layer + 1} ReLU units are dead");
-            if (l.SaturatedFraction >= 0.5) findings.Add($"{l.SaturatedFraction:P0} of layer-{l.Layer + 1} {l.Activation} units are saturated");
+            if (l.DeadFraction >= Backprop.Explain.GradientHealth.ReportFraction) findings.Add($"{l.DeadFraction:P0} of layer-{l.Layer + 1} ReLU units are dead");
+            if (l.SaturatedFraction >= Backprop.Explain.GradientHealth.ReportFraction) findings.Add($"{l.SaturatedFraction:P0} of layer-{l.Layer + 1} {l.Activation} units are saturated");
             if (l.UpdateRatio > 0.1) findings.Add($"layer-{l.Layer + 1} updates are {l.UpdateRatio:0.0e0} of its weights: learning rate too high");
         }
-        if (findings.Count == 0) return "healthy: gradient norms are within 100× across layers, no dead or saturated layers";
+        if (findings.Count == 0) return $"healthy: gradient norms stay within {Backprop.Explain.GradientHealth.RatioThreshold:0.0e0}× across {layers.Count} layers, no layer is mostly dead or saturated";
         bool vanishing = findings.Any(f => f.Contains("vanishing") || f.Contains("saturated"));
         string advice = vanishing ? "; consider ReLU/He init or smaller depth" : findings.Any(f => f.Contains("dead")) ? "; consider a lower learning rate or leaky_relu" : "";
         return string.Join("; ", findings) + advice;
