@@ -38,11 +38,12 @@ public static class ActivationKernels
             {
                 var zv = Unsafe.As<T, Vector<T>>(ref Unsafe.Add(ref zr, i));
                 var gv = Unsafe.As<T, Vector<T>>(ref Unsafe.Add(ref gr, i));
+                // relu (slope 0) selects 0 rather than 0·dy, which would turn an infinite dy into NaN
                 Unsafe.As<T, Vector<T>>(ref Unsafe.Add(ref dr, i)) =
-                    Vector.ConditionalSelect(Vector.GreaterThan(zv, Vector<T>.Zero), gv, gv * vs);
+                    Vector.ConditionalSelect(Vector.GreaterThan(zv, Vector<T>.Zero), gv, slope == T.Zero ? Vector<T>.Zero : gv * vs);
             }
         }
-        for (; i < n; i++) dz[i] = z[i] > T.Zero ? dy[i] : dy[i] * slope;
+        for (; i < n; i++) dz[i] = z[i] > T.Zero ? dy[i] : slope == T.Zero ? T.Zero : dy[i] * slope;
     }
 
     /// <summary>dz = dy ⊙ y ⊙ (1 − y), the sigmoid derivative from its output.</summary>

@@ -32,14 +32,26 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public void Step()
     {
         StepCount++;
+        _nonFiniteGradient ??= new bool[Parameters.Count];
+        Array.Clear(_nonFiniteGradient);
         if (_totalElements < 0) _totalElements = Parameters.Sum(p => p.Value.Length);
         int parts = Math.Min(KernelThreads.Count, _totalElements / ParallelUpdate.MinElementsPerPart);
         if (parts > 1 && WorkerPool.Shared.TryRun(_parallel ??= new ParallelUpdate(this), parts)) return;
-        for (int i = 0; i < Parameters.Count; i++) Update(i, 0, Parameters[i].Value.Length);
+        for (int i = 0; i < Parameters.Count; i++) Run(i, 0, Parameters[i].Value.Length);
     }
 
-    /// <summary>Updates elements [start, start + length) of parameter <paramref name="index"/> and its state.</summary>
-    protected abstract void Update(int index, int start, int length);
+    private bool[]? _nonFiniteGradient;
+
+    /// <summary>The first parameter whose gradient held NaN or ±Inf in the last step, or -1 (checked in the update's own pass).</summary>
+    public int FirstNonFiniteGradient => _nonFiniteGradient is null ? -1 : Array.IndexOf(_nonFiniteGradient, true);
+
+    private void Run(int index, int start, int length)
+    {
+        if (!Update(index, start, length)) _nonFiniteGradient![index] = true;
+    }
+
+    /// <summary>Updates elements [start, start + length) of parameter <paramref name="index"/> and its state; false if a gradient was not finite.</summary>
+    protected abstract bool Update(int index, int start, int length);
 
     protected Span<T> P(int i, int start, int length) => Parameters[i].Value.Data.AsSpan(start, length);
     protected ReadOnlySpan<T> G(int i, int start, int length) => Parameters[i].Grad.Data.AsSpan(start, length);
@@ -57,7 +69,7 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
                 // whole vectors per part, so every part but the last runs the vectorised loop only
                 int chunk = (n / parts + 15) & ~15;
                 int start = Math.Min(n, part * chunk), end = part == parts - 1 ? n : Math.Min(n, start + chunk);
-                if (end > start) optimizer.Update(i, start, end - start);
+                if (end > start) optimizer.Run(i, start, end - start);
             }
         }
     }
@@ -88,7 +100,7 @@ public sealed class Sgd<T>(IReadOnlyList<Var<T>> parameters, double lr, double m
     public double WeightDecay { get; } = weightDecay;
     public override string Name => "sgd";
 
-    protected override void Update(int i, int start, int length) =>
+    protected override bool Update(int i, int start, int length) =>
         OptimizerKernels.Sgd(P(i, start, length), G(i, start, length), _buf[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
             T.CreateChecked(WeightDecay), Nesterov, firstStep: StepCount == 1 || Momentum == 0);
 
@@ -104,10 +116,10 @@ public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double 
     private readonly Tensor<T>[] _v = Buffers(parameters);
     public override string Name => decoupled ? "adamw" : "adam";
 
-    protected override void Update(int i, int start, int length)
+    protected override bool Update(int i, int start, int length)
     {
         double bc1 = 1 - Math.Pow(beta1, StepCount), bc2 = 1 - Math.Pow(beta2, StepCount);
-        OptimizerKernels.Adam(P(i, start, length), G(i, start, length), _m[i].Data.AsSpan(start, length), _v[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(beta1),
+        return OptimizerKernels.Adam(P(i, start, length), G(i, start, length), _m[i].Data.AsSpan(start, length), _v[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(beta1),
             T.CreateChecked(beta2), T.CreateChecked(eps), T.CreateChecked(bc1), T.CreateChecked(bc2),
             decoupled ? T.Zero : T.CreateChecked(weightDecay), decoupled ? T.CreateChecked(weightDecay) : T.Zero);
     }
@@ -122,7 +134,7 @@ public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, doub
     private readonly Tensor<T>[] _s = Buffers(parameters);
     public override string Name => "rmsprop";
 
-    protected override void Update(int i, int start, int length) =>
+    protected override bool Update(int i, int start, int length) =>
         OptimizerKernels.RmsProp(P(i, start, length), G(i, start, length), _s[i].Data.AsSpan(start, length), T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
 
     public override IEnumerable<(string, Tensor<T>)> State() => _s.Select((b, i) => ($"square_avg.{i}", b));

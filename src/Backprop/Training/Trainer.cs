@@ -113,6 +113,30 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
         return new($"{where}: the loss is not finite");
     }
 
+    /// <summary>The forward pass was finite but a gradient was not: the first op, in backward order, whose input gradient went bad.</summary>
+    public static NonFiniteValueException LocateBackward<T>(CompiledStep<T> step, int epoch, int batch, long stepNumber)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
+        var nodes = step.Tape.Nodes;
+        for (int k = nodes.Count - 1; k >= 0; k--)
+        {
+            var node = nodes[k];
+            var inputs = node.Inputs;
+            for (int j = 0; j < inputs.Count; j++)
+            {
+                var input = inputs[j];
+                if (!input.RequiresGrad || !input.HasGrad) continue;
+                int bad = FirstNonFinite(input.Grad.Data);
+                if (bad < 0) continue;
+                string layer = node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
+                return new($"{where}: the backward pass of {layer} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
+                    $"produced {input.Grad.Data[bad]}; the parameters were updated with it; lower --lr or use --clip");
+            }
+        }
+        return new($"{where}: a gradient is not finite; lower --lr or use --clip");
+    }
+
     private static int FirstNonFinite<T>(T[] data) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = 0; i < data.Length; i++) if (!T.IsFinite(data[i])) return i;
@@ -177,6 +201,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (measure) SnapshotWeights();
             Optimizer.Step();
             if (measure) LastDiagnostics = Diagnostics.Measure(step, Optimizer.LearningRate, UpdateNorms());
+            if (Optimizer.FirstNonFiniteGradient >= 0) throw NonFiniteValueException.LocateBackward(step, epoch, loader.BatchIndex, Optimizer.StepCount);
             int n = loader.CurrentBatchSize;
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
             correct += step.CountCorrect(loader.CurrentY);

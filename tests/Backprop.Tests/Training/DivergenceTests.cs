@@ -50,3 +50,52 @@ public sealed class DivergenceTests : IDisposable
         Assert.Equal(2, Checkpoint.Load<float>(ck).Epoch);
     }
 }
+
+public sealed class BackwardNonFiniteTests
+{
+    [Fact]
+    public void TheOptimizerFlagsTheParameterWhoseGradientIsNotFinite()
+    {
+        foreach (var name in new[] { "sgd", "adam", "rmsprop" })
+            foreach (var (parameter, index, value) in new[] { (2, 17, float.NaN), (3, 4, float.PositiveInfinity), (0, 1199, float.NegativeInfinity) })
+            {
+                // a fresh network each time: a non-finite update poisons the weights
+                var net = Initializers.Mlp<float>([40, 30, 5], "relu", 0);
+                var ps = net.Parameters().ToArray();
+                var step = new CompiledStep<float>(net, 4);
+                step.Load(new float[4 * 40], [0, 1, 2, 3]);
+                step.ForwardBackward();
+                var opt = Optimizer<float>.Create(name, ps, 0.01);
+                opt.Step();
+                Assert.Equal(-1, opt.FirstNonFiniteGradient);
+                step.ForwardBackward();
+                ps[parameter].Grad.Data[index] = value;   // vectorised body (17), scalar tail of a 5-vector (4), last element (1199)
+                opt.Step();
+                Assert.Equal(parameter, opt.FirstNonFiniteGradient);
+            }
+    }
+
+    [Fact]
+    public void ANonFiniteGradientIsTracedToTheBackwardRuleThatProducedIt()
+    {
+        var net = Initializers.Mlp<float>([6, 5, 3], "tanh", 0);
+        var step = new CompiledStep<float>(net, 2);
+        step.Load(new float[12], [0, 2]);
+        step.ForwardBackward();
+        // as if dx = dz·W of the second layer had overflowed
+        step.Trace.H[0].Grad.Data[3] = float.PositiveInfinity;
+        var ex = NonFiniteValueException.LocateBackward(step, 1, 0, 7);
+        Assert.Contains("step 7", ex.Message);
+        Assert.Contains("layers.1 linear (dx = dz·W)", ex.Message);
+    }
+
+    [Fact]
+    public void ReluBackwardGivesZeroNotNaNForAnInfiniteGradientOfADeadUnit()
+    {
+        var dz = new float[20];
+        var z = Enumerable.Repeat(-1f, 20).ToArray();
+        var dy = Enumerable.Repeat(float.PositiveInfinity, 20).ToArray();
+        Backprop.Kernels.ActivationKernels.ReluBackward<float>(z, dy, dz, 0f);
+        Assert.All(dz, v => Assert.Equal(0f, v));
+    }
+}
