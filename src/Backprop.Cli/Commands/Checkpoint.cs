@@ -20,6 +20,8 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
     public required string Optimizer { get; init; }
     public required List<EpochResult> History { get; init; }
     public double BestValidationLoss { get; init; }
+    public int? Seed { get; init; }
+    public int? BatchSize { get; init; }
     public int EpochsSinceBest { get; init; }
 
     public void RestoreOptimizer(Optimizer<T> optimizer, string source)
@@ -40,12 +42,14 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
 
 public static class Checkpoint
 {
-    private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History);
+    /// <summary>Seed and batch size fix the data split and the batch order: a resumed run must use the same ones.</summary>
+    private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History,
+        int? Seed = null, int? BatchSize = null);
 
     public static void Save<T>(string path, Sequential<T> net, Optimizer<T> optimizer, int epoch, List<EpochResult> history,
-        double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std) where T : unmanaged, IFloatingPointIeee754<T>
+        double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std, int seed, int batchSize) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history);
+        var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history, seed, batchSize);
         var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, ModelFile.JsonOptions) };
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
@@ -64,7 +68,7 @@ public static class Checkpoint
         return new Checkpoint<T>
         {
             Model = model, File = file, Epoch = p.Epoch, Step = p.Step, Optimizer = p.Optimizer, History = p.History ?? [],
-            BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest,
+            BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest, Seed = p.Seed, BatchSize = p.BatchSize,
         };
     }
 }

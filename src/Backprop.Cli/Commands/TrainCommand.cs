@@ -135,6 +135,10 @@ public static class TrainCommand
         int sinceBest = 0;
         if (ck is not null)
         {
+            if (ck.Seed is int s && s != o.Seed)
+                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --seed {s}, which fixes the data split and batch order; resume with --seed {s}");
+            if (ck.BatchSize is int b && b != o.BatchSize)
+                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --batch {b}; resume with --batch {b}");
             ck.RestoreOptimizer(trainer.Optimizer, a.Resume!);
             startEpoch = ck.Epoch + 1;
             history.AddRange(ck.History);
@@ -215,7 +219,7 @@ public static class TrainCommand
             }
             if (a.Checkpoint is not null) Cli.CheckpointHint = a.Checkpoint;
             if (a.Checkpoint is not null)
-                Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer);
+                Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer, o.Seed, o.BatchSize);
         }
 
         var (testLoss, testAcc) = trainer.Evaluate(data.Test);

@@ -99,3 +99,26 @@ public sealed class BackwardNonFiniteTests
         Assert.All(dz, v => Assert.Equal(0f, v));
     }
 }
+
+public sealed class ResumeConsistencyTests : IDisposable
+{
+    private readonly TempDir _tmp = new();
+    public void Dispose() => _tmp.Dispose();
+
+    [Theory]
+    [InlineData("--seed", "2", "--seed 0")]
+    [InlineData("--batch", "7", "--batch 16")]
+    public void ResumingWithAnotherSeedOrBatchIsRefused(string option, string value, string expected)
+    {
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "1", "--batch", "16",
+            "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        var args = new List<string> { "train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "2", "--batch", "16",
+            "--resume", ck, "--out", _tmp.File("m2.safetensors"), "--quiet" };
+        int i = args.IndexOf(option);
+        if (i >= 0) args[i + 1] = value; else args.AddRange([option, value]);
+        var r = CliRunner.Run(args.ToArray());
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains(expected, r.Stderr);
+    }
+}
