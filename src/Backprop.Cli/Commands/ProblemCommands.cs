@@ -155,7 +155,7 @@ public static class ProblemCommands
         p.Tape.Forward();
         p.Backward();
         var analytic = Leaves(p).Select(l => l.Leaf.Grad.ToDoubleArray()).ToList();
-        var reference = typeof(T) == typeof(double) ? (Problem<double>)(object)p : new Problem<double>(RoundTo<T>(spec));
+        var reference = typeof(T) == typeof(double) ? (Problem<double>)(object)p : new Problem<double>(spec.RoundedTo<T>());
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
         return GradientCheck.Compare(reference.Tape, reference.Objective, Leaves(reference), analytic,
             typeof(T) == typeof(float) ? "float32" : "float64", atol, rtol);
@@ -172,19 +172,6 @@ public static class ProblemCommands
         }
         leaves.Add(("input", p.Input));
         return leaves;
-    }
-
-    private static ProblemSpec RoundTo<T>(ProblemSpec s) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        static double R(double v) => double.CreateTruncating(T.CreateTruncating(v));
-        static double[] V(double[] v) => v.Select(R).ToArray();
-        static double[][] M(double[][] m) => m.Select(V).ToArray();
-        return s with
-        {
-            Layers = s.Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
-            Input = M(s.Input),
-            Target = s.Target is null ? null : M(s.Target),
-        };
     }
 
     private static string Index(int[] idx) => "[" + string.Join(",", idx) + "]";

@@ -38,26 +38,12 @@ public static class Explainer
     public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var reference = new Problem<double>(RoundTo<T>(problem.Spec));
+        var reference = new Problem<double>(problem.Spec.RoundedTo<T>());
         var leaf = reference.Resolve(wrt);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
         var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data], DTypeName<T>(), atol, rtol);
         var e = report.Entries[0];
         return new FiniteDifferenceCheck(report.DType, report.Step, e.MaxAbsError, e.MaxRelError, atol, rtol, e.Passed);
-    }
-
-    internal static ProblemSpec RoundTo<T>(ProblemSpec s) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (typeof(T) == typeof(double)) return s;
-        static double R(double v) => double.CreateTruncating(T.CreateTruncating(v));
-        static double[] V(double[] v) => v.Select(R).ToArray();
-        static double[][] M(double[][] m) => m.Select(V).ToArray();
-        return s with
-        {
-            Layers = s.Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
-            Input = M(s.Input),
-            Target = s.Target is null ? null : M(s.Target),
-        };
     }
 
     /// <summary>The walk over one problem's graph; the names of this network's quantities in either notation.</summary>

@@ -24,6 +24,24 @@ public sealed record ProblemSpec(
 {
     public int BatchSize => Input.Length;
     public int Outputs => Layers[^1].Weight.Length;
+
+    /// <summary>
+    /// The same problem with every number rounded to <typeparamref name="T"/>: a float64 reference that differentiates
+    /// exactly the function a <typeparamref name="T"/> network computes.
+    /// </summary>
+    public ProblemSpec RoundedTo<T>() where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(double)) return this;
+        static double R(double v) => double.CreateTruncating(T.CreateTruncating(v));
+        static double[] V(double[] v) => v.Select(R).ToArray();
+        static double[][] M(double[][] m) => m.Select(V).ToArray();
+        return this with
+        {
+            Layers = Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
+            Input = M(Input),
+            Target = Target is null ? null : M(Target),
+        };
+    }
 }
 
 /// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
