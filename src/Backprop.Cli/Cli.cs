@@ -117,6 +117,32 @@ public static class JsonTensor
         w.WriteEndArray();
     }
 
+    /// <summary>A rank-3 tensor as an array of matrices, e.g. per-sample weight gradients [batch × out × in].</summary>
+    public static void WriteMatrices<T>(Utf8JsonWriter w, Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        int n = t.Dim(0), rows = t.Dim(1), cols = t.Dim(2);
+        w.WriteStartArray();
+        for (int i = 0; i < n; i++)
+        {
+            w.WriteStartArray();
+            for (int r = 0; r < rows; r++)
+            {
+                w.WriteStartArray();
+                for (int c = 0; c < cols; c++) WriteNumber(w, double.CreateTruncating(t.Data[(i * rows + r) * cols + c]));
+                w.WriteEndArray();
+            }
+            w.WriteEndArray();
+        }
+        w.WriteEndArray();
+    }
+
+    /// <summary>The "weight" [batch × out × in] and, when the layer has one, "bias" [batch × out] of one layer's per-sample gradients.</summary>
+    public static void WritePerSample(Utf8JsonWriter w, Backprop.Explain.PerSampleGradient g)
+    {
+        w.WritePropertyName("weight"); WriteMatrices(w, g.Weight);
+        if (g.Bias is not null) { w.WritePropertyName("bias"); WriteMatrix(w, g.Bias); }
+    }
+
     public static void WriteVector<T>(Utf8JsonWriter w, Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
     {
         w.WriteStartArray();

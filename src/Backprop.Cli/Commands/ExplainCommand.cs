@@ -108,11 +108,7 @@ public static class ExplainCommand
                 w.WriteString("wrt", o.Wrt);
                 w.WriteNumber("layer", layer);
                 w.WriteNumber("batch_factor", g.BatchFactor);
-                w.WritePropertyName("weight");
-                w.WriteStartArray();
-                for (int i = 0; i < n; i++) JsonTensor.WriteMatrix(w, new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins));
-                w.WriteEndArray();
-                if (g.Bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteMatrix(w, g.Bias); }
+                JsonTensor.WritePerSample(w, g);
                 w.WriteEndObject();
             });
             return;

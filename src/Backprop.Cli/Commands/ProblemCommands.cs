@@ -47,13 +47,8 @@ public static class ProblemCommands
             w.WriteStartArray();
             foreach (var g in layers)
             {
-                int n = g.Weight.Dim(0), outs = g.Weight.Dim(1), ins = g.Weight.Dim(2);
                 w.WriteStartObject();
-                w.WritePropertyName("weight");
-                w.WriteStartArray();
-                for (int i = 0; i < n; i++) JsonTensor.WriteMatrix(w, new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins));
-                w.WriteEndArray();
-                if (g.Bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteMatrix(w, g.Bias); }
+                JsonTensor.WritePerSample(w, g);
                 w.WriteEndObject();
             }
             w.WriteEndArray();
