@@ -5,7 +5,8 @@ using System.Text.Json;
 namespace Backprop.Problems;
 
 /// <summary>A problem file that does not describe a valid problem. The message is one line naming the field and the fault.</summary>
-public sealed class ProblemFormatException(string message) : Exception(message);
+/// <remarks>Values quoted from the file (an activation name holding "\n", say) must not break the line.</remarks>
+public sealed class ProblemFormatException(string message) : Exception(Backprop.IO.DataFormatException.OneLine(message));
 
 public enum LossKind { None, Mse, CrossEntropy, BceWithLogits }
 
