@@ -35,7 +35,7 @@ public static class Diagnostics
             double u = updateNorms is not null ? updateNorms[l] : learningRate * g;
             var h = step.Trace.H[l];
             double hg = h.HasGrad ? Norm(h.Grad.Data) : 0;
-            var (dead, saturated) = UnitHealth(layer.Activation.Name, step.Trace.Z[l].Value, h.Value);
+            var (dead, saturated) = UnitHealth(layer.Activation, step.Trace.Z[l].Value, h.Value);
             result[l] = new LayerHealth(l, layer.Activation.Name, g, w, w > 0 ? u / w : 0, hg, dead, saturated);
         }
         return result;
@@ -44,38 +44,17 @@ public static class Diagnostics
     public static double Norm<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> =>
         Math.Sqrt(double.CreateTruncating(TensorPrimitives.SumOfSquares(x)));
 
-    /// <summary>(dead, saturated) fractions for the activation's units over a batch z, h = f(z).</summary>
+    /// <summary>(dead, saturated) fractions for the activation's units over a batch z, h = f(z), 0 where they do not apply.</summary>
     public static (double dead, double saturated) UnitHealth<T>(string activation, Tensor<T> z, Tensor<T> h)
+        where T : unmanaged, IFloatingPointIeee754<T> => UnitHealth(Activations.Create<T>(activation), z, h);
+
+    /// <summary>The same measures as <c>diagnose</c> (<see cref="Backprop.Explain.GradientHealth"/>): one definition of dead and saturated.</summary>
+    public static (double dead, double saturated) UnitHealth<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int rows = z.Rows, cols = z.Cols;
-        if (rows == 0 || cols == 0) return (0, 0);
-        double dead = 0, saturated = 0;
-        if (activation is "relu")
-        {
-            int deadUnits = 0;
-            for (int j = 0; j < cols; j++)
-            {
-                bool alive = false;
-                for (int i = 0; i < rows && !alive; i++) alive = z.Data[i * cols + j] > T.Zero;
-                if (!alive) deadUnits++;
-            }
-            dead = (double)deadUnits / cols;
-        }
-        if (activation is "sigmoid" or "tanh")
-        {
-            // σ′ ≤ 1/4 and tanh′ ≤ 1: saturated below 1% of that maximum
-            double threshold = activation == "sigmoid" ? 0.0025 : 0.01;
-            int count = 0;
-            for (int i = 0; i < h.Length; i++)
-            {
-                double y = double.CreateTruncating(h.Data[i]);
-                double d = activation == "sigmoid" ? y * (1 - y) : 1 - y * y;
-                if (d < threshold) count++;
-            }
-            saturated = (double)count / h.Length;
-        }
-        return (dead, saturated);
+        if (z.Length == 0) return (0, 0);
+        double dead = activation is Relu<T> ? Backprop.Explain.GradientHealth.DeadFraction(z) : 0;
+        return (dead, Backprop.Explain.GradientHealth.SaturatedFraction(activation, z, h) ?? 0);
     }
 
     /// <summary>
