@@ -39,8 +39,8 @@ public static class Cli
     {
         switch (e)
         {
-            case UsageException or Backprop.Cli.Commands.TrainingDivergedException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
-                or FileNotFoundException or DirectoryNotFoundException or InvalidDataException:
+            case UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
+                or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException:
                 Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
                 return ExitUsage;
             case Backprop.Training.NonFiniteValueException:
@@ -51,11 +51,6 @@ public static class Cli
                 Console.Error.WriteLine("backprop: out of memory");
                 return 1;
             default:
-                if (e.GetType().Name == "DataFormatException")
-                {
-                    Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
-                    return ExitUsage;
-                }
                 Console.Error.WriteLine($"backprop: internal error ({e.GetType().Name}): {OneLine(e.Message)}");
                 return 1;
         }

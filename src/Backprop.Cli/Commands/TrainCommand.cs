@@ -248,6 +248,3 @@ public static class TrainCommand
         return 0;
     }
 }
-
-/// <summary>Training produced a non-finite loss.</summary>
-public sealed class TrainingDivergedException(string message) : Exception(message);

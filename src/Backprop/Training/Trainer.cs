@@ -105,9 +105,7 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
         {
             int bad = FirstNonFinite(node.Value.Data);
             if (bad < 0) continue;
-            string layer = node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l)
-                ? $"layers.{l - 1}" : "the loss";
-            return new($"{where}: {layer} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
+            return new($"{where}: {LayerOf(node)} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
                 "lower --lr or use --clip");
         }
         return new($"{where}: the loss is not finite");
@@ -129,13 +127,16 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
                 if (!input.RequiresGrad || !input.HasGrad) continue;
                 int bad = FirstNonFinite(input.Grad.Data);
                 if (bad < 0) continue;
-                string layer = node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
-                return new($"{where}: the backward pass of {layer} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
+                return new($"{where}: the backward pass of {LayerOf(node)} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
                     $"produced {input.Grad.Data[bad]}; the parameters were updated with it; lower --lr or use --clip");
             }
         }
         return new($"{where}: a gradient is not finite; lower --lr or use --clip");
     }
+
+    /// <summary>"layers.I" for a layer's z_{I+1} or h_{I+1} (the names Sequential gives them), else the loss.</summary>
+    private static string LayerOf<T>(Var<T> node) where T : unmanaged, IFloatingPointIeee754<T> =>
+        node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
 
     private static int FirstNonFinite<T>(T[] data) where T : unmanaged, IFloatingPointIeee754<T>
     {
