@@ -21,8 +21,8 @@ public static class ModelCommands
             var m = ModelFile.Load<float>(r.GetValue(model)!);
             var d = DataLoading.ForModel(r.GetValue(data)!, r.GetValue(label), m.LabelNames, m.Standardizer);
             CheckWidth(m.Network.Inputs, d, r.GetValue(data)!);
-            var (loss, acc) = Trainer<float>.Evaluate(m.Network, d);
-            var outputs = Trainer<float>.Predict(m.Network, d);
+            var outputs = new Tensor<float>(d.Count, m.Network.Outputs);
+            var (loss, acc) = Trainer<float>.Evaluate(m.Network, d, outputs: outputs);   // one pass gives both
             int c = m.Network.Outputs;
             var confusion = new int[c, c];
             for (int i = 0; i < d.Count; i++)

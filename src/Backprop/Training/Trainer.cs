@@ -236,40 +236,44 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps);
 
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
-        Dictionary<int, CompiledStep<T>>? cache = null)
+        Dictionary<int, CompiledStep<T>>? cache = null, Tensor<T>? outputs = null)
     {
-        cache ??= [];
         double lossSum = 0;
         long correct = 0;
-        int d = data.FeatureCount;
-        for (int start = 0; start < data.Count; start += batchSize)
+        ForEachBatch(network, data, batchSize, cache, data.Labels, outputs, (step, start, n) =>
         {
-            int n = Math.Min(batchSize, data.Count - start);
-            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
-            var y = data.Labels.AsSpan(start, n);
-            step.Load(data.Features.AsSpan(start * d, n * d), y);
-            step.Tape.Forward();
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
-            correct += step.CountCorrect(y);
-        }
+            correct += step.CountCorrect(data.Labels.AsSpan(start, n));
+        });
         return (lossSum / Math.Max(1, data.Count), (double)correct / Math.Max(1, data.Count));
     }
 
-    /// <summary>Raw outputs (logits) for every row, in order.</summary>
+    /// <summary>Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones.</summary>
     public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000)
     {
         var outputs = new Tensor<T>(data.Count, network.Outputs);
-        var cache = new Dictionary<int, CompiledStep<T>>();
+        ForEachBatch(network, data, batchSize, null, null, outputs, null);
+        return outputs;
+    }
+
+    /// <summary>
+    /// The forward pass over a data set in batches (one recorded step per batch size), copying the logits into
+    /// <paramref name="outputs"/> when given. Without <paramref name="labels"/> the loss sees class 0 for every row.
+    /// </summary>
+    private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, CompiledStep<T>>? cache,
+        int[]? labels, Tensor<T>? outputs, Action<CompiledStep<T>, int, int>? onBatch)
+    {
+        cache ??= [];
         int d = data.FeatureCount, c = network.Outputs;
-        var zeros = new int[batchSize];
+        var zeros = labels is null ? new int[Math.Min(batchSize, Math.Max(1, data.Count))] : null;
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
             if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
-            step.Load(data.Features.AsSpan(start * d, n * d), zeros.AsSpan(0, n));
+            step.Load(data.Features.AsSpan(start * d, n * d), labels is null ? zeros.AsSpan(0, n) : labels.AsSpan(start, n));
             step.Tape.Forward();
-            step.Logits.Data.AsSpan(0, n * c).CopyTo(outputs.Data.AsSpan(start * c, n * c));
+            if (outputs is not null) step.Logits.Data.AsSpan(0, n * c).CopyTo(outputs.Data.AsSpan(start * c, n * c));
+            onBatch?.Invoke(step, start, n);
         }
-        return outputs;
     }
 }
