@@ -251,10 +251,10 @@ public class GemmTests
             // Neither the caller nor the pool's worker threads may allocate. (A process-wide count would also
             // see other tests running in parallel and background JIT compiles.)
             long mine = GC.GetAllocatedBytesForCurrentThread();
-            long workers = WorkerPool.Shared.WorkerAllocatedBytes;
+            long workers = WorkerPool.AllocatedBytesForCurrentThread;
             for (int r = 0; r < 3; r++) All();
             Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - mine);
-            Assert.Equal(0, WorkerPool.Shared.WorkerAllocatedBytes - workers);
+            Assert.Equal(0, WorkerPool.AllocatedBytesForCurrentThread - workers);
         });
     }
 }

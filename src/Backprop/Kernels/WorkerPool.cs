@@ -36,24 +36,20 @@ internal sealed class WorkerPool
         public WorkItem? Job;
         public int Parts;
         public int Seq; // incremented by the dispatcher once Job and Parts are set
-        public long Allocated; // this thread's GC.GetAllocatedBytesForCurrentThread after its last job
     }
 
     public int WorkerCount => _workers.Length;
 
+    [ThreadStatic] private static long t_workerBytes;
+    private long _jobAllocated;
+
     /// <summary>
-    /// Bytes the worker threads have allocated on the managed heap, as of their last jobs: the worker-thread
-    /// counterpart of <see cref="GC.GetAllocatedBytesForCurrentThread"/>, for zero-allocation checks.
+    /// Bytes the worker threads allocated on the managed heap while running jobs that the calling thread submitted:
+    /// the worker-thread counterpart of <see cref="GC.GetAllocatedBytesForCurrentThread"/>, for zero-allocation checks.
+    /// Jobs run one at a time, so each worker's allocation during a job is attributed exactly to that job's caller,
+    /// whatever other threads submit meanwhile.
     /// </summary>
-    public long WorkerAllocatedBytes
-    {
-        get
-        {
-            long sum = 0;
-            foreach (var w in _workers) sum += Volatile.Read(ref w.Allocated);
-            return sum;
-        }
-    }
+    public static long AllocatedBytesForCurrentThread => t_workerBytes;
 
     /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy.</summary>
     public bool TryRun(WorkItem item, int parts)
@@ -85,6 +81,7 @@ internal sealed class WorkerPool
 
             var sw = new SpinWait();
             while (Volatile.Read(ref _pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
+            t_workerBytes += Interlocked.Exchange(ref _jobAllocated, 0);
             for (int w = 0; w < parts - 1; w++) workers[w].Job = null;
             var err = mine ?? _error;
             if (err != null) throw new AggregateException("a GEMM worker failed", err);
@@ -144,9 +141,10 @@ internal sealed class WorkerPool
             seen = Volatile.Read(ref wk.Seq);
             var job = wk.Job;
             if (job == null) continue;
+            long before = GC.GetAllocatedBytesForCurrentThread();
             try { job.Execute(wk.Index, wk.Parts); }
             catch (Exception e) { _error = e; }
-            Volatile.Write(ref wk.Allocated, GC.GetAllocatedBytesForCurrentThread());
+            Interlocked.Add(ref _jobAllocated, GC.GetAllocatedBytesForCurrentThread() - before);
             Interlocked.Decrement(ref _pending);
         }
     }

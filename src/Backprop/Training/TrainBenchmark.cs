@@ -28,13 +28,13 @@ public static class TrainBenchmark
         step.Load(x, y);
         for (int i = 0; i < warmupSteps; i++) { step.ForwardBackward(); opt.Step(); }
 
-        long workersBefore = WorkerPool.Shared.WorkerAllocatedBytes;
+        long workersBefore = WorkerPool.AllocatedBytesForCurrentThread;
         long callerBefore = GC.GetAllocatedBytesForCurrentThread();
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < steps; i++) { step.ForwardBackward(); opt.Step(); }
         sw.Stop();
         long callerAfter = GC.GetAllocatedBytesForCurrentThread();
-        long workersAfter = WorkerPool.Shared.WorkerAllocatedBytes;
+        long workersAfter = WorkerPool.AllocatedBytesForCurrentThread;
         double secs = sw.Elapsed.TotalSeconds;
         if (profile is not null)
         {
