@@ -12,10 +12,11 @@ p.add_argument("--data", default="data/mnist")
 p.add_argument("--epochs", type=int, default=10)
 p.add_argument("--threads", type=int, default=2)
 p.add_argument("--layers", default="784,512,256,10")
+p.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (OpenBLAS has its own pool)")
 a = p.parse_args()
 # The matrix products run in OpenBLAS, whose own pool (OPENBLAS_NUM_THREADS) gives the parallelism; torch's
 # intra-op pool on top of it oversubscribes the cores (measured here: 68 s instead of 16 s for the MNIST run).
-torch.set_num_threads(1)
+torch.set_num_threads(a.torch_threads)
 torch.manual_seed(0)
 
 def idx(path, offset):

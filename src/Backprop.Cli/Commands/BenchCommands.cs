@@ -56,15 +56,19 @@ public static class BenchCommands
         var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var dtype = new Option<string>("--dtype") { DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "float64");
+        var transA = new Option<bool>("--trans-a") { Description = "Use Aᵀ: A stored k×m" };
+        var transB = new Option<bool>("--trans-b") { Description = "Use Bᵀ: B stored n×k" };
         var json = new Option<bool>("--json") { Description = "JSON only" };
-        var cmd = new Command("gemm", "GFLOPS of C = A·B (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, json };
+        var cmd = new Command("gemm", "GFLOPS of C = op(A)·op(B) (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, transA, transB, json };
         cmd.SetAction(r =>
         {
             int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
             if (mm <= 0 || nn <= 0 || kk <= 0) throw new UsageException("--m, --n and --k must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
-            double gflops = Backprop.Kernels.GemmBenchmark.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64");
-            if (!r.GetValue(json)) Console.WriteLine($"{mm}×{kk}·{kk}×{nn} {r.GetValue(dtype)}, {(t == 0 ? Environment.ProcessorCount : t)} threads: {gflops:F1} GFLOPS");
+            bool ta = r.GetValue(transA), tb = r.GetValue(transB);
+            double gflops = Backprop.Kernels.GemmBenchmark.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64", ta, tb);
+            string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {(t == 0 ? Environment.ProcessorCount : t)} threads: {gflops:F1} GFLOPS");
             Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
             return 0;
         });

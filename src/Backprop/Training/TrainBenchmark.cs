@@ -13,6 +13,9 @@ public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMi
 /// </summary>
 public static class TrainBenchmark
 {
+    /// <summary>The least time spent on untimed steps before timing starts.</summary>
+    public static double WarmupSeconds { get; set; } = 0.5;
+
     public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, int threads, int warmupSteps = 10, int seed = 0,
         Dictionary<string, double>? profile = null)
     {
@@ -26,7 +29,10 @@ public static class TrainBenchmark
         var step = new CompiledStep<float>(net, batch);
         var opt = new Sgd<float>(net.Parameters().ToArray(), 0.01, momentum: 0.9);
         step.Load(x, y);
-        for (int i = 0; i < warmupSteps; i++) { step.ForwardBackward(); opt.Step(); }
+        // Warm up for at least WarmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
+        // optimised code only after a method has run a while, and timing before that measures the JIT, not the step.
+        var warm = Stopwatch.StartNew();
+        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < WarmupSeconds; i++) { step.ForwardBackward(); opt.Step(); }
 
         long workersBefore = WorkerPool.AllocatedBytesForCurrentThread;
         long callerBefore = GC.GetAllocatedBytesForCurrentThread();
@@ -45,7 +51,10 @@ public static class TrainBenchmark
                 profile[key] = profile.GetValueOrDefault(key) + ticks * 1e6 / Stopwatch.Frequency / steps;
             };
             var optSw = new Stopwatch();
+            var allSw = Stopwatch.StartNew();
             for (int i = 0; i < steps; i++) { step.ForwardBackward(); optSw.Start(); opt.Step(); optSw.Stop(); }
+            allSw.Stop();
+            profile["(whole step, instrumented)"] = allSw.Elapsed.TotalMicroseconds / steps;
             step.Tape.Profiler = null;
             profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
         }
