@@ -223,6 +223,69 @@ public class GemmTests
             });
     }
 
+    /// <summary>
+    /// Splitting C by rows instead of columns changes which thread computes an element, not how: the products are
+    /// bit-identical, and own-chunk-first scheduling gives the same answer as any other order.
+    /// </summary>
+    [Theory]
+    [InlineData(512, 784, 128)]
+    [InlineData(37, 90, 33)]
+    [InlineData(256, 40, 64)]
+    public void RowSplitIsBitIdenticalToTheDefaultSplit(int m, int n, int k)
+    {
+        var rng = new Random(m + n + k);
+        var a = Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var b = Enumerable.Range(0, k * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        With(GemmPath.Auto, 2, () =>
+        {
+            foreach (bool tA in new[] { false, true })
+            {
+                var byRows = new float[m * n];
+                var byDefault = new float[m * n];
+                var serial = new float[m * n];
+                Gemm.Multiply<float>(tA, false, m, n, k, a, b, byRows, false, rowSplit: true);
+                Gemm.Multiply<float>(tA, false, m, n, k, a, b, byDefault, false);
+                KernelThreads.Count = 1;
+                Gemm.Multiply<float>(tA, false, m, n, k, a, b, serial, false);
+                KernelThreads.Count = 2;
+                Assert.Equal(serial, byRows);
+                Assert.Equal(serial, byDefault);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Two threads multiplying at once (xunit runs test classes in parallel, and a program may too) each get their own
+    /// product: a threaded job's description is per caller, so one caller cannot redirect the other's workers.
+    /// </summary>
+    [Fact]
+    public void ConcurrentCallersGetTheirOwnProducts()
+    {
+        With(GemmPath.Auto, 2, () =>
+        {
+            void Caller(int seed)
+            {
+                var rng = new Random(seed);
+                int m = 24 + seed, n = 64, k = 16;
+                var a = Enumerable.Range(0, m * k).Select(_ => rng.NextDouble()).ToArray();
+                var b = Enumerable.Range(0, k * n).Select(_ => rng.NextDouble()).ToArray();
+                var want = new double[m * n];
+                Gemm.Reference<double>(false, false, m, n, k, a, b, want, false);
+                var c = new double[m * n];
+                for (int r = 0; r < 20000; r++)
+                {
+                    Array.Clear(c);
+                    Gemm.Multiply<double>(false, false, m, n, k, a, b, c, false);
+                    for (int i = 0; i < c.Length; i++)
+                        if (Math.Abs(c[i] - want[i]) > 1e-12 * k) Assert.Fail($"caller {seed}, round {r}: C[{i}] = {c[i]}, want {want[i]}");
+                }
+            }
+            var t1 = Task.Run(() => Caller(1));
+            var t2 = Task.Run(() => Caller(2));
+            Task.WaitAll(t1, t2);
+        });
+    }
+
     /// <summary>After warm-up a call allocates nothing, on the caller or anywhere (workers included).</summary>
     [Theory]
     [InlineData(1)]

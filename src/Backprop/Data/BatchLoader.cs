@@ -100,27 +100,39 @@ public sealed class BatchLoader
     /// <summary>Fills the buffers with the next batch of the epoch; false when the epoch is over.</summary>
     public bool MoveNext()
     {
+        if (!Advance()) return false;
+        GatherX(BatchX.AsSpan());
+        return true;
+    }
+
+    /// <summary>
+    /// Moves to the next batch of the epoch, filling <see cref="BatchY"/> and <see cref="BatchIndices"/> but not
+    /// <see cref="BatchX"/>; <see cref="GatherX{T}(Span{T})"/> then copies the features straight to where they are
+    /// used (a network's input), saving a pass. False when the epoch is over.
+    /// </summary>
+    public bool Advance()
+    {
         if (_position >= Count)
         {
             CurrentBatchSize = 0;
             return false;
         }
         int b = Math.Min(BatchSize, Count - _position);
-        int d = FeatureCount;
-        var src = _features.AsSpan();
-        var dst = BatchX.AsSpan();
         for (int k = 0; k < b; k++)
         {
             int row = _order[_position + k];
             BatchIndices[k] = row;
             BatchY[k] = _labels[row];
-            src.Slice(row * d, d).CopyTo(dst.Slice(k * d, d));
         }
         _position += b;
         CurrentBatchSize = b;
         BatchIndex++;
         return true;
     }
+
+    /// <summary>Copies the current batch's feature rows from the data set into <paramref name="destination"/>, converting to T.</summary>
+    public void GatherX<T>(Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Kernels.RowGather.Gather(_features, FeatureCount, CurrentIndices, destination);
 
     /// <summary>Starts <paramref name="epoch"/> and yields the batch index as each batch is loaded into the buffers.</summary>
     public IEnumerable<int> Batches(int epoch)

@@ -49,15 +49,20 @@ public static class Gemm
 
     internal static GemmPath EffectivePath => ForcePath == GemmPath.Auto ? BestPath : ForcePath;
 
+    /// <param name="rowSplit">
+    /// When the product is split across threads, give each thread a block of C's rows (rather than the cheaper-to-pack
+    /// split): for an output whose consumer then works on contiguous row blocks with the same threads, as the
+    /// optimizer does with a weight gradient, so each thread finds its block in its own cache.
+    /// </param>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate)
+        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, bool rowSplit = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
         if (a.Length < (long)m * k) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{k}");
         if (b.Length < (long)k * n) throw new ArgumentException($"B holds {b.Length} values, needs {k}×{n}");
         if (c.Length < (long)m * n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n}");
-        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate);
+        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate, rowSplit);
     }
 
     /// <summary>
@@ -66,7 +71,7 @@ public static class Gemm
     /// apart (A stored m×k, or k×m with <paramref name="transA"/>), B's <paramref name="ldb"/> (k×n, or n×k), C's <paramref name="ldc"/>.
     /// </summary>
     public static unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate)
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate, bool rowSplit = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
@@ -83,13 +88,13 @@ public static class Gemm
         fixed (T* pb = b)
         fixed (T* pc = c)
         {
-            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count);
+            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count, rowSplit);
         }
     }
 
     /// <summary>The pointer-level entry: validates nothing.</summary>
     internal static unsafe void Run<T>(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
@@ -116,7 +121,7 @@ public static class Gemm
         if (parts > 1)
         {
             var job = GemmJob<T>.Instance;
-            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, parts, out int actual)
+            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, parts, out int actual)
                 && actual > 1 && WorkerPool.Shared.TryRun(job, actual))
                 return;
         }
@@ -199,22 +204,27 @@ public static class Gemm
 /// <summary>One multithreaded product: C split by rows or columns into parts, one per thread.</summary>
 internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public static readonly GemmJob<T> Instance = new();
+    // One per calling thread: a job's fields are set before the pool is claimed, so a shared instance could be
+    // overwritten by a second thread while the first one's workers read it.
+    [ThreadStatic] private static GemmJob<T>? t_instance;
+    public static GemmJob<T> Instance => t_instance ??= new();
 
     private GemmPath _path;
     private bool _transA, _transB, _accumulate, _splitN;
-    private int _m, _n, _k, _units, _unit, _chunks, _next;
+    private int _m, _n, _k, _units, _unit, _chunks;
+    private long _claimed;
     private T* _a, _b, _c;
     private nint _lda, _ldb, _ldc;
 
     /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
     public bool Prepare(GemmPath path, bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int parts, out int actual)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, int parts, out int actual)
     {
         var (mr, nr) = Gemm.Tile<T>(path);
         int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
-        // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one.
-        bool splitN = n >= m ? unitsN >= 2 : unitsM < 2;
+        // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one,
+        // unless the caller asks for row blocks of C (whose next reader works on row blocks, on the same threads).
+        bool splitN = (!rowSplit && n >= m) ? unitsN >= 2 : unitsM < 2;
         int units = splitN ? unitsN : unitsM;
         actual = Math.Min(parts, units);
         if (actual < 2) return false;
@@ -223,8 +233,8 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         _splitN = splitN; _units = units; _unit = splitN ? nr : mr;
         // Chunks are taken dynamically: when a worker starts late (its core is busy) the caller takes its chunk too.
         // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
-        _chunks = Math.Min(units, actual * ChunksPerThread);
-        _next = 0;
+        _chunks = Math.Min(Math.Min(units, actual * ChunksPerThread), 64);
+        _claimed = 0;
         return true;
     }
 
@@ -233,10 +243,14 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
 
     public override void Execute(int part, int parts)
     {
-        int chunk;
-        while ((chunk = Interlocked.Increment(ref _next) - 1) < _chunks)
-            RunChunk(chunk);
+        // Its own chunk first: thread p then writes the same block of C every call, and the next op that splits the
+        // same way on the same threads (the optimizer over a gradient) finds it in its own cache. Then any chunk left.
+        if (part < _chunks && Claim(part)) RunChunk(part);
+        for (int c = 0; c < _chunks; c++)
+            if (Claim(c)) RunChunk(c);
     }
+
+    private bool Claim(int chunk) => (Interlocked.Or(ref _claimed, 1L << chunk) & (1L << chunk)) == 0;
 
     private void RunChunk(int chunk)
     {

@@ -61,6 +61,13 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
         y.CopyTo(Targets.Indices);
     }
 
+    /// <summary>Gathers the loader's current batch straight into the input (see <see cref="BatchLoader.Advance"/>).</summary>
+    public void Load(BatchLoader loader)
+    {
+        loader.GatherX<T>(Input.Value.Data);
+        loader.CurrentY.CopyTo(Targets.Indices);
+    }
+
     /// <summary>Forward and backward; returns nothing so that a step allocates nothing.</summary>
     public void ForwardBackward()
     {
@@ -190,10 +197,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         long correct = 0, seen = 0;
         double gradNormSum = 0;
         int batches = 0;
-        while (loader.MoveNext())
+        while (loader.Advance())
         {
             var step = StepFor(loader.CurrentBatchSize);
-            step.Load(loader.CurrentX, loader.CurrentY);
+            step.Load(loader);
             step.ForwardBackward();
             if (!T.IsFinite(step.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);

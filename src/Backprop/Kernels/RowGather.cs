@@ -1,0 +1,83 @@
+using System.Numerics;
+using System.Runtime.InteropServices;
+
+namespace Backprop.Kernels;
+
+/// <summary>
+/// Copies chosen rows of a float matrix into a contiguous destination (a shuffled mini-batch), converting to T.
+/// </summary>
+/// <remarks>
+/// Measured on the MNIST run (2 cores): gathering a 128×784 batch into a staging buffer and then copying it into the
+/// network's input cost ~250 µs a step, 12% of it. The rows come from DRAM, and the input's cache lines were last
+/// read by both cores' GEMM packing, so each first write waits on another core. One gather straight into the input,
+/// split across the kernel threads, overlaps those waits.
+/// </remarks>
+internal static unsafe class RowGather
+{
+    /// <summary>Below this many values per thread the gather runs on the caller alone.</summary>
+    internal static int MinValuesPerThread = 1 << 14;
+
+    /// <summary>destination[k·d .. (k+1)·d) = source[rows[k]·d .. (rows[k]+1)·d) for each k.</summary>
+    public static void Gather<T>(ReadOnlySpan<float> source, int d, ReadOnlySpan<int> rows, Span<T> destination)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (d < 0) throw new ArgumentOutOfRangeException(nameof(d));
+        if (destination.Length < (long)rows.Length * d)
+            throw new ArgumentException($"the destination holds {destination.Length} values but {rows.Length} rows of {d} need {(long)rows.Length * d}");
+        long sourceRows = d == 0 ? long.MaxValue : source.Length / d;
+        foreach (int r in rows)
+            if ((uint)r >= sourceRows) throw new ArgumentOutOfRangeException(nameof(rows), $"row {r} is outside the {sourceRows}-row source");
+
+        int parts = (int)Math.Clamp((long)rows.Length * d / MinValuesPerThread, 1, Math.Min(KernelThreads.Count, rows.Length));
+        fixed (float* src = source)
+        fixed (int* idx = rows)
+        fixed (T* dst = destination)
+        {
+            if (parts > 1)
+            {
+                var job = GatherJob<T>.Instance;
+                job.Set(src, d, idx, rows.Length, dst);
+                if (WorkerPool.Shared.TryRun(job, parts)) return;
+            }
+            Copy(src, d, idx, 0, rows.Length, dst);
+        }
+    }
+
+    private static void Copy<T>(float* src, int d, int* rows, int start, int end, T* dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int k = start; k < end; k++)
+        {
+            var from = new ReadOnlySpan<float>(src + (long)rows[k] * d, d);
+            if (typeof(T) == typeof(float))
+            {
+                from.CopyTo(new Span<float>((float*)dst + (long)k * d, d));
+            }
+            else
+            {
+                var to = new Span<T>(dst + (long)k * d, d);
+                for (int j = 0; j < d; j++) to[j] = T.CreateTruncating(from[j]);
+            }
+        }
+    }
+
+    private sealed class GatherJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        [ThreadStatic] private static GatherJob<T>? t_instance;   // per caller, as GemmJob
+        public static GatherJob<T> Instance => t_instance ??= new();
+        private float* _src;
+        private int _d, _count;
+        private int* _rows;
+        private T* _dst;
+
+        public void Set(float* src, int d, int* rows, int count, T* dst)
+        {
+            _src = src; _d = d; _rows = rows; _count = count; _dst = dst;
+        }
+
+        public override void Execute(int part, int parts)
+        {
+            int start = (int)((long)_count * part / parts), end = (int)((long)_count * (part + 1) / parts);
+            Copy(_src, _d, _rows, start, end, _dst);
+        }
+    }
+}
