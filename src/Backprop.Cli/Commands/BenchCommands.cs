@@ -21,7 +21,9 @@ public static class BenchCommands
         var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "JSON only" };
         var profile = new Option<bool>("--profile") { Description = "Also time each op (µs per step)" };
-        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, json, profile };
+        var optimizer = new Option<string>("--optimizer") { Description = "sgd (momentum 0.9, lr 0.01: the reference workload), adam, adamw or rmsprop (lr 0.001)", DefaultValueFactory = _ => "sgd" };
+        optimizer.AcceptOnlyFromAmong("sgd", "adam", "adamw", "rmsprop");
+        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, optimizer, json, profile };
         cmd.SetAction(r =>
         {
             var sizes = TrainCommand.ParseLayers(r.GetValue(layers)!);
@@ -30,7 +32,7 @@ public static class BenchCommands
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
-            var res = TrainBenchmark.Run(sizes, b, s, t, profile: prof);
+            var res = TrainBenchmark.Run(sizes, b, s, t, profile: prof, optimizer: r.GetValue(optimizer)!);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             if (!r.GetValue(json))

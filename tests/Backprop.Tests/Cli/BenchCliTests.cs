@@ -1,0 +1,59 @@
+using Backprop.Kernels;
+
+namespace Backprop.Tests.Cli;
+
+/// <summary>The benchmark commands' JSON contracts (timings themselves belong to benchmarks, not tests).</summary>
+[Collection(GemmCollection.Name)]
+public class BenchCliTests
+{
+    [Theory]
+    [InlineData("sgd")]
+    [InlineData("adam")]
+    public void BenchTrainReportsRateStepTimeAndZeroAllocations(string optimizer)
+    {
+        int threads = KernelThreads.Count;
+        var r = CliRunner.Run("bench", "train", "--layers", "20,16,3", "--batch", "8", "--steps", "50", "--threads", "1",
+            "--optimizer", optimizer, "--json");
+        Assert.Equal(0, r.ExitCode);
+        var j = r.Json;
+        double rate = j.GetProperty("samples_per_s").GetDouble(), stepUs = j.GetProperty("step_us").GetDouble();
+        Assert.True(rate > 0 && stepUs > 0, r.LastLine);
+        Assert.Equal(8 * 1e6 / stepUs, rate, rate * 0.02); // the two figures describe the same run (each rounded)
+        Assert.Equal(0, j.GetProperty("allocated_bytes_per_step").GetDouble());
+        Assert.Equal(threads, KernelThreads.Count); // the benchmark's --threads does not leak into the process
+    }
+
+    [Fact]
+    public void BenchTrainProfileListsEveryOp()
+    {
+        var r = CliRunner.Run("bench", "train", "--layers", "6,5,2", "--batch", "4", "--steps", "20", "--threads", "1", "--profile");
+        Assert.Equal(0, r.ExitCode);
+        foreach (var op in new[] { "forward  linear", "backward linear", "forward  relu", "backward relu", "cross_entropy", "optimizer step" })
+            Assert.Contains(op, r.Stdout);
+    }
+
+    [Theory]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    public void BenchGemmReportsGflopsForEachForm(bool transA, bool transB)
+    {
+        var args = new List<string> { "bench", "gemm", "--m", "24", "--n", "40", "--k", "16", "--threads", "1", "--json" };
+        if (transA) args.Add("--trans-a");
+        if (transB) args.Add("--trans-b");
+        var r = CliRunner.Run([.. args]);
+        Assert.Equal(0, r.ExitCode);
+        Assert.True(r.Json.GetProperty("gflops").GetDouble() > 0, r.LastLine);
+    }
+
+    [Theory]
+    [InlineData("train", "--batch", "0")]
+    [InlineData("train", "--optimizer", "lbfgs")]
+    [InlineData("gemm", "--m", "0")]
+    public void BadBenchOptionsExitTwoWithOneLine(string sub, string option, string value)
+    {
+        var r = CliRunner.Run("bench", sub, option, value);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(r.Stderr.TrimEnd().Split('\n'));
+    }
+}
