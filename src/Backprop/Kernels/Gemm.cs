@@ -24,7 +24,7 @@ internal enum GemmPath
 /// </summary>
 /// <remarks>
 /// BLIS-style: panels of A and B are packed into reusable per-thread buffers and a register-tiled micro-kernel
-/// (AVX-512 12×2 vectors, AVX2 6×2 vectors, or portable Vector&lt;T&gt; 4×2) runs over cache blocks kc/mc/nc.
+/// (AVX-512 8×2 vectors, AVX2 6×2 vectors, or portable Vector&lt;T&gt; 4×2; written by tools/gen_microkernels.py) runs over cache blocks kc/mc/nc.
 /// Large products split C across a persistent worker pool (<see cref="KernelThreads.Count"/> threads).
 /// After warm-up a call allocates nothing.
 /// </remarks>
