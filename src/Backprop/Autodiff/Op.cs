@@ -32,5 +32,20 @@ public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public abstract void Backward(Var<T>[] inputs, Var<T> output);
 
+    /// <summary>
+    /// Computes this op's output and, in the same pass, <paramref name="next"/>'s output from it, when
+    /// <paramref name="next"/> is an op that reads only this op's output and this op knows how to fuse it; false (and
+    /// nothing computed) otherwise. Results must equal running the two ops one after the other, bit for bit.
+    /// </summary>
+    public virtual bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) => false;
+
+    /// <summary>
+    /// The backward pass, with the gradient of <c>inputs[0]</c> carried on through <paramref name="producer"/>, the op
+    /// that made <c>inputs[0]</c> from <paramref name="producerInput"/>: writes both gradients (overwriting, never
+    /// accumulating: the tape fuses only where each is the only write) so the producer's own backward is skipped.
+    /// False, with nothing written, when this op cannot fuse that producer.
+    /// </summary>
+    public virtual bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) => false;
+
     public override string ToString() => $"{Name}: {Formula}";
 }

@@ -54,6 +54,14 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>When set, receives the elapsed Stopwatch ticks of every op's forward (true) and backward (false) run.</summary>
     public Action<Var<T>, bool, long>? Profiler { get; set; }
 
+    /// <summary>
+    /// Whether replays may fuse an op with its element-wise neighbour (see <see cref="Op{T}.TryForwardFused"/> and
+    /// <see cref="Op{T}.TryBackwardFused"/>): a dense layer and its activation then make one pass over memory instead
+    /// of two, forward and backward. The values and gradients are the same bit for bit; the profiler then reports
+    /// the pair's time under the first op.
+    /// </summary>
+    public bool Fusion { get; set; } = true;
+
     /// <summary>Recomputes every recorded value, in order, from the leaves' current values.</summary>
     public void Forward()
     {
@@ -63,9 +71,36 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             var n = nodes[i];
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+            if (Fusion && i + 1 < nodes.Count && nodes[i + 1] is { } next && next.InputArray.Length == 1
+                && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(n.InputArray, n.Value, next.Op!, next.Value))
+            {
+                profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+                i++;
+                continue;
+            }
             n.Op!.Forward(n.InputArray, n.Value);
             profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
+    }
+
+    // Per node: how many input slots read it, and (for fusion) where it sits; rebuilt when nodes are added.
+    private readonly Dictionary<Var<T>, int> _consumers = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<Var<T>, int> _index = new(ReferenceEqualityComparer.Instance);
+    private int _graphSize = -1;
+    private bool[] _doneByFusion = [];
+
+    private void IndexGraph()
+    {
+        if (_graphSize == _nodes.Count) return;
+        _consumers.Clear();
+        _index.Clear();
+        for (int i = 0; i < _nodes.Count; i++)
+        {
+            _index[_nodes[i]] = i;
+            foreach (var input in _nodes[i].InputArray) _consumers[input] = _consumers.GetValueOrDefault(input) + 1;
+        }
+        _doneByFusion = new bool[_nodes.Count];
+        _graphSize = _nodes.Count;
     }
 
     /// <summary>
@@ -89,12 +124,28 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         else seed.Data.AsSpan().CopyTo(g.Data);
 
         int start = _nodes.LastIndexOf(root);
+        if (Fusion)
+        {
+            IndexGraph();
+            Array.Clear(_doneByFusion);
+        }
         for (int i = start; i >= 0; i--)
         {
             var n = _nodes[i];
-            if (!n.HasGrad || !n.RequiresGrad) continue;
+            if (!n.HasGrad || !n.RequiresGrad || (Fusion && _doneByFusion[i])) continue;
             long t0 = Profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
-            n.Op!.Backward(n.InputArray, n);
+            // Fuse the backward of the op that made this op's first input when that input feeds nothing else (so
+            // its gradient is complete once this op has written it).
+            if (Fusion && n.InputArray is [{ IsLeaf: false, InputArray: [var producerInput] } x, ..]
+                && _consumers.GetValueOrDefault(x) == 1 && _index.TryGetValue(x, out int xi) && xi < i
+                && n.Op!.TryBackwardFused(n.InputArray, n, x.Op!, producerInput))
+            {
+                _doneByFusion[xi] = true;
+            }
+            else
+            {
+                n.Op!.Backward(n.InputArray, n);
+            }
             Profiler?.Invoke(n, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
         }
     }

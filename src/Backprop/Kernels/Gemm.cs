@@ -6,6 +6,17 @@ using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
 
+/// <summary>
+/// Work on each finished block of C (rows i0..i1, columns j0..j1, exclusive ends), run by the thread that computed
+/// the block while it is still in that thread's cache: how a caller fuses an element-wise pass over C (an
+/// activation, say) into the product instead of streaming C through memory again. The kernel knows nothing of what
+/// the work means.
+/// </summary>
+public interface IGemmBlockFinish
+{
+    void Finish(int i0, int i1, int j0, int j1);
+}
+
 /// <summary>Which micro-kernel family <see cref="Gemm"/> uses.</summary>
 internal enum GemmPath
 {
@@ -54,15 +65,16 @@ public static class Gemm
     /// split): for an output whose consumer then works on contiguous row blocks with the same threads, as the
     /// optimizer does with a weight gradient, so each thread finds its block in its own cache.
     /// </param>
+    /// <param name="finish">Called once for each finished block of C, on the thread that computed it (see <see cref="IGemmBlockFinish"/>).</param>
     public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, bool rowSplit = false)
+        ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, bool rowSplit = false, IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
         if (a.Length < (long)m * k) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{k}");
         if (b.Length < (long)k * n) throw new ArgumentException($"B holds {b.Length} values, needs {k}×{n}");
         if (c.Length < (long)m * n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n}");
-        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate, rowSplit);
+        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate, rowSplit, finish);
     }
 
     /// <summary>
@@ -71,7 +83,8 @@ public static class Gemm
     /// apart (A stored m×k, or k×m with <paramref name="transA"/>), B's <paramref name="ldb"/> (k×n, or n×k), C's <paramref name="ldc"/>.
     /// </summary>
     public static unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k,
-        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate, bool rowSplit = false)
+        ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate, bool rowSplit = false,
+        IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
@@ -88,44 +101,55 @@ public static class Gemm
         fixed (T* pb = b)
         fixed (T* pc = c)
         {
-            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count, rowSplit);
+            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count, rowSplit, finish);
         }
     }
 
     /// <summary>The pointer-level entry: validates nothing.</summary>
     internal static unsafe void Run<T>(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit = false)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit = false,
+        IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
+        if (!RunUnfinished(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads, rowSplit, finish))
+            finish?.Finish(0, m, 0, n);
+    }
+
+    /// <summary>The product; true when the threaded path already finished every block.</summary>
+    private static unsafe bool RunUnfinished<T>(bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit, IGemmBlockFinish? finish)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         if (k == 0)
         {
             if (!accumulate)
                 for (int i = 0; i < m; i++) new Span<T>(c + i * ldc, n).Clear();
-            return;
+            return false;
         }
         long macs = (long)m * n * k;
         if (macs <= TinyMacs)
         {
             Tiny(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-            return;
+            return false;
         }
         var path = EffectivePath;
         if (!transA && transB && n <= NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated
             && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
         {
             GemmSmall.DotNT(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
-            return;
+            return false;
         }
         int parts = (int)Math.Clamp(macs / MinMacsPerThread, 1, Math.Max(1, threads));
         if (parts > 1)
         {
             var job = GemmJob<T>.Instance;
-            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, parts, out int actual)
+            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish, parts, out int actual)
                 && actual > 1 && WorkerPool.Shared.TryRun(job, actual))
-                return;
+                return true;
         }
         Serial(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        return false;
     }
 
     internal static unsafe void Serial<T>(GemmPath path, bool transA, bool transB, int m, int n, int k,
@@ -213,12 +237,13 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
     private bool _transA, _transB, _accumulate, _splitN;
     private int _m, _n, _k, _units, _unit, _chunks;
     private long _claimed;
+    private IGemmBlockFinish? _finish;
     private T* _a, _b, _c;
     private nint _lda, _ldb, _ldc;
 
     /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
     public bool Prepare(GemmPath path, bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, int parts, out int actual)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish, int parts, out int actual)
     {
         var (mr, nr) = Gemm.Tile<T>(path);
         int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
@@ -230,7 +255,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         if (actual < 2) return false;
         _path = path; _transA = transA; _transB = transB; _accumulate = accumulate;
         _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
-        _splitN = splitN; _units = units; _unit = splitN ? nr : mr;
+        _splitN = splitN; _units = units; _unit = splitN ? nr : mr; _finish = finish;
         // Chunks are taken dynamically: when a worker starts late (its core is busy) the caller takes its chunk too.
         // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
         _chunks = Math.Min(Math.Min(units, actual * ChunksPerThread), 64);
@@ -261,6 +286,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
             Gemm.Serial(_path, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
+            _finish?.Finish(0, _m, j0, j1);
         }
         else
         {
@@ -268,6 +294,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
             Gemm.Serial(_path, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
+            _finish?.Finish(i0, i1, 0, _n);
         }
     }
 }

@@ -121,7 +121,9 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         return [x.Dim(0), w.Dim(0)];
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(inputs, output, null);
+
+    private void Forward(Var<T>[] inputs, Tensor<T> output, IGemmBlockFinish? finish)
     {
         var x = inputs[0].Value; var w = inputs[1].Value;
         int batch = x.Dim(0), inF = x.Dim(1), outF = w.Dim(0);
@@ -131,10 +133,40 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
             var o = output.Data.AsSpan();
             for (int r = 0; r < batch; r++) b.CopyTo(o.Slice(r * outF, outF));
         }
-        Gemm.Multiply<T>(false, true, batch, outF, inF, x.Data, w.Data, output.Data, accumulate: HasBias);
+        Gemm.Multiply<T>(false, true, batch, outF, inF, x.Data, w.Data, output.Data, accumulate: HasBias, finish: finish);
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    private ActivationForwardFinish<T>? _forwardFinish;
+    private ActivationBackwardFinish<T>? _backwardFinish;
+
+    /// <summary>z = x·Wᵀ + b and h = f(z) for an element-wise activation f: each thread applies f to its block of z as the GEMM finishes it.</summary>
+    public override bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput)
+    {
+        if (next is not ActivationOp<T> { Activation.IsElementwise: true } act) return false;
+        var finish = _forwardFinish ??= new();
+        finish.Set(act.Activation, output.Data, nextOutput.Data, output.Dim(1));
+        Forward(inputs, output, finish);
+        return true;
+    }
+
+    /// <summary>
+    /// The backward pass with the input x = f(z) of an element-wise activation: dz = dx ⊙ f′(z) is applied to each
+    /// block of dx as the dx = dz·W product finishes it.
+    /// </summary>
+    public override bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput)
+    {
+        var x = inputs[0];
+        if (producer is not ActivationOp<T> { Activation.IsElementwise: true } act
+            || !x.RequiresGrad || x.HasGrad || !producerInput.RequiresGrad || producerInput.HasGrad) return false;
+        var finish = _backwardFinish ??= new();
+        finish.Set(act.Activation, producerInput.Value.Data, x.Value.Data, x.Value.Dim(1));
+        Backward(inputs, output, finish, producerInput);
+        return true;
+    }
+
+    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(inputs, output, null, null);
+
+    private void Backward(Var<T>[] inputs, Var<T> output, ActivationBackwardFinish<T>? finish, Var<T>? producerInput)
     {
         var x = inputs[0]; var w = inputs[1];
         int batch = x.Value.Dim(0), inF = x.Value.Dim(1), outF = w.Value.Dim(0);
@@ -155,7 +187,45 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         if (x.RequiresGrad)
         {
             var dx = x.GradTarget(out bool acc);
-            Gemm.Multiply<T>(false, false, batch, inF, outF, dz, w.Value.Data, dx.Data, acc);   // dx = dz·W
+            finish?.SetGradients(dx.Data, producerInput!.GradTarget(out _).Data);
+            Gemm.Multiply<T>(false, false, batch, inF, outF, dz, w.Value.Data, dx.Data, acc, finish: finish);   // dx = dz·W
+        }
+    }
+}
+
+/// <summary>h = f(z) on each finished block of z (row-major, <c>cols</c> wide), for an element-wise activation f.</summary>
+internal sealed class ActivationForwardFinish<T> : IGemmBlockFinish where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Activation<T>? _f;
+    private T[] _z = [], _h = [];
+    private int _cols;
+
+    public void Set(Activation<T> f, T[] z, T[] h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
+
+    public void Finish(int i0, int i1, int j0, int j1)
+    {
+        for (int r = i0; r < i1; r++)
+            _f!.Forward(_z.AsSpan(r * _cols + j0, j1 - j0), _h.AsSpan(r * _cols + j0, j1 - j0), j1 - j0);
+    }
+}
+
+/// <summary>dz = dh ⊙ f′(z) on each finished block of dh, for an element-wise activation f with h = f(z).</summary>
+internal sealed class ActivationBackwardFinish<T> : IGemmBlockFinish where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Activation<T>? _f;
+    private T[] _z = [], _h = [], _dh = [], _dz = [];
+    private int _cols;
+
+    public void Set(Activation<T> f, T[] z, T[] h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
+    public void SetGradients(T[] dh, T[] dz) { _dh = dh; _dz = dz; }
+
+    public void Finish(int i0, int i1, int j0, int j1)
+    {
+        int w = j1 - j0;
+        for (int r = i0; r < i1; r++)
+        {
+            int o = r * _cols + j0;
+            _f!.Backward(_z.AsSpan(o, w), _h.AsSpan(o, w), _dh.AsSpan(o, w), _dz.AsSpan(o, w), w);
         }
     }
 }
