@@ -2,6 +2,9 @@ using System.Numerics;
 
 namespace Backprop;
 
+/// <summary>Timing of one op run on a replay; <paramref name="fusedWith"/> is the node whose op ran inside it, if any.</summary>
+public delegate void OpProfiler<T>(Var<T> node, bool forward, long ticks, Var<T>? fusedWith) where T : unmanaged, IFloatingPointIeee754<T>;
+
 /// <summary>
 /// Records ops in execution order for reverse-mode differentiation. A recorded tape can be replayed:
 /// <see cref="Forward"/> recomputes every value in place from the current leaf values and <see cref="Backward"/>
@@ -51,8 +54,11 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (_leafSet.Add(v)) _leaves.Add(v);
     }
 
-    /// <summary>When set, receives the elapsed Stopwatch ticks of every op's forward (true) and backward (false) run.</summary>
-    public Action<Var<T>, bool, long>? Profiler { get; set; }
+    /// <summary>
+    /// When set, receives the elapsed Stopwatch ticks of every op's forward (true) and backward (false) run; for a
+    /// fused pair, once, with the node whose op ran and the node whose op it absorbed (see <see cref="Fusion"/>).
+    /// </summary>
+    public OpProfiler<T>? Profiler { get; set; }
 
     /// <summary>
     /// Whether replays may fuse an op with its element-wise neighbour (see <see cref="Op{T}.TryForwardFused"/> and
@@ -74,12 +80,12 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (Fusion && i + 1 < nodes.Count && nodes[i + 1] is { } next && next.InputArray.Length == 1
                 && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(n.InputArray, n.Value, next.Op!, next.Value))
             {
-                profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+                profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0, next);
                 i++;
                 continue;
             }
             n.Op!.Forward(n.InputArray, n.Value);
-            profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0, null);
         }
     }
 
@@ -134,6 +140,7 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
             var n = _nodes[i];
             if (!n.HasGrad || !n.RequiresGrad || (Fusion && _doneByFusion[i])) continue;
             long t0 = Profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
+            Var<T>? absorbed = null;
             // Fuse the backward of the op that made this op's first input when that input feeds nothing else (so
             // its gradient is complete once this op has written it).
             if (Fusion && n.InputArray is [{ IsLeaf: false, InputArray: [var producerInput] } x, ..]
@@ -141,12 +148,13 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
                 && n.Op!.TryBackwardFused(n.InputArray, n, x.Op!, producerInput))
             {
                 _doneByFusion[xi] = true;
+                absorbed = x;
             }
             else
             {
                 n.Op!.Backward(n.InputArray, n);
             }
-            Profiler?.Invoke(n, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            Profiler?.Invoke(n, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0, absorbed);
         }
     }
 }

@@ -54,9 +54,12 @@ public static class TrainBenchmark
         if (profile is not null)
         {
             // A separate, instrumented pass: per-op microseconds per step, by direction.
-            step.Tape.Profiler = (v, fwd, ticks) =>
+            step.Tape.Profiler = (v, fwd, ticks, fused) =>
             {
-                string key = $"{(fwd ? "forward " : "backward")} {v.Op!.Name,-14} {v.Name ?? ""} {v.ShapeString}";
+                // A fused pair is one entry: "linear+relu" forward for z1 and h1; backward, the next layer's linear
+                // with this layer's activation rule (dz = dh ⊙ f′(z)) applied to its dx.
+                string op = fused is null ? v.Op!.Name : $"{v.Op!.Name}+{fused.Op!.Name}";
+                string key = $"{(fwd ? "forward " : "backward")} {op,-14} {v.Name ?? ""} {v.ShapeString}";
                 profile[key] = profile.GetValueOrDefault(key) + ticks * 1e6 / Stopwatch.Frequency / steps;
             };
             var optSw = new Stopwatch();

@@ -47,7 +47,7 @@ public class FusionTests
                 var step = new CompiledStep<T>(net, batch);
                 step.Tape.Fusion = fusion;
                 var ran = new List<string>();
-                step.Tape.Profiler = (v, forward, _) => { if (!forward) ran.Add(v.Op!.Name); };
+                step.Tape.Profiler = (v, forward, _, _) => { if (!forward) ran.Add(v.Op!.Name); };
                 step.Load(x, y);
                 step.ForwardBackward();
                 step.Tape.Profiler = null;
