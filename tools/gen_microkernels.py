@@ -43,6 +43,35 @@ def kernel(k):
     count = f"{vt}.Count"
     L = []
     w = L.append
+
+    def addr(r, j):
+        row = "c" if r == 0 else f"c + {r} * ldc"
+        return row if j == 0 else f"{row} + {j} * {count}"
+
+    def accumulators():
+        for r in range(mr):
+            w("        " + " ".join(f"{vt} c{r}_{j} = default;" for j in range(nv)))
+
+    def step(a, b, indent):
+        for j in range(nv):
+            off = "" if j == 0 else f" + {j} * {count}"
+            w(f"{indent}{vt} b{j} = {api}.Load({b}{off});")
+        for r in range(mr):
+            w(f"{indent}{vt} a{r} = {api}.Create({a}[{r}]);")
+            for j in range(nv):
+                w(f"{indent}c{r}_{j} = MulAdd(a{r}, b{j}, c{r}_{j});")
+
+    def store():
+        w("        if (load)")
+        w("        {")
+        for r in range(mr):
+            for j in range(nv):
+                w(f"            c{r}_{j} += {api}.Load({addr(r, j)});")
+        w("        }")
+        for r in range(mr):
+            for j in range(nv):
+                w(f"        c{r}_{j}.Store({addr(r, j)});")
+
     w("")
     if k["lanes"]:
         shape = f"{mr}×{nv * k['lanes']} float, {mr}×{nv * k['lanes'] // 2} double"
@@ -71,34 +100,28 @@ def kernel(k):
     w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
     w("    public static void Run(int kc, T* a, T* b, nint bs, T* c, nint ldc, bool load)")
     w("    {")
-    for r in range(mr):
-        w("        " + " ".join(f"{vt} c{r}_{j} = default;" for j in range(nv)))
+    accumulators()
     w("        for (int p = 0; p < kc; p++)")
     w("        {")
-    for j in range(nv):
-        off = "" if j == 0 else f" + {j} * {count}"
-        w(f"            {vt} b{j} = {api}.Load(b{off});")
-    for r in range(mr):
-        w(f"            {vt} a{r} = {api}.Create(a[{r}]);")
-        for j in range(nv):
-            w(f"            c{r}_{j} = MulAdd(a{r}, b{j}, c{r}_{j});")
+    step("a", "b", "            ")
     w(f"            a += {mr};")
     w("            b += bs;")
     w("        }")
-
-    def addr(r, j):
-        row = "c" if r == 0 else f"c + {r} * ldc"
-        return row if j == 0 else f"{row} + {j} * {count}"
-
-    w("        if (load)")
+    store()
+    w("    }")
+    w("")
+    w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
+    w("    public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)")
+    w("    {")
+    accumulators()
+    w("        for (int t = 0; t < count; t++)")
     w("        {")
-    for r in range(mr):
-        for j in range(nv):
-            w(f"            c{r}_{j} += {api}.Load({addr(r, j)});")
+    w("            int p = ks[t];")
+    w(f"            T* ap = a + p * {mr};")
+    w("            T* bp = b + p * bs;")
+    step("ap", "bp", "            ")
     w("        }")
-    for r in range(mr):
-        for j in range(nv):
-            w(f"        c{r}_{j}.Store({addr(r, j)});")
+    store()
     w("    }")
     w("}")
     return "\n".join(L) + "\n"

@@ -224,6 +224,70 @@ public class GemmTests
     }
 
     /// <summary>
+    /// Zero skipping: operands with all-zero depth steps (blank image borders in A's columns, dead units in B's rows)
+    /// and scattered zeros give the reference product on every path, both dtypes and 1 or 2 threads, with and
+    /// without accumulate, whichever operand's list of non-zero steps is the shorter.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void SparseOperandsMatchTheReference(string pathName, bool f64)
+    {
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        foreach (int threads in new[] { 1, 2 })
+            With(path, threads, () =>
+            {
+                var rng = new Random(17);
+                foreach (var (m, n, k, tA, tB) in new[] { (37, 70, 90, false, true), (64, 100, 130, false, false), (50, 33, 64, true, false), (9, 40, 300, false, false) })
+                {
+                    // Zero whole depth steps of op(A) for some row groups and whole rows of op(B), plus scattered zeros.
+                    double AValue(int i, int p) => p % 3 == 0 || (i < m / 2 && p % 5 == 1) || rng.Next(4) == 0 ? 0 : rng.NextDouble() * 2 - 1;
+                    double BValue(int p, int j) => p % 7 == 2 || rng.Next(3) == 0 ? 0 : rng.NextDouble() * 2 - 1;
+                    var a = new double[m * k];
+                    var b = new double[k * n];
+                    for (int i = 0; i < m; i++) for (int p = 0; p < k; p++) a[tA ? p * m + i : i * k + p] = AValue(i, p);
+                    for (int p = 0; p < k; p++) for (int j = 0; j < n; j++) b[tB ? j * k + p : p * n + j] = BValue(p, j);
+                    foreach (bool acc in new[] { false, true })
+                    {
+                        var want = Enumerable.Range(0, m * n).Select(_ => rng.NextDouble()).ToArray();
+                        var got = want.ToArray();
+                        Gemm.Reference<double>(tA, tB, m, n, k, a, b, want, acc);
+                        if (f64)
+                        {
+                            Gemm.Multiply<double>(tA, tB, m, n, k, a, b, got, acc);
+                            for (int i = 0; i < got.Length; i++) Assert.Equal(want[i], got[i], 1e-12 * k);
+                        }
+                        else
+                        {
+                            var gf = got.Select(v => (float)v).ToArray();
+                            Gemm.Multiply<float>(tA, tB, m, n, k, a.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray(), gf, acc);
+                            for (int i = 0; i < gf.Length; i++) Assert.Equal(want[i], gf[i], 2e-5 * Math.Sqrt(k));
+                        }
+                    }
+                }
+            });
+    }
+
+    /// <summary>A NaN or ∞ in a step that another operand does not zero out is never skipped.</summary>
+    [Fact]
+    public void NonFiniteValuesInNonZeroStepsPropagate()
+    {
+        With(GemmPath.Auto, 1, () =>
+        {
+            int m = 16, n = 64, k = 40;
+            var a = new float[m * k];
+            var b = Enumerable.Range(0, k * n).Select(i => 1f).ToArray();
+            a[3 * k + 5] = float.NaN;   // row 3, depth 5: the only non-zero in its step
+            a[10 * k + 7] = float.PositiveInfinity;
+            var c = new float[m * n];
+            Gemm.Multiply<float>(false, false, m, n, k, a, b, c, false);
+            Assert.All(Enumerable.Range(0, n), j => Assert.True(float.IsNaN(c[3 * n + j])));
+            Assert.All(Enumerable.Range(0, n), j => Assert.True(float.IsPositiveInfinity(c[10 * n + j])));
+            Assert.Equal(0f, c[0]);
+        });
+    }
+
+    /// <summary>
     /// Splitting C by rows instead of columns changes which thread computes an element, not how: the products are
     /// bit-identical, and own-chunk-first scheduling gives the same answer as any other order.
     /// </summary>

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace Backprop.Kernels;
 
@@ -19,6 +20,13 @@ internal unsafe interface IMicroKernel<T> where T : unmanaged
     /// <paramref name="load"/> adds the product to C, otherwise C is overwritten. The full MR×NR tile is written.
     /// </summary>
     static abstract void Run(int kc, T* a, T* b, nint bs, T* c, nint ldc, bool load);
+
+    /// <summary>
+    /// As <see cref="Run"/> over only the depth steps p listed in <paramref name="ks"/> (<paramref name="count"/> of
+    /// them, increasing): the steps where the A micro-panel's column or the B row is all zeros, whose products add
+    /// nothing, are left out.
+    /// </summary>
+    static abstract void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load);
 }
 
 /// <summary>Per-thread packing buffers, 64-byte aligned, pinned, grown only when a larger one is needed.</summary>
@@ -28,12 +36,20 @@ internal static unsafe class GemmBuffers<T> where T : unmanaged
     [ThreadStatic] private static T* _aPtr;
     [ThreadStatic] private static T[]? _b;
     [ThreadStatic] private static T* _bPtr;
+    [ThreadStatic] private static int[]? _ksA;
+    [ThreadStatic] private static int* _ksAPtr;
+    [ThreadStatic] private static int[]? _ksB;
+    [ThreadStatic] private static int* _ksBPtr;
 
     public static T* A(long length) => Get(ref _a, ref _aPtr, length);
     public static T* B(long length) => Get(ref _b, ref _bPtr, length);
+    /// <summary>Lists of non-zero depth steps, one list of up to kc entries per packed micro-panel of A.</summary>
+    public static int* StepsA(long length) => GemmBuffers<int>.Get(ref _ksA, ref _ksAPtr, length);
+    /// <summary>Lists of non-zero depth steps, one per packed panel of B.</summary>
+    public static int* StepsB(long length) => GemmBuffers<int>.Get(ref _ksB, ref _ksBPtr, length);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static T* Get(ref T[]? array, ref T* ptr, long length)
+    internal static T* Get(ref T[]? array, ref T* ptr, long length)
     {
         long pad = 64 / sizeof(T);
         if (array == null || array.Length < length + pad) return Grow(ref array, ref ptr, length + pad);
@@ -92,6 +108,15 @@ internal static unsafe class GemmBlocked<T, K>
         T* bufA = GemmBuffers<T>.A((long)mcMax * kcMax);
         T* bufB = GemmBuffers<T>.B(directB ? (long)NR * kcMax : (long)ncMax * kcMax);
         T* tile = stackalloc T[MR * NR];
+        // Zero skipping: each packed panel lists its depth steps that are not all zeros (a batch of images has
+        // blank borders, ReLU outputs are half zeros); a tile then runs only the steps of the shorter list. The
+        // skipped products are exact zeros, so the result is the same (up to the sign of a zero, and except that
+        // 0·∞ = NaN from the other operand is not formed).
+        int panelsA = mcMax / MR, panelsB = directB ? 0 : ncMax / NR;
+        int* stepsA = GemmBuffers<T>.StepsA((long)panelsA * kcMax);
+        int* stepsB = directB ? null : GemmBuffers<T>.StepsB((long)panelsB * kcMax);
+        int* countA = stackalloc int[panelsA];
+        int* countB = stackalloc int[Math.Max(1, panelsB)];
 
         for (int jc = 0; jc < n; jc += NC)
         {
@@ -109,11 +134,15 @@ internal static unsafe class GemmBlocked<T, K>
                 else
                 {
                     PackB(transB, b, ldb, pc, kc, jc, nc, bufB);
+                    for (int q = 0; q < (nc + NR - 1) / NR; q++)
+                        countB[q] = NonzeroSteps(bufB + (long)q * NR * kc, NR, kc, stepsB + (long)q * kcMax);
                 }
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
                     PackA(transA, a, lda, ic, mc, pc, kc, bufA);
+                    for (int q = 0; q < (mc + MR - 1) / MR; q++)
+                        countA[q] = NonzeroSteps(bufA + (long)q * MR * kc, MR, kc, stepsA + (long)q * kcMax);
                     for (int jr = 0; jr < nc; jr += NR)
                     {
                         int nr = Math.Min(NR, nc - jr);
@@ -127,13 +156,20 @@ internal static unsafe class GemmBlocked<T, K>
                             int mr = Math.Min(MR, mc - ir);
                             T* ap = bufA + (long)ir * kc;
                             T* cp = c + (long)(ic + ir) * ldc + jc + jr;
+                            // The shorter list of non-zero steps, A's or B's; null when neither skips any.
+                            int nA = countA[ir / MR], nB = directB ? kc : countB[jr / NR];
+                            int* ks = nA >= kc && nB >= kc ? null
+                                : nA <= nB ? stepsA + (long)(ir / MR) * kcMax : stepsB + (long)(jr / NR) * kcMax;
+                            int nk = Math.Min(nA, nB);
                             if (mr == MR && nr == NR)
                             {
-                                K.Run(kc, ap, bp, bs, cp, ldc, load);
+                                if (ks == null) K.Run(kc, ap, bp, bs, cp, ldc, load);
+                                else K.RunIndexed(nk, ks, ap, bp, bs, cp, ldc, load);
                             }
                             else
                             {
-                                K.Run(kc, ap, bp, bs, tile, NR, false);
+                                if (ks == null) K.Run(kc, ap, bp, bs, tile, NR, false);
+                                else K.RunIndexed(nk, ks, ap, bp, bs, tile, NR, false);
                                 for (int r = 0; r < mr; r++)
                                 {
                                     T* crow = cp + r * ldc;
@@ -150,6 +186,33 @@ internal static unsafe class GemmBlocked<T, K>
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    /// <summary>Writes to <paramref name="ks"/> the depth steps p whose <paramref name="width"/> packed values are not all zero; returns how many.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static int NonzeroSteps(T* panel, int width, int kc, int* ks)
+    {
+        int n = 0;
+        int V = Vector256<T>.Count;
+        if (Vector256.IsHardwareAccelerated && width % V == 0)
+        {
+            for (int p = 0; p < kc; p++, panel += width)
+            {
+                var any = Vector256<T>.Zero;
+                for (int j = 0; j < width; j += V) any |= ~Vector256.Equals(Vector256.Load(panel + j), Vector256<T>.Zero);
+                ks[n] = p;
+                n += any == Vector256<T>.Zero ? 0 : 1;
+            }
+            return n;
+        }
+        for (int p = 0; p < kc; p++, panel += width)
+        {
+            int j = 0;
+            while (j < width && panel[j] == T.Zero) j++;
+            ks[n] = p;
+            n += j < width ? 1 : 0;
+        }
+        return n;
+    }
 
     /// <summary>Packs rows ic..ic+mc of op(A), depths pc..pc+kc, into MR-row micro-panels (kc steps of MR values), zero-padded.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]

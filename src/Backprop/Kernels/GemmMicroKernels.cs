@@ -102,6 +102,86 @@ internal readonly unsafe struct Avx512Kernel<T> : IMicroKernel<T> where T : unma
         c7_0.Store(c + 7 * ldc);
         c7_1.Store(c + 7 * ldc + 1 * Vector512<T>.Count);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)
+    {
+        Vector512<T> c0_0 = default; Vector512<T> c0_1 = default;
+        Vector512<T> c1_0 = default; Vector512<T> c1_1 = default;
+        Vector512<T> c2_0 = default; Vector512<T> c2_1 = default;
+        Vector512<T> c3_0 = default; Vector512<T> c3_1 = default;
+        Vector512<T> c4_0 = default; Vector512<T> c4_1 = default;
+        Vector512<T> c5_0 = default; Vector512<T> c5_1 = default;
+        Vector512<T> c6_0 = default; Vector512<T> c6_1 = default;
+        Vector512<T> c7_0 = default; Vector512<T> c7_1 = default;
+        for (int t = 0; t < count; t++)
+        {
+            int p = ks[t];
+            T* ap = a + p * 8;
+            T* bp = b + p * bs;
+            Vector512<T> b0 = Vector512.Load(bp);
+            Vector512<T> b1 = Vector512.Load(bp + 1 * Vector512<T>.Count);
+            Vector512<T> a0 = Vector512.Create(ap[0]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector512<T> a1 = Vector512.Create(ap[1]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector512<T> a2 = Vector512.Create(ap[2]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector512<T> a3 = Vector512.Create(ap[3]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector512<T> a4 = Vector512.Create(ap[4]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector512<T> a5 = Vector512.Create(ap[5]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+            Vector512<T> a6 = Vector512.Create(ap[6]);
+            c6_0 = MulAdd(a6, b0, c6_0);
+            c6_1 = MulAdd(a6, b1, c6_1);
+            Vector512<T> a7 = Vector512.Create(ap[7]);
+            c7_0 = MulAdd(a7, b0, c7_0);
+            c7_1 = MulAdd(a7, b1, c7_1);
+        }
+        if (load)
+        {
+            c0_0 += Vector512.Load(c);
+            c0_1 += Vector512.Load(c + 1 * Vector512<T>.Count);
+            c1_0 += Vector512.Load(c + 1 * ldc);
+            c1_1 += Vector512.Load(c + 1 * ldc + 1 * Vector512<T>.Count);
+            c2_0 += Vector512.Load(c + 2 * ldc);
+            c2_1 += Vector512.Load(c + 2 * ldc + 1 * Vector512<T>.Count);
+            c3_0 += Vector512.Load(c + 3 * ldc);
+            c3_1 += Vector512.Load(c + 3 * ldc + 1 * Vector512<T>.Count);
+            c4_0 += Vector512.Load(c + 4 * ldc);
+            c4_1 += Vector512.Load(c + 4 * ldc + 1 * Vector512<T>.Count);
+            c5_0 += Vector512.Load(c + 5 * ldc);
+            c5_1 += Vector512.Load(c + 5 * ldc + 1 * Vector512<T>.Count);
+            c6_0 += Vector512.Load(c + 6 * ldc);
+            c6_1 += Vector512.Load(c + 6 * ldc + 1 * Vector512<T>.Count);
+            c7_0 += Vector512.Load(c + 7 * ldc);
+            c7_1 += Vector512.Load(c + 7 * ldc + 1 * Vector512<T>.Count);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector512<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector512<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector512<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector512<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector512<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector512<T>.Count);
+        c6_0.Store(c + 6 * ldc);
+        c6_1.Store(c + 6 * ldc + 1 * Vector512<T>.Count);
+        c7_0.Store(c + 7 * ldc);
+        c7_1.Store(c + 7 * ldc + 1 * Vector512<T>.Count);
+    }
 }
 
 /// <summary>AVX2/FMA micro-kernel: 6 rows × 2 ymm (6×16 float, 6×8 double), 12 accumulators.</summary>
@@ -181,6 +261,70 @@ internal readonly unsafe struct Avx2Kernel<T> : IMicroKernel<T> where T : unmana
         c5_0.Store(c + 5 * ldc);
         c5_1.Store(c + 5 * ldc + 1 * Vector256<T>.Count);
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)
+    {
+        Vector256<T> c0_0 = default; Vector256<T> c0_1 = default;
+        Vector256<T> c1_0 = default; Vector256<T> c1_1 = default;
+        Vector256<T> c2_0 = default; Vector256<T> c2_1 = default;
+        Vector256<T> c3_0 = default; Vector256<T> c3_1 = default;
+        Vector256<T> c4_0 = default; Vector256<T> c4_1 = default;
+        Vector256<T> c5_0 = default; Vector256<T> c5_1 = default;
+        for (int t = 0; t < count; t++)
+        {
+            int p = ks[t];
+            T* ap = a + p * 6;
+            T* bp = b + p * bs;
+            Vector256<T> b0 = Vector256.Load(bp);
+            Vector256<T> b1 = Vector256.Load(bp + 1 * Vector256<T>.Count);
+            Vector256<T> a0 = Vector256.Create(ap[0]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector256<T> a1 = Vector256.Create(ap[1]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector256<T> a2 = Vector256.Create(ap[2]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector256<T> a3 = Vector256.Create(ap[3]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector256<T> a4 = Vector256.Create(ap[4]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector256<T> a5 = Vector256.Create(ap[5]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+        }
+        if (load)
+        {
+            c0_0 += Vector256.Load(c);
+            c0_1 += Vector256.Load(c + 1 * Vector256<T>.Count);
+            c1_0 += Vector256.Load(c + 1 * ldc);
+            c1_1 += Vector256.Load(c + 1 * ldc + 1 * Vector256<T>.Count);
+            c2_0 += Vector256.Load(c + 2 * ldc);
+            c2_1 += Vector256.Load(c + 2 * ldc + 1 * Vector256<T>.Count);
+            c3_0 += Vector256.Load(c + 3 * ldc);
+            c3_1 += Vector256.Load(c + 3 * ldc + 1 * Vector256<T>.Count);
+            c4_0 += Vector256.Load(c + 4 * ldc);
+            c4_1 += Vector256.Load(c + 4 * ldc + 1 * Vector256<T>.Count);
+            c5_0 += Vector256.Load(c + 5 * ldc);
+            c5_1 += Vector256.Load(c + 5 * ldc + 1 * Vector256<T>.Count);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector256<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector256<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector256<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector256<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector256<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector256<T>.Count);
+    }
 }
 
 /// <summary>Portable micro-kernel on Vector&lt;T&gt;: 4 rows × 2 vectors, 8 accumulators (any hardware).</summary>
@@ -223,6 +367,54 @@ internal readonly unsafe struct PortableKernel<T> : IMicroKernel<T> where T : un
             c3_1 = MulAdd(a3, b1, c3_1);
             a += 4;
             b += bs;
+        }
+        if (load)
+        {
+            c0_0 += Vector.Load(c);
+            c0_1 += Vector.Load(c + 1 * Vector<T>.Count);
+            c1_0 += Vector.Load(c + 1 * ldc);
+            c1_1 += Vector.Load(c + 1 * ldc + 1 * Vector<T>.Count);
+            c2_0 += Vector.Load(c + 2 * ldc);
+            c2_1 += Vector.Load(c + 2 * ldc + 1 * Vector<T>.Count);
+            c3_0 += Vector.Load(c + 3 * ldc);
+            c3_1 += Vector.Load(c + 3 * ldc + 1 * Vector<T>.Count);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)
+    {
+        Vector<T> c0_0 = default; Vector<T> c0_1 = default;
+        Vector<T> c1_0 = default; Vector<T> c1_1 = default;
+        Vector<T> c2_0 = default; Vector<T> c2_1 = default;
+        Vector<T> c3_0 = default; Vector<T> c3_1 = default;
+        for (int t = 0; t < count; t++)
+        {
+            int p = ks[t];
+            T* ap = a + p * 4;
+            T* bp = b + p * bs;
+            Vector<T> b0 = Vector.Load(bp);
+            Vector<T> b1 = Vector.Load(bp + 1 * Vector<T>.Count);
+            Vector<T> a0 = Vector.Create(ap[0]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector<T> a1 = Vector.Create(ap[1]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector<T> a2 = Vector.Create(ap[2]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector<T> a3 = Vector.Create(ap[3]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
         }
         if (load)
         {
