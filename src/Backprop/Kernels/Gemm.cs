@@ -263,7 +263,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         return true;
     }
 
-    /// <summary>Chunks per participating thread (1 measured best on a 2-core Zen 5 under load).</summary>
+    /// <summary>Chunks per participating thread (1 measured best on this 2-core Zen 4 under load).</summary>
     internal static int ChunksPerThread = 1;
 
     public override void Execute(int part, int parts)
