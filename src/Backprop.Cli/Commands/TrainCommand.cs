@@ -35,7 +35,7 @@ public static class TrainCommand
         dtype.AcceptOnlyFromAmong("float32", "float64");
         var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
         var nesterov = new Option<bool>("--nesterov") { Description = "Nesterov momentum (SGD)" };
-        var weightDecay = new Option<double>("--weight-decay") { Description = "Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw)", DefaultValueFactory = _ => 0.0 };
+        var weightDecay = new Option<double?>("--weight-decay") { Description = "Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0, adamw 0.01]" };
         var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
         var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
@@ -81,7 +81,7 @@ public static class TrainCommand
         if (o.Patience < 0) throw new UsageException($"--patience {o.Patience}: must be 0 (off) or more");
         if (o.ClipNorm < 0) throw new UsageException($"--clip {o.ClipNorm}: must be 0 (off) or positive");
         if (!(o.Momentum >= 0 && o.Momentum < 1)) throw new UsageException($"--momentum {o.Momentum}: must be in [0, 1)");
-        if (!(o.WeightDecay >= 0) || !double.IsFinite(o.WeightDecay)) throw new UsageException($"--weight-decay {o.WeightDecay}: must be 0 or positive");
+        if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw new UsageException($"--weight-decay {wd}: must be 0 or positive");
         if (o.WarmupSteps < 0) throw new UsageException($"--warmup {o.WarmupSteps}: must be 0 (off) or more steps");
         if (o.Optimizer is not ("sgd" or "adam" or "adamw" or "rmsprop")) throw new UsageException($"--optimizer '{o.Optimizer}': expected sgd, adam, adamw or rmsprop");
         if (Activations.TryCreate<float>(a.Activation) is null || a.Activation == "softmax")

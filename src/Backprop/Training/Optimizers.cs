@@ -80,12 +80,13 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     protected static Tensor<T>[] Buffers(IReadOnlyList<Var<T>> ps) => ps.Select(p => new Tensor<T>(p.Value.ShapeArray)).ToArray();
 
     public static Optimizer<T> Create(string name, IReadOnlyList<Var<T>> parameters, double lr,
-        double momentum = 0.9, bool nesterov = false, double weightDecay = 0) => name switch
+        double momentum = 0.9, bool nesterov = false, double? weightDecay = null) => name switch
     {
-        "sgd" => new Sgd<T>(parameters, lr, momentum, nesterov, weightDecay),
-        "adam" => new Adam<T>(parameters, lr, weightDecay: weightDecay, decoupled: false),
-        "adamw" => new Adam<T>(parameters, lr, weightDecay: weightDecay == 0 ? 0.01 : weightDecay, decoupled: true),
-        "rmsprop" => new RmsProp<T>(parameters, lr, weightDecay: weightDecay),
+        // Without a weight decay given, each takes torch.optim's default: 0.01 for AdamW, 0 for the others.
+        "sgd" => new Sgd<T>(parameters, lr, momentum, nesterov, weightDecay ?? 0),
+        "adam" => new Adam<T>(parameters, lr, weightDecay: weightDecay ?? 0, decoupled: false),
+        "adamw" => new Adam<T>(parameters, lr, weightDecay: weightDecay ?? 0.01, decoupled: true),
+        "rmsprop" => new RmsProp<T>(parameters, lr, weightDecay: weightDecay ?? 0),
         _ => throw new ArgumentException($"unknown optimizer '{name}' (known: sgd, adam, adamw, rmsprop)"),
     };
 }

@@ -14,7 +14,8 @@ public sealed record TrainOptions
     public string Optimizer { get; init; } = "adam";
     public double Momentum { get; init; } = 0.9;
     public bool Nesterov { get; init; }
-    public double WeightDecay { get; init; }
+    /// <summary>Null: the optimizer's own default (0.01 for AdamW, as torch.optim.AdamW; 0 otherwise).</summary>
+    public double? WeightDecay { get; init; }
     public string Schedule { get; init; } = "constant";
     public int WarmupSteps { get; init; }
     public int StepSizeEpochs { get; init; } = 1;

@@ -148,6 +148,20 @@ public class OptimizerTorchParityTests
         Assert.Throws<ArgumentException>(() => Optimizer<double>.Create("lbfgs", ps, 0.1));
     }
 
+    /// <summary>AdamW decays by torch's default 0.01 when no weight decay is given, and not at all when 0 is given.</summary>
+    [Theory]
+    [InlineData(null, 1 - 0.1 * 0.01)]
+    [InlineData(0.0, 1.0)]
+    [InlineData(0.5, 1 - 0.1 * 0.5)]
+    public void AdamW_weight_decay_defaults_to_torch_and_zero_means_none(double? weightDecay, double factor)
+    {
+        var w = Var<double>.Parameter(Tensor<double>.FromVector([2.0, -4.0]));
+        w.GradTarget(out _).Fill(0); // a zero gradient: only the decoupled decay moves the weights
+        Optimizer<double>.Create("adamw", [w], 0.1, weightDecay: weightDecay).Step();
+        Assert.Equal(2.0 * factor, w.Value.Data[0], 15);
+        Assert.Equal(-4.0 * factor, w.Value.Data[1], 15);
+    }
+
     [Fact]
     public void State_tensors_are_named_per_parameter_for_checkpoints()
     {
