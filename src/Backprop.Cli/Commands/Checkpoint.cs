@@ -22,6 +22,11 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
     public double BestValidationLoss { get; init; }
     public int? Seed { get; init; }
     public int? BatchSize { get; init; }
+    /// <summary>The run's --epochs and --schedule: a cosine rate is a function of the total, so resuming needs the same.</summary>
+    public int? Epochs { get; init; }
+    public string? Schedule { get; init; }
+    /// <summary>A fingerprint of the training rows (see <see cref="Checkpoint.DataFingerprint"/>).</summary>
+    public string? Data { get; init; }
     public int EpochsSinceBest { get; init; }
 
     public void RestoreOptimizer(Optimizer<T> optimizer, string source)
@@ -42,14 +47,30 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
 
 public static class Checkpoint
 {
-    /// <summary>Seed and batch size fix the data split and the batch order: a resumed run must use the same ones.</summary>
+    /// <summary>
+    /// Seed and batch size fix the data split and the batch order, and the data fingerprint the rows themselves: a
+    /// resumed run must use the same ones. Epochs and schedule fix a cosine rate's course.
+    /// </summary>
     private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History,
-        int? Seed = null, int? BatchSize = null);
+        int? Seed = null, int? BatchSize = null, int? Epochs = null, string? Schedule = null, string? Data = null);
+
+    /// <summary>What a run was, beyond its weights and optimizer state, that a resumed run must match.</summary>
+    public sealed record RunIdentity(int Seed, int BatchSize, int Epochs, string Schedule, string Data);
+
+    /// <summary>SHA-256 (first 16 hex digits) of the training rows' features and labels, in split order.</summary>
+    public static string DataFingerprint(LabeledData train)
+    {
+        using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(train.Features.AsSpan()));
+        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(train.Labels.AsSpan()));
+        return Convert.ToHexString(sha.GetHashAndReset())[..16].ToLowerInvariant();
+    }
 
     public static void Save<T>(string path, Sequential<T> net, Optimizer<T> optimizer, int epoch, List<EpochResult> history,
-        double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std, int seed, int batchSize) where T : unmanaged, IFloatingPointIeee754<T>
+        double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std, RunIdentity run) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history, seed, batchSize);
+        var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history,
+            run.Seed, run.BatchSize, run.Epochs, run.Schedule, run.Data);
         var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, ModelFile.JsonOptions) };
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
@@ -69,6 +90,7 @@ public static class Checkpoint
         {
             Model = model, File = file, Epoch = p.Epoch, Step = p.Step, Optimizer = p.Optimizer, History = p.History ?? [],
             BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest, Seed = p.Seed, BatchSize = p.BatchSize,
+            Epochs = p.Epochs, Schedule = p.Schedule, Data = p.Data,
         };
     }
 }

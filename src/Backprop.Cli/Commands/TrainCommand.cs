@@ -124,6 +124,8 @@ public static class TrainCommand
             throw new UsageException($"--layers ends with {sizes[^1]} but {a.Data} has {data.Classes} classes");
 
         var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume);
+        var run = a.Resume is null && a.Checkpoint is null ? null
+            : new Checkpoint.RunIdentity(o.Seed, o.BatchSize, o.Epochs, o.Schedule, Checkpoint.DataFingerprint(data.Train));
         var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init));
         if (ck is not null && !ModelFile.ArchitectureOf(net).Sizes.SequenceEqual(sizes))
             throw new UsageException($"--resume {a.Resume}: the checkpoint's layers are {string.Join(",", ModelFile.ArchitectureOf(net).Sizes)}, not {string.Join(",", sizes)}");
@@ -139,6 +141,10 @@ public static class TrainCommand
                 throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --seed {s}, which fixes the data split and batch order; resume with --seed {s}");
             if (ck.BatchSize is int b && b != o.BatchSize)
                 throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --batch {b}; resume with --batch {b}");
+            if (ck.Data is string d && d != run!.Data)
+                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained on other data (fingerprint {d}, this --data {a.Data} gives {run.Data}); resume with the same data");
+            if (ck.Schedule == "cosine" && ck.Epochs is int e && (o.Schedule != "cosine" || o.Epochs != e))
+                throw new UsageException($"--resume {a.Resume}: the checkpoint's cosine learning rate spans --epochs {e}; resume with --epochs {e} --schedule cosine (or train with --schedule constant to extend runs)");
             ck.RestoreOptimizer(trainer.Optimizer, a.Resume!);
             startEpoch = ck.Epoch + 1;
             history.AddRange(ck.History);
@@ -219,7 +225,7 @@ public static class TrainCommand
             }
             if (a.Checkpoint is not null) Cli.CheckpointHint = a.Checkpoint;
             if (a.Checkpoint is not null)
-                Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer, o.Seed, o.BatchSize);
+                Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer, run!);
         }
 
         var (testLoss, testAcc) = trainer.Evaluate(data.Test);

@@ -111,4 +111,36 @@ public class CheckpointResumeTests
         TrainingAssert.UsageError(CliRunner.Run("train", "--data", Iris, "--resume", tmp.File("nope.ck"), "--out", tmp.File("x"), "--quiet"));
         Assert.False(File.Exists(tmp.File("x")));
     }
+    [Fact]
+    public void Resume_refuses_other_data_of_the_same_shape()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("ck.safetensors");
+        Train("adam", "--epochs", "1", "--checkpoint", ck, "--out", tmp.File("m.safetensors"));
+        Assert.Matches("^[0-9a-f]{16}$", Checkpoint.Load<float>(ck).Data);
+        // The same file with one measurement changed: same rows, columns and labels.
+        var lines = File.ReadAllLines(Iris);
+        var cells = lines[7].Split(',');
+        cells[0] = (double.Parse(cells[0], System.Globalization.CultureInfo.InvariantCulture) + 0.1).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        lines[7] = string.Join(',', cells);
+        string other = tmp.File("iris-edited.csv");
+        File.WriteAllLines(other, lines);
+        var r = CliRunner.Run("train", "--data", other, "--seed", "5", "--batch", "16", "--optimizer", "adam", "--epochs", "1",
+            "--resume", ck, "--out", tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, "other data");
+        Assert.False(File.Exists(tmp.File("x.safetensors")));
+    }
+
+    [Fact]
+    public void Resume_under_a_cosine_schedule_needs_the_same_epochs()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("ck.safetensors");
+        Train("adam", "--epochs", "2", "--checkpoint", ck, "--out", tmp.File("m.safetensors"));   // cosine is the default
+        var r = CliRunner.Run("train", "--data", Iris, "--seed", "5", "--batch", "16", "--optimizer", "adam", "--epochs", "4",
+            "--resume", ck, "--out", tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, "--epochs 2");
+        // with the same --epochs it resumes (and has nothing left to do)
+        Train("adam", "--epochs", "2", "--resume", ck, "--out", tmp.File("y.safetensors"));
+    }
 }
