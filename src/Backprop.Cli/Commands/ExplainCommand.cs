@@ -15,7 +15,7 @@ public static class ExplainCommand
         var problem = new Argument<string>("PROBLEM") { Description = "A problem file (JSON)" };
         var wrt = new Option<string>("--wrt")
         {
-            Description = "The gradient to derive: layers.I.weight | layers.I.bias | input",
+            Description = "The gradient to derive: layers.I.weight | layers.I.bias | layers.I.output | input",
             DefaultValueFactory = _ => "layers.0.weight",
         };
         var format = new Option<string>("--format") { Description = "text, markdown or latex", DefaultValueFactory = _ => "text" };

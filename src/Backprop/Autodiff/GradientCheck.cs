@@ -58,7 +58,8 @@ public static class GradientCheck
     /// Compares given analytic gradients (computed in any precision, named by <paramref name="dtype"/>) with central
     /// differences of <paramref name="objective"/> on <paramref name="tape"/>, whose precision sets the step.
     /// A float32 network is checked against a float64 copy of itself: float32 differences would need a step so
-    /// large that it straddles the kinks of relu-like activations.
+    /// large that it straddles the kinks of relu-like activations. The values checked may be leaves or recorded
+    /// values (a layer's output): a recorded value is perturbed in place and only what follows it is recomputed.
     /// </summary>
     public static GradientCheckReport Compare<TN>(
         Tape<TN> tape,
@@ -84,8 +85,9 @@ public static class GradientCheck
                 double x = double.CreateTruncating(saved);
                 double h = step * Math.Max(1.0, Math.Abs(x));
                 TN plus = TN.CreateTruncating(x + h), minus = TN.CreateTruncating(x - h);
-                data[i] = plus; tape.Forward(); double fp = objective();
-                data[i] = minus; tape.Forward(); double fm = objective();
+                // a leaf: replay everything; a recorded value: replay only what follows it, keeping the perturbation
+                data[i] = plus; tape.ForwardAfter(leaf); double fp = objective();
+                data[i] = minus; tape.ForwardAfter(leaf); double fm = objective();
                 data[i] = saved;
                 // the step actually taken, after rounding x ± h to the dtype
                 double numeric = (fp - fm) / (double.CreateTruncating(plus) - double.CreateTruncating(minus));

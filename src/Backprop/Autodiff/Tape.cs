@@ -89,6 +89,28 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>
+    /// Recomputes only the values recorded after <paramref name="node"/>, from its current value (which may have been
+    /// set by hand, e.g. perturbed by a finite-difference check); for a leaf, the whole tape.
+    /// </summary>
+    public void ForwardAfter(Var<T> node)
+    {
+        int at = node.IsLeaf ? -1 : _nodes.IndexOf(node);
+        if (!node.IsLeaf && at < 0) throw new ArgumentException("the value is not recorded on this tape", nameof(node));
+        var nodes = _nodes;
+        for (int i = at + 1; i < nodes.Count; i++)
+        {
+            var n = nodes[i];
+            if (Fusion && i + 1 < nodes.Count && nodes[i + 1] is { } next && next.InputArray.Length == 1
+                && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(n.InputArray, n.Value, next.Op!, next.Value))
+            {
+                i++;
+                continue;
+            }
+            n.Op!.Forward(n.InputArray, n.Value);
+        }
+    }
+
     // Per node: how many input slots read it, and (for fusion) where it sits; rebuilt when nodes are added.
     private readonly Dictionary<Var<T>, int> _consumers = new(ReferenceEqualityComparer.Instance);
     private readonly Dictionary<Var<T>, int> _index = new(ReferenceEqualityComparer.Instance);

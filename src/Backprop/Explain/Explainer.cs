@@ -15,8 +15,6 @@ public static class Explainer
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         wrt ??= "layers.0.weight";
-        if (wrt.EndsWith(".output", StringComparison.Ordinal))
-            throw new ArgumentException($"--wrt '{wrt}': explain derives gradients of leaves: layers.I.weight, layers.I.bias or input");
         var target = problem.Resolve(wrt);
         problem.Tape.Forward();
         problem.Backward();
@@ -170,8 +168,11 @@ public static class Explainer
         private readonly List<string> _rules = [];
         private readonly List<DerivationStep> _steps = [];
 
+        private Var<T>? _lastCounterpart;
+
         private void Emit(string name, string formula, string shape, Tensor<double> value, Var<T>? tapeCounterpart, string? note = null, IEnumerable<Factor>? extraFactors = null)
         {
+            _lastCounterpart = tapeCounterpart;
             double? deviation = tapeCounterpart is null ? null : Dense.RelativeDeviation(value, D(tapeCounterpart.Grad));
             var factors = _factors.Concat(extraFactors ?? []).ToList();
             _steps.Add(Step(name, formula, shape, value, _rules.ToList(), factors, note, deviation));
@@ -240,6 +241,12 @@ public static class Explainer
                         throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only dense layers and losses)");
                 }
                 if (_zLayer.TryGetValue(child, out int l)) ArriveAtZ(l, child, viaActivation);
+            }
+            // --wrt layers.I.output: the walk ends at a layer's output h, whose gradient is still a pending expression
+            if (!ReferenceEquals(_lastCounterpart, target) && _hLayer.TryGetValue(target, out int hl))
+            {
+                string name = Rows ? $"dy{S(hl + 1)}" : hl == L ? "∂L/∂ŷ" : $"∂L/∂h{S(hl)}";
+                Emit(name, $"{name} = {_expr}", _g.ShapeString, _g, target, hl == L ? "the network's output ŷ" : $"the output of layer {hl}");
             }
             return _steps;
         }

@@ -176,6 +176,29 @@ public class ProblemCliTests
         Assert.False(report.Passed);
     }
 
+    /// <summary>
+    /// A recorded value (a hidden layer's output) can be checked too: it is perturbed in place and only the ops after
+    /// it are replayed. The tape's gradient passes; a gradient off by 1% fails.
+    /// </summary>
+    [Fact]
+    public void GradcheckOfAHiddenOutputReplaysOnlyWhatFollowsIt()
+    {
+        var p = Backprop.Problems.Problem<double>.Load(Seed("seed-fc-relu-batch-mean"));
+        var h = p.Trace.H[0];
+        var values = new List<(string, Var<double>)> { ("layers.0.output", h) };
+        p.Tape.Forward();
+        p.Backward();
+        var right = h.Grad.ToDoubleArray();
+        Assert.Contains(right, v => v != 0);
+        Assert.True(GradientCheck.Compare(p.Tape, p.Objective, values, [right], "float64", 1e-7, 1e-5).Passed);
+        var wrong = right.Select(v => v * 1.01 + 1e-3).ToArray();
+        Assert.False(GradientCheck.Compare(p.Tape, p.Objective, values, [wrong], "float64", 1e-7, 1e-5).Passed);
+        // the values are restored afterwards
+        var before = h.Value.Data.ToArray();
+        p.Tape.Forward();
+        Assert.Equal(before, h.Value.Data);
+    }
+
     [Fact]
     public void Float32GradAgreesWithFloat64()
     {
