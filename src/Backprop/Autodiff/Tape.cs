@@ -69,11 +69,24 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     public bool Fusion { get; set; } = true;
 
     /// <summary>Recomputes every recorded value, in order, from the leaves' current values.</summary>
-    public void Forward()
+    public void Forward() => ForwardFrom(0);
+
+    /// <summary>
+    /// Recomputes only the values recorded after <paramref name="node"/>, from its current value (which may have been
+    /// set by hand, e.g. perturbed by a finite-difference check); for a leaf, the whole tape.
+    /// </summary>
+    public void ForwardAfter(Var<T> node)
+    {
+        int at = node.IsLeaf ? -1 : _nodes.IndexOf(node);
+        if (!node.IsLeaf && at < 0) throw new ArgumentException("the value is not recorded on this tape", nameof(node));
+        ForwardFrom(at + 1);
+    }
+
+    private void ForwardFrom(int first)
     {
         var nodes = _nodes;
         var profiler = Profiler;
-        for (int i = 0; i < nodes.Count; i++)
+        for (int i = first; i < nodes.Count; i++)
         {
             var n = nodes[i];
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
@@ -86,28 +99,6 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
             n.Op!.Forward(n.InputArray, n.Value);
             profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0, null);
-        }
-    }
-
-    /// <summary>
-    /// Recomputes only the values recorded after <paramref name="node"/>, from its current value (which may have been
-    /// set by hand, e.g. perturbed by a finite-difference check); for a leaf, the whole tape.
-    /// </summary>
-    public void ForwardAfter(Var<T> node)
-    {
-        int at = node.IsLeaf ? -1 : _nodes.IndexOf(node);
-        if (!node.IsLeaf && at < 0) throw new ArgumentException("the value is not recorded on this tape", nameof(node));
-        var nodes = _nodes;
-        for (int i = at + 1; i < nodes.Count; i++)
-        {
-            var n = nodes[i];
-            if (Fusion && i + 1 < nodes.Count && nodes[i + 1] is { } next && next.InputArray.Length == 1
-                && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(n.InputArray, n.Value, next.Op!, next.Value))
-            {
-                i++;
-                continue;
-            }
-            n.Op!.Forward(n.InputArray, n.Value);
         }
     }
 
