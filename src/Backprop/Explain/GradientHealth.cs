@@ -47,7 +47,7 @@ public static class GradientHealth
                 layer.Activation is Relu<T> ? DeadFraction(z) : null,
                 SaturatedFraction(layer.Activation, z, h)));
         }
-        return Verdict(layers);
+        return Judge(layers);
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
@@ -77,18 +77,26 @@ public static class GradientHealth
     private static string Pct(double f) => (100 * f).ToString("0", CultureInfo.InvariantCulture) + "%";
     private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);
 
-    private static HealthReport Verdict(List<LayerHealth> layers)
+    /// <summary>
+    /// The plain-language verdict on a set of layer measurements (layers numbered from 1), for <c>diagnose</c> and
+    /// training diagnostics alike. <paramref name="extra"/> adds findings only the caller can measure (training's
+    /// update-to-weight ratio), each with its advice.
+    /// </summary>
+    public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null)
     {
         var first = layers[0];
         var last = layers[^1];
-        double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm : double.PositiveInfinity;
+        double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm
+            : last.WeightGradientNorm > 0 ? double.PositiveInfinity : 1;
         bool vanishing = layers.Count > 1 && shrink >= RatioThreshold;
         bool exploding = layers.Count > 1 && shrink <= 1 / RatioThreshold;
         var findings = new List<string>();
         var advice = new List<string>();
         if (vanishing)
         {
-            findings.Add($"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
+            findings.Add(double.IsPositiveInfinity(shrink)
+                ? "layer 1 receives no gradient at all: vanishing gradients"
+                : $"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
             bool squashing = layers.Any(l => l.Activation is "sigmoid" or "tanh");
             double meanWeightNorm = layers.Average(l => l.WeightNorm);
             if (squashing && layers.All(l => (l.SaturatedFraction ?? 0) < ReportFraction) && meanWeightNorm < 1)
@@ -111,6 +119,11 @@ public static class GradientHealth
                 findings.Add($"{Pct(d)} of layer-{l.Layer} ReLU units are dead (z ≤ 0 for the whole batch)");
                 advice.Add("consider leaky_relu, a smaller learning rate or He init");
             }
+        }
+        foreach (var (finding, hint) in extra ?? [])
+        {
+            findings.Add(finding);
+            advice.Add(hint);
         }
         bool healthy = findings.Count == 0;
         string verdict = healthy

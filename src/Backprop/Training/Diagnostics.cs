@@ -58,36 +58,19 @@ public static class Diagnostics
     }
 
     /// <summary>
-    /// A plain-language verdict on a set of layer measurements: vanishing or exploding gradients, dead or saturated
-    /// units, or "healthy" — with the thresholds of <see cref="Backprop.Explain.GradientHealth"/>, so that training
-    /// diagnostics and <c>diagnose</c> judge alike.
+    /// The plain-language verdict on a set of layer measurements: <c>diagnose</c>'s own judgement
+    /// (<see cref="Backprop.Explain.GradientHealth.Judge"/>), plus the one finding only training can make, updates too
+    /// large for the weights.
     /// </summary>
     public static string Verdict(IReadOnlyList<LayerHealth> layers)
     {
-        var findings = new List<string>();
-        if (layers.Count >= 2)
-        {
-            double first = layers[0].GradientNorm, last = layers[^1].GradientNorm;
-            if (first > 0 && last > 0)
-            {
-                double ratio = last / first;
-                if (ratio > Backprop.Explain.GradientHealth.RatioThreshold)
-                    findings.Add($"gradient norm shrinks {ratio:0.0e0}× from layer {layers.Count} to layer 1: vanishing gradients");
-                else if (ratio < 1 / Backprop.Explain.GradientHealth.RatioThreshold)
-                    findings.Add($"gradient norm grows {1 / ratio:0.0e0}× from layer {layers.Count} to layer 1: exploding gradients");
-            }
-            else if (first == 0 && last > 0)
-                findings.Add("layer 1 receives no gradient at all: vanishing gradients");
-        }
-        foreach (var l in layers)
-        {
-            if (l.DeadFraction >= Backprop.Explain.GradientHealth.ReportFraction) findings.Add($"{l.DeadFraction:P0} of layer-{l.Layer + 1} ReLU units are dead");
-            if (l.SaturatedFraction >= Backprop.Explain.GradientHealth.ReportFraction) findings.Add($"{l.SaturatedFraction:P0} of layer-{l.Layer + 1} {l.Activation} units are saturated");
-            if (l.UpdateRatio > 0.1) findings.Add($"layer-{l.Layer + 1} updates are {l.UpdateRatio:0.0e0} of its weights: learning rate too high");
-        }
-        if (findings.Count == 0) return $"healthy: gradient norms stay within {Backprop.Explain.GradientHealth.RatioThreshold:0.0e0}× across {layers.Count} layers, no layer is mostly dead or saturated";
-        bool vanishing = findings.Any(f => f.Contains("vanishing") || f.Contains("saturated"));
-        string advice = vanishing ? "; consider ReLU/He init or smaller depth" : findings.Any(f => f.Contains("dead")) ? "; consider a lower learning rate or leaky_relu" : "";
-        return string.Join("; ", findings) + advice;
+        var shared = layers.Select(l => new Backprop.Explain.LayerHealth(l.Layer + 1, l.Activation, l.GradientNorm, l.WeightNorm,
+            l.OutputGradientNorm,
+            l.Activation == "relu" ? l.DeadFraction : null,
+            l.Activation is "sigmoid" or "tanh" ? l.SaturatedFraction : null)).ToList();
+        var updates = layers.Where(l => l.UpdateRatio > 0.1)
+            .Select(l => (string.Create(System.Globalization.CultureInfo.InvariantCulture, $"layer-{l.Layer + 1} updates are {l.UpdateRatio:0.0e0} of its weights"),
+                "consider a lower learning rate"));
+        return Backprop.Explain.GradientHealth.Judge(shared, updates).Verdict;
     }
 }

@@ -47,6 +47,33 @@ public class TrainingDiagnosticsTests
         Assert.All(health, h => Assert.True(h.DeadFraction < 0.5 && h.GradientNorm > 0));
     }
 
+    /// <summary>Training diagnostics and diagnose judge the same measurements with one verdict; training adds only the update ratio.</summary>
+    [Fact]
+    public void TrainingAndDiagnoseGiveOneVerdict()
+    {
+        Backprop.Training.LayerHealth T(int l, string act, double g, double update = 0.001, double dead = 0, double sat = 0) =>
+            new(l, act, g, 1.0, update, g, dead, sat);
+        Backprop.Explain.LayerHealth D(int l, string act, double g, double? dead = null, double? sat = null) =>
+            new(l + 1, act, g, 1.0, g, dead, sat);
+        // vanishing through sigmoids
+        var train = new[] { T(0, "sigmoid", 1e-6), T(1, "sigmoid", 1e-3), T(2, "identity", 1.0) };
+        var diag = new[] { D(0, "sigmoid", 1e-6, sat: 0), D(1, "sigmoid", 1e-3, sat: 0), D(2, "identity", 1.0) };
+        Assert.Equal(Backprop.Explain.GradientHealth.Judge(diag).Verdict, Backprop.Training.Diagnostics.Verdict(train));
+        Assert.Contains("vanishing gradients", Backprop.Training.Diagnostics.Verdict(train));
+        // dead ReLUs, worded as diagnose words them
+        var deadTrain = new[] { T(0, "relu", 0.5, dead: 0.75), T(1, "identity", 0.6) };
+        var deadDiag = new[] { D(0, "relu", 0.5, dead: 0.75), D(1, "identity", 0.6) };
+        Assert.Equal(Backprop.Explain.GradientHealth.Judge(deadDiag).Verdict, Backprop.Training.Diagnostics.Verdict(deadTrain));
+        Assert.Contains("75% of layer-1 ReLU units are dead", Backprop.Training.Diagnostics.Verdict(deadTrain));
+        // only training sees the update ratio
+        string tooFast = Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0.5, update: 0.4), T(1, "identity", 0.6)]);
+        Assert.Contains("layer-1 updates are 4.0e-1 of its weights", tooFast);
+        Assert.Contains("consider a lower learning rate", tooFast);
+        // no gradient at all reaching layer 1
+        Assert.Contains("layer 1 receives no gradient at all", Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0), T(1, "identity", 0.6)]));
+        Assert.StartsWith("healthy", Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0.5), T(1, "identity", 0.6)]));
+    }
+
     [Fact]
     public void DeadAndSaturatedFractionsCountUnits()
     {
