@@ -102,6 +102,7 @@ public static class GradientCheck
                 if (double.IsNaN(score)) { score = double.PositiveInfinity; passed = false; }
                 if (score > worstScore) { worstScore = score; worst = i; worstA = a; worstN = numeric; }
             }
+            tape.ForwardAfter(leaf); // values after this one were last computed with its final element shifted
             entries.Add(new GradientCheckEntry(name, leaf.Value.ShapeArray, maxAbs, maxRel,
                 Unravel(worst, leaf.Value.ShapeArray), worstA, worstN, passed));
         }

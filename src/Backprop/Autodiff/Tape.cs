@@ -155,9 +155,11 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
             long t0 = Profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             Var<T>? absorbed = null;
             // Fuse the backward of the op that made this op's first input when that input feeds nothing else (so
-            // its gradient is complete once this op has written it).
+            // its gradient is complete once this op has written it), and the producer's own input feeds only the
+            // producer (so nothing else, this op included, writes its gradient first).
             if (Fusion && n.InputArray is [{ IsLeaf: false, InputArray: [var producerInput] } x, ..]
-                && _consumers.GetValueOrDefault(x) == 1 && _index.TryGetValue(x, out int xi) && xi < i
+                && _consumers.GetValueOrDefault(x) == 1 && _consumers.GetValueOrDefault(producerInput) == 1
+                && _index.TryGetValue(x, out int xi) && xi < i
                 && n.Op!.TryBackwardFused(n.InputArray, n, x.Op!, producerInput))
             {
                 _doneByFusion[xi] = true;

@@ -75,7 +75,12 @@ public sealed class BatchLoader
     /// <summary>Rows in the current batch: BatchSize, or fewer for the last one.</summary>
     public int CurrentBatchSize { get; private set; }
 
-    public Span<float> CurrentX => BatchX.AsSpan(0, CurrentBatchSize * FeatureCount);
+    /// <summary>The current batch's features in <see cref="BatchX"/>; after <see cref="Advance"/> (which leaves BatchX alone) it throws.</summary>
+    public Span<float> CurrentX => _batchXCurrent || CurrentBatchSize == 0
+        ? BatchX.AsSpan(0, CurrentBatchSize * FeatureCount)
+        : throw new InvalidOperationException("the current batch was taken with Advance, which leaves BatchX as it was: use GatherX, or MoveNext to fill BatchX");
+
+    private bool _batchXCurrent;
     public Span<int> CurrentY => BatchY.AsSpan(0, CurrentBatchSize);
     public ReadOnlySpan<int> CurrentIndices => BatchIndices.AsSpan(0, CurrentBatchSize);
 
@@ -102,6 +107,7 @@ public sealed class BatchLoader
     {
         if (!Advance()) return false;
         GatherX(BatchX.AsSpan());
+        _batchXCurrent = true;
         return true;
     }
 
@@ -118,6 +124,7 @@ public sealed class BatchLoader
             return false;
         }
         int b = Math.Min(BatchSize, Count - _position);
+        _batchXCurrent = false;
         for (int k = 0; k < b; k++)
         {
             int row = _order[_position + k];

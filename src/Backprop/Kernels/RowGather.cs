@@ -24,6 +24,7 @@ internal static unsafe class RowGather
         if (d < 0) throw new ArgumentOutOfRangeException(nameof(d));
         if (destination.Length < (long)rows.Length * d)
             throw new ArgumentException($"the destination holds {destination.Length} values but {rows.Length} rows of {d} need {(long)rows.Length * d}");
+        if (rows.IsEmpty) return;
         long sourceRows = d == 0 ? long.MaxValue : source.Length / d;
         foreach (int r in rows)
             if ((uint)r >= sourceRows) throw new ArgumentOutOfRangeException(nameof(rows), $"row {r} is outside the {sourceRows}-row source");

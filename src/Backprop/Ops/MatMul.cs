@@ -142,7 +142,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
     /// <summary>z = x·Wᵀ + b and h = f(z) for an element-wise activation f: each thread applies f to its block of z as the GEMM finishes it.</summary>
     public override bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput)
     {
-        if (next is not ActivationOp<T> { Activation.IsElementwise: true } act) return false;
+        if (next is not ActivationOp<T> { Activation.ForwardIsPiecewiseExact: true } act) return false;
         var finish = _forwardFinish ??= new();
         finish.Set(act.Activation, output.Data, nextOutput.Data, output.Dim(1));
         Forward(inputs, output, finish);

@@ -25,6 +25,80 @@ public class FusionTests
     [MemberData(nameof(Cases))]
     public void FusedReplayIsBitIdenticalToUnfused_Double(string activation, int threads) => Compare<double>(activation, threads);
 
+    /// <summary>
+    /// Layers 1–3 units wide, and a 35-wide layer whose 2-thread split leaves a 3-column block: TensorPrimitives rounds
+    /// such short spans differently, so sigmoid and tanh are applied to the whole of z, not block by block.
+    /// </summary>
+    [Theory]
+    [InlineData("sigmoid")]
+    [InlineData("tanh")]
+    [InlineData("relu")]
+    [InlineData("gelu")]
+    public void NarrowBlocksAreBitIdenticalToo(string activation)
+    {
+        Compare<float>(activation, 1, [6, 3, 3, 2], 16);
+        Compare<float>(activation, 2, [6, 3, 3, 2], 16);
+        Compare<double>(activation, 2, [6, 1, 3, 2], 16);
+        var oneThread = Compare<float>(activation, 1, [1000, 35, 2], 32);
+        var twoThreads = Compare<float>(activation, 2, [1000, 35, 2], 32);
+        Assert.Equal(oneThread, twoThreads); // and the same whatever the thread count
+    }
+
+    /// <summary>
+    /// An activation's input that the consuming layer also reads as its weight: the layer's dW is a second write to
+    /// that gradient, so the tape must not fuse (a fused activation backward would overwrite instead of adding).
+    /// </summary>
+    [Fact]
+    public void NoBackwardFusionWhenTheActivationInputHasAnotherConsumer()
+    {
+        double[] Grad(bool fusion)
+        {
+            var tape = new Tape<double>();
+            var w = tape.Leaf(Tensor<double>.Random(new Random(3), -1, 1, 4, 4), requiresGrad: true, "W");
+            var loss = Fn.Sum(Fn.Linear(Fn.Tanh(w), w));
+            tape.Fusion = fusion;
+            tape.Forward();
+            tape.Backward(loss);
+            return w.Grad.Data.ToArray();
+        }
+        Assert.Equal(Grad(false), Grad(true));
+    }
+
+    private static float[] Compare<T>(string activation, int threads, int[] sizes, int batch) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int savedThreads = KernelThreads.Count;
+        long savedMin = Gemm.MinMacsPerThread;
+        KernelThreads.Count = threads;
+        Gemm.MinMacsPerThread = threads > 1 ? 1 : savedMin;
+        try
+        {
+            var net = Initializers.Mlp<T>(sizes, activation, seed: 4);
+            var rng = new Random(5);
+            var x = Enumerable.Range(0, batch * sizes[0]).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var y = Enumerable.Range(0, batch).Select(_ => rng.Next(sizes[^1])).ToArray();
+            T[][] Run(bool fusion)
+            {
+                var step = new CompiledStep<T>(net, batch);
+                step.Tape.Fusion = fusion;
+                step.Load(x, y);
+                step.ForwardBackward();
+                var tr = step.Trace;
+                return tr.Z.Concat(tr.H).Select(v => v.Value.Data.ToArray())
+                    .Concat(tr.Z.Concat(tr.H.Take(tr.H.Count - 1)).Concat(net.Parameters()).Select(v => v.Grad.Data.ToArray())).ToArray();
+            }
+            var plain = Run(false);
+            var fused = Run(true);
+            for (int i = 0; i < plain.Length; i++)
+                Assert.True(plain[i].SequenceEqual(fused[i]), $"{activation} {string.Join("-", sizes)} threads {threads}: array {i} differs");
+            return fused.SelectMany(a => a).Select(v => float.CreateTruncating(v)).ToArray();
+        }
+        finally
+        {
+            KernelThreads.Count = savedThreads;
+            Gemm.MinMacsPerThread = savedMin;
+        }
+    }
+
     private static void Compare<T>(string activation, int threads) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int savedThreads = KernelThreads.Count;

@@ -54,6 +54,14 @@ public class RowGatherTests
             RowGather.MinValuesPerThread = savedMin;
         }
         Assert.Throws<ArgumentException>(() => RowGather.Gather<float>(x, d, [0, 1], new float[d]));
+        RowGather.Gather<float>(x, d, [], new float[d]); // no rows: nothing to do
+        // After Advance, BatchX still holds the previous batch: CurrentX refuses rather than serve it.
+        var loader = new BatchLoader(x, y, d, batchSize: 64, seed: 11);
+        loader.StartEpoch(0);
+        Assert.True(loader.MoveNext());
+        Assert.Equal(64 * d, loader.CurrentX.Length);
+        Assert.True(loader.Advance());
+        Assert.Throws<InvalidOperationException>(() => loader.CurrentX.Length);
         Assert.Throws<ArgumentOutOfRangeException>(() => RowGather.Gather<float>(x, d, [n], new float[d]));
     }
 }
