@@ -64,59 +64,29 @@ public class FusionTests
         Assert.Equal(Grad(false), Grad(true));
     }
 
-    private static float[] Compare<T>(string activation, int threads, int[] sizes, int batch) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// One step of an MLP (float inputs, random class targets) replayed unfused and fused: every value, the loss and
+    /// every gradient must be equal bit for bit, and the fused pass must really have absorbed the hidden activations'
+    /// backward rules. Returns the fused run's numbers, to compare across thread counts.
+    /// </summary>
+    private static float[] Compare<T>(string activation, int threads, int[]? sizes = null, int batch = 19)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int savedThreads = KernelThreads.Count;
-        long savedMin = Gemm.MinMacsPerThread;
-        KernelThreads.Count = threads;
-        Gemm.MinMacsPerThread = threads > 1 ? 1 : savedMin;
-        try
-        {
-            var net = Initializers.Mlp<T>(sizes, activation, seed: 4);
-            var rng = new Random(5);
-            var x = Enumerable.Range(0, batch * sizes[0]).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-            var y = Enumerable.Range(0, batch).Select(_ => rng.Next(sizes[^1])).ToArray();
-            T[][] Run(bool fusion)
-            {
-                var step = new CompiledStep<T>(net, batch);
-                step.Tape.Fusion = fusion;
-                step.Load(x, y);
-                step.ForwardBackward();
-                var tr = step.Trace;
-                return tr.Z.Concat(tr.H).Select(v => v.Value.Data.ToArray())
-                    .Concat(tr.Z.Concat(tr.H.Take(tr.H.Count - 1)).Concat(net.Parameters()).Select(v => v.Grad.Data.ToArray())).ToArray();
-            }
-            var plain = Run(false);
-            var fused = Run(true);
-            for (int i = 0; i < plain.Length; i++)
-                Assert.True(plain[i].SequenceEqual(fused[i]), $"{activation} {string.Join("-", sizes)} threads {threads}: array {i} differs");
-            return fused.SelectMany(a => a).Select(v => float.CreateTruncating(v)).ToArray();
-        }
-        finally
-        {
-            KernelThreads.Count = savedThreads;
-            Gemm.MinMacsPerThread = savedMin;
-        }
-    }
-
-    private static void Compare<T>(string activation, int threads) where T : unmanaged, IFloatingPointIeee754<T>
-    {
+        // Default: odd sizes, so partial register tiles and uneven thread splits; a 40-wide layer takes the packed
+        // path, the 5-wide output the narrow dot-product path.
+        sizes ??= [37, 40, 29, 5];
         int savedThreads = KernelThreads.Count;
         long savedMin = Gemm.MinMacsPerThread;
         KernelThreads.Count = threads;
         Gemm.MinMacsPerThread = threads > 1 ? 1 : savedMin; // split even these small products across threads
         try
         {
-            // Odd sizes: partial register tiles and uneven thread splits; a 40-wide layer takes the packed path,
-            // the 5-wide output the narrow dot-product path.
-            int[] sizes = [37, 40, 29, 5];
-            const int batch = 19;
             var net = Initializers.Mlp<T>(sizes, activation, seed: 4);
             var rng = new Random(5);
             var x = Enumerable.Range(0, batch * sizes[0]).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
             var y = Enumerable.Range(0, batch).Select(_ => rng.Next(sizes[^1])).ToArray();
 
-            (T[][] values, T[][] grads, List<string> backwardOps) Run(bool fusion)
+            (T[][] numbers, List<string> backwardOps) Run(bool fusion)
             {
                 var step = new CompiledStep<T>(net, batch);
                 step.Tape.Fusion = fusion;
@@ -126,20 +96,21 @@ public class FusionTests
                 step.ForwardBackward();
                 step.Tape.Profiler = null;
                 var tr = step.Trace;
-                var values = tr.Z.Concat(tr.H).Select(v => v.Value.Data.ToArray()).Append(step.Loss.Value.Data.ToArray()).ToArray();
-                var grads = tr.Z.Concat(tr.H.Take(tr.H.Count - 1)).Concat(net.Parameters()).Select(v => v.Grad.Data.ToArray()).ToArray();
-                return (values, grads, ran);
+                var values = tr.Z.Concat(tr.H).Select(v => v.Value.Data.ToArray()).Append(step.Loss.Value.Data.ToArray());
+                var grads = tr.Z.Concat(tr.H.Take(tr.H.Count - 1)).Concat(net.Parameters()).Select(v => v.Grad.Data.ToArray());
+                return (values.Concat(grads).ToArray(), ran);
             }
 
             var plain = Run(fusion: false);
             var fused = Run(fusion: true);
-            Assert.Equal(plain.values.Length, fused.values.Length);
-            for (int i = 0; i < plain.values.Length; i++) Assert.Equal(plain.values[i], fused.values[i]);
-            for (int i = 0; i < plain.grads.Length; i++) Assert.Equal(plain.grads[i], fused.grads[i]);
+            Assert.Equal(plain.numbers.Length, fused.numbers.Length);
+            for (int i = 0; i < plain.numbers.Length; i++)
+                Assert.True(plain.numbers[i].SequenceEqual(fused.numbers[i]), $"{activation} {string.Join("-", sizes)} threads {threads}: array {i} differs");
 
             // The fused pass really fused: the hidden activations' own backward rules did not run.
             Assert.Contains(activation == "identity" ? "linear" : activation, plain.backwardOps);
             if (activation != "identity") Assert.DoesNotContain(activation, fused.backwardOps);
+            return fused.numbers.SelectMany(a => a).Select(v => float.CreateTruncating(v)).ToArray();
         }
         finally
         {
