@@ -154,7 +154,7 @@ public sealed class BatchLoader
         var src = CurrentX;
         if (destination.Length < src.Length)
             throw new ArgumentException($"the destination holds {destination.Length} values but the batch has {src.Length}", nameof(destination));
-        for (int i = 0; i < src.Length; i++) destination[i] = src[i];
+        Kernels.RowGather.Convert(src, destination);
     }
 
     /// <summary>Copies the current batch's features into <paramref name="destination"/>, converting to <typeparamref name="T"/>.</summary>
@@ -163,12 +163,7 @@ public sealed class BatchLoader
         var src = CurrentX;
         if (destination.Length < src.Length)
             throw new ArgumentException($"the destination holds {destination.Length} values but the batch has {src.Length}", nameof(destination));
-        if (typeof(T) == typeof(float))
-        {
-            src.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(destination));
-            return;
-        }
-        for (int i = 0; i < src.Length; i++) destination[i] = T.CreateTruncating(src[i]);
+        Kernels.RowGather.Convert(src, destination);
     }
 
     /// <summary>Copies the current batch's labels into <paramref name="destination"/>.</summary>

@@ -44,21 +44,21 @@ internal static unsafe class RowGather
         }
     }
 
+    /// <summary>destination[i] = source[i] as T, for i &lt; source.Length (a plain copy for float).</summary>
+    public static void Convert<T>(ReadOnlySpan<float> source, Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) == typeof(float))
+        {
+            source.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(destination));
+            return;
+        }
+        for (int j = 0; j < source.Length; j++) destination[j] = T.CreateTruncating(source[j]);
+    }
+
     private static void Copy<T>(float* src, int d, int* rows, int start, int end, T* dst) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int k = start; k < end; k++)
-        {
-            var from = new ReadOnlySpan<float>(src + (long)rows[k] * d, d);
-            if (typeof(T) == typeof(float))
-            {
-                from.CopyTo(new Span<float>((float*)dst + (long)k * d, d));
-            }
-            else
-            {
-                var to = new Span<T>(dst + (long)k * d, d);
-                for (int j = 0; j < d; j++) to[j] = T.CreateTruncating(from[j]);
-            }
-        }
+            Convert(new ReadOnlySpan<float>(src + (long)rows[k] * d, d), new Span<T>(dst + (long)k * d, d));
     }
 
     private sealed class GatherJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>

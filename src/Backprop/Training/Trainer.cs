@@ -56,9 +56,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
 
     public void Load(ReadOnlySpan<float> x, ReadOnlySpan<int> y)
     {
-        var dst = Input.Value.Data;
-        if (typeof(T) == typeof(float)) x.CopyTo(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(dst.AsSpan()));
-        else for (int i = 0; i < x.Length; i++) dst[i] = T.CreateTruncating(x[i]);
+        Kernels.RowGather.Convert(x, Input.Value.Data.AsSpan());
         y.CopyTo(Targets.Indices);
     }
 
