@@ -161,15 +161,14 @@ internal static unsafe class GemmBlocked<T, K>
                             int* ks = nA >= kc && nB >= kc ? null
                                 : nA <= nB ? stepsA + (long)(ir / MR) * kcMax : stepsB + (long)(jr / NR) * kcMax;
                             int nk = Math.Min(nA, nB);
-                            if (mr == MR && nr == NR)
+                            // A partial tile is computed into the scratch tile, then copied (or added) into C.
+                            bool full = mr == MR && nr == NR;
+                            T* dst = full ? cp : tile;
+                            nint ldd = full ? ldc : NR;
+                            if (ks == null) K.Run(kc, ap, bp, bs, dst, ldd, full && load);
+                            else K.RunIndexed(nk, ks, ap, bp, bs, dst, ldd, full && load);
+                            if (!full)
                             {
-                                if (ks == null) K.Run(kc, ap, bp, bs, cp, ldc, load);
-                                else K.RunIndexed(nk, ks, ap, bp, bs, cp, ldc, load);
-                            }
-                            else
-                            {
-                                if (ks == null) K.Run(kc, ap, bp, bs, tile, NR, false);
-                                else K.RunIndexed(nk, ks, ap, bp, bs, tile, NR, false);
                                 for (int r = 0; r < mr; r++)
                                 {
                                     T* crow = cp + r * ldc;
