@@ -39,7 +39,7 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (!File.Contains(key)) throw new DataFormatException($"{source}: tensor {key} is missing");
             var t = File.GetTensor<T>(key);
             if (!t.SameShape(tensor.Shape)) throw new DataFormatException($"{source}: {key} is {t.ShapeString}, expected {tensor.ShapeString}");
-            t.Data.CopyTo(tensor.Data, 0);
+            t.Data.CopyTo(tensor.Data);
         }
         optimizer.StepCount = Step;
     }

@@ -119,10 +119,10 @@ public static class ExplainCommand
         for (int i = 0; i < n; i++)
         {
             Console.Out.WriteLine($"  sample {i}: ∇_W{sub} ℓ_{i}");
-            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins)))
+            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.Slice(i * outs * ins, outs * ins).ToArray(), outs, ins)))
                 Console.Out.WriteLine($"      {line}");
             if (g.Bias is not null)
-                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.AsSpan(i * outs, outs).ToArray(), 1, outs)))
+                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.Slice(i * outs, outs).ToArray(), 1, outs)))
                     Console.Out.WriteLine($"    ∇_b{sub} ℓ_{i} = {line}");
         }
         Console.Out.Flush();

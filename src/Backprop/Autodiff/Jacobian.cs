@@ -18,7 +18,7 @@ public static class Jacobian
             seed.Fill(T.Zero);
             seed.Data[k] = T.One;
             tape.Backward(y, seed);
-            x.Grad.Data.AsSpan().CopyTo(j.Data.AsSpan(k * cols, cols));
+            x.Grad.Data.CopyTo(j.Data.Slice(k * cols, cols));
         }
         return j;
     }

@@ -140,7 +140,7 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
 
         var g = root.GradTarget(out _);
         if (seed is null) g.Data[0] = T.One;
-        else seed.Data.AsSpan().CopyTo(g.Data);
+        else seed.Data.CopyTo(g.Data);
 
         int start = _nodes.LastIndexOf(root);
         if (Fusion)

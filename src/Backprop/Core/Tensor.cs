@@ -6,11 +6,16 @@ namespace Backprop;
 
 /// <summary>
 /// A dense, row-major, contiguous tensor of <typeparamref name="T"/> (float or double).
-/// The data array is exactly <see cref="Length"/> long and may be shared by reshaped views.
+/// Its elements are <see cref="Length"/> consecutive values of an array, which reshaped views share, and which may be
+/// a larger buffer holding many tensors: a model's gradients are views into one contiguous buffer (see
+/// <see cref="View"/>), so a collective all-reduce or a fused optimizer sees them as one span.
 /// </summary>
 public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly int[] _shape;
+    private readonly T[] _array;
+    private readonly int _offset;
+    private readonly int _length;
 
     public Tensor(params int[] shape) : this(new T[ShapeUtil.Product(shape)], shape) { }
 
@@ -23,17 +28,46 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         long n = ShapeUtil.Product(shape);
         if (n != data.Length)
             throw new ArgumentException($"shape {ShapeUtil.Format(shape)} holds {n} elements but the data has {data.Length}");
-        Data = data;
+        _array = data;
+        _length = (int)n;
         _shape = (int[])shape.Clone();
     }
 
+    private Tensor(T[] array, int offset, int[] shape)
+    {
+        _array = array;
+        _offset = offset;
+        _length = ShapeUtil.Product(shape);
+        _shape = shape;
+    }
+
+    /// <summary>
+    /// A tensor over <paramref name="buffer"/>[<paramref name="offset"/> …] with the given shape: writes to either are
+    /// seen by both.
+    /// </summary>
+    public static Tensor<T> View(T[] buffer, int offset, params int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        foreach (var d in shape)
+            if (d < 0) throw new ArgumentException($"shape {ShapeUtil.Format(shape)} has a negative dimension");
+        int n = ShapeUtil.Product(shape);
+        if (offset < 0 || (long)offset + n > buffer.Length)
+            throw new ArgumentException($"a {ShapeUtil.Format(shape)} view at offset {offset} does not fit in a buffer of {buffer.Length}");
+        return new Tensor<T>(buffer, offset, (int[])shape.Clone());
+    }
+
     /// <summary>The elements in row-major order.</summary>
-    public T[] Data { get; }
+    public Span<T> Data => new(_array, _offset, _length);
+    public Span<T> Span => new(_array, _offset, _length);
+    public Memory<T> Memory => new(_array, _offset, _length);
+    /// <summary>The elements as an array segment, for code that indexes them from a lambda.</summary>
+    public ArraySegment<T> Segment => new(_array, _offset, _length);
+    /// <summary>Whether this tensor's elements are a part of a larger buffer (see <see cref="View"/>).</summary>
+    public bool IsView => _offset != 0 || _length != _array.Length;
     public ReadOnlySpan<int> Shape => _shape;
     public int[] ShapeArray => (int[])_shape.Clone();
     public int Rank => _shape.Length;
-    public int Length => Data.Length;
-    public Span<T> Span => Data;
+    public int Length => _length;
 
     /// <summary>Rows of a matrix (rank 2), or 1 for a vector.</summary>
     public int Rows => _shape.Length switch { 0 => 1, 1 => 1, _ => _shape[0] };
@@ -67,7 +101,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Span<T> Row(int r)
     {
         int c = Cols;
-        return Data.AsSpan(r * c, c);
+        return Data.Slice(r * c, c);
     }
 
     public static Tensor<T> Zeros(params int[] shape) => new(shape);
@@ -77,7 +111,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     public static Tensor<T> Full(T value, params int[] shape)
     {
         var t = new Tensor<T>(shape);
-        t.Data.AsSpan().Fill(value);
+        t.Data.Fill(value);
         return t;
     }
 
@@ -123,17 +157,22 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>A view with another shape over the same data.</summary>
-    public Tensor<T> Reshape(params int[] shape) => new(Data, shape);
+    public Tensor<T> Reshape(params int[] shape)
+    {
+        if (ShapeUtil.Product(shape) != _length)
+            throw new ArgumentException($"shape {ShapeUtil.Format(shape)} holds {ShapeUtil.Product(shape)} elements but the tensor has {_length}");
+        return new(_array, _offset, (int[])shape.Clone());
+    }
 
-    public Tensor<T> Clone() => new((T[])Data.Clone(), _shape);
+    public Tensor<T> Clone() => new(Data.ToArray(), _shape);
 
     public void CopyFrom(Tensor<T> other)
     {
         ShapeUtil.RequireSameShape(this, other, "copy");
-        other.Data.AsSpan().CopyTo(Data);
+        other.Data.CopyTo(Data);
     }
 
-    public void Fill(T value) => Data.AsSpan().Fill(value);
+    public void Fill(T value) => Data.Fill(value);
 
     public bool SameShape(Tensor<T> other) => _shape.AsSpan().SequenceEqual(other._shape);
 
@@ -177,7 +216,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         var sb = new StringBuilder();
         sb.Append("Tensor").Append(ShapeString).Append(' ');
-        if (Rank <= 1) sb.Append('[').Append(string.Join(", ", Data.Take(16))).Append(Length > 16 ? ", …]" : "]");
+        if (Rank <= 1) sb.Append('[').Append(string.Join(", ", Data[..Math.Min(16, Length)].ToArray())).Append(Length > 16 ? ", …]" : "]");
         else sb.Append("[…]");
         return sb.ToString();
     }

@@ -9,7 +9,7 @@ internal static class Dense
     public static Tensor<double> ToDouble<T>(Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
         new(t.ToDoubleArray(), t.ShapeArray);
 
-    public static Tensor<double> Matrix(Tensor<double> t) => t.Rank == 2 ? t : new Tensor<double>(t.Data, t.Rows, t.Cols);
+    public static Tensor<double> Matrix(Tensor<double> t) => t.Rank == 2 ? t : t.Reshape(t.Rows, t.Cols);
 
     public static Tensor<double> MatMul(Tensor<double> a, Tensor<double> b)
     {

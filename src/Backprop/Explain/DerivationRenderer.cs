@@ -24,7 +24,7 @@ public static class DerivationRenderer
 
     public static string Summary(Tensor<double> t)
     {
-        double min = t.Data.DefaultIfEmpty(0).Min(), max = t.Data.DefaultIfEmpty(0).Max();
+        double min = t.Length == 0 ? 0 : System.Numerics.Tensors.TensorPrimitives.Min<double>(t.Data), max = t.Length == 0 ? 0 : System.Numerics.Tensors.TensorPrimitives.Max<double>(t.Data);
         return $"{t.ShapeString}: ‖·‖_F = {Number(t.FrobeniusNorm())}, min {Number(min)}, max {Number(max)}";
     }
 
@@ -33,7 +33,7 @@ public static class DerivationRenderer
     {
         if (!Small(t)) return [Summary(t)];
         int r = t.Rows, c = t.Cols;
-        var cells = t.Data.Select(Number).ToArray();
+        var cells = t.Data.ToArray().Select(Number).ToArray();
         int width = cells.DefaultIfEmpty("").Max(s => s.Length);
         var lines = new List<string>(r);
         for (int i = 0; i < r; i++)

@@ -39,7 +39,7 @@ public static class Explainer
         var reference = new Problem<double>(problem.Spec.RoundedTo<T>());
         var leaf = reference.Resolve(wrt);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
-        var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data], DTypeName<T>(), atol, rtol);
+        var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data.ToArray()], DTypeName<T>(), atol, rtol);
         var e = report.Entries[0];
         return new FiniteDifferenceCheck(report.DType, report.Step, e.MaxAbsError, e.MaxRelError, atol, rtol, e.Passed);
     }

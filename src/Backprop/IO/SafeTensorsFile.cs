@@ -85,8 +85,8 @@ public sealed class SafeTensorEntry
     public static SafeTensorEntry From<T>(string name, Tensor<T> tensor) where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(tensor);
-        if (tensor.Data is float[] f) return new SafeTensorEntry(name, tensor.ShapeArray, f, null);
-        if (tensor.Data is double[] d) return new SafeTensorEntry(name, tensor.ShapeArray, null, d);
+        if (typeof(T) == typeof(float)) return new SafeTensorEntry(name, tensor.ShapeArray, System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(tensor.Span).ToArray(), null);
+        if (typeof(T) == typeof(double)) return new SafeTensorEntry(name, tensor.ShapeArray, null, System.Runtime.InteropServices.MemoryMarshal.Cast<T, double>(tensor.Span).ToArray());
         throw new ArgumentException($"tensor '{name}': only float and double tensors can be written, not {typeof(T).Name}");
     }
 }

@@ -140,7 +140,7 @@ public static class OnnxExport
 
     private static float[] ToFloats<T>(Tensor<T> t) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (t.Data is float[] f) return f;
+        if (typeof(T) == typeof(float)) return System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(t.Span).ToArray();
         var r = new float[t.Length];
         for (int i = 0; i < r.Length; i++) r[i] = float.CreateTruncating(t.Data[i]);
         return r;

@@ -30,12 +30,12 @@ public abstract class BroadcastBinaryOp<T> : Op<T> where T : unmanaged, IFloatin
         if (ka == Broadcast.Kind.Same && kb == Broadcast.Kind.RowVector)
         {
             int n = b.Length;
-            for (int r = 0; r < output.Length; r += n) same(a.Data.AsSpan(r, n), b.Data, output.Data.AsSpan(r, n));
+            for (int r = 0; r < output.Length; r += n) same(a.Data.Slice(r, n), b.Data, output.Data.Slice(r, n));
             return;
         }
         var sa = Broadcast.Strides(a.Shape, output.Shape);
         var sb = Broadcast.Strides(b.Shape, output.Shape);
-        var ad = a.Data; var bd = b.Data; var od = output.Data;
+        var ad = a.Segment; var bd = b.Segment; var od = output.Segment;
         Broadcast.ForEach(output.Shape, sa, sb, (o, ia, ib) => od[o] = f(ad[ia], bd[ib]));
     }
 

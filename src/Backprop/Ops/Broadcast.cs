@@ -102,20 +102,21 @@ internal static class Broadcast
             case Kind.RowVector:
             {
                 int n = d.Length;
-                if (!accumulate) Array.Clear(d);
-                var dspan = d.AsSpan();
+                if (!accumulate) d.Clear();
+                var dspan = d;
                 if (scale == T.One)
-                    for (int r = 0; r < s.Length; r += n) System.Numerics.Tensors.TensorPrimitives.Add(dspan, s.AsSpan(r, n), dspan);
+                    for (int r = 0; r < s.Length; r += n) System.Numerics.Tensors.TensorPrimitives.Add(dspan, s.Slice(r, n), dspan);
                 else
-                    for (int r = 0; r < s.Length; r += n) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(s.AsSpan(r, n), scale, dspan, dspan);
+                    for (int r = 0; r < s.Length; r += n) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(s.Slice(r, n), scale, dspan, dspan);
                 return;
             }
             default:
             {
-                if (!accumulate) Array.Clear(d);
+                if (!accumulate) d.Clear();
                 var sd = Strides(dst.Shape, src.Shape);
+                var dSeg = dst.Segment; var sSeg = src.Segment;
                 var zero = new int[sd.Length];
-                ForEach(src.Shape, sd, zero, (o, od, _) => d[od] += s[o] * scale);
+                ForEach(src.Shape, sd, zero, (o, od, _) => dSeg[od] += sSeg[o] * scale);
                 return;
             }
         }

@@ -106,8 +106,8 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         // shift each row by its maximum (stability), then one vectorised exp over the whole batch
         for (int i = 0; i < n; i++)
         {
-            var zr = z.Data.AsSpan(i * c, c);
-            var pr = _probs.Data.AsSpan(i * c, c);
+            var zr = z.Data.Slice(i * c, c);
+            var pr = _probs.Data.Slice(i * c, c);
             T max = zr[0];
             for (int j = 1; j < c; j++) if (zr[j] > max) max = zr[j];
             for (int j = 0; j < c; j++) pr[j] = zr[j] - max;
@@ -116,7 +116,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         TensorPrimitives.Exp(_probs.Data, _probs.Data);
         for (int i = 0; i < n; i++)
         {
-            var pr = _probs.Data.AsSpan(i * c, c);
+            var pr = _probs.Data.Slice(i * c, c);
             T sum = T.Zero;
             for (int j = 0; j < c; j++) sum += pr[j];
             loss += T.Log(sum);   // log Σ e^(z − max) − (z_t − max)

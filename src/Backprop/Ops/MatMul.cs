@@ -129,8 +129,8 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         int batch = x.Dim(0), inF = x.Dim(1), outF = w.Dim(0);
         if (HasBias)
         {
-            var b = inputs[2].Value.Data.AsSpan();
-            var o = output.Data.AsSpan();
+            var b = inputs[2].Value.Data;
+            var o = output.Data;
             for (int r = 0; r < batch; r++) b.CopyTo(o.Slice(r * outF, outF));
         }
         Gemm.Multiply<T>(false, true, batch, outF, inF, x.Data, w.Data, output.Data, accumulate: HasBias, finish: finish);
@@ -144,7 +144,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
     {
         if (next is not ActivationOp<T> { Activation.ForwardIsPiecewiseExact: true } act) return false;
         var finish = _forwardFinish ??= new();
-        finish.Set(act.Activation, output.Data, nextOutput.Data, output.Dim(1));
+        finish.Set(act.Activation, output.Segment, nextOutput.Segment, output.Dim(1));
         Forward(inputs, output, finish);
         return true;
     }
@@ -159,7 +159,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         if (producer is not ActivationOp<T> { Activation.IsElementwise: true } act
             || !x.RequiresGrad || x.HasGrad || !producerInput.RequiresGrad || producerInput.HasGrad) return false;
         var finish = _backwardFinish ??= new();
-        finish.Set(act.Activation, producerInput.Value.Data, x.Value.Data, x.Value.Dim(1));
+        finish.Set(act.Activation, producerInput.Value.Segment, x.Value.Segment, x.Value.Dim(1));
         Backward(inputs, output, finish, producerInput);
         return true;
     }
@@ -180,14 +180,14 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         }
         if (HasBias && inputs[2].RequiresGrad)
         {
-            var db = inputs[2].GradTarget(out bool acc).Data.AsSpan();
+            var db = inputs[2].GradTarget(out bool acc).Data;
             if (!acc) db.Clear();
-            for (int r = 0; r < batch; r++) TensorPrimitives.Add(db, dz.AsSpan(r * outF, outF), db);   // db = Σ_batch dz
+            for (int r = 0; r < batch; r++) TensorPrimitives.Add(db, dz.Slice(r * outF, outF), db);   // db = Σ_batch dz
         }
         if (x.RequiresGrad)
         {
             var dx = x.GradTarget(out bool acc);
-            finish?.SetGradients(dx.Data, producerInput!.GradTarget(out _).Data);
+            finish?.SetGradients(dx.Segment, producerInput!.GradTarget(out _).Segment);
             Gemm.Multiply<T>(false, false, batch, inF, outF, dz, w.Value.Data, dx.Data, acc, finish: finish);   // dx = dz·W
         }
     }
@@ -197,10 +197,10 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
 internal sealed class ActivationForwardFinish<T> : IGemmBlockFinish where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Activation<T>? _f;
-    private T[] _z = [], _h = [];
+    private ArraySegment<T> _z, _h;
     private int _cols;
 
-    public void Set(Activation<T> f, T[] z, T[] h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
+    public void Set(Activation<T> f, ArraySegment<T> z, ArraySegment<T> h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
 
     public void Finish(int i0, int i1, int j0, int j1)
     {
@@ -213,11 +213,11 @@ internal sealed class ActivationForwardFinish<T> : IGemmBlockFinish where T : un
 internal sealed class ActivationBackwardFinish<T> : IGemmBlockFinish where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Activation<T>? _f;
-    private T[] _z = [], _h = [], _dh = [], _dz = [];
+    private ArraySegment<T> _z, _h, _dh, _dz;
     private int _cols;
 
-    public void Set(Activation<T> f, T[] z, T[] h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
-    public void SetGradients(T[] dh, T[] dz) { _dh = dh; _dz = dz; }
+    public void Set(Activation<T> f, ArraySegment<T> z, ArraySegment<T> h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
+    public void SetGradients(ArraySegment<T> dh, ArraySegment<T> dz) { _dh = dh; _dz = dz; }
 
     public void Finish(int i0, int i1, int j0, int j1)
     {

@@ -67,13 +67,13 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
             return;
         }
         var (outer, len, inner) = Blocks(x);
-        var o = output.Data.AsSpan();
+        var o = output.Data;
         o.Clear();
         for (int i = 0; i < outer; i++)
             for (int j = 0; j < len; j++)
             {
                 var dst = o.Slice(i * inner, inner);
-                TensorPrimitives.Add(dst, x.Data.AsSpan((i * len + j) * inner, inner), dst);
+                TensorPrimitives.Add(dst, x.Data.Slice((i * len + j) * inner, inner), dst);
             }
         if (_mean) TensorPrimitives.Multiply(o, T.One / T.CreateChecked(len), o);
     }
@@ -95,8 +95,8 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         for (int i = 0; i < outer; i++)
             for (int j = 0; j < len; j++)
             {
-                var src = dy.AsSpan(i * inner, inner);
-                var dst = dx.Data.AsSpan((i * len + j) * inner, inner);
+                var src = dy.Slice(i * inner, inner);
+                var dst = dx.Data.Slice((i * len + j) * inner, inner);
                 if (acc) TensorPrimitives.MultiplyAdd(src, scale, dst, dst);
                 else TensorPrimitives.Multiply(src, scale, dst);
             }
@@ -126,7 +126,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         var x = inputs[0].Value;
         int c = x.Dim(-1);
         for (int r = 0; r < x.Length; r += c)
-            SoftmaxRow(x.Data.AsSpan(r, c), output.Data.AsSpan(r, c), Log);
+            SoftmaxRow(x.Data.Slice(r, c), output.Data.Slice(r, c), Log);
     }
 
     internal static void SoftmaxRow(ReadOnlySpan<T> x, Span<T> y, bool log)
@@ -156,7 +156,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         int c = X.Value.Dim(-1);
         for (int r = 0; r < y.Length; r += c)
         {
-            var yr = y.AsSpan(r, c); var dyr = dy.AsSpan(r, c); var dxr = dx.Data.AsSpan(r, c);
+            var yr = y.Slice(r, c); var dyr = dy.Slice(r, c); var dxr = dx.Data.Slice(r, c);
             if (Log)
             {
                 T s = TensorPrimitives.Sum<T>(dyr);

@@ -56,7 +56,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
 
     public void Load(ReadOnlySpan<float> x, ReadOnlySpan<int> y)
     {
-        Kernels.RowGather.Convert(x, Input.Value.Data.AsSpan());
+        Kernels.RowGather.Convert(x, Input.Value.Data);
         y.CopyTo(Targets.Indices);
     }
 
@@ -79,7 +79,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
         var logits = Logits;
         int c = logits.Dim(1), correct = 0;
         for (int i = 0; i < labels.Length; i++)
-            if (ArgMax(logits.Data.AsSpan(i * c, c)) == labels[i]) correct++;
+            if (ArgMax(logits.Data.Slice(i * c, c)) == labels[i]) correct++;
         return correct;
     }
 
@@ -144,7 +144,7 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
     private static string LayerOf<T>(Var<T> node) where T : unmanaged, IFloatingPointIeee754<T> =>
         node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
 
-    private static int FirstNonFinite<T>(T[] data) where T : unmanaged, IFloatingPointIeee754<T>
+    private static int FirstNonFinite<T>(ReadOnlySpan<T> data) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = 0; i < data.Length; i++) if (!T.IsFinite(data[i])) return i;
         return -1;
@@ -222,7 +222,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private void SnapshotWeights()
     {
         _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.Weight.Value.ShapeArray)).ToArray();
-        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].Weight.Value.Data.CopyTo(_weightSnapshots[i].Data, 0);
+        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].Weight.Value.Data.CopyTo(_weightSnapshots[i].Data);
     }
 
     private double[] UpdateNorms()
@@ -278,7 +278,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
             step.Load(data.Features.AsSpan(start * d, n * d), labels is null ? zeros.AsSpan(0, n) : labels.AsSpan(start, n));
             step.Tape.Forward();
-            if (outputs is not null) step.Logits.Data.AsSpan(0, n * c).CopyTo(outputs.Data.AsSpan(start * c, n * c));
+            if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice(start * c, n * c));
             onBatch?.Invoke(step, start, n);
         }
     }

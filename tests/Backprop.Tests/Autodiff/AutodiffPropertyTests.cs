@@ -121,7 +121,7 @@ public class AutodiffPropertyTests
             var tape = new Tape<double>();
             var x = tape.Leaf(x1.Clone());
             var loss = Fn.Mean(Fn.Gelu(Fn.Linear(x, w)));
-            x2.Data.CopyTo(x.Value.Data, 0);
+            x2.Data.CopyTo(x.Value.Data);
             tape.Forward();
             tape.Backward(loss);
             var replayed = w.Grad.Clone();

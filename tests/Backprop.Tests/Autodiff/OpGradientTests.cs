@@ -139,7 +139,7 @@ public class OpGradientTests
         var l32 = c.Inputs.Select((t, i) => t32.Leaf(t.Cast<float>(), true, $"x{i}")).ToArray();
         var y32 = Build(c.Name, l32);
 
-        double yScale = 1 + y64.Value.Data.Select(Math.Abs).Max();
+        double yScale = 1 + y64.Value.Data.ToArray().Select(Math.Abs).Max();
         for (int k = 0; k < y64.Value.Length; k++)
             Assert.True(Math.Abs(y64.Value.Data[k] - y32.Value.Data[k]) <= 1e-5 * yScale, $"{c.Name}: y[{k}] float32 {y32.Value.Data[k]} vs float64 {y64.Value.Data[k]}");
 
@@ -148,7 +148,7 @@ public class OpGradientTests
         else { t64.Backward(y64, seed); t32.Backward(y32, seed.Cast<float>()); }
         for (int i = 0; i < l64.Length; i++)
         {
-            var g64 = l64[i].Grad.Data; var g32 = l32[i].Grad.Data;
+            var g64 = l64[i].Grad.Data.ToArray(); var g32 = l32[i].Grad.Data.ToArray();
             double scale = 1 + g64.Select(Math.Abs).Max();
             for (int k = 0; k < g64.Length; k++)
                 Assert.True(Math.Abs(g64[k] - g32[k]) <= 1e-4 * scale, $"{c.Name}: dx{i}[{k}] float32 {g32[k]} vs float64 {g64[k]}");

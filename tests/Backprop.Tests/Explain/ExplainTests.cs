@@ -55,7 +55,7 @@ public class ExplainTests
         Assert.Equal("δ₂ = ∂L/∂z₂ = (δ₃·W₃) ⊙ σ′(z₂)", d.Backward[1].Formula);
         Assert.Equal("∂L/∂W₁ = δ₁ᵀ·x", d.Result.Formula);
         Assert.Equal([2, 2], d.Result.Value.ShapeArray);
-        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data);
+        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data.ToArray());
         AssertDeltasEqualTape(p, d);
         Assert.True(d.FiniteDifference!.Passed);
         Assert.Empty(d.Jacobian); // a scalar output: the gradient is the Jacobian
@@ -111,8 +111,8 @@ public class ExplainTests
             Assert.Equal(2 * (4 - (layer + 1)) + 1, step.Factors.Count);
             Assert.StartsWith(layer < 3 ? "diag(σ′(z₄))·W₄·diag(σ′(z₃))" : "diag(σ′(z₄))", step.Formula.Split(" = ")[1]);
             Assert.True(step.TapeDeviation <= 1e-12);
-            AssertSixDigits(Flatten(j.GetProperty("rows")).ToArray(), step.Value.Data);
-            AssertSixDigits(Expected(p.Spec, $"layers.{layer}.bias"), d.Result.Value.Data);
+            AssertSixDigits(Flatten(j.GetProperty("rows")).ToArray(), step.Value.Data.ToArray());
+            AssertSixDigits(Expected(p.Spec, $"layers.{layer}.bias"), d.Result.Value.Data.ToArray());
         }
         var first = Explainer.Explain(p, "layers.0.bias");
         Assert.Equal(["δ₄", "δ₃", "δ₂", "δ₁", "∂L/∂b₁"], first.BackwardNames);
@@ -129,7 +129,7 @@ public class ExplainTests
         Assert.Contains("(N = 24", d.Backward[0].Factors[0].Definition); // mean over 8 × 3 elements
         Assert.Contains("relu′(z₁)", d.Backward[1].Formula);
         Assert.Contains("1/N of the mean reduction is already inside δ_L", d.Result.Note);
-        AssertSixDigits(Expected(p.Spec, "layers.0.bias"), d.Result.Value.Data);
+        AssertSixDigits(Expected(p.Spec, "layers.0.bias"), d.Result.Value.Data.ToArray());
         AssertDeltasEqualTape(p, d);
         // ∂L/∂b₁ = Σ_batch δ₁ = N × (the batch mean of δ₁)
         var delta1 = d.Backward[1].Value;
@@ -144,7 +144,7 @@ public class ExplainTests
         foreach (var wrt in new[] { "layers.0.weight", "layers.1.weight", "layers.1.bias", "input" })
         {
             var e = Explainer.Explain(p, wrt);
-            AssertSixDigits(Expected(p.Spec, wrt), e.Result.Value.Data);
+            AssertSixDigits(Expected(p.Spec, wrt), e.Result.Value.Data.ToArray());
             Assert.True(e.FiniteDifference!.Passed, wrt);
         }
     }
@@ -155,7 +155,7 @@ public class ExplainTests
         var p = Load("seed-sigmoid-small-weights-vanishing.json");
         var d = Explainer.Explain(p, "layers.0.weight");
         Assert.Equal(["δ₉", "δ₈", "δ₇", "δ₆", "δ₅", "δ₄", "δ₃", "δ₂", "δ₁", "∂L/∂W₁"], d.BackwardNames);
-        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data);
+        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data.ToArray());
         AssertDeltasEqualTape(p, d);
         var norms = d.Backward.Take(9).Select(s => s.Value.FrobeniusNorm()).ToArray();
         for (int i = 1; i < norms.Length; i++) Assert.True(norms[i] < norms[i - 1], $"‖δ‖ grows at step {i}");
@@ -173,7 +173,7 @@ public class ExplainTests
         Assert.StartsWith("dy₃ = db₃·A₃", d.Backward[2].Formula);
         Assert.StartsWith("dA₁ = y₁·db₁", d.Backward[6].Formula);
         Assert.Equal([2, 2], d.Backward[6].Value.ShapeArray);
-        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data);
+        AssertSixDigits(Expected(p.Spec, "layers.0.weight"), d.Result.Value.Data.ToArray());
         Assert.True(d.FiniteDifference!.Passed);
         var columns = Explainer.Explain(p, "layers.0.weight", Notation.Columns, finiteDifference: false);
         Assert.Equal(columns.Backward[0].Value.Data, d.Backward[1].Value.Data); // δ₃ = db₃
@@ -196,7 +196,7 @@ public class ExplainTests
             {
                 var d = Explainer.Explain(p, wrt, finiteDifference: false);
                 // a softmax output under loss none has Σ outputs ≡ 1: its gradients are rounding noise, not comparable
-                bool cancels = d.Result.Value.Data.All(v => Math.Abs(v) < 1e-14);
+                bool cancels = d.Result.Value.Data.ToArray().All(v => Math.Abs(v) < 1e-14);
                 Assert.True(cancels || d.MaxTapeDeviation <= 1e-10, $"{Path.GetFileName(file)} {wrt}: deviation {d.MaxTapeDeviation}");
                 var expected = Expected(p.Spec, wrt);
                 for (int i = 0; i < expected.Length; i++)
@@ -242,7 +242,7 @@ public class ExplainTests
         Assert.Equal("∂L/∂h₁ = δ₂·W₂", d.Result.Formula);
         // loss none with one output: L = ŷ, so ∂L/∂h₁ is the one row of the Jacobian dŷ/dh₁
         var j = CliRunner.Run("jacobian", path, "--wrt", "layers.0.output").Json.GetProperty("rows")[0];
-        AssertSixDigits(Flatten(j).ToArray(), d.Result.Value.Data);
+        AssertSixDigits(Flatten(j).ToArray(), d.Result.Value.Data.ToArray());
         var rows = Explainer.Explain(Load("seed-2-2-2-1-sigmoid-linear-nobias.json"), "layers.0.output", Notation.Rows);
         Assert.Equal("dy₂", rows.Result.Name);
         var cli = CliRunner.Run("explain", path, "--wrt", "layers.1.output");

@@ -21,7 +21,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         using var session = new InferenceSession(path, options);
         Assert.Equal(new[] { "input" }, session.InputNames);
         Assert.Equal(new[] { "output" }, session.OutputNames);
-        using var input = OrtValue.CreateTensorValueFromMemory(x.Data, [x.Dim(0), x.Dim(1)]);
+        using var input = OrtValue.CreateTensorValueFromMemory(x.Data.ToArray(), [x.Dim(0), x.Dim(1)]);
         using var run = new RunOptions();
         using var results = session.Run(run, ["input"], [input], ["output"]);
         var shape = results[0].GetTensorTypeAndShape().Shape;
@@ -86,7 +86,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
                 var x = RandomInput(rng, batch, 6, range: 3);
                 var (got, shape) = RunOnnx(path, x);
                 Assert.Equal(new long[] { batch, 3 }, shape);
-                var (abs, scaled) = Compare(got, net.Predict(x).Data);
+                var (abs, scaled) = Compare(got, net.Predict(x).Data.ToArray());
                 worst = Math.Max(worst, abs);
                 Assert.True(scaled <= 1e-5, $"{activation} (output {outAct}, opset {opset}, batch {batch}): max scaled difference {scaled}, abs {abs}");
             }
@@ -107,7 +107,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
             OnnxExport.Write(path, net, 17);
             var x = RandomInput(rng, 16, 6, range: 5);
             var (got, _) = RunOnnx(path, x);
-            var (abs, scaled) = Compare(got, net.Predict(x).Data);
+            var (abs, scaled) = Compare(got, net.Predict(x).Data.ToArray());
             output.WriteLine($"{a} large: max abs {abs:E3}, max scaled {scaled:E3}");
             Assert.True(scaled <= 1e-5, $"{a}: max scaled difference {scaled}");
         }
@@ -135,7 +135,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.DoesNotContain("layers.1.bias", inits);
         var w0 = m.Graph.Initializer.Single(t => t.Name == "layers.0.weight");
         Assert.Equal(new long[] { 5, 6 }, w0.Dims);
-        Assert.Equal(net.Layers[0].Weight.Value.Data, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
+        Assert.Equal(net.Layers[0].Weight.Value.Data.ToArray(), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
         var gemms = m.Graph.Node.Where(n => n.OpType == "Gemm").ToList();
         Assert.Equal(3, gemms.Count);
         Assert.All(gemms, g => Assert.Equal(1, g.Attribute.Single(a => a.Name == "transB").I));
@@ -166,7 +166,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         var x = MnistFirst64();
         var (got, shape) = RunOnnx(onnx, x);
         Assert.Equal(new long[] { 64, 10 }, shape);
-        var (abs, scaled) = Compare(got, ModelFile.Load<float>(model).Network.Predict(x).Data);
+        var (abs, scaled) = Compare(got, ModelFile.Load<float>(model).Network.Predict(x).Data.ToArray());
         double vsTorch = MaxAbsDiff(got, expected.SelectMany(r => r).ToArray());
         output.WriteLine($"mlp-{k}: max |onnx − backprop| = {abs:E3}, max |onnx − pytorch| = {vsTorch:E3}");
         Assert.True(scaled <= 1e-5, $"mlp-{k}: max scaled difference {scaled}");
@@ -187,8 +187,8 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         var r = CliRunner.Run("export", "--model", model, "--onnx", onnx, "--opset", "13");
         Assert.True(r.ExitCode == 0, r.Stderr);
         var (got, _) = RunOnnx(onnx, raw);
-        var standardized = std.Apply(new LabeledData(raw.Data, new int[40], 6)).FeaturesTensor();
-        var (_, scaled) = Compare(got, net.Predict(standardized).Data);
+        var standardized = std.Apply(new LabeledData(raw.Data.ToArray(), new int[40], 6)).FeaturesTensor();
+        var (_, scaled) = Compare(got, net.Predict(standardized).Data.ToArray());
         Assert.True(scaled <= 1e-5, $"max scaled difference {scaled}");
     }
 
@@ -204,7 +204,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.Equal(0, CliRunner.Run("export", "--model", model, "--onnx", onnx).ExitCode);
         var x = RandomInput(rng, 5, 6);
         var (got, _) = RunOnnx(onnx, x);
-        var (_, scaled) = Compare(got, net64.Cast<float>().Predict(x).Data);
+        var (_, scaled) = Compare(got, net64.Cast<float>().Predict(x).Data.ToArray());
         Assert.True(scaled <= 1e-5);
     }
 

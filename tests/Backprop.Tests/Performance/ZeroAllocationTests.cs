@@ -57,7 +57,7 @@ public class ZeroAllocationTests
                 var x = Enumerable.Range(0, 16 * 300).Select(_ => (float)rng.NextDouble()).ToArray();
                 var y = Enumerable.Range(0, 16).Select(_ => rng.Next(7)).ToArray();
                 for (int i = 0; i < 5; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
-                return net.Parameters().SelectMany(p => p.Value.Data).ToArray();
+                return net.Parameters().SelectMany(p => p.Value.Data.ToArray()).ToArray();
             }
             Assert.Equal(Run(1), Run(2));
         }

@@ -46,8 +46,8 @@ internal static class TrainingAssert
         for (int i = 0; i < pa.Length; i++)
         {
             if (!pa[i].Value.SameShape(pb[i].Value)) return false;
-            var sa = System.Runtime.InteropServices.MemoryMarshal.AsBytes(pa[i].Value.Data.AsSpan());
-            var sb = System.Runtime.InteropServices.MemoryMarshal.AsBytes(pb[i].Value.Data.AsSpan());
+            var sa = System.Runtime.InteropServices.MemoryMarshal.AsBytes(pa[i].Value.Data);
+            var sb = System.Runtime.InteropServices.MemoryMarshal.AsBytes(pb[i].Value.Data);
             if (!sa.SequenceEqual(sb)) return false;
         }
         return true;
