@@ -69,6 +69,15 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     internal void EnsureGradBuffer() => _grad ??= new Tensor<T>(Value.ShapeArray);
 
+    /// <summary>Makes <paramref name="storage"/> (a tensor of this value's shape) hold this value's gradient from now on, keeping what it held.</summary>
+    internal void BindGradStorage(Tensor<T> storage)
+    {
+        if (!storage.SameShape(Value.Shape))
+            throw new ShapeMismatchException($"gradient storage is {storage.ShapeString} but the value is {ShapeString}");
+        if (_grad is not null && _gradValid) _grad.Data.CopyTo(storage.Data);
+        _grad = storage;
+    }
+
     public override string ToString() => $"{Name ?? Op?.Name ?? "leaf"} {ShapeString}";
 
     // Operators record onto the tape of the operands.

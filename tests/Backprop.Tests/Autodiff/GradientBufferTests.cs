@@ -1,0 +1,62 @@
+namespace Backprop.Tests.Autodiff;
+
+public class GradientBufferTests
+{
+    [Fact]
+    public void Every_gradient_is_a_view_of_its_slice_in_parameter_order()
+    {
+        var rng = new Random(3);
+        var w1 = Var<double>.Parameter(Tensor<double>.Random(rng, -1, 1, 4, 3), "W1");
+        var b1 = Var<double>.Parameter(Tensor<double>.Random(rng, -1, 1, 4), "b1");
+        var w2 = Var<double>.Parameter(Tensor<double>.Random(rng, -1, 1, 2, 4), "W2");
+        var buffer = new GradientBuffer<double>([w1, b1, w2]);
+        Assert.Equal(12 + 4 + 8, buffer.Length);
+        Assert.Equal([0, 12, 16], new[] { buffer.OffsetOf(0), buffer.OffsetOf(1), buffer.OffsetOf(2) });
+
+        var tape = new Tape<double>();
+        var x = tape.Leaf(Tensor<double>.Random(rng, -1, 1, 5, 3), requiresGrad: false);
+        var loss = Fn.Mean(Fn.Linear(Fn.Tanh(Fn.Linear(x, w1, b1)), w2));
+        tape.Backward(loss);
+
+        // The same tape on unbound copies of the parameters gives the reference gradients.
+        var copies = new[] { w1, b1, w2 }.Select(p => Var<double>.Parameter(p.Value.Clone())).ToArray();
+        var tape2 = new Tape<double>();
+        var x2 = tape2.Leaf(x.Value.Clone(), requiresGrad: false);
+        var loss2 = Fn.Mean(Fn.Linear(Fn.Tanh(Fn.Linear(x2, copies[0], copies[1])), copies[2]));
+        tape2.Backward(loss2);
+
+        var flat = buffer.Complete().ToArray();
+        var expected = copies.SelectMany(p => p.Grad.Data.ToArray()).ToArray();
+        Assert.Equal(expected, flat);
+        Assert.True(w1.Grad.IsView && b1.Grad.IsView && w2.Grad.IsView);
+
+        // Writes through the buffer are the parameters' gradients (what an all-reduce does).
+        buffer.Complete()[13] = 42;
+        Assert.Equal(42, b1.Grad[1]);
+    }
+
+    [Fact]
+    public void Complete_zeroes_the_slice_of_a_parameter_the_last_pass_did_not_reach()
+    {
+        var used = Var<float>.Parameter(Tensor<float>.Full(2f, 3), "used");
+        var unused = Var<float>.Parameter(Tensor<float>.Full(1f, 2), "unused");
+        var buffer = new GradientBuffer<float>([used, unused]);
+        // One tape, two objectives: the first reaches only `unused` and leaves 2s in its slice; the second reaches
+        // only `used`, so `unused`'s slice then holds stale values that Complete must not hand out.
+        var tape = new Tape<float>();
+        var lossUnused = Fn.Sum(Fn.Mul(Fn.Mul(unused, tape.Constant(Tensor<float>.Ones(2))), unused));
+        var lossUsed = Fn.Sum(Fn.Mul(Fn.Mul(used, tape.Constant(Tensor<float>.Ones(3))), used));
+        tape.Backward(lossUnused);
+        Assert.Equal([2f, 2f], unused.Grad.Data.ToArray());
+        tape.Backward(lossUsed);
+        Assert.False(unused.HasGrad);
+        Assert.Equal([4f, 4f, 4f, 0f, 0f], buffer.Complete().ToArray());
+    }
+
+    [Fact]
+    public void A_parameter_listed_twice_is_refused()
+    {
+        var p = Var<double>.Parameter(new Tensor<double>(2));
+        Assert.Throws<ArgumentException>(() => new GradientBuffer<double>([p, p]));
+    }
+}
