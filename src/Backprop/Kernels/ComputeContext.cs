@@ -52,6 +52,15 @@ public sealed record KernelTuning
 
     /// <summary>Below this many values per thread a row gather (<see cref="RowGather"/>) runs on the caller alone.</summary>
     public int GatherMinValuesPerThread { get; init; } = 1 << 14;
+
+    /// <summary>Throws for values the kernels cannot run with (the others are clamped where they are used).</summary>
+    internal void Validate()
+    {
+        // Divisors of the work split and counts of its chunks: below 1, a product would divide by zero or go uncomputed.
+        if (MinMacsPerThread < 1) throw new ArgumentOutOfRangeException(nameof(MinMacsPerThread), MinMacsPerThread, "must be at least 1");
+        if (ChunksPerThread < 1) throw new ArgumentOutOfRangeException(nameof(ChunksPerThread), ChunksPerThread, "must be at least 1");
+        if (GatherMinValuesPerThread < 1) throw new ArgumentOutOfRangeException(nameof(GatherMinValuesPerThread), GatherMinValuesPerThread, "must be at least 1");
+    }
 }
 
 /// <summary>
@@ -83,6 +92,7 @@ public sealed class ComputeContext : IDisposable
             throw new PlatformNotSupportedException($"this CPU cannot run the {gemmPath} GEMM kernels");
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
         Tuning = tuning ?? KernelTuning.Default;
+        Tuning.Validate();
         GemmPath = gemmPath == GemmPath.Auto ? BestGemmPath : gemmPath;
         Pool = new WorkerPool();
     }

@@ -37,6 +37,7 @@ internal sealed class WorkerPool : IDisposable
         public int Parts;
         public int Seq; // incremented by the dispatcher once Job and Parts are set
         public volatile bool Stop; // set by Dispose: the worker's thread ends at its next wake-up
+        public Thread? Thread;
     }
 
     public int WorkerCount => _workers.Length;
@@ -110,6 +111,7 @@ internal sealed class WorkerPool : IDisposable
                 var wk = new Worker { Index = i + 1 };
                 grown[i] = wk;
                 var t = new Thread(() => Loop(wk)) { IsBackground = true, Name = $"Backprop.Gemm worker {i + 1}" };
+                wk.Thread = t;
                 t.Start();
             }
             _workers = grown;
@@ -141,6 +143,14 @@ internal sealed class WorkerPool : IDisposable
         {
             Volatile.Write(ref _busy, 0);
         }
+    }
+
+    /// <summary>Waits for every worker thread to end (after <see cref="Dispose"/>); false if one is still running after the timeout.</summary>
+    internal bool JoinWorkers(TimeSpan timeout)
+    {
+        foreach (var wk in _workers)
+            if (wk.Thread is { } t && !t.Join(timeout)) return false;
+        return true;
     }
 
     private void Loop(Worker wk)

@@ -185,7 +185,7 @@ public class ComputeContextTests
     }
 
     [Fact]
-    public void AForcedKernelFamilyTheCpuLacksIsRefused()
+    public void AForcedKernelFamilyTheCpuLacksAndUnusableSettingsAreRefused()
     {
         foreach (var path in new[] { GemmPath.Avx512, GemmPath.Avx2 })
         {
@@ -193,10 +193,13 @@ public class ComputeContextTests
             Assert.Throws<PlatformNotSupportedException>(() => new ComputeContext(1, gemmPath: path));
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(-1));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { ChunksPerThread = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 0 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { GatherMinValuesPerThread = 0 }));
     }
 
     [Fact]
-    public void ADisposedContextStillComputesTheSameProductOnTheCaller()
+    public void DisposeEndsTheWorkersAndTheContextStillComputesTheSameProductOnTheCaller()
     {
         var rng = new Random(8);
         int m = 64, n = 80, k = 70;
@@ -207,6 +210,7 @@ public class ComputeContextTests
         Gemm.Multiply<float>(context, false, false, m, n, k, a, b, before, false);
         Assert.Equal(1, context.Pool.WorkerCount);
         context.Dispose();
+        Assert.True(context.Pool.JoinWorkers(TimeSpan.FromSeconds(10)), "a worker thread outlived Dispose");
         var after = new float[m * n];
         Gemm.Multiply<float>(context, false, false, m, n, k, a, b, after, false);
         Assert.Equal(before, after);
