@@ -2,7 +2,6 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
 
@@ -32,6 +31,7 @@ public interface IGemmBlockFinish
 /// </remarks>
 public static class Gemm
 {
+    /// <param name="context">What the product runs on: its threads, micro-kernel family and blocking.</param>
     /// <param name="rowSplit">
     /// When the product is split across threads, give each thread a block of C's rows (rather than the cheaper-to-pack
     /// split): for an output whose consumer then works on contiguous row blocks with the same threads, as the
