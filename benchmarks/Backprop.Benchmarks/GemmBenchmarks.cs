@@ -8,6 +8,7 @@ namespace Backprop.Benchmarks;
 public class GemmBenchmarks
 {
     private float[] _a = [], _b = [], _c = [];
+    private ComputeContext _context = ComputeContext.Default;
     private (string Name, bool TransA, bool TransB, int M, int N, int K) _s;
 
     [ParamsSource(nameof(Shapes))]
@@ -26,9 +27,12 @@ public class GemmBenchmarks
         _a = Enumerable.Range(0, _s.M * _s.K).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _b = Enumerable.Range(0, _s.K * _s.N).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
         _c = new float[_s.M * _s.N];
-        KernelThreads.Count = Threads;
+        _context = new ComputeContext(Threads);
     }
 
+    [GlobalCleanup]
+    public void Cleanup() => _context.Dispose();
+
     [Benchmark]
-    public void Multiply() => Gemm.Multiply<float>(_s.TransA, _s.TransB, _s.M, _s.N, _s.K, _a, _b, _c, false);
+    public void Multiply() => Gemm.Multiply<float>(_context, _s.TransA, _s.TransB, _s.M, _s.N, _s.K, _a, _b, _c, false);
 }

@@ -15,13 +15,17 @@ public static class Program
         {
             int[] threads = args.Length > 1 ? args[1..].Select(int.Parse).ToArray() : [1, 2];
             foreach (var t in threads)
+            {
+                using var context = new ComputeContext(t);
                 foreach (var (name, tA, tB, m, n, k) in GemmShapes.All)
-                    Console.WriteLine($"{name,-28} threads={t}  {GemmBenchmark.Run(m, n, k, t, false, tA, tB):F1} GFLOPS");
+                    Console.WriteLine($"{name,-28} threads={t}  {GemmBenchmark.Run(m, n, k, false, tA, tB, context: context):F1} GFLOPS");
+            }
             return 0;
         }
         if (args.Length >= 5 && args[0] == "shape")
         {
             int m = int.Parse(args[1]), n = int.Parse(args[2]), k = int.Parse(args[3]), t = int.Parse(args[4]);
+            var tuning = KernelTuning.Default;
             foreach (var kv in args.Where(x => x.Contains('=')))
             {
                 // Tuning knobs: kc=<depth for float NR=32>, mc=<bytes of the packed A block>, nc=<columns>, direct=<rows>.
@@ -29,15 +33,16 @@ public static class Program
                 int v = int.Parse(parts[1]);
                 switch (parts[0])
                 {
-                    case "kc": GemmBlocking.KcBytes = v * 4 * 32; break;
-                    case "mc": GemmBlocking.McBytes = v; break;
-                    case "nc": GemmBlocking.Nc = v; break;
-                    case "direct": GemmBlocking.DirectBMaxRows = v; break;
-                    case "chunks": GemmJob<float>.ChunksPerThread = v; GemmJob<double>.ChunksPerThread = v; break;
+                    case "kc": tuning = tuning with { KcBytes = v * 4 * 32 }; break;
+                    case "mc": tuning = tuning with { McBytes = v }; break;
+                    case "nc": tuning = tuning with { Nc = v }; break;
+                    case "direct": tuning = tuning with { DirectBMaxRows = v }; break;
+                    case "chunks": tuning = tuning with { ChunksPerThread = v }; break;
                 }
             }
             bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
-            Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, t, f64, tA, tB):F1} GFLOPS");
+            using var shapeContext = new ComputeContext(t, tuning);
+            Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, f64, tA, tB, context: shapeContext):F1} GFLOPS");
             return 0;
         }
         if (args.Length >= 1 && args[0] == "kernel")

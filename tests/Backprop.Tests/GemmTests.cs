@@ -5,12 +5,11 @@ using Backprop.Kernels;
 namespace Backprop.Tests;
 
 /// <summary>Gemm.Multiply against a double-precision triple loop, on every hardware path, transpose form and edge shape.</summary>
-[Collection(GemmCollection.Name)]
 public class GemmTests
 {
     private static readonly int[] Grid = [1, 2, 3, 7, 8, 15, 16, 17, 31, 33, 48, 63, 64, 65, 67];
 
-    // Paths travel as names: GemmPath is internal and xunit theories are public.
+    // Paths travel as names, which xunit shows in the test names.
     public static IEnumerable<object[]> PathsAndTypes() =>
         from p in new[] { nameof(GemmPath.Avx512), nameof(GemmPath.Avx2), nameof(GemmPath.Portable) }
         from f64 in new[] { false, true }
@@ -25,26 +24,19 @@ public class GemmTests
         _ => true,
     };
 
-    /// <summary>Runs Gemm under a forced path and thread count; restores both.</summary>
-    private static void With(GemmPath path, int threads, Action body)
+    /// <summary>A context with a forced path and thread count; with several threads it splits even small products, to exercise the threaded edges.</summary>
+    internal static ComputeContext Context(GemmPath path, int threads, KernelTuning? tuning = null) =>
+        new(threads, threads > 1 ? (tuning ?? KernelTuning.Default) with { MinMacsPerThread = 1 } : tuning, path);
+
+    /// <summary>Runs <paramref name="body"/> on a context with a forced path and thread count, then disposes it.</summary>
+    private static void With(GemmPath path, int threads, Action<ComputeContext> body)
     {
-        var savedPath = Gemm.ForcePath;
-        var savedThreads = KernelThreads.Count;
-        var savedMin = Gemm.MinMacsPerThread;
-        Gemm.ForcePath = path;
-        KernelThreads.Count = threads;
-        if (threads > 1) Gemm.MinMacsPerThread = 1; // split even small products, to exercise the threaded edges
-        try { body(); }
-        finally
-        {
-            Gemm.ForcePath = savedPath;
-            KernelThreads.Count = savedThreads;
-            Gemm.MinMacsPerThread = savedMin;
-        }
+        using var context = Context(path, threads);
+        body(context);
     }
 
     /// <summary>Checks one product (fresh random A, B, C) against the double-precision loop.</summary>
-    private static void Check<T>(Random rng, bool tA, bool tB, int m, int n, int k, bool acc)
+    private static void Check<T>(ComputeContext context, Random rng, bool tA, bool tB, int m, int n, int k, bool acc)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var a = new double[m * k];
@@ -57,7 +49,7 @@ public class GemmTests
         var at = a.Select(T.CreateChecked).ToArray();
         var bt = b.Select(T.CreateChecked).ToArray();
         var ct = c0.Select(T.CreateChecked).ToArray();
-        Gemm.Multiply<T>(tA, tB, m, n, k, at, bt, ct, acc);
+        Gemm.Multiply<T>(context, tA, tB, m, n, k, at, bt, ct, acc);
 
         double eps = typeof(T) == typeof(float) ? 1e-6 : 1e-14;
         for (int i = 0; i < m; i++)
@@ -77,7 +69,7 @@ public class GemmTests
                 double got = double.CreateChecked(ct[i * n + j]);
                 double tol = eps * (4 * (mag + (acc ? Math.Abs(cPrev) : 0)) + 1e-3) * Math.Max(1, Math.Sqrt(k));
                 if (!(Math.Abs(got - want) <= tol))
-                    Assert.Fail($"{typeof(T).Name} tA={tA} tB={tB} {m}x{n}x{k} acc={acc} path={Gemm.EffectivePath} threads={KernelThreads.Count}: " +
+                    Assert.Fail($"{typeof(T).Name} tA={tA} tB={tB} {m}x{n}x{k} acc={acc} path={context.GemmPath} threads={context.Threads}: " +
                                 $"C[{i},{j}] = {got}, want {want} (tol {tol})");
             }
         }
@@ -86,7 +78,7 @@ public class GemmTests
     private static void GridRun<T>(GemmPath path, int threads, int seed) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rng = new Random(seed);
-        With(path, threads, () =>
+        With(path, threads, context =>
         {
             foreach (int m in Grid)
                 foreach (int n in Grid)
@@ -95,7 +87,7 @@ public class GemmTests
                     int idx = Array.IndexOf(Grid, m) * Grid.Length + Array.IndexOf(Grid, n);
                     int k = Grid[(idx * 7) % Grid.Length];
                     bool tA = (idx & 1) != 0, tB = (idx & 2) != 0, acc = (idx & 4) != 0;
-                    Check<T>(rng, tA, tB, m, n, k, acc);
+                    Check<T>(context, rng, tA, tB, m, n, k, acc);
                 }
         });
     }
@@ -127,15 +119,15 @@ public class GemmTests
         if (!Supported(path)) return;
         var rng = new Random(5);
         foreach (int threads in new[] { 1, 2 })
-            With(path, threads, () =>
+            With(path, threads, context =>
             {
                 foreach (var (m, n, k) in new[] { (1, 1, 1), (1, 2, 2), (13, 37, 19), (33, 17, 65), (67, 65, 3) })
                     foreach (bool tA in new[] { false, true })
                         foreach (bool tB in new[] { false, true })
                             foreach (bool acc in new[] { false, true })
                             {
-                                if (f64) Check<double>(rng, tA, tB, m, n, k, acc);
-                                else Check<float>(rng, tA, tB, m, n, k, acc);
+                                if (f64) Check<double>(context, rng, tA, tB, m, n, k, acc);
+                                else Check<float>(context, rng, tA, tB, m, n, k, acc);
                             }
             });
     }
@@ -148,35 +140,23 @@ public class GemmTests
         var path = P(pathName);
         if (!Supported(path)) return;
         var rng = new Random(7);
-        int savedNc = GemmBlocking.Nc, savedMc = GemmBlocking.McBytes, savedKc = GemmBlocking.KcBytes;
-        try
+        // Shrunken blocking: 200×300×129 spans several kc, mc and nc blocks.
+        var shrunken = KernelTuning.Default with { Nc = 96, McBytes = 8 * 1024, KcBytes = 48 * 128 };
+        foreach (int threads in new[] { 1, 2 })
         {
-            foreach (int threads in new[] { 1, 2 })
-                With(path, threads, () =>
+            using var small = Context(path, threads, shrunken);
+            With(path, threads, context =>
+            {
+                for (int form = 0; form < 4; form++)
                 {
-                    for (int form = 0; form < 4; form++)
-                    {
-                        bool tA = (form & 1) != 0, tB = (form & 2) != 0;
-                        // Shrunken blocking: 200×300×129 spans several kc, mc and nc blocks.
-                        GemmBlocking.Nc = 96;
-                        GemmBlocking.McBytes = 8 * 1024;
-                        GemmBlocking.KcBytes = 48 * 128;
-                        if (f64) Check<double>(rng, tA, tB, 200, 300, 129, form % 2 == 0);
-                        else Check<float>(rng, tA, tB, 200, 300, 129, form % 2 == 0);
-                        GemmBlocking.Nc = savedNc;
-                        GemmBlocking.McBytes = savedMc;
-                        GemmBlocking.KcBytes = savedKc;
-                        // Default blocking: k = 600 takes two depth blocks.
-                        if (f64) Check<double>(rng, tA, tB, 70, 45, 600, form % 2 == 1);
-                        else Check<float>(rng, tA, tB, 70, 45, 600, form % 2 == 1);
-                    }
-                });
-        }
-        finally
-        {
-            GemmBlocking.Nc = savedNc;
-            GemmBlocking.McBytes = savedMc;
-            GemmBlocking.KcBytes = savedKc;
+                    bool tA = (form & 1) != 0, tB = (form & 2) != 0;
+                    if (f64) Check<double>(small, rng, tA, tB, 200, 300, 129, form % 2 == 0);
+                    else Check<float>(small, rng, tA, tB, 200, 300, 129, form % 2 == 0);
+                    // Default blocking: k = 600 takes two depth blocks.
+                    if (f64) Check<double>(context, rng, tA, tB, 70, 45, 600, form % 2 == 1);
+                    else Check<float>(context, rng, tA, tB, 70, 45, 600, form % 2 == 1);
+                }
+            });
         }
     }
 
@@ -186,7 +166,7 @@ public class GemmTests
     public void ZeroDepthClearsOrKeeps(bool acc)
     {
         var c = new float[] { 1, 2, 3, 4, 5, 6 };
-        Gemm.Multiply<float>(false, false, 2, 3, 0, ReadOnlySpan<float>.Empty, ReadOnlySpan<float>.Empty, c, acc);
+        Gemm.Multiply<float>(ComputeContext.Default, false, false, 2, 3, 0, ReadOnlySpan<float>.Empty, ReadOnlySpan<float>.Empty, c, acc);
         Assert.Equal(acc ? new float[] { 1, 2, 3, 4, 5, 6 } : new float[6], c);
     }
 
@@ -198,7 +178,7 @@ public class GemmTests
         var a = Enumerable.Range(0, 3 * 8).Select(_ => rng.NextDouble()).ToArray();
         var b = Enumerable.Range(0, 7 * 5).Select(_ => rng.NextDouble()).ToArray();
         var c = new double[4 * 6];
-        Gemm.Multiply<double>(false, false, 3, 3, 5, a.AsSpan(2), 8, b.AsSpan(5), 5, c.AsSpan(7), 6, false);
+        Gemm.Multiply<double>(ComputeContext.Default, false, false, 3, 3, 5, a.AsSpan(2), 8, b.AsSpan(5), 5, c.AsSpan(7), 6, false);
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++)
             {
@@ -215,11 +195,11 @@ public class GemmTests
     {
         var rng = new Random(9);
         foreach (int threads in new[] { 1, 2 })
-            With(GemmPath.Auto, threads, () =>
+            With(GemmPath.Auto, threads, context =>
             {
-                Check<float>(rng, false, true, 128, 10, 512, false);  // Y = X·Wᵀ
-                Check<float>(rng, true, false, 10, 64, 128, true);    // dW = dYᵀ·X
-                Check<float>(rng, false, false, 128, 96, 10, false);  // dX = dY·W
+                Check<float>(context, rng, false, true, 128, 10, 512, false);  // Y = X·Wᵀ
+                Check<float>(context, rng, true, false, 10, 64, 128, true);    // dW = dYᵀ·X
+                Check<float>(context, rng, false, false, 128, 96, 10, false);  // dX = dY·W
             });
     }
 
@@ -235,7 +215,7 @@ public class GemmTests
         var path = P(pathName);
         if (!Supported(path)) return;
         foreach (int threads in new[] { 1, 2 })
-            With(path, threads, () =>
+            With(path, threads, context =>
             {
                 var rng = new Random(17);
                 foreach (var (m, n, k, tA, tB) in new[] { (37, 70, 90, false, true), (64, 100, 130, false, false), (50, 33, 64, true, false), (9, 40, 300, false, false) })
@@ -254,13 +234,13 @@ public class GemmTests
                         Gemm.Reference<double>(tA, tB, m, n, k, a, b, want, acc);
                         if (f64)
                         {
-                            Gemm.Multiply<double>(tA, tB, m, n, k, a, b, got, acc);
+                            Gemm.Multiply<double>(context, tA, tB, m, n, k, a, b, got, acc);
                             for (int i = 0; i < got.Length; i++) Assert.Equal(want[i], got[i], 1e-12 * k);
                         }
                         else
                         {
                             var gf = got.Select(v => (float)v).ToArray();
-                            Gemm.Multiply<float>(tA, tB, m, n, k, a.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray(), gf, acc);
+                            Gemm.Multiply<float>(context, tA, tB, m, n, k, a.Select(v => (float)v).ToArray(), b.Select(v => (float)v).ToArray(), gf, acc);
                             for (int i = 0; i < gf.Length; i++) Assert.Equal(want[i], gf[i], 2e-5 * Math.Sqrt(k));
                         }
                     }
@@ -272,7 +252,7 @@ public class GemmTests
     [Fact]
     public void NonFiniteValuesInNonZeroStepsPropagate()
     {
-        With(GemmPath.Auto, 1, () =>
+        With(GemmPath.Auto, 1, context =>
         {
             int m = 16, n = 64, k = 40;
             var a = new float[m * k];
@@ -280,7 +260,7 @@ public class GemmTests
             a[3 * k + 5] = float.NaN;   // row 3, depth 5: the only non-zero in its step
             a[10 * k + 7] = float.PositiveInfinity;
             var c = new float[m * n];
-            Gemm.Multiply<float>(false, false, m, n, k, a, b, c, false);
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false);
             Assert.All(Enumerable.Range(0, n), j => Assert.True(float.IsNaN(c[3 * n + j])));
             Assert.All(Enumerable.Range(0, n), j => Assert.True(float.IsPositiveInfinity(c[10 * n + j])));
             Assert.Equal(0f, c[0]);
@@ -300,18 +280,17 @@ public class GemmTests
         var rng = new Random(m + n + k);
         var a = Enumerable.Range(0, m * k).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var b = Enumerable.Range(0, k * n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        With(GemmPath.Auto, 2, () =>
+        using var one = Context(GemmPath.Auto, 1);
+        With(GemmPath.Auto, 2, context =>
         {
             foreach (bool tA in new[] { false, true })
             {
                 var byRows = new float[m * n];
                 var byDefault = new float[m * n];
                 var serial = new float[m * n];
-                Gemm.Multiply<float>(tA, false, m, n, k, a, b, byRows, false, rowSplit: true);
-                Gemm.Multiply<float>(tA, false, m, n, k, a, b, byDefault, false);
-                KernelThreads.Count = 1;
-                Gemm.Multiply<float>(tA, false, m, n, k, a, b, serial, false);
-                KernelThreads.Count = 2;
+                Gemm.Multiply<float>(context, tA, false, m, n, k, a, b, byRows, false, rowSplit: true);
+                Gemm.Multiply<float>(context, tA, false, m, n, k, a, b, byDefault, false);
+                Gemm.Multiply<float>(one, tA, false, m, n, k, a, b, serial, false);
                 Assert.Equal(serial, byRows);
                 Assert.Equal(serial, byDefault);
             }
@@ -325,7 +304,7 @@ public class GemmTests
     [Fact]
     public void ConcurrentCallersGetTheirOwnProducts()
     {
-        With(GemmPath.Auto, 2, () =>
+        With(GemmPath.Auto, 2, context =>
         {
             void Caller(int seed)
             {
@@ -339,7 +318,7 @@ public class GemmTests
                 for (int r = 0; r < 20000; r++)
                 {
                     Array.Clear(c);
-                    Gemm.Multiply<double>(false, false, m, n, k, a, b, c, false);
+                    Gemm.Multiply<double>(context, false, false, m, n, k, a, b, c, false);
                     for (int i = 0; i < c.Length; i++)
                         if (Math.Abs(c[i] - want[i]) > 1e-12 * k) Assert.Fail($"caller {seed}, round {r}: C[{i}] = {c[i]}, want {want[i]}");
                 }
@@ -359,7 +338,7 @@ public class GemmTests
         var shapes = new[] { (96, 80, 100), (64, 128, 300), (32, 40, 200), (40, 10, 100), (1, 2, 2), (13, 17, 19) };
         var data = shapes.Select(s => (new float[s.Item1 * s.Item3], new float[s.Item3 * s.Item2], new float[s.Item1 * s.Item2],
             new double[s.Item1 * s.Item3], new double[s.Item3 * s.Item2], new double[s.Item1 * s.Item2])).ToArray();
-        With(GemmPath.Auto, threads, () =>
+        With(GemmPath.Auto, threads, context =>
         {
             void All()
             {
@@ -369,8 +348,8 @@ public class GemmTests
                     var (af, bf, cf, ad, bd, cd) = data[i];
                     for (int form = 0; form < 4; form++)
                     {
-                        Gemm.Multiply<float>((form & 1) != 0, (form & 2) != 0, m, n, k, af, bf, cf, form == 3);
-                        Gemm.Multiply<double>((form & 1) != 0, (form & 2) != 0, m, n, k, ad, bd, cd, form == 2);
+                        Gemm.Multiply<float>(context, (form & 1) != 0, (form & 2) != 0, m, n, k, af, bf, cf, form == 3);
+                        Gemm.Multiply<double>(context, (form & 1) != 0, (form & 2) != 0, m, n, k, ad, bd, cd, form == 2);
                     }
                 }
             }
@@ -378,17 +357,10 @@ public class GemmTests
             // Neither the caller nor the pool's worker threads may allocate. (A process-wide count would also
             // see other tests running in parallel and background JIT compiles.)
             long mine = GC.GetAllocatedBytesForCurrentThread();
-            long workers = WorkerPool.AllocatedBytesForCurrentThread;
+            long workers = context.WorkerAllocatedBytesForCurrentThread;
             for (int r = 0; r < 3; r++) All();
             Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - mine);
-            Assert.Equal(0, WorkerPool.AllocatedBytesForCurrentThread - workers);
+            Assert.Equal(0, context.WorkerAllocatedBytesForCurrentThread - workers);
         });
     }
-}
-
-/// <summary>Gemm tests change process-wide settings (forced path, thread count): they must not run in parallel with each other.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public class GemmCollection
-{
-    public const string Name = "Gemm (process-wide settings)";
 }

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Backprop.Kernels;
 using Backprop.Training;
 
 namespace Backprop.Cli.Commands;
@@ -32,7 +33,8 @@ public static class BenchCommands
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
-            var res = TrainBenchmark.Run(sizes, b, s, t, profile: prof, optimizer: r.GetValue(optimizer)!);
+            using var context = new ComputeContext(t);
+            var res = TrainBenchmark.Run(sizes, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             if (!r.GetValue(json))
@@ -68,9 +70,10 @@ public static class BenchCommands
             if (mm <= 0 || nn <= 0 || kk <= 0) throw new UsageException("--m, --n and --k must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
-            double gflops = Backprop.Kernels.GemmBenchmark.Run(mm, nn, kk, t, r.GetValue(dtype) == "float64", ta, tb);
+            using var context = new ComputeContext(t);
+            double gflops = GemmBenchmark.Run(mm, nn, kk, r.GetValue(dtype) == "float64", ta, tb, context: context);
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
-            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {(t == 0 ? Environment.ProcessorCount : t)} threads: {gflops:F1} GFLOPS");
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS");
             Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
             return 0;
         });

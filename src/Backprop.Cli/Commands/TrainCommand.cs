@@ -112,7 +112,7 @@ public static class TrainCommand
         Cli.CheckpointHint = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
         var o = a.Options;
         int[]? sizes = a.Layers is null ? null : ParseLayers(a.Layers);
-        KernelThreads.Count = a.Threads;
+        using var context = new ComputeContext(a.Threads);
 
         var data = DataLoading.Prepare(a.Data, a.Label, o.Seed);
         if (data.Train.Count == 0 || data.Test.Count == 0)
@@ -129,7 +129,7 @@ public static class TrainCommand
         var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init));
         if (ck is not null && !ModelFile.ArchitectureOf(net).Sizes.SequenceEqual(sizes))
             throw new UsageException($"--resume {a.Resume}: the checkpoint's layers are {string.Join(",", ModelFile.ArchitectureOf(net).Sizes)}, not {string.Join(",", sizes)}");
-        var trainer = new Trainer<T>(net, o) { CollectDiagnostics = a.Diagnostics };
+        var trainer = new Trainer<T>(net, o, context) { CollectDiagnostics = a.Diagnostics };
         var health = new List<LayerHealth[]>();
         int startEpoch = 1;
         var history = new List<EpochResult>();
@@ -159,7 +159,7 @@ public static class TrainCommand
         if (!a.Quiet)
         {
             Console.WriteLine($"training {string.Join("-", sizes)} {a.Activation} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
-                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {typeof(T).Name.ToLowerInvariant().Replace("single", "float32").Replace("double", "float64")}, {KernelThreads.Count} threads");
+                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {typeof(T).Name.ToLowerInvariant().Replace("single", "float32").Replace("double", "float64")}, {context.Threads} threads");
             Console.WriteLine($"{"epoch",5} {"train loss",11} {"train acc",9} {"val loss",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
         }
 

@@ -8,6 +8,9 @@ namespace Backprop;
 /// </summary>
 public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>What this op's kernels run on: the context of the tape that recorded it (set by <see cref="Tape{T}.Record"/>).</summary>
+    public Kernels.ComputeContext Context { get; internal set; } = Kernels.ComputeContext.Default;
+
     /// <summary>A short name, e.g. "matmul".</summary>
     public abstract string Name { get; }
 

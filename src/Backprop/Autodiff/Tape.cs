@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Kernels;
 
 namespace Backprop;
 
@@ -9,9 +10,23 @@ public delegate void OpProfiler<T>(Var<T> node, bool forward, long ticks, Var<T>
 /// Records ops in execution order for reverse-mode differentiation. A recorded tape can be replayed:
 /// <see cref="Forward"/> recomputes every value in place from the current leaf values and <see cref="Backward"/>
 /// reuses every gradient buffer, so a training step on a recorded tape allocates nothing.
+/// The recorded ops run their kernels on the tape's <see cref="Context"/>.
 /// </summary>
 public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>A tape whose ops run on <see cref="ComputeContext.Default"/>.</summary>
+    public Tape() : this(ComputeContext.Default) { }
+
+    /// <summary>A tape whose ops run on <paramref name="context"/>.</summary>
+    public Tape(ComputeContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        Context = context;
+    }
+
+    /// <summary>What the recorded ops' kernels run on: threads, worker pool, kernel family and tuning.</summary>
+    public ComputeContext Context { get; }
+
     private readonly List<Var<T>> _nodes = [];
     private readonly List<Var<T>> _leaves = [];
     private readonly HashSet<Var<T>> _leafSet = new(ReferenceEqualityComparer.Instance);
@@ -35,6 +50,8 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Runs <paramref name="op"/> on <paramref name="inputs"/> now and records it.</summary>
     public Var<T> Record(Op<T> op, params Var<T>[] inputs)
     {
+        // An op runs where the tape that records it runs, on its first run here and on every replay.
+        op.Context = Context;
         var shape = op.OutputShape(inputs);
         var output = new Tensor<T>(shape);
         op.Forward(inputs, output);

@@ -137,9 +137,9 @@ public sealed class BatchLoader
         return true;
     }
 
-    /// <summary>Copies the current batch's feature rows from the data set into <paramref name="destination"/>, converting to T.</summary>
-    public void GatherX<T>(Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Kernels.RowGather.Gather(_features, FeatureCount, CurrentIndices, destination);
+    /// <summary>Copies the current batch's feature rows from the data set into <paramref name="destination"/>, converting to T, on <paramref name="context"/>'s threads (null: the default).</summary>
+    public void GatherX<T>(Span<T> destination, Kernels.ComputeContext? context = null) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Kernels.RowGather.Gather(context ?? Kernels.ComputeContext.Default, _features, FeatureCount, CurrentIndices, destination);
 
     /// <summary>Starts <paramref name="epoch"/> and yields the batch index as each batch is loaded into the buffers.</summary>
     public IEnumerable<int> Batches(int epoch)

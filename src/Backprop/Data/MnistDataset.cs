@@ -10,7 +10,7 @@ namespace Backprop.Data;
 public sealed class MnistDataset
 {
     public const int ClassCount = 10;
-    public static readonly string[] LabelNames = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    public static string[] LabelNames => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];   // a fresh array: a shared one could be written by any caller
 
     private MnistDataset(LabeledData train, LabeledData test, int rows, int cols)
     {

@@ -189,7 +189,7 @@ public static class DerivationRenderer
         return sb.Append("\\end{bmatrix}").ToString();
     }
 
-    private static readonly (string From, string To)[] LatexWords =
+    private static readonly System.Collections.Immutable.ImmutableArray<(string From, string To)> LatexWords =
     [
         ("softmax", "\\operatorname{softmax}"), ("onehot", "\\operatorname{onehot}"), ("diag", "\\operatorname{diag}"),
         ("lrelu", "\\operatorname{lrelu}"), ("relu", "\\operatorname{relu}"), ("softplus", "\\operatorname{softplus}"),

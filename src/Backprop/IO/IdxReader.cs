@@ -38,7 +38,7 @@ public static class IdxReader
     public const int ImagesMagic = 0x00000803;
     public const int LabelsMagic = 0x00000801;
 
-    private static readonly float[] ByteToUnit = BuildTable();
+    private static readonly System.Collections.Immutable.ImmutableArray<float> ByteToUnit = [.. BuildTable()];
 
     private static float[] BuildTable()
     {

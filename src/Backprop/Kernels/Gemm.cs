@@ -2,7 +2,6 @@ using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
 
@@ -17,16 +16,6 @@ public interface IGemmBlockFinish
     void Finish(int i0, int i1, int j0, int j1);
 }
 
-/// <summary>Which micro-kernel family <see cref="Gemm"/> uses.</summary>
-internal enum GemmPath
-{
-    /// <summary>The best the CPU supports: AVX-512, else AVX2+FMA, else portable.</summary>
-    Auto,
-    Avx512,
-    Avx2,
-    Portable,
-}
-
 /// <summary>
 /// General matrix product on row-major, contiguous operands:
 /// C[m×n] = op(A)·op(B) (or C += … when <c>accumulate</c>), where op(A) is m×k and op(B) is k×n.
@@ -36,57 +25,42 @@ internal enum GemmPath
 /// <remarks>
 /// BLIS-style: panels of A and B are packed into reusable per-thread buffers and a register-tiled micro-kernel
 /// (AVX-512 8×2 vectors, AVX2 6×2 vectors, or portable Vector&lt;T&gt; 4×2; written by tools/gen_microkernels.py) runs over cache blocks kc/mc/nc.
-/// Large products split C across a persistent worker pool (<see cref="KernelThreads.Count"/> threads).
+/// Large products split C across the worker pool of the <see cref="ComputeContext"/> they are given (its
+/// <see cref="ComputeContext.Threads"/>), which also chooses the micro-kernel family and the blocking.
 /// After warm-up a call allocates nothing.
 /// </remarks>
 public static class Gemm
 {
-    /// <summary>Forces a kernel family (tests). <see cref="GemmPath.Auto"/> picks the best supported.</summary>
-    internal static GemmPath ForcePath { get; set; } = GemmPath.Auto;
-
-    /// <summary>Products with at most this many multiply-adds use the plain loop.</summary>
-    internal static long TinyMacs = 512;
-
-    /// <summary>A·Bᵀ with at most this many output columns runs as in-place dot products (no packing).</summary>
-    internal static int NarrowDotMaxN = 16;
-
-    /// <summary>Minimum multiply-adds per thread before work is split across the pool.</summary>
-    internal static long MinMacsPerThread = 1L << 19;
-
-    /// <summary>The path <see cref="GemmPath.Auto"/> resolves to on this CPU.</summary>
-    internal static GemmPath BestPath =>
-        Avx512F.IsSupported ? GemmPath.Avx512 :
-        Fma.IsSupported && Avx2.IsSupported ? GemmPath.Avx2 : GemmPath.Portable;
-
-    internal static GemmPath EffectivePath => ForcePath == GemmPath.Auto ? BestPath : ForcePath;
-
+    /// <param name="context">What the product runs on: its threads, micro-kernel family and blocking.</param>
     /// <param name="rowSplit">
     /// When the product is split across threads, give each thread a block of C's rows (rather than the cheaper-to-pack
     /// split): for an output whose consumer then works on contiguous row blocks with the same threads, as the
     /// optimizer does with a weight gradient, so each thread finds its block in its own cache.
     /// </param>
     /// <param name="finish">Called once for each finished block of C, on the thread that computed it (see <see cref="IGemmBlockFinish"/>).</param>
-    public static void Multiply<T>(bool transA, bool transB, int m, int n, int k,
+    public static void Multiply<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, bool rowSplit = false, IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ArgumentNullException.ThrowIfNull(context);
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
         if (a.Length < (long)m * k) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{k}");
         if (b.Length < (long)k * n) throw new ArgumentException($"B holds {b.Length} values, needs {k}×{n}");
         if (c.Length < (long)m * n) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{n}");
-        Multiply(transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate, rowSplit, finish);
+        Multiply(context, transA, transB, m, n, k, a, Math.Max(1, transA ? m : k), b, Math.Max(1, transB ? k : n), c, n, accumulate, rowSplit, finish);
     }
 
     /// <summary>
-    /// As <see cref="Multiply{T}(bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool)"/>, with
+    /// As <see cref="Multiply{T}(ComputeContext, bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool, bool, IGemmBlockFinish?)"/>, with
     /// leading dimensions (row strides, in elements) for strided sub-matrices: A's stored rows are <paramref name="lda"/>
     /// apart (A stored m×k, or k×m with <paramref name="transA"/>), B's <paramref name="ldb"/> (k×n, or n×k), C's <paramref name="ldc"/>.
     /// </summary>
-    public static unsafe void Multiply<T>(bool transA, bool transB, int m, int n, int k,
+    public static unsafe void Multiply<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<T> a, int lda, ReadOnlySpan<T> b, int ldb, Span<T> c, int ldc, bool accumulate, bool rowSplit = false,
         IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ArgumentNullException.ThrowIfNull(context);
         if (m < 0 || n < 0 || k < 0) throw new ArgumentOutOfRangeException(nameof(m), "dimensions must be non-negative");
         if (m == 0 || n == 0) return;
         int aRows = transA ? k : m, aCols = transA ? m : k;
@@ -101,24 +75,24 @@ public static class Gemm
         fixed (T* pb = b)
         fixed (T* pc = c)
         {
-            Run(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, KernelThreads.Count, rowSplit, finish);
+            Run(context, transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, rowSplit, finish);
         }
     }
 
     /// <summary>The pointer-level entry: validates nothing.</summary>
-    internal static unsafe void Run<T>(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit = false,
+    internal static unsafe void Run<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit = false,
         IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
-        if (!RunUnfinished(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, threads, rowSplit, finish))
+        if (!RunUnfinished(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish))
             finish?.Finish(0, m, 0, n);
     }
 
     /// <summary>The product; true when the threaded path already finished every block.</summary>
-    private static unsafe bool RunUnfinished<T>(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int threads, bool rowSplit, IGemmBlockFinish? finish)
+    private static unsafe bool RunUnfinished<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (k == 0)
@@ -127,32 +101,33 @@ public static class Gemm
                 for (int i = 0; i < m; i++) new Span<T>(c + i * ldc, n).Clear();
             return false;
         }
+        var tuning = context.Tuning;
         long macs = (long)m * n * k;
-        if (macs <= TinyMacs)
+        if (macs <= tuning.TinyMacs)
         {
             Tiny(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             return false;
         }
-        var path = EffectivePath;
-        if (!transA && transB && n <= NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated
+        if (!transA && transB && n <= tuning.NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated
             && (typeof(T) == typeof(float) || typeof(T) == typeof(double)))
         {
             GemmSmall.DotNT(m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             return false;
         }
-        int parts = (int)Math.Clamp(macs / MinMacsPerThread, 1, Math.Max(1, threads));
+        int parts = (int)Math.Clamp(macs / tuning.MinMacsPerThread, 1, context.Threads);
         if (parts > 1)
         {
-            var job = GemmJob<T>.Instance;
-            if (job.Prepare(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish, parts, out int actual)
-                && actual > 1 && WorkerPool.Shared.TryRun(job, actual))
+            var job = context.Scratch.GemmJob<T>(context);
+            if (job.Prepare(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish, parts, out int actual)
+                && actual > 1 && context.Pool.TryRun(job, actual))
                 return true;
         }
-        Serial(path, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+        Serial(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         return false;
     }
 
-    internal static unsafe void Serial<T>(GemmPath path, bool transA, bool transB, int m, int n, int k,
+    /// <summary>The product on the calling thread, with the context's kernels, blocking and (this thread's) scratch.</summary>
+    internal static unsafe void Serial<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
         T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -161,16 +136,18 @@ public static class Gemm
             Tiny(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
             return;
         }
-        switch (path)
+        var tuning = context.Tuning;
+        var scratch = context.Scratch;
+        switch (context.GemmPath)
         {
             case GemmPath.Avx512:
-                GemmBlocked<T, Avx512Kernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                GemmBlocked<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             case GemmPath.Avx2:
-                GemmBlocked<T, Avx2Kernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                GemmBlocked<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             default:
-                GemmBlocked<T, PortableKernel<T>>.Run(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                GemmBlocked<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
         }
     }
@@ -226,14 +203,9 @@ public static class Gemm
 }
 
 /// <summary>One multithreaded product: C split by rows or columns into parts, one per thread.</summary>
-internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+/// <remarks>One per calling thread and context (see <see cref="KernelScratch"/>), run by that context's pool.</remarks>
+internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
 {
-    // One per calling thread: a job's fields are set before the pool is claimed, so a shared instance could be
-    // overwritten by a second thread while the first one's workers read it.
-    [ThreadStatic] private static GemmJob<T>? t_instance;
-    public static GemmJob<T> Instance => t_instance ??= new();
-
-    private GemmPath _path;
     private bool _transA, _transB, _accumulate, _splitN;
     private int _m, _n, _k, _units, _unit, _chunks;
     private long _claimed;
@@ -242,10 +214,10 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
     private nint _lda, _ldb, _ldc;
 
     /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
-    public bool Prepare(GemmPath path, bool transA, bool transB, int m, int n, int k,
+    public bool Prepare(bool transA, bool transB, int m, int n, int k,
         T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish, int parts, out int actual)
     {
-        var (mr, nr) = Gemm.Tile<T>(path);
+        var (mr, nr) = Gemm.Tile<T>(context.GemmPath);
         int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
         // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one,
         // unless the caller asks for row blocks of C (whose next reader works on row blocks, on the same threads).
@@ -253,18 +225,15 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         int units = splitN ? unitsN : unitsM;
         actual = Math.Min(parts, units);
         if (actual < 2) return false;
-        _path = path; _transA = transA; _transB = transB; _accumulate = accumulate;
+        _transA = transA; _transB = transB; _accumulate = accumulate;
         _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
         _splitN = splitN; _units = units; _unit = splitN ? nr : mr; _finish = finish;
         // Chunks are taken dynamically: when a worker starts late (its core is busy) the caller takes its chunk too.
         // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
-        _chunks = Math.Min(Math.Min(units, actual * ChunksPerThread), 64);
+        _chunks = Math.Min(Math.Min(units, actual * context.Tuning.ChunksPerThread), 64);
         _claimed = 0;
         return true;
     }
-
-    /// <summary>Chunks per participating thread (1 measured best on this 2-core Zen 4 under load).</summary>
-    internal static int ChunksPerThread = 1;
 
     public override void Execute(int part, int parts)
     {
@@ -285,7 +254,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
-            Gemm.Serial(_path, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
+            Gemm.Serial(context, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
             _finish?.Finish(0, _m, j0, j1);
         }
         else
@@ -293,20 +262,8 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
-            Gemm.Serial(_path, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
+            Gemm.Serial(context, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
             _finish?.Finish(i0, i1, 0, _n);
         }
-    }
-}
-
-/// <summary>The number of worker threads the kernels may use (default: all cores).</summary>
-public static class KernelThreads
-{
-    private static int _count = Environment.ProcessorCount;
-
-    public static int Count
-    {
-        get => _count;
-        set => _count = value <= 0 ? Environment.ProcessorCount : value;
     }
 }

@@ -3,23 +3,24 @@ using System.Numerics;
 
 namespace Backprop.Kernels;
 
-/// <summary>Measures <see cref="Gemm.Multiply{T}(bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool)"/> throughput.</summary>
+/// <summary>Measures <see cref="Gemm.Multiply{T}(ComputeContext, bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool, bool, IGemmBlockFinish?)"/> throughput.</summary>
 public static class GemmBenchmark
 {
     /// <summary>
     /// GFLOPS (2·m·n·k per product) of C = op(A)·op(B) on random data: warms up, then returns the best of
     /// <paramref name="reps"/> timed repetitions, each looping enough products to last about <paramref name="repSeconds"/>.
-    /// <see cref="KernelThreads.Count"/> is set to <paramref name="threads"/> for the run (0: all cores) and restored afterwards.
+    /// The products run on <paramref name="context"/> (null: <see cref="ComputeContext.Default"/>): its threads, kernels and tuning.
     /// </summary>
-    public static double Run(int m, int n, int k, int threads, bool float64,
-        bool transA = false, bool transB = false, int reps = 7, double repSeconds = 0.1)
+    public static double Run(int m, int n, int k, bool float64, bool transA = false, bool transB = false,
+        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null)
         => float64
-            ? Run<double>(m, n, k, threads, transA, transB, reps, repSeconds)
-            : Run<float>(m, n, k, threads, transA, transB, reps, repSeconds);
+            ? Run<double>(m, n, k, transA, transB, reps, repSeconds, context)
+            : Run<float>(m, n, k, transA, transB, reps, repSeconds, context);
 
-    public static double Run<T>(int m, int n, int k, int threads, bool transA = false, bool transB = false,
-        int reps = 7, double repSeconds = 0.1) where T : unmanaged, IFloatingPointIeee754<T>
+    public static double Run<T>(int m, int n, int k, bool transA = false, bool transB = false,
+        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        context ??= ComputeContext.Default;
         ArgumentOutOfRangeException.ThrowIfLessThan(m, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
@@ -30,42 +31,32 @@ public static class GemmBenchmark
         var c = new T[(long)m * n];
         for (int i = 0; i < a.Length; i++) a[i] = T.CreateChecked(rng.NextDouble() * 2 - 1);
         for (int i = 0; i < b.Length; i++) b[i] = T.CreateChecked(rng.NextDouble() * 2 - 1);
-
-        int saved = KernelThreads.Count;
-        KernelThreads.Count = threads;
-        try
+        double flops = 2.0 * m * n * k;
+        // Warm-up: tiers the JIT up, grows packing buffers, starts the workers; also sizes the inner loop.
+        long inner = 1;
+        var sw = Stopwatch.StartNew();
+        while (true)
         {
-            double flops = 2.0 * m * n * k;
-            // Warm-up: tiers the JIT up, grows packing buffers, starts the workers; also sizes the inner loop.
-            long inner = 1;
-            var sw = Stopwatch.StartNew();
-            while (true)
+            sw.Restart();
+            for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+            double s = sw.Elapsed.TotalSeconds;
+            if (s >= repSeconds / 2 || inner >= 1L << 30)
             {
-                sw.Restart();
-                for (long r = 0; r < inner; r++) Gemm.Multiply<T>(transA, transB, m, n, k, a, b, c, false);
-                double s = sw.Elapsed.TotalSeconds;
-                if (s >= repSeconds / 2 || inner >= 1L << 30)
-                {
-                    inner = Math.Max(1, (long)(inner * repSeconds / Math.Max(s, 1e-9)));
-                    break;
-                }
-                inner *= 4;
+                inner = Math.Max(1, (long)(inner * repSeconds / Math.Max(s, 1e-9)));
+                break;
             }
-            for (long r = 0; r < inner; r++) Gemm.Multiply<T>(transA, transB, m, n, k, a, b, c, false);
+            inner *= 4;
+        }
+        for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
 
-            double best = 0;
-            for (int rep = 0; rep < reps; rep++)
-            {
-                long t0 = Stopwatch.GetTimestamp();
-                for (long r = 0; r < inner; r++) Gemm.Multiply<T>(transA, transB, m, n, k, a, b, c, false);
-                double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
-                best = Math.Max(best, flops * inner / s / 1e9);
-            }
-            return best;
-        }
-        finally
+        double best = 0;
+        for (int rep = 0; rep < reps; rep++)
         {
-            KernelThreads.Count = saved;
+            long t0 = Stopwatch.GetTimestamp();
+            for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+            double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
+            best = Math.Max(best, flops * inner / s / 1e9);
         }
+        return best;
     }
 }

@@ -29,92 +29,36 @@ internal unsafe interface IMicroKernel<T> where T : unmanaged
     static abstract void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load);
 }
 
-/// <summary>Per-thread packing buffers, 64-byte aligned, pinned, grown only when a larger one is needed.</summary>
-internal static unsafe class GemmBuffers<T> where T : unmanaged
-{
-    [ThreadStatic] private static T[]? _a;
-    [ThreadStatic] private static T* _aPtr;
-    [ThreadStatic] private static T[]? _b;
-    [ThreadStatic] private static T* _bPtr;
-    [ThreadStatic] private static int[]? _ksA;
-    [ThreadStatic] private static int* _ksAPtr;
-    [ThreadStatic] private static int[]? _ksB;
-    [ThreadStatic] private static int* _ksBPtr;
-
-    public static T* A(long length) => Get(ref _a, ref _aPtr, length);
-    public static T* B(long length) => Get(ref _b, ref _bPtr, length);
-    /// <summary>Lists of non-zero depth steps, one list of up to kc entries per packed micro-panel of A.</summary>
-    public static int* StepsA(long length) => GemmBuffers<int>.Get(ref _ksA, ref _ksAPtr, length);
-    /// <summary>Lists of non-zero depth steps, one per packed panel of B.</summary>
-    public static int* StepsB(long length) => GemmBuffers<int>.Get(ref _ksB, ref _ksBPtr, length);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal static T* Get(ref T[]? array, ref T* ptr, long length)
-    {
-        long pad = 64 / sizeof(T);
-        if (array == null || array.Length < length + pad) return Grow(ref array, ref ptr, length + pad);
-        return ptr;
-    }
-
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    private static T* Grow(ref T[]? array, ref T* ptr, long length)
-    {
-        if (length > Array.MaxLength) throw new OutOfMemoryException("GEMM packing buffer too large");
-        array = GC.AllocateUninitializedArray<T>((int)length, pinned: true);
-        nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
-        ptr = (T*)((p + 63) & ~(nint)63);
-        return ptr;
-    }
-}
-
-/// <summary>Cache-blocking parameters (elements), set per element size and kernel.</summary>
-internal static class GemmBlocking
-{
-    /// <summary>Depth of a packed panel: the kc×NR B micro-panel lives in L1.</summary>
-    /// <remarks>
-    /// A deep kc (512 for float 8×32) means C tiles are loaded and stored less often; the A block stays small so it
-    /// stays in L2 next to B. On this Zen 4 (32 KiB L1d, 1 MiB L2) kc = 256…784 measured within 2% on the training
-    /// shapes, and 512 was best at n = 1024 among 256/384/512.
-    /// </remarks>
-    public static int KcBytes = 512 * 4 * 32;   // kc * NR * sizeof(T) budget
-    /// <summary>The mc×kc packed A block lives in L2.</summary>
-    public static int McBytes = 192 * 1024;
-    /// <summary>The kc×nc packed B block lives in L3.</summary>
-    public static int Nc = 4096;
-    /// <summary>Below this many rows B is read in place (not packed) when it is not transposed.</summary>
-    public static int DirectBMaxRows = 48;
-}
-
 /// <summary>The BLIS-style blocked product with one micro-kernel (single-threaded; threads split C before calling it).</summary>
 internal static unsafe class GemmBlocked<T, K>
     where T : unmanaged, IFloatingPointIeee754<T>
     where K : struct, IMicroKernel<T>
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Run(bool transA, bool transB, int m, int n, int k,
+    public static void Run(KernelTuning tuning, KernelScratch scratch, bool transA, bool transB, int m, int n, int k,
         T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
     {
         int MR = K.MR, NR = K.NR;
-        int KC = Math.Max(16, GemmBlocking.KcBytes / (NR * sizeof(T)) & ~7);
-        int MC = Math.Max(MR, GemmBlocking.McBytes / (KC * sizeof(T)) / MR * MR);
-        int NC = Math.Max(NR, GemmBlocking.Nc / NR * NR);
+        int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);
+        int MC = Math.Max(MR, tuning.McBytes / (KC * sizeof(T)) / MR * MR);
+        int NC = Math.Max(NR, tuning.Nc / NR * NR);
 
         // Balance the depth blocks (k = 784 runs as 2 × 392, not 512 + 272).
         KC = Math.Min(KC, (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC) + 7 & ~7);
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        bool directB = !transB && m <= GemmBlocking.DirectBMaxRows;
-        T* bufA = GemmBuffers<T>.A((long)mcMax * kcMax);
-        T* bufB = GemmBuffers<T>.B(directB ? (long)NR * kcMax : (long)ncMax * kcMax);
+        bool directB = !transB && m <= tuning.DirectBMaxRows;
+        T* bufA = scratch.PackedA<T>((long)mcMax * kcMax);
+        T* bufB = scratch.PackedB<T>(directB ? (long)NR * kcMax : (long)ncMax * kcMax);
         T* tile = stackalloc T[MR * NR];
         // Zero skipping: each packed panel lists its depth steps that are not all zeros (a batch of images has
         // blank borders, ReLU outputs are half zeros); a tile then runs only the steps of the shorter list. The
         // skipped products are exact zeros, so the result is the same (up to the sign of a zero, and except that
         // 0·∞ = NaN from the other operand is not formed).
         int panelsA = mcMax / MR, panelsB = directB ? 0 : ncMax / NR;
-        int* stepsA = GemmBuffers<T>.StepsA((long)panelsA * kcMax);
-        int* stepsB = directB ? null : GemmBuffers<T>.StepsB((long)panelsB * kcMax);
+        int* stepsA = scratch.StepsA((long)panelsA * kcMax);
+        int* stepsB = directB ? null : scratch.StepsB((long)panelsB * kcMax);
         int* countA = stackalloc int[panelsA];
         int* countB = stackalloc int[Math.Max(1, panelsB)];
 
@@ -312,6 +256,7 @@ internal static unsafe class GemmBlocked<T, K>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PackTransposed(T* src, nint ld, int rows, int kc, T* dst, int width)
     {
-        GemmPack.Transpose(src, ld, rows, kc, dst, width);
+        // The portable family packs without AVX too, so that forcing it tests code that runs on any CPU.
+        GemmPack.Transpose(src, ld, rows, kc, dst, width, vectorized: typeof(K) != typeof(PortableKernel<T>));
     }
 }

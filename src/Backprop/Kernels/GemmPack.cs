@@ -8,12 +8,12 @@ namespace Backprop.Kernels;
 internal static unsafe class GemmPack
 {
     /// <summary>dst[p*width + r] = src[r*ld + p] for r &lt; rows, p &lt; kc.</summary>
-    /// <remarks>With AVX (and unless the portable path is forced), 8×8 float / 4×4 double blocks are transposed in registers.</remarks>
+    /// <remarks>With AVX and <paramref name="vectorized"/>, 8×8 float / 4×4 double blocks are transposed in registers.</remarks>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Transpose<T>(T* src, nint ld, int rows, int kc, T* dst, int width) where T : unmanaged
+    public static void Transpose<T>(T* src, nint ld, int rows, int kc, T* dst, int width, bool vectorized) where T : unmanaged
     {
         int r = 0;
-        if (Avx.IsSupported && Gemm.EffectivePath != GemmPath.Portable)
+        if (Avx.IsSupported && vectorized)
         {
             if (typeof(T) == typeof(float))
             {

@@ -10,17 +10,15 @@ namespace Backprop.Kernels;
 /// Measured on the MNIST run (2 cores): gathering a 128×784 batch into a staging buffer and then copying it into the
 /// network's input cost ~250 µs a step, 12% of it. The rows come from DRAM, and the input's cache lines were last
 /// read by both cores' GEMM packing, so each first write waits on another core. One gather straight into the input,
-/// split across the kernel threads, overlaps those waits.
+/// split across the context's threads, overlaps those waits.
 /// </remarks>
 internal static unsafe class RowGather
 {
-    /// <summary>Below this many values per thread the gather runs on the caller alone.</summary>
-    internal static int MinValuesPerThread = 1 << 14;
-
-    /// <summary>destination[k·d .. (k+1)·d) = source[rows[k]·d .. (rows[k]+1)·d) for each k.</summary>
-    public static void Gather<T>(ReadOnlySpan<float> source, int d, ReadOnlySpan<int> rows, Span<T> destination)
+    /// <summary>destination[k·d .. (k+1)·d) = source[rows[k]·d .. (rows[k]+1)·d) for each k, split across the context's threads.</summary>
+    public static void Gather<T>(ComputeContext context, ReadOnlySpan<float> source, int d, ReadOnlySpan<int> rows, Span<T> destination)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        ArgumentNullException.ThrowIfNull(context);
         if (d < 0) throw new ArgumentOutOfRangeException(nameof(d));
         if (destination.Length < (long)rows.Length * d)
             throw new ArgumentException($"the destination holds {destination.Length} values but {rows.Length} rows of {d} need {(long)rows.Length * d}");
@@ -29,16 +27,16 @@ internal static unsafe class RowGather
         foreach (int r in rows)
             if ((uint)r >= sourceRows) throw new ArgumentOutOfRangeException(nameof(rows), $"row {r} is outside the {sourceRows}-row source");
 
-        int parts = (int)Math.Clamp((long)rows.Length * d / MinValuesPerThread, 1, Math.Min(KernelThreads.Count, rows.Length));
+        int parts = (int)Math.Clamp((long)rows.Length * d / context.Tuning.GatherMinValuesPerThread, 1, Math.Min(context.Threads, rows.Length));
         fixed (float* src = source)
         fixed (int* idx = rows)
         fixed (T* dst = destination)
         {
             if (parts > 1)
             {
-                var job = GatherJob<T>.Instance;
+                var job = context.Scratch.GatherJob<T>();
                 job.Set(src, d, idx, rows.Length, dst);
-                if (WorkerPool.Shared.TryRun(job, parts)) return;
+                if (context.Pool.TryRun(job, parts)) return;
             }
             Copy(src, d, idx, 0, rows.Length, dst);
         }
@@ -61,10 +59,9 @@ internal static unsafe class RowGather
             Convert(new ReadOnlySpan<float>(src + (long)rows[k] * d, d), new Span<T>(dst + (long)k * d, d));
     }
 
-    private sealed class GatherJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>One gather split in parts; one per calling thread and context (see <see cref="KernelScratch"/>).</summary>
+    internal sealed class GatherJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
     {
-        [ThreadStatic] private static GatherJob<T>? t_instance;   // per caller, as GemmJob
-        public static GatherJob<T> Instance => t_instance ??= new();
         private float* _src;
         private int _d, _count;
         private int* _rows;

@@ -9,21 +9,21 @@ internal abstract class WorkItem
 }
 
 /// <summary>
-/// A small persistent pool of dedicated worker threads, created once and grown only when more threads are asked for.
+/// A small persistent pool of dedicated worker threads, one per <see cref="ComputeContext"/>, created when first
+/// needed and grown only when more threads are asked for.
 /// <see cref="TryRun"/> runs part 0 on the caller and parts 1.. on workers, and allocates nothing: workers spin
 /// briefly for the next job and then sleep on a semaphore. One job at a time; a caller that finds the pool busy
 /// (a concurrent caller, or a nested call from inside a job) gets <c>false</c> and should run the work itself.
 /// </summary>
-internal sealed class WorkerPool
+internal sealed class WorkerPool : IDisposable
 {
-    public static readonly WorkerPool Shared = new();
-
     /// <summary>How long an idle worker spins for the next job before it sleeps.</summary>
     private static readonly long SpinTicks = Stopwatch.Frequency / 5000; // 200 µs
 
     private readonly object _growLock = new();
     private Worker[] _workers = [];
     private int _busy;
+    private int _disposed;
 
     private int _pending;
     private Exception? _error;
@@ -36,11 +36,15 @@ internal sealed class WorkerPool
         public WorkItem? Job;
         public int Parts;
         public int Seq; // incremented by the dispatcher once Job and Parts are set
+        public volatile bool Stop; // set by Dispose: the worker's thread ends at its next wake-up
+        public Thread? Thread;
     }
 
     public int WorkerCount => _workers.Length;
 
-    [ThreadStatic] private static long t_workerBytes;
+    // Per submitting thread: a one-element array, so that adding to it is a write through the array rather than
+    // a set of ThreadLocal.Value.
+    private readonly ThreadLocal<long[]> _workerBytes = new(() => new long[1]);
     private long _jobAllocated;
 
     /// <summary>
@@ -49,9 +53,9 @@ internal sealed class WorkerPool
     /// Jobs run one at a time, so each worker's allocation during a job is attributed exactly to that job's caller,
     /// whatever other threads submit meanwhile.
     /// </summary>
-    public static long AllocatedBytesForCurrentThread => t_workerBytes;
+    public long AllocatedBytesForCurrentThread => _workerBytes.IsValueCreated ? _workerBytes.Value![0] : 0;   // reading allocates nothing
 
-    /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy.</summary>
+    /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy or disposed.</summary>
     public bool TryRun(WorkItem item, int parts)
     {
         if (parts <= 1)
@@ -62,6 +66,7 @@ internal sealed class WorkerPool
         if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
         try
         {
+            if (Volatile.Read(ref _disposed) != 0) return false;
             EnsureWorkers(parts - 1);
             _error = null;
             Volatile.Write(ref _pending, parts - 1);
@@ -81,7 +86,7 @@ internal sealed class WorkerPool
 
             var sw = new SpinWait();
             while (Volatile.Read(ref _pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
-            t_workerBytes += Interlocked.Exchange(ref _jobAllocated, 0);
+            _workerBytes.Value![0] += Interlocked.Exchange(ref _jobAllocated, 0);
             for (int w = 0; w < parts - 1; w++) workers[w].Job = null;
             var err = mine ?? _error;
             if (err != null) throw new AggregateException("a GEMM worker failed", err);
@@ -106,16 +111,52 @@ internal sealed class WorkerPool
                 var wk = new Worker { Index = i + 1 };
                 grown[i] = wk;
                 var t = new Thread(() => Loop(wk)) { IsBackground = true, Name = $"Backprop.Gemm worker {i + 1}" };
+                wk.Thread = t;
                 t.Start();
             }
             _workers = grown;
         }
     }
 
+    /// <summary>
+    /// Ends the worker threads (each at its next wake-up; a sleeping one is woken). Waits for a running job to finish
+    /// first; later <see cref="TryRun"/> calls return false, so their callers run the work themselves.
+    /// </summary>
+    public void Dispose()
+    {
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) spin.SpinOnce();
+        try
+        {
+            if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+            lock (_growLock)
+            {
+                foreach (var wk in _workers)
+                {
+                    wk.Stop = true;
+                    Interlocked.Increment(ref wk.Seq);
+                    if (Interlocked.Exchange(ref wk.Sleeping, 0) == 1) wk.Wake.Release();
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _busy, 0);
+        }
+    }
+
+    /// <summary>Waits for every worker thread to end (after <see cref="Dispose"/>); false if one is still running after the timeout.</summary>
+    internal bool JoinWorkers(TimeSpan timeout)
+    {
+        foreach (var wk in _workers)
+            if (wk.Thread is { } t && !t.Join(timeout)) return false;
+        return true;
+    }
+
     private void Loop(Worker wk)
     {
         int seen = 0;
-        while (true)
+        while (!wk.Stop)
         {
             // Wait for a new epoch: spin a little, then sleep.
             long start = Stopwatch.GetTimestamp();
@@ -140,7 +181,7 @@ internal sealed class WorkerPool
             }
             seen = Volatile.Read(ref wk.Seq);
             var job = wk.Job;
-            if (job == null) continue;
+            if (job == null || wk.Stop) continue;
             long before = GC.GetAllocatedBytesForCurrentThread();
             try { job.Execute(wk.Index, wk.Parts); }
             catch (Exception e) { _error = e; }

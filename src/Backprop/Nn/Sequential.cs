@@ -49,10 +49,13 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         return new ForwardTrace<T>(x, zs, hs);
     }
 
-    /// <summary>Runs the network on a batch without recording gradients.</summary>
-    public Tensor<T> Predict(Tensor<T> x)
+    /// <summary>
+    /// Runs the network on a batch without recording gradients, on <paramref name="context"/> (null: the default).
+    /// Safe to call from several threads at once: each call records its own tape and reads the parameters only.
+    /// </summary>
+    public Tensor<T> Predict(Tensor<T> x, Kernels.ComputeContext? context = null)
     {
-        var tape = new Tape<T>();
+        var tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         var input = tape.Leaf(x, requiresGrad: false, "x");
         return Forward(input).Output.Value;
     }

@@ -44,7 +44,7 @@ public abstract class Activation<T> where T : unmanaged, IFloatingPointIeee754<T
 
 public static class Activations
 {
-    public static readonly string[] Names =
+    public static readonly System.Collections.Immutable.ImmutableArray<string> Names =
         ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "gelu", "silu", "softmax"];
 
     /// <summary>The activation called <paramref name="name"/>; null if there is none.</summary>

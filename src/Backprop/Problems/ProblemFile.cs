@@ -48,7 +48,7 @@ public sealed record ProblemSpec(
 /// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
 public static class ProblemFile
 {
-    public static readonly string[] LossNames = ["mse", "cross_entropy", "bce_with_logits", "none"];
+    public static readonly System.Collections.Immutable.ImmutableArray<string> LossNames = ["mse", "cross_entropy", "bce_with_logits", "none"];
 
     public static string LossName(LossKind loss) => loss switch
     {

@@ -22,6 +22,9 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public long StepCount { get; set; }
     public abstract string Name { get; }
 
+    /// <summary>What the update runs on (its threads split large models); the trainer that owns the optimizer sets its own.</summary>
+    public ComputeContext Context { get; set; } = ComputeContext.Default;
+
     private ParallelUpdate? _parallel;
     private int _totalElements = -1;
 
@@ -35,8 +38,9 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
         _nonFiniteGradient ??= new bool[Parameters.Count];
         Array.Clear(_nonFiniteGradient);
         if (_totalElements < 0) _totalElements = Parameters.Sum(p => p.Value.Length);
-        int parts = Math.Min(KernelThreads.Count, _totalElements / ParallelUpdate.MinElementsPerPart);
-        if (parts > 1 && WorkerPool.Shared.TryRun(_parallel ??= new ParallelUpdate(this), parts)) return;
+        var context = Context;
+        int parts = Math.Min(context.Threads, _totalElements / ParallelUpdate.MinElementsPerPart);
+        if (parts > 1 && context.Pool.TryRun(_parallel ??= new ParallelUpdate(this), parts)) return;
         for (int i = 0; i < Parameters.Count; i++) Run(i, 0, Parameters[i].Value.Length);
     }
 

@@ -13,43 +13,35 @@ public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMi
 /// </summary>
 public static class TrainBenchmark
 {
-    /// <summary>The least time spent on untimed steps before timing starts.</summary>
-    public static double WarmupSeconds { get; set; } = 0.5;
-
-    public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, int threads, int warmupSteps = 10, int seed = 0,
-        Dictionary<string, double>? profile = null, string optimizer = "sgd")
+    /// <param name="context">What the steps run on (null: <see cref="ComputeContext.Default"/>).</param>
+    /// <param name="warmupSeconds">The least time spent on untimed steps before timing starts (as well as <paramref name="warmupSteps"/>).</param>
+    public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
+        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd")
     {
-        int savedThreads = KernelThreads.Count;
-        KernelThreads.Count = threads;
-        try { return Measure(layers, batch, steps, warmupSteps, seed, profile, optimizer); }
-        finally { KernelThreads.Count = savedThreads; }
-    }
-
-    private static TrainBenchmarkResult Measure(IReadOnlyList<int> layers, int batch, int steps, int warmupSteps, int seed,
-        Dictionary<string, double>? profile, string optimizer)
-    {
+        context ??= ComputeContext.Default;
         var net = Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform);
         var rng = new Random(seed + 1);
         var x = new float[batch * layers[0]];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var y = new int[batch];
         for (int i = 0; i < y.Length; i++) y[i] = rng.Next(layers[^1]);
-        var step = new CompiledStep<float>(net, batch);
+        var step = new CompiledStep<float>(net, batch, context);
         // The workload is SGD with momentum 0.9 at lr 0.01; other optimizers use their usual rates.
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9);
+        opt.Context = context;
         step.Load(x, y);
-        // Warm up for at least WarmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
+        // Warm up for at least warmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
         // optimised code only after a method has run a while, and timing before that measures the JIT, not the step.
         var warm = Stopwatch.StartNew();
-        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < WarmupSeconds; i++) { step.ForwardBackward(); opt.Step(); }
+        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < warmupSeconds; i++) { step.ForwardBackward(); opt.Step(); }
 
-        long workersBefore = WorkerPool.AllocatedBytesForCurrentThread;
+        long workersBefore = context.WorkerAllocatedBytesForCurrentThread;
         long callerBefore = GC.GetAllocatedBytesForCurrentThread();
         long t0 = Stopwatch.GetTimestamp(); // not a Stopwatch object: that would be an allocation inside the measured region
         for (int i = 0; i < steps; i++) { step.ForwardBackward(); opt.Step(); }
         long t1 = Stopwatch.GetTimestamp();
         long callerAfter = GC.GetAllocatedBytesForCurrentThread();
-        long workersAfter = WorkerPool.AllocatedBytesForCurrentThread;
+        long workersAfter = context.WorkerAllocatedBytesForCurrentThread;
         double secs = (double)(t1 - t0) / Stopwatch.Frequency;
         if (profile is not null)
         {

@@ -34,11 +34,11 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccura
 /// </summary>
 public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public CompiledStep(Sequential<T> network, int batchSize)
+    public CompiledStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
     {
         Network = network;
         BatchSize = batchSize;
-        Tape = new Tape<T>();
+        Tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         Input = Tape.Leaf(new Tensor<T>(batchSize, network.Inputs), requiresGrad: false, "x");
         Targets = new ClassTargets(new int[batchSize]);
         Trace = network.Forward(Input);
@@ -63,7 +63,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary>Gathers the loader's current batch straight into the input (see <see cref="BatchLoader.Advance"/>).</summary>
     public void Load(BatchLoader loader)
     {
-        loader.GatherX<T>(Input.Value.Data);
+        loader.GatherX<T>(Input.Value.Span, Tape.Context);
         loader.CurrentY.CopyTo(Targets.Indices);
     }
 
@@ -157,14 +157,18 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly Dictionary<int, CompiledStep<T>> _steps = [];
     private readonly Var<T>[] _parameters;
 
-    public Trainer(Sequential<T> network, TrainOptions options)
+    /// <param name="context">What the steps and the optimizer run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
+    public Trainer(Sequential<T> network, TrainOptions options, Kernels.ComputeContext? context = null)
     {
         Network = network;
         Options = options;
+        Context = context ?? Kernels.ComputeContext.Default;
         _parameters = network.Parameters().ToArray();
         Optimizer = Optimizer<T>.Create(options.Optimizer, _parameters, options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay);
+        Optimizer.Context = Context;
     }
 
+    public Kernels.ComputeContext Context { get; }
     public Sequential<T> Network { get; }
     public TrainOptions Options { get; }
     public Optimizer<T> Optimizer { get; }
@@ -180,7 +184,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     public CompiledStep<T> StepFor(int batchSize)
     {
-        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new CompiledStep<T>(Network, batchSize);
+        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new CompiledStep<T>(Network, batchSize, Context);
         return s;
     }
 
@@ -239,14 +243,14 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>Mean loss and accuracy on a data set, in batches, without touching the parameters.</summary>
-    public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps);
+    public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps, context: Context);
 
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
-        Dictionary<int, CompiledStep<T>>? cache = null, Tensor<T>? outputs = null)
+        Dictionary<int, CompiledStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
         double lossSum = 0;
         long correct = 0;
-        ForEachBatch(network, data, batchSize, cache, data.Labels, outputs, (step, start, n) =>
+        ForEachBatch(network, data, batchSize, cache, data.Labels, outputs, context, (step, start, n) =>
         {
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
             correct += step.CountCorrect(data.Labels.AsSpan(start, n));
@@ -255,10 +259,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones.</summary>
-    public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000)
+    public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000, Kernels.ComputeContext? context = null)
     {
         var outputs = new Tensor<T>(data.Count, network.Outputs);
-        ForEachBatch(network, data, batchSize, null, null, outputs, null);
+        ForEachBatch(network, data, batchSize, null, null, outputs, context, null);
         return outputs;
     }
 
@@ -267,7 +271,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <paramref name="outputs"/> when given. Without <paramref name="labels"/> the loss sees class 0 for every row.
     /// </summary>
     private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, CompiledStep<T>>? cache,
-        int[]? labels, Tensor<T>? outputs, Action<CompiledStep<T>, int, int>? onBatch)
+        int[]? labels, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<CompiledStep<T>, int, int>? onBatch)
     {
         cache ??= [];
         int d = data.FeatureCount, c = network.Outputs;
@@ -275,7 +279,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
-            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n);
+            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n, context);
             step.Load(data.Features.AsSpan(start * d, n * d), labels is null ? zeros.AsSpan(0, n) : labels.AsSpan(start, n));
             step.Tape.Forward();
             if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice(start * c, n * c));

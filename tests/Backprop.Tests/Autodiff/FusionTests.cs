@@ -9,7 +9,6 @@ namespace Backprop.Tests.Autodiff;
 /// dz = dh ⊙ f′(z) per finished block of dh) changes where the work happens, never the numbers.
 /// In the GEMM collection: it sets the global kernel thread count.
 /// </summary>
-[Collection(GemmCollection.Name)]
 public class FusionTests
 {
     public static IEnumerable<object[]> Cases() =>
@@ -75,11 +74,8 @@ public class FusionTests
         // Default: odd sizes, so partial register tiles and uneven thread splits; a 40-wide layer takes the packed
         // path, the 5-wide output the narrow dot-product path.
         sizes ??= [37, 40, 29, 5];
-        int savedThreads = KernelThreads.Count;
-        long savedMin = Gemm.MinMacsPerThread;
-        KernelThreads.Count = threads;
-        Gemm.MinMacsPerThread = threads > 1 ? 1 : savedMin; // split even these small products across threads
-        try
+        // Split even these small products across threads.
+        using var context = new ComputeContext(threads, threads > 1 ? KernelTuning.Default with { MinMacsPerThread = 1 } : null);
         {
             var net = Initializers.Mlp<T>(sizes, activation, seed: 4);
             var rng = new Random(5);
@@ -88,7 +84,7 @@ public class FusionTests
 
             (T[][] numbers, List<string> backwardOps) Run(bool fusion)
             {
-                var step = new CompiledStep<T>(net, batch);
+                var step = new CompiledStep<T>(net, batch, context);
                 step.Tape.Fusion = fusion;
                 var ran = new List<string>();
                 step.Tape.Profiler = (v, forward, _, _) => { if (!forward) ran.Add(v.Op!.Name); };
@@ -111,11 +107,6 @@ public class FusionTests
             Assert.Contains(activation == "identity" ? "linear" : activation, plain.backwardOps);
             if (activation != "identity") Assert.DoesNotContain(activation, fused.backwardOps);
             return fused.numbers.SelectMany(a => a).Select(v => float.CreateTruncating(v)).ToArray();
-        }
-        finally
-        {
-            KernelThreads.Count = savedThreads;
-            Gemm.MinMacsPerThread = savedMin;
         }
     }
 
@@ -148,11 +139,7 @@ public class FusionTests
     [InlineData(5, 8, 0, false, 2)]        // k = 0
     public void EveryElementIsFinishedOnceAfterItIsComputed(int m, int n, int k, bool transB, int threads)
     {
-        int savedThreads = KernelThreads.Count;
-        long savedMin = Gemm.MinMacsPerThread;
-        KernelThreads.Count = threads;
-        Gemm.MinMacsPerThread = 1;
-        try
+        using var context = new ComputeContext(threads, KernelTuning.Default with { MinMacsPerThread = 1 });
         {
             var rng = new Random(m * n + k);
             var a = Enumerable.Range(0, m * k).Select(_ => rng.NextDouble()).ToArray();
@@ -161,13 +148,8 @@ public class FusionTests
             Gemm.Reference<double>(false, transB, m, n, k, a, b, want, false);
             var c = new double[m * n];
             var finish = new RecordingFinish(c, want, n);
-            Gemm.Multiply<double>(false, transB, m, n, k, a, b, c, false, finish: finish);
+            Gemm.Multiply<double>(context, false, transB, m, n, k, a, b, c, false, finish: finish);
             Assert.All(finish.Times, t => Assert.Equal(1, t));
-        }
-        finally
-        {
-            KernelThreads.Count = savedThreads;
-            Gemm.MinMacsPerThread = savedMin;
         }
     }
 }

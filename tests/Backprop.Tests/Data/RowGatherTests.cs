@@ -3,8 +3,7 @@ using Backprop.Kernels;
 
 namespace Backprop.Tests.Data;
 
-/// <summary>The batch gather the training loop uses. In the GEMM collection: it sets the global kernel thread count.</summary>
-[Collection(GemmCollection.Name)]
+/// <summary>The batch gather the training loop uses.</summary>
 public class RowGatherTests
 {
     /// <summary>Advance + GatherX (the training loop's path) serves the same batches as MoveNext, in float and double, serial and split across threads.</summary>
@@ -21,40 +20,31 @@ public class RowGatherTests
         var direct = new BatchLoader(x, y, d, batchSize: 64, seed: 11);
         var f = new float[64 * d];
         var g = new double[64 * d];
-        int savedThreads = KernelThreads.Count, savedMin = RowGather.MinValuesPerThread;
-        KernelThreads.Count = threads;
-        RowGather.MinValuesPerThread = 16; // split even these small batches when two threads are allowed
-        try
+        // Split even these small batches when two threads are allowed.
+        using var context = new ComputeContext(threads, KernelTuning.Default with { GatherMinValuesPerThread = 16 });
+        for (int epoch = 0; epoch < 2; epoch++)
         {
-            for (int epoch = 0; epoch < 2; epoch++)
+            reference.StartEpoch(epoch);
+            direct.StartEpoch(epoch);
+            int batches = 0;
+            while (reference.MoveNext())
             {
-                reference.StartEpoch(epoch);
-                direct.StartEpoch(epoch);
-                int batches = 0;
-                while (reference.MoveNext())
-                {
-                    Assert.True(direct.Advance());
-                    Assert.Equal(reference.CurrentBatchSize, direct.CurrentBatchSize);
-                    Assert.Equal(reference.CurrentY.ToArray(), direct.CurrentY.ToArray());
-                    Assert.Equal(reference.CurrentIndices.ToArray(), direct.CurrentIndices.ToArray());
-                    direct.GatherX<float>(f);
-                    direct.GatherX<double>(g);
-                    int len = reference.CurrentBatchSize * d;
-                    Assert.Equal(reference.CurrentX.ToArray(), f.AsSpan(0, len).ToArray());
-                    Assert.Equal(reference.CurrentX.ToArray().Select(v => (double)v), g.AsSpan(0, len).ToArray());
-                    batches++;
-                }
-                Assert.False(direct.Advance());
-                Assert.Equal(5, batches);
+                Assert.True(direct.Advance());
+                Assert.Equal(reference.CurrentBatchSize, direct.CurrentBatchSize);
+                Assert.Equal(reference.CurrentY.ToArray(), direct.CurrentY.ToArray());
+                Assert.Equal(reference.CurrentIndices.ToArray(), direct.CurrentIndices.ToArray());
+                direct.GatherX<float>(f, context);
+                direct.GatherX<double>(g, context);
+                int len = reference.CurrentBatchSize * d;
+                Assert.Equal(reference.CurrentX.ToArray(), f.AsSpan(0, len).ToArray());
+                Assert.Equal(reference.CurrentX.ToArray().Select(v => (double)v), g.AsSpan(0, len).ToArray());
+                batches++;
             }
+            Assert.False(direct.Advance());
+            Assert.Equal(5, batches);
         }
-        finally
-        {
-            KernelThreads.Count = savedThreads;
-            RowGather.MinValuesPerThread = savedMin;
-        }
-        Assert.Throws<ArgumentException>(() => RowGather.Gather<float>(x, d, [0, 1], new float[d]));
-        RowGather.Gather<float>(x, d, [], new float[d]); // no rows: nothing to do
+        Assert.Throws<ArgumentException>(() => RowGather.Gather<float>(context, x, d, [0, 1], new float[d]));
+        RowGather.Gather<float>(context, x, d, [], new float[d]); // no rows: nothing to do
         // After Advance, BatchX still holds the previous batch: CurrentX refuses rather than serve it.
         var loader = new BatchLoader(x, y, d, batchSize: 64, seed: 11);
         loader.StartEpoch(0);
@@ -62,6 +52,6 @@ public class RowGatherTests
         Assert.Equal(64 * d, loader.CurrentX.Length);
         Assert.True(loader.Advance());
         Assert.Throws<InvalidOperationException>(() => loader.CurrentX.Length);
-        Assert.Throws<ArgumentOutOfRangeException>(() => RowGather.Gather<float>(x, d, [n], new float[d]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => RowGather.Gather<float>(context, x, d, [n], new float[d]));
     }
 }

@@ -4,7 +4,6 @@ using Backprop.Training;
 namespace Backprop.Tests.Performance;
 
 /// <summary>After the first step, a training step (forward, loss, backward, optimizer update) allocates nothing.</summary>
-[Collection(GemmCollection.Name)]
 public class ZeroAllocationTests
 {
     [Theory]
@@ -15,27 +14,23 @@ public class ZeroAllocationTests
     [InlineData(new[] { 20, 16, 16, 5 }, 7, "rmsprop", 1)]
     public void ATrainingStepAllocatesZeroBytes(int[] layers, int batch, string optimizer, int threads)
     {
-        int saved = KernelThreads.Count;
-        KernelThreads.Count = threads;
-        try
-        {
-            var net = Initializers.Mlp<float>(layers, "relu", 0);
-            var step = new CompiledStep<float>(net, batch);
-            var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01);
-            var rng = new Random(3);
-            var x = Enumerable.Range(0, batch * layers[0]).Select(_ => (float)rng.NextDouble()).ToArray();
-            var y = Enumerable.Range(0, batch).Select(_ => rng.Next(layers[^1])).ToArray();
-            for (int i = 0; i < 30; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
+        using var context = new ComputeContext(threads);
+        var net = Initializers.Mlp<float>(layers, "relu", 0);
+        var step = new CompiledStep<float>(net, batch, context);
+        var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01);
+        opt.Context = context;
+        var rng = new Random(3);
+        var x = Enumerable.Range(0, batch * layers[0]).Select(_ => (float)rng.NextDouble()).ToArray();
+        var y = Enumerable.Range(0, batch).Select(_ => rng.Next(layers[^1])).ToArray();
+        for (int i = 0; i < 30; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
 
-            // Neither the calling thread nor the kernel workers running its jobs may allocate.
-            long before = GC.GetAllocatedBytesForCurrentThread();
-            long workersBefore = WorkerPool.AllocatedBytesForCurrentThread;
-            for (int i = 0; i < 50; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
-            Assert.Equal(0, WorkerPool.AllocatedBytesForCurrentThread - workersBefore);
-            Assert.True(float.IsFinite(step.Loss.Value[0]));
-        }
-        finally { KernelThreads.Count = saved; }
+        // Neither the calling thread nor the kernel workers running its jobs may allocate.
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        long workersBefore = context.WorkerAllocatedBytesForCurrentThread;
+        for (int i = 0; i < 50; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(0, context.WorkerAllocatedBytesForCurrentThread - workersBefore);
+        Assert.True(float.IsFinite(step.Loss.Value[0]));
     }
 
     [Theory]
@@ -44,24 +39,20 @@ public class ZeroAllocationTests
     [InlineData("rmsprop")]
     public void TheParallelOptimizerUpdateEqualsTheSerialOne(string optimizer)
     {
-        int saved = KernelThreads.Count;
-        try
+        float[] Run(int threads)
         {
-            float[] Run(int threads)
-            {
-                KernelThreads.Count = threads;
-                var net = Initializers.Mlp<float>([300, 400, 7], "relu", 3);   // 120k weights: split between threads
-                var step = new CompiledStep<float>(net, 16);
-                var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, weightDecay: 1e-3);
-                var rng = new Random(4);
-                var x = Enumerable.Range(0, 16 * 300).Select(_ => (float)rng.NextDouble()).ToArray();
-                var y = Enumerable.Range(0, 16).Select(_ => rng.Next(7)).ToArray();
-                for (int i = 0; i < 5; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
-                return net.Parameters().SelectMany(p => p.Value.Data.ToArray()).ToArray();
-            }
-            Assert.Equal(Run(1), Run(2));
+            using var context = new ComputeContext(threads);
+            var net = Initializers.Mlp<float>([300, 400, 7], "relu", 3);   // 120k weights: split between threads
+            var step = new CompiledStep<float>(net, 16, context);
+            var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, weightDecay: 1e-3);
+            opt.Context = context;
+            var rng = new Random(4);
+            var x = Enumerable.Range(0, 16 * 300).Select(_ => (float)rng.NextDouble()).ToArray();
+            var y = Enumerable.Range(0, 16).Select(_ => rng.Next(7)).ToArray();
+            for (int i = 0; i < 5; i++) { step.Load(x, y); step.ForwardBackward(); opt.Step(); }
+            return net.Parameters().SelectMany(p => p.Value.Span.ToArray()).ToArray();
         }
-        finally { KernelThreads.Count = saved; }
+        Assert.Equal(Run(1), Run(2));
     }
 
     private sealed class AllocatingWork : WorkItem
@@ -73,17 +64,19 @@ public class ZeroAllocationTests
     [Fact]
     public void WorkerAllocationsAreChargedToTheThreadThatSubmittedTheJob()
     {
-        long before = WorkerPool.AllocatedBytesForCurrentThread;
+        using var context = new ComputeContext(2);
+        long before = context.WorkerAllocatedBytesForCurrentThread;
         var work = new AllocatingWork();
-        // the pool runs one job at a time: wait for other tests' kernels to let ours in
-        bool ran = false;
-        for (int attempt = 0; attempt < 100_000 && !ran; attempt++)
-        {
-            ran = WorkerPool.Shared.TryRun(work, 2);
-            if (!ran) Thread.Yield();
-        }
-        Assert.True(ran);
+        Assert.True(context.Pool.TryRun(work, 2)); // the context's own pool: nothing else can be using it
         Assert.NotNull(work.Kept);
-        Assert.True(WorkerPool.AllocatedBytesForCurrentThread - before >= 4000);
+        Assert.True(context.WorkerAllocatedBytesForCurrentThread - before >= 4000);
+        // Another thread's account, and another context's, are not charged.
+        long otherThread = -1;
+        var t = new Thread(() => otherThread = context.WorkerAllocatedBytesForCurrentThread);
+        t.Start();
+        t.Join();
+        Assert.Equal(0, otherThread);
+        using var other = new ComputeContext(2);
+        Assert.Equal(0, other.WorkerAllocatedBytesForCurrentThread);
     }
 }
