@@ -86,12 +86,13 @@ public static class Gemm
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (m == 0 || n == 0) return;
-        if (!RunUnfinished(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish))
-            finish?.Finish(0, m, 0, n);
+        bool finished = Compute(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish);
+        if (!finished) finish?.Finish(0, m, 0, n);
     }
 
-    /// <summary>The product; true when the threaded path already finished every block.</summary>
-    private static unsafe bool RunUnfinished<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
+    /// <summary>The product.</summary>
+    /// <returns>Whether every block of C was already handed to <paramref name="finish"/> (the threaded path does so as each thread ends its block).</returns>
+    private static unsafe bool Compute<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
         T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -141,13 +142,13 @@ public static class Gemm
         switch (context.GemmPath)
         {
             case GemmPath.Avx512:
-                GemmBlocked<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             case GemmPath.Avx2:
-                GemmBlocked<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             default:
-                GemmBlocked<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
         }
     }

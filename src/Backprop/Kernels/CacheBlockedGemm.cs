@@ -30,7 +30,7 @@ internal unsafe interface IMicroKernel<T> where T : unmanaged
 }
 
 /// <summary>The BLIS-style blocked product with one micro-kernel (single-threaded; threads split C before calling it).</summary>
-internal static unsafe class GemmBlocked<T, K>
+internal static unsafe class CacheBlockedGemm<T, K>
     where T : unmanaged, IFloatingPointIeee754<T>
     where K : struct, IMicroKernel<T>
 {
