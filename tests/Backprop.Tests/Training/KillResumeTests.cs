@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Backprop.Cli.Commands;
+using Backprop.Data;
 using Backprop.Tests.Cli;
 using Backprop.Training;
 
