@@ -147,9 +147,11 @@ public static class TrainCommand
             {
                 CheckpointMismatchReason.OtherData =>
                     $"--resume {a.Resume}: the checkpoint was trained on other data (fingerprint {e.CheckpointValue}, this --data {a.Job.Data} gives {e.GivenValue}); resume with the same data",
+                CheckpointMismatchReason.CosineSpansEpochs when e.Setting == TrainingSetting.Epochs =>
+                    $"--epochs {e.GivenValue} contradicts the checkpoint {a.Resume}, whose cosine learning rate spans --epochs {e.CheckpointValue}; " +
+                    $"resume with --epochs {e.CheckpointValue} (or train with --schedule constant to extend runs)",
                 CheckpointMismatchReason.CosineSpansEpochs =>
-                    $"{flag} {e.GivenValue} contradicts the checkpoint {a.Resume}, whose cosine learning rate spans --epochs {(e.Setting == TrainingSetting.Epochs ? e.CheckpointValue : "the run's")}; " +
-                    "resume with the same --epochs and --schedule cosine (or train with --schedule constant to extend runs)",
+                    $"{flag} {e.GivenValue} contradicts the checkpoint {a.Resume}, whose cosine learning rate spans its --epochs; resume with --schedule cosine",
                 _ => $"{flag} {e.GivenValue} contradicts the checkpoint {a.Resume}, which was trained with {flag} {e.CheckpointValue}",
             });
         }
