@@ -32,6 +32,17 @@ public sealed record TrainingJob
     public string Precision { get; init; } = "float32";
     public TrainOptions Options { get; init; } = new();
 
+    /// <summary>Two jobs are equal when every setting is (the layer sizes compared by value, not by array).</summary>
+    public bool Equals(TrainingJob? other) =>
+        other is not null && Enum.GetValues<TrainingSetting>().All(s => Format(s) == other.Format(s));
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        foreach (var s in Enum.GetValues<TrainingSetting>()) hash.Add(Format(s));
+        return hash.ToHashCode();
+    }
+
     /// <summary>The precision name of an element type: float32 or float64.</summary>
     public static string PrecisionOf<T>() => typeof(T) == typeof(double) ? "float64" : typeof(T) == typeof(float) ? "float32" : typeof(T).Name.ToLowerInvariant();
 

@@ -94,8 +94,8 @@ public sealed class TrainingRunTests : IDisposable
         first.Run();
         var recorded = Checkpoint.RecordedJob(ck);
         Assert.NotNull(recorded);
-        Assert.Equal(first.Job.Format(TrainingSetting.Layers), recorded.Format(TrainingSetting.Layers));
-        Assert.Equal(first.Job.Options, recorded.Options);
+        Assert.Equal(first.Job, recorded);
+        Assert.Equal([4, 16, 3], recorded.Layers!);
         Assert.Equal("float32", recorded.Precision);
         Assert.Equal(0.0, recorded.Options.WeightDecay);   // resolved: Adam's default
 
@@ -193,6 +193,7 @@ public sealed class TrainingJobContinueTests
     {
         var given = new TrainingJob();   // every setting at its default, none given explicitly
         Assert.Equal(Recorded, Recorded.Continue(given, []));
+        Assert.NotEqual(given, Recorded);
     }
 
     [Fact]
@@ -235,5 +236,42 @@ public sealed class TrainingJobContinueTests
         var e = Assert.Throws<CheckpointMismatchException>(() => cosine.Continue(given, [TrainingSetting.Epochs]));
         Assert.Equal(CheckpointMismatchReason.CosineSpansEpochs, e.Reason);
         Assert.Equal("5", e.CheckpointValue);
+    }
+}
+
+public sealed class TrainingJobTests
+{
+    [Fact]
+    public void Jobs_are_equal_when_every_setting_is_with_layers_compared_by_value()
+    {
+        var a = new TrainingJob { Layers = [4, 8, 3] };
+        Assert.Equal(a, a with { Layers = [4, 8, 3] });
+        Assert.Equal(a.GetHashCode(), (a with { Layers = [4, 8, 3] }).GetHashCode());
+        Assert.NotEqual(a, a with { Layers = [4, 9, 3] });
+        Assert.NotEqual(a, a with { Options = a.Options with { Gamma = 0.5 } });
+        foreach (var setting in Enum.GetValues<TrainingSetting>())
+            Assert.False(string.IsNullOrEmpty(a.Format(setting)), $"{setting} has no text");
+    }
+
+    [Fact]
+    public void With_takes_exactly_one_setting_from_another_job()
+    {
+        var a = new TrainingJob();
+        var b = new TrainingJob
+        {
+            Data = "b.csv", LabelColumn = "y", Layers = [2, 2], Activation = "tanh", Init = "he_normal", Precision = "float64",
+            Options = new TrainOptions
+            {
+                Optimizer = "sgd", LearningRate = 0.5, Momentum = 0.1, Nesterov = true, WeightDecay = 0.2, Schedule = "step", WarmupSteps = 3,
+                StepSizeEpochs = 4, Gamma = 0.3, ClipNorm = 5, Patience = 6, Seed = 7, BatchSize = 8, Epochs = 9,
+            },
+        };
+        foreach (var setting in Enum.GetValues<TrainingSetting>())
+        {
+            Assert.NotEqual(a.Format(setting), b.Format(setting));
+            var c = a.With(setting, b);
+            foreach (var other in Enum.GetValues<TrainingSetting>())
+                Assert.Equal(other == setting ? b.Format(other) : a.Format(other), c.Format(other));
+        }
     }
 }
