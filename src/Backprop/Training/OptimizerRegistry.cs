@@ -1,4 +1,5 @@
 using System.Collections.Frozen;
+using System.Collections.Immutable;
 using System.Numerics;
 
 namespace Backprop.Training;
@@ -81,7 +82,7 @@ public sealed class OptimizerRegistry
 
     public OptimizerRegistry(IEnumerable<OptimizerKind> kinds)
     {
-        Kinds = kinds.ToArray();
+        Kinds = [.. kinds];
         var byName = new Dictionary<string, OptimizerKind>(StringComparer.Ordinal);
         foreach (var k in Kinds)
             if (!byName.TryAdd(k.Name, k)) throw new ArgumentException($"two optimizers are named '{k.Name}'");
@@ -98,7 +99,7 @@ public sealed class OptimizerRegistry
     ]);
 
     /// <summary>The kinds in registration order (the order help text lists them in).</summary>
-    public IReadOnlyList<OptimizerKind> Kinds { get; }
+    public ImmutableArray<OptimizerKind> Kinds { get; }
 
     public IEnumerable<string> Names => Kinds.Select(k => k.Name);
 
@@ -115,5 +116,5 @@ public sealed class OptimizerRegistry
 
     /// <summary>The names as a sentence list: "sgd, adam, adamw or rmsprop".</summary>
     public string NamesText(string conjunction = "or") =>
-        Kinds.Count <= 1 ? string.Join("", Names) : $"{string.Join(", ", Names.SkipLast(1))} {conjunction} {Kinds[^1].Name}";
+        Kinds.Length <= 1 ? string.Join("", Names) : $"{string.Join(", ", Names.SkipLast(1))} {conjunction} {Kinds[^1].Name}";
 }

@@ -164,6 +164,20 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
+    public void Collecting_diagnostics_reports_the_gradient_health_of_every_epoch()
+    {
+        var epochs = new Recorder<EpochReport>();
+        var result = TrainingRun<float>.Create(Job(epochs: 3), collectDiagnostics: true).Run(null, epochs);
+        Assert.Equal(3, result.Diagnostics.Count);
+        Assert.Equal(result.Diagnostics, epochs.Reports.Select(r => r.Diagnostics!));
+        Assert.All(result.Diagnostics, d => Assert.Equal(2, d.Length));   // one entry per layer of 4-16-3
+
+        var plain = new Recorder<EpochReport>();
+        Assert.Empty(TrainingRun<float>.Create(Job(epochs: 1)).Run(null, plain).Diagnostics);
+        Assert.Null(plain.Reports.Single().Diagnostics);
+    }
+
+    [Fact]
     public void Invalid_settings_name_the_setting_not_a_flag()
     {
         var job = Job();
