@@ -108,9 +108,10 @@ public static class TrainCommand
             var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint), r.GetValue(resume), r.GetValue(json), r.GetValue(quiet),
                 r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
             var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).ToArray();
-            return MapLibraryErrors(a, () =>
+            TrainingJob job = given;
+            return MapLibraryErrors(a.Resume, () => job.Data, () =>
             {
-                var job = JobToRun(a, explicitlyGiven);
+                job = JobToRun(a, explicitlyGiven);
                 return job.Precision == "float64" ? Run<double>(a with { Job = job }) : Run<float>(a with { Job = job });
             });
         });
@@ -136,7 +137,9 @@ public static class TrainCommand
     }
 
     /// <summary>The library's errors about settings, worded in this command's flags.</summary>
-    private static int MapLibraryErrors(TrainArgs a, Func<int> run)
+    /// <param name="resume">The checkpoint resumed, if any.</param>
+    /// <param name="dataPath">The data the run trains on (the checkpoint's, when resuming without --data).</param>
+    private static int MapLibraryErrors(string? resume, Func<string> dataPath, Func<int> run)
     {
         try { return run(); }
         catch (InvalidTrainingSettingException e) { throw new UsageException($"{FlagOf(e.Setting)} {e.Value}: {e.Problem}"); }
@@ -146,13 +149,13 @@ public static class TrainCommand
             throw new UsageException(e.Reason switch
             {
                 CheckpointMismatchReason.OtherData =>
-                    $"--resume {a.Resume}: the checkpoint was trained on other data (fingerprint {e.CheckpointValue}, this --data {a.Job.Data} gives {e.GivenValue}); resume with the same data",
+                    $"--resume {resume}: the checkpoint was trained on other data (fingerprint {e.CheckpointValue}, --data {dataPath()} gives {e.GivenValue}); resume with the same data",
                 CheckpointMismatchReason.CosineSpansEpochs when e.Setting == TrainingSetting.Epochs =>
-                    $"--epochs {e.GivenValue} contradicts the checkpoint {a.Resume}, whose cosine learning rate spans --epochs {e.CheckpointValue}; " +
+                    $"--epochs {e.GivenValue} contradicts the checkpoint {resume}, whose cosine learning rate spans --epochs {e.CheckpointValue}; " +
                     $"resume with --epochs {e.CheckpointValue} (or train with --schedule constant to extend runs)",
                 CheckpointMismatchReason.CosineSpansEpochs =>
-                    $"{flag} {e.GivenValue} contradicts the checkpoint {a.Resume}, whose cosine learning rate spans its --epochs; resume with --schedule cosine",
-                _ => $"{flag} {e.GivenValue} contradicts the checkpoint {a.Resume}, which was trained with {flag} {e.CheckpointValue}",
+                    $"{flag} {e.GivenValue} contradicts the checkpoint {resume}, whose cosine learning rate spans its --epochs; resume with --schedule cosine",
+                _ => $"{flag} {e.GivenValue} contradicts the checkpoint {resume}, which was trained with {flag} {e.CheckpointValue}",
             });
         }
     }

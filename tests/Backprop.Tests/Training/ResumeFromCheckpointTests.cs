@@ -150,4 +150,25 @@ public sealed class ResumeFromCheckpointTests : IDisposable
         other[Array.IndexOf(other, "--seed") + 1] = "4";
         TrainingAssert.UsageError(CliRunner.Run(["train", .. other, "--resume", ck, "--out", _tmp.File("x.safetensors"), "--quiet"]), "--seed 3");
     }
+
+    [Fact]
+    public void Resume_alone_refuses_data_that_changed_since_the_checkpoint_and_names_it()
+    {
+        string csv = _tmp.File("iris-copy.csv");
+        File.Copy(Iris, csv);
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", csv, "--epochs", "2", "--schedule", "constant", "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        // the first column of two rows in three changed (not by one affine map, which standardisation would undo)
+        var lines = File.ReadAllLines(csv);
+        for (int i = 1; i < lines.Length; i++)
+        {
+            var cells = lines[i].Split(',');
+            cells[0] = (double.Parse(cells[0], System.Globalization.CultureInfo.InvariantCulture) + 0.1 * (i % 3)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            lines[i] = string.Join(',', cells);
+        }
+        File.WriteAllLines(csv, lines);
+        var r = CliRunner.Run("train", "--resume", ck, "--epochs", "3", "--out", _tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, "other data");
+        Assert.Contains($"--data {csv}", r.Stderr);
+    }
 }
