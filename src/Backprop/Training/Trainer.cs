@@ -91,15 +91,6 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 }
 
-/// <summary>What a caller can do about a diverged run.</summary>
-public enum DivergenceRemedy
-{
-    /// <summary>Nothing specific: e.g. the input itself holds a non-finite value.</summary>
-    None,
-    /// <summary>A smaller learning rate, or clipping the gradients' global norm.</summary>
-    LowerLearningRateOrClip,
-}
-
 /// <summary>
 /// Training produced NaN or ±Inf. <see cref="Detail"/> names the step, the layer and the op whose output first held a
 /// non-finite value (in forward order), so the cause can be found; <see cref="Remedy"/> says what may help, so that a

@@ -1,5 +1,14 @@
 namespace Backprop.Training;
 
+/// <summary>What a caller can do about a diverged run.</summary>
+public enum DivergenceRemedy
+{
+    /// <summary>Nothing specific: e.g. the input itself holds a non-finite value.</summary>
+    None,
+    /// <summary>A smaller learning rate, or clipping the gradients' global norm.</summary>
+    LowerLearningRateOrClip,
+}
+
 /// <summary>A setting of a <see cref="TrainingJob"/> that cannot be trained with, e.g. a batch size of 0.</summary>
 public sealed class InvalidTrainingSettingException(TrainingSetting setting, string value, string problem)
     : ArgumentException($"{setting} {value}: {problem}")
