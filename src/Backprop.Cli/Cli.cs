@@ -12,9 +12,6 @@ public static class Cli
 {
     public const int ExitUsage = 2;
 
-    /// <summary>The checkpoint of the running command, named in divergence errors.</summary>
-    public static string? CheckpointHint { get; set; }
-
     public static int Run(RootCommand root, string[] args)
     {
         Console.OutputEncoding = Encoding.UTF8;
@@ -43,9 +40,8 @@ public static class Cli
                 or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException:
                 Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
                 return ExitUsage;
-            case Backprop.Training.NonFiniteValueException:
-                Console.Error.WriteLine($"backprop: training diverged at {OneLine(e.Message)}" +
-                    (CheckpointHint is null ? "" : $"; the last good checkpoint is {CheckpointHint}"));
+            case Backprop.Training.NonFiniteValueException diverged:
+                Console.Error.WriteLine($"backprop: {Diverged(diverged)}");
                 return 1;
             case OutOfMemoryException:
                 Console.Error.WriteLine("backprop: out of memory");
@@ -55,6 +51,16 @@ public static class Cli
                 return 1;
         }
     }
+
+    /// <summary>
+    /// A divergence in one line, its remedy worded in flags: "training diverged at step 7 (…): …; lower --lr (now 0.1)
+    /// or use --clip; the last good checkpoint is run.ckpt".
+    /// </summary>
+    public static string Diverged(Backprop.Training.NonFiniteValueException e, double? learningRate = null, string? lastGoodCheckpoint = null) =>
+        $"training diverged at {OneLine(e.Detail)}" +
+        (e.Remedy == Backprop.Training.DivergenceRemedy.LowerLearningRateOrClip
+            ? $"; lower --lr{(learningRate is double lr ? $" (now {lr})" : "")} or use --clip" : "") +
+        (lastGoodCheckpoint is null ? "" : $"; the last good checkpoint is {lastGoodCheckpoint}");
 
     private static string OneLine(string s) =>
         System.Text.RegularExpressions.Regex.Replace(s.ReplaceLineEndings(" "), @"\s+", " ").Trim();

@@ -356,11 +356,7 @@ public class GemmTests
             for (int r = 0; r < 40; r++) All(); // past JIT tiering
             // Neither the caller nor the pool's worker threads may allocate. (A process-wide count would also
             // see other tests running in parallel and background JIT compiles.)
-            long mine = GC.GetAllocatedBytesForCurrentThread();
-            long workers = context.WorkerAllocatedBytesForCurrentThread;
-            for (int r = 0; r < 3; r++) All();
-            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - mine);
-            Assert.Equal(0, context.WorkerAllocatedBytesForCurrentThread - workers);
+            Assert.Equal(0, Backprop.Tests.Performance.SteadyState.AllocatedBytes(All, context, 3));
         });
     }
 }

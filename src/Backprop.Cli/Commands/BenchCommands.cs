@@ -22,8 +22,8 @@ public static class BenchCommands
         var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
         var json = new Option<bool>("--json") { Description = "JSON only" };
         var profile = new Option<bool>("--profile") { Description = "Also time each op (µs per step)" };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd (momentum 0.9, lr 0.01: the reference workload), adam, adamw or rmsprop (lr 0.001)", DefaultValueFactory = _ => "sgd" };
-        optimizer.AcceptOnlyFromAmong("sgd", "adam", "adamw", "rmsprop");
+        var optimizer = new Option<string>("--optimizer") { Description = $"{string.Join(", ", Backprop.Training.OptimizerRegistry.Default.Names)}: sgd (momentum 0.9, lr 0.01) is the reference workload, the others run at lr 0.001", DefaultValueFactory = _ => "sgd" };
+        optimizer.AcceptOnlyFromAmong([.. Backprop.Training.OptimizerRegistry.Default.Names]);
         var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, optimizer, json, profile };
         cmd.SetAction(r =>
         {

@@ -178,7 +178,7 @@ public static class ExplainCommand
     private static ProblemSpec ModelBatch(string modelPath, string dataPath, string? label, int batch)
     {
         var model = Backprop.Training.ModelFile.Load<double>(modelPath);
-        var data = DataLoading.ForModel(dataPath, label, model.LabelNames, model.Standardizer);
+        var data = Backprop.Data.DataLoading.ForModel(dataPath, label, model.LabelNames, model.Standardizer);
         if (data.FeatureCount != model.Network.Inputs)
             throw new UsageException($"{dataPath} has {data.FeatureCount} features per sample but the model takes {model.Network.Inputs}");
         int n = Math.Min(batch, data.Count);

@@ -1,49 +1,89 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
-using Backprop.Data;
 using Backprop.IO;
 using Backprop.Kernels;
-using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
 
 namespace Backprop.Cli.Commands;
 
+/// <summary>
+/// train: parses the options into a <see cref="TrainingJob"/> (or continues a checkpoint's), runs it as a
+/// <see cref="TrainingRun{T}"/>, and renders its progress, plots and results.
+/// </summary>
 public static class TrainCommand
 {
+    /// <summary>The flag of each setting of a job: the one place the CLI names them, in options and in errors.</summary>
+    public static string FlagOf(TrainingSetting setting) => setting switch
+    {
+        TrainingSetting.Data => "--data",
+        TrainingSetting.LabelColumn => "--label",
+        TrainingSetting.Layers => "--layers",
+        TrainingSetting.Activation => "--activation",
+        TrainingSetting.Init => "--init",
+        TrainingSetting.Precision => "--dtype",
+        TrainingSetting.Optimizer => "--optimizer",
+        TrainingSetting.LearningRate => "--lr",
+        TrainingSetting.Momentum => "--momentum",
+        TrainingSetting.Nesterov => "--nesterov",
+        TrainingSetting.WeightDecay => "--weight-decay",
+        TrainingSetting.Schedule => "--schedule",
+        TrainingSetting.WarmupSteps => "--warmup",
+        TrainingSetting.ClipNorm => "--clip",
+        TrainingSetting.Patience => "--patience",
+        TrainingSetting.Seed => "--seed",
+        TrainingSetting.BatchSize => "--batch",
+        TrainingSetting.Epochs => "--epochs",
+        // not options of this CLI: the library's defaults
+        _ => setting.ToString(),
+    };
+
     public static Command Create()
     {
-        var data = new Option<string>("--data") { Description = "A directory of MNIST IDX files, or a CSV file", DefaultValueFactory = _ => "data/mnist" };
-        var layers = new Option<string?>("--layers") { Description = "Layer sizes, input first (default 784,512,256,10 for MNIST; features,64,classes for CSV)" };
-        var activation = new Option<string>("--activation") { Description = "Hidden activation", DefaultValueFactory = _ => "relu" };
-        var optimizer = new Option<string>("--optimizer") { Description = "sgd, adam, adamw or rmsprop", DefaultValueFactory = _ => "adam" };
-        var lr = new Option<double>("--lr") { Description = "Learning rate", DefaultValueFactory = _ => 0.001 };
-        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 128 };
-        var epochs = new Option<int>("--epochs") { Description = "Epochs", DefaultValueFactory = _ => 10 };
-        var seed = new Option<int>("--seed") { Description = "Random seed (initialisation, split, shuffling)", DefaultValueFactory = _ => 0 };
+        var optimizers = OptimizerRegistry.Default;
+        var data = new Option<string>(FlagOf(TrainingSetting.Data)) { Description = "A directory of MNIST IDX files, or a CSV file", DefaultValueFactory = _ => "data/mnist" };
+        var layers = new Option<string?>(FlagOf(TrainingSetting.Layers)) { Description = "Layer sizes, input first (default 784,512,256,10 for MNIST; features,64,classes for CSV)" };
+        var activation = new Option<string>(FlagOf(TrainingSetting.Activation)) { Description = "Hidden activation", DefaultValueFactory = _ => "relu" };
+        var optimizer = new Option<string>(FlagOf(TrainingSetting.Optimizer)) { Description = optimizers.NamesText(), DefaultValueFactory = _ => "adam" };
+        var lr = new Option<double>(FlagOf(TrainingSetting.LearningRate)) { Description = "Learning rate", DefaultValueFactory = _ => 0.001 };
+        var batch = new Option<int>(FlagOf(TrainingSetting.BatchSize)) { Description = "Batch size", DefaultValueFactory = _ => 128 };
+        var epochs = new Option<int>(FlagOf(TrainingSetting.Epochs)) { Description = "Epochs", DefaultValueFactory = _ => 10 };
+        var seed = new Option<int>(FlagOf(TrainingSetting.Seed)) { Description = "Random seed (initialisation, split, shuffling)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Worker threads for the kernels (default: all cores)", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Where to save the trained model (safetensors)", DefaultValueFactory = _ => "model.safetensors" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (model, optimizer state, epoch) here after every epoch" };
-        var resume = new Option<string?>("--resume") { Description = "Continue training from a checkpoint" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (model, optimizer state, epoch, the run's options) here after every epoch" };
+        var resume = new Option<string?>("--resume") { Description = "Continue training from a checkpoint, with the options it was trained with" };
         var json = new Option<bool>("--json") { Description = "End with one JSON object of results on the last line" };
         var quiet = new Option<bool>("--quiet") { Description = "No progress bar or per-epoch table" };
-        var label = new Option<string?>("--label") { Description = "CSV label column (default: 'label', else the last column)" };
-        var dtype = new Option<string>("--dtype") { Description = "float32 or float64", DefaultValueFactory = _ => "float32" };
+        var label = new Option<string?>(FlagOf(TrainingSetting.LabelColumn)) { Description = "CSV label column (default: 'label', else the last column)" };
+        var dtype = new Option<string>(FlagOf(TrainingSetting.Precision)) { Description = "float32 or float64", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "float64");
-        var momentum = new Option<double>("--momentum") { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
-        var nesterov = new Option<bool>("--nesterov") { Description = "Nesterov momentum (SGD)" };
-        var weightDecay = new Option<double?>("--weight-decay") { Description = "Weight decay (L2 for sgd/adam/rmsprop, decoupled for adamw) [default: 0, adamw 0.01]" };
-        var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
+        var momentum = new Option<double>(FlagOf(TrainingSetting.Momentum)) { Description = "SGD momentum", DefaultValueFactory = _ => 0.9 };
+        var nesterov = new Option<bool>(FlagOf(TrainingSetting.Nesterov)) { Description = "Nesterov momentum (SGD)" };
+        var weightDecay = new Option<double?>(FlagOf(TrainingSetting.WeightDecay))
+        {
+            Description = "Weight decay (L2, or decoupled for AdamW) [default: " + string.Join(", ", optimizers.Kinds.Select(k => $"{k.Name} {k.DefaultWeightDecay.ToString(CultureInfo.InvariantCulture)}")) + "]",
+        };
+        var schedule = new Option<string>(FlagOf(TrainingSetting.Schedule)) { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
         schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
-        var warmup = new Option<int>("--warmup") { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
-        var clip = new Option<double>("--clip") { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
-        var patience = new Option<int>("--patience") { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
+        var warmup = new Option<int>(FlagOf(TrainingSetting.WarmupSteps)) { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
+        var clip = new Option<double>(FlagOf(TrainingSetting.ClipNorm)) { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
+        var patience = new Option<int>(FlagOf(TrainingSetting.Patience)) { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
         var diagnostics = new Option<bool>("--diagnostics") { Description = "Record per-layer gradient health every epoch (norms, update ratio, dead/saturated units)" };
         var plots = new Option<string?>("--plots") { Description = "Write loss, accuracy and gradient-norm plots (PNG) and history.json to this directory" };
-        var init = new Option<string>("--init") { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
+        var init = new Option<string>(FlagOf(TrainingSetting.Init)) { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
+
+        // The options that are settings of the job: a resumed run takes the checkpoint's value of those not given.
+        var settings = new (Option Option, TrainingSetting Setting)[]
+        {
+            (data, TrainingSetting.Data), (label, TrainingSetting.LabelColumn), (layers, TrainingSetting.Layers), (activation, TrainingSetting.Activation),
+            (init, TrainingSetting.Init), (dtype, TrainingSetting.Precision), (optimizer, TrainingSetting.Optimizer), (lr, TrainingSetting.LearningRate),
+            (momentum, TrainingSetting.Momentum), (nesterov, TrainingSetting.Nesterov), (weightDecay, TrainingSetting.WeightDecay),
+            (schedule, TrainingSetting.Schedule), (warmup, TrainingSetting.WarmupSteps), (clip, TrainingSetting.ClipNorm),
+            (patience, TrainingSetting.Patience), (seed, TrainingSetting.Seed), (batch, TrainingSetting.BatchSize), (epochs, TrainingSetting.Epochs),
+        };
 
         var cmd = new Command("train", "Train an MLP classifier (default: the reference MNIST run)")
         {
@@ -52,47 +92,72 @@ public static class TrainCommand
         };
         cmd.SetAction(r =>
         {
-            var o = new TrainArgs(
-                r.GetValue(data)!, r.GetValue(layers), r.GetValue(activation)!, r.GetValue(threads), r.GetValue(output)!,
-                r.GetValue(checkpoint), r.GetValue(resume), r.GetValue(json), r.GetValue(quiet), r.GetValue(label), r.GetValue(init)!,
-                r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots),
-                new TrainOptions
+            string? layersText = r.GetValue(layers);
+            var given = new TrainingJob
+            {
+                Data = r.GetValue(data)!, LabelColumn = r.GetValue(label), Layers = layersText is null ? null : ParseLayers(layersText),
+                Activation = r.GetValue(activation)!, Init = r.GetValue(init)!, Precision = r.GetValue(dtype)!,
+                Options = new TrainOptions
                 {
                     Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), Seed = r.GetValue(seed), LearningRate = r.GetValue(lr),
                     Optimizer = r.GetValue(optimizer)!, Momentum = r.GetValue(momentum), Nesterov = r.GetValue(nesterov),
                     WeightDecay = r.GetValue(weightDecay), Schedule = r.GetValue(schedule)!, WarmupSteps = r.GetValue(warmup),
                     ClipNorm = r.GetValue(clip), Patience = r.GetValue(patience),
-                });
-            return r.GetValue(dtype) == "float64" ? Run<double>(o) : Run<float>(o);
+                },
+            };
+            var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint), r.GetValue(resume), r.GetValue(json), r.GetValue(quiet),
+                r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
+            var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).ToArray();
+            TrainingJob job = given;
+            return MapLibraryErrors(a.Resume, () => job.Data, () =>
+            {
+                job = JobToRun(a, explicitlyGiven);
+                return job.Precision == "float64" ? Run<double>(a with { Job = job }) : Run<float>(a with { Job = job });
+            });
         });
         return cmd;
     }
 
-    public sealed record TrainArgs(string Data, string? Layers, string Activation, int Threads, string Out, string? Checkpoint, string? Resume,
-        bool Json, bool Quiet, string? Label, string Init, bool Diagnostics, string? Plots, TrainOptions Options);
+    /// <summary>The parsed command line: the job as given, and what only the CLI cares about.</summary>
+    public sealed record TrainArgs(TrainingJob Job, int Threads, string Out, string? Checkpoint, string? Resume, bool Json, bool Quiet,
+        bool Diagnostics, string? Plots);
 
-    private static void Validate(TrainArgs a)
+    /// <summary>
+    /// The job to run: as given, or, resuming a checkpoint that recorded its job, that job with the options given
+    /// explicitly (a contradicting one is refused). A checkpoint from before jobs were recorded is resumed with the
+    /// options as given, as then.
+    /// </summary>
+    private static TrainingJob JobToRun(TrainArgs a, IReadOnlyList<TrainingSetting> explicitlyGiven)
     {
-        var o = a.Options;
-        if (o.BatchSize <= 0) throw new UsageException($"--batch {o.BatchSize}: the batch size must be at least 1");
-        if (o.Epochs <= 0) throw new UsageException($"--epochs {o.Epochs}: must be at least 1");
-        if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate)) throw new UsageException($"--lr {o.LearningRate}: must be a positive number");
         if (a.Threads < 0) throw new UsageException($"--threads {a.Threads}: must be 0 (all cores) or more");
-        if (o.Patience < 0) throw new UsageException($"--patience {o.Patience}: must be 0 (off) or more");
-        if (o.ClipNorm < 0) throw new UsageException($"--clip {o.ClipNorm}: must be 0 (off) or positive");
-        if (!(o.Momentum >= 0 && o.Momentum < 1)) throw new UsageException($"--momentum {o.Momentum}: must be in [0, 1)");
-        if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw new UsageException($"--weight-decay {wd}: must be 0 or positive");
-        if (o.WarmupSteps < 0) throw new UsageException($"--warmup {o.WarmupSteps}: must be 0 (off) or more steps");
-        if (o.Optimizer is not ("sgd" or "adam" or "adamw" or "rmsprop")) throw new UsageException($"--optimizer '{o.Optimizer}': expected sgd, adam, adamw or rmsprop");
-        if (Activations.TryCreate<float>(a.Activation) is null || a.Activation == "softmax")
-            throw new UsageException($"--activation '{a.Activation}': expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
-        try { Initializers.Parse(a.Init); } catch (ArgumentException e) { throw new UsageException("--init: " + e.Message); }
+        a.Job.Validate();
+        if (a.Resume is null) return a.Job;
+        var recorded = Checkpoint.RecordedJob(a.Resume);
+        return recorded is null ? a.Job : recorded.Continue(a.Job, explicitlyGiven);
     }
 
-    private static string CreateDir(string dir)
+    /// <summary>The library's errors about settings, worded in this command's flags.</summary>
+    /// <param name="resume">The checkpoint resumed, if any.</param>
+    /// <param name="dataPath">The data the run trains on (the checkpoint's, when resuming without --data).</param>
+    private static int MapLibraryErrors(string? resume, Func<string> dataPath, Func<int> run)
     {
-        Directory.CreateDirectory(dir);
-        return dir;
+        try { return run(); }
+        catch (InvalidTrainingSettingException e) { throw new UsageException($"{FlagOf(e.Setting)} {e.Value}: {e.Problem}"); }
+        catch (CheckpointMismatchException e)
+        {
+            string flag = FlagOf(e.Setting);
+            throw new UsageException(e.Reason switch
+            {
+                CheckpointMismatchReason.OtherData =>
+                    $"--resume {resume}: the checkpoint was trained on other data (fingerprint {e.CheckpointValue}, --data {dataPath()} gives {e.GivenValue}); resume with the same data",
+                CheckpointMismatchReason.CosineSpansEpochs when e.Setting == TrainingSetting.Epochs =>
+                    $"--epochs {e.GivenValue} contradicts the checkpoint {resume}, whose cosine learning rate spans --epochs {e.CheckpointValue}; " +
+                    $"resume with --epochs {e.CheckpointValue} (or train with --schedule constant to extend runs)",
+                CheckpointMismatchReason.CosineSpansEpochs =>
+                    $"{flag} {e.GivenValue} contradicts the checkpoint {resume}, whose cosine learning rate spans its --epochs; resume with --schedule cosine",
+                _ => $"{flag} {e.GivenValue} contradicts the checkpoint {resume}, which was trained with {flag} {e.CheckpointValue}",
+            });
+        }
     }
 
     public static int[] ParseLayers(string text)
@@ -106,151 +171,108 @@ public static class TrainCommand
         return sizes;
     }
 
+    /// <summary>Calls an action for every report, on the reporting thread (<see cref="Progress{T}"/> would post them elsewhere).</summary>
+    private sealed class Reporter<TValue>(Action<TValue> report) : IProgress<TValue>
+    {
+        public void Report(TValue value) => report(value);
+    }
+
     private static int Run<T>(TrainArgs a) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Validate(a);
-        Cli.CheckpointHint = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
-        var o = a.Options;
-        int[]? sizes = a.Layers is null ? null : ParseLayers(a.Layers);
         using var context = new ComputeContext(a.Threads);
-
-        var data = DataLoading.Prepare(a.Data, a.Label, o.Seed);
-        if (data.Train.Count == 0 || data.Test.Count == 0)
-            throw new UsageException($"{a.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
-        sizes ??= data.Kind == "mnist" ? [784, 512, 256, 10] : [data.Features, 64, data.Classes];
-        if (sizes[0] != data.Features)
-            throw new UsageException($"--layers starts with {sizes[0]} but {a.Data} has {data.Features} features per sample");
-        if (sizes[^1] != data.Classes)
-            throw new UsageException($"--layers ends with {sizes[^1]} but {a.Data} has {data.Classes} classes");
-
         var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume);
-        var run = a.Resume is null && a.Checkpoint is null ? null
-            : new Checkpoint.RunIdentity(o.Seed, o.BatchSize, o.Epochs, o.Schedule, Checkpoint.DataFingerprint(data.Train));
-        var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init));
-        if (ck is not null && !ModelFile.ArchitectureOf(net).Sizes.SequenceEqual(sizes))
-            throw new UsageException($"--resume {a.Resume}: the checkpoint's layers are {string.Join(",", ModelFile.ArchitectureOf(net).Sizes)}, not {string.Join(",", sizes)}");
-        var trainer = new Trainer<T>(net, o, context) { CollectDiagnostics = a.Diagnostics };
-        var health = new List<LayerHealth[]>();
-        int startEpoch = 1;
-        var history = new List<EpochResult>();
-        double bestVal = double.PositiveInfinity;
-        int sinceBest = 0;
-        if (ck is not null)
-        {
-            if (ck.Seed is int s && s != o.Seed)
-                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --seed {s}, which fixes the data split and batch order; resume with --seed {s}");
-            if (ck.BatchSize is int b && b != o.BatchSize)
-                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained with --batch {b}; resume with --batch {b}");
-            if (ck.Data is string d && d != run!.Data)
-                throw new UsageException($"--resume {a.Resume}: the checkpoint was trained on other data (fingerprint {d}, this --data {a.Data} gives {run.Data}); resume with the same data");
-            if (ck.Schedule == "cosine" && ck.Epochs is int e && (o.Schedule != "cosine" || o.Epochs != e))
-                throw new UsageException($"--resume {a.Resume}: the checkpoint's cosine learning rate spans --epochs {e}; resume with --epochs {e} --schedule cosine (or train with --schedule constant to extend runs)");
-            ck.RestoreOptimizer(trainer.Optimizer, a.Resume!);
-            startEpoch = ck.Epoch + 1;
-            history.AddRange(ck.History);
-            bestVal = ck.BestValidationLoss;
-            sinceBest = ck.EpochsSinceBest;
-        }
-
-        var loader = new BatchLoader(data.Train, o.BatchSize, o.Seed);
-        var schedule = trainer.Schedule(loader.BatchesPerEpoch);
+        var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context);
+        var job = run.Job;
+        var o = job.Options;
+        var data = run.Data;
         var ansi = Cli.Ansi();
         bool live = !a.Quiet && !a.Json && ansi.Profile.Capabilities.Interactive;
         if (!a.Quiet)
         {
-            Console.WriteLine($"training {string.Join("-", sizes)} {a.Activation} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
-                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {typeof(T).Name.ToLowerInvariant().Replace("single", "float32").Replace("double", "float64")}, {context.Threads} threads");
+            Console.WriteLine($"training {string.Join("-", job.Layers!)} {job.Activation} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
+                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, {context.Threads} threads");
             Console.WriteLine($"{"epoch",5} {"train loss",11} {"train acc",9} {"val loss",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
         }
 
-        double trainSeconds = history.Sum(h => h.Seconds);
-        long samplesTrained = (long)history.Count * data.Train.Count;
-        bool stopped = false;
-        for (int epoch = startEpoch; epoch <= o.Epochs && !stopped; epoch++)
+        // While the live progress bar shows, lines go through its console, which keeps the bar below them.
+        Action<string> writeLine = live ? line => ansi.WriteLine(line) : Console.WriteLine;
+        var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience));
+        TrainingResult result;
+        try
         {
-            var sw = Stopwatch.StartNew();
-            (double loss, double acc, double? gnorm) r;
             if (live)
             {
-                (double, double, double?) result = default;
-                int e = epoch;
+                TrainingResult? done = null;
                 ansi.Progress().AutoClear(true).HideCompleted(true)
                     .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
                     .Start(ctx =>
                     {
-                        var task = ctx.AddTask($"epoch {e}/{o.Epochs}", maxValue: data.Train.Count);
-                        int calls = 0;
-                        result = trainer.TrainEpoch(loader, e, schedule, seen =>
+                        ProgressTask? task = null;
+                        int taskEpoch = 0, calls = 0;
+                        var bar = new Reporter<BatchProgress>(p =>
                         {
-                            if (++calls % 16 != 0 && seen != data.Train.Count) return;
-                            task.Value = seen;
-                            double rate = seen / Math.Max(1e-9, sw.Elapsed.TotalSeconds);
-                            task.Description = $"epoch {e}/{o.Epochs} {rate,8:N0} samples/s";
+                            if (p.Epoch != taskEpoch)
+                            {
+                                task?.StopTask();
+                                task = ctx.AddTask($"epoch {p.Epoch}/{p.Epochs}", maxValue: p.SamplesPerEpoch);
+                                taskEpoch = p.Epoch;
+                                calls = 0;
+                            }
+                            if (++calls % 16 != 0 && p.Samples != p.SamplesPerEpoch) return;
+                            task!.Value = p.Samples;
+                            double rate = p.Samples / Math.Max(1e-9, p.Elapsed.TotalSeconds);
+                            task.Description = $"epoch {p.Epoch}/{p.Epochs} {rate,8:N0} samples/s";
                         });
+                        done = run.Run(bar, epochRows);
                     });
-                r = result;
+                result = done!;
             }
-            else r = trainer.TrainEpoch(loader, epoch, schedule);
-            sw.Stop();
-            double secs = sw.Elapsed.TotalSeconds;
-            trainSeconds += secs;
-            samplesTrained += data.Train.Count;
-            if (!double.IsFinite(r.loss))
-                throw new NonFiniteValueException($"epoch {epoch}: the training loss is {r.loss}; lower --lr (now {o.LearningRate}) or use --clip");
-            var (vl, va) = data.Validation.Count > 0 ? trainer.Evaluate(data.Validation) : (double.NaN, double.NaN);
-            if (data.Validation.Count > 0 && !double.IsFinite(vl))
-                throw new NonFiniteValueException($"epoch {epoch}: the validation loss is {vl} (the weights have diverged; ‖W‖ of the layers: " +
-                    string.Join(", ", net.Layers.Select(l => Diagnostics.Norm<T>(l.Weight.Value.Data).ToString("0.0e0"))) +
-                    $"); lower --lr (now {o.LearningRate}) or use --clip");
-            var er = new EpochResult(epoch, r.loss, r.acc, data.Validation.Count > 0 ? vl : null, data.Validation.Count > 0 ? va : null,
-                trainer.Optimizer.LearningRate, secs, data.Train.Count / secs, r.gnorm);
-            history.Add(er);
-            if (!a.Quiet)
-                Console.WriteLine($"{epoch,5} {r.loss,11:F4} {r.acc * 100,8:F2}% {vl,9:F4} {va * 100,7:F2}% {er.LearningRate,9:G3} {secs,8:F2} {er.SamplesPerSecond,10:N0}");
-            if (trainer.LastDiagnostics is { } d)
-            {
-                health.Add(d);
-                if (!a.Quiet)
-                    foreach (var l in d)
-                        Console.WriteLine($"      layer {l.Layer + 1} {l.Activation,-10} ‖∂L/∂W‖ {l.GradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction,6:P1}  saturated {l.SaturatedFraction,6:P1}");
-            }
-            if (data.Validation.Count > 0)
-            {
-                if (vl < bestVal - 1e-12) { bestVal = vl; sinceBest = 0; } else sinceBest++;
-                if (o.Patience > 0 && sinceBest >= o.Patience)
-                {
-                    if (!a.Quiet) Console.WriteLine($"early stop: no better validation loss for {o.Patience} epochs");
-                    stopped = true;
-                }
-            }
-            if (a.Checkpoint is not null) Cli.CheckpointHint = a.Checkpoint;
-            if (a.Checkpoint is not null)
-                Checkpoint.Save(a.Checkpoint, net, trainer.Optimizer, epoch, history, bestVal, sinceBest, data.LabelNames, data.Standardizer, run!);
+            else result = run.Run(null, epochRows);
+        }
+        catch (NonFiniteValueException e)
+        {
+            // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was.
+            string? lastGood = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
+            Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, lastGood)}");
+            return 1;
         }
 
-        var (testLoss, testAcc) = trainer.Evaluate(data.Test);
+        var health = result.Diagnostics;
         if (health.Count > 0 && !a.Quiet) Console.WriteLine($"gradient health: {Diagnostics.Verdict(health[^1])}");
         if (a.Plots is not null)
         {
-            AtomicFile.WriteAllText(Path.Combine(CreateDir(a.Plots), "history.json"),
-                JsonSerializer.Serialize(new { epochs = history, diagnostics = health }, ModelFile.JsonOptions));
-            var files = TrainingPlots.Write(a.Plots, history, health);
+            Directory.CreateDirectory(a.Plots);
+            AtomicFile.WriteAllText(Path.Combine(a.Plots, "history.json"),
+                JsonSerializer.Serialize(new { epochs = result.History, diagnostics = health }, ModelFile.JsonOptions));
+            var files = TrainingPlots.Write(a.Plots, result.History, health);
             if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
         }
-        ModelFile.Save(a.Out, net, data.LabelNames, data.Standardizer);
+        run.SaveModel(a.Out);
         if (!a.Quiet)
-            Console.WriteLine($"test accuracy {testAcc * 100:F2}%, test loss {testLoss:F4}; trained {trainSeconds:F2} s ({samplesTrained / Math.Max(1e-9, trainSeconds):N0} samples/s); saved {a.Out}");
+            Console.WriteLine($"test accuracy {result.TestAccuracy * 100:F2}%, test loss {result.TestLoss:F4}; trained {result.TrainSeconds:F2} s ({result.SamplesPerSecond:N0} samples/s); saved {a.Out}");
         if (a.Json)
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
-                w.WriteNumber("test_accuracy", testAcc);
-                w.WriteNumber("test_loss", testLoss);
-                w.WriteNumber("train_seconds", Math.Round(trainSeconds, 4));
-                w.WriteNumber("epochs", history.Count);
-                w.WriteNumber("samples_per_s", Math.Round(samplesTrained / Math.Max(1e-9, trainSeconds), 1));
+                w.WriteNumber("test_accuracy", result.TestAccuracy);
+                w.WriteNumber("test_loss", result.TestLoss);
+                w.WriteNumber("train_seconds", Math.Round(result.TrainSeconds, 4));
+                w.WriteNumber("epochs", result.History.Count);
+                w.WriteNumber("samples_per_s", Math.Round(result.SamplesPerSecond, 1));
                 w.WriteEndObject();
             });
         return 0;
+    }
+
+    /// <summary>An epoch's row of the table, its gradient health when collected, and the early-stop note.</summary>
+    private static void WriteEpoch(Action<string> writeLine, EpochReport report, int patience)
+    {
+        var er = report.Result;
+        double vl = er.ValidationLoss ?? double.NaN, va = er.ValidationAccuracy ?? double.NaN;
+        writeLine($"{er.Epoch,5} {er.TrainLoss,11:F4} {er.TrainAccuracy * 100,8:F2}% {vl,9:F4} {va * 100,7:F2}% {er.LearningRate,9:G3} {er.Seconds,8:F2} {er.SamplesPerSecond,10:N0}");
+        if (report.Diagnostics is { } d)
+            foreach (var l in d)
+                writeLine($"      layer {l.Layer + 1} {l.Activation,-10} ‖∂L/∂W‖ {l.GradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction,6:P1}  saturated {l.SaturatedFraction,6:P1}");
+        if (report.StopsEarly) writeLine($"early stop: no better validation loss for {patience} epochs");
     }
 }

@@ -83,16 +83,10 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     protected static Tensor<T>[] Buffers(IReadOnlyList<Var<T>> ps) => ps.Select(p => new Tensor<T>(p.Value.ShapeArray)).ToArray();
 
+    /// <summary>An optimizer of the <see cref="OptimizerRegistry.Default"/> registry by name (see <see cref="OptimizerKind.Create{T}"/>).</summary>
     public static Optimizer<T> Create(string name, IReadOnlyList<Var<T>> parameters, double lr,
-        double momentum = 0.9, bool nesterov = false, double? weightDecay = null) => name switch
-    {
-        // Without a weight decay given, each takes torch.optim's default: 0.01 for AdamW, 0 for the others.
-        "sgd" => new Sgd<T>(parameters, lr, momentum, nesterov, weightDecay ?? 0),
-        "adam" => new Adam<T>(parameters, lr, weightDecay: weightDecay ?? 0, decoupled: false),
-        "adamw" => new Adam<T>(parameters, lr, weightDecay: weightDecay ?? 0.01, decoupled: true),
-        "rmsprop" => new RmsProp<T>(parameters, lr, weightDecay: weightDecay ?? 0),
-        _ => throw new ArgumentException($"unknown optimizer '{name}' (known: sgd, adam, adamw, rmsprop)"),
-    };
+        double momentum = 0.9, bool nesterov = false, double? weightDecay = null) =>
+        OptimizerRegistry.Default.Get(name).Create(parameters, new OptimizerSettings(lr, momentum, nesterov, weightDecay));
 }
 
 /// <summary>SGD with momentum, Nesterov and weight decay, as torch.optim.SGD defines them.</summary>

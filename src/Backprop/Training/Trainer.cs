@@ -92,29 +92,58 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
 }
 
 /// <summary>
-/// Training produced NaN or ±Inf. The message names the step, the layer and the op whose output first held a
-/// non-finite value (in forward order), so the cause can be found; parameters are left as they were.
+/// Training produced NaN or ±Inf. <see cref="Detail"/> names the step, the layer and the op whose output first held a
+/// non-finite value (in forward order), so the cause can be found; <see cref="Remedy"/> says what may help, so that a
+/// caller can word it in its own terms. Parameters are left as they were unless the detail says otherwise.
 /// </summary>
-public sealed class NonFiniteValueException(string message) : Exception(message)
+public sealed class NonFiniteValueException : Exception
 {
+    public NonFiniteValueException(string detail, DivergenceRemedy remedy = DivergenceRemedy.None, int? epoch = null, long? step = null,
+        int? batch = null, string? layer = null, string? op = null)
+        : base(detail + (remedy == DivergenceRemedy.LowerLearningRateOrClip ? "; lower the learning rate or clip the gradients" : ""))
+    {
+        Detail = detail;
+        Remedy = remedy;
+        Epoch = epoch;
+        Step = step;
+        Batch = batch;
+        Layer = layer;
+        Op = op;
+    }
+
+    /// <summary>Where and what, without the remedy: "step 7 (epoch 1, batch 7): layers.0 linear (…) produced NaN at element 3".</summary>
+    public string Detail { get; }
+    public DivergenceRemedy Remedy { get; }
+    public int? Epoch { get; }
+    /// <summary>The optimizer step (1-based) during which it happened.</summary>
+    public long? Step { get; }
+    /// <summary>The batch of the epoch, 1-based.</summary>
+    public int? Batch { get; }
+    /// <summary>"layers.I", or "the loss".</summary>
+    public string? Layer { get; }
+    /// <summary>The op's name, e.g. "linear".</summary>
+    public string? Op { get; }
+
     public static NonFiniteValueException Locate<T>(CompiledStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
         foreach (var leaf in step.Tape.Leaves)
         {
-            int bad = FirstNonFinite(leaf.Value.Data);
+            int bad = FirstNonFinite<T>(leaf.Value.Span);
             if (bad >= 0)
-                return new($"{where}: {(leaf.Name == "x" ? "the input batch" : "a parameter")} already holds {leaf.Value.Data[bad]} (a previous update diverged)");
+                return new($"{where}: {(leaf.Name == "x" ? "the input batch" : "a parameter")} already holds {leaf.Value.Span[bad]} (a previous update diverged)",
+                    DivergenceRemedy.None, epoch, stepNumber, batch + 1);
         }
         foreach (var node in step.Tape.Nodes)
         {
-            int bad = FirstNonFinite(node.Value.Data);
+            int bad = FirstNonFinite<T>(node.Value.Span);
             if (bad < 0) continue;
-            return new($"{where}: {LayerOf(node)} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
-                "lower --lr or use --clip");
+            string layer = LayerOf(node);
+            return new($"{where}: {layer} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Span[bad]} at element {bad}",
+                DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1, layer, node.Op.Name);
         }
-        return new($"{where}: the loss is not finite");
+        return new($"{where}: the loss is not finite", DivergenceRemedy.None, epoch, stepNumber, batch + 1);
     }
 
     /// <summary>The forward pass was finite but a gradient was not: the first op, in backward order, whose input gradient went bad.</summary>
@@ -131,13 +160,15 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
             {
                 var input = inputs[j];
                 if (!input.RequiresGrad || !input.HasGrad) continue;
-                int bad = FirstNonFinite(input.Grad.Data);
+                int bad = FirstNonFinite<T>(input.Grad.Span);
                 if (bad < 0) continue;
-                return new($"{where}: the backward pass of {LayerOf(node)} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
-                    $"produced {input.Grad.Data[bad]}; the parameters were updated with it; lower --lr or use --clip");
+                string layer = LayerOf(node);
+                return new($"{where}: the backward pass of {layer} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
+                    $"produced {input.Grad.Span[bad]}; the parameters were updated with it",
+                    DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1, layer, node.Op.Name);
             }
         }
-        return new($"{where}: a gradient is not finite; lower --lr or use --clip");
+        return new($"{where}: a gradient is not finite", DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1);
     }
 
     /// <summary>"layers.I" for a layer's z_{I+1} or h_{I+1} (the names Sequential gives them), else the loss.</summary>
@@ -158,13 +189,15 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly Var<T>[] _parameters;
 
     /// <param name="context">What the steps and the optimizer run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
-    public Trainer(Sequential<T> network, TrainOptions options, Kernels.ComputeContext? context = null)
+    /// <param name="optimizers">Where <see cref="TrainOptions.Optimizer"/> is looked up; null: <see cref="OptimizerRegistry.Default"/>.</param>
+    public Trainer(Sequential<T> network, TrainOptions options, Kernels.ComputeContext? context = null, OptimizerRegistry? optimizers = null)
     {
         Network = network;
         Options = options;
         Context = context ?? Kernels.ComputeContext.Default;
         _parameters = network.Parameters().ToArray();
-        Optimizer = Optimizer<T>.Create(options.Optimizer, _parameters, options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay);
+        Optimizer = (optimizers ?? OptimizerRegistry.Default).Get(options.Optimizer)
+            .Create(_parameters, new OptimizerSettings(options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay));
         Optimizer.Context = Context;
     }
 
@@ -192,8 +225,12 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         Options.Schedule, Options.LearningRate, (long)batchesPerEpoch * Options.Epochs, Options.WarmupSteps,
         (long)batchesPerEpoch * Math.Max(1, Options.StepSizeEpochs), Options.Gamma);
 
-    /// <summary>One epoch over <paramref name="loader"/>; <paramref name="onBatch"/> sees the samples done so far.</summary>
-    public (double loss, double accuracy, double? gradNorm) TrainEpoch(BatchLoader loader, int epoch, LrSchedule schedule, Action<int>? onBatch = null)
+    /// <summary>
+    /// One epoch over <paramref name="loader"/>; <paramref name="onBatch"/> sees the samples done so far. Cancellation
+    /// is checked before every step, so a cancelled epoch stops between two complete updates.
+    /// </summary>
+    public (double loss, double accuracy, double? gradNorm) TrainEpoch(BatchLoader loader, int epoch, LrSchedule schedule, Action<int>? onBatch = null,
+        CancellationToken cancellation = default)
     {
         loader.StartEpoch(epoch);
         double lossSum = 0;
@@ -202,6 +239,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         int batches = 0;
         while (loader.Advance())
         {
+            cancellation.ThrowIfCancellationRequested();
             var step = StepFor(loader.CurrentBatchSize);
             step.Load(loader);
             step.ForwardBackward();

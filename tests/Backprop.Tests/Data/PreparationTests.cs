@@ -183,4 +183,50 @@ public class PreparationTests
         Assert.Throws<ArgumentException>(() => loader.CopyBatchX(new double[1]));
         Assert.Throws<ArgumentException>(() => new BatchLoader(new float[5], new int[2], 2, 1, 0));
     }
+
+    [Fact]
+    public void PrepareSplitsACsvStratifiedAndStandardisesWithTrainStatistics()
+    {
+        var data = DataLoading.Prepare(TestData.Tabular("iris.csv"), null, seed: 5);
+        Assert.Equal("csv", data.Kind);
+        Assert.Equal(4, data.Features);
+        Assert.Equal(3, data.Classes);
+        // 150 rows, 3 classes of 50: each class gives 10 test rows (20 %), 8 validation (15 % of 50, rounded) and 32 train
+        Assert.Equal((96, 24, 30), (data.Train.Count, data.Validation.Count, data.Test.Count));
+        for (int c = 0; c < 3; c++) Assert.Equal(32, data.Train.Labels.Count(l => l == c));
+        // standardised with the training rows' statistics: the training features have mean 0 and std 1
+        Assert.NotNull(data.Standardizer);
+        for (int j = 0; j < data.Features; j++)
+        {
+            double mean = 0, sq = 0;
+            for (int i = 0; i < data.Train.Count; i++) mean += data.Train.Row(i)[j];
+            mean /= data.Train.Count;
+            for (int i = 0; i < data.Train.Count; i++) sq += Math.Pow(data.Train.Row(i)[j] - mean, 2);
+            Assert.True(Math.Abs(mean) < 1e-5, $"feature {j}: mean {mean}");
+            Assert.True(Math.Abs(Math.Sqrt(sq / data.Train.Count) - 1) < 1e-3, $"feature {j}: std {Math.Sqrt(sq / data.Train.Count)}");
+        }
+        // the seed fixes the split
+        var again = DataLoading.Prepare(TestData.Tabular("iris.csv"), null, seed: 5);
+        Assert.Equal(data.Train.Features, again.Train.Features);
+        Assert.NotEqual(data.Train.Features, DataLoading.Prepare(TestData.Tabular("iris.csv"), null, seed: 6).Train.Features);
+    }
+
+    [Fact]
+    public void PrepareHoldsOutValidationFromMnistTrainAndTestsOnT10k()
+    {
+        var data = DataLoading.Prepare(TestData.MnistDir, null, seed: 0);
+        Assert.Equal("mnist", data.Kind);
+        Assert.Equal((784, 10), (data.Features, data.Classes));
+        Assert.Equal(TestData.Mnist.Train.Count, data.Train.Count + data.Validation.Count);
+        Assert.Equal(TestData.Mnist.Train.Count / 12, data.Validation.Count, 1.0);
+        Assert.Equal(TestData.Mnist.Test.Count, data.Test.Count);
+        Assert.Null(data.Standardizer);
+    }
+
+    [Fact]
+    public void PrepareNamesAPathThatIsNeitherADirectoryNorAFile()
+    {
+        var e = Assert.Throws<DataFormatException>(() => DataLoading.Prepare("/no/such/data", null, seed: 0));
+        Assert.Contains("/no/such/data", e.Message);
+    }
 }

@@ -1,4 +1,4 @@
-using Backprop.Cli.Commands;
+using Backprop.Data;
 using Backprop.IO;
 using Backprop.Tests.Cli;
 using Backprop.Training;

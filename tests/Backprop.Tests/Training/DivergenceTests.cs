@@ -1,4 +1,3 @@
-using Backprop.Cli.Commands;
 using Backprop.Data;
 using Backprop.Tests.Cli;
 using Backprop.Training;

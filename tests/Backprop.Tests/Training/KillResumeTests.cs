@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Backprop.Cli.Commands;
+using Backprop.Data;
 using Backprop.Tests.Cli;
 using Backprop.Training;
 
@@ -115,5 +115,27 @@ public class KillResumeTests
         Assert.Equal(c.Epoch + 1, r.Json.GetProperty("epochs").GetInt32());
         Assert.True(File.Exists(resumed));
         Assert.Equal(c.Epoch + 1, Checkpoint.Load<float>(ck).Epoch);
+    }
+
+    [Fact]
+    public void Resume_alone_finishes_a_killed_run_like_an_uninterrupted_one()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("ck.safetensors");
+        // the default cosine rate spans the 300 epochs: the resumed run takes them, and everything else, from the checkpoint
+        string[] job = ["--data", Digits, "--batch", "64", "--lr", "0.003", "--layers", "64,32,10", "--epochs", "300", "--quiet", "--json"];
+        var whole = CliRunner.Run(["train", .. job, "--out", tmp.File("whole.safetensors")]);
+        Assert.True(whole.ExitCode == 0, whole.Stderr);
+
+        RunAndKill(ck, 0, ["train", .. job, "--checkpoint", ck, "--out", tmp.File("never.safetensors")]);
+        int killedAt = Checkpoint.Load<float>(ck).Epoch;
+        Assert.InRange(killedAt, 1, 299);
+
+        string resumed = tmp.File("resumed.safetensors");
+        var r = CliRunner.Run("train", "--resume", ck, "--out", resumed, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(300, r.Json.GetProperty("epochs").GetInt32());
+        Assert.Equal(whole.Json.GetProperty("test_accuracy").GetDouble(), r.Json.GetProperty("test_accuracy").GetDouble());
+        TrainingAssert.BitIdentical(ModelFile.Load<float>(tmp.File("whole.safetensors")).Network, ModelFile.Load<float>(resumed).Network);
     }
 }

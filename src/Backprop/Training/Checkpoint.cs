@@ -3,9 +3,8 @@ using System.Text.Json;
 using Backprop.Data;
 using Backprop.IO;
 using Backprop.Nn;
-using Backprop.Training;
 
-namespace Backprop.Cli.Commands;
+namespace Backprop.Training;
 
 /// <summary>
 /// A model file with the optimizer's state tensors (optimizer.*) and the training progress in __metadata__.checkpoint.
@@ -28,18 +27,24 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>A fingerprint of the training rows (see <see cref="Checkpoint.DataFingerprint"/>).</summary>
     public string? Data { get; init; }
     public int EpochsSinceBest { get; init; }
+    /// <summary>The run's whole configuration; null in checkpoints written before it was recorded.</summary>
+    public TrainingJob? Job { get; init; }
 
+    /// <summary>The checkpoint's layer sizes, input first.</summary>
+    public int[] Layers => ModelFile.ArchitectureOf(Model.Network).Sizes;
+
+    /// <summary>Copies the optimizer's state and step count from the checkpoint; the optimizer must be of the checkpoint's kind.</summary>
     public void RestoreOptimizer(Optimizer<T> optimizer, string source)
     {
         if (optimizer.Name != Optimizer)
-            throw new DataFormatException($"{source}: the checkpoint was made with --optimizer {Optimizer}, not {optimizer.Name}");
+            throw new CheckpointMismatchException(TrainingSetting.Optimizer, Optimizer, optimizer.Name, CheckpointMismatchReason.Fixed);
         foreach (var (name, tensor) in optimizer.State())
         {
             string key = "optimizer." + name;
             if (!File.Contains(key)) throw new DataFormatException($"{source}: tensor {key} is missing");
             var t = File.GetTensor<T>(key);
             if (!t.SameShape(tensor.Shape)) throw new DataFormatException($"{source}: {key} is {t.ShapeString}, expected {tensor.ShapeString}");
-            t.Data.CopyTo(tensor.Data);
+            t.Span.CopyTo(tensor.Span);
         }
         optimizer.StepCount = Step;
     }
@@ -52,10 +57,16 @@ public static class Checkpoint
     /// resumed run must use the same ones. Epochs and schedule fix a cosine rate's course.
     /// </summary>
     private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History,
-        int? Seed = null, int? BatchSize = null, int? Epochs = null, string? Schedule = null, string? Data = null);
+        int? Seed = null, int? BatchSize = null, int? Epochs = null, string? Schedule = null, string? Data = null, TrainingJob? Job = null);
 
-    /// <summary>What a run was, beyond its weights and optimizer state, that a resumed run must match.</summary>
-    public sealed record RunIdentity(int Seed, int BatchSize, int Epochs, string Schedule, string Data);
+    /// <summary>What a run was, beyond its weights and optimizer state: its configuration and its data's fingerprint.</summary>
+    public sealed record RunIdentity(TrainingJob Job, string Data)
+    {
+        public int Seed => Job.Options.Seed;
+        public int BatchSize => Job.Options.BatchSize;
+        public int Epochs => Job.Options.Epochs;
+        public string Schedule => Job.Options.Schedule;
+    }
 
     /// <summary>SHA-256 (first 16 hex digits) of the training rows' features and labels, in split order.</summary>
     public static string DataFingerprint(LabeledData train)
@@ -70,7 +81,7 @@ public static class Checkpoint
         double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std, RunIdentity run) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history,
-            run.Seed, run.BatchSize, run.Epochs, run.Schedule, run.Data);
+            run.Seed, run.BatchSize, run.Epochs, run.Schedule, run.Data, run.Job);
         var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, ModelFile.JsonOptions) };
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
@@ -79,6 +90,23 @@ public static class Checkpoint
     {
         var file = SafeTensorsFile.Read(path);
         var model = ModelFile.FromFile<T>(file);
+        var p = ReadProgress(file, path);
+        return new Checkpoint<T>
+        {
+            Model = model, File = file, Epoch = p.Epoch, Step = p.Step, Optimizer = p.Optimizer, History = p.History ?? [],
+            BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest, Seed = p.Seed, BatchSize = p.BatchSize,
+            Epochs = p.Epochs, Schedule = p.Schedule, Data = p.Data, Job = p.Job,
+        };
+    }
+
+    /// <summary>
+    /// The configuration a checkpoint recorded (null for a checkpoint written before configurations were recorded),
+    /// read without converting its tensors: a resumed run needs it, its precision included, before it loads them.
+    /// </summary>
+    public static TrainingJob? RecordedJob(string path) => ReadProgress(SafeTensorsFile.Read(path), path).Job;
+
+    private static Progress ReadProgress(SafeTensorsFile file, string path)
+    {
         if (!file.Metadata.TryGetValue("checkpoint", out var json))
             throw new DataFormatException($"{path}: __metadata__.checkpoint is missing: this is a model, not a checkpoint");
         Progress? p;
@@ -86,11 +114,6 @@ public static class Checkpoint
         catch (JsonException e) { throw new DataFormatException($"{path}: __metadata__.checkpoint is not valid: {e.Message.Split('\n')[0]}"); }
         if (p is null || p.Epoch < 1 || p.Optimizer is null)
             throw new DataFormatException($"{path}: __metadata__.checkpoint needs epoch, step and optimizer");
-        return new Checkpoint<T>
-        {
-            Model = model, File = file, Epoch = p.Epoch, Step = p.Step, Optimizer = p.Optimizer, History = p.History ?? [],
-            BestValidationLoss = p.BestValidationLoss, EpochsSinceBest = p.EpochsSinceBest, Seed = p.Seed, BatchSize = p.BatchSize,
-            Epochs = p.Epochs, Schedule = p.Schedule, Data = p.Data,
-        };
+        return p;
     }
 }

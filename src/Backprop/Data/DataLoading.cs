@@ -1,7 +1,6 @@
-using Backprop.Data;
 using Backprop.IO;
 
-namespace Backprop.Cli.Commands;
+namespace Backprop.Data;
 
 /// <summary>A data set ready for training: train/validation/test splits, label names and normalisation.</summary>
 public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Validation, LabeledData Test, string[] LabelNames, Standardizer? Standardizer)

@@ -1,0 +1,120 @@
+using System.Collections.Frozen;
+using System.Collections.Immutable;
+using System.Numerics;
+
+namespace Backprop.Training;
+
+/// <summary>The hyper-parameters a run gives an optimizer; each kind reads the ones it lists in <see cref="OptimizerKind.HyperParameters"/>.</summary>
+/// <param name="WeightDecay">Null: the kind's own <see cref="OptimizerKind.DefaultWeightDecay"/>.</param>
+public sealed record OptimizerSettings(double LearningRate, double Momentum = 0.9, bool Nesterov = false, double? WeightDecay = null);
+
+/// <summary>
+/// One kind of optimizer and its facts: its name, the weight decay it takes when none is given (torch.optim's
+/// default), the hyper-parameters it reads and the names of its state tensors (checkpoints hold them as
+/// "optimizer.{state}.{parameter index}"). Adding an optimizer is one <see cref="Optimizer{T}"/> class, one kind and
+/// one line in <see cref="OptimizerRegistry.Default"/> (or <see cref="OptimizerRegistry.With"/> outside the library).
+/// </summary>
+public abstract class OptimizerKind
+{
+    public abstract string Name { get; }
+    /// <summary>The weight decay when none is given, as torch.optim defines it (0.01 for AdamW, 0 for the others).</summary>
+    public virtual double DefaultWeightDecay => 0;
+    /// <summary>The hyper-parameters this kind reads, by their <see cref="OptimizerSettings"/> names in snake case.</summary>
+    public abstract ImmutableArray<string> HyperParameters { get; }
+    /// <summary>The state it keeps per parameter, e.g. "m" and "v" for Adam.</summary>
+    public abstract ImmutableArray<string> StateNames { get; }
+
+    public abstract Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings settings) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    protected double WeightDecayOf(OptimizerSettings s) => s.WeightDecay ?? DefaultWeightDecay;
+
+    public override string ToString() => Name;
+}
+
+/// <summary>SGD: <see cref="Sgd{T}"/>.</summary>
+public sealed class SgdKind : OptimizerKind
+{
+    public override string Name => "sgd";
+    public override ImmutableArray<string> HyperParameters { get; } = ["learning_rate", "momentum", "nesterov", "weight_decay"];
+    public override ImmutableArray<string> StateNames { get; } = ["momentum"];
+    public override Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings s) =>
+        new Sgd<T>(parameters, s.LearningRate, s.Momentum, s.Nesterov, WeightDecayOf(s));
+}
+
+/// <summary>Adam with L2 weight decay: <see cref="Adam{T}"/>.</summary>
+public sealed class AdamKind : OptimizerKind
+{
+    public override string Name => "adam";
+    public override ImmutableArray<string> HyperParameters { get; } = ["learning_rate", "weight_decay"];
+    public override ImmutableArray<string> StateNames { get; } = ["m", "v"];
+    public override Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings s) =>
+        new Adam<T>(parameters, s.LearningRate, weightDecay: WeightDecayOf(s), decoupled: false);
+}
+
+/// <summary>AdamW, Adam with decoupled weight decay: <see cref="Adam{T}"/>.</summary>
+public sealed class AdamWKind : OptimizerKind
+{
+    public override string Name => "adamw";
+    public override double DefaultWeightDecay => 0.01;
+    public override ImmutableArray<string> HyperParameters { get; } = ["learning_rate", "weight_decay"];
+    public override ImmutableArray<string> StateNames { get; } = ["m", "v"];
+    public override Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings s) =>
+        new Adam<T>(parameters, s.LearningRate, weightDecay: WeightDecayOf(s), decoupled: true);
+}
+
+/// <summary>RMSprop: <see cref="RmsProp{T}"/>.</summary>
+public sealed class RmsPropKind : OptimizerKind
+{
+    public override string Name => "rmsprop";
+    public override ImmutableArray<string> HyperParameters { get; } = ["learning_rate", "weight_decay"];
+    public override ImmutableArray<string> StateNames { get; } = ["square_avg"];
+    public override Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings s) =>
+        new RmsProp<T>(parameters, s.LearningRate, weightDecay: WeightDecayOf(s));
+}
+
+/// <summary>
+/// The optimizers a run may choose from, by name. Immutable: <see cref="With"/> gives a new registry with one more
+/// kind, so a program can add its own optimizer without editing the library, and pass that registry where it trains.
+/// </summary>
+public sealed class OptimizerRegistry
+{
+    private readonly FrozenDictionary<string, OptimizerKind> _byName;
+
+    public OptimizerRegistry(IEnumerable<OptimizerKind> kinds)
+    {
+        Kinds = [.. kinds];
+        var byName = new Dictionary<string, OptimizerKind>(StringComparer.Ordinal);
+        foreach (var k in Kinds)
+            if (!byName.TryAdd(k.Name, k)) throw new ArgumentException($"two optimizers are named '{k.Name}'");
+        _byName = byName.ToFrozenDictionary(StringComparer.Ordinal);
+    }
+
+    /// <summary>The library's optimizers: one line each.</summary>
+    public static OptimizerRegistry Default { get; } = new(
+    [
+        new SgdKind(),
+        new AdamKind(),
+        new AdamWKind(),
+        new RmsPropKind(),
+    ]);
+
+    /// <summary>The kinds in registration order (the order help text lists them in).</summary>
+    public ImmutableArray<OptimizerKind> Kinds { get; }
+
+    public IEnumerable<string> Names => Kinds.Select(k => k.Name);
+
+    public bool Contains(string name) => _byName.ContainsKey(name);
+
+    public bool TryGet(string name, out OptimizerKind kind) => _byName.TryGetValue(name, out kind!);
+
+    /// <summary>The kind named <paramref name="name"/>; an <see cref="ArgumentException"/> naming the known ones otherwise.</summary>
+    public OptimizerKind Get(string name) => _byName.TryGetValue(name, out var k) ? k
+        : throw new ArgumentException($"unknown optimizer '{name}' (known: {string.Join(", ", Names)})");
+
+    /// <summary>A new registry with <paramref name="kind"/> added; this one is unchanged. A name may be registered once.</summary>
+    public OptimizerRegistry With(OptimizerKind kind) => new(Kinds.Append(kind));
+
+    /// <summary>The names as a sentence list: "sgd, adam, adamw or rmsprop".</summary>
+    public string NamesText(string conjunction = "or") =>
+        Kinds.Length <= 1 ? string.Join("", Names) : $"{string.Join(", ", Names.SkipLast(1))} {conjunction} {Kinds[^1].Name}";
+}

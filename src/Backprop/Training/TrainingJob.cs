@@ -1,0 +1,173 @@
+using System.Globalization;
+
+namespace Backprop.Training;
+
+/// <summary>One setting of a <see cref="TrainingJob"/>: what validation errors and checkpoint mismatches name (a CLI maps it to its flag).</summary>
+public enum TrainingSetting
+{
+    Data, LabelColumn, Layers, Activation, Init, Precision,
+    Optimizer, LearningRate, Momentum, Nesterov, WeightDecay,
+    Schedule, WarmupSteps, StepSizeEpochs, Gamma, ClipNorm, Patience,
+    Seed, BatchSize, Epochs,
+}
+
+/// <summary>
+/// The whole configuration of a training run: the data, the network, the optimizer and the schedule. A checkpoint
+/// records it (resolved: the layer sizes and the weight decay filled in), so that a resumed run continues with the
+/// same configuration without being told it again (see <see cref="Continue"/>).
+/// </summary>
+public sealed record TrainingJob
+{
+    /// <summary>A directory of MNIST IDX files, or a CSV file (see <see cref="Data.DataLoading.Prepare"/>).</summary>
+    public string Data { get; init; } = "data/mnist";
+    /// <summary>The CSV label column; null: "label", else the last column.</summary>
+    public string? LabelColumn { get; init; }
+    /// <summary>Layer sizes, input first; null: 784,512,256,10 for MNIST, features,64,classes for CSV (or a resumed checkpoint's).</summary>
+    public int[]? Layers { get; init; }
+    /// <summary>The hidden activation (the output layer is linear; the loss is softmax cross-entropy).</summary>
+    public string Activation { get; init; } = "relu";
+    /// <summary>"default" or an <see cref="InitKind"/> name (see <see cref="Initializers.Parse"/>).</summary>
+    public string Init { get; init; } = "default";
+    /// <summary>"float32" or "float64": the element type the run trains in.</summary>
+    public string Precision { get; init; } = "float32";
+    public TrainOptions Options { get; init; } = new();
+
+    /// <summary>Two jobs are equal when every setting is (the layer sizes compared by value, not by array).</summary>
+    public bool Equals(TrainingJob? other) =>
+        other is not null && Enum.GetValues<TrainingSetting>().All(s => Format(s) == other.Format(s));
+
+    public override int GetHashCode()
+    {
+        var hash = new HashCode();
+        foreach (var s in Enum.GetValues<TrainingSetting>()) hash.Add(Format(s));
+        return hash.ToHashCode();
+    }
+
+    /// <summary>The precision name of an element type: float32 or float64.</summary>
+    public static string PrecisionOf<T>() => typeof(T) == typeof(double) ? "float64" : typeof(T) == typeof(float) ? "float32" : typeof(T).Name.ToLowerInvariant();
+
+    /// <summary>Throws <see cref="InvalidTrainingSettingException"/> for the first setting that cannot be trained with.</summary>
+    public void Validate(OptimizerRegistry? optimizers = null)
+    {
+        var o = Options;
+        optimizers ??= OptimizerRegistry.Default;
+        if (o.BatchSize <= 0) throw Invalid(TrainingSetting.BatchSize, "the batch size must be at least 1");
+        if (o.Epochs <= 0) throw Invalid(TrainingSetting.Epochs, "must be at least 1");
+        if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate)) throw Invalid(TrainingSetting.LearningRate, "must be a positive number");
+        if (o.Patience < 0) throw Invalid(TrainingSetting.Patience, "must be 0 (off) or more");
+        if (o.ClipNorm < 0) throw Invalid(TrainingSetting.ClipNorm, "must be 0 (off) or positive");
+        if (!(o.Momentum >= 0 && o.Momentum < 1)) throw Invalid(TrainingSetting.Momentum, "must be in [0, 1)");
+        if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw Invalid(TrainingSetting.WeightDecay, "must be 0 or positive");
+        if (o.WarmupSteps < 0) throw Invalid(TrainingSetting.WarmupSteps, "must be 0 (off) or more steps");
+        if (!optimizers.Contains(o.Optimizer)) throw Invalid(TrainingSetting.Optimizer, $"expected {optimizers.NamesText()}");
+        if (o.Schedule is not ("constant" or "step" or "cosine")) throw Invalid(TrainingSetting.Schedule, "expected constant, step or cosine");
+        if (Activations.TryCreate<float>(Activation) is null || Activation == "softmax")
+            throw Invalid(TrainingSetting.Activation, $"expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
+        try { Initializers.Parse(Init); }
+        catch (ArgumentException e) { throw new InvalidTrainingSettingException(TrainingSetting.Init, Init, e.Message); }
+        if (Precision is not ("float32" or "float64")) throw Invalid(TrainingSetting.Precision, "expected float32 or float64");
+        if (Layers is { } sizes)
+        {
+            if (sizes.Length < 2) throw Invalid(TrainingSetting.Layers, "needs at least an input and an output size");
+            foreach (int s in sizes) if (s <= 0) throw Invalid(TrainingSetting.Layers, $"'{s}' is not a positive integer");
+        }
+    }
+
+    private InvalidTrainingSettingException Invalid(TrainingSetting s, string problem) => new(s, Format(s), problem);
+
+    /// <summary>The value of one setting as text, as it would be written on a command line (layers as "784,256,10").</summary>
+    public string Format(TrainingSetting setting)
+    {
+        var o = Options;
+        return setting switch
+        {
+            TrainingSetting.Data => Data,
+            TrainingSetting.LabelColumn => LabelColumn ?? "(default)",
+            TrainingSetting.Layers => Layers is null ? "(default)" : string.Join(",", Layers),
+            TrainingSetting.Activation => Activation,
+            TrainingSetting.Init => Init,
+            TrainingSetting.Precision => Precision,
+            TrainingSetting.Optimizer => o.Optimizer,
+            TrainingSetting.LearningRate => Number(o.LearningRate),
+            TrainingSetting.Momentum => Number(o.Momentum),
+            TrainingSetting.Nesterov => o.Nesterov ? "true" : "false",
+            TrainingSetting.WeightDecay => o.WeightDecay is double wd ? Number(wd) : "(default)",
+            TrainingSetting.Schedule => o.Schedule,
+            TrainingSetting.WarmupSteps => o.WarmupSteps.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.StepSizeEpochs => o.StepSizeEpochs.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.Gamma => Number(o.Gamma),
+            TrainingSetting.ClipNorm => Number(o.ClipNorm),
+            TrainingSetting.Patience => o.Patience.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.Seed => o.Seed.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.BatchSize => o.BatchSize.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.Epochs => o.Epochs.ToString(CultureInfo.InvariantCulture),
+            _ => throw new ArgumentOutOfRangeException(nameof(setting)),
+        };
+    }
+
+    private static string Number(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>This job with one setting taken from <paramref name="from"/>.</summary>
+    public TrainingJob With(TrainingSetting setting, TrainingJob from)
+    {
+        var o = Options;
+        var f = from.Options;
+        return setting switch
+        {
+            TrainingSetting.Data => this with { Data = from.Data },
+            TrainingSetting.LabelColumn => this with { LabelColumn = from.LabelColumn },
+            TrainingSetting.Layers => this with { Layers = from.Layers },
+            TrainingSetting.Activation => this with { Activation = from.Activation },
+            TrainingSetting.Init => this with { Init = from.Init },
+            TrainingSetting.Precision => this with { Precision = from.Precision },
+            TrainingSetting.Optimizer => this with { Options = o with { Optimizer = f.Optimizer } },
+            TrainingSetting.LearningRate => this with { Options = o with { LearningRate = f.LearningRate } },
+            TrainingSetting.Momentum => this with { Options = o with { Momentum = f.Momentum } },
+            TrainingSetting.Nesterov => this with { Options = o with { Nesterov = f.Nesterov } },
+            TrainingSetting.WeightDecay => this with { Options = o with { WeightDecay = f.WeightDecay } },
+            TrainingSetting.Schedule => this with { Options = o with { Schedule = f.Schedule } },
+            TrainingSetting.WarmupSteps => this with { Options = o with { WarmupSteps = f.WarmupSteps } },
+            TrainingSetting.StepSizeEpochs => this with { Options = o with { StepSizeEpochs = f.StepSizeEpochs } },
+            TrainingSetting.Gamma => this with { Options = o with { Gamma = f.Gamma } },
+            TrainingSetting.ClipNorm => this with { Options = o with { ClipNorm = f.ClipNorm } },
+            TrainingSetting.Patience => this with { Options = o with { Patience = f.Patience } },
+            TrainingSetting.Seed => this with { Options = o with { Seed = f.Seed } },
+            TrainingSetting.BatchSize => this with { Options = o with { BatchSize = f.BatchSize } },
+            TrainingSetting.Epochs => this with { Options = o with { Epochs = f.Epochs } },
+            _ => throw new ArgumentOutOfRangeException(nameof(setting)),
+        };
+    }
+
+    /// <summary>
+    /// Whether a resumed run may change <paramref name="setting"/> from this (recorded) job's value. The data path may
+    /// move (the checkpoint's fingerprint of the training rows still has to match); the learning rate, clipping and
+    /// patience are how one recovers from a diverged or stalled run; the epochs extend a run, unless a cosine rate
+    /// spans them. Everything else (the network, optimizer, seed, batch and schedule) fixes what the run is.
+    /// </summary>
+    public bool MayChangeOnResume(TrainingSetting setting) => setting switch
+    {
+        TrainingSetting.Data or TrainingSetting.LearningRate or TrainingSetting.ClipNorm or TrainingSetting.Patience => true,
+        TrainingSetting.Epochs => Options.Schedule != "cosine",
+        _ => false,
+    };
+
+    /// <summary>
+    /// The job a resumed run continues: this recorded job, with the settings in <paramref name="given"/> that were
+    /// given explicitly. A given setting equal to the recorded one is fine; one that differs is taken when it
+    /// <see cref="MayChangeOnResume"/>, else a <see cref="CheckpointMismatchException"/>.
+    /// </summary>
+    public TrainingJob Continue(TrainingJob given, IEnumerable<TrainingSetting> explicitlyGiven)
+    {
+        var job = this;
+        foreach (var s in explicitlyGiven.Distinct().Order())
+        {
+            string recorded = Format(s), now = given.Format(s);
+            if (recorded == now) continue;
+            if (!MayChangeOnResume(s))
+                throw new CheckpointMismatchException(s, recorded, now,
+                    s == TrainingSetting.Epochs ? CheckpointMismatchReason.CosineSpansEpochs : CheckpointMismatchReason.Fixed);
+            job = job.With(s, given);
+        }
+        return job;
+    }
+}

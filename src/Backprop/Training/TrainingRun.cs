@@ -1,0 +1,199 @@
+using System.Diagnostics;
+using System.Numerics;
+using Backprop.Data;
+using Backprop.IO;
+using Backprop.Nn;
+
+namespace Backprop.Training;
+
+/// <summary>Progress within an epoch, reported after every step: enough for a progress bar.</summary>
+/// <param name="Samples">Training samples done so far in this epoch.</param>
+/// <param name="SamplesPerEpoch">The training set's size.</param>
+/// <param name="Elapsed">Time since the epoch began.</param>
+public readonly record struct BatchProgress(int Epoch, int Epochs, int Samples, int SamplesPerEpoch, TimeSpan Elapsed);
+
+/// <summary>One finished epoch: its row of the history, the gradient health when collected, and whether the run stops early after it.</summary>
+public sealed record EpochReport(EpochResult Result, LayerHealth[]? Diagnostics, bool StopsEarly);
+
+/// <summary>What a finished run gives: its whole history (a resumed run's includes the checkpoint's epochs) and the test evaluation.</summary>
+/// <param name="Diagnostics">The gradient health of each epoch this run trained, when collected.</param>
+/// <param name="TrainSeconds">Training time over the whole history.</param>
+/// <param name="SamplesTrained">Training samples over the whole history.</param>
+public sealed record TrainingResult(IReadOnlyList<EpochResult> History, IReadOnlyList<LayerHealth[]> Diagnostics, double TestLoss, double TestAccuracy,
+    double TrainSeconds, long SamplesTrained, bool StoppedEarly)
+{
+    public double SamplesPerSecond => SamplesTrained / Math.Max(1e-9, TrainSeconds);
+}
+
+/// <summary>
+/// A whole training job: the data split, the network, epochs under a learning-rate schedule, early stopping,
+/// divergence checks, a checkpoint after every epoch, resuming from one, and the final test evaluation. It reports
+/// progress and never prints. Deterministic for a given job and thread count, and a resumed run continues bit for
+/// bit where its checkpoint left off.
+/// </summary>
+public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly List<EpochResult> _history;
+    private readonly Checkpoint.RunIdentity? _identity;
+    private double _bestValidationLoss;
+    private int _epochsSinceBest;
+    private bool _ran;
+
+    private TrainingRun(TrainingJob job, PreparedData data, Sequential<T> network, Trainer<T> trainer, string? checkpointPath,
+        Checkpoint.RunIdentity? identity, Checkpoint<T>? resumed)
+    {
+        Job = job;
+        Data = data;
+        Network = network;
+        Trainer = trainer;
+        CheckpointPath = checkpointPath;
+        _identity = identity;
+        _history = resumed is null ? [] : [.. resumed.History];
+        _bestValidationLoss = resumed?.BestValidationLoss ?? double.PositiveInfinity;
+        _epochsSinceBest = resumed?.EpochsSinceBest ?? 0;
+        FirstEpoch = resumed is null ? 1 : resumed.Epoch + 1;
+    }
+
+    /// <summary>The job as run: layer sizes, precision and weight decay resolved. Checkpoints record it.</summary>
+    public TrainingJob Job { get; }
+    public PreparedData Data { get; }
+    public Sequential<T> Network { get; }
+    public Trainer<T> Trainer { get; }
+    /// <summary>Where a checkpoint is written after every epoch; null: none.</summary>
+    public string? CheckpointPath { get; }
+    /// <summary>The first epoch this run trains: 1, or the one after a resumed checkpoint's.</summary>
+    public int FirstEpoch { get; }
+    /// <summary>The epochs so far, a resumed checkpoint's included.</summary>
+    public IReadOnlyList<EpochResult> History => _history;
+
+    /// <summary>
+    /// Prepares a run: validates the job, loads and splits the data, and builds the network (or takes the
+    /// checkpoint's, with its optimizer state). A checkpoint that the job contradicts (another seed, batch size,
+    /// optimizer, layers, data, or epochs under a cosine rate) is refused with a <see cref="CheckpointMismatchException"/>.
+    /// </summary>
+    /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
+    /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>
+    /// <param name="collectDiagnostics">Measure the gradient health of every epoch's last batch.</param>
+    /// <param name="context">What the steps, the optimizer and the evaluations run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
+    public static TrainingRun<T> Create(TrainingJob job, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
+        bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null)
+    {
+        optimizers ??= OptimizerRegistry.Default;
+        job = job with { Precision = TrainingJob.PrecisionOf<T>() };
+        job.Validate(optimizers);
+        var o = job.Options;
+        var data = DataLoading.Prepare(job.Data, job.LabelColumn, o.Seed);
+        if (data.Train.Count == 0 || data.Test.Count == 0)
+            throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
+        int[] sizes = job.Layers ?? resumeFrom?.Layers ?? (data.Kind == "mnist" ? [784, 512, 256, 10] : [data.Features, 64, data.Classes]);
+        string layersText = string.Join(",", sizes);
+        if (sizes[0] != data.Features)
+            throw new InvalidTrainingSettingException(TrainingSetting.Layers, layersText, $"starts with {sizes[0]} but {job.Data} has {data.Features} features per sample");
+        if (sizes[^1] != data.Classes)
+            throw new InvalidTrainingSettingException(TrainingSetting.Layers, layersText, $"ends with {sizes[^1]} but {job.Data} has {data.Classes} classes");
+        job = job with
+        {
+            Layers = sizes,
+            Options = o with { WeightDecay = o.WeightDecay ?? optimizers.Get(o.Optimizer).DefaultWeightDecay },
+        };
+
+        var identity = resumeFrom is null && checkpointPath is null ? null : new Checkpoint.RunIdentity(job, Checkpoint.DataFingerprint(data.Train));
+        if (resumeFrom is not null) CheckResumable(resumeFrom, job, identity!);
+        var network = resumeFrom?.Model.Network ?? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init));
+        var trainer = new Trainer<T>(network, job.Options, context, optimizers) { CollectDiagnostics = collectDiagnostics };
+        resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);
+        return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom);
+    }
+
+    /// <summary>
+    /// The checks a checkpoint of any age allows: seed and batch size fix the split and the batch order, the
+    /// fingerprint the rows, the optimizer its state, the layers the weights, and a cosine rate spans the run's epochs.
+    /// </summary>
+    private static void CheckResumable(Checkpoint<T> ck, TrainingJob job, Checkpoint.RunIdentity run)
+    {
+        var o = job.Options;
+        if (ck.Seed is int s && s != o.Seed) throw Mismatch(TrainingSetting.Seed, s, o.Seed);
+        if (ck.BatchSize is int b && b != o.BatchSize) throw Mismatch(TrainingSetting.BatchSize, b, o.BatchSize);
+        if (ck.Optimizer != o.Optimizer)
+            throw new CheckpointMismatchException(TrainingSetting.Optimizer, ck.Optimizer, o.Optimizer, CheckpointMismatchReason.Fixed);
+        if (!ck.Layers.SequenceEqual(job.Layers!))
+            throw new CheckpointMismatchException(TrainingSetting.Layers, string.Join(",", ck.Layers), string.Join(",", job.Layers!), CheckpointMismatchReason.Fixed);
+        if (ck.Data is string d && d != run.Data)
+            throw new CheckpointMismatchException(TrainingSetting.Data, d, run.Data, CheckpointMismatchReason.OtherData);
+        if (ck.Schedule == "cosine" && ck.Epochs is int e)
+        {
+            if (o.Schedule != "cosine")
+                throw new CheckpointMismatchException(TrainingSetting.Schedule, "cosine", o.Schedule, CheckpointMismatchReason.CosineSpansEpochs);
+            if (o.Epochs != e) throw new CheckpointMismatchException(TrainingSetting.Epochs, e.ToString(), o.Epochs.ToString(), CheckpointMismatchReason.CosineSpansEpochs);
+        }
+        if (ck.Job is { } recorded)
+            foreach (var setting in Enum.GetValues<TrainingSetting>())
+                if (!recorded.MayChangeOnResume(setting) && recorded.Format(setting) != job.Format(setting))
+                    throw new CheckpointMismatchException(setting, recorded.Format(setting), job.Format(setting), CheckpointMismatchReason.Fixed);
+    }
+
+    private static CheckpointMismatchException Mismatch(TrainingSetting s, int checkpoint, int given) =>
+        new(s, checkpoint.ToString(System.Globalization.CultureInfo.InvariantCulture), given.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            CheckpointMismatchReason.Fixed);
+
+    /// <summary>
+    /// Trains the remaining epochs and evaluates on the test split. <paramref name="batches"/> hears after every step,
+    /// <paramref name="epochs"/> after every epoch (before its checkpoint is written); both are called on this thread.
+    /// Cancellation is checked before every step: it throws <see cref="OperationCanceledException"/> and leaves the
+    /// last checkpoint, that of the last complete epoch, as it was. Divergence throws a
+    /// <see cref="NonFiniteValueException"/>, also leaving the last checkpoint as it was. A run runs once.
+    /// </summary>
+    public TrainingResult Run(IProgress<BatchProgress>? batches = null, IProgress<EpochReport>? epochs = null, CancellationToken cancellation = default)
+    {
+        if (_ran) throw new InvalidOperationException("a training run runs once");
+        _ran = true;
+        var o = Job.Options;
+        int trainCount = Data.Train.Count;
+        var loader = new BatchLoader(Data.Train, o.BatchSize, o.Seed);
+        var schedule = Trainer.Schedule(loader.BatchesPerEpoch);
+        var health = new List<LayerHealth[]>();
+        double trainSeconds = _history.Sum(h => h.Seconds);
+        long samplesTrained = (long)_history.Count * trainCount;
+        bool stopped = false;
+        for (int epoch = FirstEpoch; epoch <= o.Epochs && !stopped; epoch++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            int e = epoch;
+            Action<int>? onBatch = batches is null ? null : seen => batches.Report(new BatchProgress(e, o.Epochs, seen, trainCount, clock.Elapsed));
+            var r = Trainer.TrainEpoch(loader, epoch, schedule, onBatch, cancellation);
+            clock.Stop();
+            double secs = clock.Elapsed.TotalSeconds;
+            trainSeconds += secs;
+            samplesTrained += trainCount;
+            if (!double.IsFinite(r.loss))
+                throw new NonFiniteValueException($"epoch {epoch}: the training loss is {r.loss}", DivergenceRemedy.LowerLearningRateOrClip, epoch);
+            bool validate = Data.Validation.Count > 0;
+            var (vl, va) = validate ? Trainer.Evaluate(Data.Validation) : (double.NaN, double.NaN);
+            if (validate && !double.IsFinite(vl))
+                throw new NonFiniteValueException($"epoch {epoch}: the validation loss is {vl} (the weights have diverged; ‖θ‖ of the parameters: " +
+                    string.Join(", ", Network.Parameters().Select(p => Diagnostics.Norm<T>(p.Value.Span).ToString("0.0e0"))) + ")",
+                    DivergenceRemedy.LowerLearningRateOrClip, epoch);
+            var result = new EpochResult(epoch, r.loss, r.accuracy, validate ? vl : null, validate ? va : null,
+                Trainer.Optimizer.LearningRate, secs, trainCount / secs, r.gradNorm);
+            _history.Add(result);
+            var diagnostics = Trainer.LastDiagnostics;
+            if (diagnostics is not null) health.Add(diagnostics);
+            if (validate)
+            {
+                if (vl < _bestValidationLoss - 1e-12) { _bestValidationLoss = vl; _epochsSinceBest = 0; } else _epochsSinceBest++;
+                stopped = o.Patience > 0 && _epochsSinceBest >= o.Patience;
+            }
+            epochs?.Report(new EpochReport(result, diagnostics, stopped));
+            if (CheckpointPath is not null)
+                Checkpoint.Save(CheckpointPath, Network, Trainer.Optimizer, epoch, _history, _bestValidationLoss, _epochsSinceBest,
+                    Data.LabelNames, Data.Standardizer, _identity!);
+        }
+
+        var (testLoss, testAcc) = Trainer.Evaluate(Data.Test);
+        return new TrainingResult(_history.ToArray(), health, testLoss, testAcc, trainSeconds, samplesTrained, stopped);
+    }
+
+    /// <summary>Saves the trained network as a model file, with the data's label names and normalisation.</summary>
+    public void SaveModel(string path) => ModelFile.Save(path, Network, Data.LabelNames, Data.Standardizer);
+}

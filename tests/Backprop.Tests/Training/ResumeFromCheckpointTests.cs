@@ -1,0 +1,174 @@
+using System.Text.Json.Nodes;
+using Backprop.IO;
+using Backprop.Tests.Cli;
+using Backprop.Training;
+
+namespace Backprop.Tests.Training;
+
+/// <summary>train --resume takes the run's options from the checkpoint; options given explicitly must agree with it.</summary>
+public sealed class ResumeFromCheckpointTests : IDisposable
+{
+    private readonly TempDir _tmp = new();
+    public void Dispose() => _tmp.Dispose();
+
+    private static string Iris => CliRunner.DataPath("tabular", "iris.csv");
+
+    // None of them the default, so that a resume that fell back to a default would show; the schedule is the default,
+    // cosine, whose rate spans the 3 epochs.
+    private static readonly string[] Options = ["--data", Iris, "--layers", "4,8,3", "--activation", "tanh", "--optimizer", "sgd", "--lr", "0.05",
+        "--momentum", "0.8", "--nesterov", "--batch", "8", "--seed", "3", "--epochs", "3", "--warmup", "4", "--clip", "2"];
+
+    /// <summary>The job the options above give (see TrainCommand), for the library to make a checkpoint of an unfinished run.</summary>
+    private static TrainingJob Job => new()
+    {
+        Data = Iris, Layers = [4, 8, 3], Activation = "tanh",
+        Options = new TrainOptions
+        {
+            Optimizer = "sgd", LearningRate = 0.05, Momentum = 0.8, Nesterov = true, BatchSize = 8, Seed = 3, Epochs = 3, WarmupSteps = 4, ClipNorm = 2,
+            Schedule = "cosine",
+        },
+    };
+
+    /// <summary>A checkpoint of epoch 1 of the 3-epoch run: the run is cancelled once epoch 1 is written.</summary>
+    private string Unfinished(string name = "ck.safetensors")
+    {
+        string ck = _tmp.File(name);
+        using var cancel = new CancellationTokenSource();
+        var run = TrainingRun<float>.Create(Job, checkpointPath: ck);
+        Assert.ThrowsAny<OperationCanceledException>(() => run.Run(null, new Reporter(cancel), cancel.Token));
+        Assert.Equal(1, Checkpoint.Load<float>(ck).Epoch);
+        return ck;
+    }
+
+    private sealed class Reporter(CancellationTokenSource cancel) : IProgress<EpochReport>
+    {
+        public void Report(EpochReport value) => cancel.Cancel();
+    }
+
+    private string Whole()
+    {
+        string path = _tmp.File("whole.safetensors");
+        var r = CliRunner.Run(["train", .. Options, "--out", path, "--quiet"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        return path;
+    }
+
+    private static void SameModel(string a, string b) =>
+        TrainingAssert.BitIdentical(ModelFile.Load<float>(a).Network, ModelFile.Load<float>(b).Network);
+
+    [Fact]
+    public void Resume_alone_continues_the_run_with_the_checkpoints_options_to_the_same_bits()
+    {
+        string ck = Unfinished();
+        string resumed = _tmp.File("resumed.safetensors");
+        var r = CliRunner.Run("train", "--resume", ck, "--out", resumed);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        // the header shows the checkpoint's network and optimizer, and the table continues at epoch 2
+        Assert.StartsWith("training 4-8-3 tanh on csv", r.Stdout);
+        Assert.Contains("sgd lr 0.05, batch 8, float32", r.Stdout);
+        var rows = r.Stdout.Split('\n').Where(l => l.Length > 5 && char.IsDigit(l.TrimStart()[0]) && l.Contains('%')).Select(l => l.TrimStart().Split(' ')[0]);
+        Assert.Equal(["2", "3"], rows);
+        SameModel(Whole(), resumed);
+    }
+
+    [Fact]
+    public void Options_repeated_with_the_checkpoints_values_are_accepted()
+    {
+        string ck = Unfinished();
+        string resumed = _tmp.File("resumed.safetensors");
+        var r = CliRunner.Run(["train", .. Options, "--dtype", "float32", "--schedule", "cosine", "--resume", ck, "--out", resumed, "--quiet"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        SameModel(Whole(), resumed);
+    }
+
+    [Theory]
+    [InlineData("--activation", "relu", "--activation tanh")]
+    [InlineData("--optimizer", "adam", "--optimizer sgd")]
+    [InlineData("--momentum", "0.9", "--momentum 0.8")]
+    [InlineData("--layers", "4,16,3", "--layers 4,8,3")]
+    [InlineData("--seed", "1", "--seed 3")]
+    [InlineData("--batch", "16", "--batch 8")]
+    [InlineData("--schedule", "constant", "--schedule cosine")]
+    [InlineData("--epochs", "5", "--epochs 3")]
+    [InlineData("--dtype", "float64", "--dtype float32")]
+    public void An_option_that_contradicts_the_checkpoint_is_refused_in_one_line(string option, string value, string recorded)
+    {
+        string ck = Unfinished();
+        var r = CliRunner.Run("train", "--resume", ck, option, value, "--out", _tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, $"{option} {value} contradicts the checkpoint");
+        Assert.Contains(recorded, r.Stderr);
+        Assert.False(File.Exists(_tmp.File("x.safetensors")));
+        Assert.Equal(1, Checkpoint.Load<float>(ck).Epoch);
+    }
+
+    [Fact]
+    public void The_rate_and_clipping_may_change_on_resume()
+    {
+        string ck = Unfinished();
+        var r = CliRunner.Run("train", "--resume", ck, "--lr", "0.01", "--clip", "0.5", "--checkpoint", ck, "--out", _tmp.File("x.safetensors"), "--quiet");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var job = Checkpoint.RecordedJob(ck)!;
+        Assert.Equal((0.01, 0.5, 3), (job.Options.LearningRate, job.Options.ClipNorm, job.Options.Seed));
+        Assert.Equal(3, Checkpoint.Load<float>(ck).Epoch);
+    }
+
+    [Fact]
+    public void A_checkpoint_of_other_layers_than_the_default_resumes_alone()
+    {
+        // Before jobs were recorded, this failed with "the checkpoint's layers are 4,8,3, not 4,64,3".
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", Iris, "--layers", "4,8,3", "--epochs", "2", "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        var r = CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("r.safetensors"), "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith("training 4-8-3 relu", r.Stdout);
+        Assert.Equal(2, r.Json.GetProperty("epochs").GetInt32());
+    }
+
+    /// <summary>The checkpoint as written before runs recorded their job: __metadata__.checkpoint without "job".</summary>
+    private static void ForgetTheJob(string ck)
+    {
+        var file = SafeTensorsFile.Read(ck);
+        var meta = file.Metadata.ToDictionary();
+        var progress = JsonNode.Parse(meta["checkpoint"])!.AsObject();
+        Assert.True(progress.Remove("job"));
+        meta["checkpoint"] = progress.ToJsonString();
+        SafeTensorsFile.Write(ck, file.Names.Select(n => SafeTensorEntry.From(n, file.GetTensor<float>(n))).ToArray(), meta);
+        Assert.Null(Checkpoint.RecordedJob(ck));
+    }
+
+    [Fact]
+    public void An_old_checkpoint_without_a_recorded_job_resumes_with_the_options_given_as_before()
+    {
+        string ck = Unfinished();
+        ForgetTheJob(ck);
+        string resumed = _tmp.File("resumed.safetensors");
+        var r = CliRunner.Run(["train", .. Options, "--resume", ck, "--out", resumed, "--quiet"]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        SameModel(Whole(), resumed);
+        // its recorded seed, batch, optimizer and layers are still checked
+        var other = Options.ToArray();
+        other[Array.IndexOf(other, "--seed") + 1] = "4";
+        TrainingAssert.UsageError(CliRunner.Run(["train", .. other, "--resume", ck, "--out", _tmp.File("x.safetensors"), "--quiet"]), "--seed 3");
+    }
+
+    [Fact]
+    public void Resume_alone_refuses_data_that_changed_since_the_checkpoint_and_names_it()
+    {
+        string csv = _tmp.File("iris-copy.csv");
+        File.Copy(Iris, csv);
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", csv, "--epochs", "2", "--schedule", "constant", "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        // the first column of two rows in three changed (not by one affine map, which standardisation would undo)
+        var lines = File.ReadAllLines(csv);
+        for (int i = 1; i < lines.Length; i++)
+        {
+            var cells = lines[i].Split(',');
+            cells[0] = (double.Parse(cells[0], System.Globalization.CultureInfo.InvariantCulture) + 0.1 * (i % 3)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            lines[i] = string.Join(',', cells);
+        }
+        File.WriteAllLines(csv, lines);
+        var r = CliRunner.Run("train", "--resume", ck, "--epochs", "3", "--out", _tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, "other data");
+        Assert.Contains($"--data {csv}", r.Stderr);
+    }
+}
