@@ -14,7 +14,7 @@ namespace Backprop.Cli.Commands;
 
 public static class TrainCommand
 {
-    public static Command Create()
+    public static Command Create(Catalog catalog)
     {
         var data = new Option<string>("--data") { Description = "A directory of MNIST IDX files, or a CSV file", DefaultValueFactory = _ => "data/mnist" };
         var layers = new Option<string?>("--layers") { Description = "Layer sizes, input first (default 784,512,256,10 for MNIST; features,64,classes for CSV)" };
@@ -63,7 +63,7 @@ public static class TrainCommand
                     WeightDecay = r.GetValue(weightDecay), Schedule = r.GetValue(schedule)!, WarmupSteps = r.GetValue(warmup),
                     ClipNorm = r.GetValue(clip), Patience = r.GetValue(patience),
                 });
-            return r.GetValue(dtype) == "float64" ? Run<double>(o) : Run<float>(o);
+            return r.GetValue(dtype) == "float64" ? Run<double>(o, catalog) : Run<float>(o, catalog);
         });
         return cmd;
     }
@@ -71,7 +71,7 @@ public static class TrainCommand
     public sealed record TrainArgs(string Data, string? Layers, string Activation, int Threads, string Out, string? Checkpoint, string? Resume,
         bool Json, bool Quiet, string? Label, string Init, bool Diagnostics, string? Plots, TrainOptions Options);
 
-    private static void Validate(TrainArgs a)
+    private static void Validate(TrainArgs a, Catalog catalog)
     {
         var o = a.Options;
         if (o.BatchSize <= 0) throw new UsageException($"--batch {o.BatchSize}: the batch size must be at least 1");
@@ -84,8 +84,8 @@ public static class TrainCommand
         if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw new UsageException($"--weight-decay {wd}: must be 0 or positive");
         if (o.WarmupSteps < 0) throw new UsageException($"--warmup {o.WarmupSteps}: must be 0 (off) or more steps");
         if (o.Optimizer is not ("sgd" or "adam" or "adamw" or "rmsprop")) throw new UsageException($"--optimizer '{o.Optimizer}': expected sgd, adam, adamw or rmsprop");
-        if (Activations.TryCreate<float>(a.Activation) is null || a.Activation == "softmax")
-            throw new UsageException($"--activation '{a.Activation}': expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
+        if (catalog.Activations.Find(a.Activation) is not { IsHiddenChoice: true })
+            throw new UsageException($"--activation '{a.Activation}': expected one of {string.Join(", ", catalog.Activations.HiddenNames)}");
         try { Initializers.Parse(a.Init); } catch (ArgumentException e) { throw new UsageException("--init: " + e.Message); }
     }
 
@@ -106,9 +106,9 @@ public static class TrainCommand
         return sizes;
     }
 
-    private static int Run<T>(TrainArgs a) where T : unmanaged, IFloatingPointIeee754<T>
+    private static int Run<T>(TrainArgs a, Catalog catalog) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        Validate(a);
+        Validate(a, catalog);
         Cli.CheckpointHint = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
         var o = a.Options;
         int[]? sizes = a.Layers is null ? null : ParseLayers(a.Layers);
@@ -126,7 +126,7 @@ public static class TrainCommand
         var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume);
         var run = a.Resume is null && a.Checkpoint is null ? null
             : new Checkpoint.RunIdentity(o.Seed, o.BatchSize, o.Epochs, o.Schedule, Checkpoint.DataFingerprint(data.Train));
-        var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init));
+        var net = ck?.Model.Network ?? Initializers.Mlp<T>(sizes, a.Activation, o.Seed, Initializers.Parse(a.Init), catalog);
         if (ck is not null && !ModelFile.ArchitectureOf(net).Sizes.SequenceEqual(sizes))
             throw new UsageException($"--resume {a.Resume}: the checkpoint's layers are {string.Join(",", ModelFile.ArchitectureOf(net).Sizes)}, not {string.Join(",", sizes)}");
         var trainer = new Trainer<T>(net, o) { CollectDiagnostics = a.Diagnostics };
@@ -200,7 +200,7 @@ public static class TrainCommand
             var (vl, va) = data.Validation.Count > 0 ? trainer.Evaluate(data.Validation) : (double.NaN, double.NaN);
             if (data.Validation.Count > 0 && !double.IsFinite(vl))
                 throw new NonFiniteValueException($"epoch {epoch}: the validation loss is {vl} (the weights have diverged; ‖W‖ of the layers: " +
-                    string.Join(", ", net.Layers.Select(l => Diagnostics.Norm<T>(l.Weight.Value.Data).ToString("0.0e0"))) +
+                    string.Join(", ", net.Layers.Select(l => (l.MainWeight() is { } w ? Diagnostics.Norm<T>(w.Value.Span) : 0).ToString("0.0e0"))) +
                     $"); lower --lr (now {o.LearningRate}) or use --clip");
             var er = new EpochResult(epoch, r.loss, r.acc, data.Validation.Count > 0 ? vl : null, data.Validation.Count > 0 ? va : null,
                 trainer.Optimizer.LearningRate, secs, data.Train.Count / secs, r.gnorm);

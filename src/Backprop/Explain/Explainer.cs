@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Nn;
 using Backprop.Problems;
 
 namespace Backprop.Explain;
@@ -24,7 +25,12 @@ public static class Explainer
         var backward = walk.BackwardSteps();
         var jacobian = walk.JacobianSteps();
         var fd = finiteDifference ? CheckFiniteDifferences(problem, wrt, backward[^1].Value) : null;
-        return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd);
+        var symbolLatex = problem.Network.Layers.Select(l => l.Activation).Where(a => a.LatexSymbol is not null)
+            .Select(a => (a.Symbol, a.LatexSymbol!)).Distinct().ToList();
+        return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd)
+        {
+            SymbolLatex = symbolLatex,
+        };
     }
 
     public static string DTypeName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
@@ -66,7 +72,7 @@ public static class Explainer
         private static string B(int l) => $"b{S(l)}";
         private static string Z(int l) => $"z{S(l)}";
         private Activation<T> Act(int l) => problem.Network.Layers[l - 1].Activation;
-        private bool HasBias(int l) => problem.Network.Layers[l - 1].Bias is not null;
+        private bool HasBias(int l) => problem.Network.Layers[l - 1].MainBias() is not null;
         private static Tensor<double> D(Tensor<T> t) => Dense.ToDouble(t);
         private Tensor<double> InputValue(int l) => D(l == 1 ? problem.Input.Value : problem.Trace.H[l - 2].Value);
 
@@ -106,7 +112,7 @@ public static class Explainer
                     {
                         int l = _zLayer[node];
                         var map = new Dictionary<string, string> { ["z"] = Z(l), ["x"] = InputOf(l), ["W"] = W(l), ["b"] = B(l) };
-                        var w = problem.Network.Layers[l - 1].Weight.Value;
+                        var w = node.Inputs[1].Value; // the Linear op's weight operand
                         string shape = $"{node.Inputs[0].ShapeString}·{w.ShapeString}ᵀ{(lin.HasBias ? $" + {node.Inputs[2].ShapeString}" : "")} → {node.ShapeString}";
                         steps.Add(Step(Z(l), Formulas.Substitute(lin.Formula, map), shape, D(node.Value), [lin.Formula]));
                         if (Act(l).IsIdentity)
@@ -255,39 +261,12 @@ public static class Explainer
         private (Tensor<double> grad, string definition) LossGradient(LossOp<T> op, Var<T> node)
         {
             var inputs = node.InputArray;
-            var pred = D(inputs[0].Value);
-            double n = op.Reduction == Reduction.Mean ? Math.Max(1, op.Count(inputs)) : 1;
-            var g = new Tensor<double>(pred.ShapeArray);
-            switch (op)
-            {
-                case MseLossOp<T>:
-                {
-                    var t = D(inputs[1].Value);
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = 2 * (pred.Data[i] - t.Data[i]) / n;
-                    break;
-                }
-                case BceWithLogitsLossOp<T>:
-                {
-                    var t = D(inputs[1].Value);
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = (1 / (1 + Math.Exp(-pred.Data[i])) - t.Data[i]) / n;
-                    break;
-                }
-                case CrossEntropyLossOp<T> ce:
-                {
-                    var s = Dense.SoftmaxRows(pred);
-                    int c = pred.Cols;
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = s.Data[i] / n;
-                    for (int r = 0; r < pred.Rows; r++) g.Data[r * c + ce.Targets.Indices[r]] -= 1 / n;
-                    break;
-                }
-                default:
-                    throw new NotSupportedException($"explain: the loss '{op.Name}' is not one explain can describe");
-            }
+            var g = op.ReferenceGradient(inputs);
             // the op's rule with dL = 1 (L is the root) and the output layer's names
             string rule = Formulas.RightHandSide(op.GradFormulas[0]).Replace("·dL", "", StringComparison.Ordinal);
             string definition = Formulas.Substitute(rule, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
             if (op.Reduction == Reduction.Mean)
-                definition += $"   (N = {op.Count(inputs)}: {(op is CrossEntropyLossOp<T> ? "the batch size" : "the number of output elements")})";
+                definition += $"   (N = {op.Count(inputs)}: {op.CountMeaning})";
             return (g, definition);
         }
 
@@ -345,7 +324,7 @@ public static class Explainer
             _rules.Add(rule);
             var delta = _g;
             string deltaName = _expr;
-            var weight = D(problem.Network.Layers[l - 1].Weight.Value);
+            var weight = D(node.Inputs[1].Value); // the Linear op's weight operand
             var x = InputValue(l);
             // the op's rule with this layer's names: dz → δ_l, W → W_l, x → h_{l−1}
             var names = new Dictionary<string, string> { ["dz"] = deltaName, ["W"] = W(l), ["x"] = InputOf(l), ["b"] = B(l) };
@@ -422,7 +401,7 @@ public static class Explainer
             var steps = new List<DerivationStep>();
             if (problem.Loss is not null || problem.Output.Value.Length <= 1 || problem.Spec.BatchSize != 1) return steps;
             int i = LayerIndexOfTarget();
-            if (i < 1 || problem.Network.Layers[i - 1].Bias is not { } bias) return steps;
+            if (i < 1 || problem.Network.Layers[i - 1].MainBias() is not { } bias) return steps;
             int L = LayerCount;
             string y = Rows ? $"y{S(L + 1)}" : "ŷ";
             var symbols = new List<string>();
@@ -436,7 +415,7 @@ public static class Explainer
                 product = product is null ? j : Dense.MatMul(product, j);
                 if (l > i)
                 {
-                    var w = D(problem.Network.Layers[l - 1].Weight.Value);
+                    var w = D(problem.Network.Layers[l - 1].MainWeight()!.Value);
                     symbols.Add(W(l));
                     factors.Add(new Factor(W(l), $"the weight of layer {l}", w));
                     product = Dense.MatMul(product, w);
@@ -458,7 +437,7 @@ public static class Explainer
             for (int l = 1; l <= LayerCount; l++)
             {
                 var layer = problem.Network.Layers[l - 1];
-                if (ReferenceEquals(layer.Weight, target) || ReferenceEquals(layer.Bias, target)) return l;
+                if (layer.Parameters.Any(p => ReferenceEquals(p.Value, target))) return l;
             }
             return -1;
         }

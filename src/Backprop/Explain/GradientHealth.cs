@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Numerics;
+using Backprop.Nn;
 using Backprop.Problems;
 
 namespace Backprop.Explain;
@@ -37,15 +38,17 @@ public static class GradientHealth
         problem.Tape.Forward();
         problem.Backward();
         var layers = new List<LayerHealth>();
-        for (int i = 0; i < problem.Network.Layers.Count; i++)
+        foreach (var trace in problem.Trace.Layers)
         {
-            var layer = problem.Network.Layers[i];
-            var z = problem.Trace.Z[i].Value;
-            var h = problem.Trace.H[i].Value;
-            layers.Add(new LayerHealth(i + 1, layer.Activation.Name,
-                layer.Weight.Grad.FrobeniusNorm(), layer.Weight.Value.FrobeniusNorm(), problem.Trace.H[i].Grad.FrobeniusNorm(),
-                layer.Activation is Relu<T> ? DeadFraction(z) : null,
-                SaturatedFraction(layer.Activation, z, h)));
+            var layer = trace.Layer;
+            var act = layer.Activation;
+            var z = trace.PreActivation.Value;
+            var h = trace.Output.Value;
+            var weight = layer.MainWeight();
+            layers.Add(new LayerHealth(trace.Index + 1, act.Name,
+                weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(), trace.Output.Grad.FrobeniusNorm(),
+                act.CanDie ? DeadFraction(z) : null,
+                SaturatedFraction(act, z, h)));
         }
         return Judge(layers);
     }
@@ -63,11 +66,13 @@ public static class GradientHealth
         return cols == 0 ? 0 : (double)dead / cols;
     }
 
-    /// <summary>For sigmoid (σ′ ≤ 0.25) and tanh (tanh′ ≤ 1): the fraction of entries whose derivative is below 1% of that maximum.</summary>
+    /// <summary>
+    /// For a saturating activation (<see cref="Activation{T}.MaxDerivative"/>: σ′ ≤ 0.25, tanh′ ≤ 1): the fraction of
+    /// entries whose derivative is below 1% of that maximum; null for activations that do not saturate.
+    /// </summary>
     public static double? SaturatedFraction<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double max = activation switch { Sigmoid<T> => 0.25, Tanh<T> => 1.0, _ => 0 };
-        if (max == 0) return null;
+        if (activation.MaxDerivative is not double max) return null;
         var d = new T[z.Length];
         activation.Derivative(z.Data, h.Data, d);
         int saturated = d.Count(v => double.CreateTruncating(v) < SaturationFraction * max);
@@ -97,7 +102,8 @@ public static class GradientHealth
             findings.Add(double.IsPositiveInfinity(shrink)
                 ? "layer 1 receives no gradient at all: vanishing gradients"
                 : $"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
-            bool squashing = layers.Any(l => l.Activation is "sigmoid" or "tanh");
+            // a saturating activation is one whose saturation was measured
+            bool squashing = layers.Any(l => l.SaturatedFraction is not null);
             double meanWeightNorm = layers.Average(l => l.WeightNorm);
             if (squashing && layers.All(l => (l.SaturatedFraction ?? 0) < ReportFraction) && meanWeightNorm < 1)
                 findings.Add($"without saturation, σ′ ≤ 0.25 (tanh′ ≤ 1) times small weights (mean ‖W‖ = {meanWeightNorm:0.00}) shrinks δ at every layer");
@@ -116,7 +122,7 @@ public static class GradientHealth
                 findings.Add($"{Pct(s)} of layer-{l.Layer} {l.Activation} units are saturated");
             if (l.DeadFraction is double d && d >= ReportFraction)
             {
-                findings.Add($"{Pct(d)} of layer-{l.Layer} ReLU units are dead (z ≤ 0 for the whole batch)");
+                findings.Add($"{Pct(d)} of layer-{l.Layer} {(l.Activation == "relu" ? "ReLU" : l.Activation)} units are dead (z ≤ 0 for the whole batch)");
                 advice.Add("consider leaky_relu, a smaller learning rate or He init");
             }
         }

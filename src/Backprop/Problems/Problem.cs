@@ -10,33 +10,33 @@ public sealed record GradientResult<T>(
     IReadOnlyList<(Tensor<T> Weight, Tensor<T>? Bias)> LayerGradients,
     Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>;
 
+/// <summary>A name of a value in a problem ("layers.0.weight", "input", …) that names none; the message starts with the quoted name.</summary>
+public sealed class UnknownValueException(string message) : ArgumentException(message);
+
 /// <summary>
 /// A problem instantiated in precision <typeparamref name="T"/>: the network, the batch and the loss, recorded on
 /// one tape. The tape is replayed for Jacobian rows and finite differences, so nothing is rebuilt.
 /// </summary>
 public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public Problem(ProblemSpec spec)
+    public Problem(ProblemSpec spec, Catalog? catalog = null)
     {
+        catalog ??= Catalog.Default;
         Spec = spec;
         Network = new Sequential<T>(spec.Layers.Select(l => new DenseLayer<T>(
             Tensor<T>.FromRows(l.Weight),
             l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
-            Activations.Create<T>(l.Activation))));
+            catalog.Activations.Create<T>(l.Activation))));
         Tape = new Tape<T>();
         Input = Tape.Leaf(Tensor<T>.FromRows(spec.Input), requiresGrad: true, "x");
         Trace = Network.Forward(Input);
-        Loss = spec.Loss switch
-        {
-            LossKind.Mse => Fn.Mse(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
-            LossKind.BceWithLogits => Fn.BceWithLogits(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
-            LossKind.CrossEntropy => Fn.CrossEntropy(Trace.Output, spec.ClassTargets!, spec.Reduction),
-            _ => null,
-        };
+        var values = spec.Target is null ? null : Tape.Constant(Tensor<T>.FromRows(spec.Target), "t");
+        var classes = spec.ClassTargets is null ? null : new ClassTargets(spec.ClassTargets);
+        Loss = spec.Loss.Record(Trace.Output, values, classes, spec.Reduction);
         if (Loss is not null) Loss.Name = "L";
     }
 
-    public static Problem<T> Load(string path) => new(ProblemFile.Load(path));
+    public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 
     public ProblemSpec Spec { get; }
     public Sequential<T> Network { get; }
@@ -70,32 +70,30 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         Tape.Forward();
         Backward();
-        var layers = Network.Layers.Select(l => (l.Weight.Grad.Clone(), l.Bias?.Grad.Clone())).ToList();
+        var layers = Network.Layers.Select(l => (l.MainWeight()!.Grad.Clone(), l.MainBias()?.Grad.Clone())).ToList();
         return new GradientResult<T>(
             Loss is null ? null : double.CreateTruncating(Loss.Value.Data[0]),
             Output.Value.Clone(), layers, Input.Grad.Clone());
     }
 
     /// <summary>
-    /// Resolves "layers.I.weight", "layers.I.bias", "layers.I.output" or "input" to the value it names.
-    /// Throws <see cref="ArgumentException"/> with a message naming the fault.
+    /// Resolves "layers.I.NAME" (NAME one of the layer's parameters, e.g. weight or bias), "layers.I.output" or "input"
+    /// to the value it names. Throws <see cref="UnknownValueException"/> with a message naming the fault.
     /// </summary>
     public Var<T> Resolve(string wrt)
     {
         if (wrt == "input") return Input;
         var parts = wrt.Split('.');
         if (parts.Length != 3 || parts[0] != "layers" || !int.TryParse(parts[1], out int i))
-            throw new ArgumentException($"--wrt '{wrt}': expected layers.I.weight, layers.I.bias, layers.I.output or input");
+            throw new UnknownValueException($"'{wrt}': expected layers.I.weight, layers.I.bias, layers.I.output or input");
         if (i < 0 || i >= Network.Layers.Count)
-            throw new ArgumentException($"--wrt '{wrt}': layer {i} does not exist (the network has layers 0..{Network.Layers.Count - 1})");
+            throw new UnknownValueException($"'{wrt}': layer {i} does not exist (the network has layers 0..{Network.Layers.Count - 1})");
         var layer = Network.Layers[i];
-        return parts[2] switch
-        {
-            "weight" => layer.Weight,
-            "bias" => layer.Bias ?? throw new ArgumentException($"--wrt '{wrt}': layers[{i}] has no bias"),
-            "output" => Trace.H[i],
-            _ => throw new ArgumentException($"--wrt '{wrt}': expected weight, bias or output after layers.{i}"),
-        };
+        if (parts[2] == "output") return Trace.Layers[i].Output;
+        if (layer.Parameter(parts[2]) is { } p) return p;
+        if (parts[2] == "bias") throw new UnknownValueException($"'{wrt}': layers[{i}] has no bias");
+        throw new UnknownValueException(
+            $"'{wrt}': expected {string.Join(", ", layer.Parameters.Select(q => q.Name))} or output after layers.{i}");
     }
 
     /// <summary>

@@ -1,14 +1,13 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Backprop.Nn;
 
 namespace Backprop.Problems;
 
 /// <summary>A problem file that does not describe a valid problem. The message is one line naming the field and the fault.</summary>
 /// <remarks>Values quoted from the file (an activation name holding "\n", say) must not break the line.</remarks>
 public sealed class ProblemFormatException(string message) : Exception(Backprop.IO.DataFormatException.OneLine(message));
-
-public enum LossKind { None, Mse, CrossEntropy, BceWithLogits }
 
 public sealed record LayerSpec(double[][] Weight, double[]? Bias, string Activation);
 
@@ -48,17 +47,7 @@ public sealed record ProblemSpec(
 /// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
 public static class ProblemFile
 {
-    public static readonly string[] LossNames = ["mse", "cross_entropy", "bce_with_logits", "none"];
-
-    public static string LossName(LossKind loss) => loss switch
-    {
-        LossKind.Mse => "mse",
-        LossKind.CrossEntropy => "cross_entropy",
-        LossKind.BceWithLogits => "bce_with_logits",
-        _ => "none",
-    };
-
-    public static ProblemSpec Load(string path)
+    public static ProblemSpec Load(string path, Catalog? catalog = null)
     {
         string text;
         try
@@ -71,7 +60,7 @@ public static class ProblemFile
         catch (IOException e) { throw new ProblemFormatException($"{path}: cannot read: {e.Message}"); }
         try
         {
-            return Parse(text, Path.GetFileNameWithoutExtension(path));
+            return Parse(text, Path.GetFileNameWithoutExtension(path), catalog);
         }
         catch (ProblemFormatException e)
         {
@@ -79,8 +68,10 @@ public static class ProblemFile
         }
     }
 
-    public static ProblemSpec Parse(string json, string defaultName = "problem")
+    /// <summary>Parses and validates a problem; activation and loss names are looked up in <paramref name="catalog"/> (default: the built-ins).</summary>
+    public static ProblemSpec Parse(string json, string defaultName = "problem", Catalog? catalog = null)
     {
+        catalog ??= Catalog.Default;
         JsonDocument doc;
         try
         {
@@ -123,8 +114,9 @@ public static class ProblemFile
                 {
                     if (a.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.activation: must be a string");
                     act = a.GetString()!;
-                    if (Activations.TryCreate<double>(act) is null || act is "linear" or "none")
-                        throw new ProblemFormatException($"{f}.activation: unknown activation '{act}' (known: {string.Join(", ", Activations.Names)})");
+                    // files use canonical names only: the aliases (linear, none) are for people typing options
+                    if (!catalog.Activations.IsCanonical(act))
+                        throw new ProblemFormatException($"{f}.activation: unknown activation '{act}' (known: {string.Join(", ", catalog.Activations.Names)})");
                 }
                 if (i > 0)
                 {
@@ -146,14 +138,9 @@ public static class ProblemFile
             if (root.TryGetProperty("loss", out var lossEl) && lossEl.ValueKind != JsonValueKind.Null)
             {
                 if (lossEl.ValueKind != JsonValueKind.String) throw new ProblemFormatException("loss: must be a string");
-                loss = lossEl.GetString() switch
-                {
-                    "mse" => LossKind.Mse,
-                    "cross_entropy" => LossKind.CrossEntropy,
-                    "bce_with_logits" => LossKind.BceWithLogits,
-                    "none" => LossKind.None,
-                    var s => throw new ProblemFormatException($"loss: unknown loss '{s}' (known: {string.Join(", ", LossNames)})"),
-                };
+                string lossName = lossEl.GetString()!;
+                loss = catalog.Losses.Find(lossName)
+                    ?? throw new ProblemFormatException($"loss: unknown loss '{lossName}' (known: {string.Join(", ", catalog.Losses.Names)})");
             }
 
             Reduction reduction = Reduction.Mean;
@@ -171,11 +158,11 @@ public static class ProblemFile
             int batch = input.Length, outputs = layers[^1].Weight.Length;
             double[][]? target = null;
             int[]? classes = null;
-            if (loss != LossKind.None)
+            if (loss.Target != LossTarget.None)
             {
                 if (!root.TryGetProperty("target", out var tEl) || tEl.ValueKind == JsonValueKind.Null)
-                    throw new ProblemFormatException($"target: missing (loss {LossName(loss)} needs one)");
-                if (loss == LossKind.CrossEntropy)
+                    throw new ProblemFormatException($"target: missing (loss {loss.Name} needs one)");
+                if (loss.Target == LossTarget.ClassIndices)
                 {
                     classes = ClassIndices(tEl, batch, outputs);
                 }

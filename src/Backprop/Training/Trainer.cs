@@ -107,11 +107,13 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
             if (bad >= 0)
                 return new($"{where}: {(leaf.Name == "x" ? "the input batch" : "a parameter")} already holds {leaf.Value.Data[bad]} (a previous update diverged)");
         }
-        foreach (var node in step.Tape.Nodes)
+        var nodes = step.Tape.Nodes;
+        for (int k = 0; k < nodes.Count; k++)
         {
+            var node = nodes[k];
             int bad = FirstNonFinite(node.Value.Data);
             if (bad < 0) continue;
-            return new($"{where}: {LayerOf(node)} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
+            return new($"{where}: {LayerOf(step, k)} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Data[bad]} at element {bad}; " +
                 "lower --lr or use --clip");
         }
         return new($"{where}: the loss is not finite");
@@ -133,16 +135,16 @@ public sealed class NonFiniteValueException(string message) : Exception(message)
                 if (!input.RequiresGrad || !input.HasGrad) continue;
                 int bad = FirstNonFinite(input.Grad.Data);
                 if (bad < 0) continue;
-                return new($"{where}: the backward pass of {LayerOf(node)} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
+                return new($"{where}: the backward pass of {LayerOf(step, k)} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
                     $"produced {input.Grad.Data[bad]}; the parameters were updated with it; lower --lr or use --clip");
             }
         }
         return new($"{where}: a gradient is not finite; lower --lr or use --clip");
     }
 
-    /// <summary>"layers.I" for a layer's z_{I+1} or h_{I+1} (the names Sequential gives them), else the loss.</summary>
-    private static string LayerOf<T>(Var<T> node) where T : unmanaged, IFloatingPointIeee754<T> =>
-        node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
+    /// <summary>"layers.I" for a node that layer I recorded (its <see cref="LayerTrace{T}"/> knows the range), else the loss.</summary>
+    private static string LayerOf<T>(CompiledStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
+        step.Trace.LayerOfNode(nodeIndex) is { } layer ? $"layers.{layer.Index}" : "the loss";
 
     private static int FirstNonFinite<T>(T[] data) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -221,8 +223,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     private void SnapshotWeights()
     {
-        _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.Weight.Value.ShapeArray)).ToArray();
-        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].Weight.Value.Data.CopyTo(_weightSnapshots[i].Data, 0);
+        // a layer without a weight gets an empty snapshot: its update norm is 0
+        _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.MainWeight()?.Value.ShapeArray ?? [0])).ToArray();
+        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].MainWeight()?.Value.Span.CopyTo(_weightSnapshots[i].Span);
     }
 
     private double[] UpdateNorms()
@@ -230,8 +233,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         var norms = new double[Network.Layers.Count];
         for (int i = 0; i < norms.Length; i++)
         {
-            var w = Network.Layers[i].Weight.Value.Data;
-            var old = _weightSnapshots![i].Data;
+            if (Network.Layers[i].MainWeight() is not { } weight) continue;
+            var w = weight.Value.Span;
+            var old = _weightSnapshots![i].Span;
             System.Numerics.Tensors.TensorPrimitives.Subtract(w, old, old);
             norms[i] = Diagnostics.Norm<T>(old);
         }

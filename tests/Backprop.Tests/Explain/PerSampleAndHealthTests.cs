@@ -1,3 +1,4 @@
+using Backprop.Nn;
 using Backprop.Explain;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
@@ -17,8 +18,8 @@ public class PerSampleAndHealthTests
         var spec = Spec(file);
         var p = new Problem<double>(spec);
         var g = PerSampleGradients.ForLayer(p, layer);
-        var batchW = p.Network.Layers[layer].Weight.Grad.Clone();
-        var batchB = p.Network.Layers[layer].Bias?.Grad.Clone();
+        var batchW = p.Network.Layers[layer].Parameter("weight")!.Grad.Clone();
+        var batchB = p.Network.Layers[layer].Parameter("bias")?.Grad.Clone();
         int n = spec.BatchSize, size = batchW.Length, outs = batchW.Dim(0);
         Assert.Equal(spec.Loss == LossKind.None || spec.Reduction == Reduction.Sum ? 1.0 : 1.0 / n, g.BatchFactor);
         for (int k = 0; k < size; k++)

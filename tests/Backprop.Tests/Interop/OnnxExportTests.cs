@@ -135,7 +135,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.DoesNotContain("layers.1.bias", inits);
         var w0 = m.Graph.Initializer.Single(t => t.Name == "layers.0.weight");
         Assert.Equal(new long[] { 5, 6 }, w0.Dims);
-        Assert.Equal(net.Layers[0].Weight.Value.Data, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
+        Assert.Equal(net.Layers[0].Parameter("weight")!.Value.Data, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
         var gemms = m.Graph.Node.Where(n => n.OpType == "Gemm").ToList();
         Assert.Equal(3, gemms.Count);
         Assert.All(gemms, g => Assert.Equal(1, g.Attribute.Single(a => a.Name == "transB").I));
