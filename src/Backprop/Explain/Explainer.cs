@@ -42,7 +42,8 @@ public static class Explainer
     public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var reference = new Problem<double>(problem.Spec.RoundedTo<T>());
+        // the network cast to float64 holds exactly T's numbers: the same function, differentiated in float64
+        var reference = new Problem<double>(problem.Spec.RoundedTo<T>(), problem.Network.Cast<double>(), problem.Catalog);
         var leaf = reference.Resolve(wrt);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
         var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data], DTypeName<T>(), atol, rtol);
@@ -133,6 +134,20 @@ public static class Explainer
                     case LossOp<T> loss:
                         steps.Add(Step("L", ObjectiveText, "[] (a scalar)", D(node.Value), [loss.Formula]));
                         break;
+                    case { } op when _zLayer.TryGetValue(node, out int l):
+                    {
+                        // another layer kind's op: its own formula with this network's names
+                        var map = OperandNames(node, l);
+                        map["Y"] = Z(l);
+                        string shape = $"{string.Join(", ", node.Inputs.Select(v => v.ShapeString))} → {node.ShapeString}";
+                        steps.Add(Step(Z(l), Formulas.Substitute(op.Formula, map), shape, D(node.Value), [op.Formula]));
+                        if (Act(l).IsIdentity)
+                        {
+                            string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
+                            steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
+                        }
+                        break;
+                    }
                 }
             }
             if (problem.Loss is null)
@@ -243,8 +258,11 @@ public static class Explainer
                     case LinearOp<T> lin:
                         ThroughLinear(lin, node, child);
                         break;
+                    case { } op when _zLayer.ContainsKey(node):
+                        ThroughLayerOp(op, node, child);
+                        break;
                     default:
-                        throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only dense layers and losses)");
+                        throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only layers and losses)");
                 }
                 if (_zLayer.TryGetValue(child, out int l)) ArriveAtZ(l, child, viaActivation);
             }
@@ -298,6 +316,45 @@ public static class Explainer
                 string g = Formulas.Paren(_expr);
                 _expr = Rows ? $"{_expr}·(diag(s) − sᵀs)" : $"s ⊙ ({g} − Σ_row({g} ⊙ s))";
             }
+        }
+
+        /// <summary>The names of a layer op's operands: the layer's input, its parameters (name and layer subscript), else the value's own name.</summary>
+        private Dictionary<string, string> OperandNames(Var<T> node, int l)
+        {
+            var layer = problem.Network.Layers[l - 1];
+            var map = new Dictionary<string, string>();
+            var names = node.Op!.InputNames;
+            for (int i = 0; i < node.Inputs.Count && i < names.Count; i++)
+            {
+                var v = node.Inputs[i];
+                map[names[i]] = ReferenceEquals(v, problem.Trace.Layers[l - 1].Input) ? InputOf(l)
+                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{S(l)}"
+                    : v.Name ?? names[i];
+            }
+            return map;
+        }
+
+        /// <summary>
+        /// The backward step through an op of a layer kind explain has no float64 rule for: the op's own rule with this
+        /// network's names and shapes, and the tape's gradient as the numbers (the finite-difference check still tests it).
+        /// </summary>
+        private void ThroughLayerOp(Op<T> op, Var<T> node, Var<T> child)
+        {
+            int l = _zLayer[node];
+            int which = -1;
+            for (int i = 0; i < node.Inputs.Count; i++) if (ReferenceEquals(node.Inputs[i], child)) which = i;
+            string rule = op.GradFormulas[Math.Min(which, op.GradFormulas.Count - 1)];
+            _rules.Add(rule);
+            var map = OperandNames(node, l);
+            map["dY"] = Formulas.Paren(_expr);
+            map["Y"] = Z(l);
+            string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), map);
+            _g = D(child.Grad);
+            string operand = map.GetValueOrDefault(op.InputNames[Math.Min(which, op.InputNames.Count - 1)], child.Name ?? "?");
+            string name = ReferenceEquals(child, problem.Input) ? "∂L/∂x" : $"∂L/∂{operand}";
+            Emit(name, $"{name} = {rhs}", $"{node.ShapeString} → {_g.ShapeString}", _g, null,
+                $"the numbers are the tape's: explain recomputes only dense layers in float64 (layer {l} is {problem.Network.Layers[l - 1].Kind})");
+            _expr = name;
         }
 
         private void ArriveAtZ(int l, Var<T> z, bool viaActivation)
@@ -400,6 +457,7 @@ public static class Explainer
         {
             var steps = new List<DerivationStep>();
             if (problem.Loss is not null || problem.Output.Value.Length <= 1 || problem.Spec.BatchSize != 1) return steps;
+            if (problem.Network.Layers.Any(layer => layer.Kind != DenseKind.KindName)) return steps; // the product form is the dense chain's
             int i = LayerIndexOfTarget();
             if (i < 1 || problem.Network.Layers[i - 1].MainBias() is not { } bias) return steps;
             int L = LayerCount;

@@ -19,14 +19,20 @@ public sealed class UnknownValueException(string message) : ArgumentException(me
 /// </summary>
 public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public Problem(ProblemSpec spec, Catalog? catalog = null)
+    /// <summary>The problem of a problem file: its dense layers, batch and loss.</summary>
+    public Problem(ProblemSpec spec, Catalog? catalog = null) : this(spec, DenseNetwork(spec, catalog ?? Catalog.Default), catalog) { }
+
+    /// <summary>
+    /// A problem on any network (layers of any kind): the batch, loss and targets come from <paramref name="spec"/>,
+    /// whose own layers are ignored.
+    /// </summary>
+    public Problem(ProblemSpec spec, Sequential<T> network, Catalog? catalog = null)
     {
-        catalog ??= Catalog.Default;
+        Catalog = catalog ?? Catalog.Default;
         Spec = spec;
-        Network = new Sequential<T>(spec.Layers.Select(l => new DenseLayer<T>(
-            Tensor<T>.FromRows(l.Weight),
-            l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
-            catalog.Activations.Create<T>(l.Activation))));
+        Network = network;
+        if (spec.Input.Length == 0 || spec.Input[0].Length != network.Inputs)
+            throw new ShapeMismatchException($"the input has {(spec.Input.Length == 0 ? 0 : spec.Input[0].Length)} features per row but the network takes {network.Inputs}");
         Tape = new Tape<T>();
         Input = Tape.Leaf(Tensor<T>.FromRows(spec.Input), requiresGrad: true, "x");
         Trace = Network.Forward(Input);
@@ -36,9 +42,17 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (Loss is not null) Loss.Name = "L";
     }
 
+    private static Sequential<T> DenseNetwork(ProblemSpec spec, Catalog catalog) =>
+        new(spec.Layers.Select(l => new DenseLayer<T>(
+            Tensor<T>.FromRows(l.Weight),
+            l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
+            catalog.Activations.Create<T>(l.Activation))));
+
     public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 
     public ProblemSpec Spec { get; }
+    /// <summary>The registries the problem's names were looked up in (a float64 reference copy uses the same).</summary>
+    public Catalog Catalog { get; }
     public Sequential<T> Network { get; }
     public Tape<T> Tape { get; }
     public Var<T> Input { get; }

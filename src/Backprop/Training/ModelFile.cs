@@ -104,11 +104,11 @@ public static class ModelFile
         var list = new List<ILayer<T>>();
         for (int i = 0; i < layers; i++)
         {
-            var act = catalog.Activations.TryCreate<T>(arch.Activations[i])
-                ?? throw new DataFormatException($"{src}: __metadata__.architecture.activations[{i}]: unknown activation '{arch.Activations[i]}'");
             string kindName = arch.Kinds?[i] ?? DenseKind.KindName;
             var kind = catalog.Layers.Find(kindName)
                 ?? throw new DataFormatException($"{src}: __metadata__.architecture.kinds[{i}]: unknown layer kind '{kindName}' (known: {string.Join(", ", catalog.Layers.Names)})");
+            var act = catalog.Activations.TryCreate<T>(arch.Activations[i])
+                ?? throw new DataFormatException($"{src}: __metadata__.architecture.activations[{i}]: unknown activation '{arch.Activations[i]}'");
             ILayer<T> layer;
             try { layer = kind.Create(new LayerShape(arch.Sizes[i], arch.Sizes[i + 1], arch.Bias[i]), act); }
             catch (Exception e) when (e is ArgumentException or ShapeMismatchException)
