@@ -5,6 +5,7 @@ using Backprop.Explain;
 using Backprop.Nn;
 using Backprop.Problems;
 using Spectre.Console;
+using Backprop.Health;
 
 namespace Backprop.Cli.Commands;
 
@@ -168,7 +169,7 @@ public static class ExplainCommand
 
     private static HealthReport Diagnose<T>(Problem<T> p, string? plots) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var report = GradientHealth.Analyze(p);
+        var report = p.Diagnose();
         if (plots is not null) DiagnosePlots.Write(plots, p.Trace.H.Select(h => h.Grad.ToDoubleArray()).ToList());
         return report;
     }

@@ -9,6 +9,7 @@ using Backprop.Kernels;
 using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
+using Backprop.Health;
 
 namespace Backprop.Cli.Commands;
 
@@ -212,7 +213,7 @@ public static class TrainCommand
                 health.Add(d);
                 if (!a.Quiet)
                     foreach (var l in d)
-                        Console.WriteLine($"      layer {l.Layer + 1} {l.Activation,-10} ‖∂L/∂W‖ {l.GradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction,6:P1}  saturated {l.SaturatedFraction,6:P1}");
+                        Console.WriteLine($"      layer {l.Layer} {l.Activation,-10} ‖∂L/∂W‖ {l.WeightGradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio ?? 0,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction ?? 0,6:P1}  saturated {l.SaturatedFraction ?? 0,6:P1}");
             }
             if (data.Validation.Count > 0)
             {

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Health;
 using Backprop.Nn;
 
 namespace Backprop.Problems;
@@ -108,6 +109,14 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (parts[2] == "bias") throw new UnknownValueException($"'{wrt}': layers[{i}] has no bias");
         throw new UnknownValueException(
             $"'{wrt}': expected {string.Join(", ", layer.Parameters.Select(q => q.Name))} or output after layers.{i}");
+    }
+
+    /// <summary>Runs forward and backward and measures every layer's gradient health (<see cref="GradientHealth"/>).</summary>
+    public HealthReport Diagnose()
+    {
+        Tape.Forward();
+        Backward();
+        return GradientHealth.Analyze(Trace);
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using Backprop.Data;
+using Backprop.Health;
 using Backprop.Nn;
 
 namespace Backprop.Training;

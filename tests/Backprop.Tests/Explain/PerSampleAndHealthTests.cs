@@ -2,6 +2,7 @@ using Backprop.Nn;
 using Backprop.Explain;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
+using Backprop.Health;
 
 namespace Backprop.Tests.Explain;
 
@@ -57,7 +58,7 @@ public class PerSampleAndHealthTests
     [Fact]
     public void Diagnose_DeepSigmoid_IsVanishing()
     {
-        var report = GradientHealth.Analyze(new Problem<double>(Spec("seed-sigmoid-small-weights-vanishing.json")));
+        var report = new Problem<double>(Spec("seed-sigmoid-small-weights-vanishing.json")).Diagnose();
         Assert.True(report.Vanishing);
         Assert.False(report.Healthy);
         Assert.Contains("vanishing gradients", report.Verdict);
@@ -71,7 +72,7 @@ public class PerSampleAndHealthTests
     [Fact]
     public void Diagnose_ShallowRelu_IsHealthy_AndCountsDeadAndSaturatedUnits()
     {
-        var report = GradientHealth.Analyze(new Problem<double>(Spec("seed-fc-relu-batch-mean.json")));
+        var report = new Problem<double>(Spec("seed-fc-relu-batch-mean.json")).Diagnose();
         Assert.True(report.Healthy);
         Assert.Contains("healthy", report.Verdict);
         var r = CliRunner.Run("diagnose", CliRunner.DataPath("problems", "seed-fc-relu-batch-mean.json"), "--json");
@@ -89,7 +90,7 @@ public class PerSampleAndHealthTests
             {"layers": [{"weight": [[20, 20], [-20, 15]], "activation": "sigmoid"}, {"weight": [[1, 1]], "activation": "identity"}],
              "input": [[1, 1]], "loss": "none"}
             """));
-        var s = GradientHealth.Analyze(saturated);
+        var s = saturated.Diagnose();
         Assert.Contains("of layer-1 sigmoid units are saturated", s.Verdict);
     }
 

@@ -65,10 +65,14 @@ public sealed class ScaleLayerTests
         step.Load(data.Features.AsSpan(0, 30 * 4), data.Labels.AsSpan(0, 30));
         step.ForwardBackward();
         var health = Backprop.Training.Diagnostics.Measure(step, 0.05);
-        Assert.Equal([0, 1, 2], health.Select(h => h.Layer));
+        Assert.Equal([1, 2, 3], health.Select(h => h.Layer));
         Assert.Equal(0, health[1].WeightNorm);
         Assert.Equal(TestKinds.Softsign, health[1].Activation);
-        Assert.Contains("layer", Backprop.Training.Diagnostics.Verdict(health, TestKinds.Catalog.Activations));
+        Assert.NotNull(health[1].SaturatedFraction);   // softsign declares a maximum derivative: its saturation is measured
+        Assert.Null(health[1].DeadFraction);           // and its units cannot die
+        Assert.NotNull(health[0].SaturatedFraction);   // tanh saturates
+        Assert.Null(health[0].DeadFraction);
+        Assert.NotEmpty(Backprop.Training.Diagnostics.Verdict(health));
     }
 
     [Fact]

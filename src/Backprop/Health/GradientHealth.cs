@@ -1,11 +1,14 @@
 using System.Globalization;
 using System.Numerics;
 using Backprop.Nn;
-using Backprop.Problems;
 
-namespace Backprop.Explain;
+namespace Backprop.Health;
 
-/// <summary>One layer's gradient statistics (layers numbered from 1, as in the derivations).</summary>
+/// <summary>
+/// One layer's gradient statistics on one batch, for <c>diagnose</c> and training diagnostics alike. Layers are
+/// numbered from 1, as in derivations and messages (layers.0 is layer 1). A fraction is null where it does not apply
+/// (dead units for an activation whose units cannot die, saturation for one that does not saturate).
+/// </summary>
 public sealed record LayerHealth(
     int Layer,
     string Activation,
@@ -13,7 +16,11 @@ public sealed record LayerHealth(
     double WeightNorm,
     double OutputGradientNorm,
     double? DeadFraction,
-    double? SaturatedFraction);
+    double? SaturatedFraction)
+{
+    /// <summary>‖update‖ / ‖W‖ of the optimizer step that followed the measurement (training only).</summary>
+    public double? UpdateRatio { get; init; }
+}
 
 public sealed record HealthReport(IReadOnlyList<LayerHealth> Layers, double ShrinkFactor, bool Vanishing, bool Exploding, bool Healthy, string Verdict);
 
@@ -33,12 +40,11 @@ public static class GradientHealth
     /// <summary>Fractions of dead or saturated units above this are reported.</summary>
     public const double ReportFraction = 0.5;
 
-    public static HealthReport Analyze<T>(Problem<T> problem) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Measures and judges every layer of a forward pass whose backward pass has run.</summary>
+    public static HealthReport Analyze<T>(ForwardTrace<T> forward) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        problem.Tape.Forward();
-        problem.Backward();
         var layers = new List<LayerHealth>();
-        foreach (var trace in problem.Trace.Layers)
+        foreach (var trace in forward.Layers)
         {
             var layer = trace.Layer;
             var act = layer.Activation;
@@ -83,9 +89,8 @@ public static class GradientHealth
     private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// The plain-language verdict on a set of layer measurements (layers numbered from 1), for <c>diagnose</c> and
-    /// training diagnostics alike. <paramref name="extra"/> adds findings only the caller can measure (training's
-    /// update-to-weight ratio), each with its advice.
+    /// The plain-language verdict on a set of layer measurements, for <c>diagnose</c> and training diagnostics alike.
+    /// <paramref name="extra"/> adds findings only the caller can measure, each with its advice.
     /// </summary>
     public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null)
     {
