@@ -56,6 +56,21 @@ public static class Explainer
     {
         private readonly Dictionary<Var<T>, int> _zLayer = Index(problem.Trace.Z);
         private readonly Dictionary<Var<T>, int> _hLayer = Index(problem.Trace.H);
+        // every op node a layer recorded (its LayerTrace's node range), with the layer's 1-based number
+        private readonly Dictionary<Var<T>, int> _layerOfNode = NodeLayers(problem);
+
+        private static Dictionary<Var<T>, int> NodeLayers(Problem<T> problem)
+        {
+            var d = new Dictionary<Var<T>, int>(ReferenceEqualityComparer.Instance);
+            var nodes = problem.Tape.Nodes;
+            foreach (var l in problem.Trace.Layers)
+                for (int k = l.FirstNode; k < l.FirstNode + l.NodeCount && k < nodes.Count; k++) d[nodes[k]] = l.Index + 1;
+            return d;
+        }
+
+        /// <summary>The name of a value a layer computed: z_l for its pre-activation, else the layer's own name for it (or the op's) with the layer subscript.</summary>
+        private string ValueName(Var<T> node, int l) =>
+            _zLayer.ContainsKey(node) ? Z(l) : $"{node.Name ?? node.Op?.Name ?? "v"}{S(l)}";
         private int LayerCount => problem.Network.Layers.Count;
         private bool Rows => notation == Notation.Rows;
 
@@ -134,14 +149,15 @@ public static class Explainer
                     case LossOp<T> loss:
                         steps.Add(Step("L", ObjectiveText, "[] (a scalar)", D(node.Value), [loss.Formula]));
                         break;
-                    case { } op when _zLayer.TryGetValue(node, out int l):
+                    case { } op when _layerOfNode.TryGetValue(node, out int l):
                     {
                         // another layer kind's op: its own formula with this network's names
                         var map = OperandNames(node, l);
-                        map["Y"] = Z(l);
+                        string name = ValueName(node, l);
+                        map["Y"] = name;
                         string shape = $"{string.Join(", ", node.Inputs.Select(v => v.ShapeString))} → {node.ShapeString}";
-                        steps.Add(Step(Z(l), Formulas.Substitute(op.Formula, map), shape, D(node.Value), [op.Formula]));
-                        if (Act(l).IsIdentity)
+                        steps.Add(Step(name, Formulas.Substitute(op.Formula, map), shape, D(node.Value), [op.Formula]));
+                        if (_zLayer.ContainsKey(node) && Act(l).IsIdentity)
                         {
                             string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
                             steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
@@ -258,7 +274,7 @@ public static class Explainer
                     case LinearOp<T> lin:
                         ThroughLinear(lin, node, child);
                         break;
-                    case { } op when _zLayer.ContainsKey(node):
+                    case { } op when _layerOfNode.ContainsKey(node):
                         ThroughLayerOp(op, node, child);
                         break;
                     default:
@@ -318,7 +334,7 @@ public static class Explainer
             }
         }
 
-        /// <summary>The names of a layer op's operands: the layer's input, its parameters (name and layer subscript), else the value's own name.</summary>
+        /// <summary>The names of a layer op's operands: the layer's input, its parameters and buffers (name and layer subscript), its other values, else the value's own name.</summary>
         private Dictionary<string, string> OperandNames(Var<T> node, int l)
         {
             var layer = problem.Network.Layers[l - 1];
@@ -329,7 +345,9 @@ public static class Explainer
                 var v = node.Inputs[i];
                 map[names[i]] = ReferenceEquals(v, problem.Trace.Layers[l - 1].Input) ? InputOf(l)
                     : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{S(l)}"
-                    : v.Name ?? names[i];
+                    : layer.Buffers.FirstOrDefault(b => ReferenceEquals(b.Value, v.Value)) is { } b ? $"{b.Name}{S(l)}"
+                    : _layerOfNode.ContainsKey(v) ? ValueName(v, l)
+                    : v.Name is { } n ? $"{n}{S(l)}" : names[i];
             }
             return map;
         }
@@ -340,14 +358,14 @@ public static class Explainer
         /// </summary>
         private void ThroughLayerOp(Op<T> op, Var<T> node, Var<T> child)
         {
-            int l = _zLayer[node];
+            int l = _layerOfNode[node];
             int which = -1;
             for (int i = 0; i < node.Inputs.Count; i++) if (ReferenceEquals(node.Inputs[i], child)) which = i;
             string rule = op.GradFormulas[Math.Min(which, op.GradFormulas.Count - 1)];
             _rules.Add(rule);
             var map = OperandNames(node, l);
             map["dY"] = Formulas.Paren(_expr);
-            map["Y"] = Z(l);
+            map["Y"] = ValueName(node, l);
             string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), map);
             _g = D(child.Grad);
             string operand = map.GetValueOrDefault(op.InputNames[Math.Min(which, op.InputNames.Count - 1)], child.Name ?? "?");

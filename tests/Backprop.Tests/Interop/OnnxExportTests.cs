@@ -109,7 +109,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         var net = new Sequential<float>(
         [
             new DenseLayer<float>(Tensor<float>.Random(rng, -1, 1, 5, 6), Tensor<float>.Random(rng, -0.5, 0.5, 5), acts.Create<float>(TestKinds.Softsign)),
-            new ScaleLayer<float>(scale, acts.Create<float>(TestKinds.SoftsignUnfused)),
+            new ScaleLayer<float>(scale, Tensor<float>.Random(rng, -0.5, 0.5, 5), acts.Create<float>(TestKinds.SoftsignUnfused)),
             new DenseLayer<float>(Tensor<float>.Random(rng, -1, 1, 3, 5), null, acts.Create<float>("identity")),
         ]);
         string path = tmp.File("test-kinds.onnx");
@@ -117,6 +117,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         var m = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
         Assert.Equal(2, m.Graph.Node.Count(n => n.OpType == "Softsign"));
         Assert.Contains(m.Graph.Node, n => n.OpType == "Mul" && n.Input.Contains("layers.1.scale"));
+        Assert.Contains(m.Graph.Node, n => n.OpType == "Add" && n.Input.Contains("layers.1.shift"));
         Assert.Equal(scale.Data, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(m.Graph.Initializer.Single(t => t.Name == "layers.1.scale").RawData.Span).ToArray());
         foreach (int batch in new[] { 1, 9 })
         {

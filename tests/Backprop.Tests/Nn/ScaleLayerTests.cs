@@ -82,11 +82,14 @@ public sealed class ScaleLayerTests
         var net = Net<double>(5);
         var s = net.Layers[1].Parameter("scale")!.Value.Data;
         for (int i = 0; i < s.Length; i++) s[i] = 0.5 + 0.1 * i;
+        var shift = net.Layers[1].Buffers.Single(b => b.Name == "shift").Value.Data;
+        for (int i = 0; i < shift.Length; i++) shift[i] = 0.05 * i - 0.1;
         string path = tmp.File("scale.safetensors");
         ModelFile.Save(path, net);
 
         var file = SafeTensorsFile.Read(path);
         Assert.Contains("layers.1.scale", file.Names);
+        Assert.Contains("layers.1.shift", file.Names);                        // a buffer travels with the parameters
         Assert.DoesNotContain("layers.1.weight", file.Names);
         var arch = ModelFile.ArchitectureOf(net);
         Assert.Equal([DenseKind.KindName, ScaleKind.KindName, DenseKind.KindName], arch.Kinds!);
@@ -94,6 +97,7 @@ public sealed class ScaleLayerTests
         var loaded = ModelFile.Load<double>(path, TestKinds.Catalog).Network;
         Assert.IsType<ScaleLayer<double>>(loaded.Layers[1]);
         Assert.Equal(s, loaded.Layers[1].Parameter("scale")!.Value.Data);
+        Assert.Equal(shift, loaded.Layers[1].Buffers.Single(b => b.Name == "shift").Value.Data);
         var x = Tensor<double>.Random(new Random(9), -2, 2, 7, 4);
         Assert.Equal(net.Predict(x).Data, loaded.Predict(x).Data);
         Assert.Equal(net.Cast<float>().Predict(x.Cast<float>()).Data, ModelFile.Load<float>(path, TestKinds.Catalog).Network.Predict(x.Cast<float>()).Data);

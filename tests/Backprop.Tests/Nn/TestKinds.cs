@@ -5,7 +5,7 @@ namespace Backprop.Tests.Nn;
 
 /// <summary>
 /// Kinds defined only here, in the test project, to show that the library takes new ones without an edit:
-/// an activation (softsign) and a layer kind (a learned per-feature scale). Each is one class plus one registry line.
+/// an activation (softsign) and a layer kind (a learned per-feature scale with a fixed shift). Each is one class plus one registry line.
 /// </summary>
 public static class TestKinds
 {
@@ -60,45 +60,55 @@ public sealed class ScaleKind : LayerKind
     {
         if (shape.Inputs != shape.Outputs) throw new ArgumentException($"a scale layer maps n features to n, not {shape.Inputs} to {shape.Outputs}");
         if (shape.Bias) throw new ArgumentException("a scale layer has no bias");
-        return new ScaleLayer<T>(Tensor<T>.Ones(shape.Inputs), activation);
+        return new ScaleLayer<T>(Tensor<T>.Ones(shape.Inputs), new Tensor<T>(shape.Inputs), activation);
     }
 }
 
-/// <summary>h = f(x ⊙ s): a learned scale s per feature (a parameter of role Scale, starting at one).</summary>
+/// <summary>
+/// h = f(x ⊙ s + c): a learned scale s per feature (a parameter of role Scale, starting at one) and a fixed shift c
+/// per feature (a buffer: saved and loaded, never trained), recorded as two ops.
+/// </summary>
 public sealed class ScaleLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public ScaleLayer(Tensor<T> scale, Activation<T> activation)
+    public ScaleLayer(Tensor<T> scale, Tensor<T> shift, Activation<T> activation)
     {
         Scale = Var<T>.Parameter(scale, "s");
+        Shift = Var<T>.Constant(shift, "c");
         Activation = activation;
         Parameters = [new("scale", Scale, ParameterRole.Scale)];
+        Buffers = [new("shift", shift)];
     }
 
     public Var<T> Scale { get; }
+    public Var<T> Shift { get; }
     public string Kind => ScaleKind.KindName;
     public int Inputs => Scale.Value.Length;
     public int Outputs => Scale.Value.Length;
     public Activation<T> Activation { get; }
     public IReadOnlyList<LayerParameter<T>> Parameters { get; }
-    public IReadOnlyList<LayerBuffer<T>> Buffers => [];
+    public IReadOnlyList<LayerBuffer<T>> Buffers { get; }
     public bool Training { get; set; } = true;
 
     public LayerOutput<T> Forward(Var<T> x)
     {
-        var z = Fn.Mul(x, Scale);
+        var u = Fn.Mul(x, Scale);
+        u.Name = "u";
+        var z = Fn.Add(u, Shift);
         return new(z, Activation.IsIdentity ? z : Fn.Activate(z, Activation));
     }
 
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
         string s = graph.Initializer($"{prefix}.scale", Scale.Value);
+        string c = graph.Initializer($"{prefix}.shift", Shift.Value);
+        string u = graph.Node("Mul", [input, s], $"{prefix}.u");
         bool identity = Activation.IsIdentity;
-        string z = graph.Node("Mul", [input, s], identity && output is not null ? output : $"{prefix}.z");
+        string z = graph.Node("Add", [u, c], identity && output is not null ? output : $"{prefix}.z");
         return identity ? z : Activation.EmitOnnx(graph, z, output ?? $"{prefix}.h", prefix);
     }
 
     public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut> =>
-        new ScaleLayer<TOut>(Scale.Value.Cast<TOut>(), Activation.Cast<TOut>());
+        new ScaleLayer<TOut>(Scale.Value.Cast<TOut>(), Shift.Value.Cast<TOut>(), Activation.Cast<TOut>());
 
     public string Describe() => $"scale {Inputs} {Activation.Name}";
 }
