@@ -69,11 +69,14 @@ public static class ProblemCommands
             w.WriteStartObject();
             w.WritePropertyName("layers");
             w.WriteStartArray();
-            foreach (var (weight, bias) in g.LayerGradients)
+            foreach (var layer in g.LayerGradients)
             {
                 w.WriteStartObject();
-                w.WritePropertyName("weight"); JsonTensor.WriteMatrix(w, weight);
-                if (bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteVector(w, bias); }
+                foreach (var (name, grad) in layer)
+                {
+                    w.WritePropertyName(name);
+                    if (grad.Rank == 2) JsonTensor.WriteMatrix(w, grad); else JsonTensor.WriteVector(w, grad);
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -40,7 +40,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (int i = 1; i < Layers.Count; i++)
             if (Layers[i].Inputs != Layers[i - 1].Outputs)
                 throw new ShapeMismatchException(
-                    $"layers[{i}].weight is {Layers[i].Outputs}×{Layers[i].Inputs} but layers[{i - 1}] gives {Layers[i - 1].Outputs} outputs");
+                    $"layers[{i}] takes {Layers[i].Inputs} inputs but layers[{i - 1}] gives {Layers[i - 1].Outputs} outputs");
     }
 
     public IReadOnlyList<ILayer<T>> Layers { get; }
@@ -64,7 +64,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     public ForwardTrace<T> Forward(Var<T> x)
     {
         if (x.Value.Rank != 2 || x.Value.Dim(1) != Inputs)
-            throw new ShapeMismatchException($"input is {x.ShapeString} but layers[0].weight expects {Inputs} inputs");
+            throw new ShapeMismatchException($"input is {x.ShapeString} but layers[0] takes {Inputs} inputs");
         var traces = new List<LayerTrace<T>>(Layers.Count);
         var tape = x.Tape;
         var h = x;

@@ -4,11 +4,14 @@ using Backprop.Nn;
 
 namespace Backprop.Problems;
 
-/// <summary>The answers for a problem: loss, output and every gradient.</summary>
+/// <summary>A gradient of one of a layer's parameters, under the parameter's name (e.g. "weight").</summary>
+public sealed record ParameterGradient<T>(string Name, Tensor<T> Gradient) where T : unmanaged, IFloatingPointIeee754<T>;
+
+/// <summary>The answers for a problem: loss, output and the gradient of every layer's parameters (in order) and the input.</summary>
 public sealed record GradientResult<T>(
     double? Loss,
     Tensor<T> Output,
-    IReadOnlyList<(Tensor<T> Weight, Tensor<T>? Bias)> LayerGradients,
+    IReadOnlyList<IReadOnlyList<ParameterGradient<T>>> LayerGradients,
     Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>;
 
 /// <summary>A name of a value in a problem ("layers.0.weight", "input", …) that names none; the message starts with the quoted name.</summary>
@@ -85,7 +88,8 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         Tape.Forward();
         Backward();
-        var layers = Network.Layers.Select(l => (l.MainWeight()!.Grad.Clone(), l.MainBias()?.Grad.Clone())).ToList();
+        var layers = Network.Layers.Select(l => (IReadOnlyList<ParameterGradient<T>>)
+            [.. l.Parameters.Select(p => new ParameterGradient<T>(p.Name, p.Value.Grad.Clone()))]).ToList();
         return new GradientResult<T>(
             Loss is null ? null : double.CreateTruncating(Loss.Value.Data[0]),
             Output.Value.Clone(), layers, Input.Grad.Clone());

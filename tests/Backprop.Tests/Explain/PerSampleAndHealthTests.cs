@@ -41,7 +41,7 @@ public class PerSampleAndHealthTests
                 Target = spec.Target is null ? null : [spec.Target[i]],
                 ClassTargets = spec.ClassTargets is null ? null : [spec.ClassTargets[i]],
             });
-            var w = single.Gradients().LayerGradients[layer].Weight;
+            var w = single.Gradients().LayerGradients[layer].Single(q => q.Name == "weight").Gradient;
             for (int k = 0; k < size; k++) Assert.Equal(w.Data[k], g.Weight.Data[i * size + k], 12);
         }
     }
