@@ -2,10 +2,10 @@ using System.CommandLine;
 using System.Numerics;
 using System.Text.Json;
 using Backprop.Explain;
+using Backprop.Health;
 using Backprop.Nn;
 using Backprop.Problems;
 using Spectre.Console;
-using Backprop.Health;
 
 namespace Backprop.Cli.Commands;
 

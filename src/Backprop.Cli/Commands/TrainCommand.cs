@@ -4,12 +4,12 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
 using Backprop.Data;
+using Backprop.Health;
 using Backprop.IO;
 using Backprop.Kernels;
 using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
-using Backprop.Health;
 
 namespace Backprop.Cli.Commands;
 

@@ -1,6 +1,6 @@
+using Backprop.Health;
 using Backprop.IO;
 using Backprop.Training;
-using Backprop.Health;
 
 namespace Backprop.Cli.Commands;
 

@@ -46,11 +46,18 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (Loss is not null) Loss.Name = "L";
     }
 
-    private static Sequential<T> DenseNetwork(ProblemSpec spec, Catalog catalog) =>
-        new(spec.Layers.Select(l => new DenseLayer<T>(
-            Tensor<T>.FromRows(l.Weight),
-            l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
-            catalog.Activations.Create<T>(l.Activation))));
+    /// <summary>The file's layers, each made by the catalog's dense kind and filled by parameter name (weight, bias).</summary>
+    private static Sequential<T> DenseNetwork(ProblemSpec spec, Catalog catalog)
+    {
+        var dense = catalog.Layers.Find(DenseKind.KindName) ?? throw new ArgumentException("the layer kind registry has no dense layer");
+        return new(spec.Layers.Select(l =>
+        {
+            var layer = dense.Create(new LayerShape(l.Weight[0].Length, l.Weight.Length, l.Bias is not null), catalog.Activations.Create<T>(l.Activation));
+            Tensor<T>.FromRows(l.Weight).Span.CopyTo(layer.Parameter("weight")!.Value.Span);
+            if (l.Bias is not null) Tensor<T>.FromVector(l.Bias).Span.CopyTo(layer.Parameter("bias")!.Value.Span);
+            return layer;
+        }));
+    }
 
     public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 

@@ -1,5 +1,5 @@
-using Backprop.Nn;
 using System.Text.Json;
+using Backprop.Nn;
 
 namespace Backprop.Tests.Cli;
 

@@ -1,7 +1,7 @@
-using Backprop.Nn;
 using System.Globalization;
 using System.Text.Json;
 using Backprop.Explain;
+using Backprop.Nn;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
 

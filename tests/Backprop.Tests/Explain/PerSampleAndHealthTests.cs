@@ -1,8 +1,8 @@
-using Backprop.Nn;
 using Backprop.Explain;
+using Backprop.Health;
+using Backprop.Nn;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
-using Backprop.Health;
 
 namespace Backprop.Tests.Explain;
 

@@ -1,6 +1,6 @@
-using Backprop.Nn;
 using Backprop.Interop;
 using Backprop.IO;
+using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Tests.Data;
 using Backprop.Training;

@@ -1,6 +1,6 @@
-using Backprop.Nn;
 using Backprop.Cli.Commands;
 using Backprop.Data;
+using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Training;
 
