@@ -41,7 +41,7 @@ public static class GradientHealth
     public const double ReportFraction = 0.5;
 
     /// <summary>Measures and judges every layer of a forward pass whose backward pass has run.</summary>
-    public static HealthReport Analyze<T>(ForwardTrace<T> forward) where T : unmanaged, IFloatingPointIeee754<T>
+    public static HealthReport Analyze<T>(ForwardTrace<T> forward, ActivationRegistry? activations = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var layers = new List<LayerHealth>();
         foreach (var trace in forward.Layers)
@@ -56,7 +56,7 @@ public static class GradientHealth
                 act.CanDie ? DeadFraction(z) : null,
                 SaturatedFraction(act, z, h)));
         }
-        return Judge(layers);
+        return Judge(layers, activations: activations);
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
@@ -92,8 +92,11 @@ public static class GradientHealth
     /// The plain-language verdict on a set of layer measurements, for <c>diagnose</c> and training diagnostics alike.
     /// <paramref name="extra"/> adds findings only the caller can measure, each with its advice.
     /// </summary>
-    public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null)
+    public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null,
+        ActivationRegistry? activations = null)
     {
+        activations ??= ActivationRegistry.Default;
+        string Units(string activation) => activations.Find(activation)?.Create<double>().DisplayName ?? activation;
         var first = layers[0];
         var last = layers[^1];
         double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm
@@ -127,7 +130,7 @@ public static class GradientHealth
                 findings.Add($"{Pct(s)} of layer-{l.Layer} {l.Activation} units are saturated");
             if (l.DeadFraction is double d && d >= ReportFraction)
             {
-                findings.Add($"{Pct(d)} of layer-{l.Layer} {(l.Activation == "relu" ? "ReLU" : l.Activation)} units are dead (z ≤ 0 for the whole batch)");
+                findings.Add($"{Pct(d)} of layer-{l.Layer} {Units(l.Activation)} units are dead (z ≤ 0 for the whole batch)");
                 advice.Add("consider leaky_relu, a smaller learning rate or He init");
             }
         }

@@ -18,6 +18,8 @@ public abstract class Activation<T> where T : unmanaged, IFloatingPointIeee754<T
     public abstract string Name { get; }
     /// <summary>The symbol in derivations, e.g. "σ".</summary>
     public abstract string Symbol { get; }
+    /// <summary>How prose names the activation's units, e.g. "ReLU" in "75% of layer-1 ReLU units are dead".</summary>
+    public virtual string DisplayName => Name;
     public abstract string Formula { get; }
     public abstract string DerivativeFormula { get; }
     public virtual bool IsElementwise => true;
@@ -270,6 +272,7 @@ public sealed class Relu<T> : Activation<T> where T : unmanaged, IFloatingPointI
     public override string Symbol => "relu";
     public override string Formula => "relu(z) = max(z, 0)";
     public override string DerivativeFormula => "relu′(z) = 1 if z > 0 else 0";
+    public override string DisplayName => "ReLU";
     public override InitKind PreferredInit => InitKind.HeNormal;
     public override bool CanDie => true;
     public override Activation<TOut> Cast<TOut>() => new Relu<TOut>();

@@ -127,7 +127,7 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         Tape.Forward();
         Backward();
-        return GradientHealth.Analyze(Trace);
+        return GradientHealth.Analyze(Trace, Catalog.Activations);
     }
 
     /// <summary>

@@ -58,11 +58,11 @@ public static class Diagnostics
     /// The plain-language verdict on a set of layer measurements: <c>diagnose</c>'s own judgement
     /// (<see cref="GradientHealth.Judge"/>), plus the one finding only training can make, updates too large for the weights.
     /// </summary>
-    public static string Verdict(IReadOnlyList<LayerHealth> layers)
+    public static string Verdict(IReadOnlyList<LayerHealth> layers, ActivationRegistry? activations = null)
     {
         var updates = layers.Where(l => l.UpdateRatio > 0.1)
             .Select(l => (string.Create(System.Globalization.CultureInfo.InvariantCulture, $"layer-{l.Layer} updates are {l.UpdateRatio:0.0e0} of its weights"),
                 "consider a lower learning rate"));
-        return GradientHealth.Judge(layers, updates).Verdict;
+        return GradientHealth.Judge(layers, updates, activations).Verdict;
     }
 }
