@@ -192,7 +192,7 @@ public static class DerivationRenderer
     }
 
     /// <summary>Words of the formulas that are not activation symbols (those come from the activations themselves).</summary>
-    private static readonly (string From, string To)[] FormulaWords =
+    private static readonly System.Collections.Immutable.ImmutableArray<(string From, string To)> FormulaWords =
     [
         ("softmax", "\\operatorname{softmax}"), ("onehot", "\\operatorname{onehot}"), ("diag", "\\operatorname{diag}"),
         ("log", "\\log"), ("max", "\\max"), ("erf", "\\operatorname{erf}"),

@@ -20,7 +20,7 @@ public sealed record TorchLinear(int ModuleIndex, string WeightKey, string? Bias
 public static class TorchImport
 {
     /// <summary>The dtypes a Linear's tensors may have.</summary>
-    public static readonly string[] FloatDTypes = ["F32", "F64", "F16", "BF16"];
+    public static readonly System.Collections.Immutable.ImmutableArray<string> FloatDTypes = ["F32", "F64", "F16", "BF16"];
 
     /// <summary>Finds the Linear layers of a state dict, in module order, and checks names, dtypes, ranks and the chain of shapes.</summary>
     public static IReadOnlyList<TorchLinear> Inspect(SafeTensorsFile file)
@@ -39,7 +39,7 @@ public static class TorchImport
                     $"key {DataFormatException.Quote(name)} is not a Linear parameter of an nn.Sequential (expected N.weight or N.bias, N the module index)");
             int i = int.Parse(idx, NumberStyles.None, CultureInfo.InvariantCulture);
             var info = file.GetInfo(name);
-            if (Array.IndexOf(FloatDTypes, info.DType) < 0)
+            if (!FloatDTypes.Contains(info.DType))
                 throw new DataFormatException(src, $"key {DataFormatException.Quote(name)} has dtype {info.DType}; a Linear parameter must be F32, F64, F16 or BF16");
             (param == "weight" ? weights : biases)[i] = name;
         }

@@ -54,11 +54,19 @@ public static class ModelFile
         return meta;
     }
 
-    public static readonly JsonSerializerOptions JsonOptions = new()
+    /// <summary>snake_case names, NaN and ±Infinity as named literals; read-only, so that no caller can change it for all.</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = ReadOnlyJsonOptions();
+
+    private static JsonSerializerOptions ReadOnlyJsonOptions()
     {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        };
+        options.MakeReadOnly(populateMissingResolver: true);
+        return options;
+    }
 
     /// <summary>Every layer's parameters, then its buffers, as layers.{i}.{name}.</summary>
     public static IEnumerable<SafeTensorEntry> Tensors<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T>
