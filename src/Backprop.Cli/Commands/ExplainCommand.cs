@@ -184,10 +184,9 @@ public static class ExplainCommand
         int n = Math.Min(batch, data.Count);
         if (n == 0) throw new UsageException($"{dataPath}: no rows");
         var input = Enumerable.Range(0, n).Select(i => data.Row(i).ToArray().Select(v => (double)v).ToArray()).ToArray();
-        // a problem holds dense layers (weight, bias, activation): other kinds cannot be diagnosed from a model yet
-        var layers = model.Network.Layers.Select((l, i) => l.Kind == DenseKind.KindName
-            ? new LayerSpec(l.MainWeight()!.Value.ToJagged(), l.MainBias()?.Value.ToDoubleArray(), l.Activation.Name)
-            : throw new UsageException($"{modelPath}: layers.{i} is a {l.Kind} layer; diagnose --model handles dense layers only")).ToList();
+        var layers = model.Network.Layers.Select(l => new LayerSpec(l.Kind, l.Inputs, l.Outputs, l.Activation.Name,
+            [.. l.Parameters.Select(p => new TensorSpec(p.Name, p.Value.Value.ShapeArray, p.Value.Value.ToDoubleArray())),
+             .. l.Buffers.Select(b => new TensorSpec(b.Name, b.Value.ShapeArray, b.Value.ToDoubleArray()))])).ToList();
         return new ProblemSpec($"{Path.GetFileName(modelPath)} on {n} rows of {Path.GetFileName(dataPath.TrimEnd('/'))}", layers, input,
             LossKind.CrossEntropy, Backprop.Reduction.Mean, null, data.Labels[..n], null);
     }

@@ -23,8 +23,8 @@ public sealed class UnknownValueException(string message) : ArgumentException(me
 /// </summary>
 public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>The problem of a problem file: its dense layers, batch and loss.</summary>
-    public Problem(ProblemSpec spec, Catalog? catalog = null) : this(spec, DenseNetwork(spec, catalog ?? Catalog.Default), catalog) { }
+    /// <summary>The problem of a problem file: its layers, batch and loss.</summary>
+    public Problem(ProblemSpec spec, Catalog? catalog = null) : this(spec, BuildNetwork(spec, catalog ?? Catalog.Default), catalog) { }
 
     /// <summary>
     /// A problem on any network (layers of any kind): the batch, loss and targets come from <paramref name="spec"/>,
@@ -46,18 +46,22 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (Loss is not null) Loss.Name = "L";
     }
 
-    /// <summary>The file's layers, each made by the catalog's dense kind and filled by parameter name (weight, bias).</summary>
-    private static Sequential<T> DenseNetwork(ProblemSpec spec, Catalog catalog)
-    {
-        var dense = catalog.Layers.Find(DenseKind.KindName) ?? throw new ArgumentException("the layer kind registry has no dense layer");
-        return new(spec.Layers.Select(l =>
+    /// <summary>The spec's layers, each made by its kind in the catalog and filled by parameter and buffer name.</summary>
+    private static Sequential<T> BuildNetwork(ProblemSpec spec, Catalog catalog) =>
+        new(spec.Layers.Select((l, i) =>
         {
-            var layer = dense.Create(new LayerShape(l.Weight[0].Length, l.Weight.Length, l.Bias is not null), catalog.Activations.Create<T>(l.Activation));
-            Tensor<T>.FromRows(l.Weight).Span.CopyTo(layer.Parameter("weight")!.Value.Span);
-            if (l.Bias is not null) Tensor<T>.FromVector(l.Bias).Span.CopyTo(layer.Parameter("bias")!.Value.Span);
+            var kind = catalog.Layers.Find(l.Kind) ?? throw new ArgumentException($"layers[{i}]: unknown layer kind '{l.Kind}'");
+            var layer = kind.Create(new LayerShape(l.Inputs, l.Outputs, l.HasBias), catalog.Activations.Create<T>(l.Activation));
+            var targets = layer.Parameters.Select(p => (p.Name, Tensor: p.Value.Value)).Concat(layer.Buffers.Select(b => (b.Name, Tensor: b.Value)));
+            foreach (var (name, tensor) in targets)
+            {
+                var t = l.Tensors.FirstOrDefault(x => x.Name == name) ?? throw new ArgumentException($"layers[{i}].{name}: missing");
+                if (!tensor.SameShape(t.Shape)) throw new ShapeMismatchException($"layers[{i}].{name} is [{string.Join("×", t.Shape)}], expected {tensor.ShapeString}");
+                var dst = tensor.Span;
+                for (int j = 0; j < dst.Length; j++) dst[j] = T.CreateChecked(t.Values[j]);
+            }
             return layer;
         }));
-    }
 
     public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 
