@@ -1,26 +1,34 @@
 using System.CommandLine;
 using Backprop.Cli.Commands;
+using Backprop.Nn;
 
 namespace Backprop.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Cli.Run(BuildRoot(), args);
+    public static int Main(string[] args) => Run(args, Catalog.Default);
 
-    public static RootCommand BuildRoot()
+    /// <summary>
+    /// The CLI with the activations, losses and layer kinds of <paramref name="catalog"/>: every command looks names up
+    /// there, so a program that adds a kind (<c>Catalog.Default.With(...)</c>) gets a CLI that knows it.
+    /// </summary>
+    public static int Run(string[] args, Catalog catalog) => Cli.Run(BuildRoot(catalog), args);
+
+    public static RootCommand BuildRoot(Catalog? catalog = null)
     {
+        catalog ??= Catalog.Default;
         var root = new RootCommand("backprop: train and understand neural networks by backpropagation");
-        root.Subcommands.Add(ProblemCommands.Grad());
-        root.Subcommands.Add(ProblemCommands.JacobianCommand());
-        root.Subcommands.Add(ProblemCommands.GradCheck());
-        root.Subcommands.Add(TrainCommand.Create());
-        root.Subcommands.Add(ModelCommands.Evaluate());
-        root.Subcommands.Add(ModelCommands.Predict());
+        root.Subcommands.Add(ProblemCommands.Grad(catalog));
+        root.Subcommands.Add(ProblemCommands.JacobianCommand(catalog));
+        root.Subcommands.Add(ProblemCommands.GradCheck(catalog));
+        root.Subcommands.Add(TrainCommand.Create(catalog));
+        root.Subcommands.Add(ModelCommands.Evaluate(catalog));
+        root.Subcommands.Add(ModelCommands.Predict(catalog));
         root.Subcommands.Add(BenchCommands.Create());
-        root.Subcommands.Add(InteropCommands.Import());
-        root.Subcommands.Add(InteropCommands.Export());
-        root.Subcommands.Add(ExplainCommand.Create());
-        root.Subcommands.Add(ExplainCommand.Diagnose());
+        root.Subcommands.Add(InteropCommands.Import(catalog));
+        root.Subcommands.Add(InteropCommands.Export(catalog));
+        root.Subcommands.Add(ExplainCommand.Create(catalog));
+        root.Subcommands.Add(ExplainCommand.Diagnose(catalog));
         return root;
     }
 }

@@ -1,7 +1,10 @@
 using System.CommandLine;
 using System.Numerics;
 using System.Text.Json;
+using Backprop.Data;
 using Backprop.Explain;
+using Backprop.Health;
+using Backprop.Nn;
 using Backprop.Problems;
 using Spectre.Console;
 
@@ -10,7 +13,7 @@ namespace Backprop.Cli.Commands;
 /// <summary>explain: a backpropagation derivation of one gradient of a problem, generated from its recorded graph.</summary>
 public static class ExplainCommand
 {
-    public static Command Create()
+    public static Command Create(Catalog catalog)
     {
         var problem = new Argument<string>("PROBLEM") { Description = "A problem file (JSON)" };
         var wrt = new Option<string>("--wrt")
@@ -39,10 +42,10 @@ public static class ExplainCommand
         };
         cmd.SetAction(r =>
         {
-            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            var spec = ProblemFile.Load(r.GetValue(problem)!, catalog);
             var options = new Options(r.GetValue(wrt)!, ParseFormat(r.GetValue(format)!),
                 r.GetValue(notation) == "rows" ? Notation.Rows : Notation.Columns, r.GetValue(json), r.GetValue(perSample), r.GetValue(dot));
-            bool passed = r.GetValue(dtype) == "float32" ? Run(new Problem<float>(spec), options) : Run(new Problem<double>(spec), options);
+            bool passed = r.GetValue(dtype) == "float32" ? Run(new Problem<float>(spec, catalog), options) : Run(new Problem<double>(spec, catalog), options);
             return passed ? 0 : 1;
         });
         return cmd;
@@ -66,6 +69,7 @@ public static class ExplainCommand
         }
         Derivation d;
         try { d = Explainer.Explain(p, o.Wrt, o.Notation); }
+        catch (UnknownValueException e) { throw new UsageException($"--wrt {e.Message}"); }
         catch (ArgumentException e) when (e is not ShapeMismatchException) { throw new UsageException(e.Message); }
         if (o.DotPath is not null)
         {
@@ -82,11 +86,8 @@ public static class ExplainCommand
     /// <summary>The problem-file name of a parameter ("layers.0.weight"); null for other values, which keep their own names.</summary>
     private static string? ParameterName<T>(Problem<T> p, Var<T> v) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        for (int i = 0; i < p.Network.Layers.Count; i++)
-        {
-            if (ReferenceEquals(p.Network.Layers[i].Weight, v)) return $"layers.{i}.weight";
-            if (ReferenceEquals(p.Network.Layers[i].Bias, v)) return $"layers.{i}.bias";
-        }
+        foreach (var (name, value) in p.Network.NamedParameters())
+            if (ReferenceEquals(value, v)) return name;
         return null;
     }
 
@@ -119,17 +120,17 @@ public static class ExplainCommand
         for (int i = 0; i < n; i++)
         {
             Console.Out.WriteLine($"  sample {i}: ∇_W{sub} ℓ_{i}");
-            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.Slice(i * outs * ins, outs * ins).ToArray(), outs, ins)))
+            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.ToArray().AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins)))
                 Console.Out.WriteLine($"      {line}");
             if (g.Bias is not null)
-                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.Slice(i * outs, outs).ToArray(), 1, outs)))
+                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.ToArray().AsSpan(i * outs, outs).ToArray(), 1, outs)))
                     Console.Out.WriteLine($"    ∇_b{sub} ℓ_{i} = {line}");
         }
         Console.Out.Flush();
     }
 
     /// <summary>diagnose: per-layer gradient health with a plain-language verdict.</summary>
-    public static Command Diagnose()
+    public static Command Diagnose(Catalog catalog)
     {
         var problem = new Argument<string?>("PROBLEM") { Description = "A problem file (JSON); or use --model and --data", Arity = ArgumentArity.ZeroOrOne };
         var model = new Option<string?>("--model") { Description = "A trained model (safetensors), diagnosed on one batch of --data" };
@@ -149,7 +150,7 @@ public static class ExplainCommand
             if (r.GetValue(problem) is { } path)
             {
                 if (r.GetValue(model) is not null) throw new UsageException("diagnose takes a PROBLEM file or --model with --data, not both");
-                spec = ProblemFile.Load(path);
+                spec = ProblemFile.Load(path, catalog);
             }
             else
             {
@@ -157,9 +158,9 @@ public static class ExplainCommand
                 string d = r.GetValue(data) ?? throw new UsageException("diagnose --model needs --data");
                 int b = r.GetValue(batch);
                 if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
-                spec = ModelBatch(m, d, r.GetValue(label), b);
+                spec = ModelBatch(m, d, r.GetValue(label), b, catalog);
             }
-            var report = r.GetValue(dtype) == "float32" ? Diagnose(new Problem<float>(spec), r.GetValue(plots)) : Diagnose(new Problem<double>(spec), r.GetValue(plots));
+            var report = r.GetValue(dtype) == "float32" ? Diagnose(new Problem<float>(spec, catalog), r.GetValue(plots)) : Diagnose(new Problem<double>(spec, catalog), r.GetValue(plots));
             if (r.GetValue(json)) WriteHealthJson(report);
             else WriteHealthText(spec.Name, report);
             return 0;
@@ -169,22 +170,24 @@ public static class ExplainCommand
 
     private static HealthReport Diagnose<T>(Problem<T> p, string? plots) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var report = GradientHealth.Analyze(p);
+        var report = p.Diagnose();
         if (plots is not null) DiagnosePlots.Write(plots, p.Trace.H.Select(h => h.Grad.ToDoubleArray()).ToList());
         return report;
     }
 
     /// <summary>A model and the first rows of a data set as a problem: the model's layers, a batch, cross-entropy with mean reduction.</summary>
-    private static ProblemSpec ModelBatch(string modelPath, string dataPath, string? label, int batch)
+    private static ProblemSpec ModelBatch(string modelPath, string dataPath, string? label, int batch, Catalog catalog)
     {
-        var model = Backprop.Training.ModelFile.Load<double>(modelPath);
-        var data = Backprop.Data.DataLoading.ForModel(dataPath, label, model.LabelNames, model.Standardizer);
+        var model = Backprop.Training.ModelFile.Load<double>(modelPath, catalog);
+        var data = DataLoading.ForModel(dataPath, label, model.LabelNames, model.Standardizer);
         if (data.FeatureCount != model.Network.Inputs)
             throw new UsageException($"{dataPath} has {data.FeatureCount} features per sample but the model takes {model.Network.Inputs}");
         int n = Math.Min(batch, data.Count);
         if (n == 0) throw new UsageException($"{dataPath}: no rows");
         var input = Enumerable.Range(0, n).Select(i => data.Row(i).ToArray().Select(v => (double)v).ToArray()).ToArray();
-        var layers = model.Network.Layers.Select(l => new LayerSpec(l.Weight.Value.ToJagged(), l.Bias?.Value.ToDoubleArray(), l.Activation.Name)).ToList();
+        var layers = model.Network.Layers.Select(l => new LayerSpec(l.Kind, l.Inputs, l.Outputs, l.Activation.Name,
+            [.. l.Parameters.Select(p => new TensorSpec(p.Name, p.Value.Value.ShapeArray, p.Value.Value.ToDoubleArray())),
+             .. l.Buffers.Select(b => new TensorSpec(b.Name, b.Value.ShapeArray, b.Value.ToDoubleArray()))])).ToList();
         return new ProblemSpec($"{Path.GetFileName(modelPath)} on {n} rows of {Path.GetFileName(dataPath.TrimEnd('/'))}", layers, input,
             LossKind.CrossEntropy, Backprop.Reduction.Mean, null, data.Labels[..n], null);
     }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Backprop.Interop;
 using Backprop.IO;
+using Backprop.Nn;
 using Backprop.Training;
 
 namespace Backprop.Cli.Commands;
@@ -8,13 +9,13 @@ namespace Backprop.Cli.Commands;
 /// <summary>import (PyTorch state dicts) and export (ONNX).</summary>
 public static class InteropCommands
 {
-    public static Command Import()
+    public static Command Import(Catalog catalog)
     {
         var from = new Option<string>("--from") { Description = "A PyTorch nn.Sequential state dict saved as safetensors (keys 0.weight, 0.bias, 2.weight, …)", Required = true };
         var acts = new Option<string?>("--activations")
         {
             Description = "Comma-separated activation after each hidden Linear (one per hidden layer, or one for all); the output layer is identity. "
-                + $"Known: {string.Join(", ", Activations.Names)}",
+                + $"Known: {string.Join(", ", catalog.Activations.Names)}",
         };
         var outOpt = new Option<string>("--out") { Description = "The backprop model file to write (safetensors)", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Precision of the stored model: float32 or float64", DefaultValueFactory = _ => "float32" };
@@ -28,9 +29,9 @@ public static class InteropCommands
             var file = SafeTensorsFile.Read(src);
             var layers = TorchImport.Inspect(file);
             string[] activations;
-            try { activations = TorchImport.ResolveActivations(r.GetValue(acts), layers, src); }
-            catch (ArgumentException e) { throw new UsageException(e.Message); }
-            var net = TorchImport.Import<double>(file, activations);
+            try { activations = TorchImport.ResolveActivations(r.GetValue(acts), layers, src, catalog.Activations); }
+            catch (ArgumentException e) { throw new UsageException($"--activations: {e.Message}"); }
+            var net = TorchImport.Import<double>(file, activations, catalog);
             var labels = Enumerable.Range(0, net.Outputs).Select(i => i.ToString()).ToArray();
             if (r.GetValue(dtype) == "float64") ModelFile.Save(dst, net, labels);
             else ModelFile.Save(dst, net.Cast<float>(), labels);
@@ -42,7 +43,7 @@ public static class InteropCommands
                     w.WriteString("model", dst);
                     w.WritePropertyName("sizes"); w.WriteStartArray(); w.WriteNumberValue(net.Inputs); foreach (var l in net.Layers) w.WriteNumberValue(l.Outputs); w.WriteEndArray();
                     w.WritePropertyName("activations"); w.WriteStartArray(); foreach (var a in activations) w.WriteStringValue(a); w.WriteEndArray();
-                    w.WritePropertyName("bias"); w.WriteStartArray(); foreach (var l in net.Layers) w.WriteBooleanValue(l.Bias is not null); w.WriteEndArray();
+                    w.WritePropertyName("bias"); w.WriteStartArray(); foreach (var l in net.Layers) w.WriteBooleanValue(l.Parameter("bias") is not null); w.WriteEndArray();
                     w.WritePropertyName("modules"); w.WriteStartArray(); foreach (var l in layers) w.WriteNumberValue(l.ModuleIndex); w.WriteEndArray();
                     w.WriteNumber("parameters", net.ParameterCount);
                     w.WriteEndObject();
@@ -56,7 +57,7 @@ public static class InteropCommands
         return cmd;
     }
 
-    public static Command Export()
+    public static Command Export(Catalog catalog)
     {
         var model = new Option<string>("--model") { Description = "A backprop model file (safetensors)", Required = true };
         var onnx = new Option<string>("--onnx") { Description = "The ONNX file to write", Required = true };
@@ -74,7 +75,7 @@ public static class InteropCommands
                 throw new UsageException($"--opset {o}: supported opsets are {OnnxExport.MinOpset} to {OnnxExport.MaxOpset}");
             string src = r.GetValue(model)!;
             string dst = r.GetValue(onnx)!;
-            var m = ModelFile.Load<double>(src);
+            var m = ModelFile.Load<double>(src, catalog);
             OnnxExport.Write(dst, m.Network, o, m.LabelNames, m.Standardizer);
             long bytes = new FileInfo(dst).Length;
             if (r.GetValue(json))

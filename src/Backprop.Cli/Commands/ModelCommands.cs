@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Numerics;
 using Backprop.Data;
+using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
 
@@ -9,7 +10,7 @@ namespace Backprop.Cli.Commands;
 /// <summary>evaluate and predict: use a saved model on a data set.</summary>
 public static class ModelCommands
 {
-    public static Command Evaluate()
+    public static Command Evaluate(Catalog catalog)
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (its t10k test set) or a CSV file", Required = true };
@@ -18,7 +19,7 @@ public static class ModelCommands
         var cmd = new Command("evaluate", "Accuracy, loss and confusion matrix of a model on a data set") { model, data, label, json };
         cmd.SetAction(r =>
         {
-            var m = ModelFile.Load<float>(r.GetValue(model)!);
+            var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
             var d = DataLoading.ForModel(r.GetValue(data)!, r.GetValue(label), m.LabelNames, m.Standardizer);
             CheckWidth(m.Network.Inputs, d, r.GetValue(data)!);
             var outputs = new Tensor<float>(d.Count, m.Network.Outputs);
@@ -60,7 +61,7 @@ public static class ModelCommands
         return cmd;
     }
 
-    public static Command Predict()
+    public static Command Predict(Catalog catalog)
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (predicts its t10k test images) or a CSV file", Required = true };
@@ -72,7 +73,7 @@ public static class ModelCommands
         {
             int? n = r.GetValue(limit);
             if (n is <= 0) throw new UsageException($"--limit {n}: must be at least 1");
-            var m = ModelFile.Load<float>(r.GetValue(model)!);
+            var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
             var d = DataLoading.ForModel(r.GetValue(data)!, r.GetValue(label), m.LabelNames, m.Standardizer);
             CheckWidth(m.Network.Inputs, d, r.GetValue(data)!);
             if (n is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Numerics;
 using System.Text.Json;
+using Backprop.Nn;
 using Backprop.Problems;
 using Spectre.Console;
 
@@ -11,7 +12,7 @@ public static class ProblemCommands
 {
     private static Argument<string> ProblemArgument() => new("PROBLEM") { Description = "A problem file (JSON)" };
 
-    public static Command Grad()
+    public static Command Grad(Catalog catalog)
     {
         var problem = ProblemArgument();
         var dtype = Cli.DTypeOption();
@@ -25,11 +26,11 @@ public static class ProblemCommands
         };
         cmd.SetAction(r =>
         {
-            var spec = ProblemFile.Load(r.GetValue(problem)!);
+            var spec = ProblemFile.Load(r.GetValue(problem)!, catalog);
             bool f32 = r.GetValue(dtype) == "float32";
-            if (r.GetValue(perSample)) { if (f32) WritePerSample(new Problem<float>(spec)); else WritePerSample(new Problem<double>(spec)); }
-            else if (f32) WriteGradients(new Problem<float>(spec));
-            else WriteGradients(new Problem<double>(spec));
+            if (r.GetValue(perSample)) { if (f32) WritePerSample(new Problem<float>(spec, catalog)); else WritePerSample(new Problem<double>(spec, catalog)); }
+            else if (f32) WriteGradients(new Problem<float>(spec, catalog));
+            else WriteGradients(new Problem<double>(spec, catalog));
             return 0;
         });
         return cmd;
@@ -68,11 +69,14 @@ public static class ProblemCommands
             w.WriteStartObject();
             w.WritePropertyName("layers");
             w.WriteStartArray();
-            foreach (var (weight, bias) in g.LayerGradients)
+            foreach (var layer in g.LayerGradients)
             {
                 w.WriteStartObject();
-                w.WritePropertyName("weight"); JsonTensor.WriteMatrix(w, weight);
-                if (bias is not null) { w.WritePropertyName("bias"); JsonTensor.WriteVector(w, bias); }
+                foreach (var (name, grad) in layer)
+                {
+                    w.WritePropertyName(name);
+                    if (grad.Rank == 2) JsonTensor.WriteMatrix(w, grad); else JsonTensor.WriteVector(w, grad);
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();
@@ -82,7 +86,7 @@ public static class ProblemCommands
         });
     }
 
-    public static Command JacobianCommand()
+    public static Command JacobianCommand(Catalog catalog)
     {
         var problem = ProblemArgument();
         var dtype = Cli.DTypeOption();
@@ -97,9 +101,9 @@ public static class ProblemCommands
         };
         cmd.SetAction(r =>
         {
-            var spec = ProblemFile.Load(r.GetValue(problem)!);
-            if (r.GetValue(dtype) == "float32") WriteJacobian(new Problem<float>(spec), r.GetValue(wrt)!);
-            else WriteJacobian(new Problem<double>(spec), r.GetValue(wrt)!);
+            var spec = ProblemFile.Load(r.GetValue(problem)!, catalog);
+            if (r.GetValue(dtype) == "float32") WriteJacobian(new Problem<float>(spec, catalog), r.GetValue(wrt)!);
+            else WriteJacobian(new Problem<double>(spec, catalog), r.GetValue(wrt)!);
             return 0;
         });
         return cmd;
@@ -109,7 +113,7 @@ public static class ProblemCommands
     {
         Var<T> target;
         try { target = p.Resolve(wrt); }
-        catch (ArgumentException e) { throw new UsageException(e.Message); }
+        catch (UnknownValueException e) { throw new UsageException($"--wrt {e.Message}"); }
         var j = p.Jacobian(target);
         Cli.WriteJsonLine(w =>
         {
@@ -121,7 +125,7 @@ public static class ProblemCommands
         });
     }
 
-    public static Command GradCheck()
+    public static Command GradCheck(Catalog catalog)
     {
         var problem = ProblemArgument();
         var dtype = Cli.DTypeOption();
@@ -132,8 +136,8 @@ public static class ProblemCommands
         };
         cmd.SetAction(r =>
         {
-            var spec = ProblemFile.Load(r.GetValue(problem)!);
-            var report = r.GetValue(dtype) == "float32" ? CheckProblem<float>(spec) : CheckProblem<double>(spec);
+            var spec = ProblemFile.Load(r.GetValue(problem)!, catalog);
+            var report = r.GetValue(dtype) == "float32" ? CheckProblem<float>(spec, catalog) : CheckProblem<double>(spec, catalog);
             if (r.GetValue(json)) WriteReportJson(report); else WriteReportTable(spec.Name, report);
             return report.Passed ? 0 : 1;
         });
@@ -144,13 +148,13 @@ public static class ProblemCommands
     /// Checks a problem's gradients in precision <typeparamref name="T"/> against central differences of a
     /// float64 copy of the same problem (its numbers rounded to <typeparamref name="T"/> first).
     /// </summary>
-    public static GradientCheckReport CheckProblem<T>(ProblemSpec spec) where T : unmanaged, IFloatingPointIeee754<T>
+    public static GradientCheckReport CheckProblem<T>(ProblemSpec spec, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var p = new Problem<T>(spec);
+        var p = new Problem<T>(spec, catalog);
         p.Tape.Forward();
         p.Backward();
         var analytic = Leaves(p).Select(l => l.Leaf.Grad.ToDoubleArray()).ToList();
-        var reference = typeof(T) == typeof(double) ? (Problem<double>)(object)p : new Problem<double>(spec.RoundedTo<T>());
+        var reference = typeof(T) == typeof(double) ? (Problem<double>)(object)p : new Problem<double>(spec.RoundedTo<T>(), catalog);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
         return GradientCheck.Compare(reference.Tape, reference.Objective, Leaves(reference), analytic,
             typeof(T) == typeof(float) ? "float32" : "float64", atol, rtol);
@@ -158,13 +162,7 @@ public static class ProblemCommands
 
     private static List<(string Name, Var<T> Leaf)> Leaves<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var leaves = new List<(string, Var<T>)>();
-        for (int i = 0; i < p.Network.Layers.Count; i++)
-        {
-            var l = p.Network.Layers[i];
-            leaves.Add(($"layers.{i}.weight", l.Weight));
-            if (l.Bias is not null) leaves.Add(($"layers.{i}.bias", l.Bias));
-        }
+        var leaves = p.Network.NamedParameters().ToList();
         leaves.Add(("input", p.Input));
         return leaves;
     }

@@ -3,7 +3,9 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
 using Backprop.IO;
+using Backprop.Health;
 using Backprop.Kernels;
+using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
 
@@ -40,7 +42,7 @@ public static class TrainCommand
         _ => setting.ToString(),
     };
 
-    public static Command Create()
+    public static Command Create(Catalog catalog)
     {
         var optimizers = OptimizerRegistry.Default;
         var data = new Option<string>(FlagOf(TrainingSetting.Data)) { Description = "A directory of MNIST IDX files, or a CSV file", DefaultValueFactory = _ => "data/mnist" };
@@ -111,8 +113,8 @@ public static class TrainCommand
             TrainingJob job = given;
             return MapLibraryErrors(a.Resume, () => job.Data, () =>
             {
-                job = JobToRun(a, explicitlyGiven);
-                return job.Precision == "float64" ? Run<double>(a with { Job = job }) : Run<float>(a with { Job = job });
+                job = JobToRun(a, explicitlyGiven, catalog);
+                return job.Precision == "float64" ? Run<double>(a with { Job = job }, catalog) : Run<float>(a with { Job = job }, catalog);
             });
         });
         return cmd;
@@ -127,10 +129,10 @@ public static class TrainCommand
     /// explicitly (a contradicting one is refused). A checkpoint from before jobs were recorded is resumed with the
     /// options as given, as then.
     /// </summary>
-    private static TrainingJob JobToRun(TrainArgs a, IReadOnlyList<TrainingSetting> explicitlyGiven)
+    private static TrainingJob JobToRun(TrainArgs a, IReadOnlyList<TrainingSetting> explicitlyGiven, Catalog catalog)
     {
         if (a.Threads < 0) throw new UsageException($"--threads {a.Threads}: must be 0 (all cores) or more");
-        a.Job.Validate();
+        a.Job.Validate(activations: catalog.Activations);
         if (a.Resume is null) return a.Job;
         var recorded = Checkpoint.RecordedJob(a.Resume);
         return recorded is null ? a.Job : recorded.Continue(a.Job, explicitlyGiven);
@@ -177,11 +179,11 @@ public static class TrainCommand
         public void Report(TValue value) => report(value);
     }
 
-    private static int Run<T>(TrainArgs a) where T : unmanaged, IFloatingPointIeee754<T>
+    private static int Run<T>(TrainArgs a, Catalog catalog) where T : unmanaged, IFloatingPointIeee754<T>
     {
         using var context = new ComputeContext(a.Threads);
-        var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume);
-        var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context);
+        var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume, catalog);
+        var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context, catalog: catalog);
         var job = run.Job;
         var o = job.Options;
         var data = run.Data;
@@ -272,7 +274,7 @@ public static class TrainCommand
         writeLine($"{er.Epoch,5} {er.TrainLoss,11:F4} {er.TrainAccuracy * 100,8:F2}% {vl,9:F4} {va * 100,7:F2}% {er.LearningRate,9:G3} {er.Seconds,8:F2} {er.SamplesPerSecond,10:N0}");
         if (report.Diagnostics is { } d)
             foreach (var l in d)
-                writeLine($"      layer {l.Layer + 1} {l.Activation,-10} ‖∂L/∂W‖ {l.GradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction,6:P1}  saturated {l.SaturatedFraction,6:P1}");
+                writeLine($"      layer {l.Layer} {l.Activation,-10} ‖∂L/∂W‖ {l.WeightGradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio ?? 0,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction ?? 0,6:P1}  saturated {l.SaturatedFraction ?? 0,6:P1}");
         if (report.StopsEarly) writeLine($"early stop: no better validation loss for {patience} epochs");
     }
 }

@@ -47,6 +47,12 @@ public sealed record Derivation(
     IReadOnlyList<DerivationStep> Jacobian,
     FiniteDifferenceCheck? FiniteDifference)
 {
+    /// <summary>
+    /// The LaTeX of the network's activation symbols that are words (e.g. ("relu", "\\operatorname{relu}")), from each
+    /// activation's <see cref="Activation{T}.LatexSymbol"/>: how the renderer spells activations it was not built with.
+    /// </summary>
+    public IReadOnlyList<(string Symbol, string Latex)> SymbolLatex { get; init; } = [];
+
     /// <summary>The requested gradient: the last backward step.</summary>
     public DerivationStep Result => Backward[^1];
 

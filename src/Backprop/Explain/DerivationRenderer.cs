@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+
 namespace Backprop.Explain;
 
 public enum DerivationFormat { Text, Markdown, Latex }
@@ -24,7 +26,7 @@ public static class DerivationRenderer
 
     public static string Summary(Tensor<double> t)
     {
-        double min = t.Length == 0 ? 0 : System.Numerics.Tensors.TensorPrimitives.Min<double>(t.Data), max = t.Length == 0 ? 0 : System.Numerics.Tensors.TensorPrimitives.Max<double>(t.Data);
+        double min = t.Length == 0 ? 0 : TensorPrimitives.Min<double>(t.Data), max = t.Length == 0 ? 0 : TensorPrimitives.Max<double>(t.Data);
         return $"{t.ShapeString}: ‖·‖_F = {Number(t.FrobeniusNorm())}, min {Number(min)}, max {Number(max)}";
     }
 
@@ -103,24 +105,25 @@ public static class DerivationRenderer
 
     private static string Markdown(Derivation d)
     {
+        var words = Words(d.SymbolLatex);
         var sb = new StringBuilder();
         sb.AppendLine($"# {Title(d)}");
         sb.AppendLine();
-        sb.AppendLine($"Objective: ${ToLatex(d.Objective)}$");
+        sb.AppendLine($"Objective: ${LatexOf(d.Objective, words)}$");
         sb.AppendLine();
         foreach (var n in d.Notes) sb.AppendLine($"- {n}");
         sb.AppendLine();
         sb.AppendLine("## Forward pass");
         sb.AppendLine();
-        foreach (var s in d.Forward) MarkdownStep(sb, s, false);
+        foreach (var s in d.Forward) MarkdownStep(sb, s, false, words);
         sb.AppendLine("## Backward pass");
         sb.AppendLine();
-        foreach (var s in d.Backward) MarkdownStep(sb, s, true);
+        foreach (var s in d.Backward) MarkdownStep(sb, s, true, words);
         if (d.Jacobian.Count > 0)
         {
             sb.AppendLine("## Jacobian in matrix-product form");
             sb.AppendLine();
-            foreach (var s in d.Jacobian) MarkdownStep(sb, s, true);
+            foreach (var s in d.Jacobian) MarkdownStep(sb, s, true, words);
         }
         if (d.FiniteDifference is { } fd)
         {
@@ -131,31 +134,32 @@ public static class DerivationRenderer
         return sb.ToString();
     }
 
-    private static void MarkdownStep(StringBuilder sb, DerivationStep s, bool withFactors)
+    private static void MarkdownStep(StringBuilder sb, DerivationStep s, bool withFactors, (string From, string To)[] words)
     {
-        sb.AppendLine($"### ${ToLatex(s.Name)}$");
+        sb.AppendLine($"### ${LatexOf(s.Name, words)}$");
         sb.AppendLine();
-        sb.AppendLine($"$${ToLatex(s.Formula)}$$");
+        sb.AppendLine($"$${LatexOf(s.Formula, words)}$$");
         sb.AppendLine();
         sb.AppendLine($"Shape: `{s.Shape}`");
         sb.AppendLine();
         if (withFactors)
             foreach (var f in s.Factors)
-                sb.AppendLine($"- ${ToLatex(f.Symbol)}$ ({ToLatexInline(f.Definition)}) $= {LatexMatrix(f.Value)}$");
+                sb.AppendLine($"- ${LatexOf(f.Symbol, words)}$ ({ToLatexInline(f.Definition, words)}) $= {LatexMatrix(f.Value)}$");
         if (withFactors && s.Rules.Count > 0) sb.AppendLine($"- rules from the tape: `{string.Join("; ", s.Rules)}`");
         if (s.Note is not null) sb.AppendLine($"- note: {s.Note}");
         if (s.TapeDeviation is not null) sb.AppendLine($"- {TapeLine(s)}");
         sb.AppendLine();
-        sb.AppendLine($"$${ToLatex(s.Name)} = {LatexMatrix(s.Value)}$$");
+        sb.AppendLine($"$${LatexOf(s.Name, words)} = {LatexMatrix(s.Value)}$$");
         sb.AppendLine();
     }
 
-    private static string ToLatexInline(string s) => $"${ToLatex(s)}$";
+    private static string ToLatexInline(string s, (string From, string To)[] words) => $"${LatexOf(s, words)}$";
 
     // ------------------------------------------------------------------ LaTeX
 
     private static string Latex(Derivation d)
     {
+        var words = Words(d.SymbolLatex);
         var sb = new StringBuilder();
         sb.AppendLine($"% {Title(d)}");
         foreach (var n in d.Notes) sb.AppendLine($"% {n}");
@@ -164,7 +168,7 @@ public static class DerivationRenderer
         for (int i = 0; i < all.Count; i++)
         {
             var s = all[i];
-            string formula = ToLatex(s.Formula);
+            string formula = LatexOf(s.Formula, words);
             int eq = formula.IndexOf('=');
             string aligned = eq < 0 ? $"&{formula}" : $"{formula[..eq]}&={formula[(eq + 1)..]}";
             sb.Append($"  {aligned} &&= {LatexMatrix(s.Value)}");
@@ -189,17 +193,29 @@ public static class DerivationRenderer
         return sb.Append("\\end{bmatrix}").ToString();
     }
 
-    private static readonly System.Collections.Immutable.ImmutableArray<(string From, string To)> LatexWords =
+    /// <summary>Words of the formulas that are not activation symbols (those come from the activations themselves).</summary>
+    private static readonly System.Collections.Immutable.ImmutableArray<(string From, string To)> FormulaWords =
     [
         ("softmax", "\\operatorname{softmax}"), ("onehot", "\\operatorname{onehot}"), ("diag", "\\operatorname{diag}"),
-        ("lrelu", "\\operatorname{lrelu}"), ("relu", "\\operatorname{relu}"), ("softplus", "\\operatorname{softplus}"),
-        ("gelu", "\\operatorname{gelu}"), ("silu", "\\operatorname{silu}"), ("elu", "\\operatorname{elu}"),
-        ("tanh", "\\tanh"), ("log", "\\log"), ("max", "\\max"), ("erf", "\\operatorname{erf}"),
+        ("log", "\\log"), ("max", "\\max"), ("erf", "\\operatorname{erf}"),
         ("_row", "_{\\text{row}}"), ("_batch", "_{\\text{batch}}"),
     ];
 
+    /// <summary>
+    /// The words to replace: the formula words, the built-in activations' symbols and <paramref name="extra"/> (the
+    /// network's own activations), longest first so that no word is cut short by another it begins with.
+    /// </summary>
+    private static (string From, string To)[] Words(IReadOnlyList<(string Symbol, string Latex)>? extra)
+    {
+        var symbols = ActivationRegistry.Default.Kinds.Select(k => k.Create<double>())
+            .Where(a => a.LatexSymbol is not null).Select(a => (a.Symbol, a.LatexSymbol!));
+        return [.. FormulaWords.Concat(symbols).Concat(extra ?? []).DistinctBy(w => w.Item1).OrderByDescending(w => w.Item1.Length)];
+    }
+
     /// <summary>Converts the Unicode math of the formulas to LaTeX; a trailing "   (…)" remark becomes \text.</summary>
-    public static string ToLatex(string s)
+    public static string ToLatex(string s, IReadOnlyList<(string Symbol, string Latex)>? symbolLatex = null) => LatexOf(s, Words(symbolLatex));
+
+    private static string LatexOf(string s, (string From, string To)[] words)
     {
         string remark = "";
         int cut = s.IndexOf("   (", StringComparison.Ordinal);
@@ -225,7 +241,7 @@ public static class DerivationRenderer
             {
                 sb.Append("\\operatorname{id}"); i++; continue;
             }
-            var word = LatexWords.FirstOrDefault(w => string.CompareOrdinal(s, i, w.From, 0, w.From.Length) == 0);
+            var word = words.FirstOrDefault(w => string.CompareOrdinal(s, i, w.From, 0, w.From.Length) == 0);
             if (word.From is not null && (i == 0 || !char.IsLetter(s[i - 1]) || word.From[0] == '_'))
             {
                 sb.Append(word.To).Append(word.To.EndsWith('}') ? "" : " ");

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Nn;
 using Backprop.Problems;
 
 namespace Backprop.Explain;
@@ -24,7 +25,12 @@ public static class Explainer
         var backward = walk.BackwardSteps();
         var jacobian = walk.JacobianSteps();
         var fd = finiteDifference ? CheckFiniteDifferences(problem, wrt, backward[^1].Value) : null;
-        return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd);
+        var symbolLatex = problem.Network.Layers.Select(l => l.Activation).Where(a => a.LatexSymbol is not null)
+            .Select(a => (a.Symbol, a.LatexSymbol!)).Distinct().ToList();
+        return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd)
+        {
+            SymbolLatex = symbolLatex,
+        };
     }
 
     public static string DTypeName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
@@ -36,7 +42,8 @@ public static class Explainer
     public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var reference = new Problem<double>(problem.Spec.RoundedTo<T>());
+        // the network cast to float64 holds exactly T's numbers: the same function, differentiated in float64
+        var reference = new Problem<double>(problem.Spec.RoundedTo<T>(), problem.Network.Cast<double>(), problem.Catalog);
         var leaf = reference.Resolve(wrt);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
         var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data.ToArray()], DTypeName<T>(), atol, rtol);
@@ -49,6 +56,21 @@ public static class Explainer
     {
         private readonly Dictionary<Var<T>, int> _zLayer = Index(problem.Trace.Z);
         private readonly Dictionary<Var<T>, int> _hLayer = Index(problem.Trace.H);
+        // every op node a layer recorded (its LayerTrace's node range), with the layer's 1-based number
+        private readonly Dictionary<Var<T>, int> _layerOfNode = NodeLayers(problem);
+
+        private static Dictionary<Var<T>, int> NodeLayers(Problem<T> problem)
+        {
+            var d = new Dictionary<Var<T>, int>(ReferenceEqualityComparer.Instance);
+            var nodes = problem.Tape.Nodes;
+            foreach (var l in problem.Trace.Layers)
+                for (int k = l.FirstNode; k < l.FirstNode + l.NodeCount && k < nodes.Count; k++) d[nodes[k]] = l.Index + 1;
+            return d;
+        }
+
+        /// <summary>The name of a value a layer computed: z_l for its pre-activation, else the layer's own name for it (or the op's) with the layer subscript.</summary>
+        private string ValueName(Var<T> node, int l) =>
+            _zLayer.ContainsKey(node) ? Z(l) : $"{node.Name ?? node.Op?.Name ?? "v"}{S(l)}";
         private int LayerCount => problem.Network.Layers.Count;
         private bool Rows => notation == Notation.Rows;
 
@@ -66,7 +88,7 @@ public static class Explainer
         private static string B(int l) => $"b{S(l)}";
         private static string Z(int l) => $"z{S(l)}";
         private Activation<T> Act(int l) => problem.Network.Layers[l - 1].Activation;
-        private bool HasBias(int l) => problem.Network.Layers[l - 1].Bias is not null;
+        private bool HasBias(int l) => problem.Network.Layers[l - 1].MainBias() is not null;
         private static Tensor<double> D(Tensor<T> t) => Dense.ToDouble(t);
         private Tensor<double> InputValue(int l) => D(l == 1 ? problem.Input.Value : problem.Trace.H[l - 2].Value);
 
@@ -106,7 +128,7 @@ public static class Explainer
                     {
                         int l = _zLayer[node];
                         var map = new Dictionary<string, string> { ["z"] = Z(l), ["x"] = InputOf(l), ["W"] = W(l), ["b"] = B(l) };
-                        var w = problem.Network.Layers[l - 1].Weight.Value;
+                        var w = node.Inputs[1].Value; // the Linear op's weight operand
                         string shape = $"{node.Inputs[0].ShapeString}·{w.ShapeString}ᵀ{(lin.HasBias ? $" + {node.Inputs[2].ShapeString}" : "")} → {node.ShapeString}";
                         steps.Add(Step(Z(l), Formulas.Substitute(lin.Formula, map), shape, D(node.Value), [lin.Formula]));
                         if (Act(l).IsIdentity)
@@ -127,6 +149,21 @@ public static class Explainer
                     case LossOp<T> loss:
                         steps.Add(Step("L", ObjectiveText, "[] (a scalar)", D(node.Value), [loss.Formula]));
                         break;
+                    case { } op when _layerOfNode.TryGetValue(node, out int l):
+                    {
+                        // another layer kind's op: its own formula with this network's names
+                        var map = OperandNames(node, l);
+                        string name = ValueName(node, l);
+                        map["Y"] = name;
+                        string shape = $"{string.Join(", ", node.Inputs.Select(v => v.ShapeString))} → {node.ShapeString}";
+                        steps.Add(Step(name, Formulas.Substitute(op.Formula, map), shape, D(node.Value), [op.Formula]));
+                        if (_zLayer.ContainsKey(node) && Act(l).IsIdentity)
+                        {
+                            string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
+                            steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
+                        }
+                        break;
+                    }
                 }
             }
             if (problem.Loss is null)
@@ -237,8 +274,11 @@ public static class Explainer
                     case LinearOp<T> lin:
                         ThroughLinear(lin, node, child);
                         break;
+                    case { } op when _layerOfNode.ContainsKey(node):
+                        ThroughLayerOp(op, node, child);
+                        break;
                     default:
-                        throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only dense layers and losses)");
+                        throw new NotSupportedException($"explain: the op '{node.Op?.Name}' is not one explain can describe (only layers and losses)");
                 }
                 if (_zLayer.TryGetValue(child, out int l)) ArriveAtZ(l, child, viaActivation);
             }
@@ -255,39 +295,12 @@ public static class Explainer
         private (Tensor<double> grad, string definition) LossGradient(LossOp<T> op, Var<T> node)
         {
             var inputs = node.InputArray;
-            var pred = D(inputs[0].Value);
-            double n = op.Reduction == Reduction.Mean ? Math.Max(1, op.Count(inputs)) : 1;
-            var g = new Tensor<double>(pred.ShapeArray);
-            switch (op)
-            {
-                case MseLossOp<T>:
-                {
-                    var t = D(inputs[1].Value);
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = 2 * (pred.Data[i] - t.Data[i]) / n;
-                    break;
-                }
-                case BceWithLogitsLossOp<T>:
-                {
-                    var t = D(inputs[1].Value);
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = (1 / (1 + Math.Exp(-pred.Data[i])) - t.Data[i]) / n;
-                    break;
-                }
-                case CrossEntropyLossOp<T> ce:
-                {
-                    var s = Dense.SoftmaxRows(pred);
-                    int c = pred.Cols;
-                    for (int i = 0; i < g.Length; i++) g.Data[i] = s.Data[i] / n;
-                    for (int r = 0; r < pred.Rows; r++) g.Data[r * c + ce.Targets.Indices[r]] -= 1 / n;
-                    break;
-                }
-                default:
-                    throw new NotSupportedException($"explain: the loss '{op.Name}' is not one explain can describe");
-            }
+            var g = op.ReferenceGradient(inputs);
             // the op's rule with dL = 1 (L is the root) and the output layer's names
             string rule = Formulas.RightHandSide(op.GradFormulas[0]).Replace("·dL", "", StringComparison.Ordinal);
             string definition = Formulas.Substitute(rule, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
             if (op.Reduction == Reduction.Mean)
-                definition += $"   (N = {op.Count(inputs)}: {(op is CrossEntropyLossOp<T> ? "the batch size" : "the number of output elements")})";
+                definition += $"   (N = {op.Count(inputs)}: {op.CountMeaning})";
             return (g, definition);
         }
 
@@ -321,6 +334,47 @@ public static class Explainer
             }
         }
 
+        /// <summary>The names of a layer op's operands: the layer's input, its parameters and buffers (name and layer subscript), its other values, else the value's own name.</summary>
+        private Dictionary<string, string> OperandNames(Var<T> node, int l)
+        {
+            var layer = problem.Network.Layers[l - 1];
+            var map = new Dictionary<string, string>();
+            var names = node.Op!.InputNames;
+            for (int i = 0; i < node.Inputs.Count && i < names.Count; i++)
+            {
+                var v = node.Inputs[i];
+                map[names[i]] = ReferenceEquals(v, problem.Trace.Layers[l - 1].Input) ? InputOf(l)
+                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{S(l)}"
+                    : layer.Buffers.FirstOrDefault(b => ReferenceEquals(b.Value, v.Value)) is { } b ? $"{b.Name}{S(l)}"
+                    : _layerOfNode.ContainsKey(v) ? ValueName(v, l)
+                    : v.Name is { } n ? $"{n}{S(l)}" : names[i];
+            }
+            return map;
+        }
+
+        /// <summary>
+        /// The backward step through an op of a layer kind explain has no float64 rule for: the op's own rule with this
+        /// network's names and shapes, and the tape's gradient as the numbers (the finite-difference check still tests it).
+        /// </summary>
+        private void ThroughLayerOp(Op<T> op, Var<T> node, Var<T> child)
+        {
+            int l = _layerOfNode[node];
+            int which = -1;
+            for (int i = 0; i < node.Inputs.Count; i++) if (ReferenceEquals(node.Inputs[i], child)) which = i;
+            string rule = op.GradFormulas[Math.Min(which, op.GradFormulas.Count - 1)];
+            _rules.Add(rule);
+            var map = OperandNames(node, l);
+            map["dY"] = Formulas.Paren(_expr);
+            map["Y"] = ValueName(node, l);
+            string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), map);
+            _g = D(child.Grad);
+            string operand = map.GetValueOrDefault(op.InputNames[Math.Min(which, op.InputNames.Count - 1)], child.Name ?? "?");
+            string name = ReferenceEquals(child, problem.Input) ? "∂L/∂x" : $"∂L/∂{operand}";
+            Emit(name, $"{name} = {rhs}", $"{node.ShapeString} → {_g.ShapeString}", _g, null,
+                $"the numbers are the tape's: explain recomputes only dense layers in float64 (layer {l} is {problem.Network.Layers[l - 1].Kind})");
+            _expr = name;
+        }
+
         private void ArriveAtZ(int l, Var<T> z, bool viaActivation)
         {
             if (!viaActivation)
@@ -345,7 +399,7 @@ public static class Explainer
             _rules.Add(rule);
             var delta = _g;
             string deltaName = _expr;
-            var weight = D(problem.Network.Layers[l - 1].Weight.Value);
+            var weight = D(node.Inputs[1].Value); // the Linear op's weight operand
             var x = InputValue(l);
             // the op's rule with this layer's names: dz → δ_l, W → W_l, x → h_{l−1}
             var names = new Dictionary<string, string> { ["dz"] = deltaName, ["W"] = W(l), ["x"] = InputOf(l), ["b"] = B(l) };
@@ -421,8 +475,9 @@ public static class Explainer
         {
             var steps = new List<DerivationStep>();
             if (problem.Loss is not null || problem.Output.Value.Length <= 1 || problem.Spec.BatchSize != 1) return steps;
+            if (problem.Network.Layers.Any(layer => layer.Kind != DenseKind.KindName)) return steps; // the product form is the dense chain's
             int i = LayerIndexOfTarget();
-            if (i < 1 || problem.Network.Layers[i - 1].Bias is not { } bias) return steps;
+            if (i < 1 || problem.Network.Layers[i - 1].MainBias() is not { } bias) return steps;
             int L = LayerCount;
             string y = Rows ? $"y{S(L + 1)}" : "ŷ";
             var symbols = new List<string>();
@@ -436,7 +491,7 @@ public static class Explainer
                 product = product is null ? j : Dense.MatMul(product, j);
                 if (l > i)
                 {
-                    var w = D(problem.Network.Layers[l - 1].Weight.Value);
+                    var w = D(problem.Network.Layers[l - 1].MainWeight()!.Value);
                     symbols.Add(W(l));
                     factors.Add(new Factor(W(l), $"the weight of layer {l}", w));
                     product = Dense.MatMul(product, w);
@@ -458,7 +513,7 @@ public static class Explainer
             for (int l = 1; l <= LayerCount; l++)
             {
                 var layer = problem.Network.Layers[l - 1];
-                if (ReferenceEquals(layer.Weight, target) || ReferenceEquals(layer.Bias, target)) return l;
+                if (layer.Parameters.Any(p => ReferenceEquals(p.Value, target))) return l;
             }
             return -1;
         }

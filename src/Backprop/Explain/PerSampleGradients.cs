@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Nn;
 using Backprop.Problems;
 
 namespace Backprop.Explain;
@@ -25,13 +26,16 @@ public static class PerSampleGradients
         problem.Tape.Forward();
         problem.Backward();
         var layer = problem.Network.Layers[layerIndex];
-        var delta = Dense.ToDouble(problem.Trace.Z[layerIndex].Grad);
-        var x = Dense.ToDouble(layerIndex == 0 ? problem.Input.Value : problem.Trace.H[layerIndex - 1].Value);
+        if (layer.Kind != DenseKind.KindName)
+            throw new NotSupportedException($"layers.{layerIndex} is a {layer.Kind} layer: per-sample gradients have a closed form only for dense layers");
+        var trace = problem.Trace.Layers[layerIndex];
+        var delta = Dense.ToDouble(trace.PreActivation.Grad);
+        var x = Dense.ToDouble(trace.Input.Value);
         int n = delta.Rows, outs = delta.Cols, ins = x.Cols;
         bool mean = problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean };
         double scale = mean ? n : 1;
         var w = new Tensor<double>(n, outs, ins);
-        var b = layer.Bias is null ? null : new Tensor<double>(n, outs);
+        var b = layer.MainBias() is null ? null : new Tensor<double>(n, outs);
         for (int i = 0; i < n; i++)
             for (int o = 0; o < outs; o++)
             {

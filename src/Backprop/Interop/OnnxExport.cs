@@ -52,7 +52,7 @@ public static class OnnxExport
     {
         ArgumentNullException.ThrowIfNull(net);
         if (opset < MinOpset || opset > MaxOpset)
-            throw new ArgumentException($"--opset {opset}: supported opsets are {MinOpset} to {MaxOpset}");
+            throw new ArgumentException($"opset {opset} is not supported: supported opsets are {MinOpset} to {MaxOpset}");
         if (standardizer is not null && standardizer.FeatureCount != net.Inputs)
             throw new ArgumentException($"the standardizer has {standardizer.FeatureCount} features but the network takes {net.Inputs}");
 
@@ -67,20 +67,9 @@ public static class OnnxExport
         }
         for (int i = 0; i < net.Layers.Count; i++)
         {
-            var layer = net.Layers[i];
             bool last = i == net.Layers.Count - 1;
-            string w = $"layers.{i}.weight";
-            g.Initializer(w, ToFloats(layer.Weight.Value), layer.Outputs, layer.Inputs);
-            var gemmInputs = new List<string> { x, w };
-            if (layer.Bias is { } b)
-            {
-                string bn = $"layers.{i}.bias";
-                g.Initializer(bn, ToFloats(b.Value), layer.Outputs);
-                gemmInputs.Add(bn);
-            }
-            bool identity = layer.Activation.IsIdentity;
-            string z = g.Node("Gemm", gemmInputs, last && identity ? OutputName : $"layers.{i}.z", Attr("transB", 1));
-            x = identity ? z : Activation(g, layer.Activation, z, last ? OutputName : $"layers.{i}.h", i);
+            try { x = net.Layers[i].ExportOnnx(g, x, $"layers.{i}", last ? OutputName : null); }
+            catch (NotSupportedException e) { throw new NotSupportedException($"layers[{i}]: {e.Message}", e); }
         }
 
         var graph = g.Graph;
@@ -101,56 +90,17 @@ public static class OnnxExport
         return model;
     }
 
-    /// <summary>Emits the nodes of <paramref name="act"/> applied to <paramref name="z"/>, the last one writing <paramref name="output"/>.</summary>
-    private static string Activation<T>(GraphBuilder g, Activation<T> act, string z, string output, int layer) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        string p = $"layers.{layer}";
-        switch (act)
-        {
-            case Sigmoid<T>: return g.Node("Sigmoid", [z], output);
-            case Tanh<T>: return g.Node("Tanh", [z], output);
-            case Relu<T>: return g.Node("Relu", [z], output);
-            case LeakyRelu<T> lr: return g.Node("LeakyRelu", [z], output, Attr("alpha", (float)lr.Slope));
-            case Elu<T> e: return g.Node("Elu", [z], output, Attr("alpha", (float)e.Alpha));
-            case Softplus<T>: return g.Node("Softplus", [z], output);
-            case Softmax<T>: return g.Node("Softmax", [z], output, Attr("axis", -1));
-            case Silu<T>:
-            {
-                string s = g.Node("Sigmoid", [z], $"{p}.sigmoid");
-                return g.Node("Mul", [z, s], output);
-            }
-            case Gelu<T> when g.Opset >= 20:
-                return g.Node("Gelu", [z], output);
-            case Gelu<T>:
-            {
-                // gelu(z) = z · 0.5 · (1 + erf(z / √2)), the exact form.
-                string sqrt2 = g.Constant("const.sqrt2", MathF.Sqrt(2f));
-                string one = g.Constant("const.one", 1f);
-                string half = g.Constant("const.half", 0.5f);
-                string scaled = g.Node("Div", [z, sqrt2], $"{p}.gelu_scaled");
-                string erf = g.Node("Erf", [scaled], $"{p}.gelu_erf");
-                string cdf2 = g.Node("Add", [erf, one], $"{p}.gelu_cdf2");
-                string zc = g.Node("Mul", [z, cdf2], $"{p}.gelu_zcdf2");
-                return g.Node("Mul", [zc, half], output);
-            }
-            default:
-                throw new ArgumentException($"layers[{layer}]: activation '{act.Name}' has no ONNX translation");
-        }
-    }
-
     private static float[] ToFloats<T>(Tensor<T> t) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (typeof(T) == typeof(float)) return System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(t.Span).ToArray();
-        var r = new float[t.Length];
-        for (int i = 0; i < r.Length; i++) r[i] = float.CreateTruncating(t.Data[i]);
+        var src = t.Span;
+        var r = new float[src.Length];
+        for (int i = 0; i < r.Length; i++) r[i] = float.CreateTruncating(src[i]);
         return r;
     }
 
-    private static AttributeProto Attr(string name, long value) =>
-        new() { Name = name, Type = AttributeProto.Types.AttributeType.Int, I = value };
-
-    private static AttributeProto Attr(string name, float value) =>
-        new() { Name = name, Type = AttributeProto.Types.AttributeType.Float, F = value };
+    private static AttributeProto Attr(OnnxAttribute a) => a.IntValue is long i
+        ? new() { Name = a.Name, Type = AttributeProto.Types.AttributeType.Int, I = i }
+        : new() { Name = a.Name, Type = AttributeProto.Types.AttributeType.Float, F = a.FloatValue ?? 0 };
 
     private static ValueInfoProto FloatValue(string name, int features)
     {
@@ -164,18 +114,18 @@ public static class OnnxExport
         };
     }
 
-    private sealed class GraphBuilder(int opset)
+    private sealed class GraphBuilder(int opset) : IOnnxGraph
     {
         private readonly HashSet<string> _constants = [];
         public GraphProto Graph { get; } = new();
         public int Opset { get; } = opset;
 
-        public string Node(string op, IEnumerable<string> inputs, string output, params AttributeProto[] attributes)
+        public string Node(string op, IReadOnlyList<string> inputs, string output, params OnnxAttribute[] attributes)
         {
             var n = new NodeProto { OpType = op, Name = $"{output}/{op}" };
             n.Input.AddRange(inputs);
             n.Output.Add(output);
-            n.Attribute.AddRange(attributes);
+            n.Attribute.AddRange(attributes.Select(Attr));
             Graph.Node.Add(n);
             return output;
         }
@@ -187,6 +137,12 @@ public static class OnnxExport
             var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Float, RawData = ByteString.CopyFrom(raw) };
             foreach (var d in dims) t.Dims.Add(d);
             Graph.Initializer.Add(t);
+        }
+
+        public string Initializer<T>(string name, Tensor<T> value) where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            Initializer(name, ToFloats(value), value.ShapeArray);
+            return name;
         }
 
         /// <summary>A scalar float initializer, added once however often it is asked for.</summary>

@@ -78,64 +78,78 @@ public static class TorchImport
     /// or a single name for all of them; the output layer gets the identity. An empty or null list is allowed only
     /// when there is no hidden layer.
     /// </summary>
-    public static string[] ResolveActivations(string? spec, IReadOnlyList<TorchLinear> layers, string source)
+    public static string[] ResolveActivations(string? spec, IReadOnlyList<TorchLinear> layers, string source, ActivationRegistry? activations = null)
     {
         ArgumentNullException.ThrowIfNull(layers);
+        activations ??= ActivationRegistry.Default;
         int hidden = layers.Count - 1;
         var given = string.IsNullOrWhiteSpace(spec) ? [] : spec.Split(',').Select(s => s.Trim()).ToArray();
         string modules = string.Join(", ", layers.Select(l => l.ModuleIndex));
         if (given.Length == 0 && hidden > 0)
-            throw new ArgumentException($"{source}: {layers.Count} Linear layers (modules {modules}): --activations must name {hidden} hidden activation{(hidden == 1 ? "" : "s")}");
+            throw new ArgumentException($"{source}: {layers.Count} Linear layers (modules {modules}): the activation list must name {hidden} hidden activation{(hidden == 1 ? "" : "s")}");
         for (int k = 0; k < given.Length; k++)
-            if (given[k].Length == 0 || Activations.TryCreate<float>(given[k]) is null)
-                throw new ArgumentException($"{source}: --activations entry {k + 1} '{given[k]}' is not an activation (known: {string.Join(", ", Activations.Names)})");
+            if (given[k].Length == 0 || activations.Find(given[k]) is null)
+                throw new ArgumentException($"{source}: activation entry {k + 1} '{given[k]}' is not an activation (known: {string.Join(", ", activations.Names)})");
         string[] acts;
         if (given.Length == hidden) acts = given;
         else if (given.Length == 1 && hidden > 1) acts = Enumerable.Repeat(given[0], hidden).ToArray();
         else
             throw new ArgumentException(
-                $"{source}: --activations has {given.Length} entr{(given.Length == 1 ? "y" : "ies")} but the state dict has {layers.Count} Linear layers (modules {modules}), so {hidden} hidden activation{(hidden == 1 ? " is" : "s are")} needed (or one for all); the output layer is always identity");
+                $"{source}: the activation list has {given.Length} entr{(given.Length == 1 ? "y" : "ies")} but the state dict has {layers.Count} Linear layers (modules {modules}), so {hidden} hidden activation{(hidden == 1 ? " is" : "s are")} needed (or one for all); the output layer is always identity");
         for (int k = 0; k < hidden; k++)
         {
             // Adjacent module indices mean nothing sits between the two Linear modules.
-            if (layers[k + 1].ModuleIndex == layers[k].ModuleIndex + 1 && Activations.Create<float>(acts[k]) is not Identity<float>)
+            if (layers[k + 1].ModuleIndex == layers[k].ModuleIndex + 1 && !activations.Create<double>(acts[k]).IsIdentity)
                 throw new ArgumentException(
-                    $"{source}: modules {layers[k].ModuleIndex} and {layers[k + 1].ModuleIndex} are adjacent Linear layers, so no activation sits between them, but --activations gives '{acts[k]}' (use identity)");
+                    $"{source}: modules {layers[k].ModuleIndex} and {layers[k + 1].ModuleIndex} are adjacent Linear layers, so no activation sits between them, but the activation list gives '{acts[k]}' (use identity)");
         }
-        return [.. acts.Select(a => Activations.Create<float>(a).Name), "identity"];
+        return [.. acts.Select(a => activations.Find(a)!.Name), "identity"];
     }
 
     /// <summary>Builds the network from a state dict and the activation of every layer (as <see cref="ResolveActivations"/> gives them).</summary>
-    public static Sequential<T> Import<T>(SafeTensorsFile file, IReadOnlyList<string> activations) where T : unmanaged, IFloatingPointIeee754<T>
+    public static Sequential<T> Import<T>(SafeTensorsFile file, IReadOnlyList<string> activations, Catalog? catalog = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentNullException.ThrowIfNull(activations);
+        catalog ??= Catalog.Default;
         var layers = Inspect(file);
         if (activations.Count != layers.Count)
             throw new ArgumentException($"{file.Source} has {layers.Count} Linear layers but {activations.Count} activations were given");
-        var list = new List<DenseLayer<T>>(layers.Count);
+        // the layer kind that imports nn.Linear builds each layer; its parameters are filled from N.{name}
+        var kind = catalog.Layers.ForTorchModule(LinearModule)
+            ?? throw new ArgumentException($"no layer kind imports PyTorch's nn.{LinearModule}");
+        var list = new List<ILayer<T>>(layers.Count);
         for (int k = 0; k < layers.Count; k++)
         {
             var l = layers[k];
-            var w = file.GetTensor<T>(l.WeightKey);
-            var b = l.BiasKey is null ? null : file.GetTensor<T>(l.BiasKey);
-            CheckFinite(file.Source, l.WeightKey, w);
-            if (b is not null) CheckFinite(file.Source, l.BiasKey!, b);
-            list.Add(new DenseLayer<T>(w, b, Activations.Create<T>(activations[k])));
+            var layer = kind.Create(new LayerShape(l.Inputs, l.Outputs, l.BiasKey is not null), catalog.Activations.Create<T>(activations[k]));
+            foreach (var p in layer.Parameters)
+            {
+                string key = $"{l.ModuleIndex}.{p.Name}";
+                var t = file.GetTensor<T>(key);
+                CheckFinite(file.Source, key, t);
+                t.Span.CopyTo(p.Value.Value.Span);
+            }
+            list.Add(layer);
         }
         return new Sequential<T>(list);
     }
 
+    /// <summary>The PyTorch module class whose state-dict entries <see cref="Inspect"/> recognises.</summary>
+    public const string LinearModule = "Linear";
+
     /// <summary>Reads a state dict and builds the network; <paramref name="activationSpec"/> as for <see cref="ResolveActivations"/>.</summary>
-    public static Sequential<T> Import<T>(string path, string? activationSpec) where T : unmanaged, IFloatingPointIeee754<T>
+    public static Sequential<T> Import<T>(string path, string? activationSpec, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        catalog ??= Catalog.Default;
         var file = SafeTensorsFile.Read(path);
-        var acts = ResolveActivations(activationSpec, Inspect(file), path);
-        return Import<T>(file, acts);
+        var acts = ResolveActivations(activationSpec, Inspect(file), path, catalog.Activations);
+        return Import<T>(file, acts, catalog);
     }
 
     private static void CheckFinite<T>(string src, string key, Tensor<T> t) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var d = t.Data;
+        var d = t.Span;
         for (int i = 0; i < d.Length; i++)
             if (!T.IsFinite(d[i]))
                 throw new DataFormatException(src, $"key {DataFormatException.Quote(key)} holds {d[i]} at flat index {i}: weights must be finite");

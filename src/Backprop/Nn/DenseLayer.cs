@@ -4,9 +4,10 @@ namespace Backprop.Nn;
 
 /// <summary>
 /// A fully connected layer h = f(x·Wᵀ + b). The weight is stored out × in, as PyTorch's nn.Linear stores it;
-/// the bias is optional.
+/// the bias is optional. Saved as layers.{i}.weight and layers.{i}.bias; exported as an ONNX Gemm (transB = 1)
+/// followed by the activation's nodes.
 /// </summary>
-public sealed class DenseLayer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     public DenseLayer(Tensor<T> weight, Tensor<T>? bias, Activation<T> activation)
     {
@@ -16,30 +17,47 @@ public sealed class DenseLayer<T> where T : unmanaged, IFloatingPointIeee754<T>
         Weight = Var<T>.Parameter(weight, "W");
         Bias = bias is null ? null : Var<T>.Parameter(bias, "b");
         Activation = activation;
+        Parameters = Bias is null
+            ? [new("weight", Weight, ParameterRole.Weight)]
+            : [new("weight", Weight, ParameterRole.Weight), new("bias", Bias, ParameterRole.Bias)];
     }
 
     public DenseLayer(int inputs, int outputs, Activation<T> activation, bool bias = true)
         : this(new Tensor<T>(outputs, inputs), bias ? new Tensor<T>(outputs) : null, activation) { }
 
+    public string Kind => DenseKind.KindName;
     public Var<T> Weight { get; }
     public Var<T>? Bias { get; }
     public Activation<T> Activation { get; }
     public int Inputs => Weight.Value.Dim(1);
     public int Outputs => Weight.Value.Dim(0);
+    public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    public IReadOnlyList<LayerBuffer<T>> Buffers => [];
 
-    public IEnumerable<Var<T>> Parameters()
-    {
-        yield return Weight;
-        if (Bias is not null) yield return Bias;
-    }
+    /// <summary>A dense layer computes the same in both modes.</summary>
+    public bool Training { get; set; } = true;
 
-    /// <summary>Records z = x·Wᵀ + b and h = f(z); returns both (h is z itself for the identity).</summary>
-    public (Var<T> z, Var<T> h) Forward(Var<T> x)
+    /// <summary>Records z = x·Wᵀ + b and h = f(z); h is z itself for the identity.</summary>
+    public LayerOutput<T> Forward(Var<T> x)
     {
         var z = Fn.Linear(x, Weight, Bias);
         var h = Activation.IsIdentity ? z : Fn.Activate(z, Activation);
-        return (z, h);
+        return new(z, h);
     }
+
+    public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
+    {
+        var gemmInputs = new List<string> { input, graph.Initializer($"{prefix}.weight", Weight.Value) };
+        if (Bias is not null) gemmInputs.Add(graph.Initializer($"{prefix}.bias", Bias.Value));
+        bool identity = Activation.IsIdentity;
+        string z = graph.Node("Gemm", gemmInputs, identity && output is not null ? output : $"{prefix}.z", OnnxAttribute.Int("transB", 1));
+        return identity ? z : Activation.EmitOnnx(graph, z, output ?? $"{prefix}.h", prefix);
+    }
+
+    public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut> =>
+        new DenseLayer<TOut>(Weight.Value.Cast<TOut>(), Bias?.Value.Cast<TOut>(), Activation.Cast<TOut>());
+
+    public string Describe() => $"dense {Inputs}→{Outputs} {Activation.Name}{(Bias is null ? ", no bias" : "")}";
 
     public override string ToString() => $"DenseLayer({Inputs}→{Outputs}, {Activation.Name}{(Bias is null ? ", no bias" : "")})";
 }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Numerics;
 using System.Numerics.Tensors;
 
@@ -22,6 +23,117 @@ public abstract class LossOp<T>(Reduction reduction) : Op<T> where T : unmanaged
     protected abstract void Validate(Var<T>[] inputs);
     /// <summary>The divisor of the mean reduction.</summary>
     public abstract int Count(Var<T>[] inputs);
+    /// <summary>What N, the divisor of the mean reduction, counts (as explain words it).</summary>
+    public virtual string CountMeaning => "the number of output elements";
+
+    /// <summary>
+    /// ∂L/∂(first input) with dL = 1, recomputed in float64 by the rule <see cref="Op{T}.GradFormulas"/> prints, from the
+    /// values on the tape: explain's independent check of the tape's own gradient.
+    /// </summary>
+    public abstract Tensor<double> ReferenceGradient(Var<T>[] inputs);
+
+    protected static Tensor<double> ToDouble(Tensor<T> t)
+    {
+        var r = new Tensor<double>(t.ShapeArray);
+        var src = t.Span;
+        var dst = r.Span;
+        for (int i = 0; i < dst.Length; i++) dst[i] = double.CreateTruncating(src[i]);
+        return r;
+    }
+
+    protected double Divisor(Var<T>[] inputs) => Reduction == Reduction.Mean ? Math.Max(1, Count(inputs)) : 1;
+}
+
+/// <summary>How a loss takes its target.</summary>
+public enum LossTarget
+{
+    /// <summary>No target (loss "none": the objective is the sum of the outputs).</summary>
+    None,
+    /// <summary>A tensor of the output's shape.</summary>
+    Values,
+    /// <summary>One class index per row.</summary>
+    ClassIndices,
+}
+
+/// <summary>
+/// One kind of loss as problem files and options name it: the target it takes and how it records itself on a tape.
+/// The formulas and the float64 reference gradient are facts of the <see cref="LossOp{T}"/> it records.
+/// </summary>
+public abstract class LossKind
+{
+    public abstract string Name { get; }
+    public abstract LossTarget Target { get; }
+
+    /// <summary>
+    /// Records the loss of <paramref name="output"/> against <paramref name="values"/> (for <see cref="LossTarget.Values"/>)
+    /// or <paramref name="classes"/> (for <see cref="LossTarget.ClassIndices"/>); null for a loss that records nothing ("none").
+    /// </summary>
+    public abstract Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    public override string ToString() => Name;
+
+    /// <summary>The objective is the sum of all outputs: no loss node, no target.</summary>
+    public static LossKind None { get; } = new NoLoss();
+    public static LossKind Mse { get; } = new MseLoss();
+    public static LossKind CrossEntropy { get; } = new CrossEntropyLoss();
+    public static LossKind BceWithLogits { get; } = new BceWithLogitsLoss();
+
+    private sealed class NoLoss : LossKind
+    {
+        public override string Name => "none";
+        public override LossTarget Target => LossTarget.None;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) => null;
+    }
+
+    private sealed class MseLoss : LossKind
+    {
+        public override string Name => "mse";
+        public override LossTarget Target => LossTarget.Values;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
+            Fn.Mse(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+    }
+
+    private sealed class CrossEntropyLoss : LossKind
+    {
+        public override string Name => "cross_entropy";
+        public override LossTarget Target => LossTarget.ClassIndices;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
+            Fn.CrossEntropy(output, classes ?? throw new ArgumentNullException(nameof(classes)), reduction);
+    }
+
+    private sealed class BceWithLogitsLoss : LossKind
+    {
+        public override string Name => "bce_with_logits";
+        public override LossTarget Target => LossTarget.Values;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
+            Fn.BceWithLogits(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+    }
+}
+
+/// <summary>
+/// The losses that names select, immutable: <see cref="Default"/> holds the built-ins ("none" last);
+/// <see cref="With"/> returns a new registry with one more (or a replaced) kind.
+/// </summary>
+public sealed class LossRegistry
+{
+    private readonly ImmutableArray<LossKind> _kinds;
+    private LossRegistry(ImmutableArray<LossKind> kinds) => _kinds = kinds;
+
+    public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
+
+    public IReadOnlyList<LossKind> Kinds => _kinds;
+    public IReadOnlyList<string> Names => [.. _kinds.Select(k => k.Name)];
+
+    public LossRegistry With(LossKind kind)
+    {
+        ArgumentNullException.ThrowIfNull(kind);
+        for (int i = 0; i < _kinds.Length; i++)
+            if (_kinds[i].Name == kind.Name) return new(_kinds.SetItem(i, kind));
+        return new(_kinds.Add(kind));
+    }
+
+    public LossKind? Find(string name) => _kinds.FirstOrDefault(k => k.Name == name);
 }
 
 /// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
@@ -39,6 +151,16 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
     }
 
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
+    {
+        var pred = ToDouble(inputs[0].Value);
+        var t = ToDouble(inputs[1].Value);
+        double n = Divisor(inputs);
+        var g = new Tensor<double>(pred.ShapeArray);
+        for (int i = 0; i < g.Length; i++) g.Data[i] = 2 * (pred.Data[i] - t.Data[i]) / n;
+        return g;
+    }
 
     public override void Forward(Var<T>[] inputs, Tensor<T> output)
     {
@@ -95,6 +217,26 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
     }
 
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Dim(0);
+    public override string CountMeaning => "the batch size";
+
+    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
+    {
+        var pred = ToDouble(inputs[0].Value);
+        double n = Divisor(inputs);
+        int rows = pred.Dim(0), c = pred.Dim(1);
+        var g = new Tensor<double>(pred.ShapeArray);
+        for (int r = 0; r < rows; r++)
+        {
+            // softmax of the row in float64, shifted by its maximum
+            double max = double.NegativeInfinity;
+            for (int j = 0; j < c; j++) max = Math.Max(max, pred.Data[r * c + j]);
+            double sum = 0;
+            for (int j = 0; j < c; j++) sum += g.Data[r * c + j] = Math.Exp(pred.Data[r * c + j] - max);
+            for (int j = 0; j < c; j++) g.Data[r * c + j] = g.Data[r * c + j] / sum / n;
+            g.Data[r * c + Targets.Indices[r]] -= 1 / n;
+        }
+        return g;
+    }
 
     public override void Forward(Var<T>[] inputs, Tensor<T> output)
     {
@@ -157,6 +299,16 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
     }
 
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
+    {
+        var pred = ToDouble(inputs[0].Value);
+        var t = ToDouble(inputs[1].Value);
+        double n = Divisor(inputs);
+        var g = new Tensor<double>(pred.ShapeArray);
+        for (int i = 0; i < g.Length; i++) g.Data[i] = (1 / (1 + Math.Exp(-pred.Data[i])) - t.Data[i]) / n;
+        return g;
+    }
 
     public override void Forward(Var<T>[] inputs, Tensor<T> output)
     {

@@ -1,14 +1,21 @@
 using System.Numerics;
+using Backprop.Health;
 using Backprop.Nn;
 
 namespace Backprop.Problems;
 
-/// <summary>The answers for a problem: loss, output and every gradient.</summary>
+/// <summary>A gradient of one of a layer's parameters, under the parameter's name (e.g. "weight").</summary>
+public sealed record ParameterGradient<T>(string Name, Tensor<T> Gradient) where T : unmanaged, IFloatingPointIeee754<T>;
+
+/// <summary>The answers for a problem: loss, output and the gradient of every layer's parameters (in order) and the input.</summary>
 public sealed record GradientResult<T>(
     double? Loss,
     Tensor<T> Output,
-    IReadOnlyList<(Tensor<T> Weight, Tensor<T>? Bias)> LayerGradients,
+    IReadOnlyList<IReadOnlyList<ParameterGradient<T>>> LayerGradients,
     Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>;
+
+/// <summary>A name of a value in a problem ("layers.0.weight", "input", …) that names none; the message starts with the quoted name.</summary>
+public sealed class UnknownValueException(string message) : ArgumentException(message);
 
 /// <summary>
 /// A problem instantiated in precision <typeparamref name="T"/>: the network, the batch and the loss, recorded on
@@ -16,29 +23,51 @@ public sealed record GradientResult<T>(
 /// </summary>
 public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public Problem(ProblemSpec spec)
+    /// <summary>The problem of a problem file: its layers, batch and loss.</summary>
+    public Problem(ProblemSpec spec, Catalog? catalog = null) : this(spec, BuildNetwork(spec, catalog ?? Catalog.Default), catalog) { }
+
+    /// <summary>
+    /// A problem on any network (layers of any kind): the batch, loss and targets come from <paramref name="spec"/>,
+    /// whose own layers are ignored.
+    /// </summary>
+    public Problem(ProblemSpec spec, Sequential<T> network, Catalog? catalog = null)
     {
+        Catalog = catalog ?? Catalog.Default;
         Spec = spec;
-        Network = new Sequential<T>(spec.Layers.Select(l => new DenseLayer<T>(
-            Tensor<T>.FromRows(l.Weight),
-            l.Bias is null ? null : Tensor<T>.FromVector(l.Bias),
-            Activations.Create<T>(l.Activation))));
+        Network = network;
+        if (spec.Input.Length == 0 || spec.Input[0].Length != network.Inputs)
+            throw new ShapeMismatchException($"the input has {(spec.Input.Length == 0 ? 0 : spec.Input[0].Length)} features per row but the network takes {network.Inputs}");
         Tape = new Tape<T>();
         Input = Tape.Leaf(Tensor<T>.FromRows(spec.Input), requiresGrad: true, "x");
         Trace = Network.Forward(Input);
-        Loss = spec.Loss switch
-        {
-            LossKind.Mse => Fn.Mse(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
-            LossKind.BceWithLogits => Fn.BceWithLogits(Trace.Output, Tape.Constant(Tensor<T>.FromRows(spec.Target!), "t"), spec.Reduction),
-            LossKind.CrossEntropy => Fn.CrossEntropy(Trace.Output, spec.ClassTargets!, spec.Reduction),
-            _ => null,
-        };
+        var values = spec.Target is null ? null : Tape.Constant(Tensor<T>.FromRows(spec.Target), "t");
+        var classes = spec.ClassTargets is null ? null : new ClassTargets(spec.ClassTargets);
+        Loss = spec.Loss.Record(Trace.Output, values, classes, spec.Reduction);
         if (Loss is not null) Loss.Name = "L";
     }
 
-    public static Problem<T> Load(string path) => new(ProblemFile.Load(path));
+    /// <summary>The spec's layers, each made by its kind in the catalog and filled by parameter and buffer name.</summary>
+    private static Sequential<T> BuildNetwork(ProblemSpec spec, Catalog catalog) =>
+        new(spec.Layers.Select((l, i) =>
+        {
+            var kind = catalog.Layers.Find(l.Kind) ?? throw new ArgumentException($"layers[{i}]: unknown layer kind '{l.Kind}'");
+            var layer = kind.Create(new LayerShape(l.Inputs, l.Outputs, l.HasBias), catalog.Activations.Create<T>(l.Activation));
+            var targets = layer.Parameters.Select(p => (p.Name, Tensor: p.Value.Value)).Concat(layer.Buffers.Select(b => (b.Name, Tensor: b.Value)));
+            foreach (var (name, tensor) in targets)
+            {
+                var t = l.Tensors.FirstOrDefault(x => x.Name == name) ?? throw new ArgumentException($"layers[{i}].{name}: missing");
+                if (!tensor.SameShape(t.Shape)) throw new ShapeMismatchException($"layers[{i}].{name} is [{string.Join("×", t.Shape)}], expected {tensor.ShapeString}");
+                var dst = tensor.Span;
+                for (int j = 0; j < dst.Length; j++) dst[j] = T.CreateChecked(t.Values[j]);
+            }
+            return layer;
+        }));
+
+    public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 
     public ProblemSpec Spec { get; }
+    /// <summary>The registries the problem's names were looked up in (a float64 reference copy uses the same).</summary>
+    public Catalog Catalog { get; }
     public Sequential<T> Network { get; }
     public Tape<T> Tape { get; }
     public Var<T> Input { get; }
@@ -70,32 +99,39 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         Tape.Forward();
         Backward();
-        var layers = Network.Layers.Select(l => (l.Weight.Grad.Clone(), l.Bias?.Grad.Clone())).ToList();
+        var layers = Network.Layers.Select(l => (IReadOnlyList<ParameterGradient<T>>)
+            [.. l.Parameters.Select(p => new ParameterGradient<T>(p.Name, p.Value.Grad.Clone()))]).ToList();
         return new GradientResult<T>(
             Loss is null ? null : double.CreateTruncating(Loss.Value.Data[0]),
             Output.Value.Clone(), layers, Input.Grad.Clone());
     }
 
     /// <summary>
-    /// Resolves "layers.I.weight", "layers.I.bias", "layers.I.output" or "input" to the value it names.
-    /// Throws <see cref="ArgumentException"/> with a message naming the fault.
+    /// Resolves "layers.I.NAME" (NAME one of the layer's parameters, e.g. weight or bias), "layers.I.output" or "input"
+    /// to the value it names. Throws <see cref="UnknownValueException"/> with a message naming the fault.
     /// </summary>
     public Var<T> Resolve(string wrt)
     {
         if (wrt == "input") return Input;
         var parts = wrt.Split('.');
         if (parts.Length != 3 || parts[0] != "layers" || !int.TryParse(parts[1], out int i))
-            throw new ArgumentException($"--wrt '{wrt}': expected layers.I.weight, layers.I.bias, layers.I.output or input");
+            throw new UnknownValueException($"'{wrt}': expected layers.I.weight, layers.I.bias, layers.I.output or input");
         if (i < 0 || i >= Network.Layers.Count)
-            throw new ArgumentException($"--wrt '{wrt}': layer {i} does not exist (the network has layers 0..{Network.Layers.Count - 1})");
+            throw new UnknownValueException($"'{wrt}': layer {i} does not exist (the network has layers 0..{Network.Layers.Count - 1})");
         var layer = Network.Layers[i];
-        return parts[2] switch
-        {
-            "weight" => layer.Weight,
-            "bias" => layer.Bias ?? throw new ArgumentException($"--wrt '{wrt}': layers[{i}] has no bias"),
-            "output" => Trace.H[i],
-            _ => throw new ArgumentException($"--wrt '{wrt}': expected weight, bias or output after layers.{i}"),
-        };
+        if (parts[2] == "output") return Trace.Layers[i].Output;
+        if (layer.Parameter(parts[2]) is { } p) return p;
+        if (parts[2] == "bias") throw new UnknownValueException($"'{wrt}': layers[{i}] has no bias");
+        throw new UnknownValueException(
+            $"'{wrt}': expected {string.Join(", ", layer.Parameters.Select(q => q.Name))} or output after layers.{i}");
+    }
+
+    /// <summary>Runs forward and backward and measures every layer's gradient health (<see cref="GradientHealth"/>).</summary>
+    public HealthReport Diagnose()
+    {
+        Tape.Forward();
+        Backward();
+        return GradientHealth.Analyze(Trace, Catalog.Activations);
     }
 
     /// <summary>

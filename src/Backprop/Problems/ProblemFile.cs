@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Backprop.Nn;
 
 namespace Backprop.Problems;
 
@@ -8,9 +9,25 @@ namespace Backprop.Problems;
 /// <remarks>Values quoted from the file (an activation name holding "\n", say) must not break the line.</remarks>
 public sealed class ProblemFormatException(string message) : Exception(Backprop.IO.DataFormatException.OneLine(message));
 
-public enum LossKind { None, Mse, CrossEntropy, BceWithLogits }
+/// <summary>A tensor of a layer in a problem: its name in the layer (weight, bias, …), its shape and its values, row-major.</summary>
+public sealed record TensorSpec(string Name, int[] Shape, double[] Values)
+{
+    public static TensorSpec Matrix(string name, double[][] rows) => new(name, [rows.Length, rows[0].Length], [.. rows.SelectMany(r => r)]);
+    public static TensorSpec Vector(string name, double[] values) => new(name, [values.Length], values);
+}
 
-public sealed record LayerSpec(double[][] Weight, double[]? Bias, string Activation);
+/// <summary>
+/// One layer of a problem: its kind (a <see cref="LayerKindRegistry"/> name), sizes, activation, and its parameters and
+/// buffers by name (a dense layer's weight, out × in, and bias).
+/// </summary>
+public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Activation, IReadOnlyList<TensorSpec> Tensors)
+{
+    public static LayerSpec Dense(double[][] weight, double[]? bias, string activation) =>
+        new(DenseKind.KindName, weight[0].Length, weight.Length, activation,
+            bias is null ? [TensorSpec.Matrix("weight", weight)] : [TensorSpec.Matrix("weight", weight), TensorSpec.Vector("bias", bias)]);
+
+    public bool HasBias => Tensors.Any(t => t.Name == "bias");
+}
 
 /// <summary>A problem as written in the file, validated, in float64.</summary>
 public sealed record ProblemSpec(
@@ -24,7 +41,7 @@ public sealed record ProblemSpec(
     JsonElement? Expected)
 {
     public int BatchSize => Input.Length;
-    public int Outputs => Layers[^1].Weight.Length;
+    public int Outputs => Layers[^1].Outputs;
 
     /// <summary>
     /// The same problem with every number rounded to <typeparamref name="T"/>: a float64 reference that differentiates
@@ -38,7 +55,7 @@ public sealed record ProblemSpec(
         static double[][] M(double[][] m) => m.Select(V).ToArray();
         return this with
         {
-            Layers = Layers.Select(l => l with { Weight = M(l.Weight), Bias = l.Bias is null ? null : V(l.Bias) }).ToList(),
+            Layers = Layers.Select(l => l with { Tensors = [.. l.Tensors.Select(t => t with { Values = V(t.Values) })] }).ToList(),
             Input = M(Input),
             Target = Target is null ? null : M(Target),
         };
@@ -48,17 +65,7 @@ public sealed record ProblemSpec(
 /// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
 public static class ProblemFile
 {
-    public static readonly System.Collections.Immutable.ImmutableArray<string> LossNames = ["mse", "cross_entropy", "bce_with_logits", "none"];
-
-    public static string LossName(LossKind loss) => loss switch
-    {
-        LossKind.Mse => "mse",
-        LossKind.CrossEntropy => "cross_entropy",
-        LossKind.BceWithLogits => "bce_with_logits",
-        _ => "none",
-    };
-
-    public static ProblemSpec Load(string path)
+    public static ProblemSpec Load(string path, Catalog? catalog = null)
     {
         string text;
         try
@@ -71,7 +78,7 @@ public static class ProblemFile
         catch (IOException e) { throw new ProblemFormatException($"{path}: cannot read: {e.Message}"); }
         try
         {
-            return Parse(text, Path.GetFileNameWithoutExtension(path));
+            return Parse(text, Path.GetFileNameWithoutExtension(path), catalog);
         }
         catch (ProblemFormatException e)
         {
@@ -79,8 +86,10 @@ public static class ProblemFile
         }
     }
 
-    public static ProblemSpec Parse(string json, string defaultName = "problem")
+    /// <summary>Parses and validates a problem; activation and loss names are looked up in <paramref name="catalog"/> (default: the built-ins).</summary>
+    public static ProblemSpec Parse(string json, string defaultName = "problem", Catalog? catalog = null)
     {
+        catalog ??= Catalog.Default;
         JsonDocument doc;
         try
         {
@@ -109,6 +118,30 @@ public static class ProblemFile
             {
                 string f = $"layers[{i}]";
                 if (le.ValueKind != JsonValueKind.Object) throw new ProblemFormatException($"{f}: must be an object with weight and activation");
+                string kind = DenseKind.KindName;
+                if (le.TryGetProperty("kind", out var k))
+                {
+                    if (k.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.kind: must be a string");
+                    kind = k.GetString()!;
+                    if (catalog.Layers.Find(kind) is null)
+                        throw new ProblemFormatException($"{f}.kind: unknown layer kind '{kind}' (known: {string.Join(", ", catalog.Layers.Names)})");
+                }
+                string act = "identity";
+                if (le.TryGetProperty("activation", out var a))
+                {
+                    if (a.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.activation: must be a string");
+                    act = a.GetString()!;
+                    // files use canonical names only: the aliases (linear, none) are for people typing options
+                    if (!catalog.Activations.IsCanonical(act))
+                        throw new ProblemFormatException($"{f}.activation: unknown activation '{act}' (known: {string.Join(", ", catalog.Activations.Names)})");
+                }
+                if (kind != DenseKind.KindName)
+                {
+                    layers.Add(OtherLayer(le, f, catalog.Layers.Find(kind)!, catalog.Activations.Create<double>(act),
+                        i == 0 ? InputFeatures(root) : layers[i - 1].Outputs));
+                    i++;
+                    continue;
+                }
                 if (!le.TryGetProperty("weight", out var w)) throw new ProblemFormatException($"{f}.weight: missing");
                 var weight = Matrix(w, $"{f}.weight");
                 double[]? bias = null;
@@ -118,42 +151,31 @@ public static class ProblemFile
                     if (bias.Length != weight.Length)
                         throw new ProblemFormatException($"{f}.bias has {bias.Length} values but {f}.weight is {weight.Length}×{weight[0].Length}: expected {weight.Length}");
                 }
-                string act = "identity";
-                if (le.TryGetProperty("activation", out var a))
-                {
-                    if (a.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.activation: must be a string");
-                    act = a.GetString()!;
-                    if (Activations.TryCreate<double>(act) is null || act is "linear" or "none")
-                        throw new ProblemFormatException($"{f}.activation: unknown activation '{act}' (known: {string.Join(", ", Activations.Names)})");
-                }
                 if (i > 0)
                 {
-                    int prevOut = layers[i - 1].Weight.Length;
+                    int prevOut = layers[i - 1].Outputs;
                     if (weight[0].Length != prevOut)
                         throw new ProblemFormatException($"{f}.weight is {weight.Length}×{weight[0].Length} but layers[{i - 1}] gives {prevOut} outputs");
                 }
-                layers.Add(new LayerSpec(weight, bias, act));
+                layers.Add(LayerSpec.Dense(weight, bias, act));
                 i++;
             }
 
             if (!root.TryGetProperty("input", out var inEl)) throw new ProblemFormatException("input: missing");
             var input = Matrix(inEl, "input");
-            int inFeatures = layers[0].Weight[0].Length;
+            int inFeatures = layers[0].Inputs;
             if (input[0].Length != inFeatures)
-                throw new ProblemFormatException($"input is {input.Length}×{input[0].Length} but layers[0].weight is {layers[0].Weight.Length}×{inFeatures}: expected {inFeatures} features per row");
+                throw new ProblemFormatException(layers[0].Kind == DenseKind.KindName
+                    ? $"input is {input.Length}×{input[0].Length} but layers[0].weight is {layers[0].Outputs}×{inFeatures}: expected {inFeatures} features per row"
+                    : $"input is {input.Length}×{input[0].Length} but layers[0] takes {inFeatures} features per row");
 
             LossKind loss = LossKind.None;
             if (root.TryGetProperty("loss", out var lossEl) && lossEl.ValueKind != JsonValueKind.Null)
             {
                 if (lossEl.ValueKind != JsonValueKind.String) throw new ProblemFormatException("loss: must be a string");
-                loss = lossEl.GetString() switch
-                {
-                    "mse" => LossKind.Mse,
-                    "cross_entropy" => LossKind.CrossEntropy,
-                    "bce_with_logits" => LossKind.BceWithLogits,
-                    "none" => LossKind.None,
-                    var s => throw new ProblemFormatException($"loss: unknown loss '{s}' (known: {string.Join(", ", LossNames)})"),
-                };
+                string lossName = lossEl.GetString()!;
+                loss = catalog.Losses.Find(lossName)
+                    ?? throw new ProblemFormatException($"loss: unknown loss '{lossName}' (known: {string.Join(", ", catalog.Losses.Names)})");
             }
 
             Reduction reduction = Reduction.Mean;
@@ -168,14 +190,14 @@ public static class ProblemFile
                 };
             }
 
-            int batch = input.Length, outputs = layers[^1].Weight.Length;
+            int batch = input.Length, outputs = layers[^1].Outputs;
             double[][]? target = null;
             int[]? classes = null;
-            if (loss != LossKind.None)
+            if (loss.Target != LossTarget.None)
             {
                 if (!root.TryGetProperty("target", out var tEl) || tEl.ValueKind == JsonValueKind.Null)
-                    throw new ProblemFormatException($"target: missing (loss {LossName(loss)} needs one)");
-                if (loss == LossKind.CrossEntropy)
+                    throw new ProblemFormatException($"target: missing (loss {loss.Name} needs one)");
+                if (loss.Target == LossTarget.ClassIndices)
                 {
                     classes = ClassIndices(tEl, batch, outputs);
                 }
@@ -190,6 +212,43 @@ public static class ProblemFile
             JsonElement? expected = root.TryGetProperty("expected", out var ex) ? ex.Clone() : null;
             return new ProblemSpec(name, layers, input, loss, reduction, target, classes, expected);
         }
+    }
+
+    /// <summary>
+    /// A layer of another kind: made by its kind for <paramref name="inputs"/> inputs and "outputs" outputs (default: as
+    /// many as inputs), then each of its parameters and buffers read from the field of its name, in its shape.
+    /// </summary>
+    private static LayerSpec OtherLayer(JsonElement le, string f, LayerKind kind, Activation<double> activation, int inputs)
+    {
+        int outputs = inputs;
+        if (le.TryGetProperty("outputs", out var o))
+        {
+            double d = Number(o, $"{f}.outputs");
+            if (d != Math.Floor(d) || d < 1 || d > int.MaxValue) throw new ProblemFormatException($"{f}.outputs = {o.GetRawText()} is not a positive integer");
+            outputs = (int)d;
+        }
+        bool bias = le.TryGetProperty("bias", out var b) && b.ValueKind != JsonValueKind.Null;
+        Backprop.Nn.ILayer<double> layer;
+        try { layer = kind.Create(new LayerShape(inputs, outputs, bias), activation); }
+        catch (ArgumentException e) { throw new ProblemFormatException($"{f} ({kind.Name} {inputs}→{outputs}): {e.Message}"); }
+        var tensors = new List<TensorSpec>();
+        foreach (var (name, shape) in layer.Parameters.Select(p => (p.Name, p.Value.Value.ShapeArray))
+                     .Concat(layer.Buffers.Select(q => (q.Name, q.Value.ShapeArray))))
+        {
+            if (!le.TryGetProperty(name, out var t)) throw new ProblemFormatException($"{f}.{name}: missing");
+            var spec = shape.Length == 2 ? TensorSpec.Matrix(name, Matrix(t, $"{f}.{name}")) : TensorSpec.Vector(name, Vector(t, $"{f}.{name}"));
+            if (!spec.Shape.SequenceEqual(shape))
+                throw new ProblemFormatException($"{f}.{name} is [{string.Join("×", spec.Shape)}] but a {kind.Name} layer {inputs}→{outputs} needs [{string.Join("×", shape)}]");
+            tensors.Add(spec);
+        }
+        return new LayerSpec(kind.Name, inputs, outputs, activation.Name, tensors);
+    }
+
+    /// <summary>The number of features per row of the input, for a first layer whose size the file does not spell out.</summary>
+    private static int InputFeatures(JsonElement root)
+    {
+        if (!root.TryGetProperty("input", out var inEl)) throw new ProblemFormatException("input: missing");
+        return Matrix(inEl, "input")[0].Length;
     }
 
     private static int[] ClassIndices(JsonElement el, int batch, int classes)

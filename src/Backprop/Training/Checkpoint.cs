@@ -86,10 +86,10 @@ public static class Checkpoint
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
 
-    public static Checkpoint<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T>
+    public static Checkpoint<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var file = SafeTensorsFile.Read(path);
-        var model = ModelFile.FromFile<T>(file);
+        var model = ModelFile.FromFile<T>(file, catalog);
         var p = ReadProgress(file, path);
         return new Checkpoint<T>
         {

@@ -3,9 +3,11 @@ using Backprop.Nn;
 
 namespace Backprop.Training;
 
-public enum InitKind { Default, XavierUniform, XavierNormal, HeUniform, HeNormal }
-
-/// <summary>Weight initialisation: Glorot/Xavier for saturating activations, He/Kaiming for ReLU-like ones.</summary>
+/// <summary>
+/// Weight initialisation: Glorot/Xavier for saturating activations, He/Kaiming for ReLU-like ones. Which one
+/// <see cref="InitKind.Default"/> means, and Xavier's gain, are facts of the activation
+/// (<see cref="Activation{T}.PreferredInit"/>, <see cref="Activation{T}.InitGain"/>).
+/// </summary>
 public static class Initializers
 {
     public static InitKind Parse(string name) => name switch
@@ -18,21 +20,23 @@ public static class Initializers
         _ => throw new ArgumentException($"unknown initialisation '{name}' (known: default, xavier_uniform, xavier_normal, he_uniform, he_normal)"),
     };
 
-    /// <summary>He for relu, leaky_relu, elu, gelu and silu (their gain assumes half the units are off); Xavier otherwise.</summary>
-    public static InitKind DefaultFor(string activation) => activation switch
-    {
-        "relu" or "leaky_relu" or "elu" or "gelu" or "silu" => InitKind.HeNormal,
-        _ => InitKind.XavierUniform,
-    };
+    /// <summary>The initialisation the activation called <paramref name="activation"/> prefers.</summary>
+    public static InitKind DefaultFor(string activation, ActivationRegistry? activations = null) =>
+        (activations ?? ActivationRegistry.Default).Create<double>(activation).PreferredInit;
 
-    /// <summary>Fills a weight (out × in) in place; biases start at zero.</summary>
-    public static void Fill<T>(Tensor<T> weight, InitKind kind, string activation, Random rng)
-        where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Fills a weight (out × in) in place for the activation called <paramref name="activation"/>.</summary>
+    public static void Fill<T>(Tensor<T> weight, InitKind kind, string activation, Random rng, ActivationRegistry? activations = null)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        Fill(weight, kind, (activations ?? ActivationRegistry.Default).Create<double>(activation), rng);
+
+    /// <summary>Fills a weight (out × in) in place; <see cref="InitKind.Default"/> takes the activation's preference.</summary>
+    public static void Fill<T, TAct>(Tensor<T> weight, InitKind kind, Activation<TAct> activation, Random rng)
+        where T : unmanaged, IFloatingPointIeee754<T> where TAct : unmanaged, IFloatingPointIeee754<TAct>
     {
-        if (kind == InitKind.Default) kind = DefaultFor(activation);
+        if (kind == InitKind.Default) kind = activation.PreferredInit;
         int fanOut = weight.Dim(0), fanIn = weight.Dim(1);
-        double gain = activation switch { "tanh" => 5.0 / 3.0, "sigmoid" => 1.0, _ => 1.0 };
-        var d = weight.Data;
+        double gain = activation.InitGain;
+        var d = weight.Span;
         switch (kind)
         {
             case InitKind.XavierUniform:
@@ -69,24 +73,44 @@ public static class Initializers
     }
 
     /// <summary>
+    /// Initialises every parameter of <paramref name="layer"/> by its role: weights drawn by <paramref name="kind"/> for
+    /// the layer's activation, biases zero, scales one.
+    /// </summary>
+    public static void Initialize<T>(ILayer<T> layer, InitKind kind, Random rng) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        foreach (var p in layer.Parameters)
+        {
+            switch (p.Role)
+            {
+                case ParameterRole.Weight: Fill(p.Value.Value, kind, layer.Activation, rng); break;
+                case ParameterRole.Bias: p.Value.Value.Fill(T.Zero); break;
+                case ParameterRole.Scale: p.Value.Value.Fill(T.One); break;
+            }
+        }
+    }
+
+    /// <summary>
     /// A multilayer perceptron with the given layer sizes (sizes[0] inputs), the hidden activation on every layer
     /// but the last, whose output is the identity (logits).
     /// </summary>
-    public static Sequential<T> Mlp<T>(IReadOnlyList<int> sizes, string activation, int seed, InitKind init = InitKind.Default)
+    public static Sequential<T> Mlp<T>(IReadOnlyList<int> sizes, string activation, int seed, InitKind init = InitKind.Default,
+        Catalog? catalog = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (sizes.Count < 2) throw new ArgumentException("--layers needs at least an input and an output size");
-        foreach (var s in sizes) if (s <= 0) throw new ArgumentException($"--layers: sizes must be positive, got {s}");
+        catalog ??= Catalog.Default;
+        if (sizes.Count < 2) throw new ArgumentException("a network needs at least an input and an output size");
+        foreach (var s in sizes) if (s <= 0) throw new ArgumentException($"layer sizes must be positive, got {s}");
+        var dense = catalog.Layers.Find(DenseKind.KindName) ?? throw new ArgumentException("the layer kind registry has no dense layer");
         var rng = new Random(seed);
-        var layers = new List<DenseLayer<T>>();
+        var layers = new List<ILayer<T>>();
         for (int i = 0; i + 1 < sizes.Count; i++)
         {
             bool last = i + 2 == sizes.Count;
-            string act = last ? "identity" : activation;
-            var w = new Tensor<T>(sizes[i + 1], sizes[i]);
+            var act = catalog.Activations.Create<T>(last ? "identity" : activation);
+            var layer = dense.Create(new LayerShape(sizes[i], sizes[i + 1], Bias: true), act);
             // the output layer feeds a softmax: Xavier keeps its logits small at the start
-            Fill(w, last ? InitKind.XavierUniform : init, act, rng);
-            layers.Add(new DenseLayer<T>(w, new Tensor<T>(sizes[i + 1]), Activations.Create<T>(act)));
+            Initialize(layer, last ? InitKind.XavierUniform : init, rng);
+            layers.Add(layer);
         }
         return new Sequential<T>(layers);
     }

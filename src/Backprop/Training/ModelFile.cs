@@ -10,12 +10,21 @@ namespace Backprop.Training;
 public sealed record Model<T>(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, IReadOnlyDictionary<string, string> Metadata)
     where T : unmanaged, IFloatingPointIeee754<T>;
 
-/// <summary>The architecture as stored in a model file's metadata.</summary>
-public sealed record Architecture(int[] Sizes, string[] Activations, bool[] Bias);
+/// <summary>
+/// The architecture as stored in a model file's metadata: sizes, each layer's activation and bias flag, and, only when
+/// some layer is not dense, each layer's kind (absent for a dense network, so its files are as they always were).
+/// </summary>
+public sealed record Architecture(int[] Sizes, string[] Activations, bool[] Bias)
+{
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public string[]? Kinds { get; init; }
+}
 
 /// <summary>
-/// Models on disk as safetensors: tensors layers.{i}.weight and layers.{i}.bias, and the architecture,
-/// activations, label names and normalisation as JSON strings in __metadata__. Every write is atomic.
+/// Models on disk as safetensors: each layer's parameters and buffers as tensors layers.{i}.{name} (a dense layer's
+/// layers.{i}.weight and layers.{i}.bias), and the architecture, activations, label names and normalisation as JSON
+/// strings in __metadata__. Layers are rebuilt by their kind (<see cref="LayerKindRegistry"/>) and filled by name.
+/// Every write is atomic.
 /// </summary>
 public static class ModelFile
 {
@@ -26,7 +35,10 @@ public static class ModelFile
     public static Architecture ArchitectureOf<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T> => new(
         [net.Inputs, .. net.Layers.Select(l => l.Outputs)],
         net.Layers.Select(l => l.Activation.Name).ToArray(),
-        net.Layers.Select(l => l.Bias is not null).ToArray());
+        net.Layers.Select(l => l.Parameter("bias") is not null).ToArray())
+    {
+        Kinds = net.Layers.All(l => l.Kind == DenseKind.KindName) ? null : net.Layers.Select(l => l.Kind).ToArray(),
+    };
 
     public static Dictionary<string, string> Metadata<T>(Sequential<T> net, IReadOnlyList<string>? labelNames, Standardizer? standardizer)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -42,25 +54,27 @@ public static class ModelFile
         return meta;
     }
 
-    public static readonly JsonSerializerOptions JsonOptions = ReadOnly(new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    });
+    /// <summary>snake_case names, NaN and ±Infinity as named literals; read-only, so that no caller can change it for all.</summary>
+    public static JsonSerializerOptions JsonOptions { get; } = ReadOnlyJsonOptions();
 
-    // Shared by every caller: locked now, rather than by its first use, so that no caller can change it for the others.
-    private static JsonSerializerOptions ReadOnly(JsonSerializerOptions options)
+    private static JsonSerializerOptions ReadOnlyJsonOptions()
     {
+        var options = new JsonSerializerOptions
+        {
+            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        };
         options.MakeReadOnly(populateMissingResolver: true);
         return options;
     }
 
+    /// <summary>Every layer's parameters, then its buffers, as layers.{i}.{name}.</summary>
     public static IEnumerable<SafeTensorEntry> Tensors<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T>
     {
         for (int i = 0; i < net.Layers.Count; i++)
         {
-            yield return SafeTensorEntry.From($"layers.{i}.weight", net.Layers[i].Weight.Value);
-            if (net.Layers[i].Bias is { } b) yield return SafeTensorEntry.From($"layers.{i}.bias", b.Value);
+            foreach (var p in net.Layers[i].Parameters) yield return SafeTensorEntry.From($"layers.{i}.{p.Name}", p.Value.Value);
+            foreach (var b in net.Layers[i].Buffers) yield return SafeTensorEntry.From($"layers.{i}.{b.Name}", b.Value);
         }
     }
 
@@ -74,14 +88,16 @@ public static class ModelFile
     }
 
     /// <summary>Loads a model; every fault is a <see cref="DataFormatException"/> naming the file and the field.</summary>
-    public static Model<T> Load<T>(string path) where T : unmanaged, IFloatingPointIeee754<T> => FromFile<T>(SafeTensorsFile.Read(path));
+    public static Model<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T> =>
+        FromFile<T>(SafeTensorsFile.Read(path), catalog);
 
-    public static Model<T> FromFile<T>(SafeTensorsFile file) where T : unmanaged, IFloatingPointIeee754<T>
+    public static Model<T> FromFile<T>(SafeTensorsFile file, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
+        catalog ??= Catalog.Default;
         string src = file.Source;
         var meta = file.Metadata;
         if (!meta.TryGetValue(ArchitectureKey, out var archJson))
-            throw new DataFormatException($"{src}: __metadata__.architecture is missing: not a backprop model (import PyTorch state dicts with `backprop import`)");
+            throw new DataFormatException($"{src}: __metadata__.architecture is missing: not a backprop model (a PyTorch state dict must be imported first)");
         Architecture? arch;
         try { arch = JsonSerializer.Deserialize<Architecture>(archJson, JsonOptions); }
         catch (JsonException e) { throw new DataFormatException($"{src}: __metadata__.architecture is not valid JSON: {e.Message.Split('\n')[0]}"); }
@@ -91,26 +107,25 @@ public static class ModelFile
         if (layers < 1) throw new DataFormatException($"{src}: __metadata__.architecture.sizes needs at least two sizes");
         if (arch.Activations.Length != layers || arch.Bias.Length != layers)
             throw new DataFormatException($"{src}: __metadata__.architecture has {layers} layers but {arch.Activations.Length} activations and {arch.Bias.Length} bias flags");
-        var list = new List<DenseLayer<T>>();
+        if (arch.Kinds is not null && arch.Kinds.Length != layers)
+            throw new DataFormatException($"{src}: __metadata__.architecture has {layers} layers but {arch.Kinds.Length} kinds");
+        var list = new List<ILayer<T>>();
         for (int i = 0; i < layers; i++)
         {
-            var act = Activations.TryCreate<T>(arch.Activations[i])
+            string kindName = arch.Kinds?[i] ?? DenseKind.KindName;
+            var kind = catalog.Layers.Find(kindName)
+                ?? throw new DataFormatException($"{src}: __metadata__.architecture.kinds[{i}]: unknown layer kind '{kindName}' (known: {string.Join(", ", catalog.Layers.Names)})");
+            var act = catalog.Activations.TryCreate<T>(arch.Activations[i])
                 ?? throw new DataFormatException($"{src}: __metadata__.architecture.activations[{i}]: unknown activation '{arch.Activations[i]}'");
-            string wName = $"layers.{i}.weight";
-            if (!file.Contains(wName)) throw new DataFormatException($"{src}: tensor {wName} is missing");
-            var w = file.GetTensor<T>(wName);
-            if (w.Rank != 2 || w.Dim(0) != arch.Sizes[i + 1] || w.Dim(1) != arch.Sizes[i])
-                throw new DataFormatException($"{src}: {wName} is {w.ShapeString} but the architecture says {arch.Sizes[i + 1]}×{arch.Sizes[i]}");
-            Tensor<T>? b = null;
-            if (arch.Bias[i])
+            ILayer<T> layer;
+            try { layer = kind.Create(new LayerShape(arch.Sizes[i], arch.Sizes[i + 1], arch.Bias[i]), act); }
+            catch (Exception e) when (e is ArgumentException or ShapeMismatchException)
             {
-                string bName = $"layers.{i}.bias";
-                if (!file.Contains(bName)) throw new DataFormatException($"{src}: tensor {bName} is missing");
-                b = file.GetTensor<T>(bName);
-                if (b.Rank != 1 || b.Length != arch.Sizes[i + 1])
-                    throw new DataFormatException($"{src}: {bName} is {b.ShapeString} but the architecture says [{arch.Sizes[i + 1]}]");
+                throw new DataFormatException($"{src}: layers[{i}] ({kindName} {arch.Sizes[i]}→{arch.Sizes[i + 1]}): {e.Message}");
             }
-            list.Add(new DenseLayer<T>(w, b, act));
+            foreach (var p in layer.Parameters) Fill(file, $"layers.{i}.{p.Name}", p.Value.Value);
+            foreach (var b in layer.Buffers) Fill(file, $"layers.{i}.{b.Name}", b.Value);
+            list.Add(layer);
         }
         var labels = DataMetadata.ReadLabelNames(meta, src) ?? Enumerable.Range(0, arch.Sizes[^1]).Select(i => i.ToString()).ToArray();
         if (labels.Length != arch.Sizes[^1])
@@ -119,5 +134,19 @@ public static class ModelFile
         if (std is not null && std.FeatureCount != arch.Sizes[0])
             throw new DataFormatException($"{src}: the standardizer has {std.FeatureCount} features but the network takes {arch.Sizes[0]}");
         return new Model<T>(new Sequential<T>(list), labels, std, meta);
+    }
+
+    /// <summary>Copies the file's tensor <paramref name="name"/> into <paramref name="target"/>, which gives the shape the architecture implies.</summary>
+    private static void Fill<T>(SafeTensorsFile file, string name, Tensor<T> target) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        string src = file.Source;
+        if (!file.Contains(name)) throw new DataFormatException($"{src}: tensor {name} is missing");
+        var t = file.GetTensor<T>(name);
+        if (!t.SameShape(target.Shape))
+        {
+            string expected = target.Rank == 2 ? $"{target.Dim(0)}×{target.Dim(1)}" : target.ShapeString;
+            throw new DataFormatException($"{src}: {name} is {t.ShapeString} but the architecture says {expected}");
+        }
+        t.Span.CopyTo(target.Span);
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using Backprop.Data;
+using Backprop.Health;
 using Backprop.Nn;
 
 namespace Backprop.Training;
@@ -135,11 +136,13 @@ public sealed class NonFiniteValueException : Exception
                 return new($"{where}: {(leaf.Name == "x" ? "the input batch" : "a parameter")} already holds {leaf.Value.Span[bad]} (a previous update diverged)",
                     DivergenceRemedy.None, epoch, stepNumber, batch + 1);
         }
-        foreach (var node in step.Tape.Nodes)
+        var nodes = step.Tape.Nodes;
+        for (int k = 0; k < nodes.Count; k++)
         {
+            var node = nodes[k];
             int bad = FirstNonFinite<T>(node.Value.Span);
             if (bad < 0) continue;
-            string layer = LayerOf(node);
+            string layer = LayerOf(step, k);
             return new($"{where}: {layer} {node.Op!.Name} ({node.Op.Formula}) produced {node.Value.Span[bad]} at element {bad}",
                 DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1, layer, node.Op.Name);
         }
@@ -162,7 +165,7 @@ public sealed class NonFiniteValueException : Exception
                 if (!input.RequiresGrad || !input.HasGrad) continue;
                 int bad = FirstNonFinite<T>(input.Grad.Span);
                 if (bad < 0) continue;
-                string layer = LayerOf(node);
+                string layer = LayerOf(step, k);
                 return new($"{where}: the backward pass of {layer} {node.Op!.Name} ({node.Op.GradFormulas[Math.Min(j, node.Op.GradFormulas.Count - 1)]}) " +
                     $"produced {input.Grad.Span[bad]}; the parameters were updated with it",
                     DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1, layer, node.Op.Name);
@@ -171,9 +174,9 @@ public sealed class NonFiniteValueException : Exception
         return new($"{where}: a gradient is not finite", DivergenceRemedy.LowerLearningRateOrClip, epoch, stepNumber, batch + 1);
     }
 
-    /// <summary>"layers.I" for a layer's z_{I+1} or h_{I+1} (the names Sequential gives them), else the loss.</summary>
-    private static string LayerOf<T>(Var<T> node) where T : unmanaged, IFloatingPointIeee754<T> =>
-        node.Name is { Length: > 1 } n && (n[0] == 'z' || n[0] == 'h') && int.TryParse(n[1..], out int l) ? $"layers.{l - 1}" : "the loss";
+    /// <summary>"layers.I" for a node that layer I recorded (its <see cref="LayerTrace{T}"/> knows the range), else the loss.</summary>
+    private static string LayerOf<T>(CompiledStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
+        step.Trace.LayerOfNode(nodeIndex) is { } layer ? $"layers.{layer.Index}" : "the loss";
 
     private static int FirstNonFinite<T>(ReadOnlySpan<T> data) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -263,8 +266,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     private void SnapshotWeights()
     {
-        _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.Weight.Value.ShapeArray)).ToArray();
-        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].Weight.Value.Data.CopyTo(_weightSnapshots[i].Data);
+        // a layer without a weight gets an empty snapshot: its update norm is 0
+        _weightSnapshots ??= Network.Layers.Select(l => new Tensor<T>(l.MainWeight()?.Value.ShapeArray ?? [0])).ToArray();
+        for (int i = 0; i < Network.Layers.Count; i++) Network.Layers[i].MainWeight()?.Value.Span.CopyTo(_weightSnapshots[i].Span);
     }
 
     private double[] UpdateNorms()
@@ -272,8 +276,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         var norms = new double[Network.Layers.Count];
         for (int i = 0; i < norms.Length; i++)
         {
-            var w = Network.Layers[i].Weight.Value.Data;
-            var old = _weightSnapshots![i].Data;
+            if (Network.Layers[i].MainWeight() is not { } weight) continue;
+            var w = weight.Value.Span;
+            var old = _weightSnapshots![i].Span;
             System.Numerics.Tensors.TensorPrimitives.Subtract(w, old, old);
             norms[i] = Diagnostics.Norm<T>(old);
         }

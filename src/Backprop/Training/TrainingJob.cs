@@ -47,10 +47,11 @@ public sealed record TrainingJob
     public static string PrecisionOf<T>() => typeof(T) == typeof(double) ? "float64" : typeof(T) == typeof(float) ? "float32" : typeof(T).Name.ToLowerInvariant();
 
     /// <summary>Throws <see cref="InvalidTrainingSettingException"/> for the first setting that cannot be trained with.</summary>
-    public void Validate(OptimizerRegistry? optimizers = null)
+    public void Validate(OptimizerRegistry? optimizers = null, ActivationRegistry? activations = null)
     {
         var o = Options;
         optimizers ??= OptimizerRegistry.Default;
+        activations ??= ActivationRegistry.Default;
         if (o.BatchSize <= 0) throw Invalid(TrainingSetting.BatchSize, "the batch size must be at least 1");
         if (o.Epochs <= 0) throw Invalid(TrainingSetting.Epochs, "must be at least 1");
         if (!(o.LearningRate > 0) || !double.IsFinite(o.LearningRate)) throw Invalid(TrainingSetting.LearningRate, "must be a positive number");
@@ -61,8 +62,8 @@ public sealed record TrainingJob
         if (o.WarmupSteps < 0) throw Invalid(TrainingSetting.WarmupSteps, "must be 0 (off) or more steps");
         if (!optimizers.Contains(o.Optimizer)) throw Invalid(TrainingSetting.Optimizer, $"expected {optimizers.NamesText()}");
         if (o.Schedule is not ("constant" or "step" or "cosine")) throw Invalid(TrainingSetting.Schedule, "expected constant, step or cosine");
-        if (Activations.TryCreate<float>(Activation) is null || Activation == "softmax")
-            throw Invalid(TrainingSetting.Activation, $"expected one of {string.Join(", ", Activations.Names.Where(n => n != "softmax"))}");
+        if (activations.Find(Activation) is not { IsHiddenChoice: true })
+            throw Invalid(TrainingSetting.Activation, $"expected one of {string.Join(", ", activations.HiddenNames)}");
         try { Initializers.Parse(Init); }
         catch (ArgumentException e) { throw new InvalidTrainingSettingException(TrainingSetting.Init, Init, e.Message); }
         if (Precision is not ("float32" or "float64")) throw Invalid(TrainingSetting.Precision, "expected float32 or float64");

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Numerics;
 using Backprop.Data;
+using Backprop.Health;
 using Backprop.IO;
 using Backprop.Nn;
 
@@ -74,13 +75,15 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
     /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>
     /// <param name="collectDiagnostics">Measure the gradient health of every epoch's last batch.</param>
+    /// <param name="catalog">Where the job's activation is looked up; null: <see cref="Catalog.Default"/>.</param>
     /// <param name="context">What the steps, the optimizer and the evaluations run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
     public static TrainingRun<T> Create(TrainingJob job, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
-        bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null)
+        bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
+        Catalog? catalog = null)
     {
         optimizers ??= OptimizerRegistry.Default;
         job = job with { Precision = TrainingJob.PrecisionOf<T>() };
-        job.Validate(optimizers);
+        job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
         var o = job.Options;
         var data = DataLoading.Prepare(job.Data, job.LabelColumn, o.Seed);
         if (data.Train.Count == 0 || data.Test.Count == 0)
@@ -99,7 +102,7 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
 
         var identity = resumeFrom is null && checkpointPath is null ? null : new Checkpoint.RunIdentity(job, Checkpoint.DataFingerprint(data.Train));
         if (resumeFrom is not null) CheckResumable(resumeFrom, job, identity!);
-        var network = resumeFrom?.Model.Network ?? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init));
+        var network = resumeFrom?.Model.Network ?? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init), catalog);
         var trainer = new Trainer<T>(network, job.Options, context, optimizers) { CollectDiagnostics = collectDiagnostics };
         resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);
         return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom);

@@ -1,5 +1,6 @@
 using System.Numerics;
 using Backprop.Kernels;
+using Backprop.Tests.Nn;
 using Backprop.Training;
 
 namespace Backprop.Tests.Autodiff;
@@ -11,8 +12,9 @@ namespace Backprop.Tests.Autodiff;
 /// </summary>
 public class FusionTests
 {
+    /// <summary>Every hidden-layer activation of the registry, the test-only ones included (one fuses forward, one declares it must not).</summary>
     public static IEnumerable<object[]> Cases() =>
-        from act in new[] { "relu", "leaky_relu", "sigmoid", "tanh", "elu", "softplus", "gelu", "silu", "identity" }
+        from act in TestKinds.Catalog.Activations.HiddenNames
         from threads in new[] { 1, 2 }
         select new object[] { act, threads };
 
@@ -77,24 +79,29 @@ public class FusionTests
         // Split even these small products across threads.
         using var context = new ComputeContext(threads, threads > 1 ? KernelTuning.Default with { MinMacsPerThread = 1 } : null);
         {
-            var net = Initializers.Mlp<T>(sizes, activation, seed: 4);
+            var net = Initializers.Mlp<T>(sizes, activation, seed: 4, catalog: TestKinds.Catalog);
             var rng = new Random(5);
             var x = Enumerable.Range(0, batch * sizes[0]).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
             var y = Enumerable.Range(0, batch).Select(_ => rng.Next(sizes[^1])).ToArray();
 
-            (T[][] numbers, List<string> backwardOps) Run(bool fusion)
+            (T[][] numbers, List<string> backwardOps, List<string> fusedForward) Run(bool fusion)
             {
                 var step = new CompiledStep<T>(net, batch, context);
                 step.Tape.Fusion = fusion;
                 var ran = new List<string>();
-                step.Tape.Profiler = (v, forward, _, _) => { if (!forward) ran.Add(v.Op!.Name); };
+                var fusedForward = new List<string>();
+                step.Tape.Profiler = (v, forward, _, fusedWith) =>
+                {
+                    if (!forward) ran.Add(v.Op!.Name);
+                    else if (fusedWith is not null) fusedForward.Add(fusedWith.Op!.Name);
+                };
                 step.Load(x, y);
                 step.ForwardBackward();
                 step.Tape.Profiler = null;
                 var tr = step.Trace;
                 var values = tr.Z.Concat(tr.H).Select(v => v.Value.Data.ToArray()).Append(step.Loss.Value.Data.ToArray());
                 var grads = tr.Z.Concat(tr.H.Take(tr.H.Count - 1)).Concat(net.Parameters()).Select(v => v.Grad.Data.ToArray());
-                return (values.Concat(grads).ToArray(), ran);
+                return (values.Concat(grads).ToArray(), ran, fusedForward);
             }
 
             var plain = Run(fusion: false);
@@ -106,6 +113,10 @@ public class FusionTests
             // The fused pass really fused: the hidden activations' own backward rules did not run.
             Assert.Contains(activation == "identity" ? "linear" : activation, plain.backwardOps);
             if (activation != "identity") Assert.DoesNotContain(activation, fused.backwardOps);
+            // ... and fused forward exactly where the activation declares block-wise application exact
+            var declared = TestKinds.Catalog.Activations.Create<T>(activation);
+            if (!declared.IsIdentity) Assert.Equal(declared.ForwardIsPiecewiseExact, fused.fusedForward.Contains(activation));
+            Assert.Empty(plain.fusedForward);
             return fused.numbers.SelectMany(a => a).Select(v => float.CreateTruncating(v)).ToArray();
         }
     }

@@ -14,7 +14,10 @@ public static class CliRunner
         public JsonElement Json => JsonDocument.Parse(LastLine).RootElement;
     }
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunWith(null, args);
+
+    /// <summary>Runs the CLI built with <paramref name="catalog"/>'s activations, losses and layer kinds (null: the built-ins).</summary>
+    public static Result RunWith(Backprop.Nn.Catalog? catalog, params string[] args)
     {
         lock (Gate)
         {
@@ -23,7 +26,7 @@ public static class CliRunner
             Console.SetOut(so); Console.SetError(se);
             try
             {
-                int rc = Backprop.Cli.Program.Main(args);
+                int rc = catalog is null ? Backprop.Cli.Program.Main(args) : Backprop.Cli.Program.Run(args, catalog);
                 return new Result(rc, so.ToString(), se.ToString());
             }
             finally

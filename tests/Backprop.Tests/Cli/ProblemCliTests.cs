@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Backprop.Nn;
 
 namespace Backprop.Tests.Cli;
 
@@ -168,10 +169,10 @@ public class ProblemCliTests
     {
         // Analytic gradients that are off by 1% must be caught.
         var p = Backprop.Problems.Problem<double>.Load(Seed("seed-fc-relu-batch-mean"));
-        var leaves = new List<(string, Var<double>)> { ("layers.0.weight", p.Network.Layers[0].Weight) };
+        var leaves = new List<(string, Var<double>)> { ("layers.0.weight", p.Network.Layers[0].Parameter("weight")!) };
         p.Tape.Forward();
         p.Backward();
-        var wrong = p.Network.Layers[0].Weight.Grad.ToDoubleArray().Select(v => v * 1.01 + 1e-3).ToArray();
+        var wrong = p.Network.Layers[0].Parameter("weight")!.Grad.ToDoubleArray().Select(v => v * 1.01 + 1e-3).ToArray();
         var report = GradientCheck.Compare(p.Tape, p.Objective, leaves, [wrong], "float64", 1e-7, 1e-5);
         Assert.False(report.Passed);
     }

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Text.Json;
 using Backprop.Data;
+using Backprop.Health;
 using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Training;
@@ -32,7 +33,7 @@ public class TrainingDiagnosticsTests
         var x = Enumerable.Range(0, 32 * 20).Select(_ => (float)rng.NextDouble()).ToArray();
         var y = Enumerable.Range(0, 32).Select(i => i % 3).ToArray();
         var health = MeasureOneBatch(net, new LabeledData(x, y, 20), 32);
-        Assert.True(health[^1].GradientNorm > 100 * health[0].GradientNorm);
+        Assert.True(health[^1].WeightGradientNorm > 100 * health[0].WeightGradientNorm);
         Assert.Contains("vanishing", Backprop.Training.Diagnostics.Verdict(health));
     }
 
@@ -44,34 +45,30 @@ public class TrainingDiagnosticsTests
         var health = MeasureOneBatch(net, mnist.Test, 256);
         string verdict = Backprop.Training.Diagnostics.Verdict(health);
         Assert.StartsWith("healthy", verdict);
-        Assert.All(health, h => Assert.True(h.DeadFraction < 0.5 && h.GradientNorm > 0));
+        Assert.All(health, h => Assert.True((h.DeadFraction ?? 0) < 0.5 && h.WeightGradientNorm > 0));
     }
 
-    /// <summary>Training diagnostics and diagnose judge the same measurements with one verdict; training adds only the update ratio.</summary>
+    /// <summary>Training diagnostics and diagnose judge the same measurements (one LayerHealth) with one verdict; training adds only the update ratio.</summary>
     [Fact]
     public void TrainingAndDiagnoseGiveOneVerdict()
     {
-        Backprop.Training.LayerHealth T(int l, string act, double g, double update = 0.001, double dead = 0, double sat = 0) =>
-            new(l, act, g, 1.0, update, g, dead, sat);
-        Backprop.Explain.LayerHealth D(int l, string act, double g, double? dead = null, double? sat = null) =>
-            new(l + 1, act, g, 1.0, g, dead, sat);
+        LayerHealth H(int layer, string act, double g, double update = 0.001, double? dead = null, double? sat = null) =>
+            new(layer, act, g, 1.0, g, dead, sat) { UpdateRatio = update };
         // vanishing through sigmoids
-        var train = new[] { T(0, "sigmoid", 1e-6), T(1, "sigmoid", 1e-3), T(2, "identity", 1.0) };
-        var diag = new[] { D(0, "sigmoid", 1e-6, sat: 0), D(1, "sigmoid", 1e-3, sat: 0), D(2, "identity", 1.0) };
-        Assert.Equal(Backprop.Explain.GradientHealth.Judge(diag).Verdict, Backprop.Training.Diagnostics.Verdict(train));
+        var train = new[] { H(1, "sigmoid", 1e-6, sat: 0), H(2, "sigmoid", 1e-3, sat: 0), H(3, "identity", 1.0) };
+        Assert.Equal(GradientHealth.Judge(train).Verdict, Backprop.Training.Diagnostics.Verdict(train));
         Assert.Contains("vanishing gradients", Backprop.Training.Diagnostics.Verdict(train));
         // dead ReLUs, worded as diagnose words them
-        var deadTrain = new[] { T(0, "relu", 0.5, dead: 0.75), T(1, "identity", 0.6) };
-        var deadDiag = new[] { D(0, "relu", 0.5, dead: 0.75), D(1, "identity", 0.6) };
-        Assert.Equal(Backprop.Explain.GradientHealth.Judge(deadDiag).Verdict, Backprop.Training.Diagnostics.Verdict(deadTrain));
+        var deadTrain = new[] { H(1, "relu", 0.5, dead: 0.75), H(2, "identity", 0.6) };
+        Assert.Equal(GradientHealth.Judge(deadTrain).Verdict, Backprop.Training.Diagnostics.Verdict(deadTrain));
         Assert.Contains("75% of layer-1 ReLU units are dead", Backprop.Training.Diagnostics.Verdict(deadTrain));
         // only training sees the update ratio
-        string tooFast = Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0.5, update: 0.4), T(1, "identity", 0.6)]);
+        string tooFast = Backprop.Training.Diagnostics.Verdict([H(1, "relu", 0.5, update: 0.4, dead: 0), H(2, "identity", 0.6)]);
         Assert.Contains("layer-1 updates are 4.0e-1 of its weights", tooFast);
         Assert.Contains("consider a lower learning rate", tooFast);
         // no gradient at all reaching layer 1
-        Assert.Contains("layer 1 receives no gradient at all", Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0), T(1, "identity", 0.6)]));
-        Assert.StartsWith("healthy", Backprop.Training.Diagnostics.Verdict([T(0, "relu", 0.5), T(1, "identity", 0.6)]));
+        Assert.Contains("layer 1 receives no gradient at all", Backprop.Training.Diagnostics.Verdict([H(1, "relu", 0), H(2, "identity", 0.6)]));
+        Assert.StartsWith("healthy", Backprop.Training.Diagnostics.Verdict([H(1, "relu", 0.5), H(2, "identity", 0.6)]));
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Backprop.Explain;
+using Backprop.Nn;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
 
@@ -190,7 +191,7 @@ public class ExplainTests
             for (int i = 0; i < p.Network.Layers.Count; i++)
             {
                 wrts.Add($"layers.{i}.weight");
-                if (p.Network.Layers[i].Bias is not null) wrts.Add($"layers.{i}.bias");
+                if (p.Network.Layers[i].Parameter("bias") is not null) wrts.Add($"layers.{i}.bias");
             }
             foreach (var wrt in wrts)
             {

@@ -1,4 +1,6 @@
 using Backprop.Explain;
+using Backprop.Health;
+using Backprop.Nn;
 using Backprop.Problems;
 using Backprop.Tests.Cli;
 
@@ -17,8 +19,8 @@ public class PerSampleAndHealthTests
         var spec = Spec(file);
         var p = new Problem<double>(spec);
         var g = PerSampleGradients.ForLayer(p, layer);
-        var batchW = p.Network.Layers[layer].Weight.Grad.Clone();
-        var batchB = p.Network.Layers[layer].Bias?.Grad.Clone();
+        var batchW = p.Network.Layers[layer].Parameter("weight")!.Grad.Clone();
+        var batchB = p.Network.Layers[layer].Parameter("bias")?.Grad.Clone();
         int n = spec.BatchSize, size = batchW.Length, outs = batchW.Dim(0);
         Assert.Equal(spec.Loss == LossKind.None || spec.Reduction == Reduction.Sum ? 1.0 : 1.0 / n, g.BatchFactor);
         for (int k = 0; k < size; k++)
@@ -39,7 +41,7 @@ public class PerSampleAndHealthTests
                 Target = spec.Target is null ? null : [spec.Target[i]],
                 ClassTargets = spec.ClassTargets is null ? null : [spec.ClassTargets[i]],
             });
-            var w = single.Gradients().LayerGradients[layer].Weight;
+            var w = single.Gradients().LayerGradients[layer].Single(q => q.Name == "weight").Gradient;
             for (int k = 0; k < size; k++) Assert.Equal(w.Data[k], g.Weight.Data[i * size + k], 12);
         }
     }
@@ -56,7 +58,7 @@ public class PerSampleAndHealthTests
     [Fact]
     public void Diagnose_DeepSigmoid_IsVanishing()
     {
-        var report = GradientHealth.Analyze(new Problem<double>(Spec("seed-sigmoid-small-weights-vanishing.json")));
+        var report = new Problem<double>(Spec("seed-sigmoid-small-weights-vanishing.json")).Diagnose();
         Assert.True(report.Vanishing);
         Assert.False(report.Healthy);
         Assert.Contains("vanishing gradients", report.Verdict);
@@ -70,7 +72,7 @@ public class PerSampleAndHealthTests
     [Fact]
     public void Diagnose_ShallowRelu_IsHealthy_AndCountsDeadAndSaturatedUnits()
     {
-        var report = GradientHealth.Analyze(new Problem<double>(Spec("seed-fc-relu-batch-mean.json")));
+        var report = new Problem<double>(Spec("seed-fc-relu-batch-mean.json")).Diagnose();
         Assert.True(report.Healthy);
         Assert.Contains("healthy", report.Verdict);
         var r = CliRunner.Run("diagnose", CliRunner.DataPath("problems", "seed-fc-relu-batch-mean.json"), "--json");
@@ -88,7 +90,7 @@ public class PerSampleAndHealthTests
             {"layers": [{"weight": [[20, 20], [-20, 15]], "activation": "sigmoid"}, {"weight": [[1, 1]], "activation": "identity"}],
              "input": [[1, 1]], "loss": "none"}
             """));
-        var s = GradientHealth.Analyze(saturated);
+        var s = saturated.Diagnose();
         Assert.Contains("of layer-1 sigmoid units are saturated", s.Verdict);
     }
 

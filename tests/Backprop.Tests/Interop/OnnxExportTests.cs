@@ -5,6 +5,7 @@ using Backprop.IO;
 using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Tests.Data;
+using Backprop.Tests.Nn;
 using Backprop.Training;
 using Microsoft.ML.OnnxRuntime;
 using Xunit.Abstractions;
@@ -94,6 +95,40 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         output.WriteLine($"{activation} opset {opset}: max |onnx − backprop| = {worst:E3}");
     }
 
+    /// <summary>
+    /// The test-only activation (its own ONNX node) and the test-only scale layer (its own Mul and initializer), defined in
+    /// the test project: the export goes through the layer and the activation, so ONNX Runtime computes what backprop does.
+    /// </summary>
+    [Fact]
+    public void TestOnlyKindsExportAndRunInOnnxRuntime()
+    {
+        using var tmp = new TempDir();
+        var rng = new Random(21);
+        var acts = TestKinds.Catalog.Activations;
+        var scale = Tensor<float>.Random(rng, 0.5, 2.0, 5);
+        var net = new Sequential<float>(
+        [
+            new DenseLayer<float>(Tensor<float>.Random(rng, -1, 1, 5, 6), Tensor<float>.Random(rng, -0.5, 0.5, 5), acts.Create<float>(TestKinds.Softsign)),
+            new ScaleLayer<float>(scale, Tensor<float>.Random(rng, -0.5, 0.5, 5), acts.Create<float>(TestKinds.SoftsignUnfused)),
+            new DenseLayer<float>(Tensor<float>.Random(rng, -1, 1, 3, 5), null, acts.Create<float>("identity")),
+        ]);
+        string path = tmp.File("test-kinds.onnx");
+        OnnxExport.Write(path, net, 17);
+        var m = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.Equal(2, m.Graph.Node.Count(n => n.OpType == "Softsign"));
+        Assert.Contains(m.Graph.Node, n => n.OpType == "Mul" && n.Input.Contains("layers.1.scale"));
+        Assert.Contains(m.Graph.Node, n => n.OpType == "Add" && n.Input.Contains("layers.1.shift"));
+        Assert.Equal(scale.Data.ToArray(), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(m.Graph.Initializer.Single(t => t.Name == "layers.1.scale").RawData.Span).ToArray());
+        foreach (int batch in new[] { 1, 9 })
+        {
+            var x = RandomInput(rng, batch, 6, range: 3);
+            var (got, shape) = RunOnnx(path, x);
+            Assert.Equal(new long[] { batch, 3 }, shape);
+            var (_, scaled) = Compare(got, net.Predict(x).Data.ToArray());
+            Assert.True(scaled <= 1e-5, $"batch {batch}: max scaled difference {scaled}");
+        }
+    }
+
     [Fact]
     public void LargePreActivationsStayClose()
     {
@@ -135,7 +170,7 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Assert.DoesNotContain("layers.1.bias", inits);
         var w0 = m.Graph.Initializer.Single(t => t.Name == "layers.0.weight");
         Assert.Equal(new long[] { 5, 6 }, w0.Dims);
-        Assert.Equal(net.Layers[0].Weight.Value.Data.ToArray(), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
+        Assert.Equal(net.Layers[0].Parameter("weight")!.Value.Data.ToArray(), System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(w0.RawData.Span).ToArray());
         var gemms = m.Graph.Node.Where(n => n.OpType == "Gemm").ToList();
         Assert.Equal(3, gemms.Count);
         Assert.All(gemms, g => Assert.Equal(1, g.Attribute.Single(a => a.Name == "transB").I));

@@ -1,5 +1,6 @@
 using Backprop.Interop;
 using Backprop.IO;
+using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Tests.Data;
 using Backprop.Training;
@@ -74,7 +75,7 @@ public sealed class TorchImportTests(ITestOutputHelper output)
         if (hidden.Length == 1 && sizes.Length > 3) hidden = Enumerable.Repeat(hidden[0], sizes.Length - 2).ToArray();
         var direct = Network(layers, hidden);
         var imported = ModelFile.Load<float>(model).Network;
-        Assert.Equal(bias, imported.Layers.Select(l => l.Bias is not null).ToArray());
+        Assert.Equal(bias, imported.Layers.Select(l => l.Parameter("bias") is not null).ToArray());
         Assert.Equal([.. hidden, "identity"], imported.Layers.Select(l => l.Activation.Name).ToArray());
         var x = RandomInput(rng, 9, sizes[0]);
         Assert.Equal(direct.Predict(x).Data, imported.Predict(x).Data);
@@ -143,9 +144,9 @@ public sealed class TorchImportTests(ITestOutputHelper output)
         { "int-dtype", "relu", ["0.weight", "I32"] },
         { "nan", "relu", ["2.weight", "NaN", "finite"] },
         { "empty", "relu", ["no tensors"] },
-        { "ok", "relu,tanh", ["--activations has 2 entries", "2 Linear layers", "1 hidden activation"] },
+        { "ok", "relu,tanh", ["--activations", "has 2 entries", "2 Linear layers", "1 hidden activation"] },
         { "ok", "swish", ["swish", "not an activation"] },
-        { "ok", null, ["--activations must name 1"] },
+        { "ok", null, ["--activations", "must name 1"] },
         { "ok", "relu,", ["entry 2"] },
         { "ok3", "relu,tanh,relu", ["3 entries", "2 hidden activations are needed"] },
         { "adjacent", "relu", ["modules 0 and 1 are adjacent", "identity"] },

@@ -1,4 +1,5 @@
 using Backprop.Data;
+using Backprop.Nn;
 using Backprop.Tests.Cli;
 using Backprop.Training;
 
@@ -16,17 +17,17 @@ public sealed class DivergenceTests : IDisposable
         var net = Initializers.Mlp<float>([4, 8, 3], "relu", 0);
         var trainer = new Trainer<float>(net, new TrainOptions { BatchSize = 10, LearningRate = 0.01 });
         // A parameter blows up before the step: the first op that reads it produces a non-finite value.
-        net.Layers[1].Weight.Value.Data[0] = float.PositiveInfinity;
+        net.Layers[1].Parameter("weight")!.Value.Data[0] = float.PositiveInfinity;
         var loader = new BatchLoader(csv.Data, 10, 0);
         var ex = Assert.Throws<NonFiniteValueException>(() => trainer.TrainEpoch(loader, 1, trainer.Schedule(loader.BatchesPerEpoch)));
         Assert.Contains("step 1", ex.Message);
         Assert.Contains("a parameter already holds", ex.Message);
 
-        net.Layers[1].Weight.Value.Data[0] = 0;
+        net.Layers[1].Parameter("weight")!.Value.Data[0] = 0;
         var x = csv.Data.Features;
         var bad = new LabeledData((float[])x.Clone(), csv.Data.Labels, 4);
         bad.Features[5] = 1e30f;   // finite input, but z = x·Wᵀ overflows in the first linear op
-        net.Layers[0].Weight.Value.Fill(1e10f);
+        net.Layers[0].Parameter("weight")!.Value.Fill(1e10f);
         var ex2 = Assert.Throws<NonFiniteValueException>(() => trainer.TrainEpoch(new BatchLoader(bad, 150, 0, shuffle: false), 1, trainer.Schedule(1)));
         Assert.Contains("layers.0 linear", ex2.Message);
     }

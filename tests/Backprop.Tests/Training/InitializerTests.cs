@@ -1,3 +1,4 @@
+using Backprop.Nn;
 using Backprop.Training;
 
 namespace Backprop.Tests.Training;
@@ -97,11 +98,11 @@ public class InitializerTests
         Assert.Equal(new[] { 7, 5, 4 }, net.Layers.Select(l => l.Inputs));
         Assert.Equal(new[] { 5, 4, 2 }, net.Layers.Select(l => l.Outputs));
         Assert.Equal(new[] { "tanh", "tanh", "identity" }, net.Layers.Select(l => l.Activation.Name));
-        Assert.All(net.Layers, l => Assert.All(l.Bias!.Value.Data.ToArray(), b => Assert.Equal(0f, b)));
-        Assert.All(net.Layers, l => Assert.Contains(l.Weight.Value.Data.ToArray(), w => w != 0));
+        Assert.All(net.Layers, l => Assert.All(l.Parameter("bias")!.Value.Data.ToArray(), b => Assert.Equal(0f, b)));
+        Assert.All(net.Layers, l => Assert.Contains(l.Parameter("weight")!.Value.Data.ToArray(), w => w != 0));
         // the output layer is Xavier uniform (tanh gain does not apply to identity)
         double bound = Math.Sqrt(6.0 / (4 + 2));
-        Assert.All(net.Layers[^1].Weight.Value.Data.ToArray(), w => Assert.InRange(Math.Abs(w), 0, bound));
+        Assert.All(net.Layers[^1].Parameter("weight")!.Value.Data.ToArray(), w => Assert.InRange(Math.Abs(w), 0, bound));
     }
 
     [Theory]

@@ -33,7 +33,7 @@ public class ModelFileTests(IrisModelFixture iris) : IClassFixture<IrisModelFixt
         // non-zero biases, so a bias lost on the way would show
         var rng = new Random(1);
         foreach (var l in net.Layers)
-            for (int i = 0; i < l.Bias!.Value.Length; i++) l.Bias.Value.Data[i] = T.CreateChecked(rng.NextDouble() - 0.5);
+            for (int i = 0; i < l.Parameter("bias")!.Value.Length; i++) l.Parameter("bias")!.Value.Span[i] = T.CreateChecked(rng.NextDouble() - 0.5);
         return net;
     }
 
@@ -73,8 +73,8 @@ public class ModelFileTests(IrisModelFixture iris) : IClassFixture<IrisModelFixt
         ModelFile.Save(path, net);
         var m = ModelFile.Load<float>(path);
         TrainingAssert.BitIdentical(net, m.Network);
-        Assert.Null(m.Network.Layers[0].Bias);
-        Assert.NotNull(m.Network.Layers[1].Bias);
+        Assert.Null(m.Network.Layers[0].Parameter("bias"));
+        Assert.NotNull(m.Network.Layers[1].Parameter("bias"));
         Assert.Equal(["sigmoid", "identity"], m.Network.Layers.Select(l => l.Activation.Name).ToArray());
         Assert.Equal(["0", "1"], m.LabelNames); // no names saved: class indices
         Assert.Null(m.Standardizer);

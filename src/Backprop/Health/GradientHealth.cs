@@ -1,10 +1,14 @@
 using System.Globalization;
 using System.Numerics;
-using Backprop.Problems;
+using Backprop.Nn;
 
-namespace Backprop.Explain;
+namespace Backprop.Health;
 
-/// <summary>One layer's gradient statistics (layers numbered from 1, as in the derivations).</summary>
+/// <summary>
+/// One layer's gradient statistics on one batch, for <c>diagnose</c> and training diagnostics alike. Layers are
+/// numbered from 1, as in derivations and messages (layers.0 is layer 1). A fraction is null where it does not apply
+/// (dead units for an activation whose units cannot die, saturation for one that does not saturate).
+/// </summary>
 public sealed record LayerHealth(
     int Layer,
     string Activation,
@@ -12,7 +16,11 @@ public sealed record LayerHealth(
     double WeightNorm,
     double OutputGradientNorm,
     double? DeadFraction,
-    double? SaturatedFraction);
+    double? SaturatedFraction)
+{
+    /// <summary>‖update‖ / ‖W‖ of the optimizer step that followed the measurement (training only).</summary>
+    public double? UpdateRatio { get; init; }
+}
 
 public sealed record HealthReport(IReadOnlyList<LayerHealth> Layers, double ShrinkFactor, bool Vanishing, bool Exploding, bool Healthy, string Verdict);
 
@@ -32,22 +40,23 @@ public static class GradientHealth
     /// <summary>Fractions of dead or saturated units above this are reported.</summary>
     public const double ReportFraction = 0.5;
 
-    public static HealthReport Analyze<T>(Problem<T> problem) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>Measures and judges every layer of a forward pass whose backward pass has run.</summary>
+    public static HealthReport Analyze<T>(ForwardTrace<T> forward, ActivationRegistry? activations = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        problem.Tape.Forward();
-        problem.Backward();
         var layers = new List<LayerHealth>();
-        for (int i = 0; i < problem.Network.Layers.Count; i++)
+        foreach (var trace in forward.Layers)
         {
-            var layer = problem.Network.Layers[i];
-            var z = problem.Trace.Z[i].Value;
-            var h = problem.Trace.H[i].Value;
-            layers.Add(new LayerHealth(i + 1, layer.Activation.Name,
-                layer.Weight.Grad.FrobeniusNorm(), layer.Weight.Value.FrobeniusNorm(), problem.Trace.H[i].Grad.FrobeniusNorm(),
-                layer.Activation is Relu<T> ? DeadFraction(z) : null,
-                SaturatedFraction(layer.Activation, z, h)));
+            var layer = trace.Layer;
+            var act = layer.Activation;
+            var z = trace.PreActivation.Value;
+            var h = trace.Output.Value;
+            var weight = layer.MainWeight();
+            layers.Add(new LayerHealth(trace.Index + 1, act.Name,
+                weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(), trace.Output.Grad.FrobeniusNorm(),
+                act.CanDie ? DeadFraction(z) : null,
+                SaturatedFraction(act, z, h)));
         }
-        return Judge(layers);
+        return Judge(layers, activations: activations);
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
@@ -63,11 +72,13 @@ public static class GradientHealth
         return cols == 0 ? 0 : (double)dead / cols;
     }
 
-    /// <summary>For sigmoid (σ′ ≤ 0.25) and tanh (tanh′ ≤ 1): the fraction of entries whose derivative is below 1% of that maximum.</summary>
+    /// <summary>
+    /// For a saturating activation (<see cref="Activation{T}.MaxDerivative"/>: σ′ ≤ 0.25, tanh′ ≤ 1): the fraction of
+    /// entries whose derivative is below 1% of that maximum; null for activations that do not saturate.
+    /// </summary>
     public static double? SaturatedFraction<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        double max = activation switch { Sigmoid<T> => 0.25, Tanh<T> => 1.0, _ => 0 };
-        if (max == 0) return null;
+        if (activation.MaxDerivative is not double max) return null;
         var d = new T[z.Length];
         activation.Derivative(z.Data, h.Data, d);
         int saturated = d.Count(v => double.CreateTruncating(v) < SaturationFraction * max);
@@ -78,12 +89,14 @@ public static class GradientHealth
     private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);
 
     /// <summary>
-    /// The plain-language verdict on a set of layer measurements (layers numbered from 1), for <c>diagnose</c> and
-    /// training diagnostics alike. <paramref name="extra"/> adds findings only the caller can measure (training's
-    /// update-to-weight ratio), each with its advice.
+    /// The plain-language verdict on a set of layer measurements, for <c>diagnose</c> and training diagnostics alike.
+    /// <paramref name="extra"/> adds findings only the caller can measure, each with its advice.
     /// </summary>
-    public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null)
+    public static HealthReport Judge(IReadOnlyList<LayerHealth> layers, IEnumerable<(string Finding, string Advice)>? extra = null,
+        ActivationRegistry? activations = null)
     {
+        activations ??= ActivationRegistry.Default;
+        string Units(string activation) => activations.Find(activation)?.Create<double>().DisplayName ?? activation;
         var first = layers[0];
         var last = layers[^1];
         double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm
@@ -97,7 +110,8 @@ public static class GradientHealth
             findings.Add(double.IsPositiveInfinity(shrink)
                 ? "layer 1 receives no gradient at all: vanishing gradients"
                 : $"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
-            bool squashing = layers.Any(l => l.Activation is "sigmoid" or "tanh");
+            // a saturating activation is one whose saturation was measured
+            bool squashing = layers.Any(l => l.SaturatedFraction is not null);
             double meanWeightNorm = layers.Average(l => l.WeightNorm);
             if (squashing && layers.All(l => (l.SaturatedFraction ?? 0) < ReportFraction) && meanWeightNorm < 1)
                 findings.Add($"without saturation, σ′ ≤ 0.25 (tanh′ ≤ 1) times small weights (mean ‖W‖ = {meanWeightNorm:0.00}) shrinks δ at every layer");
@@ -116,7 +130,7 @@ public static class GradientHealth
                 findings.Add($"{Pct(s)} of layer-{l.Layer} {l.Activation} units are saturated");
             if (l.DeadFraction is double d && d >= ReportFraction)
             {
-                findings.Add($"{Pct(d)} of layer-{l.Layer} ReLU units are dead (z ≤ 0 for the whole batch)");
+                findings.Add($"{Pct(d)} of layer-{l.Layer} {Units(l.Activation)} units are dead (z ≤ 0 for the whole batch)");
                 advice.Add("consider leaky_relu, a smaller learning rate or He init");
             }
         }
