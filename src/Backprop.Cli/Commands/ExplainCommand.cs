@@ -189,7 +189,7 @@ public static class ExplainCommand
             [.. l.Parameters.Select(p => new TensorSpec(p.Name, p.Value.Value.ShapeArray, p.Value.Value.ToDoubleArray())),
              .. l.Buffers.Select(b => new TensorSpec(b.Name, b.Value.ShapeArray, b.Value.ToDoubleArray()))])).ToList();
         return new ProblemSpec($"{Path.GetFileName(modelPath)} on {n} rows of {Path.GetFileName(dataPath.TrimEnd('/'))}", layers, input,
-            LossKind.CrossEntropy, Backprop.Reduction.Mean, null, data.Labels[..n], null);
+            LossKind.CrossEntropy, Backprop.Ops.Reduction.Mean, null, data.Labels[..n], null);
     }
 
     private static string Fraction(double? f) => f is double v ? $"{100 * v:0}%" : "–";

@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 /// <summary>
 /// The gradients of a set of parameters in one contiguous buffer: each parameter's <see cref="Var{T}.Grad"/> is a view

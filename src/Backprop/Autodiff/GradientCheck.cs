@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 /// <summary>The comparison of analytic and numerical gradients for one tensor.</summary>
 public sealed record GradientCheckEntry(

@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 public static class Jacobian
 {

@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 /// <summary>
 /// One differentiable operation: its forward computation, its backward rule and the formulas for both

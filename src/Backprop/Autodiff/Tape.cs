@@ -1,7 +1,8 @@
 using System.Numerics;
 using Backprop.Kernels;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 /// <summary>Timing of one op run on a replay; <paramref name="fusedWith"/> is the node whose op ran inside it, if any.</summary>
 public delegate void OpProfiler<T>(Var<T> node, bool forward, long ticks, Var<T>? fusedWith) where T : unmanaged, IFloatingPointIeee754<T>;

@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Autodiff;
 
 /// <summary>
 /// A value in a computation graph: a leaf (parameter, input, constant) or the output of a recorded op.
@@ -79,16 +80,4 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     public override string ToString() => $"{Name ?? Op?.Name ?? "leaf"} {ShapeString}";
-
-    // Operators record onto the tape of the operands.
-    public static Var<T> operator +(Var<T> a, Var<T> b) => Fn.Add(a, b);
-    public static Var<T> operator -(Var<T> a, Var<T> b) => Fn.Sub(a, b);
-    public static Var<T> operator *(Var<T> a, Var<T> b) => Fn.Mul(a, b);
-    public static Var<T> operator /(Var<T> a, Var<T> b) => Fn.Div(a, b);
-    public static Var<T> operator -(Var<T> a) => Fn.Neg(a);
-    public static Var<T> operator +(Var<T> a, double s) => Fn.AddScalar(a, s);
-    public static Var<T> operator -(Var<T> a, double s) => Fn.AddScalar(a, -s);
-    public static Var<T> operator *(Var<T> a, double s) => Fn.MulScalar(a, s);
-    public static Var<T> operator *(double s, Var<T> a) => Fn.MulScalar(a, s);
-    public static Var<T> operator /(Var<T> a, double s) => Fn.MulScalar(a, 1.0 / s);
 }

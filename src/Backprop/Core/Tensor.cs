@@ -1,8 +1,7 @@
 using System.Numerics;
-using System.Runtime.CompilerServices;
 using System.Text;
 
-namespace Backprop;
+namespace Backprop.Core;
 
 /// <summary>
 /// A dense, row-major, contiguous tensor of <typeparamref name="T"/> (float or double).

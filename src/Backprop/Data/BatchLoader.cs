@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Core;
 
 namespace Backprop.Data;
 

@@ -1,3 +1,4 @@
+
 namespace Backprop.Data;
 
 /// <summary>Row indices of a train / validation / test split.</summary>

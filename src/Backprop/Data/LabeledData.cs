@@ -1,3 +1,5 @@
+using Backprop.Core;
+
 namespace Backprop.Data;
 
 /// <summary>

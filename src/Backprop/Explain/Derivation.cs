@@ -1,3 +1,6 @@
+using Backprop.Core;
+using Backprop.Ops;
+
 namespace Backprop.Explain;
 
 /// <summary>How the backward pass is written.</summary>

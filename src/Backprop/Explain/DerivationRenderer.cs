@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Text;
 
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Explain;
 

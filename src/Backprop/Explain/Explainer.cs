@@ -1,6 +1,9 @@
 using System.Numerics;
 using Backprop.Nn;
 using Backprop.Problems;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
 
 namespace Backprop.Explain;
 

@@ -1,6 +1,8 @@
 using System.Numerics;
 using Backprop.Nn;
 using Backprop.Problems;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Explain;
 

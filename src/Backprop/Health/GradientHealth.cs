@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Numerics;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Health;
 

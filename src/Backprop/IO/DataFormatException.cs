@@ -1,3 +1,4 @@
+
 namespace Backprop.IO;
 
 /// <summary>

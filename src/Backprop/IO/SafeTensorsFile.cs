@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json;
+using Backprop.Core;
 
 namespace Backprop.IO;
 

@@ -7,6 +7,8 @@ using Backprop.Interop.Onnx;
 using Backprop.IO;
 using Backprop.Nn;
 using Google.Protobuf;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Interop;
 

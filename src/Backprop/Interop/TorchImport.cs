@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Numerics;
 using Backprop.IO;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Interop;
 

@@ -1,4 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
 
 namespace Backprop.Nn;
 
@@ -40,8 +43,8 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
     /// <summary>Records z = x·Wᵀ + b and h = f(z); h is z itself for the identity.</summary>
     public LayerOutput<T> Forward(Var<T> x)
     {
-        var z = Fn.Linear(x, Weight, Bias);
-        var h = Activation.IsIdentity ? z : Fn.Activate(z, Activation);
+        var z = Functional.Linear(x, Weight, Bias);
+        var h = Activation.IsIdentity ? z : Functional.Activate(z, Activation);
         return new(z, h);
     }
 

@@ -1,4 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
 
 namespace Backprop.Nn;
 

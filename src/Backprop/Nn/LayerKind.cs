@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using System.Numerics;
+using Backprop.Ops;
 
 namespace Backprop.Nn;
 

@@ -1,4 +1,6 @@
 using System.Numerics;
+using Backprop.Core;
+using Backprop.Autodiff;
 
 namespace Backprop.Nn;
 

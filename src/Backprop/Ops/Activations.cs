@@ -1,8 +1,10 @@
 using System.Collections.Immutable;
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Backprop.Core;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>How a weight is drawn at the start: Glorot/Xavier for saturating activations, He/Kaiming for ReLU-like ones.</summary>
 public enum InitKind { Default, XavierUniform, XavierNormal, HeUniform, HeNormal }

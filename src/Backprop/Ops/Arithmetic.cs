@@ -1,7 +1,9 @@
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Backprop.Core;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>Shared shape logic of the element-wise binary ops, which broadcast as NumPy does.</summary>
 public abstract class BroadcastBinaryOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<T>

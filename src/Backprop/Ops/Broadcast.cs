@@ -1,6 +1,7 @@
 using System.Numerics;
+using Backprop.Core;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>NumPy broadcasting: shapes align from the right; a dimension of 1 (or a missing one) stretches.</summary>
 internal static class Broadcast

@@ -1,8 +1,10 @@
 using System.Collections.Immutable;
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Backprop.Core;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>How a loss combines per-element terms, as PyTorch defines it.</summary>
 public enum Reduction { Mean, Sum }
@@ -91,7 +93,7 @@ public abstract class LossKind
         public override string Name => "mse";
         public override LossTarget Target => LossTarget.Values;
         public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Fn.Mse(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+            Functional.Mse(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
     }
 
     private sealed class CrossEntropyLoss : LossKind
@@ -99,7 +101,7 @@ public abstract class LossKind
         public override string Name => "cross_entropy";
         public override LossTarget Target => LossTarget.ClassIndices;
         public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Fn.CrossEntropy(output, classes ?? throw new ArgumentNullException(nameof(classes)), reduction);
+            Functional.CrossEntropy(output, classes ?? throw new ArgumentNullException(nameof(classes)), reduction);
     }
 
     private sealed class BceWithLogitsLoss : LossKind
@@ -107,7 +109,7 @@ public abstract class LossKind
         public override string Name => "bce_with_logits";
         public override LossTarget Target => LossTarget.Values;
         public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Fn.BceWithLogits(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+            Functional.BceWithLogits(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
     }
 }
 

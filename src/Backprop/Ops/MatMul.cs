@@ -1,8 +1,10 @@
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Kernels;
+using Backprop.Core;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>
 /// Y = op(A)·op(B) for matrices, where op is the identity or the transpose. Transposed operands are read

@@ -1,7 +1,9 @@
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using Backprop.Core;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>Sum (or mean) over every element, or along one axis.</summary>
 public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<T>

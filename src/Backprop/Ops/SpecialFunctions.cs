@@ -1,6 +1,6 @@
 using System.Numerics;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
 /// <summary>Scalar functions that System.Math lacks, accurate to double rounding.</summary>
 public static class SpecialFunctions

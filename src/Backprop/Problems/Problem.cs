@@ -1,6 +1,9 @@
 using System.Numerics;
 using Backprop.Health;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
 
 namespace Backprop.Problems;
 
@@ -138,5 +141,5 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// d(flattened network output)/d(flattened <paramref name="wrt"/>), one reverse-mode pass per output element
     /// (rows of the Jacobian), flattening row-major.
     /// </summary>
-    public Tensor<T> Jacobian(Var<T> wrt) => Backprop.Jacobian.Compute(Tape, Output, wrt);
+    public Tensor<T> Jacobian(Var<T> wrt) => Backprop.Autodiff.Jacobian.Compute(Tape, Output, wrt);
 }

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Backprop.Nn;
+using Backprop.Ops;
 
 namespace Backprop.Problems;
 

@@ -1,7 +1,9 @@
 using System.Numerics;
-using System.Numerics.Tensors;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Health;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Training;
 

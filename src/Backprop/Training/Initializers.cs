@@ -1,5 +1,7 @@
 using System.Numerics;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Ops;
 
 namespace Backprop.Training;
 

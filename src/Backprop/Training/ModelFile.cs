@@ -3,6 +3,7 @@ using System.Text.Json;
 using Backprop.Data;
 using Backprop.IO;
 using Backprop.Nn;
+using Backprop.Core;
 
 namespace Backprop.Training;
 

@@ -1,6 +1,7 @@
 using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Numerics;
+using Backprop.Autodiff;
 
 namespace Backprop.Training;
 

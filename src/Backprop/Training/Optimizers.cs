@@ -1,5 +1,7 @@
 using System.Numerics;
 using Backprop.Kernels;
+using Backprop.Core;
+using Backprop.Autodiff;
 
 namespace Backprop.Training;
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Backprop.Kernels;
+using Backprop.Ops;
 
 namespace Backprop.Training;
 

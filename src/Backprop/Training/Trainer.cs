@@ -1,8 +1,10 @@
-using System.Diagnostics;
 using System.Numerics;
 using Backprop.Data;
 using Backprop.Health;
 using Backprop.Nn;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
 
 namespace Backprop.Training;
 
@@ -43,7 +45,7 @@ public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T
         Input = Tape.Leaf(new Tensor<T>(batchSize, network.Inputs), requiresGrad: false, "x");
         Targets = new ClassTargets(new int[batchSize]);
         Trace = network.Forward(Input);
-        Loss = Fn.CrossEntropy(Trace.Output, Targets, Reduction.Mean);
+        Loss = Functional.CrossEntropy(Trace.Output, Targets, Reduction.Mean);
     }
 
     public Sequential<T> Network { get; }

@@ -1,3 +1,4 @@
+
 namespace Backprop.Training;
 
 /// <summary>What a caller can do about a diverged run.</summary>

@@ -19,10 +19,10 @@ public class AutodiffPropertyTests
             var a = Rand(seed, m, k); var b = Rand(seed + 1, k, n);
             var at = Transpose(a); var bt = Transpose(b);
             var tape = new Tape<double>();
-            var ab = Fn.MatMul(tape.Leaf(a), tape.Leaf(b)).Value;
-            AssertClose(ab, Fn.MatMul(tape.Leaf(at), tape.Leaf(b), transA: true).Value);
-            AssertClose(ab, Fn.MatMul(tape.Leaf(a), tape.Leaf(bt), transB: true).Value);
-            AssertClose(ab, Fn.MatMul(tape.Leaf(at), tape.Leaf(bt), true, true).Value);
+            var ab = Functional.MatMul(tape.Leaf(a), tape.Leaf(b)).Value;
+            AssertClose(ab, Functional.MatMul(tape.Leaf(at), tape.Leaf(b), transA: true).Value);
+            AssertClose(ab, Functional.MatMul(tape.Leaf(a), tape.Leaf(bt), transB: true).Value);
+            AssertClose(ab, Functional.MatMul(tape.Leaf(at), tape.Leaf(bt), true, true).Value);
         });
     }
 
@@ -35,7 +35,7 @@ public class AutodiffPropertyTests
             var tape = new Tape<double>();
             var x = tape.Leaf(Rand(seed, m, k));
             var w = tape.Leaf(Rand(seed + 1, n, k));
-            var y = Fn.Tanh(Fn.Linear(x, w));
+            var y = Functional.Tanh(Functional.Linear(x, w));
             var s1 = Rand(seed + 2, m, n); var s2 = Rand(seed + 3, m, n);
             tape.Backward(y, s1); var g1 = w.Grad.Clone();
             tape.Backward(y, s2); var g2 = w.Grad.Clone();
@@ -56,7 +56,7 @@ public class AutodiffPropertyTests
             var x = tape.Leaf(Rand(seed, m, k));
             var w = tape.Leaf(Rand(seed + 1, n, k));
             var b = tape.Leaf(Rand(seed + 2, n));
-            var y = Fn.Sigmoid(Fn.Linear(x, w, b));
+            var y = Functional.Sigmoid(Functional.Linear(x, w, b));
             var j = Jacobian.Compute(tape, y, b);
             Assert.Equal([m * n, n], j.ShapeArray);
             // row (r, c) of d y / d b: only column c is non-zero, and it is σ′(z) = y(1 − y)
@@ -78,8 +78,8 @@ public class AutodiffPropertyTests
         {
             var x = Tensor<double>.Random(new Random(seed), -scale, scale, rows, cols);
             var tape = new Tape<double>();
-            var s = Fn.Softmax(tape.Leaf(x)).Value;
-            var ls = Fn.LogSoftmax(tape.Leaf(x)).Value;
+            var s = Functional.Softmax(tape.Leaf(x)).Value;
+            var ls = Functional.LogSoftmax(tape.Leaf(x)).Value;
             for (int r = 0; r < rows; r++)
             {
                 double sum = 0;
@@ -103,8 +103,8 @@ public class AutodiffPropertyTests
             var x = Tensor<double>.Random(rng, -5, 5, rows, cols);
             var t = Enumerable.Range(0, rows).Select(_ => rng.Next(cols)).ToArray();
             var tape = new Tape<double>();
-            double ce = Fn.CrossEntropy(tape.Leaf(x), t).Value[0];
-            var ls = Fn.LogSoftmax(tape.Leaf(x)).Value;
+            double ce = Functional.CrossEntropy(tape.Leaf(x), t).Value[0];
+            var ls = Functional.LogSoftmax(tape.Leaf(x)).Value;
             double expected = -Enumerable.Range(0, rows).Sum(r => ls[r, t[r]]) / rows;
             Assert.Equal(expected, ce, 1e-12);
         });
@@ -120,7 +120,7 @@ public class AutodiffPropertyTests
             var x1 = Rand(seed + 1, m, k); var x2 = Rand(seed + 2, m, k);
             var tape = new Tape<double>();
             var x = tape.Leaf(x1.Clone());
-            var loss = Fn.Mean(Fn.Gelu(Fn.Linear(x, w)));
+            var loss = Functional.Mean(Functional.Gelu(Functional.Linear(x, w)));
             x2.Data.CopyTo(x.Value.Data);
             tape.Forward();
             tape.Backward(loss);
@@ -128,7 +128,7 @@ public class AutodiffPropertyTests
             double replayedLoss = loss.Value[0];
 
             var fresh = new Tape<double>();
-            var fl = Fn.Mean(Fn.Gelu(Fn.Linear(fresh.Leaf(x2), w)));
+            var fl = Functional.Mean(Functional.Gelu(Functional.Linear(fresh.Leaf(x2), w)));
             fresh.Backward(fl);
             Assert.Equal(fl.Value[0], replayedLoss, 1e-15);
             for (int i = 0; i < replayed.Length; i++) Assert.Equal(w.Grad.Data[i], replayed.Data[i], 1e-15);
@@ -140,7 +140,7 @@ public class AutodiffPropertyTests
     {
         var tape = new Tape<double>();
         var x = tape.Leaf(Tensor<double>.FromVector([1.5, -2.0]));
-        var y = Fn.Sum(x * x + x * 3.0);   // dy/dx = 2x + 3
+        var y = Functional.Sum(x * x + x * 3.0);   // dy/dx = 2x + 3
         tape.Backward(y);
         Assert.Equal([6.0, -1.0], x.Grad.Data);
         tape.Backward(y);                  // a second pass overwrites, it does not add to the first
@@ -151,7 +151,7 @@ public class AutodiffPropertyTests
     public void BackwardFromANonScalarNeedsASeed()
     {
         var tape = new Tape<double>();
-        var y = Fn.Exp(tape.Leaf(Tensor<double>.Ones(2, 3)));
+        var y = Functional.Exp(tape.Leaf(Tensor<double>.Ones(2, 3)));
         var ex = Assert.Throws<ShapeMismatchException>(() => tape.Backward(y));
         Assert.Contains("[2×3]", ex.Message);
     }
@@ -160,7 +160,7 @@ public class AutodiffPropertyTests
     public void ShapeErrorsNameTheShapes()
     {
         var tape = new Tape<double>();
-        var ex = Assert.Throws<ShapeMismatchException>(() => Fn.MatMul(tape.Leaf(new Tensor<double>(2, 3)), tape.Leaf(new Tensor<double>(4, 5))));
+        var ex = Assert.Throws<ShapeMismatchException>(() => Functional.MatMul(tape.Leaf(new Tensor<double>(2, 3)), tape.Leaf(new Tensor<double>(4, 5))));
         Assert.Contains("[2×3]", ex.Message);
         Assert.Contains("[4×5]", ex.Message);
         var ex2 = Assert.Throws<ShapeMismatchException>(() => tape.Leaf(new Tensor<double>(2, 3)) + tape.Leaf(new Tensor<double>(4)));

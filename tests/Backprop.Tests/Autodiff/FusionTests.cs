@@ -56,7 +56,7 @@ public class FusionTests
         {
             var tape = new Tape<double>();
             var w = tape.Leaf(Tensor<double>.Random(new Random(3), -1, 1, 4, 4), requiresGrad: true, "W");
-            var loss = Fn.Sum(Fn.Linear(Fn.Tanh(w), w));
+            var loss = Functional.Sum(Functional.Linear(Functional.Tanh(w), w));
             tape.Fusion = fusion;
             tape.Forward();
             tape.Backward(loss);

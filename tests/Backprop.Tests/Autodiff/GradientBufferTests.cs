@@ -15,14 +15,14 @@ public class GradientBufferTests
 
         var tape = new Tape<double>();
         var x = tape.Leaf(Tensor<double>.Random(rng, -1, 1, 5, 3), requiresGrad: false);
-        var loss = Fn.Mean(Fn.Linear(Fn.Tanh(Fn.Linear(x, w1, b1)), w2));
+        var loss = Functional.Mean(Functional.Linear(Functional.Tanh(Functional.Linear(x, w1, b1)), w2));
         tape.Backward(loss);
 
         // The same tape on unbound copies of the parameters gives the reference gradients.
         var copies = new[] { w1, b1, w2 }.Select(p => Var<double>.Parameter(p.Value.Clone())).ToArray();
         var tape2 = new Tape<double>();
         var x2 = tape2.Leaf(x.Value.Clone(), requiresGrad: false);
-        var loss2 = Fn.Mean(Fn.Linear(Fn.Tanh(Fn.Linear(x2, copies[0], copies[1])), copies[2]));
+        var loss2 = Functional.Mean(Functional.Linear(Functional.Tanh(Functional.Linear(x2, copies[0], copies[1])), copies[2]));
         tape2.Backward(loss2);
 
         var flat = buffer.Complete().ToArray();
@@ -44,8 +44,8 @@ public class GradientBufferTests
         // One tape, two objectives: the first reaches only `unused` and leaves 2s in its slice; the second reaches
         // only `used`, so `unused`'s slice then holds stale values that Complete must not hand out.
         var tape = new Tape<float>();
-        var lossUnused = Fn.Sum(Fn.Mul(Fn.Mul(unused, tape.Constant(Tensor<float>.Ones(2))), unused));
-        var lossUsed = Fn.Sum(Fn.Mul(Fn.Mul(used, tape.Constant(Tensor<float>.Ones(3))), used));
+        var lossUnused = Functional.Sum(Functional.Mul(Functional.Mul(unused, tape.Constant(Tensor<float>.Ones(2))), unused));
+        var lossUsed = Functional.Sum(Functional.Mul(Functional.Mul(used, tape.Constant(Tensor<float>.Ones(3))), used));
         tape.Backward(lossUnused);
         Assert.Equal([2f, 2f], unused.Grad.Data.ToArray());
         tape.Backward(lossUsed);

@@ -179,9 +179,9 @@ public class ComputeContextTests
         var tape = new Tape<double>(context);
         var x = tape.Leaf(Tensor<double>.Ones(3, 4));
         var w = Var<double>.Parameter(Tensor<double>.Ones(5, 4));
-        var z = Fn.Linear(x, w);
+        var z = Functional.Linear(x, w);
         Assert.Same(context, z.Op!.Context);
-        Assert.Same(context, Fn.MatMul(z, z, transB: true).Op!.Context);
+        Assert.Same(context, Functional.MatMul(z, z, transB: true).Op!.Context);
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public sealed class TestL1Loss : LossKind
     public override string Name => "test_l1";
     public override LossTarget Target => LossTarget.Values;
     public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-        Fn.Apply(new TestL1LossOp<T>(reduction), output, values!);
+        Functional.Apply(new TestL1LossOp<T>(reduction), output, values!);
 }
 
 public sealed class TestL1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>

@@ -91,10 +91,10 @@ public sealed class ScaleLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
 
     public LayerOutput<T> Forward(Var<T> x)
     {
-        var u = Fn.Mul(x, Scale);
+        var u = Functional.Mul(x, Scale);
         u.Name = "u";
-        var z = Fn.Add(u, Shift);
-        return new(z, Activation.IsIdentity ? z : Fn.Activate(z, Activation));
+        var z = Functional.Add(u, Shift);
+        return new(z, Activation.IsIdentity ? z : Functional.Activate(z, Activation));
     }
 
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)

@@ -88,7 +88,7 @@ public class OptimizerTorchParityTests
         Var<double>? loss = null;
         for (int j = 0; j < ps.Length; j++)
         {
-            var term = Fn.Sum(Fn.Mul(gs[j], ps[j]));
+            var term = Functional.Sum(Functional.Mul(gs[j], ps[j]));
             loss = loss is null ? term : loss + term;
         }
         var opt = Make(config, ps);

@@ -1,9 +1,13 @@
 using System.Numerics;
+using Backprop.Autodiff;
 
-namespace Backprop;
+namespace Backprop.Ops;
 
-/// <summary>The differentiable functions: each records one op on the operands' tape.</summary>
-public static class Fn
+/// <summary>
+/// The differentiable functions, as torch.nn.functional: each records one op on the tape of its operands and returns the
+/// op's output.
+/// </summary>
+public static class Functional
 {
     private static Tape<T> TapeOf<T>(Var<T>[] inputs) where T : unmanaged, IFloatingPointIeee754<T>
     {
