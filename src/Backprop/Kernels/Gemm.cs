@@ -126,8 +126,10 @@ public static class Gemm
     }
 
     /// <summary>The product on the calling thread, with the context's kernels, blocking and (this thread's) scratch.</summary>
+    /// <param name="sizeM">Rows of the whole product when this is one thread's chunk of it (sizes the packing buffers; see <see cref="CacheBlockedGemm{T, K}.Run"/>).</param>
+    /// <param name="sizeN">Columns of the whole product, likewise.</param>
     internal static unsafe void Serial<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int sizeM = 0, int sizeN = 0)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
@@ -140,13 +142,13 @@ public static class Gemm
         switch (context.GemmPath)
         {
             case GemmPath.Avx512:
-                CacheBlockedGemm<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
                 break;
             case GemmPath.Avx2:
-                CacheBlockedGemm<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
                 break;
             default:
-                CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+                CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
                 break;
         }
     }
@@ -253,7 +255,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
-            Gemm.Serial(context, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
+            Gemm.Serial(context, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
             _finish?.Finish(0, _m, j0, j1);
         }
         else
@@ -261,7 +263,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
-            Gemm.Serial(context, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
+            Gemm.Serial(context, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
             _finish?.Finish(i0, i1, 0, _n);
         }
     }
