@@ -114,7 +114,7 @@ public static class ExplainCommand
             });
             return;
         }
-        string sub = Dense.Sub(layer + 1);
+        string sub = Float64Math.Sub(layer + 1);
         Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
         Console.Out.WriteLine($"  ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{outs}×1]·[1×{ins}]),  ∇_b{sub} ℓ_i = s·δ{sub},i,  s = {(g.BatchFactor == 1 ? "1" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
         for (int i = 0; i < n; i++)

@@ -27,7 +27,7 @@ public static class ModelCommands
             int c = m.Network.Outputs;
             var confusion = new int[c, c];
             for (int i = 0; i < d.Count; i++)
-                confusion[d.Labels[i], CompiledStep<float>.ArgMax(outputs.Data.Slice(i * c, c))]++;
+                confusion[d.Labels[i], ClassifierStep<float>.ArgMax(outputs.Data.Slice(i * c, c))]++;
             if (r.GetValue(json))
             {
                 Cli.WriteJsonLine(w =>
@@ -87,7 +87,7 @@ public static class ModelCommands
                 w.WriteStartArray();
                 for (int i = 0; i < d.Count; i++)
                 {
-                    int p = CompiledStep<float>.ArgMax(outputs.Data.Slice(i * c, c));
+                    int p = ClassifierStep<float>.ArgMax(outputs.Data.Slice(i * c, c));
                     if (int.TryParse(m.LabelNames[p], out int num)) w.WriteNumberValue(num); else w.WriteStringValue(m.LabelNames[p]);
                 }
                 w.WriteEndArray();

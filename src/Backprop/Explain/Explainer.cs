@@ -73,7 +73,7 @@ public static class Explainer
 
         /// <summary>The name of a value a layer computed: z_l for its pre-activation, else the layer's own name for it (or the op's) with the layer subscript.</summary>
         private string ValueName(Var<T> node, int l) =>
-            _zLayer.ContainsKey(node) ? Z(l) : $"{node.Name ?? node.Op?.Name ?? "v"}{S(l)}";
+            _zLayer.ContainsKey(node) ? PreActivationSymbol(l) : $"{node.Name ?? node.Op?.Name ?? "v"}{Subscript(l)}";
         private int LayerCount => problem.Network.Layers.Count;
         private bool Rows => notation == Notation.Rows;
 
@@ -84,20 +84,20 @@ public static class Explainer
             return d;
         }
 
-        private static string S(int n) => Dense.Sub(n);
+        private static string Subscript(int n) => Float64Math.Sub(n);
         // columns: h₀ is the input x; rows: the input of layer l is y_l, so y₁ = x
-        private string InputOf(int l) => Rows ? $"y{S(l)}" : l == 1 ? "x" : $"h{S(l - 1)}";
-        private string W(int l) => Rows ? $"A{S(l)}" : $"W{S(l)}";
-        private static string B(int l) => $"b{S(l)}";
-        private static string Z(int l) => $"z{S(l)}";
+        private string InputOf(int l) => Rows ? $"y{Subscript(l)}" : l == 1 ? "x" : $"h{Subscript(l - 1)}";
+        private string WeightSymbol(int l) => Rows ? $"A{Subscript(l)}" : $"W{Subscript(l)}";
+        private static string BiasSymbol(int l) => $"b{Subscript(l)}";
+        private static string PreActivationSymbol(int l) => $"z{Subscript(l)}";
         private Activation<T> Act(int l) => problem.Network.Layers[l - 1].Activation;
         private bool HasBias(int l) => problem.Network.Layers[l - 1].MainBias() is not null;
-        private static Tensor<double> D(Tensor<T> t) => Dense.ToDouble(t);
-        private Tensor<double> InputValue(int l) => D(l == 1 ? problem.Input.Value : problem.Trace.H[l - 2].Value);
+        private static Tensor<double> ToFloat64(Tensor<T> t) => Float64Math.ToDouble(t);
+        private Tensor<double> InputValue(int l) => ToFloat64(l == 1 ? problem.Input.Value : problem.Trace.H[l - 2].Value);
 
         public string ObjectiveText => problem.Loss is null
             ? "L = Σ ŷ   (loss none: the sum of all outputs)"
-            : Formulas.Substitute(problem.Loss.Op!.Formula, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
+            : Formulas.Substitute(problem.Loss.Op!.Formula, new Dictionary<string, string> { ["z"] = PreActivationSymbol(LayerCount) });
 
         public IReadOnlyList<string> Notes()
         {
@@ -105,7 +105,7 @@ public static class Explainer
             {
                 "Layer subscripts are 1-based: layers.0 in the problem file is layer 1 here (layers.0.weight ↔ W₁).",
                 Rows
-                    ? "Row vectors, one row per sample: y₁ = x is the input of layer 1, y_{l+1} = S(A_l y_l + b_l) with A_l = W_l; ŷ = y_{L+1}."
+                    ? "Row vectors, one row per sample: y₁ = x is the input of layer 1, y_{l+1} = Subscript(A_l y_l + b_l) with A_l = W_l; ŷ = y_{L+1}."
                     : "Row vectors, one row per sample (x is batch × in, W is out × in as nn.Linear stores it); h₀ = x, ŷ = h_L; δ_l = ∂L/∂z_l.",
             };
             if (problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean } && problem.Spec.BatchSize > 1)
@@ -121,7 +121,7 @@ public static class Explainer
         {
             var steps = new List<DerivationStep>
             {
-                Step(Rows ? "y₁" : "x", Rows ? "y₁ = x" : "x = h₀", D(problem.Input.Value).ShapeString, D(problem.Input.Value)),
+                Step(Rows ? "y₁" : "x", Rows ? "y₁ = x" : "x = h₀", ToFloat64(problem.Input.Value).ShapeString, ToFloat64(problem.Input.Value)),
             };
             foreach (var node in problem.Tape.Nodes)
             {
@@ -130,27 +130,27 @@ public static class Explainer
                     case LinearOp<T> lin:
                     {
                         int l = _zLayer[node];
-                        var map = new Dictionary<string, string> { ["z"] = Z(l), ["x"] = InputOf(l), ["W"] = W(l), ["b"] = B(l) };
+                        var map = new Dictionary<string, string> { ["z"] = PreActivationSymbol(l), ["x"] = InputOf(l), ["W"] = WeightSymbol(l), ["b"] = BiasSymbol(l) };
                         var w = node.Inputs[1].Value; // the Linear op's weight operand
                         string shape = $"{node.Inputs[0].ShapeString}·{w.ShapeString}ᵀ{(lin.HasBias ? $" + {node.Inputs[2].ShapeString}" : "")} → {node.ShapeString}";
-                        steps.Add(Step(Z(l), Formulas.Substitute(lin.Formula, map), shape, D(node.Value), [lin.Formula]));
+                        steps.Add(Step(PreActivationSymbol(l), Formulas.Substitute(lin.Formula, map), shape, ToFloat64(node.Value), [lin.Formula]));
                         if (Act(l).IsIdentity)
                         {
-                            string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
-                            steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
+                            string h = Rows ? $"y{Subscript(l + 1)}" : $"h{Subscript(l)}";
+                            steps.Add(Step(h, $"{h} = id({PreActivationSymbol(l)}) = {PreActivationSymbol(l)}", node.ShapeString, ToFloat64(node.Value)));
                         }
                         break;
                     }
                     case ActivationOp<T> act:
                     {
                         int l = _hLayer[node];
-                        string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
-                        var map = new Dictionary<string, string> { ["h"] = h, ["z"] = Z(l) };
-                        steps.Add(Step(h, Formulas.Substitute(act.Formula, map), node.ShapeString, D(node.Value), [act.Formula, act.Activation.Formula]));
+                        string h = Rows ? $"y{Subscript(l + 1)}" : $"h{Subscript(l)}";
+                        var map = new Dictionary<string, string> { ["h"] = h, ["z"] = PreActivationSymbol(l) };
+                        steps.Add(Step(h, Formulas.Substitute(act.Formula, map), node.ShapeString, ToFloat64(node.Value), [act.Formula, act.Activation.Formula]));
                         break;
                     }
                     case LossOp<T> loss:
-                        steps.Add(Step("L", ObjectiveText, "[] (a scalar)", D(node.Value), [loss.Formula]));
+                        steps.Add(Step("L", ObjectiveText, "[] (a scalar)", ToFloat64(node.Value), [loss.Formula]));
                         break;
                     case { } op when _layerOfNode.TryGetValue(node, out int l):
                     {
@@ -159,11 +159,11 @@ public static class Explainer
                         string name = ValueName(node, l);
                         map["Y"] = name;
                         string shape = $"{string.Join(", ", node.Inputs.Select(v => v.ShapeString))} → {node.ShapeString}";
-                        steps.Add(Step(name, Formulas.Substitute(op.Formula, map), shape, D(node.Value), [op.Formula]));
+                        steps.Add(Step(name, Formulas.Substitute(op.Formula, map), shape, ToFloat64(node.Value), [op.Formula]));
                         if (_zLayer.ContainsKey(node) && Act(l).IsIdentity)
                         {
-                            string h = Rows ? $"y{S(l + 1)}" : $"h{S(l)}";
-                            steps.Add(Step(h, $"{h} = id({Z(l)}) = {Z(l)}", node.ShapeString, D(node.Value)));
+                            string h = Rows ? $"y{Subscript(l + 1)}" : $"h{Subscript(l)}";
+                            steps.Add(Step(h, $"{h} = id({PreActivationSymbol(l)}) = {PreActivationSymbol(l)}", node.ShapeString, ToFloat64(node.Value)));
                         }
                         break;
                     }
@@ -213,7 +213,7 @@ public static class Explainer
         private void Emit(string name, string formula, string shape, Tensor<double> value, Var<T>? tapeCounterpart, string? note = null, IEnumerable<Factor>? extraFactors = null)
         {
             _lastCounterpart = tapeCounterpart;
-            double? deviation = tapeCounterpart is null ? null : Dense.RelativeDeviation(value, D(tapeCounterpart.Grad));
+            double? deviation = tapeCounterpart is null ? null : Float64Math.RelativeDeviation(value, ToFloat64(tapeCounterpart.Grad));
             var factors = _factors.Concat(extraFactors ?? []).ToList();
             _steps.Add(Step(name, formula, shape, value, _rules.ToList(), factors, note, deviation));
             _factors.Clear();
@@ -226,7 +226,7 @@ public static class Explainer
             var root = problem.Loss ?? problem.Output;
             var path = PathFromRoot(root);
             var output = problem.Output;
-            string yHat = Rows ? $"dy{S(L + 1)}" : "∂L/∂ŷ";
+            string yHat = Rows ? $"dy{Subscript(L + 1)}" : "∂L/∂ŷ";
             int k;
             if (problem.Loss is { Op: LossOp<T> lossOp } lossNode)
             {
@@ -235,7 +235,7 @@ public static class Explainer
                 _rules.Add(lossOp.GradFormulas[0]);
                 if (Rows)
                 {
-                    Emit(yHat, $"{yHat} = ∂L/∂y{S(L + 1)} = {definition}", grad.ShapeString, grad, output);
+                    Emit(yHat, $"{yHat} = ∂L/∂y{Subscript(L + 1)} = {definition}", grad.ShapeString, grad, output);
                     _expr = yHat;
                 }
                 else
@@ -288,7 +288,7 @@ public static class Explainer
             // --wrt layers.I.output: the walk ends at a layer's output h, whose gradient is still a pending expression
             if (!ReferenceEquals(_lastCounterpart, target) && _hLayer.TryGetValue(target, out int hl))
             {
-                string name = Rows ? $"dy{S(hl + 1)}" : hl == L ? "∂L/∂ŷ" : $"∂L/∂h{S(hl)}";
+                string name = Rows ? $"dy{Subscript(hl + 1)}" : hl == L ? "∂L/∂ŷ" : $"∂L/∂h{Subscript(hl)}";
                 Emit(name, $"{name} = {_expr}", _g.ShapeString, _g, target, hl == L ? "the network's output ŷ" : $"the output of layer {hl}");
             }
             return _steps;
@@ -301,7 +301,7 @@ public static class Explainer
             var g = op.ReferenceGradient(inputs);
             // the op's rule with dL = 1 (L is the root) and the output layer's names
             string rule = Formulas.RightHandSide(op.GradFormulas[0]).Replace("·dL", "", StringComparison.Ordinal);
-            string definition = Formulas.Substitute(rule, new Dictionary<string, string> { ["z"] = Z(LayerCount) });
+            string definition = Formulas.Substitute(rule, new Dictionary<string, string> { ["z"] = PreActivationSymbol(LayerCount) });
             if (op.Reduction == Reduction.Mean)
                 definition += $"   (N = {op.Count(inputs)}: {op.CountMeaning})";
             return (g, definition);
@@ -311,9 +311,9 @@ public static class Explainer
         {
             int l = _zLayer[child];
             var a = act.Activation;
-            var z = D(child.Value);
-            var h = D(node.Value);
-            string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
+            var z = ToFloat64(child.Value);
+            var h = ToFloat64(node.Value);
+            string zName = Rows ? $"{WeightSymbol(l)}{InputOf(l)}{(HasBias(l) ? $" + {BiasSymbol(l)}" : "")}" : PreActivationSymbol(l);
             _rules.Add(act.GradFormulas[0]);
             if (a.IsElementwise)
             {
@@ -323,15 +323,15 @@ public static class Explainer
                 a.Derivative(zt.Data, ht.Data, d);
                 for (int i = 0; i < d.Length; i++) fPrime.Data[i] = double.CreateTruncating(d[i]);
                 string symbol = $"{a.Symbol}′({zName})";
-                _factors.Add(new Factor(Rows ? $"{a.Symbol}′({Z(l)})" : symbol, a.DerivativeFormula, fPrime));
-                _g = Dense.Hadamard(_g, fPrime);
+                _factors.Add(new Factor(Rows ? $"{a.Symbol}′({PreActivationSymbol(l)})" : symbol, a.DerivativeFormula, fPrime));
+                _g = Float64Math.Hadamard(_g, fPrime);
                 _expr = Rows ? $"{_expr}·diag({symbol})" : $"{Formulas.Paren(_expr)} ⊙ {symbol}";
             }
             else
             {
                 // softmax couples a row: its Jacobian-vector product replaces the element-wise ⊙ f′
-                _factors.Add(new Factor($"s = softmax({Z(l)})", a.DerivativeFormula, h));
-                _g = Dense.SoftmaxJvp(h, _g);
+                _factors.Add(new Factor($"s = softmax({PreActivationSymbol(l)})", a.DerivativeFormula, h));
+                _g = Float64Math.SoftmaxJvp(h, _g);
                 string g = Formulas.Paren(_expr);
                 _expr = Rows ? $"{_expr}·(diag(s) − sᵀs)" : $"s ⊙ ({g} − Σ_row({g} ⊙ s))";
             }
@@ -347,10 +347,10 @@ public static class Explainer
             {
                 var v = node.Inputs[i];
                 map[names[i]] = ReferenceEquals(v, problem.Trace.Layers[l - 1].Input) ? InputOf(l)
-                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{S(l)}"
-                    : layer.Buffers.FirstOrDefault(b => ReferenceEquals(b.Value, v.Value)) is { } b ? $"{b.Name}{S(l)}"
+                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{Subscript(l)}"
+                    : layer.Buffers.FirstOrDefault(b => ReferenceEquals(b.Value, v.Value)) is { } b ? $"{b.Name}{Subscript(l)}"
                     : _layerOfNode.ContainsKey(v) ? ValueName(v, l)
-                    : v.Name is { } n ? $"{n}{S(l)}" : names[i];
+                    : v.Name is { } n ? $"{n}{Subscript(l)}" : names[i];
             }
             return map;
         }
@@ -370,7 +370,7 @@ public static class Explainer
             map["dY"] = Formulas.Paren(_expr);
             map["Y"] = ValueName(node, l);
             string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), map);
-            _g = D(child.Grad);
+            _g = ToFloat64(child.Grad);
             string operand = map.GetValueOrDefault(op.InputNames[Math.Min(which, op.InputNames.Count - 1)], child.Name ?? "?");
             string name = ReferenceEquals(child, problem.Input) ? "∂L/∂x" : $"∂L/∂{operand}";
             Emit(name, $"{name} = {rhs}", $"{node.ShapeString} → {_g.ShapeString}", _g, null,
@@ -384,12 +384,12 @@ public static class Explainer
             {
                 // identity layers record no activation op (h = z); show id′ so every layer reads the same
                 var ones = Tensor<double>.Ones(_g.ShapeArray);
-                string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
-                _factors.Add(new Factor($"id′({Z(l)})", Act(l).DerivativeFormula, ones));
-                _expr = Rows ? $"{_expr}·diag(id′({zName}))" : $"{Formulas.Paren(_expr)} ⊙ id′({Z(l)})";
+                string zName = Rows ? $"{WeightSymbol(l)}{InputOf(l)}{(HasBias(l) ? $" + {BiasSymbol(l)}" : "")}" : PreActivationSymbol(l);
+                _factors.Add(new Factor($"id′({PreActivationSymbol(l)})", Act(l).DerivativeFormula, ones));
+                _expr = Rows ? $"{_expr}·diag(id′({zName}))" : $"{Formulas.Paren(_expr)} ⊙ id′({PreActivationSymbol(l)})";
             }
-            string name = Rows ? $"db{S(l)}" : $"δ{S(l)}";
-            Emit(name, $"{name} = ∂L/∂{Z(l)} = {_expr}", _g.ShapeString, _g, z);
+            string name = Rows ? $"db{Subscript(l)}" : $"δ{Subscript(l)}";
+            Emit(name, $"{name} = ∂L/∂{PreActivationSymbol(l)} = {_expr}", _g.ShapeString, _g, z);
             _expr = name;
         }
 
@@ -402,21 +402,21 @@ public static class Explainer
             _rules.Add(rule);
             var delta = _g;
             string deltaName = _expr;
-            var weight = D(node.Inputs[1].Value); // the Linear op's weight operand
+            var weight = ToFloat64(node.Inputs[1].Value); // the Linear op's weight operand
             var x = InputValue(l);
             // the op's rule with this layer's names: dz → δ_l, W → W_l, x → h_{l−1}
-            var names = new Dictionary<string, string> { ["dz"] = deltaName, ["W"] = W(l), ["x"] = InputOf(l), ["b"] = B(l) };
+            var names = new Dictionary<string, string> { ["dz"] = deltaName, ["W"] = WeightSymbol(l), ["x"] = InputOf(l), ["b"] = BiasSymbol(l) };
             string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), names);
             switch (which)
             {
                 case 0:
                 {
-                    _g = Dense.MatMul(delta, weight);
+                    _g = Float64Math.MatMul(delta, weight);
                     bool isInput = ReferenceEquals(child, problem.Input);
                     string shape = $"{delta.ShapeString}·{weight.ShapeString} → {_g.ShapeString}";
                     if (Rows)
                     {
-                        string dy = $"dy{S(l)}";
+                        string dy = $"dy{Subscript(l)}";
                         Emit(dy, $"{dy} = {rhs}", shape, _g, child);
                         _expr = dy;
                         if (isInput) Emit("∂L/∂x", $"∂L/∂x = {dy}", _g.ShapeString, _g, child);
@@ -427,21 +427,21 @@ public static class Explainer
                     }
                     else
                     {
-                        _factors.Add(new Factor($"∂L/∂h{S(l - 1)}", rhs, _g));
+                        _factors.Add(new Factor($"∂L/∂h{Subscript(l - 1)}", rhs, _g));
                         _expr = rhs;
                     }
                     break;
                 }
                 case 1:
                 {
-                    var grad = Dense.MatMul(Dense.Transpose(delta), Dense.Matrix(x));
+                    var grad = Float64Math.MatMul(Float64Math.Transpose(delta), Float64Math.Matrix(x));
                     string shape = $"{delta.ShapeString}ᵀ·{x.ShapeString} → {grad.ShapeString}";
                     var xFactor = new Factor(InputOf(l), l == 1 ? "the input" : $"the output of layer {l - 1}", x);
-                    string name = $"∂L/∂W{S(l)}";
+                    string name = $"∂L/∂W{Subscript(l)}";
                     if (Rows)
                     {
-                        var outer = Dense.Transpose(grad);
-                        string dA = $"dA{S(l)}";
+                        var outer = Float64Math.Transpose(grad);
+                        string dA = $"dA{Subscript(l)}";
                         string perSample = x.Rows > 1 ? ", summed over the batch" : "";
                         Emit(dA, $"{dA} = {InputOf(l)}·{deltaName}   (outer product {InputOf(l)}ᵀ·{deltaName} per sample{perSample})",
                             $"{x.Cols}×1 · 1×{delta.Cols} → {outer.ShapeString}", outer, null,
@@ -450,15 +450,15 @@ public static class Explainer
                     }
                     else
                     {
-                        string? note = x.Rows > 1 ? $"δ{S(l)}ᵀ·{InputOf(l)} sums the per-sample outer products over the batch" : null;
+                        string? note = x.Rows > 1 ? $"δ{Subscript(l)}ᵀ·{InputOf(l)} sums the per-sample outer products over the batch" : null;
                         Emit(name, $"{name} = {rhs}", shape, grad, child, note, [xFactor]);
                     }
                     break;
                 }
                 case 2:
                 {
-                    var grad = Dense.ColumnSums(delta);
-                    string name = $"∂L/∂b{S(l)}";
+                    var grad = Float64Math.ColumnSums(delta);
+                    string name = $"∂L/∂b{Subscript(l)}";
                     string? note = problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean }
                         ? "the 1/N of the mean reduction is already inside δ_L, so this is a plain sum over the batch (N × the batch mean of δ)"
                         : null;
@@ -482,7 +482,7 @@ public static class Explainer
             int i = LayerIndexOfTarget();
             if (i < 1 || problem.Network.Layers[i - 1].MainBias() is not { } bias) return steps;
             int L = LayerCount;
-            string y = Rows ? $"y{S(L + 1)}" : "ŷ";
+            string y = Rows ? $"y{Subscript(L + 1)}" : "ŷ";
             var symbols = new List<string>();
             var factors = new List<Factor>();
             Tensor<double>? product = null;
@@ -491,23 +491,23 @@ public static class Explainer
                 var j = LocalJacobian(l, out string sym, out string def);
                 symbols.Add(sym);
                 factors.Add(new Factor(sym, def, j));
-                product = product is null ? j : Dense.MatMul(product, j);
+                product = product is null ? j : Float64Math.MatMul(product, j);
                 if (l > i)
                 {
-                    var w = D(problem.Network.Layers[l - 1].MainWeight()!.Value);
-                    symbols.Add(W(l));
-                    factors.Add(new Factor(W(l), $"the weight of layer {l}", w));
-                    product = Dense.MatMul(product, w);
+                    var w = ToFloat64(problem.Network.Layers[l - 1].MainWeight()!.Value);
+                    symbols.Add(WeightSymbol(l));
+                    factors.Add(new Factor(WeightSymbol(l), $"the weight of layer {l}", w));
+                    product = Float64Math.MatMul(product, w);
                 }
             }
-            var tapeJacobian = D(problem.Jacobian(bias));
+            var tapeJacobian = ToFloat64(problem.Jacobian(bias));
             problem.Tape.Forward();
             problem.Backward(); // Jacobian rows reseeded the tape; restore the objective's gradients
-            string name = $"d{y}/d{B(i)}";
+            string name = $"d{y}/d{BiasSymbol(i)}";
             steps.Add(new DerivationStep(name, $"{name} = {string.Join("·", symbols)}",
-                $"{product!.ShapeString} (rows: output elements, columns: elements of {B(i)})", product, factors,
+                $"{product!.ShapeString} (rows: output elements, columns: elements of {BiasSymbol(i)})", product, factors,
                 ["dz = dh ⊙ f′(z) as the matrix diag(f′(z)); dx = dz·W"], "compared with the tape's reverse-mode Jacobian (one pass per output element)",
-                Dense.RelativeDeviation(product, tapeJacobian)));
+                Float64Math.RelativeDeviation(product, tapeJacobian)));
             return steps;
         }
 
@@ -526,7 +526,7 @@ public static class Explainer
             var a = Act(l);
             var zVar = problem.Trace.Z[l - 1];
             var hVar = problem.Trace.H[l - 1];
-            string zName = Rows ? $"{W(l)}{InputOf(l)}{(HasBias(l) ? $" + {B(l)}" : "")}" : Z(l);
+            string zName = Rows ? $"{WeightSymbol(l)}{InputOf(l)}{(HasBias(l) ? $" + {BiasSymbol(l)}" : "")}" : PreActivationSymbol(l);
             if (a.IsElementwise)
             {
                 var d = new T[zVar.Value.Length];
@@ -534,14 +534,14 @@ public static class Explainer
                 var v = new Tensor<double>(d.Select(e => double.CreateTruncating(e)).ToArray(), d.Length);
                 symbol = $"diag({a.Symbol}′({zName}))";
                 definition = a.DerivativeFormula;
-                return Dense.Diag(v);
+                return Float64Math.Diag(v);
             }
-            var s = D(hVar.Value);
+            var s = ToFloat64(hVar.Value);
             int n = s.Length;
             var j = new Tensor<double>(n, n);
             for (int r = 0; r < n; r++)
                 for (int c = 0; c < n; c++) j.Data[r * n + c] = (r == c ? s.Data[r] : 0) - s.Data[r] * s.Data[c];
-            symbol = $"(diag(s{S(l)}) − s{S(l)}ᵀs{S(l)})";
+            symbol = $"(diag(s{Subscript(l)}) − s{Subscript(l)}ᵀs{Subscript(l)})";
             definition = a.DerivativeFormula;
             return j;
         }

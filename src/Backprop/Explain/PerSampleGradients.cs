@@ -31,8 +31,8 @@ public static class PerSampleGradients
         if (layer.Kind != DenseKind.KindName)
             throw new NotSupportedException($"layers.{layerIndex} is a {layer.Kind} layer: per-sample gradients have a closed form only for dense layers");
         var trace = problem.Trace.Layers[layerIndex];
-        var delta = Dense.ToDouble(trace.PreActivation.Grad);
-        var x = Dense.ToDouble(trace.Input.Value);
+        var delta = Float64Math.ToDouble(trace.PreActivation.Grad);
+        var x = Float64Math.ToDouble(trace.Input.Value);
         int n = delta.Rows, outs = delta.Cols, ins = x.Cols;
         bool mean = problem.Loss?.Op is LossOp<T> { Reduction: Reduction.Mean };
         double scale = mean ? n : 1;

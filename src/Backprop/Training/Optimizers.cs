@@ -59,8 +59,8 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Updates elements [start, start + length) of parameter <paramref name="index"/> and its state; false if a gradient was not finite.</summary>
     protected abstract bool Update(int index, int start, int length);
 
-    protected Span<T> P(int i, int start, int length) => Parameters[i].Value.Data.Slice(start, length);
-    protected ReadOnlySpan<T> G(int i, int start, int length) => Parameters[i].Grad.Data.Slice(start, length);
+    protected Span<T> ParameterSlice(int i, int start, int length) => Parameters[i].Value.Data.Slice(start, length);
+    protected ReadOnlySpan<T> GradientSlice(int i, int start, int length) => Parameters[i].Grad.Data.Slice(start, length);
 
     private sealed class ParallelUpdate(Optimizer<T> optimizer) : WorkItem
     {
@@ -102,7 +102,7 @@ public sealed class Sgd<T>(IReadOnlyList<Var<T>> parameters, double lr, double m
     public override string Name => "sgd";
 
     protected override bool Update(int i, int start, int length) =>
-        OptimizerKernels.Sgd(P(i, start, length), G(i, start, length), _buf[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
+        OptimizerKernels.Sgd(ParameterSlice(i, start, length), GradientSlice(i, start, length), _buf[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
             T.CreateChecked(WeightDecay), Nesterov, firstStep: StepCount == 1 || Momentum == 0);
 
     public override IEnumerable<(string, Tensor<T>)> State() => _buf.Select((b, i) => ($"momentum.{i}", b));
@@ -120,7 +120,7 @@ public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double 
     protected override bool Update(int i, int start, int length)
     {
         double bc1 = 1 - Math.Pow(beta1, StepCount), bc2 = 1 - Math.Pow(beta2, StepCount);
-        return OptimizerKernels.Adam(P(i, start, length), G(i, start, length), _m[i].Data.Slice(start, length), _v[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(beta1),
+        return OptimizerKernels.Adam(ParameterSlice(i, start, length), GradientSlice(i, start, length), _m[i].Data.Slice(start, length), _v[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(beta1),
             T.CreateChecked(beta2), T.CreateChecked(eps), T.CreateChecked(bc1), T.CreateChecked(bc2),
             decoupled ? T.Zero : T.CreateChecked(weightDecay), decoupled ? T.CreateChecked(weightDecay) : T.Zero);
     }
@@ -136,7 +136,7 @@ public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, doub
     public override string Name => "rmsprop";
 
     protected override bool Update(int i, int start, int length) =>
-        OptimizerKernels.RmsProp(P(i, start, length), G(i, start, length), _s[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
+        OptimizerKernels.RmsProp(ParameterSlice(i, start, length), GradientSlice(i, start, length), _s[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
 
     public override IEnumerable<(string, Tensor<T>)> State() => _s.Select((b, i) => ($"square_avg.{i}", b));
 }

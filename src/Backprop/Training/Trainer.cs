@@ -35,9 +35,9 @@ public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccura
 /// One training step recorded once per batch size and replayed: the input leaf and the targets are refilled,
 /// the tape re-run forward and backward, and the optimizer updates the parameters in place.
 /// </summary>
-public sealed class CompiledStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class ClassifierStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public CompiledStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
+    public ClassifierStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
     {
         Network = network;
         BatchSize = batchSize;
@@ -127,7 +127,7 @@ public sealed class NonFiniteValueException : Exception
     /// <summary>The op's name, e.g. "linear".</summary>
     public string? Op { get; }
 
-    public static NonFiniteValueException Locate<T>(CompiledStep<T> step, int epoch, int batch, long stepNumber)
+    public static NonFiniteValueException Locate<T>(ClassifierStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
@@ -152,7 +152,7 @@ public sealed class NonFiniteValueException : Exception
     }
 
     /// <summary>The forward pass was finite but a gradient was not: the first op, in backward order, whose input gradient went bad.</summary>
-    public static NonFiniteValueException LocateBackward<T>(CompiledStep<T> step, int epoch, int batch, long stepNumber)
+    public static NonFiniteValueException LocateBackward<T>(ClassifierStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
@@ -177,7 +177,7 @@ public sealed class NonFiniteValueException : Exception
     }
 
     /// <summary>"layers.I" for a node that layer I recorded (its <see cref="LayerTrace{T}"/> knows the range), else the loss.</summary>
-    private static string LayerOf<T>(CompiledStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
+    private static string LayerOf<T>(ClassifierStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
         step.Trace.LayerOfNode(nodeIndex) is { } layer ? $"layers.{layer.Index}" : "the loss";
 
     private static int FirstNonFinite<T>(ReadOnlySpan<T> data) where T : unmanaged, IFloatingPointIeee754<T>
@@ -190,7 +190,7 @@ public sealed class NonFiniteValueException : Exception
 /// <summary>Mini-batch training of a classifier with softmax cross-entropy.</summary>
 public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly Dictionary<int, CompiledStep<T>> _steps = [];
+    private readonly Dictionary<int, ClassifierStep<T>> _steps = [];
     private readonly Var<T>[] _parameters;
 
     /// <param name="context">What the steps and the optimizer run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
@@ -220,9 +220,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private Tensor<T>[]? _weightSnapshots;
     public IReadOnlyList<Var<T>> Parameters => _parameters;
 
-    public CompiledStep<T> StepFor(int batchSize)
+    public ClassifierStep<T> StepFor(int batchSize)
     {
-        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new CompiledStep<T>(Network, batchSize, Context);
+        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new ClassifierStep<T>(Network, batchSize, Context);
         return s;
     }
 
@@ -291,7 +291,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps, context: Context);
 
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
-        Dictionary<int, CompiledStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
+        Dictionary<int, ClassifierStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
         double lossSum = 0;
         long correct = 0;
@@ -315,8 +315,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// The forward pass over a data set in batches (one recorded step per batch size), copying the logits into
     /// <paramref name="outputs"/> when given. Without <paramref name="labels"/> the loss sees class 0 for every row.
     /// </summary>
-    private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, CompiledStep<T>>? cache,
-        int[]? labels, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<CompiledStep<T>, int, int>? onBatch)
+    private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, ClassifierStep<T>>? cache,
+        int[]? labels, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<ClassifierStep<T>, int, int>? onBatch)
     {
         cache ??= [];
         int d = data.FeatureCount, c = network.Outputs;
@@ -324,7 +324,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
-            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new CompiledStep<T>(network, n, context);
+            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new ClassifierStep<T>(network, n, context);
             step.Load(data.Features.AsSpan(start * d, n * d), labels is null ? zeros.AsSpan(0, n) : labels.AsSpan(start, n));
             step.Tape.Forward();
             if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice(start * c, n * c));

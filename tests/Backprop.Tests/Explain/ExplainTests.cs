@@ -107,7 +107,7 @@ public class ExplainTests
             int layer = j.GetProperty("layer").GetInt32();
             var d = Explainer.Explain(p, $"layers.{layer}.bias", finiteDifference: false);
             var step = Assert.Single(d.Jacobian);
-            Assert.Equal($"dŷ/db{Dense.Sub(layer + 1)}", step.Name);
+            Assert.Equal($"dŷ/db{Float64Math.Sub(layer + 1)}", step.Name);
             // diag(σ′₄)·W₄·diag(σ′₃)·…·diag(σ′_i): 2·(4 − i) + 1 factors
             Assert.Equal(2 * (4 - (layer + 1)) + 1, step.Factors.Count);
             Assert.StartsWith(layer < 3 ? "diag(σ′(z₄))·W₄·diag(σ′(z₃))" : "diag(σ′(z₄))", step.Formula.Split(" = ")[1]);

@@ -16,7 +16,7 @@ public class ZeroAllocationTests
     {
         using var context = new ComputeContext(threads);
         var net = Initializers.Mlp<float>(layers, "relu", 0);
-        var step = new CompiledStep<float>(net, batch, context);
+        var step = new ClassifierStep<float>(net, batch, context);
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01);
         opt.Context = context;
         var rng = new Random(3);
@@ -47,7 +47,7 @@ public class ZeroAllocationTests
         {
             using var context = new ComputeContext(threads);
             var net = Initializers.Mlp<float>([300, 400, 7], "relu", 3);   // 120k weights: split between threads
-            var step = new CompiledStep<float>(net, 16, context);
+            var step = new ClassifierStep<float>(net, 16, context);
             var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, weightDecay: 1e-3);
             opt.Context = context;
             var rng = new Random(4);

@@ -15,8 +15,8 @@ public sealed class OptimizerRegistryTests
 
         protected override bool Update(int index, int start, int length)
         {
-            var p = P(index, start, length);
-            var g = G(index, start, length);
+            var p = ParameterSlice(index, start, length);
+            var g = GradientSlice(index, start, length);
             T lr = T.CreateChecked(LearningRate);
             bool finite = true;
             for (int i = 0; i < p.Length; i++)

@@ -6,7 +6,7 @@ namespace Backprop.Explain;
 /// Small float64 matrix arithmetic for derivations. Explain recomputes every step by the rule it prints, in
 /// float64 and independently of the ops' kernels, so that agreement with the tape is evidence, not tautology.
 /// </summary>
-internal static class Dense
+internal static class Float64Math
 {
     public static Tensor<double> ToDouble<T>(Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
         new(t.ToDoubleArray(), t.ShapeArray);
