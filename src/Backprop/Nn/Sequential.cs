@@ -43,7 +43,14 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (Layers[i].Inputs != Layers[i - 1].Outputs)
                 throw new ShapeMismatchException(
                     $"layers[{i}] takes {Layers[i].Inputs} inputs but layers[{i - 1}] gives {Layers[i - 1].Outputs} outputs");
+        Gradients = new GradientBuffer<T>([.. Parameters().Distinct(ReferenceEqualityComparer.Instance).Cast<Var<T>>()]);
     }
+
+    /// <summary>
+    /// Every parameter's gradient in one contiguous buffer, in parameter order: each parameter's <see cref="Var{T}.Grad"/>
+    /// is a view of its slice. An all-reduce across processes or a fused optimizer works on it as one span.
+    /// </summary>
+    public GradientBuffer<T> Gradients { get; }
 
     public IReadOnlyList<ILayer<T>> Layers { get; }
     public int Inputs => Layers[0].Inputs;
@@ -89,6 +96,7 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public Tensor<T> Predict(Tensor<T> x, Kernels.ComputeContext? context = null)
     {
+        SetTraining(false);
         var tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         var input = tape.Leaf(x, requiresGrad: false, "x");
         return Forward(input).Output.Value;

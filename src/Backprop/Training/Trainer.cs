@@ -237,6 +237,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public (double loss, double accuracy, double? gradNorm) TrainEpoch(BatchLoader loader, int epoch, LrSchedule schedule, Action<int>? onBatch = null,
         CancellationToken cancellation = default)
     {
+        Network.SetTraining(true);
         loader.StartEpoch(epoch);
         double lossSum = 0;
         long correct = 0, seen = 0;
@@ -318,6 +319,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, ClassifierStep<T>>? cache,
         int[]? labels, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<ClassifierStep<T>, int, int>? onBatch)
     {
+        network.SetTraining(false);   // dropout off, running statistics: evaluation and prediction see the model as deployed
         cache ??= [];
         int d = data.FeatureCount, c = network.Outputs;
         var zeros = labels is null ? new int[Math.Min(batchSize, Math.Max(1, data.Count))] : null;

@@ -59,4 +59,36 @@ public class GradientBufferTests
         var p = Var<double>.Parameter(new Tensor<double>(2));
         Assert.Throws<ArgumentException>(() => new GradientBuffer<double>([p, p]));
     }
+
+    [Fact]
+    public void A_model_keeps_its_gradients_in_one_buffer_that_the_training_step_fills()
+    {
+        var net = Backprop.Training.Initializers.Mlp<float>([6, 5, 3], "tanh", 2);
+        var step = new Backprop.Training.ClassifierStep<float>(net, 4);
+        var rng = new Random(1);
+        step.Load([.. Enumerable.Range(0, 24).Select(_ => (float)rng.NextDouble())], [0, 2, 1, 2]);
+        step.ForwardBackward();
+        var parameters = net.Parameters().ToArray();
+        Assert.Equal(parameters.Sum(p => p.Value.Length), net.Gradients.Length);
+        Assert.All(parameters, p => Assert.True(p.Grad.IsView));
+        Assert.Equal(parameters.SelectMany(p => p.Grad.Data.ToArray()), net.Gradients.Complete().ToArray());
+        Assert.Contains(net.Gradients.Complete().ToArray(), g => g != 0);
+    }
+
+    [Fact]
+    public void Training_runs_in_training_mode_and_evaluation_and_prediction_in_evaluation_mode()
+    {
+        var data = new Backprop.Data.LabeledData([.. Enumerable.Range(0, 40).Select(i => (float)Math.Sin(i))], [.. Enumerable.Range(0, 10).Select(i => i % 2)], 4);
+        var net = Backprop.Training.Initializers.Mlp<float>([4, 3, 2], "relu", 0);
+        var trainer = new Backprop.Training.Trainer<float>(net, new Backprop.Training.TrainOptions { BatchSize = 5, Epochs = 1 });
+        var loader = new Backprop.Data.BatchLoader(data, 5, 0);
+        bool? modeDuringTraining = null;
+        trainer.TrainEpoch(loader, 1, trainer.Schedule(loader.BatchesPerEpoch), _ => modeDuringTraining = net.Layers.All(l => l.Training));
+        Assert.True(modeDuringTraining);
+        trainer.Evaluate(data);
+        Assert.All(net.Layers, l => Assert.False(l.Training));
+        net.SetTraining(true);
+        net.Predict(data.FeaturesTensor());
+        Assert.All(net.Layers, l => Assert.False(l.Training));
+    }
 }
