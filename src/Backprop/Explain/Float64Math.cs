@@ -61,20 +61,6 @@ internal static class Float64Math
         return d;
     }
 
-    public static Tensor<double> SoftmaxRows(Tensor<double> z)
-    {
-        int r = z.Rows, c = z.Cols;
-        var s = new Tensor<double>(z.ShapeArray);
-        for (int i = 0; i < r; i++)
-        {
-            double max = double.NegativeInfinity;
-            for (int j = 0; j < c; j++) max = Math.Max(max, z.Data[i * c + j]);
-            double sum = 0;
-            for (int j = 0; j < c; j++) sum += s.Data[i * c + j] = Math.Exp(z.Data[i * c + j] - max);
-            for (int j = 0; j < c; j++) s.Data[i * c + j] /= sum;
-        }
-        return s;
-    }
 
     /// <summary>The softmax Jacobian-vector product s ⊙ (g − Σ_row(g ⊙ s)), row by row.</summary>
     public static Tensor<double> SoftmaxJvp(Tensor<double> s, Tensor<double> g)

@@ -1,5 +1,5 @@
-using System.Collections.Immutable;
 using System.Numerics;
+using Backprop.Core;
 using Backprop.Ops;
 
 namespace Backprop.Nn;
@@ -11,7 +11,7 @@ public readonly record struct LayerShape(int Inputs, int Outputs, bool Bias);
 /// One kind of layer as files and importers name it: how to make an empty one (whose parameters and buffers a loader
 /// then fills by name) and which PyTorch module it imports from.
 /// </summary>
-public abstract class LayerKind
+public abstract class LayerKind : INamedKind
 {
     /// <summary>The name written to model files, e.g. "dense".</summary>
     public abstract string Name { get; }
@@ -42,29 +42,16 @@ public sealed class DenseKind : LayerKind
 /// The layer kinds that files name, immutable: <see cref="Default"/> holds the built-ins; <see cref="With"/> returns a
 /// new registry with one more (or a replaced) kind.
 /// </summary>
-public sealed class LayerKindRegistry
+public sealed class LayerKindRegistry : KindRegistry<LayerKind, LayerKindRegistry>
 {
-    private readonly ImmutableArray<LayerKind> _kinds;
+    private LayerKindRegistry(IEnumerable<LayerKind> kinds) : base(kinds) { }
 
-    private LayerKindRegistry(ImmutableArray<LayerKind> kinds) => _kinds = kinds;
+    protected override LayerKindRegistry WithKinds(IEnumerable<LayerKind> kinds) => new(kinds);
 
     public static LayerKindRegistry Default { get; } = new([new DenseKind()]);
 
-    public IReadOnlyList<LayerKind> Kinds => _kinds;
-    public IReadOnlyList<string> Names => [.. _kinds.Select(k => k.Name)];
-
-    public LayerKindRegistry With(LayerKind kind)
-    {
-        ArgumentNullException.ThrowIfNull(kind);
-        for (int i = 0; i < _kinds.Length; i++)
-            if (_kinds[i].Name == kind.Name) return new(_kinds.SetItem(i, kind));
-        return new(_kinds.Add(kind));
-    }
-
-    public LayerKind? Find(string name) => _kinds.FirstOrDefault(k => k.Name == name);
-
     /// <summary>The kind that imports PyTorch's <paramref name="module"/> (e.g. "Linear"), or null.</summary>
-    public LayerKind? ForTorchModule(string module) => _kinds.FirstOrDefault(k => k.TorchModule == module);
+    public LayerKind? ForTorchModule(string module) => Kinds.FirstOrDefault(k => k.TorchModule == module);
 }
 
 /// <summary>

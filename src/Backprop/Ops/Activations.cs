@@ -113,7 +113,7 @@ public readonly record struct OnnxAttribute(string Name, long? IntValue, float? 
 /// One kind of activation as a name can select it: the names it answers to and how to make it in any precision.
 /// Everything else about the activation is a fact of the <see cref="Activation{T}"/> it makes.
 /// </summary>
-public abstract class ActivationKind
+public abstract class ActivationKind : INamedKind
 {
     /// <summary>The canonical name, e.g. "leaky_relu".</summary>
     public abstract string Name { get; }
@@ -154,22 +154,11 @@ public sealed class FactoryActivationKind(string name, Func<double?, Activation<
 /// The activations that names select, immutable. <see cref="Default"/> holds the built-ins; <see cref="With"/> returns
 /// a new registry with one more (or a replaced) kind. Readers of problem files, model files and options take one.
 /// </summary>
-public sealed class ActivationRegistry
+public sealed class ActivationRegistry : KindRegistry<ActivationKind, ActivationRegistry>
 {
-    private readonly ImmutableArray<ActivationKind> _kinds;
-    private readonly System.Collections.Frozen.FrozenDictionary<string, ActivationKind> _byName;
+    private ActivationRegistry(IEnumerable<ActivationKind> kinds) : base(kinds) { }
 
-    private ActivationRegistry(ImmutableArray<ActivationKind> kinds)
-    {
-        _kinds = kinds;
-        var d = new Dictionary<string, ActivationKind>(StringComparer.Ordinal);
-        foreach (var k in kinds)
-        {
-            d[k.Name] = k;
-            foreach (var a in k.Aliases) d.TryAdd(a, k);
-        }
-        _byName = System.Collections.Frozen.FrozenDictionary.ToFrozenDictionary(d, StringComparer.Ordinal);
-    }
+    protected override ActivationRegistry WithKinds(IEnumerable<ActivationKind> kinds) => new(kinds);
 
     public static ActivationRegistry Default { get; } = new(
     [
@@ -185,29 +174,8 @@ public sealed class ActivationRegistry
         ActivationKind.Of("softmax", _ => new Softmax<double>(), hiddenChoice: false),
     ]);
 
-    /// <summary>The kinds in registration order.</summary>
-    public IReadOnlyList<ActivationKind> Kinds => _kinds;
-
-    /// <summary>The canonical names in registration order.</summary>
-    public IReadOnlyList<string> Names => [.. _kinds.Select(k => k.Name)];
-
     /// <summary>The names a hidden layer may use.</summary>
-    public IReadOnlyList<string> HiddenNames => [.. _kinds.Where(k => k.IsHiddenChoice).Select(k => k.Name)];
-
-    /// <summary>A new registry with <paramref name="kind"/> added, or replacing the kind of the same name.</summary>
-    public ActivationRegistry With(ActivationKind kind)
-    {
-        ArgumentNullException.ThrowIfNull(kind);
-        for (int i = 0; i < _kinds.Length; i++)
-            if (_kinds[i].Name == kind.Name) return new(_kinds.SetItem(i, kind));
-        return new(_kinds.Add(kind));
-    }
-
-    /// <summary>The kind called <paramref name="name"/> (canonical or alias); null if there is none.</summary>
-    public ActivationKind? Find(string name) => _byName.GetValueOrDefault(name);
-
-    /// <summary>Whether <paramref name="name"/> is a canonical name (as written in files), not only an alias.</summary>
-    public bool IsCanonical(string name) => _byName.TryGetValue(name, out var k) && k.Name == name;
+    public IReadOnlyList<string> HiddenNames => [.. Kinds.Where(k => k.IsHiddenChoice).Select(k => k.Name)];
 
     /// <summary>The activation called <paramref name="name"/>; null if there is none.</summary>
     public Activation<T>? TryCreate<T>(string name, double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T> =>

@@ -1,4 +1,3 @@
-using System.Collections.Immutable;
 using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
@@ -61,7 +60,7 @@ public enum LossTarget
 /// One kind of loss as problem files and options name it: the target it takes and how it records itself on a tape.
 /// The formulas and the float64 reference gradient are facts of the <see cref="LossOp{T}"/> it records.
 /// </summary>
-public abstract class LossKind
+public abstract class LossKind : INamedKind
 {
     public abstract string Name { get; }
     public abstract LossTarget Target { get; }
@@ -117,25 +116,13 @@ public abstract class LossKind
 /// The losses that names select, immutable: <see cref="Default"/> holds the built-ins ("none" last);
 /// <see cref="With"/> returns a new registry with one more (or a replaced) kind.
 /// </summary>
-public sealed class LossRegistry
+public sealed class LossRegistry : KindRegistry<LossKind, LossRegistry>
 {
-    private readonly ImmutableArray<LossKind> _kinds;
-    private LossRegistry(ImmutableArray<LossKind> kinds) => _kinds = kinds;
+    private LossRegistry(IEnumerable<LossKind> kinds) : base(kinds) { }
+
+    protected override LossRegistry WithKinds(IEnumerable<LossKind> kinds) => new(kinds);
 
     public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
-
-    public IReadOnlyList<LossKind> Kinds => _kinds;
-    public IReadOnlyList<string> Names => [.. _kinds.Select(k => k.Name)];
-
-    public LossRegistry With(LossKind kind)
-    {
-        ArgumentNullException.ThrowIfNull(kind);
-        for (int i = 0; i < _kinds.Length; i++)
-            if (_kinds[i].Name == kind.Name) return new(_kinds.SetItem(i, kind));
-        return new(_kinds.Add(kind));
-    }
-
-    public LossKind? Find(string name) => _kinds.FirstOrDefault(k => k.Name == name);
 }
 
 /// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
