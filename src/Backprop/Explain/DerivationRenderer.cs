@@ -46,7 +46,7 @@ public static class DerivationRenderer
     }
 
     private static string Title(Derivation d) =>
-        $"explain {d.ProblemName} ({d.DType}): {d.Result.Name} (--wrt {d.Wrt}), {(d.Notation == Notation.Rows ? "row-vector recurrences" : "δ notation")}";
+        $"explain {d.ProblemName} ({d.DType}): {d.Result.Name} ({d.Wrt}), {(d.Notation == Notation.Rows ? "row-vector recurrences" : "δ notation")}";
 
     public static string FiniteDifferenceLine(FiniteDifferenceCheck fd) =>
         $"finite-difference check (central differences in float64, step {fd.Step.ToString("0.00e+00", CultureInfo.InvariantCulture)}·max(1,|x|)): " +
