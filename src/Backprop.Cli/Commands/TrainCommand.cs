@@ -69,7 +69,7 @@ public static class TrainCommand
             Description = "Weight decay (L2, or decoupled for AdamW) [default: " + string.Join(", ", optimizers.Kinds.Select(k => $"{k.Name} {k.DefaultWeightDecay.ToString(CultureInfo.InvariantCulture)}")) + "]",
         };
         var schedule = new Option<string>(FlagOf(TrainingSetting.Schedule)) { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
-        schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
+        schedule.AcceptOnlyFromAmong([.. LrSchedule.Kinds]);
         var warmup = new Option<int>(FlagOf(TrainingSetting.WarmupSteps)) { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
         var clip = new Option<double>(FlagOf(TrainingSetting.ClipNorm)) { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
         var patience = new Option<int>(FlagOf(TrainingSetting.Patience)) { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };

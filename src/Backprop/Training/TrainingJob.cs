@@ -62,7 +62,8 @@ public sealed record TrainingJob
         if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw Invalid(TrainingSetting.WeightDecay, "must be 0 or positive");
         if (o.WarmupSteps < 0) throw Invalid(TrainingSetting.WarmupSteps, "must be 0 (off) or more steps");
         if (!optimizers.Contains(o.Optimizer)) throw Invalid(TrainingSetting.Optimizer, $"expected {optimizers.NamesText()}");
-        if (o.Schedule is not ("constant" or "step" or "cosine")) throw Invalid(TrainingSetting.Schedule, "expected constant, step or cosine");
+        if (!LrSchedule.Kinds.Contains(o.Schedule))
+            throw Invalid(TrainingSetting.Schedule, $"expected {string.Join(", ", LrSchedule.Kinds[..^1])} or {LrSchedule.Kinds[^1]}");
         if (activations.Find(Activation) is not { IsHiddenChoice: true })
             throw Invalid(TrainingSetting.Activation, $"expected one of {string.Join(", ", activations.HiddenNames)}");
         try { Initializers.Parse(Init); }
