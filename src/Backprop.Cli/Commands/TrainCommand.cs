@@ -254,7 +254,7 @@ public static class TrainCommand
         }
 
         if (!a.Quiet && result.StoppedEarly && result.History.Count < run.FirstEpoch)
-            Console.WriteLine($"early stop: the checkpoint's run had already gone {o.Patience} epochs without a better validation loss");
+            Console.WriteLine($"early stop: no better validation loss for {o.Patience} epochs, already at the checkpoint");
         var health = result.Diagnostics;
         if (health.Count > 0 && !a.Quiet) Console.WriteLine($"gradient health: {Diagnostics.Verdict(health[^1])}");
         if (a.Plots is not null)

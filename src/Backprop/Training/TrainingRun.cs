@@ -70,7 +70,9 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>
     /// Prepares a run: validates the job, loads and splits the data, and builds the network (or takes the
     /// checkpoint's, with its optimizer state). A checkpoint that the job contradicts (another seed, batch size,
-    /// optimizer, layers, data, or epochs under a cosine rate) is refused with a <see cref="CheckpointMismatchException"/>.
+    /// optimizer, layers, activation, data, or epochs under a cosine rate) is refused with a <see cref="CheckpointMismatchException"/>,
+    /// and a job whose precision is not <typeparamref name="T"/>'s with an <see cref="InvalidTrainingSettingException"/>.
+    /// The job as run records the data's full path and the label column the data resolved.
     /// </summary>
     /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
     /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>

@@ -127,6 +127,21 @@ public sealed class ResumeFromCheckpointTests : IDisposable
         Assert.Equal([1, 2, 3], c.History.Select(h => h.Epoch));
     }
 
+    [Fact]
+    public void Resume_alone_of_a_run_that_had_stopped_early_trains_no_more_epochs()
+    {
+        // at a rate of 1e-30 no weight moves: epoch 2 is no better than epoch 1, and patience 1 stops the run there
+        string ck = _tmp.File("ck.safetensors");
+        var first = CliRunner.Run("train", "--data", Iris, "--lr", "1e-30", "--patience", "1", "--epochs", "10", "--checkpoint", ck,
+            "--out", _tmp.File("m.safetensors"), "--json");
+        Assert.Equal(2, first.Json.GetProperty("epochs").GetInt32());
+        var r = CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("r.safetensors"), "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(2, r.Json.GetProperty("epochs").GetInt32());
+        Assert.Contains("early stop: no better validation loss for 1 epochs, already at the checkpoint", r.Stdout);
+        Assert.Equal(2, Checkpoint.Load<float>(ck).Epoch);
+    }
+
     [Theory]
     [InlineData("--resume")]
     [InlineData("--checkpoint")]
