@@ -55,7 +55,7 @@ public static class TrainCommand
         var seed = new Option<int>(FlagOf(TrainingSetting.Seed)) { Description = "Random seed (initialisation, split, shuffling)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Worker threads for the kernels (default: all cores)", DefaultValueFactory = _ => 0 };
         var output = new Option<string>("--out") { Description = "Where to save the trained model (safetensors)", DefaultValueFactory = _ => "model.safetensors" };
-        var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (model, optimizer state, epoch, the run's options) here after every epoch" };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (model, optimizer state, epoch, the run's options) here after every epoch (resuming: the --resume file unless given)" };
         var resume = new Option<string?>("--resume") { Description = "Continue training from a checkpoint, with the options it was trained with" };
         var json = new Option<bool>("--json") { Description = "End with one JSON object of results on the last line" };
         var quiet = new Option<bool>("--quiet") { Description = "No progress bar or per-epoch table" };
@@ -69,7 +69,7 @@ public static class TrainCommand
             Description = "Weight decay (L2, or decoupled for AdamW) [default: " + string.Join(", ", optimizers.Kinds.Select(k => $"{k.Name} {k.DefaultWeightDecay.ToString(CultureInfo.InvariantCulture)}")) + "]",
         };
         var schedule = new Option<string>(FlagOf(TrainingSetting.Schedule)) { Description = "Learning-rate schedule over the run: cosine (default), step or constant", DefaultValueFactory = _ => "cosine" };
-        schedule.AcceptOnlyFromAmong("constant", "step", "cosine");
+        schedule.AcceptOnlyFromAmong([.. LrSchedule.Kinds]);
         var warmup = new Option<int>(FlagOf(TrainingSetting.WarmupSteps)) { Description = "Linear warm-up steps", DefaultValueFactory = _ => 0 };
         var clip = new Option<double>(FlagOf(TrainingSetting.ClipNorm)) { Description = "Clip gradients to this global L2 norm (0: off)", DefaultValueFactory = _ => 0.0 };
         var patience = new Option<int>(FlagOf(TrainingSetting.Patience)) { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
@@ -107,7 +107,10 @@ public static class TrainCommand
                     ClipNorm = r.GetValue(clip), Patience = r.GetValue(patience),
                 },
             };
-            var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint), r.GetValue(resume), r.GetValue(json), r.GetValue(quiet),
+            // A resumed run keeps checkpointing where it resumed from unless told otherwise: the atomic writes keep the
+            // old checkpoint valid until the next epoch is complete, and a second kill then loses at most one epoch.
+            var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint) ?? r.GetValue(resume), r.GetValue(resume),
+                r.GetValue(json), r.GetValue(quiet),
                 r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
             var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).ToArray();
             TrainingJob job = given;
@@ -125,18 +128,29 @@ public static class TrainCommand
         bool Diagnostics, string? Plots);
 
     /// <summary>
-    /// The job to run: as given, or, resuming a checkpoint that recorded its job, that job with the options given
-    /// explicitly (a contradicting one is refused). A checkpoint from before jobs were recorded is resumed with the
-    /// options as given, as then.
+    /// The job to run: as given, or, resuming, the checkpoint's job with the options given explicitly (a contradicting
+    /// one is refused). A checkpoint from before jobs were recorded gives what it holds (layers, activation, dtype,
+    /// optimizer, seed, batch, epochs, schedule) and the options as given for the rest (see <see cref="Checkpoint.ResumedJob"/>).
     /// </summary>
     private static TrainingJob JobToRun(TrainArgs a, IReadOnlyList<TrainingSetting> explicitlyGiven, Catalog catalog)
     {
         if (a.Threads < 0) throw new UsageException($"--threads {a.Threads}: must be 0 (all cores) or more");
+        foreach (var (flag, path) in new[] { ("--resume", a.Resume), ("--checkpoint", a.Checkpoint) })
+            if (path is not null && SamePath(a.Out, path))
+                throw new UsageException($"--out {a.Out} is also the {flag} file: the trained model would replace the checkpoint; save the model elsewhere");
         a.Job.Validate(activations: catalog.Activations);
         if (a.Resume is null) return a.Job;
-        var recorded = Checkpoint.RecordedJob(a.Resume);
-        return recorded is null ? a.Job : recorded.Continue(a.Job, explicitlyGiven);
+        var job = Checkpoint.ResumedJob(a.Resume, a.Job, explicitlyGiven);
+        if (!explicitlyGiven.Contains(TrainingSetting.Data) && !File.Exists(job.Data) && !Directory.Exists(job.Data) && Checkpoint.RecordedJob(a.Resume) is not null)
+            throw new UsageException($"--resume {a.Resume}: the checkpoint recorded --data {job.Data}, which does not exist; give --data to train on the data " +
+                "from elsewhere (the checkpoint's fingerprint still checks that the rows are the same)");
+        return job;
     }
+
+    /// <summary>Whether two paths name the same file (by full path; case-insensitively where the file system usually is).</summary>
+    private static bool SamePath(string a, string b) =>
+        string.Equals(Path.GetFullPath(a), Path.GetFullPath(b),
+            OperatingSystem.IsWindows() || OperatingSystem.IsMacOS() ? StringComparison.OrdinalIgnoreCase : StringComparison.Ordinal);
 
     /// <summary>The library's errors about settings, worded in this command's flags.</summary>
     /// <param name="resume">The checkpoint resumed, if any.</param>
@@ -234,11 +248,13 @@ public static class TrainCommand
         catch (NonFiniteValueException e)
         {
             // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was.
-            string? lastGood = a.Checkpoint is not null && File.Exists(a.Checkpoint) ? a.Checkpoint : null;
+            string? lastGood = new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
             Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, lastGood)}");
             return 1;
         }
 
+        if (!a.Quiet && result.StoppedEarly && result.History.Count < run.FirstEpoch)
+            Console.WriteLine($"early stop: no better validation loss for {o.Patience} epochs, already at the checkpoint");
         var health = result.Diagnostics;
         if (health.Count > 0 && !a.Quiet) Console.WriteLine($"gradient health: {Diagnostics.Verdict(health[^1])}");
         if (a.Plots is not null)

@@ -3,7 +3,9 @@ using Backprop.IO;
 namespace Backprop.Data;
 
 /// <summary>A data set ready for training: train/validation/test splits, label names and normalisation.</summary>
-public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Validation, LabeledData Test, string[] LabelNames, Standardizer? Standardizer)
+/// <param name="LabelColumn">The CSV column the labels came from, resolved (the one asked for, else "label", else the last); null for MNIST.</param>
+public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Validation, LabeledData Test, string[] LabelNames, Standardizer? Standardizer,
+    string? LabelColumn = null)
 {
     public int Features => Train.FeatureCount;
     public int Classes => LabelNames.Length;
@@ -24,7 +26,7 @@ public static class DataLoading
         var csv = CsvDataset.Load(path, labelColumn);
         var split = DataSplit.Split(csv.Data, 0.15, testFraction, seed, stratified: true);
         var std = Standardizer.Fit(split.Train);
-        return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std);
+        return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn);
     }
 
     /// <summary>Data to evaluate or predict with a saved model: the MNIST test set, or every row of a CSV normalised as in training.</summary>

@@ -105,6 +105,47 @@ public static class Checkpoint
     /// </summary>
     public static TrainingJob? RecordedJob(string path) => ReadProgress(SafeTensorsFile.Read(path), path).Job;
 
+    /// <summary>
+    /// The job a run resuming the checkpoint at <paramref name="path"/> continues, read without converting its tensors:
+    /// its recorded job with the settings given explicitly (see <see cref="TrainingJob.Continue"/>). A checkpoint
+    /// written before jobs were recorded stands in for its job with what it does hold (its layers, hidden activation
+    /// and precision, and its optimizer, seed, batch size, epochs and schedule where recorded) on top of
+    /// <paramref name="given"/>, so that an explicitly given setting that contradicts those is refused the same way.
+    /// </summary>
+    public static TrainingJob ResumedJob(string path, TrainingJob given, IEnumerable<TrainingSetting> explicitlyGiven)
+    {
+        var file = SafeTensorsFile.Read(path);
+        var p = ReadProgress(file, path);
+        return (p.Job ?? ImpliedJob(file, p, given)).Continue(given, explicitlyGiven);
+    }
+
+    private static TrainingJob ImpliedJob(SafeTensorsFile file, Progress p, TrainingJob given)
+    {
+        var o = given.Options;
+        var job = given with
+        {
+            Options = o with
+            {
+                Optimizer = p.Optimizer, Seed = p.Seed ?? o.Seed, BatchSize = p.BatchSize ?? o.BatchSize,
+                Epochs = p.Epochs ?? o.Epochs, Schedule = p.Schedule ?? o.Schedule,
+            },
+        };
+        if (file.Metadata.TryGetValue("dtype", out var dtype) && dtype is "float32" or "float64") job = job with { Precision = dtype };
+        // An architecture that does not read leaves the given layers: loading the model says what is wrong with it.
+        Architecture? arch = null;
+        try
+        {
+            if (file.Metadata.TryGetValue(ModelFile.ArchitectureKey, out var json)) arch = JsonSerializer.Deserialize<Architecture>(json, ModelFile.JsonOptions);
+        }
+        catch (JsonException) { }
+        if (arch?.Sizes is { Length: >= 2 } sizes)
+        {
+            job = job with { Layers = sizes };
+            if (arch.Activations is { Length: > 1 } activations && activations[0] is { } hidden) job = job with { Activation = hidden };
+        }
+        return job;
+    }
+
     private static Progress ReadProgress(SafeTensorsFile file, string path)
     {
         if (!file.Metadata.TryGetValue("checkpoint", out var json))
@@ -114,6 +155,26 @@ public static class Checkpoint
         catch (JsonException e) { throw new DataFormatException($"{path}: __metadata__.checkpoint is not valid: {e.Message.Split('\n')[0]}"); }
         if (p is null || p.Epoch < 1 || p.Optimizer is null)
             throw new DataFormatException($"{path}: __metadata__.checkpoint needs epoch, step and optimizer");
+        if (p.History is { } history && history.Any(h => h is null))
+            throw new DataFormatException($"{path}: __metadata__.checkpoint.history holds a null epoch");
+        if (p.Job is { } job && DamagedField(job) is { } field)
+            throw new DataFormatException($"{path}: __metadata__.checkpoint.job.{field} is missing or not valid");
         return p;
+    }
+
+    /// <summary>The first field of a recorded job that JSON left null or unusable (its snake_case name), or null when none.</summary>
+    private static string? DamagedField(TrainingJob job)
+    {
+        // JSON null is deserialised into properties that are not nullable; the compiler cannot see it
+        TrainOptions? o = job.Options;
+        string?[] texts = [job.Data, job.Activation, job.Init, job.Precision];
+        string[] names = ["data", "activation", "init", "precision"];
+        for (int i = 0; i < texts.Length; i++)
+            if (string.IsNullOrEmpty(texts[i])) return names[i];
+        if (job.Layers is { } layers && (layers.Length < 2 || layers.Any(s => s <= 0))) return "layers";
+        if (o is null) return "options";
+        if (string.IsNullOrEmpty(o.Optimizer)) return "options.optimizer";
+        if (string.IsNullOrEmpty(o.Schedule)) return "options.schedule";
+        return null;
     }
 }

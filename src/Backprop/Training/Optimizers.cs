@@ -144,6 +144,9 @@ public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, doub
 /// <summary>Learning rate as a function of the step: constant, step decay, cosine, each with optional linear warm-up.</summary>
 public sealed record LrSchedule(string Kind, double BaseLr, long TotalSteps, long WarmupSteps = 0, long StepSize = 0, double Gamma = 0.1)
 {
+    /// <summary>The schedules <see cref="At"/> knows, by name: the one list that jobs are validated and options parsed against.</summary>
+    public static System.Collections.Immutable.ImmutableArray<string> Kinds { get; } = ["constant", "step", "cosine"];
+
     public double At(long step)
     {
         if (WarmupSteps > 0 && step < WarmupSteps) return BaseLr * (step + 1) / WarmupSteps;

@@ -19,9 +19,9 @@ public enum TrainingSetting
 /// </summary>
 public sealed record TrainingJob
 {
-    /// <summary>A directory of MNIST IDX files, or a CSV file (see <see cref="Data.DataLoading.Prepare"/>).</summary>
+    /// <summary>A directory of MNIST IDX files, or a CSV file (see <see cref="Data.DataLoading.Prepare"/>). A run records its full path.</summary>
     public string Data { get; init; } = "data/mnist";
-    /// <summary>The CSV label column; null: "label", else the last column.</summary>
+    /// <summary>The CSV label column; null: "label", else the last column. A run records the column it resolved.</summary>
     public string? LabelColumn { get; init; }
     /// <summary>Layer sizes, input first; null: 784,512,256,10 for MNIST, features,64,classes for CSV (or a resumed checkpoint's).</summary>
     public int[]? Layers { get; init; }
@@ -62,7 +62,8 @@ public sealed record TrainingJob
         if (o.WeightDecay is double wd && (!(wd >= 0) || !double.IsFinite(wd))) throw Invalid(TrainingSetting.WeightDecay, "must be 0 or positive");
         if (o.WarmupSteps < 0) throw Invalid(TrainingSetting.WarmupSteps, "must be 0 (off) or more steps");
         if (!optimizers.Contains(o.Optimizer)) throw Invalid(TrainingSetting.Optimizer, $"expected {optimizers.NamesText()}");
-        if (o.Schedule is not ("constant" or "step" or "cosine")) throw Invalid(TrainingSetting.Schedule, "expected constant, step or cosine");
+        if (!LrSchedule.Kinds.Contains(o.Schedule))
+            throw Invalid(TrainingSetting.Schedule, $"expected {string.Join(", ", LrSchedule.Kinds[..^1])} or {LrSchedule.Kinds[^1]}");
         if (activations.Find(Activation) is not { IsHiddenChoice: true })
             throw Invalid(TrainingSetting.Activation, $"expected one of {string.Join(", ", activations.HiddenNames)}");
         try { Initializers.Parse(Init); }
@@ -144,29 +145,49 @@ public sealed record TrainingJob
     /// Whether a resumed run may change <paramref name="setting"/> from this (recorded) job's value. The data path may
     /// move (the checkpoint's fingerprint of the training rows still has to match); the learning rate, clipping and
     /// patience are how one recovers from a diverged or stalled run; the epochs extend a run, unless a cosine rate
-    /// spans them. Everything else (the network, optimizer, seed, batch and schedule) fixes what the run is.
+    /// spans them. The initialisation has nothing to do on resume (the weights come from the checkpoint), so any is
+    /// accepted, and the job keeps the one its weights started from (see <see cref="Continue"/>). Everything else (the
+    /// network, optimizer, seed, batch and schedule) fixes what the run is.
     /// </summary>
     public bool MayChangeOnResume(TrainingSetting setting) => setting switch
     {
-        TrainingSetting.Data or TrainingSetting.LearningRate or TrainingSetting.ClipNorm or TrainingSetting.Patience => true,
+        TrainingSetting.Data or TrainingSetting.LearningRate or TrainingSetting.ClipNorm or TrainingSetting.Patience or TrainingSetting.Init => true,
         TrainingSetting.Epochs => Options.Schedule != "cosine",
         _ => false,
     };
 
     /// <summary>
+    /// Whether <paramref name="other"/>'s value of <paramref name="setting"/> means the same as this job's: the same
+    /// text, the same initialisation by another name ("he" and "he_normal"), or any label column where this job, recorded
+    /// before label columns were resolved, has none (the data fingerprint still tells whether the labels are the same).
+    /// </summary>
+    public bool Agrees(TrainingSetting setting, TrainingJob other) => setting switch
+    {
+        TrainingSetting.LabelColumn when LabelColumn is null => true,
+        TrainingSetting.Init when InitKindOf(Init) is { } kind => kind == InitKindOf(other.Init),
+        _ => Format(setting) == other.Format(setting),
+    };
+
+    private static InitKind? InitKindOf(string name)
+    {
+        try { return Initializers.Parse(name); }
+        catch (ArgumentException) { return null; }
+    }
+
+    /// <summary>
     /// The job a resumed run continues: this recorded job, with the settings in <paramref name="given"/> that were
-    /// given explicitly. A given setting equal to the recorded one is fine; one that differs is taken when it
-    /// <see cref="MayChangeOnResume"/>, else a <see cref="CheckpointMismatchException"/>.
+    /// given explicitly. A given setting that <see cref="Agrees"/> with the recorded one is fine; one that differs is taken
+    /// when it <see cref="MayChangeOnResume"/>, else a <see cref="CheckpointMismatchException"/>. A given initialisation
+    /// is accepted and ignored: the weights come from the checkpoint.
     /// </summary>
     public TrainingJob Continue(TrainingJob given, IEnumerable<TrainingSetting> explicitlyGiven)
     {
         var job = this;
         foreach (var s in explicitlyGiven.Distinct().Order())
         {
-            string recorded = Format(s), now = given.Format(s);
-            if (recorded == now) continue;
+            if (s == TrainingSetting.Init || Agrees(s, given)) continue;
             if (!MayChangeOnResume(s))
-                throw new CheckpointMismatchException(s, recorded, now,
+                throw new CheckpointMismatchException(s, Format(s), given.Format(s),
                     s == TrainingSetting.Epochs ? CheckpointMismatchReason.CosineSpansEpochs : CheckpointMismatchReason.Fixed);
             job = job.With(s, given);
         }

@@ -70,7 +70,9 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>
     /// Prepares a run: validates the job, loads and splits the data, and builds the network (or takes the
     /// checkpoint's, with its optimizer state). A checkpoint that the job contradicts (another seed, batch size,
-    /// optimizer, layers, data, or epochs under a cosine rate) is refused with a <see cref="CheckpointMismatchException"/>.
+    /// optimizer, layers, activation, data, or epochs under a cosine rate) is refused with a <see cref="CheckpointMismatchException"/>,
+    /// and a job whose precision is not <typeparamref name="T"/>'s with an <see cref="InvalidTrainingSettingException"/>.
+    /// The job as run records the data's full path and the label column the data resolved.
     /// </summary>
     /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
     /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>
@@ -82,9 +84,14 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         Catalog? catalog = null)
     {
         optimizers ??= OptimizerRegistry.Default;
-        job = job with { Precision = TrainingJob.PrecisionOf<T>() };
         job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
+        string precision = TrainingJob.PrecisionOf<T>();
+        if (job.Precision != precision)
+            throw new InvalidTrainingSettingException(TrainingSetting.Precision, job.Precision,
+                $"this run trains in {precision} (a training run of {typeof(T).Name}), not {job.Precision}");
         var o = job.Options;
+        // The full path, so that a checkpoint's job resumes from any working directory.
+        job = job with { Data = Path.GetFullPath(job.Data) };
         var data = DataLoading.Prepare(job.Data, job.LabelColumn, o.Seed);
         if (data.Train.Count == 0 || data.Test.Count == 0)
             throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
@@ -97,6 +104,8 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         job = job with
         {
             Layers = sizes,
+            // the column the labels came from, so that repeating it (or the default it stood for) on resume agrees
+            LabelColumn = data.LabelColumn ?? job.LabelColumn,
             Options = o with { WeightDecay = o.WeightDecay ?? optimizers.Get(o.Optimizer).DefaultWeightDecay },
         };
 
@@ -121,6 +130,10 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new CheckpointMismatchException(TrainingSetting.Optimizer, ck.Optimizer, o.Optimizer, CheckpointMismatchReason.Fixed);
         if (!ck.Layers.SequenceEqual(job.Layers!))
             throw new CheckpointMismatchException(TrainingSetting.Layers, string.Join(",", ck.Layers), string.Join(",", job.Layers!), CheckpointMismatchReason.Fixed);
+        // the hidden activation is part of the network (the output layer is linear); a network without hidden layers has none
+        var activations = ModelFile.ArchitectureOf(ck.Model.Network).Activations;
+        if (activations.Length > 1 && activations[0] != job.Activation)
+            throw new CheckpointMismatchException(TrainingSetting.Activation, activations[0], job.Activation, CheckpointMismatchReason.Fixed);
         if (ck.Data is string d && d != run.Data)
             throw new CheckpointMismatchException(TrainingSetting.Data, d, run.Data, CheckpointMismatchReason.OtherData);
         if (ck.Schedule == "cosine" && ck.Epochs is int e)
@@ -131,7 +144,7 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
         if (ck.Job is { } recorded)
             foreach (var setting in Enum.GetValues<TrainingSetting>())
-                if (!recorded.MayChangeOnResume(setting) && recorded.Format(setting) != job.Format(setting))
+                if (!recorded.MayChangeOnResume(setting) && !recorded.Agrees(setting, job))
                     throw new CheckpointMismatchException(setting, recorded.Format(setting), job.Format(setting), CheckpointMismatchReason.Fixed);
     }
 
@@ -157,7 +170,9 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         var health = new List<LayerHealth[]>();
         double trainSeconds = _history.Sum(h => h.Seconds);
         long samplesTrained = (long)_history.Count * trainCount;
-        bool stopped = false;
+        // A run killed after the checkpoint of the epoch it stopped at (before it saved its model) has nothing left to
+        // train: it stops at once, unless it is resumed with a larger patience.
+        bool stopped = FirstEpoch > 1 && Data.Validation.Count > 0 && o.Patience > 0 && _epochsSinceBest >= o.Patience;
         for (int epoch = FirstEpoch; epoch <= o.Epochs && !stopped; epoch++)
         {
             cancellation.ThrowIfCancellationRequested();

@@ -50,6 +50,20 @@ public sealed class DivergenceTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(ck));
         Assert.Equal(2, Checkpoint.Load<float>(ck).Epoch);
     }
+
+    [Fact]
+    public void A_resumed_run_without_checkpoint_option_names_the_checkpoint_it_resumed_as_the_last_good_one()
+    {
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "2", "--batch", "16", "--schedule", "constant",
+            "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        var before = File.ReadAllBytes(ck);
+        var r = CliRunner.Run("train", "--resume", ck, "--epochs", "4", "--lr", "1e30", "--out", _tmp.File("m2.safetensors"), "--quiet");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Single(r.Stderr.TrimEnd().Split('\n'));
+        Assert.Contains($"the last good checkpoint is {ck}", r.Stderr);
+        Assert.Equal(before, File.ReadAllBytes(ck));
+    }
 }
 
 public sealed class BackwardNonFiniteTests

@@ -76,9 +76,102 @@ public sealed class ResumeFromCheckpointTests : IDisposable
     {
         string ck = Unfinished();
         string resumed = _tmp.File("resumed.safetensors");
-        var r = CliRunner.Run(["train", .. Options, "--dtype", "float32", "--schedule", "cosine", "--resume", ck, "--out", resumed, "--quiet"]);
+        // the label column by its name (the default it stood for), SGD's default weight decay written out, and an
+        // initialisation, which has nothing to do on resume (the weights come from the checkpoint), by an alias
+        var r = CliRunner.Run(["train", .. Options, "--dtype", "float32", "--schedule", "cosine", "--label", "label", "--weight-decay", "0",
+            "--init", "he", "--resume", ck, "--out", resumed, "--quiet"]);
         Assert.True(r.ExitCode == 0, r.Stderr);
         SameModel(Whole(), resumed);
+        var job = Checkpoint.RecordedJob(ck)!;
+        Assert.Equal(("label", "default"), (job.LabelColumn, job.Init));   // the run's own initialisation is kept
+    }
+
+    [Fact]
+    public void The_job_records_the_resolved_label_column_and_the_full_data_path()
+    {
+        string ck = Unfinished();
+        var job = Checkpoint.RecordedJob(ck)!;
+        Assert.Equal("label", job.LabelColumn);
+        Assert.Equal(Path.GetFullPath(Iris), job.Data);
+        // a path relative to the working directory is recorded in full
+        var relative = TrainingRun<float>.Create(Job with { Data = Path.GetRelativePath(Environment.CurrentDirectory, Iris) });
+        Assert.False(Path.IsPathRooted(Path.GetRelativePath(Environment.CurrentDirectory, Iris)));
+        Assert.Equal(Path.GetFullPath(Iris), relative.Job.Data);
+    }
+
+    [Fact]
+    public void A_recorded_data_path_that_is_gone_is_named_as_the_checkpoints_and_data_from_elsewhere_resumes()
+    {
+        string csv = _tmp.File("iris-moved.csv");
+        File.Copy(Iris, csv);
+        string ck = _tmp.File("ck.safetensors");
+        Assert.Equal(0, CliRunner.Run("train", "--data", csv, "--epochs", "3", "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet").ExitCode);
+        File.Delete(csv);
+        var r = CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("x.safetensors"), "--quiet");
+        TrainingAssert.UsageError(r, $"the checkpoint recorded --data {csv}");
+        Assert.Contains("give --data", r.Stderr);
+        // the same rows from elsewhere: the fingerprint agrees
+        var moved = CliRunner.Run("train", "--resume", ck, "--data", Iris, "--out", _tmp.File("x.safetensors"), "--json");
+        Assert.True(moved.ExitCode == 0, moved.Stderr);
+        Assert.Equal(3, moved.Json.GetProperty("epochs").GetInt32());
+    }
+
+    [Fact]
+    public void Resume_alone_keeps_checkpointing_to_the_checkpoint_it_resumed()
+    {
+        string ck = Unfinished();
+        var r = CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("resumed.safetensors"), "--quiet");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        var c = Checkpoint.Load<float>(ck);
+        Assert.Equal(3, c.Epoch);
+        Assert.Equal([1, 2, 3], c.History.Select(h => h.Epoch));
+    }
+
+    [Fact]
+    public void Resume_alone_of_a_run_that_had_stopped_early_trains_no_more_epochs()
+    {
+        // at a rate of 1e-30 no weight moves: epoch 2 is no better than epoch 1, and patience 1 stops the run there
+        string ck = _tmp.File("ck.safetensors");
+        var first = CliRunner.Run("train", "--data", Iris, "--lr", "1e-30", "--patience", "1", "--epochs", "10", "--checkpoint", ck,
+            "--out", _tmp.File("m.safetensors"), "--json");
+        Assert.Equal(2, first.Json.GetProperty("epochs").GetInt32());
+        var r = CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("r.safetensors"), "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(2, r.Json.GetProperty("epochs").GetInt32());
+        Assert.Contains("early stop: no better validation loss for 1 epochs, already at the checkpoint", r.Stdout);
+        Assert.Equal(2, Checkpoint.Load<float>(ck).Epoch);
+    }
+
+    [Theory]
+    [InlineData("--resume")]
+    [InlineData("--checkpoint")]
+    public void The_model_may_not_replace_a_checkpoint(string flag)
+    {
+        string ck = Unfinished();
+        var before = File.ReadAllBytes(ck);
+        string[] args = flag == "--resume"
+            ? ["train", "--resume", ck, "--out", ck, "--quiet"]
+            : ["train", .. Options, "--checkpoint", ck, "--out", ck, "--quiet"];
+        var r = CliRunner.Run(args);
+        TrainingAssert.UsageError(r, $"--out {ck} is also the {flag} file");
+        Assert.Equal(before, File.ReadAllBytes(ck));
+    }
+
+    [Fact]
+    public void A_damaged_recorded_job_is_a_format_error_naming_the_file_and_the_field()
+    {
+        string ck = Unfinished();
+        var file = SafeTensorsFile.Read(ck);
+        var meta = file.Metadata.ToDictionary();
+        var progress = JsonNode.Parse(meta["checkpoint"])!.AsObject();
+        progress["job"]!.AsObject()["options"] = null;
+        meta["checkpoint"] = progress.ToJsonString();
+        SafeTensorsFile.Write(ck, file.Names.Select(n => SafeTensorEntry.From(n, file.GetTensor<float>(n))).ToArray(), meta);
+
+        var e = Assert.Throws<DataFormatException>(() => Checkpoint.RecordedJob(ck));
+        Assert.Contains(ck, e.Message);
+        Assert.Contains("job.options", e.Message);
+        TrainingAssert.UsageError(CliRunner.Run("train", "--resume", ck, "--out", _tmp.File("x.safetensors"), "--quiet"), "job.options");
     }
 
     [Theory]
@@ -149,6 +242,28 @@ public sealed class ResumeFromCheckpointTests : IDisposable
         var other = Options.ToArray();
         other[Array.IndexOf(other, "--seed") + 1] = "4";
         TrainingAssert.UsageError(CliRunner.Run(["train", .. other, "--resume", ck, "--out", _tmp.File("x.safetensors"), "--quiet"]), "--seed 3");
+    }
+
+    [Fact]
+    public void An_old_checkpoint_takes_its_layers_and_activation_from_its_network()
+    {
+        string ck = Unfinished();
+        ForgetTheJob(ck);
+        // no --layers or --activation: the checkpoint's tanh network, recorded as tanh in the checkpoint it writes
+        string[] rest = ["--data", Iris, "--optimizer", "sgd", "--seed", "3", "--batch", "8", "--epochs", "3"];
+        var r = CliRunner.Run(["train", .. rest, "--resume", ck, "--out", _tmp.File("r.safetensors")]);
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.StartsWith("training 4-8-3 tanh", r.Stdout);
+        var job = Checkpoint.RecordedJob(ck)!;
+        Assert.Equal(("tanh", "4,8,3"), (job.Activation, job.Format(TrainingSetting.Layers)));
+
+        string old = Unfinished("old.safetensors");
+        ForgetTheJob(old);
+        TrainingAssert.UsageError(CliRunner.Run(["train", .. rest, "--activation", "relu", "--resume", old, "--out", _tmp.File("x.safetensors")]),
+            "--activation relu contradicts the checkpoint");
+        TrainingAssert.UsageError(CliRunner.Run(["train", .. rest, "--layers", "4,16,3", "--resume", old, "--out", _tmp.File("x.safetensors")]),
+            "--layers 4,16,3 contradicts the checkpoint");
+        Assert.False(File.Exists(_tmp.File("x.safetensors")));
     }
 
     [Fact]

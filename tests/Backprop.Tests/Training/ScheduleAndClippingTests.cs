@@ -5,6 +5,27 @@ namespace Backprop.Tests.Training;
 public class LrScheduleTests
 {
     [Fact]
+    public void The_one_list_of_schedules_is_what_jobs_and_the_cli_accept_and_each_has_its_own_course()
+    {
+        using var tmp = new TempDir();
+        Assert.Equal(["constant", "step", "cosine"], LrSchedule.Kinds.ToArray());
+        foreach (var kind in LrSchedule.Kinds)
+        {
+            new TrainingJob { Options = new TrainOptions { Schedule = kind } }.Validate();
+            var s = new LrSchedule(kind, 1.0, TotalSteps: 100, StepSize: 10, Gamma: 0.5);
+            // no kind but constant falls through to the base rate
+            Assert.Equal(kind == "constant", Enumerable.Range(0, 100).All(step => s.At(step) == 1.0));
+            var r = Backprop.Tests.Cli.CliRunner.Run("train", "--data", Backprop.Tests.Cli.CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "1",
+                "--schedule", kind, "--out", tmp.File(kind + ".safetensors"), "--quiet");
+            Assert.True(r.ExitCode == 0, $"--schedule {kind}: {r.Stderr}");
+        }
+        var e = Assert.Throws<InvalidTrainingSettingException>(() => new TrainingJob { Options = new TrainOptions { Schedule = "linear" } }.Validate());
+        Assert.Equal(TrainingSetting.Schedule, e.Setting);
+        Assert.Equal("expected constant, step or cosine", e.Problem);
+        TrainingAssert.UsageError(Backprop.Tests.Cli.CliRunner.Run("train", "--schedule", "linear"), "linear");
+    }
+
+    [Fact]
     public void Constant_is_the_base_rate_at_every_step()
     {
         var s = new LrSchedule("constant", 0.05, TotalSteps: 100);

@@ -84,6 +84,38 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
+    public void A_resumed_run_whose_checkpoint_had_already_stopped_early_stops_at_once_unless_given_more_patience()
+    {
+        // killed after the checkpoint of the epoch it stopped at, before it saved its model
+        string ck = _tmp.File("ck.safetensors");
+        var first = TrainingRun<float>.Create(Job(epochs: 10, lr: 1e-30, patience: 1), checkpointPath: ck).Run();
+        Assert.Equal(2, first.History.Count);
+        Assert.Equal(1, Checkpoint.Load<float>(ck).EpochsSinceBest);
+
+        var epochs = new Recorder<EpochReport>();
+        var resumed = TrainingRun<float>.Create(Checkpoint.RecordedJob(ck)!, Checkpoint.Load<float>(ck), ck).Run(null, epochs);
+        Assert.True(resumed.StoppedEarly);
+        Assert.Equal([1, 2], resumed.History.Select(h => h.Epoch));
+        Assert.Empty(epochs.Reports);
+        Assert.Equal(2, Checkpoint.Load<float>(ck).Epoch);
+
+        // a larger patience lets it go on: epochs 3 and 4 bring it to 3 epochs without a better loss
+        var recorded = Checkpoint.RecordedJob(ck)!;
+        var patient = TrainingRun<float>.Create(recorded with { Options = recorded.Options with { Patience = 3 } }, Checkpoint.Load<float>(ck)).Run();
+        Assert.Equal([1, 2, 3, 4], patient.History.Select(h => h.Epoch));
+    }
+
+    [Fact]
+    public void A_job_of_another_precision_than_the_run_is_refused()
+    {
+        var e = Assert.Throws<InvalidTrainingSettingException>(() => TrainingRun<float>.Create(Job() with { Precision = "float64" }));
+        Assert.Equal(TrainingSetting.Precision, e.Setting);
+        Assert.Contains("float64", e.Message);
+        Assert.Contains("float32", e.Message);
+        Assert.Equal("float64", TrainingRun<double>.Create(Job() with { Precision = "float64" }).Job.Precision);
+    }
+
+    [Fact]
     public void Resuming_a_checkpoint_continues_bit_for_bit_and_the_checkpoint_records_the_job()
     {
         string ck = _tmp.File("ck.safetensors");
@@ -236,6 +268,31 @@ public sealed class TrainingJobContinueTests
         Assert.Equal(recorded, e.CheckpointValue);
         Assert.Equal(given, e.GivenValue);
         Assert.Equal(CheckpointMismatchReason.Fixed, e.Reason);
+    }
+
+    [Fact]
+    public void An_initialisation_given_on_resume_is_accepted_and_the_recorded_one_kept()
+    {
+        foreach (var init in new[] { "he", "xavier_uniform", "default" })
+        {
+            var job = Recorded.Continue(new TrainingJob { Init = init }, [TrainingSetting.Init]);
+            Assert.Equal("default", job.Init);
+        }
+        Assert.True(new TrainingJob { Init = "he" }.Agrees(TrainingSetting.Init, new TrainingJob { Init = "he_normal" }));
+        Assert.True(new TrainingJob { Init = "auto" }.Agrees(TrainingSetting.Init, new TrainingJob { Init = "default" }));
+        Assert.False(new TrainingJob { Init = "he" }.Agrees(TrainingSetting.Init, new TrainingJob { Init = "xavier" }));
+    }
+
+    [Fact]
+    public void A_label_column_recorded_before_columns_were_resolved_agrees_with_any_and_a_resolved_one_with_itself()
+    {
+        var given = new TrainingJob { LabelColumn = "species" };
+        // the run resolves the column; the data fingerprint tells whether the labels are the checkpoint's
+        Assert.Null(Recorded.Continue(given, [TrainingSetting.LabelColumn]).LabelColumn);
+        var resolved = Recorded with { LabelColumn = "label" };
+        Assert.Equal(resolved, resolved.Continue(new TrainingJob { LabelColumn = "label" }, [TrainingSetting.LabelColumn]));
+        var e = Assert.Throws<CheckpointMismatchException>(() => resolved.Continue(given, [TrainingSetting.LabelColumn]));
+        Assert.Equal(("label", "species"), (e.CheckpointValue, e.GivenValue));
     }
 
     [Fact]
