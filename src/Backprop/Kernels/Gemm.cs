@@ -114,12 +114,23 @@ public static class Gemm
             return false;
         }
         int parts = (int)Math.Clamp(macs / tuning.MinMacsPerThread, 1, context.Threads);
-        if (parts > 1)
+        // The pool is claimed before the job is filled in: a nested product (from a finisher, on this thread or a
+        // worker) or a concurrent caller then finds it busy and runs serially, never writing the running job's fields.
+        if (parts > 1 && GemmJob<T>.Split(context.GemmPath, m, n, rowSplit, parts, out bool splitN, out int units, out int actual)
+            && context.Pool.TryClaim())
         {
-            var job = context.Scratch.GemmJob<T>(context);
-            if (job.Prepare(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish, parts, out int actual)
-                && actual > 1 && context.Pool.TryRun(job, actual))
+            var job = context.Scratch.GemmJob<T>();
+            try
+            {
+                job.Prepare(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, finish, splitN, units, actual);
+                context.Pool.RunClaimed(job, actual);
                 return true;
+            }
+            finally
+            {
+                job.Clear();   // the job outlives the call in this thread's scratch: it must not keep the context or the finisher
+                context.Pool.Release();
+            }
         }
         Serial(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         return false;
@@ -204,9 +215,13 @@ public static class Gemm
 }
 
 /// <summary>One multithreaded product: C split by rows or columns into parts, one per thread.</summary>
-/// <remarks>One per calling thread and context (see <see cref="KernelScratch"/>), run by that context's pool.</remarks>
-internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+/// <remarks>
+/// One per calling thread (see <see cref="KernelScratch"/>), filled in only while its caller holds the pool's claim
+/// and cleared when the product ends: it keeps no context, finisher or operand between calls.
+/// </remarks>
+internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private ComputeContext? _context;
     private bool _transA, _transB, _accumulate, _splitN;
     private int _m, _n, _k, _units, _unit, _chunks;
     private long _claimed;
@@ -214,18 +229,25 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
     private T* _a, _b, _c;
     private nint _lda, _ldb, _ldc;
 
-    /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
-    public bool Prepare(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish, int parts, out int actual)
+    /// <summary>Chooses the split of an m×n product in up to <paramref name="parts"/> parts; false when it cannot be split.</summary>
+    public static bool Split(GemmPath path, int m, int n, bool rowSplit, int parts, out bool splitN, out int units, out int actual)
     {
-        var (mr, nr) = Gemm.Tile<T>(context.GemmPath);
+        var (mr, nr) = Gemm.Tile<T>(path);
         int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
         // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one,
         // unless the caller asks for row blocks of C (whose next reader works on row blocks, on the same threads).
-        bool splitN = (!rowSplit && n >= m) ? unitsN >= 2 : unitsM < 2;
-        int units = splitN ? unitsN : unitsM;
+        splitN = (!rowSplit && n >= m) ? unitsN >= 2 : unitsM < 2;
+        units = splitN ? unitsN : unitsM;
         actual = Math.Min(parts, units);
-        if (actual < 2) return false;
+        return actual >= 2;
+    }
+
+    /// <summary>Fills in the job as <see cref="Split"/> chose. Only the owner of the pool's claim may call it.</summary>
+    public void Prepare(ComputeContext context, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, IGemmBlockFinish? finish, bool splitN, int units, int actual)
+    {
+        var (mr, nr) = Gemm.Tile<T>(context.GemmPath);
+        _context = context;
         _transA = transA; _transB = transB; _accumulate = accumulate;
         _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
         _splitN = splitN; _units = units; _unit = splitN ? nr : mr; _finish = finish;
@@ -233,7 +255,14 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
         // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
         _chunks = Math.Min(Math.Min(units, actual * context.Tuning.ChunksPerThread), 64);
         _claimed = 0;
-        return true;
+    }
+
+    /// <summary>Drops the references the job held for one product.</summary>
+    public void Clear()
+    {
+        _context = null;
+        _finish = null;
+        _a = _b = _c = null;
     }
 
     public override void Execute(int part, int parts)
@@ -255,7 +284,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
-            Gemm.Serial(context, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
             _finish?.Finish(0, _m, j0, j1);
         }
         else
@@ -263,7 +292,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
-            Gemm.Serial(context, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
             _finish?.Finish(i0, i1, 0, _n);
         }
     }

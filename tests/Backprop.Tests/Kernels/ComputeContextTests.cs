@@ -193,9 +193,122 @@ public class ComputeContextTests
             Assert.Throws<PlatformNotSupportedException>(() => new ComputeContext(1, gemmPath: path));
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(-1));
+        // A thread count is a count of dedicated threads: 10000 would start 9999 of them.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(10000));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(ComputeContext.MaxThreads + 1));
+        Assert.InRange(ComputeContext.MaxThreads, Math.Max(64, Environment.ProcessorCount), 10000);
+        using (var most = new ComputeContext(ComputeContext.MaxThreads)) Assert.Equal(ComputeContext.MaxThreads, most.Threads);
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { ChunksPerThread = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { GatherMinValuesPerThread = 0 }));
+    }
+
+    // ---- Lifetime -----------------------------------------------------------------------------------------------
+
+    /// <summary>Runs a product split across a new 2-thread context on this (long-lived) thread; returns a weak reference to the context.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RunASplitProduct(bool dispose)
+    {
+        var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+        int m = 64, n = 80, k = 70;
+        var c = new float[m * n];
+        Gemm.Multiply<float>(context, false, false, m, n, k, new float[m * k], new float[k * n], c, false);
+        Assert.Equal(1, context.Pool.JobsRun);
+        if (dispose) context.Dispose();
+        return new WeakReference(context);
+    }
+
+    private static void Collect(WeakReference weak)
+    {
+        for (int i = 0; i < 5 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AContextThatRanASplitProductIsCollectedOnceDropped(bool dispose)
+    {
+        // The calling thread's scratch (its packing buffers and job) lives on in the context's thread-local store; it
+        // must not refer back to the context, or every thread that ever ran a split product would keep it alive.
+        var weak = RunASplitProduct(dispose);
+        Collect(weak);
+        Assert.False(weak.IsAlive, $"a {(dispose ? "disposed" : "dropped")} context is still reachable");
+    }
+
+    /// <summary>Runs a split product on <paramref name="context"/>; returns a weak reference to this thread's scratch.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RunAndTakeScratch(ComputeContext context)
+    {
+        int m = 64, n = 80, k = 70;
+        Gemm.Multiply<float>(context, false, false, m, n, k, new float[m * k], new float[k * n], new float[m * n], false);
+        return new WeakReference(context.Scratch);
+    }
+
+    [Fact]
+    public void DisposeFreesTheScratchOfEveryThreadWhileTheContextIsStillHeld()
+    {
+        var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+        var scratch = RunAndTakeScratch(context);
+        context.Dispose();
+        Collect(scratch);
+        Assert.False(scratch.IsAlive, "a disposed context keeps its pinned packing buffers");
+        // ... and the disposed context still computes, on the caller, with scratch of its own.
+        var c = new float[6 * 40];
+        Gemm.Multiply<float>(context, false, false, 6, 40, 30, Enumerable.Repeat(1f, 6 * 30).ToArray(), Enumerable.Repeat(2f, 30 * 40).ToArray(), c, false);
+        Assert.All(c, v => Assert.Equal(60f, v));
+        GC.KeepAlive(context);
+    }
+
+    // ---- A finisher that runs a product --------------------------------------------------------------------------
+
+    /// <summary>Counts the blocks of C it is handed and, for each, runs a nested product on the same context.</summary>
+    private sealed class NestedProductFinish(ComputeContext context, int n, float[] na, float[] nb, float[] nestedExpected) : IGemmBlockFinish
+    {
+        public const int M = 24, N = 40, K = 30;
+        public readonly int[] Covered = new int[64 * n];
+        public int WrongNested;
+
+        public void Finish(int i0, int i1, int j0, int j1)
+        {
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) Interlocked.Increment(ref Covered[i * n + j]);
+            var nc = new float[M * N];
+            Gemm.Multiply<float>(context, false, false, M, N, K, na, nb, nc, false);   // would split, if the pool were free
+            if (!nc.AsSpan().SequenceEqual(nestedExpected)) Interlocked.Increment(ref WrongNested);
+        }
+    }
+
+    [Fact]
+    public void AFinisherThatRunsAProductOnTheSameContextLeavesTheRunningProductAlone()
+    {
+        var rng = new Random(11);
+        float[] Random(int length) => Enumerable.Range(0, length).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        int m = 64, n = 80, k = 70;
+        int M = NestedProductFinish.M, N = NestedProductFinish.N, K = NestedProductFinish.K;
+        var a = Random(m * k); var b = Random(k * n);
+        var na = Random(M * K); var nb = Random(K * N);
+        using var serial = new ComputeContext(1);
+        using var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 }, serial.GemmPath);
+        var expected = new float[m * n];
+        var nestedExpected = new float[M * N];
+        Gemm.Multiply<float>(serial, false, false, m, n, k, a, b, expected, false);
+        Gemm.Multiply<float>(serial, false, false, M, N, K, na, nb, nestedExpected, false);
+
+        for (int round = 0; round < 50; round++)
+        {
+            var finish = new NestedProductFinish(context, n, na, nb, nestedExpected);
+            var c = new float[m * n];
+            long jobs = context.Pool.JobsRun;
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: finish);
+            Assert.Equal(jobs + 1, context.Pool.JobsRun);   // the outer product was split; the nested ones ran alone
+            Assert.Equal(expected, c);
+            Assert.All(finish.Covered, count => Assert.Equal(1, count));   // each block of C finished exactly once
+            Assert.Equal(0, finish.WrongNested);
+        }
     }
 
     [Fact]
