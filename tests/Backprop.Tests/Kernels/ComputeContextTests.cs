@@ -172,16 +172,49 @@ public class ComputeContextTests
         Assert.Same(c, new Tape<float>(c).Context);
     }
 
-    [Fact]
-    public void ATapeRunsItsOpsOnItsContext()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnOpRecordedOnTwoTapesRunsOnTheContextOfTheTapeThatRunsIt(bool fusion)
     {
-        using var context = new ComputeContext(2);
-        var tape = new Tape<double>(context);
-        var x = tape.Leaf(Tensor<double>.Ones(3, 4));
-        var w = Var<double>.Parameter(Tensor<double>.Ones(5, 4));
-        var z = Functional.Linear(x, w);
-        Assert.Same(context, z.Op!.Context);
-        Assert.Same(context, Functional.MatMul(z, z, transB: true).Op!.Context);
+        var tuning = KernelTuning.Default with { MinMacsPerThread = 1 };   // every product here is split
+        using var first = new ComputeContext(2, tuning);
+        using var second = new ComputeContext(2, tuning);
+        var rng = new Random(5);
+        Tensor<double> Random(int r, int c)
+        {
+            var t = new Tensor<double>(r, c);
+            for (int i = 0; i < t.Length; i++) t[i] = rng.NextDouble() - 0.5;
+            return t;
+        }
+        var w1 = Var<double>.Parameter(Random(48, 40));
+        var w2 = Var<double>.Parameter(Random(40, 48));
+        // The same op objects, recorded on both tapes: a linear layer (fused with its activation when fusion is on)
+        // and a product.
+        var linear = new LinearOp<double>(hasBias: false);
+        var relu = new ActivationOp<double>(new Relu<double>());
+        var matmul = new MatMulOp<double>(false, true);
+        (Tape<double> Tape, Var<double> Loss) Record(ComputeContext context)
+        {
+            var tape = new Tape<double>(context) { Fusion = fusion };
+            var x = tape.Leaf(Random(64, 40));
+            var h = tape.Record(relu, tape.Record(linear, x, w1));
+            return (tape, Functional.Sum(tape.Record(matmul, h, w2)));
+        }
+        var (tape1, loss1) = Record(first);
+        var (tape2, loss2) = Record(second);
+
+        long firstJobs = first.Pool.JobsRun, secondJobs = second.Pool.JobsRun;
+        tape1.Forward();
+        tape1.Backward(loss1);
+        Assert.True(first.Pool.JobsRun - firstJobs >= 5, "the first tape's products ran elsewhere");   // 2 forward, 3+ backward
+        Assert.Equal(secondJobs, second.Pool.JobsRun);
+
+        firstJobs = first.Pool.JobsRun;
+        tape2.Forward();
+        tape2.Backward(loss2);
+        Assert.True(second.Pool.JobsRun - secondJobs >= 5, "the second tape's products ran elsewhere");
+        Assert.Equal(firstJobs, first.Pool.JobsRun);
     }
 
     [Fact]
