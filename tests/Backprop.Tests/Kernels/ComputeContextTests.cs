@@ -107,9 +107,14 @@ public class ComputeContextTests
         // The 2-thread context splits every product, gather and update it can, so both paths really run at once.
         using var one = new ComputeContext(1);
         using var two = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1, GatherMinValuesPerThread = 16 });
-        byte[] aloneOne = Train(one, seed: 1), aloneTwo = Train(two, seed: 2);
-        Assert.True(two.Pool.WorkerCount > 0, "the 2-thread context never split its work");
+        byte[] aloneOne = Train(one, seed: 1);
+        long jobsBefore = two.Pool.JobsRun;
+        byte[] aloneTwo = Train(two, seed: 2);
+        long jobsAlone = two.Pool.JobsRun - jobsBefore;
+        Assert.True(jobsAlone > 0, "the 2-thread context never split its work");
         Assert.Equal(0, one.Pool.WorkerCount);
+        Assert.Equal(0, one.Pool.JobsRun);
+        jobsBefore = two.Pool.JobsRun;
 
         byte[]? atOnceOne = null, atOnceTwo = null;
         using var start = new Barrier(2);
@@ -121,6 +126,13 @@ public class ComputeContextTests
         Assert.Equal(aloneOne, atOnceOne);
         Assert.Equal(aloneTwo, atOnceTwo);
         Assert.NotEqual(aloneOne, aloneTwo);   // the two runs are different runs, not one computed twice
+        // Same bits are promised at any thread count, so they do not show that each model ran on its own context. The
+        // pools do: the 1-thread context never started a worker or ran a split job, and the 2-thread context ran
+        // exactly the split jobs it runs alone (one shared pool would have refused some to the contending caller, a
+        // thread count that ignored the context would have split none or the 1-thread model's too).
+        Assert.Equal(0, one.Pool.WorkerCount);
+        Assert.Equal(0, one.Pool.JobsRun);
+        Assert.Equal(jobsAlone, two.Pool.JobsRun - jobsBefore);
     }
 
     // ---- Concurrent predicts -----------------------------------------------------------------------------------
