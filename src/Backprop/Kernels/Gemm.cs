@@ -164,6 +164,21 @@ public static class Gemm
         }
     }
 
+    /// <summary>Grows this thread's packing buffers to what <see cref="Serial"/> would need for the same call, computing nothing.</summary>
+    internal static void Reserve<T>(ComputeContext context, bool transB, int m, int n, int k, int sizeM, int sizeN)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return;
+        var tuning = context.Tuning;
+        var scratch = context.Scratch;
+        switch (context.GemmPath)
+        {
+            case GemmPath.Avx512: CacheBlockedGemm<T, Avx512Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+            case GemmPath.Avx2: CacheBlockedGemm<T, Avx2Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+            default: CacheBlockedGemm<T, PortableKernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+        }
+    }
+
     /// <summary>Micro-kernel tile (MR, NR) of a path for element type T.</summary>
     internal static (int MR, int NR) Tile<T>(GemmPath path) where T : unmanaged, IFloatingPointIeee754<T> => path switch
     {
@@ -269,9 +284,30 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
     {
         // Its own chunk first: thread p then writes the same block of C every call, and the next op that splits the
         // same way on the same threads (the optimizer over a gradient) finds it in its own cache. Then any chunk left.
-        if (part < _chunks && Claim(part)) RunChunk(part);
+        long ran = 0;
+        if (part < _chunks && Claim(part)) { RunChunk(part); ran |= 1L << part; }
         for (int c = 0; c < _chunks; c++)
-            if (Claim(c)) RunChunk(c);
+            if (Claim(c)) { RunChunk(c); ran |= 1L << c; }
+        // A thread that started late finds the chunks taken. It still sizes its packing buffers for the ones it did not
+        // run, as if it had: otherwise it grows them the first time it does run one, in the middle of a warm run
+        // (measured: ~170 KB in 50 warm 2-thread steps of a full test run). Arithmetic and compares once warm.
+        for (int c = 0; c < _chunks; c++)
+            if ((ran & (1L << c)) == 0) ReserveChunk(c);
+    }
+
+    private void ReserveChunk(int chunk)
+    {
+        int u0 = (int)((long)_units * chunk / _chunks), u1 = (int)((long)_units * (chunk + 1) / _chunks);
+        if (_splitN)
+        {
+            int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
+            if (j1 > j0) Gemm.Reserve<T>(_context!, _transB, _m, j1 - j0, _k, _m, _n);
+        }
+        else
+        {
+            int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
+            if (i1 > i0) Gemm.Reserve<T>(_context!, _transB, i1 - i0, _n, _k, _m, _n);
+        }
     }
 
     private bool Claim(int chunk) => (Interlocked.Or(ref _claimed, 1L << chunk) & (1L << chunk)) == 0;

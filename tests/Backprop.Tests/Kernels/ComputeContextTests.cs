@@ -356,6 +356,45 @@ public class ComputeContextTests
         }
     }
 
+    /// <summary>On the calling thread, optionally waits (up to 2 s) until a worker has finished a block.</summary>
+    private sealed class WaitForTheWorker(int caller, bool wait) : IGemmBlockFinish
+    {
+        public volatile bool WorkerFinished;
+
+        public void Finish(int i0, int i1, int j0, int j1)
+        {
+            if (Environment.CurrentManagedThreadId != caller) { WorkerFinished = true; return; }
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (wait && !WorkerFinished && clock.ElapsedMilliseconds < 2000) Thread.SpinWait(20);
+        }
+    }
+
+    [Fact]
+    public void AWorkerThatFoundEveryChunkTakenHasItsBuffersReadyWhenItRunsOne()
+    {
+        // Whether a sleeping worker wakes before the caller has taken both chunks of a small product is timing, so
+        // the scene is played on 20 fresh contexts: without the reservation, some worker grows its buffers.
+        for (int round = 0; round < 20; round++)
+        {
+            using var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+            int m = 16, n = 64, k = 64;   // two chunks of a small product: the caller may run both before a sleeping worker wakes
+            var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
+            int me = Environment.CurrentManagedThreadId;
+            // The worker starts and runs a chunk of a shallower product (smaller packing buffers), then falls asleep.
+            var warm = new WaitForTheWorker(me, wait: true);
+            Gemm.Multiply<float>(context, false, false, m, n, 4, a, b, c, false, finish: warm);
+            Assert.True(warm.WorkerFinished, "the worker never ran a chunk");
+            Thread.Sleep(20);
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: new WaitForTheWorker(me, wait: false));
+            // Now the caller holds its chunk until the worker has run the other one.
+            long before = context.WorkerAllocatedBytesForCurrentThread;
+            var finish = new WaitForTheWorker(me, wait: true);
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: finish);
+            Assert.True(finish.WorkerFinished, "the worker never ran a chunk");
+            Assert.Equal(0, context.WorkerAllocatedBytesForCurrentThread - before);
+        }
+    }
+
     [Fact]
     public void DisposeEndsTheWorkersAndTheContextStillComputesTheSameProductOnTheCaller()
     {
