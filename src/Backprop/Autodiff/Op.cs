@@ -1,5 +1,6 @@
 using System.Numerics;
 using Backprop.Core;
+using Backprop.Kernels;
 
 namespace Backprop.Autodiff;
 
@@ -9,9 +10,6 @@ namespace Backprop.Autodiff;
 /// </summary>
 public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    /// <summary>What this op's kernels run on: the context of the tape that recorded it (set by <see cref="Tape{T}.Record"/>).</summary>
-    public Kernels.ComputeContext Context { get; internal set; } = Kernels.ComputeContext.Default;
-
     /// <summary>A short name, e.g. "matmul".</summary>
     public abstract string Name { get; }
 
@@ -50,6 +48,24 @@ public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// False, with nothing written, when this op cannot fuse that producer.
     /// </summary>
     public virtual bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) => false;
+
+    // What a tape calls: each pass with the context of the tape that runs it, so an op object recorded on two tapes
+    // runs on each tape's kernels. An op whose kernels take a context (a product, say) overrides these; the others
+    // override the context-free methods above, which these call.
+
+    /// <summary><see cref="Forward(Var{T}[], Tensor{T})"/>, with its kernels on <paramref name="context"/>.</summary>
+    public virtual void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Forward(inputs, output);
+
+    /// <summary><see cref="Backward(Var{T}[], Var{T})"/>, with its kernels on <paramref name="context"/>.</summary>
+    public virtual void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output) => Backward(inputs, output);
+
+    /// <summary><see cref="TryForwardFused(Var{T}[], Tensor{T}, Op{T}, Tensor{T})"/>, with its kernels on <paramref name="context"/>.</summary>
+    public virtual bool TryForwardFused(ComputeContext context, Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) =>
+        TryForwardFused(inputs, output, next, nextOutput);
+
+    /// <summary><see cref="TryBackwardFused(Var{T}[], Var{T}, Op{T}, Var{T})"/>, with its kernels on <paramref name="context"/>.</summary>
+    public virtual bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) =>
+        TryBackwardFused(inputs, output, producer, producerInput);
 
     public override string ToString() => $"{Name}: {Formula}";
 }

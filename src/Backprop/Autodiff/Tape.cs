@@ -51,11 +51,10 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Runs <paramref name="op"/> on <paramref name="inputs"/> now and records it.</summary>
     public Var<T> Record(Op<T> op, params Var<T>[] inputs)
     {
-        // An op runs where the tape that records it runs, on its first run here and on every replay.
-        op.Context = Context;
         var shape = op.OutputShape(inputs);
         var output = new Tensor<T>(shape);
-        op.Forward(inputs, output);
+        // An op runs where the tape that runs it runs, here and on every replay: the tape passes its context.
+        op.Forward(Context, inputs, output);
         bool requiresGrad = false;
         foreach (var input in inputs)
         {
@@ -104,18 +103,19 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         var nodes = _nodes;
         var profiler = Profiler;
+        var context = Context;
         for (int i = first; i < nodes.Count; i++)
         {
             var n = nodes[i];
             long t0 = profiler is null ? 0 : System.Diagnostics.Stopwatch.GetTimestamp();
             if (Fusion && i + 1 < nodes.Count && nodes[i + 1] is { } next && next.InputArray.Length == 1
-                && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(n.InputArray, n.Value, next.Op!, next.Value))
+                && ReferenceEquals(next.InputArray[0], n) && n.Op!.TryForwardFused(context, n.InputArray, n.Value, next.Op!, next.Value))
             {
                 profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0, next);
                 i++;
                 continue;
             }
-            n.Op!.Forward(n.InputArray, n.Value);
+            n.Op!.Forward(context, n.InputArray, n.Value);
             profiler?.Invoke(n, true, System.Diagnostics.Stopwatch.GetTimestamp() - t0, null);
         }
     }
@@ -178,14 +178,14 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (Fusion && n.InputArray is [{ IsLeaf: false, InputArray: [var producerInput] } x, ..]
                 && _consumers.GetValueOrDefault(x) == 1 && _consumers.GetValueOrDefault(producerInput) == 1
                 && _index.TryGetValue(x, out int xi) && xi < i
-                && n.Op!.TryBackwardFused(n.InputArray, n, x.Op!, producerInput))
+                && n.Op!.TryBackwardFused(Context, n.InputArray, n, x.Op!, producerInput))
             {
                 _doneByFusion[xi] = true;
                 absorbed = x;
             }
             else
             {
-                n.Op!.Backward(n.InputArray, n);
+                n.Op!.Backward(Context, n.InputArray, n);
             }
             Profiler?.Invoke(n, false, System.Diagnostics.Stopwatch.GetTimestamp() - t0, absorbed);
         }

@@ -33,6 +33,36 @@ internal static unsafe class CacheBlockedGemm<T, K>
     where T : unmanaged, IFloatingPointIeee754<T>
     where K : struct, IMicroKernel<T>
 {
+    /// <summary>
+    /// Values of T in the packed A and B blocks of an m×n×k call (a chunk of a sizeM×sizeN product), and whether B is
+    /// read in place. The buffers are sized for the whole product, not for this chunk of it: a thread then grows them
+    /// once per shape, whichever chunk it happens to run (measured: a 2-thread training step allocated ~700 KB in 50
+    /// warm steps when a worker first took the other chunk of a split product under load).
+    /// </summary>
+    private static void BufferSizes(KernelTuning tuning, bool transB, int m, int n, int k, int sizeM, int sizeN,
+        out bool directB, out long sizeA, out long sizeB)
+    {
+        int MR = K.MR, NR = K.NR;
+        int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);
+        int MC = Math.Max(MR, tuning.McBytes / (KC * sizeof(T)) / MR * MR);
+        int NC = Math.Max(NR, tuning.Nc / NR * NR);
+        KC = Math.Min(KC, (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC) + 7 & ~7);
+        int kcMax = Math.Min(KC, k);
+        directB = !transB && m <= tuning.DirectBMaxRows;
+        sizeA = (long)Math.Min(MC, RoundUp(Math.Max(m, sizeM), MR)) * kcMax;
+        sizeB = directB ? (long)NR * kcMax : (long)Math.Min(NC, RoundUp(Math.Max(n, sizeN), NR)) * kcMax;
+    }
+
+    /// <summary>Grows the packing buffers of <paramref name="scratch"/> to what <see cref="Run"/> would need for this call, computing nothing.</summary>
+    public static void Reserve(KernelTuning tuning, KernelScratch scratch, bool transB, int m, int n, int k, int sizeM, int sizeN)
+    {
+        BufferSizes(tuning, transB, m, n, k, sizeM, sizeN, out bool directB, out long sizeA, out long sizeB);
+        scratch.PackedA<T>(sizeA);
+        scratch.PackedB<T>(sizeB);   // B read in place still packs its edge panel
+        scratch.StepsA(sizeA / K.MR);
+        if (!directB) scratch.StepsB(sizeB / K.NR);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     /// <param name="sizeM">Rows of the whole product this call is a part of (a thread's chunk of a split product), which sizes the packing buffers.</param>
     /// <param name="sizeN">Columns of the whole product, likewise.</param>
@@ -49,12 +79,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        bool directB = !transB && m <= tuning.DirectBMaxRows;
-        // The buffers are sized for the whole product, not for this chunk of it: a thread then grows them once per
-        // shape, whichever chunk it happens to run (measured: a 2-thread training step allocated ~700 KB in 50 warm
-        // steps when a worker first took the other chunk of a split product under load).
-        long sizeA = (long)Math.Min(MC, RoundUp(Math.Max(m, sizeM), MR)) * kcMax;
-        long sizeB = directB ? (long)NR * kcMax : (long)Math.Min(NC, RoundUp(Math.Max(n, sizeN), NR)) * kcMax;
+        BufferSizes(tuning, transB, m, n, k, sizeM, sizeN, out bool directB, out long sizeA, out long sizeB);
         T* bufA = scratch.PackedA<T>(sizeA);
         T* bufB = scratch.PackedB<T>(sizeB);
         T* tile = stackalloc T[MR * NR];

@@ -82,12 +82,15 @@ public sealed class ComputeContext : IDisposable
 
     private readonly ThreadLocal<KernelScratch> _scratch = new(() => new KernelScratch());
 
-    /// <param name="threads">Threads the kernels may use, the caller included; 0 means all cores.</param>
+    /// <param name="threads">Threads the kernels may use, the caller included; 0 means all cores; at most <see cref="MaxThreads"/>.</param>
     /// <param name="tuning">Cache blocking and size thresholds; null means <see cref="KernelTuning.Default"/>.</param>
     /// <param name="gemmPath">The GEMM micro-kernel family; <see cref="GemmPath.Auto"/> picks the best this CPU supports.</param>
     public ComputeContext(int threads = 0, KernelTuning? tuning = null, GemmPath gemmPath = GemmPath.Auto)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        if (threads > MaxThreads)
+            throw new ArgumentOutOfRangeException(nameof(threads), threads,
+                $"{threads} threads is more than the {MaxThreads} a context may use ({Environment.ProcessorCount} cores)");
         if (!IsSupported(gemmPath))
             throw new PlatformNotSupportedException($"this CPU cannot run the {gemmPath} GEMM kernels");
         Threads = threads == 0 ? Environment.ProcessorCount : threads;
@@ -96,6 +99,12 @@ public sealed class ComputeContext : IDisposable
         GemmPath = gemmPath == GemmPath.Auto ? BestGemmPath : gemmPath;
         Pool = new WorkerPool();
     }
+
+    /// <summary>
+    /// The most threads a context may be given: 4 per core, and at least 64 (so that oversubscribed runs still work
+    /// on small machines). Each is a dedicated thread with its own stack and packing buffers; more only contend.
+    /// </summary>
+    public static int MaxThreads => Math.Max(64, 4 * Environment.ProcessorCount);
 
     /// <summary>Threads the kernels may use, the calling thread included (at least 1).</summary>
     public int Threads { get; }
@@ -121,8 +130,15 @@ public sealed class ComputeContext : IDisposable
     /// <summary>This context's worker threads (created when a job is first split, ended by <see cref="Dispose"/>).</summary>
     internal WorkerPool Pool { get; }
 
-    /// <summary>The calling thread's scratch memory for this context.</summary>
-    internal KernelScratch Scratch => _scratch.Value!;
+    /// <summary>The calling thread's scratch memory for this context (after <see cref="Dispose"/>, a new one each time).</summary>
+    internal KernelScratch Scratch
+    {
+        get
+        {
+            try { return _scratch.Value!; }
+            catch (ObjectDisposedException) { return new KernelScratch(); }
+        }
+    }
 
     /// <summary>
     /// Bytes the worker threads allocated on the managed heap while running jobs that the calling thread submitted:
@@ -131,17 +147,22 @@ public sealed class ComputeContext : IDisposable
     public long WorkerAllocatedBytesForCurrentThread => Pool.AllocatedBytesForCurrentThread;
 
     /// <summary>
-    /// Ends the worker threads. Call it when nothing runs on the context any more; work submitted afterwards runs on
-    /// the calling thread alone (with the same results). <see cref="Default"/> is never disposed: this does nothing on it.
+    /// Ends the worker threads and frees every thread's scratch memory (the pinned packing buffers). Call it when
+    /// nothing runs on the context any more; work submitted afterwards runs on the calling thread alone (with the same
+    /// results, and scratch allocated per call). <see cref="Default"/> is never disposed: this does nothing on it.
     /// </summary>
     public void Dispose()
     {
         if (ReferenceEquals(this, Default)) return;
         Pool.Dispose();
+        // A thread inside a product keeps the scratch it already holds; its next call gets a fresh one.
+        _scratch.Dispose();
         GC.SuppressFinalize(this);
     }
 
-    // The workers reference their pool, not the context: a context dropped without Dispose still ends its threads.
+    // Nothing the context lends out refers back to it once a call returns: the workers reference their pool, and the
+    // per-thread scratch (held by each thread that ran a product) holds no context. So a context dropped without
+    // Dispose becomes unreachable, and this ends its threads; its scratch goes with its thread-local store.
     // (The pool is null when the constructor threw.)
     ~ComputeContext()
     {

@@ -114,12 +114,23 @@ public static class Gemm
             return false;
         }
         int parts = (int)Math.Clamp(macs / tuning.MinMacsPerThread, 1, context.Threads);
-        if (parts > 1)
+        // The pool is claimed before the job is filled in: a nested product (from a finisher, on this thread or a
+        // worker) or a concurrent caller then finds it busy and runs serially, never writing the running job's fields.
+        if (parts > 1 && GemmJob<T>.Split(context.GemmPath, m, n, rowSplit, parts, out bool splitN, out int units, out int actual)
+            && context.Pool.TryClaim())
         {
-            var job = context.Scratch.GemmJob<T>(context);
-            if (job.Prepare(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, rowSplit, finish, parts, out int actual)
-                && actual > 1 && context.Pool.TryRun(job, actual))
+            var job = context.Scratch.GemmJob<T>();
+            try
+            {
+                job.Prepare(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, finish, splitN, units, actual);
+                context.Pool.RunClaimed(job, actual);
                 return true;
+            }
+            finally
+            {
+                job.Clear();   // the job outlives the call in this thread's scratch: it must not keep the context or the finisher
+                context.Pool.Release();
+            }
         }
         Serial(context, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
         return false;
@@ -150,6 +161,21 @@ public static class Gemm
             default:
                 CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
                 break;
+        }
+    }
+
+    /// <summary>Grows this thread's packing buffers to what <see cref="Serial"/> would need for the same call, computing nothing.</summary>
+    internal static void Reserve<T>(ComputeContext context, bool transB, int m, int n, int k, int sizeM, int sizeN)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return;
+        var tuning = context.Tuning;
+        var scratch = context.Scratch;
+        switch (context.GemmPath)
+        {
+            case GemmPath.Avx512: CacheBlockedGemm<T, Avx512Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+            case GemmPath.Avx2: CacheBlockedGemm<T, Avx2Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+            default: CacheBlockedGemm<T, PortableKernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
         }
     }
 
@@ -204,9 +230,13 @@ public static class Gemm
 }
 
 /// <summary>One multithreaded product: C split by rows or columns into parts, one per thread.</summary>
-/// <remarks>One per calling thread and context (see <see cref="KernelScratch"/>), run by that context's pool.</remarks>
-internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
+/// <remarks>
+/// One per calling thread (see <see cref="KernelScratch"/>), filled in only while its caller holds the pool's claim
+/// and cleared when the product ends: it keeps no context, finisher or operand between calls.
+/// </remarks>
+internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private ComputeContext? _context;
     private bool _transA, _transB, _accumulate, _splitN;
     private int _m, _n, _k, _units, _unit, _chunks;
     private long _claimed;
@@ -214,18 +244,25 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
     private T* _a, _b, _c;
     private nint _lda, _ldb, _ldc;
 
-    /// <summary>Chooses the split; false when it cannot be split. Only the pool's single job owner may call it.</summary>
-    public bool Prepare(bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, bool rowSplit, IGemmBlockFinish? finish, int parts, out int actual)
+    /// <summary>Chooses the split of an m×n product in up to <paramref name="parts"/> parts; false when it cannot be split.</summary>
+    public static bool Split(GemmPath path, int m, int n, bool rowSplit, int parts, out bool splitN, out int units, out int actual)
     {
-        var (mr, nr) = Gemm.Tile<T>(context.GemmPath);
+        var (mr, nr) = Gemm.Tile<T>(path);
         int unitsN = (n + nr - 1) / nr, unitsM = (m + mr - 1) / mr;
         // Each thread packs the whole of the operand it shares: split along n when A (m×k) is the smaller one,
         // unless the caller asks for row blocks of C (whose next reader works on row blocks, on the same threads).
-        bool splitN = (!rowSplit && n >= m) ? unitsN >= 2 : unitsM < 2;
-        int units = splitN ? unitsN : unitsM;
+        splitN = (!rowSplit && n >= m) ? unitsN >= 2 : unitsM < 2;
+        units = splitN ? unitsN : unitsM;
         actual = Math.Min(parts, units);
-        if (actual < 2) return false;
+        return actual >= 2;
+    }
+
+    /// <summary>Fills in the job as <see cref="Split"/> chose. Only the owner of the pool's claim may call it.</summary>
+    public void Prepare(ComputeContext context, bool transA, bool transB, int m, int n, int k,
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, IGemmBlockFinish? finish, bool splitN, int units, int actual)
+    {
+        var (mr, nr) = Gemm.Tile<T>(context.GemmPath);
+        _context = context;
         _transA = transA; _transB = transB; _accumulate = accumulate;
         _m = m; _n = n; _k = k; _a = a; _b = b; _c = c; _lda = lda; _ldb = ldb; _ldc = ldc;
         _splitN = splitN; _units = units; _unit = splitN ? nr : mr; _finish = finish;
@@ -233,16 +270,44 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
         // Each chunk re-packs the shared operand, so one chunk per thread measured best (more only added packing).
         _chunks = Math.Min(Math.Min(units, actual * context.Tuning.ChunksPerThread), 64);
         _claimed = 0;
-        return true;
+    }
+
+    /// <summary>Drops the references the job held for one product.</summary>
+    public void Clear()
+    {
+        _context = null;
+        _finish = null;
+        _a = _b = _c = null;
     }
 
     public override void Execute(int part, int parts)
     {
         // Its own chunk first: thread p then writes the same block of C every call, and the next op that splits the
         // same way on the same threads (the optimizer over a gradient) finds it in its own cache. Then any chunk left.
-        if (part < _chunks && Claim(part)) RunChunk(part);
+        long ran = 0;
+        if (part < _chunks && Claim(part)) { RunChunk(part); ran |= 1L << part; }
         for (int c = 0; c < _chunks; c++)
-            if (Claim(c)) RunChunk(c);
+            if (Claim(c)) { RunChunk(c); ran |= 1L << c; }
+        // A thread that started late finds the chunks taken. It still sizes its packing buffers for the ones it did not
+        // run, as if it had: otherwise it grows them the first time it does run one, in the middle of a warm run
+        // (measured: ~170 KB in 50 warm 2-thread steps of a full test run). Arithmetic and compares once warm.
+        for (int c = 0; c < _chunks; c++)
+            if ((ran & (1L << c)) == 0) ReserveChunk(c);
+    }
+
+    private void ReserveChunk(int chunk)
+    {
+        int u0 = (int)((long)_units * chunk / _chunks), u1 = (int)((long)_units * (chunk + 1) / _chunks);
+        if (_splitN)
+        {
+            int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
+            if (j1 > j0) Gemm.Reserve<T>(_context!, _transB, _m, j1 - j0, _k, _m, _n);
+        }
+        else
+        {
+            int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
+            if (i1 > i0) Gemm.Reserve<T>(_context!, _transB, i1 - i0, _n, _k, _m, _n);
+        }
     }
 
     private bool Claim(int chunk) => (Interlocked.Or(ref _claimed, 1L << chunk) & (1L << chunk)) == 0;
@@ -255,7 +320,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
-            Gemm.Serial(context, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
             _finish?.Finish(0, _m, j0, j1);
         }
         else
@@ -263,7 +328,7 @@ internal sealed unsafe class GemmJob<T>(ComputeContext context) : WorkItem where
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
-            Gemm.Serial(context, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
             _finish?.Finish(i0, i1, 0, _n);
         }
     }

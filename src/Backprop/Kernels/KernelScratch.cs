@@ -6,9 +6,10 @@ namespace Backprop.Kernels;
 
 /// <summary>
 /// One thread's scratch memory in one <see cref="ComputeContext"/>: the GEMM packing buffers (64-byte aligned, pinned,
-/// grown only when a larger one is needed) and the descriptions of the parallel jobs the thread submits. Per thread,
-/// because a job's fields are set before the pool is claimed: a shared instance could be overwritten by a second
-/// caller while the first one's workers read it. Allocated once; a warm call allocates nothing.
+/// grown only when a larger one is needed) and the descriptions of the parallel jobs the thread submits. It holds no
+/// reference to its context between calls (a job keeps its context only while it runs): the context's thread-local
+/// store holds this, so a reference back would keep every context a long-lived thread ever used alive.
+/// Allocated once; a warm call allocates nothing.
 /// </summary>
 internal sealed unsafe class KernelScratch
 {
@@ -31,11 +32,11 @@ internal sealed unsafe class KernelScratch
     /// <summary>Lists of non-zero depth steps, one per packed panel of B.</summary>
     public int* StepsB(long length) => (int*)Get(ref _stepsB, ref _stepsBPtr, length * sizeof(int));
 
-    public GemmJob<T> GemmJob<T>(ComputeContext context) where T : unmanaged, IFloatingPointIeee754<T>
+    public GemmJob<T> GemmJob<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
         ref object? slot = ref typeof(T) == typeof(float) ? ref _gemmFloat : ref typeof(T) == typeof(double) ? ref _gemmDouble : ref _gemmOther;
         if (slot is GemmJob<T> job) return job;
-        return (GemmJob<T>)(slot = new GemmJob<T>(context));
+        return (GemmJob<T>)(slot = new GemmJob<T>());
     }
 
     public RowGather.GatherJob<T> GatherJob<T>() where T : unmanaged, IFloatingPointIeee754<T>

@@ -55,6 +55,10 @@ internal sealed class WorkerPool : IDisposable
     /// </summary>
     public long AllocatedBytesForCurrentThread => _workerBytes.IsValueCreated ? _workerBytes.Value![0] : 0;   // reading allocates nothing
 
+    /// <summary>Split jobs this pool has run (one count per <see cref="RunClaimed"/>): how tests see which pool did the work.</summary>
+    internal long JobsRun => Volatile.Read(ref _jobsRun);
+    private long _jobsRun;
+
     /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> parts; false when the pool is busy or disposed.</summary>
     public bool TryRun(WorkItem item, int parts)
     {
@@ -63,39 +67,65 @@ internal sealed class WorkerPool : IDisposable
             item.Execute(0, 1);
             return true;
         }
-        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
+        if (!TryClaim()) return false;
         try
         {
-            if (Volatile.Read(ref _disposed) != 0) return false;
-            EnsureWorkers(parts - 1);
-            _error = null;
-            Volatile.Write(ref _pending, parts - 1);
-            var workers = _workers;
-            for (int w = 0; w < parts - 1; w++)
-            {
-                var wk = workers[w];
-                wk.Job = item;
-                wk.Parts = parts;
-                Interlocked.Increment(ref wk.Seq); // publishes Job and Parts
-                if (Interlocked.Exchange(ref wk.Sleeping, 0) == 1) wk.Wake.Release();
-            }
-
-            Exception? mine = null;
-            try { item.Execute(0, parts); }
-            catch (Exception e) { mine = e; }
-
-            var sw = new SpinWait();
-            while (Volatile.Read(ref _pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
-            _workerBytes.Value![0] += Interlocked.Exchange(ref _jobAllocated, 0);
-            for (int w = 0; w < parts - 1; w++) workers[w].Job = null;
-            var err = mine ?? _error;
-            if (err != null) throw new AggregateException("a GEMM worker failed", err);
+            RunClaimed(item, parts);
             return true;
         }
         finally
         {
-            Volatile.Write(ref _busy, 0);
+            Release();
         }
+    }
+
+    /// <summary>
+    /// Makes the calling thread the pool's one job owner; false when the pool is busy (another caller's job, or a nested
+    /// call from inside a running job, this thread's own included) or disposed. A caller that prepares a job in memory
+    /// that a nested call could reach claims the pool first, so the nested call finds it busy and leaves the job alone.
+    /// Pair with <see cref="Release"/>.
+    /// </summary>
+    public bool TryClaim()
+    {
+        if (Interlocked.CompareExchange(ref _busy, 1, 0) != 0) return false;
+        if (Volatile.Read(ref _disposed) != 0)
+        {
+            Volatile.Write(ref _busy, 0);
+            return false;
+        }
+        return true;
+    }
+
+    /// <summary>Ends the claim of <see cref="TryClaim"/>.</summary>
+    public void Release() => Volatile.Write(ref _busy, 0);
+
+    /// <summary>Runs <paramref name="item"/> split in <paramref name="parts"/> (at least 2) parts; only the owner of a claim may call it.</summary>
+    public void RunClaimed(WorkItem item, int parts)
+    {
+        EnsureWorkers(parts - 1);
+        _error = null;
+        Volatile.Write(ref _pending, parts - 1);
+        var workers = _workers;
+        for (int w = 0; w < parts - 1; w++)
+        {
+            var wk = workers[w];
+            wk.Job = item;
+            wk.Parts = parts;
+            Interlocked.Increment(ref wk.Seq); // publishes Job and Parts
+            if (Interlocked.Exchange(ref wk.Sleeping, 0) == 1) wk.Wake.Release();
+        }
+
+        Exception? mine = null;
+        try { item.Execute(0, parts); }
+        catch (Exception e) { mine = e; }
+
+        var sw = new SpinWait();
+        while (Volatile.Read(ref _pending) != 0) sw.SpinOnce(sleep1Threshold: -1);
+        _workerBytes.Value![0] += Interlocked.Exchange(ref _jobAllocated, 0);
+        for (int w = 0; w < parts - 1; w++) workers[w].Job = null;
+        Volatile.Write(ref _jobsRun, _jobsRun + 1);   // only the claim owner writes it
+        var err = mine ?? _error;
+        if (err != null) throw new AggregateException("a GEMM worker failed", err);
     }
 
     private void EnsureWorkers(int count)

@@ -8,8 +8,9 @@ namespace Backprop.Ops;
 
 /// <summary>
 /// Y = op(A)·op(B) for matrices, where op is the identity or the transpose. Transposed operands are read
-/// in place by the GEMM: no transpose is materialised, forward or backward. The products run on the op's
-/// <see cref="Op{T}.Context"/>, its tape's.
+/// in place by the GEMM: no transpose is materialised, forward or backward. The products run on the context of the
+/// tape that runs the op (called without one: the forward on <see cref="ComputeContext.Default"/>, the backward on the
+/// output's tape's).
 /// </summary>
 public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
@@ -55,14 +56,18 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
         return [m, n];
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(ComputeContext.Default, inputs, output);
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var a = inputs[0].Value; var b = inputs[1].Value;
         var (m, k, n) = Dims(a, b);
-        Gemm.Multiply<T>(Context, TransA, TransB, m, n, k, a.Span, b.Span, output.Span, accumulate: false);
+        Gemm.Multiply<T>(context, TransA, TransB, m, n, k, a.Span, b.Span, output.Span, accumulate: false);
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(output.Tape?.Context ?? ComputeContext.Default, inputs, output);
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var A = inputs[0]; var B = inputs[1];
         var (m, k, n) = Dims(A.Value, B.Value);
@@ -73,10 +78,10 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
             var dA = A.GradTarget(out bool acc).Span;
             switch (TransA, TransB)
             {
-                case (false, false): Gemm.Multiply<T>(Context, false, true, m, k, n, dy, b, dA, acc); break;   // dA = dY·Bᵀ
-                case (false, true): Gemm.Multiply<T>(Context, false, false, m, k, n, dy, b, dA, acc); break;   // dA = dY·B
-                case (true, false): Gemm.Multiply<T>(Context, false, true, k, m, n, b, dy, dA, acc); break;    // dA = B·dYᵀ
-                case (true, true): Gemm.Multiply<T>(Context, true, true, k, m, n, b, dy, dA, acc); break;      // dA = Bᵀ·dYᵀ
+                case (false, false): Gemm.Multiply<T>(context, false, true, m, k, n, dy, b, dA, acc); break;   // dA = dY·Bᵀ
+                case (false, true): Gemm.Multiply<T>(context, false, false, m, k, n, dy, b, dA, acc); break;   // dA = dY·B
+                case (true, false): Gemm.Multiply<T>(context, false, true, k, m, n, b, dy, dA, acc); break;    // dA = B·dYᵀ
+                case (true, true): Gemm.Multiply<T>(context, true, true, k, m, n, b, dy, dA, acc); break;      // dA = Bᵀ·dYᵀ
             }
         }
         if (B.RequiresGrad)
@@ -84,10 +89,10 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
             var dB = B.GradTarget(out bool acc).Span;
             switch (TransA, TransB)
             {
-                case (false, false): Gemm.Multiply<T>(Context, true, false, k, n, m, a, dy, dB, acc); break;   // dB = Aᵀ·dY
-                case (false, true): Gemm.Multiply<T>(Context, true, false, n, k, m, dy, a, dB, acc); break;    // dB = dYᵀ·A
-                case (true, false): Gemm.Multiply<T>(Context, false, false, k, n, m, a, dy, dB, acc); break;   // dB = A·dY
-                case (true, true): Gemm.Multiply<T>(Context, true, true, n, k, m, dy, a, dB, acc); break;      // dB = dYᵀ·Aᵀ
+                case (false, false): Gemm.Multiply<T>(context, true, false, k, n, m, a, dy, dB, acc); break;   // dB = Aᵀ·dY
+                case (false, true): Gemm.Multiply<T>(context, true, false, n, k, m, dy, a, dB, acc); break;    // dB = dYᵀ·A
+                case (true, false): Gemm.Multiply<T>(context, false, false, k, n, m, a, dy, dB, acc); break;   // dB = A·dY
+                case (true, true): Gemm.Multiply<T>(context, true, true, n, k, m, dy, a, dB, acc); break;      // dB = dYᵀ·Aᵀ
             }
         }
     }
@@ -124,9 +129,11 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         return [x.Dim(0), w.Dim(0)];
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(inputs, output, null);
+    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(ComputeContext.Default, inputs, output, null);
 
-    private void Forward(Var<T>[] inputs, Tensor<T> output, IGemmBlockFinish? finish)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Forward(context, inputs, output, null);
+
+    private void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output, IGemmBlockFinish? finish)
     {
         var x = inputs[0].Value; var w = inputs[1].Value;
         int batch = x.Dim(0), inF = x.Dim(1), outF = w.Dim(0);
@@ -136,19 +143,22 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
             var o = output.Span;
             for (int r = 0; r < batch; r++) b.CopyTo(o.Slice(r * outF, outF));
         }
-        Gemm.Multiply<T>(Context, false, true, batch, outF, inF, x.Span, w.Span, output.Span, accumulate: HasBias, finish: finish);
+        Gemm.Multiply<T>(context, false, true, batch, outF, inF, x.Span, w.Span, output.Span, accumulate: HasBias, finish: finish);
     }
 
     private ActivationForwardFinish<T>? _forwardFinish;
     private ActivationBackwardFinish<T>? _backwardFinish;
 
     /// <summary>z = x·Wᵀ + b and h = f(z) for an element-wise activation f: each thread applies f to its block of z as the GEMM finishes it.</summary>
-    public override bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput)
+    public override bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) =>
+        TryForwardFused(ComputeContext.Default, inputs, output, next, nextOutput);
+
+    public override bool TryForwardFused(ComputeContext context, Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput)
     {
         if (next is not ActivationOp<T> { Activation.ForwardIsPiecewiseExact: true } act) return false;
         var finish = _forwardFinish ??= new();
         finish.Set(act.Activation, output, nextOutput, output.Dim(1));
-        Forward(inputs, output, finish);
+        Forward(context, inputs, output, finish);
         return true;
     }
 
@@ -156,20 +166,25 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
     /// The backward pass with the input x = f(z) of an element-wise activation: dz = dx ⊙ f′(z) is applied to each
     /// block of dx as the dx = dz·W product finishes it.
     /// </summary>
-    public override bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput)
+    public override bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) =>
+        TryBackwardFused(output.Tape?.Context ?? ComputeContext.Default, inputs, output, producer, producerInput);
+
+    public override bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput)
     {
         var x = inputs[0];
         if (producer is not ActivationOp<T> { Activation.IsElementwise: true } act
             || !x.RequiresGrad || x.HasGrad || !producerInput.RequiresGrad || producerInput.HasGrad) return false;
         var finish = _backwardFinish ??= new();
         finish.Set(act.Activation, producerInput.Value, x.Value, x.Value.Dim(1));
-        Backward(inputs, output, finish, producerInput);
+        Backward(context, inputs, output, finish, producerInput);
         return true;
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(inputs, output, null, null);
+    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(output.Tape?.Context ?? ComputeContext.Default, inputs, output, null, null);
 
-    private void Backward(Var<T>[] inputs, Var<T> output, ActivationBackwardFinish<T>? finish, Var<T>? producerInput)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output) => Backward(context, inputs, output, null, null);
+
+    private void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output, ActivationBackwardFinish<T>? finish, Var<T>? producerInput)
     {
         var x = inputs[0]; var w = inputs[1];
         int batch = x.Value.Dim(0), inF = x.Value.Dim(1), outF = w.Value.Dim(0);
@@ -179,7 +194,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
             var dW = w.GradTarget(out bool acc);
             // Row blocks of dW are what each kernel thread's optimizer update reads next (Optimizer splits every
             // tensor into contiguous parts): measured 2% faster steps than the column split on 784-512-256-10.
-            Gemm.Multiply<T>(Context, true, false, outF, inF, batch, dz, x.Value.Span, dW.Span, acc, rowSplit: true);   // dW = dzᵀ·x
+            Gemm.Multiply<T>(context, true, false, outF, inF, batch, dz, x.Value.Span, dW.Span, acc, rowSplit: true);   // dW = dzᵀ·x
         }
         if (HasBias && inputs[2].RequiresGrad)
         {
@@ -191,7 +206,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         {
             var dx = x.GradTarget(out bool acc);
             finish?.SetGradients(dx, producerInput!.GradTarget(out _));
-            Gemm.Multiply<T>(Context, false, false, batch, inF, outF, dz, w.Value.Span, dx.Span, acc, finish: finish);   // dx = dz·W
+            Gemm.Multiply<T>(context, false, false, batch, inF, outF, dz, w.Value.Span, dx.Span, acc, finish: finish);   // dx = dz·W
         }
     }
 }

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Numerics;
 using Backprop.Autodiff;
+using Backprop.Kernels;
 
 namespace Backprop.Training;
 
@@ -25,7 +26,17 @@ public abstract class OptimizerKind
     /// <summary>The state it keeps per parameter, e.g. "m" and "v" for Adam.</summary>
     public abstract ImmutableArray<string> StateNames { get; }
 
+    /// <summary>A new optimizer of this kind, on <see cref="ComputeContext.Default"/> (the overload with a context gives it one).</summary>
     public abstract Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings settings) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>A new optimizer of this kind whose update runs on <paramref name="context"/> (null: <see cref="ComputeContext.Default"/>).</summary>
+    public Optimizer<T> Create<T>(IReadOnlyList<Var<T>> parameters, OptimizerSettings settings, ComputeContext? context)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var optimizer = Create(parameters, settings);
+        optimizer.Context = context ?? ComputeContext.Default;
+        return optimizer;
+    }
 
     protected double WeightDecayOf(OptimizerSettings s) => s.WeightDecay ?? DefaultWeightDecay;
 

@@ -24,8 +24,22 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public long StepCount { get; set; }
     public abstract string Name { get; }
 
-    /// <summary>What the update runs on (its threads split large models); the trainer that owns the optimizer sets its own.</summary>
-    public ComputeContext Context { get; set; } = ComputeContext.Default;
+    /// <summary>
+    /// What the update runs on (its threads split large models): the context given at creation
+    /// (<see cref="OptimizerKind.Create{T}(IReadOnlyList{Var{T}}, OptimizerSettings, ComputeContext?)"/>), else
+    /// <see cref="ComputeContext.Default"/>. Never null.
+    /// </summary>
+    public ComputeContext Context
+    {
+        get => _context;
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            _context = value;
+        }
+    }
+
+    private ComputeContext _context = ComputeContext.Default;
 
     private ParallelUpdate? _parallel;
     private int _totalElements = -1;
@@ -85,10 +99,11 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     protected static Tensor<T>[] Buffers(IReadOnlyList<Var<T>> ps) => ps.Select(p => new Tensor<T>(p.Value.ShapeArray)).ToArray();
 
-    /// <summary>An optimizer of the <see cref="OptimizerRegistry.Default"/> registry by name (see <see cref="OptimizerKind.Create{T}"/>).</summary>
+    /// <summary>An optimizer of the <see cref="OptimizerRegistry.Default"/> registry by name (see <see cref="OptimizerKind.Create{T}(IReadOnlyList{Var{T}}, OptimizerSettings, ComputeContext?)"/>).</summary>
+    /// <param name="context">What its update runs on; null means <see cref="ComputeContext.Default"/>.</param>
     public static Optimizer<T> Create(string name, IReadOnlyList<Var<T>> parameters, double lr,
-        double momentum = 0.9, bool nesterov = false, double? weightDecay = null) =>
-        OptimizerRegistry.Default.Get(name).Create(parameters, new OptimizerSettings(lr, momentum, nesterov, weightDecay));
+        double momentum = 0.9, bool nesterov = false, double? weightDecay = null, ComputeContext? context = null) =>
+        OptimizerRegistry.Default.Get(name).Create(parameters, new OptimizerSettings(lr, momentum, nesterov, weightDecay), context);
 }
 
 /// <summary>SGD with momentum, Nesterov and weight decay, as torch.optim.SGD defines them.</summary>

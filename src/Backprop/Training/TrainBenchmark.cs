@@ -28,8 +28,7 @@ public static class TrainBenchmark
         for (int i = 0; i < y.Length; i++) y[i] = rng.Next(layers[^1]);
         var step = new ClassifierStep<float>(net, batch, context);
         // The workload is SGD with momentum 0.9 at lr 0.01; other optimizers use their usual rates.
-        var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9);
-        opt.Context = context;
+        var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9, context: context);
         step.Load(x, y);
         // Warm up for at least warmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
         // optimised code only after a method has run a while, and timing before that measures the JIT, not the step.

@@ -107,9 +107,14 @@ public class ComputeContextTests
         // The 2-thread context splits every product, gather and update it can, so both paths really run at once.
         using var one = new ComputeContext(1);
         using var two = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1, GatherMinValuesPerThread = 16 });
-        byte[] aloneOne = Train(one, seed: 1), aloneTwo = Train(two, seed: 2);
-        Assert.True(two.Pool.WorkerCount > 0, "the 2-thread context never split its work");
+        byte[] aloneOne = Train(one, seed: 1);
+        long jobsBefore = two.Pool.JobsRun;
+        byte[] aloneTwo = Train(two, seed: 2);
+        long jobsAlone = two.Pool.JobsRun - jobsBefore;
+        Assert.True(jobsAlone > 0, "the 2-thread context never split its work");
         Assert.Equal(0, one.Pool.WorkerCount);
+        Assert.Equal(0, one.Pool.JobsRun);
+        jobsBefore = two.Pool.JobsRun;
 
         byte[]? atOnceOne = null, atOnceTwo = null;
         using var start = new Barrier(2);
@@ -121,6 +126,13 @@ public class ComputeContextTests
         Assert.Equal(aloneOne, atOnceOne);
         Assert.Equal(aloneTwo, atOnceTwo);
         Assert.NotEqual(aloneOne, aloneTwo);   // the two runs are different runs, not one computed twice
+        // Same bits are promised at any thread count, so they do not show that each model ran on its own context. The
+        // pools do: the 1-thread context never started a worker or ran a split job, and the 2-thread context ran
+        // exactly the split jobs it runs alone (one shared pool would have refused some to the contending caller, a
+        // thread count that ignored the context would have split none or the 1-thread model's too).
+        Assert.Equal(0, one.Pool.WorkerCount);
+        Assert.Equal(0, one.Pool.JobsRun);
+        Assert.Equal(jobsAlone, two.Pool.JobsRun - jobsBefore);
     }
 
     // ---- Concurrent predicts -----------------------------------------------------------------------------------
@@ -172,16 +184,49 @@ public class ComputeContextTests
         Assert.Same(c, new Tape<float>(c).Context);
     }
 
-    [Fact]
-    public void ATapeRunsItsOpsOnItsContext()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AnOpRecordedOnTwoTapesRunsOnTheContextOfTheTapeThatRunsIt(bool fusion)
     {
-        using var context = new ComputeContext(2);
-        var tape = new Tape<double>(context);
-        var x = tape.Leaf(Tensor<double>.Ones(3, 4));
-        var w = Var<double>.Parameter(Tensor<double>.Ones(5, 4));
-        var z = Functional.Linear(x, w);
-        Assert.Same(context, z.Op!.Context);
-        Assert.Same(context, Functional.MatMul(z, z, transB: true).Op!.Context);
+        var tuning = KernelTuning.Default with { MinMacsPerThread = 1 };   // every product here is split
+        using var first = new ComputeContext(2, tuning);
+        using var second = new ComputeContext(2, tuning);
+        var rng = new Random(5);
+        Tensor<double> Random(int r, int c)
+        {
+            var t = new Tensor<double>(r, c);
+            for (int i = 0; i < t.Length; i++) t[i] = rng.NextDouble() - 0.5;
+            return t;
+        }
+        var w1 = Var<double>.Parameter(Random(48, 40));
+        var w2 = Var<double>.Parameter(Random(40, 48));
+        // The same op objects, recorded on both tapes: a linear layer (fused with its activation when fusion is on)
+        // and a product.
+        var linear = new LinearOp<double>(hasBias: false);
+        var relu = new ActivationOp<double>(new Relu<double>());
+        var matmul = new MatMulOp<double>(false, true);
+        (Tape<double> Tape, Var<double> Loss) Record(ComputeContext context)
+        {
+            var tape = new Tape<double>(context) { Fusion = fusion };
+            var x = tape.Leaf(Random(64, 40));
+            var h = tape.Record(relu, tape.Record(linear, x, w1));
+            return (tape, Functional.Sum(tape.Record(matmul, h, w2)));
+        }
+        var (tape1, loss1) = Record(first);
+        var (tape2, loss2) = Record(second);
+
+        long firstJobs = first.Pool.JobsRun, secondJobs = second.Pool.JobsRun;
+        tape1.Forward();
+        tape1.Backward(loss1);
+        Assert.True(first.Pool.JobsRun - firstJobs >= 5, "the first tape's products ran elsewhere");   // 2 forward, 3+ backward
+        Assert.Equal(secondJobs, second.Pool.JobsRun);
+
+        firstJobs = first.Pool.JobsRun;
+        tape2.Forward();
+        tape2.Backward(loss2);
+        Assert.True(second.Pool.JobsRun - secondJobs >= 5, "the second tape's products ran elsewhere");
+        Assert.Equal(firstJobs, first.Pool.JobsRun);
     }
 
     [Fact]
@@ -193,9 +238,161 @@ public class ComputeContextTests
             Assert.Throws<PlatformNotSupportedException>(() => new ComputeContext(1, gemmPath: path));
         }
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(-1));
+        // A thread count is a count of dedicated threads: 10000 would start 9999 of them.
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(10000));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(ComputeContext.MaxThreads + 1));
+        Assert.InRange(ComputeContext.MaxThreads, Math.Max(64, Environment.ProcessorCount), 10000);
+        using (var most = new ComputeContext(ComputeContext.MaxThreads)) Assert.Equal(ComputeContext.MaxThreads, most.Threads);
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { ChunksPerThread = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 0 }));
         Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(2, KernelTuning.Default with { GatherMinValuesPerThread = 0 }));
+    }
+
+    // ---- Lifetime -----------------------------------------------------------------------------------------------
+
+    /// <summary>Runs a product split across a new 2-thread context on this (long-lived) thread; returns a weak reference to the context.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RunASplitProduct(bool dispose)
+    {
+        var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+        int m = 64, n = 80, k = 70;
+        var c = new float[m * n];
+        Gemm.Multiply<float>(context, false, false, m, n, k, new float[m * k], new float[k * n], c, false);
+        Assert.Equal(1, context.Pool.JobsRun);
+        if (dispose) context.Dispose();
+        return new WeakReference(context);
+    }
+
+    private static void Collect(WeakReference weak)
+    {
+        for (int i = 0; i < 5 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void AContextThatRanASplitProductIsCollectedOnceDropped(bool dispose)
+    {
+        // The calling thread's scratch (its packing buffers and job) lives on in the context's thread-local store; it
+        // must not refer back to the context, or every thread that ever ran a split product would keep it alive.
+        var weak = RunASplitProduct(dispose);
+        Collect(weak);
+        Assert.False(weak.IsAlive, $"a {(dispose ? "disposed" : "dropped")} context is still reachable");
+    }
+
+    /// <summary>Runs a split product on <paramref name="context"/>; returns a weak reference to this thread's scratch.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static WeakReference RunAndTakeScratch(ComputeContext context)
+    {
+        int m = 64, n = 80, k = 70;
+        Gemm.Multiply<float>(context, false, false, m, n, k, new float[m * k], new float[k * n], new float[m * n], false);
+        return new WeakReference(context.Scratch);
+    }
+
+    [Fact]
+    public void DisposeFreesTheScratchOfEveryThreadWhileTheContextIsStillHeld()
+    {
+        var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+        var scratch = RunAndTakeScratch(context);
+        context.Dispose();
+        Collect(scratch);
+        Assert.False(scratch.IsAlive, "a disposed context keeps its pinned packing buffers");
+        // ... and the disposed context still computes, on the caller, with scratch of its own.
+        var c = new float[6 * 40];
+        Gemm.Multiply<float>(context, false, false, 6, 40, 30, Enumerable.Repeat(1f, 6 * 30).ToArray(), Enumerable.Repeat(2f, 30 * 40).ToArray(), c, false);
+        Assert.All(c, v => Assert.Equal(60f, v));
+        GC.KeepAlive(context);
+    }
+
+    // ---- A finisher that runs a product --------------------------------------------------------------------------
+
+    /// <summary>Counts the blocks of C it is handed and, for each, runs a nested product on the same context.</summary>
+    private sealed class NestedProductFinish(ComputeContext context, int n, float[] na, float[] nb, float[] nestedExpected) : IGemmBlockFinish
+    {
+        public const int M = 24, N = 40, K = 30;
+        public readonly int[] Covered = new int[64 * n];
+        public int WrongNested;
+
+        public void Finish(int i0, int i1, int j0, int j1)
+        {
+            for (int i = i0; i < i1; i++)
+                for (int j = j0; j < j1; j++) Interlocked.Increment(ref Covered[i * n + j]);
+            var nc = new float[M * N];
+            Gemm.Multiply<float>(context, false, false, M, N, K, na, nb, nc, false);   // would split, if the pool were free
+            if (!nc.AsSpan().SequenceEqual(nestedExpected)) Interlocked.Increment(ref WrongNested);
+        }
+    }
+
+    [Fact]
+    public void AFinisherThatRunsAProductOnTheSameContextLeavesTheRunningProductAlone()
+    {
+        var rng = new Random(11);
+        float[] Random(int length) => Enumerable.Range(0, length).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray();
+        int m = 64, n = 80, k = 70;
+        int M = NestedProductFinish.M, N = NestedProductFinish.N, K = NestedProductFinish.K;
+        var a = Random(m * k); var b = Random(k * n);
+        var na = Random(M * K); var nb = Random(K * N);
+        using var serial = new ComputeContext(1);
+        using var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 }, serial.GemmPath);
+        var expected = new float[m * n];
+        var nestedExpected = new float[M * N];
+        Gemm.Multiply<float>(serial, false, false, m, n, k, a, b, expected, false);
+        Gemm.Multiply<float>(serial, false, false, M, N, K, na, nb, nestedExpected, false);
+
+        for (int round = 0; round < 50; round++)
+        {
+            var finish = new NestedProductFinish(context, n, na, nb, nestedExpected);
+            var c = new float[m * n];
+            long jobs = context.Pool.JobsRun;
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: finish);
+            Assert.Equal(jobs + 1, context.Pool.JobsRun);   // the outer product was split; the nested ones ran alone
+            Assert.Equal(expected, c);
+            Assert.All(finish.Covered, count => Assert.Equal(1, count));   // each block of C finished exactly once
+            Assert.Equal(0, finish.WrongNested);
+        }
+    }
+
+    /// <summary>On the calling thread, optionally waits (up to 2 s) until a worker has finished a block.</summary>
+    private sealed class WaitForTheWorker(int caller, bool wait) : IGemmBlockFinish
+    {
+        public volatile bool WorkerFinished;
+
+        public void Finish(int i0, int i1, int j0, int j1)
+        {
+            if (Environment.CurrentManagedThreadId != caller) { WorkerFinished = true; return; }
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (wait && !WorkerFinished && clock.ElapsedMilliseconds < 2000) Thread.SpinWait(20);
+        }
+    }
+
+    [Fact]
+    public void AWorkerThatFoundEveryChunkTakenHasItsBuffersReadyWhenItRunsOne()
+    {
+        // Whether a sleeping worker wakes before the caller has taken both chunks of a small product is timing, so
+        // the scene is played on 20 fresh contexts: without the reservation, some worker grows its buffers.
+        for (int round = 0; round < 20; round++)
+        {
+            using var context = new ComputeContext(2, KernelTuning.Default with { MinMacsPerThread = 1 });
+            int m = 16, n = 64, k = 64;   // two chunks of a small product: the caller may run both before a sleeping worker wakes
+            var a = new float[m * k]; var b = new float[k * n]; var c = new float[m * n];
+            int me = Environment.CurrentManagedThreadId;
+            // The worker starts and runs a chunk of a shallower product (smaller packing buffers), then falls asleep.
+            var warm = new WaitForTheWorker(me, wait: true);
+            Gemm.Multiply<float>(context, false, false, m, n, 4, a, b, c, false, finish: warm);
+            Assert.True(warm.WorkerFinished, "the worker never ran a chunk");
+            Thread.Sleep(20);
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: new WaitForTheWorker(me, wait: false));
+            // Now the caller holds its chunk until the worker has run the other one.
+            long before = context.WorkerAllocatedBytesForCurrentThread;
+            var finish = new WaitForTheWorker(me, wait: true);
+            Gemm.Multiply<float>(context, false, false, m, n, k, a, b, c, false, finish: finish);
+            Assert.True(finish.WorkerFinished, "the worker never ran a chunk");
+            Assert.Equal(0, context.WorkerAllocatedBytesForCurrentThread - before);
+        }
     }
 
     [Fact]

@@ -75,6 +75,33 @@ public sealed class OptimizerRegistryTests
     }
 
     [Fact]
+    public void An_optimizer_runs_on_the_context_it_is_created_with_and_never_on_none()
+    {
+        using var context = new Backprop.Kernels.ComputeContext(2);
+        // 300×400: 120k weights, so the 2-thread update is split on the context's pool.
+        var ps = Initializers.Mlp<float>([300, 400, 7], "relu", 3).Parameters().ToArray();
+        foreach (var p in ps) p.Grad.Span.Fill(0.25f);
+        foreach (var kind in OptimizerRegistry.Default.Kinds.Append(new SignSgdKind()))
+        {
+            var optimizer = kind.Create(ps, new OptimizerSettings(0.01), context);
+            Assert.Same(context, optimizer.Context);
+            long jobs = context.Pool.JobsRun;
+            optimizer.Step();
+            Assert.Equal(jobs + 1, context.Pool.JobsRun);   // the update ran split on the given context, not the default one
+            Assert.Same(Backprop.Kernels.ComputeContext.Default, kind.Create(ps, new OptimizerSettings(0.01), null).Context);
+            Assert.Same(Backprop.Kernels.ComputeContext.Default, kind.Create(ps, new OptimizerSettings(0.01)).Context);
+        }
+        Assert.Same(context, Optimizer<float>.Create("adam", ps, 0.01, context: context).Context);
+        Assert.Same(Backprop.Kernels.ComputeContext.Default, Optimizer<float>.Create("adam", ps, 0.01).Context);
+
+        // A null context is refused where it is set, not found later inside a step.
+        var sgd = Optimizer<float>.Create("sgd", ps, 0.01, context: context);
+        Assert.Throws<ArgumentNullException>(() => sgd.Context = null!);
+        Assert.Same(context, sgd.Context);
+        sgd.Step();
+    }
+
+    [Fact]
     public void An_unknown_name_is_refused_with_the_known_ones()
     {
         var e = Assert.Throws<ArgumentException>(() => OptimizerRegistry.Default.Get("lbfgs"));
