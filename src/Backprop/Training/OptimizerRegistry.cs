@@ -1,7 +1,7 @@
-using System.Collections.Frozen;
 using System.Collections.Immutable;
 using System.Numerics;
 using Backprop.Autodiff;
+using Backprop.Core;
 using Backprop.Kernels;
 
 namespace Backprop.Training;
@@ -16,7 +16,7 @@ public sealed record OptimizerSettings(double LearningRate, double Momentum = 0.
 /// "optimizer.{state}.{parameter index}"). Adding an optimizer is one <see cref="Optimizer{T}"/> class, one kind and
 /// one line in <see cref="OptimizerRegistry.Default"/> (or <see cref="OptimizerRegistry.With"/> outside the library).
 /// </summary>
-public abstract class OptimizerKind
+public abstract class OptimizerKind : INamedKind
 {
     public abstract string Name { get; }
     /// <summary>The weight decay when none is given, as torch.optim defines it (0.01 for AdamW, 0 for the others).</summary>
@@ -88,18 +88,11 @@ public sealed class RmsPropKind : OptimizerKind
 /// The optimizers a run may choose from, by name. Immutable: <see cref="With"/> gives a new registry with one more
 /// kind, so a program can add its own optimizer without editing the library, and pass that registry where it trains.
 /// </summary>
-public sealed class OptimizerRegistry
+public sealed class OptimizerRegistry : KindRegistry<OptimizerKind, OptimizerRegistry>
 {
-    private readonly FrozenDictionary<string, OptimizerKind> _byName;
+    public OptimizerRegistry(IEnumerable<OptimizerKind> kinds) : base(kinds) { }
 
-    public OptimizerRegistry(IEnumerable<OptimizerKind> kinds)
-    {
-        Kinds = [.. kinds];
-        var byName = new Dictionary<string, OptimizerKind>(StringComparer.Ordinal);
-        foreach (var k in Kinds)
-            if (!byName.TryAdd(k.Name, k)) throw new ArgumentException($"two optimizers are named '{k.Name}'");
-        _byName = byName.ToFrozenDictionary(StringComparer.Ordinal);
-    }
+    protected override OptimizerRegistry WithKinds(IEnumerable<OptimizerKind> kinds) => new(kinds);
 
     /// <summary>The library's optimizers: one line each.</summary>
     public static OptimizerRegistry Default { get; } = new(
@@ -110,23 +103,13 @@ public sealed class OptimizerRegistry
         new RmsPropKind(),
     ]);
 
-    /// <summary>The kinds in registration order (the order help text lists them in).</summary>
-    public ImmutableArray<OptimizerKind> Kinds { get; }
-
-    public IEnumerable<string> Names => Kinds.Select(k => k.Name);
-
-    public bool Contains(string name) => _byName.ContainsKey(name);
-
-    public bool TryGet(string name, out OptimizerKind kind) => _byName.TryGetValue(name, out kind!);
+    public bool TryGet(string name, out OptimizerKind kind) => (kind = Find(name)!) is not null;
 
     /// <summary>The kind named <paramref name="name"/>; an <see cref="ArgumentException"/> naming the known ones otherwise.</summary>
-    public OptimizerKind Get(string name) => _byName.TryGetValue(name, out var k) ? k
-        : throw new ArgumentException($"unknown optimizer '{name}' (known: {string.Join(", ", Names)})");
-
-    /// <summary>A new registry with <paramref name="kind"/> added; this one is unchanged. A name may be registered once.</summary>
-    public OptimizerRegistry With(OptimizerKind kind) => new(Kinds.Append(kind));
+    public OptimizerKind Get(string name) => Find(name)
+        ?? throw new ArgumentException($"unknown optimizer '{name}' (known: {string.Join(", ", Names)})");
 
     /// <summary>The names as a sentence list: "sgd, adam, adamw or rmsprop".</summary>
     public string NamesText(string conjunction = "or") =>
-        Kinds.Length <= 1 ? string.Join("", Names) : $"{string.Join(", ", Names.SkipLast(1))} {conjunction} {Kinds[^1].Name}";
+        Kinds.Count <= 1 ? string.Join("", Names) : $"{string.Join(", ", Names.SkipLast(1))} {conjunction} {Kinds[^1].Name}";
 }

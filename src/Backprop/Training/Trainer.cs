@@ -202,8 +202,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         Context = context ?? Kernels.ComputeContext.Default;
         _parameters = network.Parameters().ToArray();
         Optimizer = (optimizers ?? OptimizerRegistry.Default).Get(options.Optimizer)
-            .Create(_parameters, new OptimizerSettings(options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay));
-        Optimizer.Context = Context;
+            .Create(_parameters, new OptimizerSettings(options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay), Context);
     }
 
     public Kernels.ComputeContext Context { get; }
