@@ -193,6 +193,9 @@ public static class TrainCommand
         public void Report(TValue value) => report(value);
     }
 
+    /// <summary>The exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it).</summary>
+    public const int ExitInterrupted = 130;
+
     private static int Run<T>(TrainArgs a, Catalog catalog) where T : unmanaged, IFloatingPointIeee754<T>
     {
         using var context = new ComputeContext(a.Threads);
@@ -214,6 +217,10 @@ public static class TrainCommand
         Action<string> writeLine = live ? line => ansi.WriteLine(line) : Console.WriteLine;
         var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience));
         TrainingResult result;
+        // Ctrl+C (SIGINT) stops the run between two steps; the checkpoint of the last complete epoch stays as it was.
+        using var interrupt = new CancellationTokenSource();
+        ConsoleCancelEventHandler onInterrupt = (_, e) => { e.Cancel = true; interrupt.Cancel(); };
+        Console.CancelKeyPress += onInterrupt;
         try
         {
             if (live)
@@ -239,11 +246,11 @@ public static class TrainCommand
                             double rate = p.Samples / Math.Max(1e-9, p.Elapsed.TotalSeconds);
                             task.Description = $"epoch {p.Epoch}/{p.Epochs} {rate,8:N0} samples/s";
                         });
-                        done = run.Run(bar, epochRows);
+                        done = run.Run(bar, epochRows, interrupt.Token);
                     });
                 result = done!;
             }
-            else result = run.Run(null, epochRows);
+            else result = run.Run(null, epochRows, interrupt.Token);
         }
         catch (NonFiniteValueException e)
         {
@@ -251,6 +258,18 @@ public static class TrainCommand
             string? lastGood = new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
             Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, lastGood)}");
             return 1;
+        }
+        catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+        {
+            string? lastGood = new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
+            Console.Error.WriteLine(lastGood is null
+                ? "backprop: interrupted; nothing was saved (train with --checkpoint F to be able to resume)"
+                : $"backprop: interrupted; continue with: backprop train --resume {lastGood}");
+            return ExitInterrupted;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onInterrupt;
         }
 
         if (!a.Quiet && result.StoppedEarly && result.History.Count < run.FirstEpoch)

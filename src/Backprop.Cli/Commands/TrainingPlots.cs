@@ -32,7 +32,7 @@ public static class TrainingPlots
             var g = new ScottPlot.Plot();
             int layers = diagnostics[0].Length;
             for (int l = 0; l < layers; l++)
-                Line(g, epochs[..diagnostics.Count], diagnostics.Select(d => Math.Log10(Math.Max(d[l].WeightGradientNorm, 1e-300))).ToArray(), $"layer {l + 1}");
+                Line(g, epochs[^diagnostics.Count..], diagnostics.Select(d => Math.Log10(Math.Max(d[l].WeightGradientNorm, 1e-300))).ToArray(), $"layer {l + 1}");
             Finish(g, "Gradient norm ‖∂L/∂W‖ per layer (log scale)", "epoch", "log₁₀ ‖∂L/∂W‖");
             written.Add(Save(g, Path.Combine(dir, "gradient-norms.png")));
         }

@@ -81,6 +81,45 @@ public class KillResumeTests
     }
 
     [Fact]
+    public void Ctrl_C_stops_the_run_keeps_its_checkpoint_and_says_how_to_resume()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("ck.safetensors");
+        string model = tmp.File("model.safetensors");
+        var stderr = new System.Text.StringBuilder();
+        using var p = new Process { StartInfo = Cli(["train", .. Hyper, "--epochs", "100000", "--checkpoint", ck, "--out", model]) };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, _) => { };
+        try
+        {
+            Assert.True(p.Start());
+            p.BeginErrorReadLine();
+            p.BeginOutputReadLine();
+            var clock = Stopwatch.StartNew();
+            while (EpochOf(ck) < 1)
+            {
+                Assert.False(p.HasExited, $"the training process exited early: {stderr}");
+                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), "no checkpoint after 90 s");
+                Thread.Sleep(20);
+            }
+            using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();   // what Ctrl+C sends
+            Assert.True(p.WaitForExit(30_000), "the interrupted process did not exit");
+            p.WaitForExit();   // drains the redirected streams
+        }
+        finally
+        {
+            if (!p.HasExited) { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); }
+        }
+        string err;
+        lock (stderr) err = stderr.ToString();
+        Assert.Equal(130, p.ExitCode);
+        Assert.Equal($"backprop: interrupted; continue with: backprop train --resume {ck}", err.TrimEnd());
+        Assert.False(File.Exists(model), "an interrupted run saves no model");
+        var c = Checkpoint.Load<float>(ck);   // complete and loadable
+        Assert.Equal(Enumerable.Range(1, c.Epoch), c.History.Select(h => h.Epoch));
+    }
+
+    [Fact]
     public void A_checkpoint_survives_kill_9_and_resumes()
     {
         using var tmp = new TempDir();
