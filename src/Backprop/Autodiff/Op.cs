@@ -25,21 +25,26 @@ public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The output shape for the given inputs; throws <see cref="ShapeMismatchException"/> naming the shapes.</summary>
     public abstract int[] OutputShape(Var<T>[] inputs);
 
-    /// <summary>Computes the output from the inputs' current values into <paramref name="output"/>.</summary>
-    public abstract void Forward(Var<T>[] inputs, Tensor<T> output);
+    /// <summary>
+    /// Computes the output from the inputs' current values into <paramref name="output"/>, with any kernels on
+    /// <paramref name="context"/>: the context of the tape that runs the op, so an op recorded on two tapes runs on
+    /// each tape's threads.
+    /// </summary>
+    public abstract void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output);
 
     /// <summary>
     /// Propagates <c>output.Grad</c> to every input that requires a gradient, through
-    /// <see cref="Var{T}.GradTarget"/> (overwrite on first write, accumulate afterwards).
+    /// <see cref="Var{T}.GradTarget"/> (overwrite on first write, accumulate afterwards), with any kernels on
+    /// <paramref name="context"/>.
     /// </summary>
-    public abstract void Backward(Var<T>[] inputs, Var<T> output);
+    public abstract void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output);
 
     /// <summary>
     /// Computes this op's output and, in the same pass, <paramref name="next"/>'s output from it, when
     /// <paramref name="next"/> is an op that reads only this op's output and this op knows how to fuse it; false (and
     /// nothing computed) otherwise. Results must equal running the two ops one after the other, bit for bit.
     /// </summary>
-    public virtual bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) => false;
+    public virtual bool TryForwardFused(ComputeContext context, Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) => false;
 
     /// <summary>
     /// The backward pass, with the gradient of <c>inputs[0]</c> carried on through <paramref name="producer"/>, the op
@@ -47,25 +52,7 @@ public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// accumulating: the tape fuses only where each is the only write) so the producer's own backward is skipped.
     /// False, with nothing written, when this op cannot fuse that producer.
     /// </summary>
-    public virtual bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) => false;
-
-    // What a tape calls: each pass with the context of the tape that runs it, so an op object recorded on two tapes
-    // runs on each tape's kernels. An op whose kernels take a context (a product, say) overrides these; the others
-    // override the context-free methods above, which these call.
-
-    /// <summary><see cref="Forward(Var{T}[], Tensor{T})"/>, with its kernels on <paramref name="context"/>.</summary>
-    public virtual void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Forward(inputs, output);
-
-    /// <summary><see cref="Backward(Var{T}[], Var{T})"/>, with its kernels on <paramref name="context"/>.</summary>
-    public virtual void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output) => Backward(inputs, output);
-
-    /// <summary><see cref="TryForwardFused(Var{T}[], Tensor{T}, Op{T}, Tensor{T})"/>, with its kernels on <paramref name="context"/>.</summary>
-    public virtual bool TryForwardFused(ComputeContext context, Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) =>
-        TryForwardFused(inputs, output, next, nextOutput);
-
-    /// <summary><see cref="TryBackwardFused(Var{T}[], Var{T}, Op{T}, Var{T})"/>, with its kernels on <paramref name="context"/>.</summary>
-    public virtual bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) =>
-        TryBackwardFused(inputs, output, producer, producerInput);
+    public virtual bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) => false;
 
     public override string ToString() => $"{Name}: {Formula}";
 }

@@ -3,6 +3,7 @@ using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
 using Backprop.Autodiff;
+using Backprop.Kernels;
 
 namespace Backprop.Ops;
 
@@ -440,10 +441,10 @@ public sealed class ActivationOp<T>(Activation<T> activation) : Op<T> where T : 
 
     private static int Cols(Tensor<T> t) => t.Rank == 0 ? 1 : t.Dim(-1);
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) =>
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Activation.Forward(inputs[0].Value.Data, output.Data, Cols(output));
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var z = inputs[0];
         if (!z.RequiresGrad) return;

@@ -2,6 +2,7 @@ using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
 using Backprop.Autodiff;
+using Backprop.Kernels;
 
 namespace Backprop.Ops;
 
@@ -50,10 +51,10 @@ public sealed class AddOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     public override string Formula => "Y = A + B";
     public override IReadOnlyList<string> GradFormulas => ["dA = dY (summed over broadcast axes)", "dB = dY (summed over broadcast axes)"];
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) =>
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Add, static (x, y) => x + y);
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
         for (int i = 0; i < 2; i++)
@@ -68,10 +69,10 @@ public sealed class SubOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     public override string Formula => "Y = A − B";
     public override IReadOnlyList<string> GradFormulas => ["dA = dY (summed over broadcast axes)", "dB = −dY (summed over broadcast axes)"];
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) =>
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Subtract, static (x, y) => x - y);
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
         if (inputs[0].RequiresGrad) Broadcast.SumTo(dy, inputs[0].GradTarget(out bool a0), a0, T.One);
@@ -85,10 +86,10 @@ public sealed class MulOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     public override string Formula => "Y = A ⊙ B";
     public override IReadOnlyList<string> GradFormulas => ["dA = dY ⊙ B", "dB = dY ⊙ A"];
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) =>
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Multiply, static (x, y) => x * y);
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
         var tmp = Scratch(dy);
@@ -107,10 +108,10 @@ public sealed class DivOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     public override string Formula => "Y = A ⊘ B";
     public override IReadOnlyList<string> GradFormulas => ["dA = dY ⊘ B", "dB = −dY ⊙ A ⊘ B²"];
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) =>
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Divide, static (x, y) => x / y);
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
         var tmp = Scratch(dy);
@@ -141,9 +142,9 @@ public abstract class ElementwiseOp<T> : Op<T> where T : unmanaged, IFloatingPoi
     /// <summary>dx = dy ⊙ f′(x), written (not accumulated) into dx.</summary>
     protected abstract void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx);
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Compute(inputs[0].Value.Data, output.Data);
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Compute(inputs[0].Value.Data, output.Data);
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         if (!inputs[0].RequiresGrad) return;
         var g = inputs[0].GradTarget(out bool acc);

@@ -2,6 +2,7 @@ using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
 using Backprop.Autodiff;
+using Backprop.Kernels;
 
 namespace Backprop.Ops;
 
@@ -151,7 +152,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
         return g;
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T s = T.Zero;
@@ -159,7 +160,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T k = T.CreateChecked(2) * output.Grad.Data[0];
@@ -227,7 +228,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         return g;
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var z = inputs[0].Value;
         int n = z.Dim(0), c = z.Dim(1);
@@ -257,7 +258,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         output.Data[0] = Reduction == Reduction.Mean ? loss / T.CreateChecked(Math.Max(1, n)) : loss;
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var Z = inputs[0];
         if (!Z.RequiresGrad) return;
@@ -299,7 +300,7 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
         return g;
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T s = T.Zero;
@@ -308,7 +309,7 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, z.Length)) : s;
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T k = output.Grad.Data[0];

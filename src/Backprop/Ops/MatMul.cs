@@ -56,16 +56,12 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
         return [m, n];
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(ComputeContext.Default, inputs, output);
-
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var a = inputs[0].Value; var b = inputs[1].Value;
         var (m, k, n) = Dims(a, b);
         Gemm.Multiply<T>(context, TransA, TransB, m, n, k, a.Span, b.Span, output.Span, accumulate: false);
     }
-
-    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(output.Tape?.Context ?? ComputeContext.Default, inputs, output);
 
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
@@ -129,8 +125,6 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         return [x.Dim(0), w.Dim(0)];
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output) => Forward(ComputeContext.Default, inputs, output, null);
-
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Forward(context, inputs, output, null);
 
     private void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output, IGemmBlockFinish? finish)
@@ -150,9 +144,6 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
     private ActivationBackwardFinish<T>? _backwardFinish;
 
     /// <summary>z = x·Wᵀ + b and h = f(z) for an element-wise activation f: each thread applies f to its block of z as the GEMM finishes it.</summary>
-    public override bool TryForwardFused(Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput) =>
-        TryForwardFused(ComputeContext.Default, inputs, output, next, nextOutput);
-
     public override bool TryForwardFused(ComputeContext context, Var<T>[] inputs, Tensor<T> output, Op<T> next, Tensor<T> nextOutput)
     {
         if (next is not ActivationOp<T> { Activation.ForwardIsPiecewiseExact: true } act) return false;
@@ -166,9 +157,6 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
     /// The backward pass with the input x = f(z) of an element-wise activation: dz = dx ⊙ f′(z) is applied to each
     /// block of dx as the dx = dz·W product finishes it.
     /// </summary>
-    public override bool TryBackwardFused(Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) =>
-        TryBackwardFused(output.Tape?.Context ?? ComputeContext.Default, inputs, output, producer, producerInput);
-
     public override bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput)
     {
         var x = inputs[0];
@@ -179,8 +167,6 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         Backward(context, inputs, output, finish, producerInput);
         return true;
     }
-
-    public override void Backward(Var<T>[] inputs, Var<T> output) => Backward(output.Tape?.Context ?? ComputeContext.Default, inputs, output, null, null);
 
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output) => Backward(context, inputs, output, null, null);
 

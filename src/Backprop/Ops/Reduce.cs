@@ -2,6 +2,7 @@ using System.Numerics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
 using Backprop.Autodiff;
+using Backprop.Kernels;
 
 namespace Backprop.Ops;
 
@@ -59,7 +60,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         return (outer, x.Dim(a), inner);
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
         if (_axis is null)
@@ -80,7 +81,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         if (_mean) TensorPrimitives.Multiply(o, T.One / T.CreateChecked(len), o);
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var X = inputs[0];
         if (!X.RequiresGrad) return;
@@ -123,7 +124,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         return x.ShapeArray;
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
         int c = x.Dim(-1);
@@ -149,7 +150,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         }
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var X = inputs[0];
         if (!X.RequiresGrad) return;

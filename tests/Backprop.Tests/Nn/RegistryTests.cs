@@ -2,6 +2,7 @@ using System.Numerics;
 using Backprop.Explain;
 using Backprop.Nn;
 using Backprop.Problems;
+using Backprop.Kernels;
 
 namespace Backprop.Tests.Nn;
 
@@ -110,7 +111,7 @@ public sealed class TestL1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) 
         return g;
     }
 
-    public override void Forward(Var<T>[] inputs, Tensor<T> output)
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var y = inputs[0].Value.Span; var t = inputs[1].Value.Span;
         T s = T.Zero;
@@ -118,7 +119,7 @@ public sealed class TestL1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) 
         output.Span[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
-    public override void Backward(Var<T>[] inputs, Var<T> output)
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Span; var t = inputs[1].Value.Span;
         T k = output.Grad.Span[0];
