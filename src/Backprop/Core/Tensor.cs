@@ -211,14 +211,8 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return Math.Sqrt(s);
     }
 
-    public override string ToString()
-    {
-        var sb = new StringBuilder();
-        sb.Append("Tensor").Append(ShapeString).Append(' ');
-        if (Rank <= 1) sb.Append('[').Append(string.Join(", ", Data[..Math.Min(16, Length)].ToArray())).Append(Length > 16 ? ", …]" : "]");
-        else sb.Append("[…]");
-        return sb.ToString();
-    }
+    /// <summary>The shape, then the values as PyTorch prints them (see <see cref="TensorFormat"/>).</summary>
+    public override string ToString() => TensorFormat.Format(this);
 }
 
 public static class ShapeUtil

@@ -31,6 +31,7 @@ public class ReadmeExampleTests
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < 2; j++)
                 Assert.Equal(2 * (yHat - 0.3) * w2[i] * h[i] * (1 - h[i]) * (j == 0 ? 1.0 : 2.0), grad[i, j], 1e-12);
+        Assert.Equal("Tensor[2×2]\n[[-0.0601, -0.1202],\n [ 0.0317,  0.0635]]", grad.ToString());   // what the README shows it prints
     }
 
     [Fact]
