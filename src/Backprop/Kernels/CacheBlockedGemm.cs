@@ -33,30 +33,32 @@ internal static unsafe class CacheBlockedGemm<T, K>
     where T : unmanaged, IFloatingPointIeee754<T>
     where K : struct, IMicroKernel<T>
 {
-    /// <summary>
-    /// Values of T in the packed A and B blocks of an m×n×k call (a chunk of a sizeM×sizeN product), and whether B is
-    /// read in place. The buffers are sized for the whole product, not for this chunk of it: a thread then grows them
-    /// once per shape, whichever chunk it happens to run (measured: a 2-thread training step allocated ~700 KB in 50
-    /// warm steps when a worker first took the other chunk of a split product under load).
-    /// </summary>
-    private static void BufferSizes(KernelTuning tuning, bool transB, int m, int n, int k, int sizeM, int sizeN,
-        out bool directB, out long sizeA, out long sizeB)
+    /// <summary>The cache blocks (depth, rows of A, columns of B) the tuning gives for a product of depth <paramref name="k"/>.</summary>
+    private static (int KC, int MC, int NC) Blocks(KernelTuning tuning, int k)
     {
         int MR = K.MR, NR = K.NR;
         int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);
         int MC = Math.Max(MR, tuning.McBytes / (KC * sizeof(T)) / MR * MR);
         int NC = Math.Max(NR, tuning.Nc / NR * NR);
+        // Balance the depth blocks (k = 784 runs as 2 × 392, not 512 + 272).
         KC = Math.Min(KC, (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC) + 7 & ~7);
+        return (KC, MC, NC);
+    }
+
+    /// <summary>Values of T in the packed A and B blocks of an m×n×k call, and whether B is read in place.</summary>
+    private static void BufferSizes(KernelTuning tuning, bool transB, int m, int n, int k, out bool directB, out long sizeA, out long sizeB)
+    {
+        var (KC, MC, NC) = Blocks(tuning, k);
         int kcMax = Math.Min(KC, k);
         directB = !transB && m <= tuning.DirectBMaxRows;
-        sizeA = (long)Math.Min(MC, RoundUp(Math.Max(m, sizeM), MR)) * kcMax;
-        sizeB = directB ? (long)NR * kcMax : (long)Math.Min(NC, RoundUp(Math.Max(n, sizeN), NR)) * kcMax;
+        sizeA = (long)Math.Min(MC, RoundUp(m, K.MR)) * kcMax;
+        sizeB = directB ? (long)K.NR * kcMax : (long)Math.Min(NC, RoundUp(n, K.NR)) * kcMax;
     }
 
     /// <summary>Grows the packing buffers of <paramref name="scratch"/> to what <see cref="Run"/> would need for this call, computing nothing.</summary>
-    public static void Reserve(KernelTuning tuning, KernelScratch scratch, bool transB, int m, int n, int k, int sizeM, int sizeN)
+    public static void Reserve(KernelTuning tuning, KernelScratch scratch, bool transB, int m, int n, int k)
     {
-        BufferSizes(tuning, transB, m, n, k, sizeM, sizeN, out bool directB, out long sizeA, out long sizeB);
+        BufferSizes(tuning, transB, m, n, k, out bool directB, out long sizeA, out long sizeB);
         scratch.PackedA<T>(sizeA);
         scratch.PackedB<T>(sizeB);   // B read in place still packs its edge panel
         scratch.StepsA(sizeA / K.MR);
@@ -64,22 +66,15 @@ internal static unsafe class CacheBlockedGemm<T, K>
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    /// <param name="sizeM">Rows of the whole product this call is a part of (a thread's chunk of a split product), which sizes the packing buffers.</param>
-    /// <param name="sizeN">Columns of the whole product, likewise.</param>
     public static void Run(KernelTuning tuning, KernelScratch scratch, bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int sizeM, int sizeN)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
     {
         int MR = K.MR, NR = K.NR;
-        int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);
-        int MC = Math.Max(MR, tuning.McBytes / (KC * sizeof(T)) / MR * MR);
-        int NC = Math.Max(NR, tuning.Nc / NR * NR);
-
-        // Balance the depth blocks (k = 784 runs as 2 × 392, not 512 + 272).
-        KC = Math.Min(KC, (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC) + 7 & ~7);
+        var (KC, MC, NC) = Blocks(tuning, k);
         int kcMax = Math.Min(KC, k);
         int mcMax = Math.Min(MC, RoundUp(m, MR));
         int ncMax = Math.Min(NC, RoundUp(n, NR));
-        BufferSizes(tuning, transB, m, n, k, sizeM, sizeN, out bool directB, out long sizeA, out long sizeB);
+        BufferSizes(tuning, transB, m, n, k, out bool directB, out long sizeA, out long sizeB);
         T* bufA = scratch.PackedA<T>(sizeA);
         T* bufB = scratch.PackedB<T>(sizeB);
         T* tile = stackalloc T[MR * NR];

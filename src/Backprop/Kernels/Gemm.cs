@@ -137,10 +137,8 @@ public static class Gemm
     }
 
     /// <summary>The product on the calling thread, with the context's kernels, blocking and (this thread's) scratch.</summary>
-    /// <param name="sizeM">Rows of the whole product when this is one thread's chunk of it (sizes the packing buffers; see <see cref="CacheBlockedGemm{T, K}.Run"/>).</param>
-    /// <param name="sizeN">Columns of the whole product, likewise.</param>
     internal static unsafe void Serial<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
-        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate, int sizeM = 0, int sizeN = 0)
+        T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double))
@@ -153,19 +151,19 @@ public static class Gemm
         switch (context.GemmPath)
         {
             case GemmPath.Avx512:
-                CacheBlockedGemm<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
+                CacheBlockedGemm<T, Avx512Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             case GemmPath.Avx2:
-                CacheBlockedGemm<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
+                CacheBlockedGemm<T, Avx2Kernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
             default:
-                CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate, sizeM, sizeN);
+                CacheBlockedGemm<T, PortableKernel<T>>.Run(tuning, scratch, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
                 break;
         }
     }
 
     /// <summary>Grows this thread's packing buffers to what <see cref="Serial"/> would need for the same call, computing nothing.</summary>
-    internal static void Reserve<T>(ComputeContext context, bool transB, int m, int n, int k, int sizeM, int sizeN)
+    internal static void Reserve<T>(ComputeContext context, bool transB, int m, int n, int k)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (typeof(T) != typeof(float) && typeof(T) != typeof(double)) return;
@@ -173,9 +171,9 @@ public static class Gemm
         var scratch = context.Scratch;
         switch (context.GemmPath)
         {
-            case GemmPath.Avx512: CacheBlockedGemm<T, Avx512Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
-            case GemmPath.Avx2: CacheBlockedGemm<T, Avx2Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
-            default: CacheBlockedGemm<T, PortableKernel<T>>.Reserve(tuning, scratch, transB, m, n, k, sizeM, sizeN); break;
+            case GemmPath.Avx512: CacheBlockedGemm<T, Avx512Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k); break;
+            case GemmPath.Avx2: CacheBlockedGemm<T, Avx2Kernel<T>>.Reserve(tuning, scratch, transB, m, n, k); break;
+            default: CacheBlockedGemm<T, PortableKernel<T>>.Reserve(tuning, scratch, transB, m, n, k); break;
         }
     }
 
@@ -288,9 +286,10 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         if (part < _chunks && Claim(part)) { RunChunk(part); ran |= 1L << part; }
         for (int c = 0; c < _chunks; c++)
             if (Claim(c)) { RunChunk(c); ran |= 1L << c; }
-        // A thread that started late finds the chunks taken. It still sizes its packing buffers for the ones it did not
-        // run, as if it had: otherwise it grows them the first time it does run one, in the middle of a warm run
-        // (measured: ~170 KB in 50 warm 2-thread steps of a full test run). Arithmetic and compares once warm.
+        // Every thread sizes its packing buffers for every chunk, run or not: a thread that started late finds some or
+        // all of the chunks taken, and would otherwise grow its buffers the first time it does run one, in the middle
+        // of a warm run (measured: ~700 KB, then ~170 KB, in 50 warm 2-thread steps of full test runs). Arithmetic and
+        // compares once warm.
         for (int c = 0; c < _chunks; c++)
             if ((ran & (1L << c)) == 0) ReserveChunk(c);
     }
@@ -301,12 +300,12 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
         if (_splitN)
         {
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
-            if (j1 > j0) Gemm.Reserve<T>(_context!, _transB, _m, j1 - j0, _k, _m, _n);
+            if (j1 > j0) Gemm.Reserve<T>(_context!, _transB, _m, j1 - j0, _k);
         }
         else
         {
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
-            if (i1 > i0) Gemm.Reserve<T>(_context!, _transB, i1 - i0, _n, _k, _m, _n);
+            if (i1 > i0) Gemm.Reserve<T>(_context!, _transB, i1 - i0, _n, _k);
         }
     }
 
@@ -320,7 +319,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             int j0 = u0 * _unit, j1 = Math.Min(_n, u1 * _unit);
             if (j1 <= j0) return;
             T* b = _transB ? _b + j0 * _ldb : _b + j0;
-            Gemm.Serial(_context!, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, _m, j1 - j0, _k, _a, _lda, b, _ldb, _c + j0, _ldc, _accumulate);
             _finish?.Finish(0, _m, j0, j1);
         }
         else
@@ -328,7 +327,7 @@ internal sealed unsafe class GemmJob<T> : WorkItem where T : unmanaged, IFloatin
             int i0 = u0 * _unit, i1 = Math.Min(_m, u1 * _unit);
             if (i1 <= i0) return;
             T* a = _transA ? _a + i0 : _a + i0 * _lda;
-            Gemm.Serial(_context!, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate, _m, _n);
+            Gemm.Serial(_context!, _transA, _transB, i1 - i0, _n, _k, a, _lda, _b, _ldb, _c + i0 * _ldc, _ldc, _accumulate);
             _finish?.Finish(i0, i1, 0, _n);
         }
     }
