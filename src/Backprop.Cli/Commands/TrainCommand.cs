@@ -216,6 +216,9 @@ public static class TrainCommand
         // While the live progress bar shows, lines go through its console, which keeps the bar below them.
         Action<string> writeLine = live ? line => ansi.WriteLine(line) : Console.WriteLine;
         var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience));
+        // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was when a run fails or stops.
+        string? LastGoodCheckpoint() => new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
+
         TrainingResult result;
         // Ctrl+C (SIGINT) stops the run between two steps; the checkpoint of the last complete epoch stays as it was.
         using var interrupt = new CancellationTokenSource();
@@ -254,14 +257,12 @@ public static class TrainCommand
         }
         catch (NonFiniteValueException e)
         {
-            // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was.
-            string? lastGood = new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
-            Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, lastGood)}");
+            Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, LastGoodCheckpoint())}");
             return 1;
         }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
         {
-            string? lastGood = new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
+            string? lastGood = LastGoodCheckpoint();
             Console.Error.WriteLine(lastGood is null
                 ? "backprop: interrupted; nothing was saved (train with --checkpoint F to be able to resume)"
                 : $"backprop: interrupted; continue with: backprop train --resume {lastGood}");

@@ -57,7 +57,8 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>The elements in row-major order.</summary>
     public Span<T> Data => new(_array, _offset, _length);
-    public Span<T> Span => new(_array, _offset, _length);
+    /// <summary>The same as <see cref="Data"/>.</summary>
+    public Span<T> Span => Data;
     public Memory<T> Memory => new(_array, _offset, _length);
     /// <summary>The elements as an array segment, for code that indexes them from a lambda.</summary>
     public ArraySegment<T> Segment => new(_array, _offset, _length);

@@ -43,10 +43,10 @@ public class KillResumeTests
     }
 
     /// <summary>
-    /// Starts the CLI, waits until it has written a checkpoint past <paramref name="afterEpoch"/>, lets it run a little
-    /// longer (so that the kill may land inside a write) and kills it.
+    /// Starts the CLI, waits until it has written a checkpoint past <paramref name="afterEpoch"/>, has
+    /// <paramref name="stop"/> end it, and returns its exit code and what it wrote on stderr.
     /// </summary>
-    private static void RunAndKill(string ck, int afterEpoch, params string[] args)
+    private static (int ExitCode, string Stderr) RunAndStop(string ck, int afterEpoch, Action<Process> stop, params string[] args)
     {
         var stderr = new System.Text.StringBuilder();
         using var p = new Process { StartInfo = Cli(args) };
@@ -65,10 +65,9 @@ public class KillResumeTests
                 Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), $"no checkpoint past epoch {afterEpoch} after 90 s");
                 Thread.Sleep(20);
             }
-            Thread.Sleep(150 + Random.Shared.Next(300));
-            Assert.False(p.HasExited, $"the training process exited early: {stderr}");
-            p.Kill(entireProcessTree: true); // SIGKILL on Linux
-            Assert.True(p.WaitForExit(30_000), "the killed process did not exit");
+            stop(p);
+            Assert.True(p.WaitForExit(30_000), "the stopped process did not exit");
+            p.WaitForExit();   // drains the redirected streams
         }
         finally
         {
@@ -78,7 +77,17 @@ public class KillResumeTests
                 catch (InvalidOperationException) { }
             }
         }
+        lock (stderr) return (p.ExitCode, stderr.ToString());
     }
+
+    /// <summary>Runs the CLI until it has written a checkpoint past <paramref name="afterEpoch"/>, lets it run a little longer (so that the kill may land inside a write) and kills it.</summary>
+    private static void RunAndKill(string ck, int afterEpoch, params string[] args) =>
+        RunAndStop(ck, afterEpoch, p =>
+        {
+            Thread.Sleep(150 + Random.Shared.Next(300));
+            Assert.False(p.HasExited, "the training process exited early");
+            p.Kill(entireProcessTree: true); // SIGKILL on Linux
+        }, args);
 
     [Fact]
     public void Ctrl_C_stops_the_run_keeps_its_checkpoint_and_says_how_to_resume()
@@ -86,33 +95,12 @@ public class KillResumeTests
         using var tmp = new TempDir();
         string ck = tmp.File("ck.safetensors");
         string model = tmp.File("model.safetensors");
-        var stderr = new System.Text.StringBuilder();
-        using var p = new Process { StartInfo = Cli(["train", .. Hyper, "--epochs", "100000", "--checkpoint", ck, "--out", model]) };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (stderr) stderr.AppendLine(e.Data); };
-        p.OutputDataReceived += (_, _) => { };
-        try
+        var (exitCode, err) = RunAndStop(ck, 0, p =>
         {
-            Assert.True(p.Start());
-            p.BeginErrorReadLine();
-            p.BeginOutputReadLine();
-            var clock = Stopwatch.StartNew();
-            while (EpochOf(ck) < 1)
-            {
-                Assert.False(p.HasExited, $"the training process exited early: {stderr}");
-                Assert.True(clock.Elapsed < TimeSpan.FromSeconds(90), "no checkpoint after 90 s");
-                Thread.Sleep(20);
-            }
-            using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();   // what Ctrl+C sends
-            Assert.True(p.WaitForExit(30_000), "the interrupted process did not exit");
-            p.WaitForExit();   // drains the redirected streams
-        }
-        finally
-        {
-            if (!p.HasExited) { p.Kill(entireProcessTree: true); p.WaitForExit(10_000); }
-        }
-        string err;
-        lock (stderr) err = stderr.ToString();
-        Assert.Equal(130, p.ExitCode);
+            using var kill = Process.Start("kill", ["-INT", p.Id.ToString()]);   // what Ctrl+C sends
+            kill.WaitForExit();
+        }, ["train", .. Hyper, "--epochs", "100000", "--checkpoint", ck, "--out", model]);
+        Assert.Equal(130, exitCode);
         Assert.Equal($"backprop: interrupted; continue with: backprop train --resume {ck}", err.TrimEnd());
         Assert.False(File.Exists(model), "an interrupted run saves no model");
         var c = Checkpoint.Load<float>(ck);   // complete and loadable
