@@ -82,6 +82,26 @@ public static class ProblemCommands
             w.WriteEndArray();
             w.WritePropertyName("input"); JsonTensor.WriteMatrix(w, g.InputGradient);
             w.WriteEndObject();
+            if (g.LayerBuffers.Any(l => l.Count > 0))
+            {
+                // the buffers after the forward pass: a training batch norm's updated running statistics
+                w.WritePropertyName("buffers");
+                w.WriteStartObject();
+                w.WritePropertyName("layers");
+                w.WriteStartArray();
+                foreach (var layer in g.LayerBuffers)
+                {
+                    w.WriteStartObject();
+                    foreach (var (name, value) in layer)
+                    {
+                        w.WritePropertyName(name);
+                        if (value.Rank == 2) JsonTensor.WriteMatrix(w, value); else JsonTensor.WriteVector(w, value);
+                    }
+                    w.WriteEndObject();
+                }
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
             w.WriteEndObject();
         });
     }

@@ -62,6 +62,15 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Training or evaluation mode (for layers that behave differently, e.g. with running statistics).</summary>
     bool Training { get; set; }
 
+    /// <summary>The values of its kind's saved <see cref="LayerKind.Settings"/> (eps, momentum, p), by name; empty for none.</summary>
+    IReadOnlyDictionary<string, double> Settings => System.Collections.Immutable.ImmutableDictionary<string, double>.Empty;
+
+    /// <summary>
+    /// Seeds the layer's random draws (dropout's masks), continuing after <paramref name="draws"/> earlier ones, so a
+    /// resumed run draws what an uninterrupted one would. Layers without randomness ignore it.
+    /// </summary>
+    void SeedRandom(ulong seed, long draws) { }
+
     /// <summary>Records the layer's computation on <paramref name="x"/>'s tape.</summary>
     LayerOutput<T> Forward(Var<T> x);
 

@@ -4,8 +4,45 @@ using Backprop.Ops;
 
 namespace Backprop.Nn;
 
-/// <summary>The shape facts a model file stores for every layer: sizes and whether it has a bias.</summary>
-public readonly record struct LayerShape(int Inputs, int Outputs, bool Bias);
+/// <summary>
+/// What a layer is made from: sizes, whether it has a bias (for a norm layer: its affine scale and shift), and the
+/// values of its kind's <see cref="LayerKind.Settings"/> (absent ones take their defaults).
+/// </summary>
+public readonly record struct LayerShape(int Inputs, int Outputs, bool Bias)
+{
+    /// <summary>Numbers and flags (1 or 0) by setting name, e.g. eps; null: all defaults.</summary>
+    public IReadOnlyDictionary<string, double>? Settings { get; init; }
+
+    /// <summary>Batch × features matrices by setting name (a dropout layer's fixed mask); null: none.</summary>
+    public IReadOnlyDictionary<string, Tensor<double>>? Matrices { get; init; }
+
+    /// <summary>The setting <paramref name="name"/>, or <paramref name="fallback"/>.</summary>
+    public double Setting(string name, double fallback) => Settings is not null && Settings.TryGetValue(name, out var v) ? v : fallback;
+}
+
+/// <summary>How a <see cref="LayerSetting"/> is written.</summary>
+public enum LayerSettingType
+{
+    /// <summary>A number (eps, momentum, p).</summary>
+    Number,
+    /// <summary>true or false, stored as 1 or 0 (batch norm's training).</summary>
+    Flag,
+    /// <summary>A batch × features matrix (dropout's fixed mask) that a problem gives with its batch.</summary>
+    BatchMatrix,
+}
+
+/// <summary>
+/// A value a layer kind reads besides its tensors, with its default and its rule: problem files read it by
+/// <see cref="Name"/>, model files keep it, and summaries show it.
+/// </summary>
+public sealed record LayerSetting(string Name, LayerSettingType Type, double Default, string Meaning)
+{
+    /// <summary>Null for a valid value, else why not (e.g. "must be in [0, 1)").</summary>
+    public Func<double, string?>? Check { get; init; }
+
+    /// <summary>Whether model files keep it: a flag of the moment (training) and per-batch data (a mask) are not the model's.</summary>
+    public bool Saved { get; init; } = true;
+}
 
 /// <summary>
 /// One kind of layer as files and importers name it: how to make an empty one (whose parameters and buffers a loader
@@ -18,6 +55,21 @@ public abstract class LayerKind : INamedKind
 
     /// <summary>The PyTorch module class whose state-dict entries this kind imports (e.g. "Linear"); null if none.</summary>
     public virtual string? TorchModule => null;
+
+    /// <summary>The settings the kind reads besides its tensors (<see cref="LayerShape.Settings"/>).</summary>
+    public virtual IReadOnlyList<LayerSetting> Settings => [];
+
+    /// <summary>Whether its output has as many features as its input (norm and dropout layers): files need not say "outputs".</summary>
+    public virtual bool KeepsWidth => false;
+
+    /// <summary>Whether the kind takes an activation (dropout does not).</summary>
+    public virtual bool TakesActivation => true;
+
+    /// <summary>
+    /// Whether the kind's parameters come as a pair that <see cref="LayerShape.Bias"/> switches on and off together (a
+    /// norm layer's weight and bias), rather than a weight that is always there and an optional bias.
+    /// </summary>
+    public virtual bool AffinePair => false;
 
     /// <summary>
     /// A layer of this kind with the given shape and activation, parameters zero (a loader fills them). Throws
@@ -48,7 +100,7 @@ public sealed class LayerKindRegistry : KindRegistry<LayerKind, LayerKindRegistr
 
     protected override LayerKindRegistry WithKinds(IEnumerable<LayerKind> kinds) => new(kinds);
 
-    public static LayerKindRegistry Default { get; } = new([new DenseKind()]);
+    public static LayerKindRegistry Default { get; } = new([new DenseKind(), new LayerNormKind(), new BatchNormKind(), new DropoutKind()]);
 
     /// <summary>The kind that imports PyTorch's <paramref name="module"/> (e.g. "Linear"), or null.</summary>
     public LayerKind? ForTorchModule(string module) => Kinds.FirstOrDefault(k => k.TorchModule == module);

@@ -80,6 +80,24 @@ public static class Functional
     public static Var<T> CrossEntropy<T>(Var<T> logits, int[] targets, Reduction reduction = Reduction.Mean)
         where T : unmanaged, IFloatingPointIeee754<T> => CrossEntropy(logits, new ClassTargets(targets), reduction);
 
-    public static Var<T> BceWithLogits<T>(Var<T> logits, Var<T> target, Reduction reduction = Reduction.Mean)
-        where T : unmanaged, IFloatingPointIeee754<T> => Apply(new BceWithLogitsLossOp<T>(reduction), logits, target);
+    public static Var<T> BceWithLogits<T>(Var<T> logits, Var<T> target, Reduction reduction = Reduction.Mean, double[]? posWeight = null)
+        where T : unmanaged, IFloatingPointIeee754<T> => Apply(new BceWithLogitsLossOp<T>(reduction, posWeight), logits, target);
+
+    public static Var<T> L1<T>(Var<T> prediction, Var<T> target, Reduction reduction = Reduction.Mean)
+        where T : unmanaged, IFloatingPointIeee754<T> => Apply(new L1LossOp<T>(reduction), prediction, target);
+
+    public static Var<T> Huber<T>(Var<T> prediction, Var<T> target, double delta = 1.0, Reduction reduction = Reduction.Mean)
+        where T : unmanaged, IFloatingPointIeee754<T> => Apply(new HuberLossOp<T>(reduction, delta), prediction, target);
+
+    /// <summary>Layer norm over each row; <paramref name="gamma"/> and <paramref name="beta"/> together or neither.</summary>
+    public static Var<T> LayerNorm<T>(Var<T> x, Var<T>? gamma = null, Var<T>? beta = null, double eps = 1e-5)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        gamma is null ? Apply(new LayerNormOp<T>(eps), x) : Apply(new LayerNormOp<T>(eps), x, gamma, beta ?? throw new ArgumentNullException(nameof(beta)));
+
+    /// <summary>Batch norm per feature with <paramref name="statistics"/> (whose mode says training or evaluation).</summary>
+    public static Var<T> BatchNorm<T>(Var<T> x, BatchNormStatistics<T> statistics, Var<T>? gamma = null, Var<T>? beta = null)
+        where T : unmanaged, IFloatingPointIeee754<T> =>
+        gamma is null ? Apply(new BatchNormOp<T>(statistics), x) : Apply(new BatchNormOp<T>(statistics), x, gamma, beta ?? throw new ArgumentNullException(nameof(beta)));
+
+    public static Var<T> Dropout<T>(Var<T> x, DropoutMask<T> mask) where T : unmanaged, IFloatingPointIeee754<T> => Apply(new DropoutOp<T>(mask), x);
 }

@@ -43,7 +43,8 @@ public abstract class LossOp<T>(Reduction reduction) : Op<T> where T : unmanaged
         return r;
     }
 
-    protected double Divisor(Var<T>[] inputs) => Reduction == Reduction.Mean ? Math.Max(1, Count(inputs)) : 1;
+    /// <summary>What the sum is divided by: N for the mean reduction (a weighted loss divides by its total weight), 1 for the sum.</summary>
+    public virtual double Divisor(Var<T>[] inputs) => Reduction == Reduction.Mean ? Math.Max(1, Count(inputs)) : 1;
 }
 
 /// <summary>How a loss takes its target.</summary>
@@ -58,19 +59,37 @@ public enum LossTarget
 }
 
 /// <summary>
-/// One kind of loss as problem files and options name it: the target it takes and how it records itself on a tape.
-/// The formulas and the float64 reference gradient are facts of the <see cref="LossOp{T}"/> it records.
+/// The numbers some losses take beside the reduction, with PyTorch's meaning: huber's δ, cross-entropy's per-class
+/// weights (F.cross_entropy's weight) and BCE's per-output positive weights (pos_weight).
+/// </summary>
+public sealed record LossSettings
+{
+    public double HuberDelta { get; init; } = 1.0;
+    /// <summary>One weight per class; null: every class weighs 1.</summary>
+    public double[]? ClassWeights { get; init; }
+    /// <summary>One weight per output for the positive term; null: 1.</summary>
+    public double[]? PosWeight { get; init; }
+
+    public static LossSettings Default { get; } = new();
+}
+
+/// <summary>
+/// One kind of loss as problem files and options name it: the target it takes, the settings it reads, and how it
+/// records itself on a tape. The formulas and the float64 reference gradient are facts of the <see cref="LossOp{T}"/> it records.
 /// </summary>
 public abstract class LossKind : INamedKind
 {
     public abstract string Name { get; }
     public abstract LossTarget Target { get; }
 
+    /// <summary>The problem-file fields of <see cref="LossSettings"/> this loss reads ("delta", "class_weights", "pos_weight").</summary>
+    public virtual IReadOnlyList<string> SettingNames => [];
+
     /// <summary>
     /// Records the loss of <paramref name="output"/> against <paramref name="values"/> (for <see cref="LossTarget.Values"/>)
     /// or <paramref name="classes"/> (for <see cref="LossTarget.ClassIndices"/>); null for a loss that records nothing ("none").
     /// </summary>
-    public abstract Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction)
+    public abstract Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings = null)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
     public override string ToString() => Name;
@@ -78,38 +97,62 @@ public abstract class LossKind : INamedKind
     /// <summary>The objective is the sum of all outputs: no loss node, no target.</summary>
     public static LossKind None { get; } = new NoLoss();
     public static LossKind Mse { get; } = new MseLoss();
+    public static LossKind L1 { get; } = new L1Loss();
+    public static LossKind Huber { get; } = new HuberLoss();
     public static LossKind CrossEntropy { get; } = new CrossEntropyLoss();
     public static LossKind BceWithLogits { get; } = new BceWithLogitsLoss();
+
+    private static Var<T> Values<T>(Var<T>? values) where T : unmanaged, IFloatingPointIeee754<T> =>
+        values ?? throw new ArgumentNullException(nameof(values));
 
     private sealed class NoLoss : LossKind
     {
         public override string Name => "none";
         public override LossTarget Target => LossTarget.None;
-        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) => null;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) => null;
     }
 
     private sealed class MseLoss : LossKind
     {
         public override string Name => "mse";
         public override LossTarget Target => LossTarget.Values;
-        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Functional.Mse(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
+            Functional.Mse(output, Values(values), reduction);
+    }
+
+    private sealed class L1Loss : LossKind
+    {
+        public override string Name => "l1";
+        public override LossTarget Target => LossTarget.Values;
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
+            Functional.Apply(new L1LossOp<T>(reduction), output, Values(values));
+    }
+
+    private sealed class HuberLoss : LossKind
+    {
+        public override string Name => "huber";
+        public override LossTarget Target => LossTarget.Values;
+        public override IReadOnlyList<string> SettingNames => ["delta"];
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
+            Functional.Apply(new HuberLossOp<T>(reduction, (settings ?? LossSettings.Default).HuberDelta), output, Values(values));
     }
 
     private sealed class CrossEntropyLoss : LossKind
     {
         public override string Name => "cross_entropy";
         public override LossTarget Target => LossTarget.ClassIndices;
-        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Functional.CrossEntropy(output, classes ?? throw new ArgumentNullException(nameof(classes)), reduction);
+        public override IReadOnlyList<string> SettingNames => ["class_weights"];
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
+            Functional.Apply(new CrossEntropyLossOp<T>(reduction, classes ?? throw new ArgumentNullException(nameof(classes)), settings?.ClassWeights), output);
     }
 
     private sealed class BceWithLogitsLoss : LossKind
     {
         public override string Name => "bce_with_logits";
         public override LossTarget Target => LossTarget.Values;
-        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
-            Functional.BceWithLogits(output, values ?? throw new ArgumentNullException(nameof(values)), reduction);
+        public override IReadOnlyList<string> SettingNames => ["pos_weight"];
+        public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
+            Functional.Apply(new BceWithLogitsLossOp<T>(reduction, settings?.PosWeight), output, Values(values));
     }
 }
 
@@ -123,7 +166,7 @@ public sealed class LossRegistry : KindRegistry<LossKind, LossRegistry>
 
     protected override LossRegistry WithKinds(IEnumerable<LossKind> kinds) => new(kinds);
 
-    public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
+    public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.L1, LossKind.Huber, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
 }
 
 /// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
@@ -179,18 +222,31 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
     }
 }
 
-/// <summary>Cross-entropy of logits against class indices, fused with log-softmax; "mean" divides by the batch.</summary>
-public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targets) : LossOp<T>(reduction)
+/// <summary>
+/// Cross-entropy of logits against class indices, fused with log-softmax, with optional per-class weights w (PyTorch's
+/// F.cross_entropy(weight=w)): each row's term is multiplied by its target's weight, and "mean" divides by the sum of
+/// the targets' weights (by the batch size without weights).
+/// </summary>
+public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targets, double[]? classWeights = null) : LossOp<T>(reduction)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _probs;
+    private readonly T[]? _weights = classWeights?.Select(T.CreateChecked).ToArray();
+    private T _weightSum;
     public ClassTargets Targets { get; } = targets;
+    /// <summary>The per-class weights, or null.</summary>
+    public IReadOnlyList<double>? ClassWeights { get; } = classWeights;
     public override string Name => "cross_entropy";
     public override IReadOnlyList<string> InputNames => ["z"];
-    public override string Formula => Reduction == Reduction.Mean
-        ? "L = −(1/N)·Σ_i log softmax(z_i)[t_i]"
-        : "L = −Σ_i log softmax(z_i)[t_i]";
-    public override IReadOnlyList<string> GradFormulas => [$"dz = (softmax(z) − onehot(t)){Over}·dL"];
+    public override string Formula => (Reduction, _weights is null) switch
+    {
+        (Reduction.Mean, true) => "L = −(1/N)·Σ_i log softmax(z_i)[t_i]",
+        (Reduction.Sum, true) => "L = −Σ_i log softmax(z_i)[t_i]",
+        (Reduction.Mean, false) => "L = −(1/N)·Σ_i w[t_i]·log softmax(z_i)[t_i], N = Σ_i w[t_i]",
+        _ => "L = −Σ_i w[t_i]·log softmax(z_i)[t_i]",
+    };
+    public override IReadOnlyList<string> GradFormulas =>
+        [_weights is null ? $"dz = (softmax(z) − onehot(t)){Over}·dL" : $"dz_i = w[t_i]·(softmax(z_i) − onehot(t_i)){Over}·dL"];
 
     /// <summary>Row-wise softmax of the logits from the last forward pass.</summary>
     public Tensor<T>? Probabilities => _probs;
@@ -201,13 +257,26 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         if (z.Rank != 2) throw new ShapeMismatchException($"cross_entropy: logits are {z.ShapeString}, expected batch × classes");
         if (Targets.Indices.Length != z.Dim(0))
             throw new ShapeMismatchException($"cross_entropy: {Targets.Indices.Length} targets for a batch of {z.Dim(0)}");
+        if (_weights is not null && _weights.Length != z.Dim(1))
+            throw new ShapeMismatchException($"cross_entropy: {_weights.Length} class weights for {z.Dim(1)} classes");
         for (int i = 0; i < Targets.Indices.Length; i++)
             if ((uint)Targets.Indices[i] >= (uint)z.Dim(1))
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target[{i}] = {Targets.Indices[i]} is not a class index in 0..{z.Dim(1) - 1}");
     }
 
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Dim(0);
-    public override string CountMeaning => "the batch size";
+    public override string CountMeaning => _weights is null ? "the batch size" : "the sum of the targets' class weights";
+
+    public override double Divisor(Var<T>[] inputs)
+    {
+        if (Reduction == Reduction.Sum) return 1;
+        if (ClassWeights is null) return Math.Max(1, Count(inputs));
+        double w = 0;
+        foreach (int t in Targets.Indices) w += ClassWeights[t];
+        return w;
+    }
+
+    private double Weight(int cls) => ClassWeights is null ? 1 : ClassWeights[cls];
 
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
@@ -222,8 +291,9 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
             for (int j = 0; j < c; j++) max = Math.Max(max, pred.Data[r * c + j]);
             double sum = 0;
             for (int j = 0; j < c; j++) sum += g.Data[r * c + j] = Math.Exp(pred.Data[r * c + j] - max);
-            for (int j = 0; j < c; j++) g.Data[r * c + j] = g.Data[r * c + j] / sum / n;
-            g.Data[r * c + Targets.Indices[r]] -= 1 / n;
+            double w = Weight(Targets.Indices[r]);
+            for (int j = 0; j < c; j++) g.Data[r * c + j] = w * g.Data[r * c + j] / sum / n;
+            g.Data[r * c + Targets.Indices[r]] -= w / n;
         }
         return g;
     }
@@ -243,7 +313,13 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
             T max = zr[0];
             for (int j = 1; j < c; j++) if (zr[j] > max) max = zr[j];
             for (int j = 0; j < c; j++) pr[j] = zr[j] - max;
-            loss -= pr[t[i]];
+        }
+        T weightSum = T.Zero;
+        for (int i = 0; i < n; i++)
+        {
+            T w = _weights is null ? T.One : _weights[t[i]];
+            loss -= w * _probs.Data[i * c + t[i]];
+            weightSum += w;
         }
         TensorPrimitives.Exp(_probs.Data, _probs.Data);
         for (int i = 0; i < n; i++)
@@ -251,11 +327,13 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
             var pr = _probs.Data.Slice(i * c, c);
             T sum = T.Zero;
             for (int j = 0; j < c; j++) sum += pr[j];
-            loss += T.Log(sum);   // log Σ e^(z − max) − (z_t − max)
+            T w = _weights is null ? T.One : _weights[t[i]];
+            loss += w * T.Log(sum);   // w·(log Σ e^(z − max) − (z_t − max))
             T inv = T.One / sum;
             for (int j = 0; j < c; j++) pr[j] *= inv;
         }
-        output.Data[0] = Reduction == Reduction.Mean ? loss / T.CreateChecked(Math.Max(1, n)) : loss;
+        _weightSum = _weights is null ? T.CreateChecked(Math.Max(1, n)) : weightSum;
+        output.Data[0] = Reduction == Reduction.Mean ? loss / _weightSum : loss;
     }
 
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
@@ -264,31 +342,61 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         if (!Z.RequiresGrad) return;
         int n = Z.Value.Dim(0), c = Z.Value.Dim(1);
         T k = output.Grad.Data[0];
-        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, n));
+        if (Reduction == Reduction.Mean) k /= _weightSum;
         var g = Z.GradTarget(out bool acc).Data;
         var p = _probs!.Data;
         var t = Targets.Indices;
-        if (acc) TensorPrimitives.MultiplyAdd(p, k, g, g);
-        else TensorPrimitives.Multiply(p, k, g);
-        for (int i = 0; i < n; i++) g[i * c + t[i]] -= k;
+        if (_weights is null)
+        {
+            if (acc) TensorPrimitives.MultiplyAdd(p, k, g, g);
+            else TensorPrimitives.Multiply(p, k, g);
+            for (int i = 0; i < n; i++) g[i * c + t[i]] -= k;
+            return;
+        }
+        for (int i = 0; i < n; i++)
+        {
+            T kw = k * _weights[t[i]];
+            var pr = p.Slice(i * c, c);
+            var gr = g.Slice(i * c, c);
+            if (acc) TensorPrimitives.MultiplyAdd(pr, kw, gr, gr);
+            else TensorPrimitives.Multiply(pr, kw, gr);
+            gr[t[i]] -= kw;
+        }
     }
 }
 
-/// <summary>Binary cross-entropy on logits, in the stable form max(z,0) − z·t + log(1 + e^(−|z|)).</summary>
-public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>
+/// Binary cross-entropy on logits, in the stable form, with an optional positive weight p per output (PyTorch's
+/// pos_weight): ℓ = (1 − t)·z + (1 + (p − 1)·t)·log(1 + e^(−z)), log(1 + e^(−z)) = max(−z, 0) + log(1 + e^(−|z|)).
+/// </summary>
+public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWeight = null) : LossOp<T>(reduction)
+    where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly T[]? _pw = posWeight?.Select(T.CreateChecked).ToArray();
+    /// <summary>The positive weight of each output column, or null.</summary>
+    public IReadOnlyList<double>? PosWeight { get; } = posWeight;
     public override string Name => "bce_with_logits";
     public override IReadOnlyList<string> InputNames => ["z", "t"];
-    public override string Formula => $"L = {Scale}Σ [max(z, 0) − z·t + log(1 + e^(−|z|))]";
-    public override IReadOnlyList<string> GradFormulas => [$"dz = (σ(z) − t){Over}·dL", $"dt = −z{Over}·dL"];
+    public override string Formula => _pw is null
+        ? $"L = {Scale}Σ [max(z, 0) − z·t + log(1 + e^(−|z|))]"
+        : $"L = {Scale}Σ [(1 − t)·z + (1 + (p − 1)·t)·log(1 + e^(−z))], p = pos_weight of the column";
+    public override IReadOnlyList<string> GradFormulas => _pw is null
+        ? [$"dz = (σ(z) − t){Over}·dL", $"dt = −z{Over}·dL"]
+        : [$"dz = ((1 + (p − 1)·t)·σ(z) − p·t){Over}·dL", $"dt = (−z + (p − 1)·log(1 + e^(−z))){Over}·dL"];
 
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
             throw new ShapeMismatchException($"bce_with_logits: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+        int cols = inputs[0].Value.Rank == 2 ? inputs[0].Value.Dim(1) : inputs[0].Value.Length;
+        if (_pw is not null && _pw.Length != cols)
+            throw new ShapeMismatchException($"bce_with_logits: {_pw.Length} positive weights for {cols} outputs");
     }
 
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    /// <summary>The positive weight of flat element <paramref name="i"/> (1 without weights).</summary>
+    private T Pw(int i) => _pw is null ? T.One : _pw[i % _pw.Length];
 
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
@@ -296,16 +404,27 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
         var t = ToDouble(inputs[1].Value);
         double n = Divisor(inputs);
         var g = new Tensor<double>(pred.ShapeArray);
-        for (int i = 0; i < g.Length; i++) g.Data[i] = (1 / (1 + Math.Exp(-pred.Data[i])) - t.Data[i]) / n;
+        for (int i = 0; i < g.Length; i++)
+        {
+            double p = PosWeight is null ? 1 : PosWeight[i % PosWeight.Count], s = 1 / (1 + Math.Exp(-pred.Data[i]));
+            g.Data[i] = ((1 + (p - 1) * t.Data[i]) * s - p * t.Data[i]) / n;
+        }
         return g;
     }
+
+    /// <summary>log(1 + e^(−z)) without overflow.</summary>
+    private static T SoftplusOfMinus(T z) => T.Max(-z, T.Zero) + SpecialFunctions.Log1P(T.Exp(-T.Abs(z)));
 
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T s = T.Zero;
-        for (int i = 0; i < z.Length; i++)
-            s += T.Max(z[i], T.Zero) - z[i] * t[i] + SpecialFunctions.Log1P(T.Exp(-T.Abs(z[i])));
+        if (_pw is null)
+            for (int i = 0; i < z.Length; i++)
+                s += T.Max(z[i], T.Zero) - z[i] * t[i] + SpecialFunctions.Log1P(T.Exp(-T.Abs(z[i])));
+        else
+            for (int i = 0; i < z.Length; i++)
+                s += (T.One - t[i]) * z[i] + (T.One + (Pw(i) - T.One) * t[i]) * SoftplusOfMinus(z[i]);
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, z.Length)) : s;
     }
 
@@ -319,7 +438,8 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
             var g = inputs[0].GradTarget(out bool acc).Data;
             for (int i = 0; i < z.Length; i++)
             {
-                T v = k * (T.One / (T.One + T.Exp(-z[i])) - t[i]);
+                T sig = T.One / (T.One + T.Exp(-z[i]));
+                T v = _pw is null ? k * (sig - t[i]) : k * ((T.One + (Pw(i) - T.One) * t[i]) * sig - Pw(i) * t[i]);
                 g[i] = acc ? g[i] + v : v;
             }
         }
@@ -328,7 +448,123 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction) : LossOp<T>(redu
             var g = inputs[1].GradTarget(out bool acc).Data;
             for (int i = 0; i < z.Length; i++)
             {
-                T v = -k * z[i];
+                T v = _pw is null ? -k * z[i] : k * (-z[i] + (Pw(i) - T.One) * SoftplusOfMinus(z[i]));
+                g[i] = acc ? g[i] + v : v;
+            }
+        }
+    }
+}
+
+/// <summary>Mean absolute error (PyTorch's F.l1_loss): its derivative at ŷ = t is 0, as sign(0) is.</summary>
+public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public override string Name => "l1";
+    public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    public override string Formula => $"L = {Scale}Σ |ŷ − t|";
+    public override IReadOnlyList<string> GradFormulas => [$"dŷ = sign(ŷ − t){Over}·dL", $"dt = −sign(ŷ − t){Over}·dL"];
+
+    protected override void Validate(Var<T>[] inputs)
+    {
+        if (!inputs[0].Value.SameShape(inputs[1].Shape))
+            throw new ShapeMismatchException($"l1: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+    }
+
+    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
+    {
+        var pred = ToDouble(inputs[0].Value);
+        var t = ToDouble(inputs[1].Value);
+        double n = Divisor(inputs);
+        var g = new Tensor<double>(pred.ShapeArray);
+        for (int i = 0; i < g.Length; i++) g.Data[i] = Math.Sign(pred.Data[i] - t.Data[i]) / n;
+        return g;
+    }
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T s = T.Zero;
+        for (int i = 0; i < y.Length; i++) s += T.Abs(y[i] - t[i]);
+        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
+    }
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T k = output.Grad.Data[0];
+        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
+        for (int which = 0; which < 2; which++)
+        {
+            if (!inputs[which].RequiresGrad) continue;
+            var g = inputs[which].GradTarget(out bool acc).Data;
+            T kk = which == 0 ? k : -k;
+            for (int i = 0; i < y.Length; i++)
+            {
+                T d = y[i] - t[i];
+                T v = d > T.Zero ? kk : d < T.Zero ? -kk : T.Zero;
+                g[i] = acc ? g[i] + v : v;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// Huber loss with threshold δ (PyTorch's F.huber_loss): ½d² where |d| &lt; δ, δ·(|d| − ½δ) beyond, d = ŷ − t.
+/// Its derivative is d inside and δ·sign(d) beyond, continuous at |d| = δ.
+/// </summary>
+public sealed class HuberLossOp<T>(Reduction reduction, double delta) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public double Delta { get; } = delta > 0 && double.IsFinite(delta) ? delta : throw new ArgumentOutOfRangeException(nameof(delta), $"huber delta = {delta} must be positive");
+    public override string Name => "huber";
+    public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    public override string Formula => $"L = {Scale}Σ h(ŷ − t), h(d) = ½d² for |d| < δ, δ·(|d| − ½δ) otherwise, δ = {Delta}";
+    public override IReadOnlyList<string> GradFormulas => [$"dŷ = clamp(ŷ − t, −δ, δ){Over}·dL", $"dt = −clamp(ŷ − t, −δ, δ){Over}·dL"];
+
+    protected override void Validate(Var<T>[] inputs)
+    {
+        if (!inputs[0].Value.SameShape(inputs[1].Shape))
+            throw new ShapeMismatchException($"huber: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+    }
+
+    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
+
+    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
+    {
+        var pred = ToDouble(inputs[0].Value);
+        var t = ToDouble(inputs[1].Value);
+        double n = Divisor(inputs);
+        var g = new Tensor<double>(pred.ShapeArray);
+        for (int i = 0; i < g.Length; i++) g.Data[i] = Math.Clamp(pred.Data[i] - t.Data[i], -Delta, Delta) / n;
+        return g;
+    }
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T delta = T.CreateChecked(Delta), half = T.CreateChecked(0.5);
+        T s = T.Zero;
+        for (int i = 0; i < y.Length; i++)
+        {
+            T d = T.Abs(y[i] - t[i]);
+            s += d < delta ? half * d * d : delta * (d - half * delta);
+        }
+        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
+    }
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
+    {
+        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
+        T k = output.Grad.Data[0], delta = T.CreateChecked(Delta);
+        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
+        for (int which = 0; which < 2; which++)
+        {
+            if (!inputs[which].RequiresGrad) continue;
+            var g = inputs[which].GradTarget(out bool acc).Data;
+            T kk = which == 0 ? k : -k;
+            for (int i = 0; i < y.Length; i++)
+            {
+                T v = kk * T.Clamp(y[i] - t[i], -delta, delta);
                 g[i] = acc ? g[i] + v : v;
             }
         }

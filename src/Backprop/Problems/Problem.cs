@@ -15,7 +15,11 @@ public sealed record GradientResult<T>(
     double? Loss,
     Tensor<T> Output,
     IReadOnlyList<IReadOnlyList<ParameterGradient<T>>> LayerGradients,
-    Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>;
+    Tensor<T> InputGradient) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>Each layer's buffers after the forward pass (a training batch norm's updated running statistics), by name.</summary>
+    public IReadOnlyList<IReadOnlyList<ParameterGradient<T>>> LayerBuffers { get; init; } = [];
+}
 
 /// <summary>A name of a value in a problem ("layers.0.weight", "input", …) that names none; the message starts with the quoted name.</summary>
 public sealed class UnknownValueException(string message) : ArgumentException(message);
@@ -40,12 +44,14 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         Network = network;
         if (spec.Input.Length == 0 || spec.Input[0].Length != network.Inputs)
             throw new ShapeMismatchException($"the input has {(spec.Input.Length == 0 ? 0 : spec.Input[0].Length)} features per row but the network takes {network.Inputs}");
+        // a forward pass in training mode moves running statistics: every pass starts from the file's values
+        _initialBuffers = [.. network.Layers.SelectMany(l => l.Buffers).Select(b => (b.Value, b.Value.Clone()))];
         Tape = new Tape<T>();
         Input = Tape.Leaf(Tensor<T>.FromRows(spec.Input), requiresGrad: true, "x");
         Trace = Network.Forward(Input);
         var values = spec.Target is null ? null : Tape.Constant(Tensor<T>.FromRows(spec.Target), "t");
         var classes = spec.ClassTargets is null ? null : new ClassTargets(spec.ClassTargets);
-        Loss = spec.Loss.Record(Trace.Output, values, classes, spec.Reduction);
+        Loss = spec.Loss.Record(Trace.Output, values, classes, spec.Reduction, spec.LossSettings);
         if (Loss is not null) Loss.Name = "L";
     }
 
@@ -54,7 +60,12 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         new(spec.Layers.Select((l, i) =>
         {
             var kind = catalog.Layers.Find(l.Kind) ?? throw new ArgumentException($"layers[{i}]: unknown layer kind '{l.Kind}'");
-            var layer = kind.Create(new LayerShape(l.Inputs, l.Outputs, l.HasBias), catalog.Activations.Create<T>(l.Activation));
+            var shape = new LayerShape(l.Inputs, l.Outputs, kind.AffinePair ? l.Tensors.Any(t => t.Name == "weight") : l.HasBias)
+            {
+                Settings = l.Settings,
+                Matrices = l.Matrices.ToDictionary(kv => kv.Key, kv => Tensor<double>.FromRows(kv.Value)),
+            };
+            var layer = kind.Create(shape, catalog.Activations.Create<T>(l.Activation));
             var targets = layer.Parameters.Select(p => (p.Name, Tensor: p.Value.Value)).Concat(layer.Buffers.Select(b => (b.Name, Tensor: b.Value)));
             foreach (var (name, tensor) in targets)
             {
@@ -90,6 +101,14 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     private Tensor<T>? _onesSeed;
+    private readonly (Tensor<T> Buffer, Tensor<T> Initial)[] _initialBuffers;
+
+    /// <summary>Puts every buffer back to the problem's values, then runs the tape forward: what one forward pass gives.</summary>
+    public void Forward()
+    {
+        foreach (var (buffer, initial) in _initialBuffers) initial.Span.CopyTo(buffer.Span);
+        Tape.Forward();
+    }
 
     /// <summary>Runs backward from the objective.</summary>
     public void Backward()
@@ -100,13 +119,15 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     public GradientResult<T> Gradients()
     {
-        Tape.Forward();
+        Forward();
         Backward();
         var layers = Network.Layers.Select(l => (IReadOnlyList<ParameterGradient<T>>)
             [.. l.Parameters.Select(p => new ParameterGradient<T>(p.Name, p.Value.Grad.Clone()))]).ToList();
+        var buffers = Network.Layers.Select(l => (IReadOnlyList<ParameterGradient<T>>)
+            [.. l.Buffers.Select(b => new ParameterGradient<T>(b.Name, b.Value.Clone()))]).ToList();
         return new GradientResult<T>(
             Loss is null ? null : double.CreateTruncating(Loss.Value.Data[0]),
-            Output.Value.Clone(), layers, Input.Grad.Clone());
+            Output.Value.Clone(), layers, Input.Grad.Clone()) { LayerBuffers = buffers };
     }
 
     /// <summary>
@@ -132,7 +153,7 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Runs forward and backward and measures every layer's gradient health (<see cref="GradientHealth"/>).</summary>
     public HealthReport Diagnose()
     {
-        Tape.Forward();
+        Forward();
         Backward();
         return GradientHealth.Analyze(Trace, Catalog.Activations);
     }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Backprop.Core;
 using Backprop.Nn;
 using Backprop.Ops;
 
@@ -23,6 +24,12 @@ public sealed record TensorSpec(string Name, int[] Shape, double[] Values)
 /// </summary>
 public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Activation, IReadOnlyList<TensorSpec> Tensors)
 {
+    /// <summary>The values of the kind's number and flag settings given in the file (eps, momentum, training, p).</summary>
+    public IReadOnlyDictionary<string, double> Settings { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>The kind's batch × features settings given in the file (dropout's mask).</summary>
+    public IReadOnlyDictionary<string, double[][]> Matrices { get; init; } = new Dictionary<string, double[][]>();
+
     public static LayerSpec Dense(double[][] weight, double[]? bias, string activation) =>
         new(DenseKind.KindName, weight[0].Length, weight.Length, activation,
             bias is null ? [TensorSpec.Matrix("weight", weight)] : [TensorSpec.Matrix("weight", weight), TensorSpec.Vector("bias", bias)]);
@@ -41,6 +48,9 @@ public sealed record ProblemSpec(
     int[]? ClassTargets,
     JsonElement? Expected)
 {
+    /// <summary>The loss's extra numbers (huber's delta, class weights, pos_weight); defaults where the file gives none.</summary>
+    public LossSettings LossSettings { get; init; } = LossSettings.Default;
+
     public int BatchSize => Input.Length;
     public int Outputs => Layers[^1].Outputs;
 
@@ -120,12 +130,12 @@ public static class ProblemFile
                 string f = $"layers[{i}]";
                 if (le.ValueKind != JsonValueKind.Object) throw new ProblemFormatException($"{f}: must be an object with weight and activation");
                 string kind = DenseKind.KindName;
-                if (le.TryGetProperty("kind", out var k))
+                if (le.TryGetProperty("type", out var k))
                 {
-                    if (k.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.kind: must be a string");
+                    if (k.ValueKind != JsonValueKind.String) throw new ProblemFormatException($"{f}.type: must be a string");
                     kind = k.GetString()!;
                     if (catalog.Layers.Find(kind) is null)
-                        throw new ProblemFormatException($"{f}.kind: unknown layer kind '{kind}' (known: {string.Join(", ", catalog.Layers.Names)})");
+                        throw new ProblemFormatException($"{f}.type: unknown layer type '{kind}' (known: {string.Join(", ", catalog.Layers.Names)})");
                 }
                 string act = "identity";
                 if (le.TryGetProperty("activation", out var a))
@@ -139,7 +149,7 @@ public static class ProblemFile
                 if (kind != DenseKind.KindName)
                 {
                     layers.Add(OtherLayer(le, f, catalog.Layers.Find(kind)!, catalog.Activations.Create<double>(act),
-                        i == 0 ? InputFeatures(root) : layers[i - 1].Outputs));
+                        i == 0 ? InputFeatures(root) : layers[i - 1].Outputs, InputRows(root)));
                     i++;
                     continue;
                 }
@@ -210,17 +220,21 @@ public static class ProblemFile
                 }
             }
 
+            var lossSettings = LossSettingsOf(root, loss, outputs);
             JsonElement? expected = root.TryGetProperty("expected", out var ex) ? ex.Clone() : null;
-            return new ProblemSpec(name, layers, input, loss, reduction, target, classes, expected);
+            return new ProblemSpec(name, layers, input, loss, reduction, target, classes, expected) { LossSettings = lossSettings };
         }
     }
 
     /// <summary>
     /// A layer of another kind: made by its kind for <paramref name="inputs"/> inputs and "outputs" outputs (default: as
-    /// many as inputs), then each of its parameters and buffers read from the field of its name, in its shape.
+    /// many as inputs), with the kind's settings read from the fields of their names, then each of its parameters and
+    /// buffers read from the field of its name, in its shape.
     /// </summary>
-    private static LayerSpec OtherLayer(JsonElement le, string f, LayerKind kind, Activation<double> activation, int inputs)
+    private static LayerSpec OtherLayer(JsonElement le, string f, LayerKind kind, Activation<double> activation, int inputs, int batch)
     {
+        if (!kind.TakesActivation && !activation.IsIdentity)
+            throw new ProblemFormatException($"{f}.activation: a {kind.Name} layer takes no activation");
         int outputs = inputs;
         if (le.TryGetProperty("outputs", out var o))
         {
@@ -228,21 +242,61 @@ public static class ProblemFile
             if (d != Math.Floor(d) || d < 1 || d > int.MaxValue) throw new ProblemFormatException($"{f}.outputs = {o.GetRawText()} is not a positive integer");
             outputs = (int)d;
         }
+        var settings = new Dictionary<string, double>();
+        var matrices = new Dictionary<string, double[][]>();
+        foreach (var setting in kind.Settings)
+        {
+            if (!le.TryGetProperty(setting.Name, out var v)) continue;
+            string field = $"{f}.{setting.Name}";
+            switch (setting.Type)
+            {
+                case LayerSettingType.Flag:
+                    if (v.ValueKind is not (JsonValueKind.True or JsonValueKind.False)) throw new ProblemFormatException($"{field}: must be true or false");
+                    settings[setting.Name] = v.GetBoolean() ? 1 : 0;
+                    break;
+                case LayerSettingType.BatchMatrix:
+                    var m = Matrix(v, field);
+                    if (m.Length != batch || m[0].Length != inputs)
+                        throw new ProblemFormatException($"{field} is {m.Length}×{m[0].Length} but the layer sees a batch of {batch}×{inputs}");
+                    matrices[setting.Name] = m;
+                    break;
+                default:
+                    if (v.ValueKind == JsonValueKind.Null)
+                        throw new ProblemFormatException($"{field}: must be a number (null is not supported)");
+                    settings[setting.Name] = Number(v, field);
+                    break;
+            }
+        }
+        bool hasWeight = le.TryGetProperty("weight", out var wEl) && wEl.ValueKind != JsonValueKind.Null;
         bool bias = le.TryGetProperty("bias", out var b) && b.ValueKind != JsonValueKind.Null;
+        if (kind.AffinePair && hasWeight != bias)
+            throw new ProblemFormatException($"{f}: a {kind.Name} layer takes weight and bias together, or neither (it has only {(hasWeight ? "weight" : "bias")})");
+        var shape = new LayerShape(inputs, outputs, kind.AffinePair ? hasWeight : bias)
+        {
+            Settings = settings,
+            Matrices = matrices.ToDictionary(kv => kv.Key, kv => Tensor<double>.FromRows(kv.Value)),
+        };
         Backprop.Nn.ILayer<double> layer;
-        try { layer = kind.Create(new LayerShape(inputs, outputs, bias), activation); }
+        try { layer = kind.Create(shape, activation); }
         catch (ArgumentException e) { throw new ProblemFormatException($"{f} ({kind.Name} {inputs}→{outputs}): {e.Message}"); }
         var tensors = new List<TensorSpec>();
-        foreach (var (name, shape) in layer.Parameters.Select(p => (p.Name, p.Value.Value.ShapeArray))
+        foreach (var (name, tshape) in layer.Parameters.Select(p => (p.Name, p.Value.Value.ShapeArray))
                      .Concat(layer.Buffers.Select(q => (q.Name, q.Value.ShapeArray))))
         {
             if (!le.TryGetProperty(name, out var t)) throw new ProblemFormatException($"{f}.{name}: missing");
-            var spec = shape.Length == 2 ? TensorSpec.Matrix(name, Matrix(t, $"{f}.{name}")) : TensorSpec.Vector(name, Vector(t, $"{f}.{name}"));
-            if (!spec.Shape.SequenceEqual(shape))
-                throw new ProblemFormatException($"{f}.{name} is [{string.Join("×", spec.Shape)}] but a {kind.Name} layer {inputs}→{outputs} needs [{string.Join("×", shape)}]");
+            var spec = tshape.Length == 2 ? TensorSpec.Matrix(name, Matrix(t, $"{f}.{name}")) : TensorSpec.Vector(name, Vector(t, $"{f}.{name}"));
+            if (!spec.Shape.SequenceEqual(tshape))
+                throw new ProblemFormatException($"{f}.{name} is [{string.Join("×", spec.Shape)}] but a {kind.Name} layer {inputs}→{outputs} needs [{string.Join("×", tshape)}]");
             tensors.Add(spec);
         }
-        return new LayerSpec(kind.Name, inputs, outputs, activation.Name, tensors);
+        return new LayerSpec(kind.Name, inputs, outputs, activation.Name, tensors) { Settings = settings, Matrices = matrices };
+    }
+
+    /// <summary>The number of rows of the input (the batch), which per-batch settings such as a mask must match.</summary>
+    private static int InputRows(JsonElement root)
+    {
+        if (!root.TryGetProperty("input", out var inEl)) throw new ProblemFormatException("input: missing");
+        return Matrix(inEl, "input").Length;
     }
 
     /// <summary>The number of features per row of the input, for a first layer whose size the file does not spell out.</summary>
@@ -250,6 +304,34 @@ public static class ProblemFile
     {
         if (!root.TryGetProperty("input", out var inEl)) throw new ProblemFormatException("input: missing");
         return Matrix(inEl, "input")[0].Length;
+    }
+
+    /// <summary>
+    /// The loss's extra fields beside "loss" (FORMAT.md): huber's delta, cross-entropy's class_weights, BCE's pos_weight,
+    /// each read only for a loss that takes it, and refused for one that does not.
+    /// </summary>
+    private static LossSettings LossSettingsOf(JsonElement root, LossKind loss, int outputs)
+    {
+        var settings = LossSettings.Default;
+        foreach (var field in new[] { "delta", "class_weights", "pos_weight" })
+        {
+            if (!root.TryGetProperty(field, out var v) || v.ValueKind == JsonValueKind.Null) continue;
+            if (!loss.SettingNames.Contains(field))
+                throw new ProblemFormatException($"{field}: loss {loss.Name} takes no {field}");
+            if (field == "delta")
+            {
+                double d = Number(v, field);
+                if (d <= 0) throw new ProblemFormatException($"delta = {v.GetRawText()} must be positive");
+                settings = settings with { HuberDelta = d };
+                continue;
+            }
+            var w = Vector(v, field);
+            if (w.Length != outputs) throw new ProblemFormatException($"{field} has {w.Length} values but the network gives {outputs} outputs");
+            for (int j = 0; j < w.Length; j++)
+                if (w[j] < 0) throw new ProblemFormatException($"{field}[{j}] = {w[j].ToString(CultureInfo.InvariantCulture)} is negative");
+            settings = field == "class_weights" ? settings with { ClassWeights = w } : settings with { PosWeight = w };
+        }
+        return settings;
     }
 
     private static int[] ClassIndices(JsonElement el, int batch, int classes)

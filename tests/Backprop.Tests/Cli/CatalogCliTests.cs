@@ -77,7 +77,7 @@ public sealed class CatalogCliTests
               "name": "scale-chain",
               "layers": [
                 { "weight": [[0.8, -0.3], [0.5, 0.9], [-0.4, 0.2]], "bias": [0.1, -0.2, 0.05], "activation": "tanh" },
-                { "kind": "{{ScaleKind.KindName}}", "scale": [1.5, 0.7, -0.9], "shift": [0.1, 0.0, -0.2], "activation": "{{TestKinds.Softsign}}" },
+                { "type": "{{ScaleKind.KindName}}", "scale": [1.5, 0.7, -0.9], "shift": [0.1, 0.0, -0.2], "activation": "{{TestKinds.Softsign}}" },
                 { "weight": [[1.2, -0.7, 0.4]], "activation": "identity" }
               ],
               "input": [[0.4, -1.1], [1.5, 0.3]],
@@ -107,7 +107,7 @@ public sealed class CatalogCliTests
         Assert.Contains("layers[1].scale is [2] but a test_scale layer 3→3 needs [3]", shortScale.Stderr);
         var plain = CliRunner.Run("grad", problem);
         Assert.Equal(2, plain.ExitCode);
-        Assert.Contains($"layers[1].kind: unknown layer kind '{ScaleKind.KindName}' (known: dense)", plain.Stderr);
+        Assert.Contains($"layers[1].type: unknown layer type '{ScaleKind.KindName}' (known: dense, layernorm, batchnorm, dropout)", plain.Stderr);
     }
 
     /// <summary>diagnose --model turns any model into a problem: a saved network with the test-only layer is diagnosed.</summary>

@@ -13,7 +13,7 @@ public class GoldenProblemTests
     public static TheoryData<string> Problems()
     {
         var data = new TheoryData<string>();
-        foreach (var dir in new[] { "problems", "problems-generated" })
+        foreach (var dir in new[] { "problems", "problems-generated", "problems-layers" })
         {
             var path = CliRunner.DataPath(dir);
             if (!Directory.Exists(path)) continue;
@@ -21,6 +21,10 @@ public class GoldenProblemTests
         }
         return data;
     }
+
+    [Fact]
+    public void TheLayerReferenceProblemsAreInTheRepo() =>
+        Assert.True(Directory.GetFiles(CliRunner.DataPath("problems-layers"), "*.json").Length >= 16);
 
     [Fact]
     public void TheSharedReferenceProblemsAreInTheRepo() =>
@@ -49,11 +53,21 @@ public class GoldenProblemTests
         Assert.Equal(el.Length, al.Length);
         for (int i = 0; i < el.Length; i++)
         {
-            AssertClose(el[i].GetProperty("weight"), al[i].GetProperty("weight"), $"layers[{i}].weight");
-            if (el[i].TryGetProperty("bias", out var eb)) AssertClose(eb, al[i].GetProperty("bias"), $"layers[{i}].bias");
-            else Assert.False(al[i].TryGetProperty("bias", out _), $"layers[{i}] has no bias, so no bias key");
+            // the same parameter names (weight, bias; none for dropout or a norm layer without affine part), each close
+            Assert.Equal(el[i].EnumerateObject().Select(p => p.Name).Order(), al[i].EnumerateObject().Select(p => p.Name).Order());
+            foreach (var p in el[i].EnumerateObject()) AssertClose(p.Value, al[i].GetProperty(p.Name), $"layers[{i}].{p.Name}");
         }
         AssertClose(eg.GetProperty("input"), ag.GetProperty("input"), "input");
+
+        // a training batch norm's running statistics after the forward pass; {} where a layer's buffers are unchanged
+        if (expected.TryGetProperty("buffers", out var eBuf))
+        {
+            var ebl = eBuf.GetProperty("layers").EnumerateArray().ToArray();
+            var abl = actual.GetProperty("buffers").GetProperty("layers").EnumerateArray().ToArray();
+            Assert.Equal(ebl.Length, abl.Length);
+            for (int i = 0; i < ebl.Length; i++)
+                foreach (var p in ebl[i].EnumerateObject()) AssertClose(p.Value, abl[i].GetProperty(p.Name), $"buffers.layers[{i}].{p.Name}");
+        }
     }
 
     [Theory]

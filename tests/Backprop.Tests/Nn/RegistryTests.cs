@@ -24,8 +24,8 @@ public sealed class RegistryTests
         Assert.Equal(TestKinds.SoftsignUnfused, replaced.Create<float>("relu").Name);
         Assert.IsType<Relu<float>>(ActivationRegistry.Default.Create<float>("relu"));
 
-        Assert.Equal(["dense"], LayerKindRegistry.Default.Names);
-        Assert.Equal(["mse", "cross_entropy", "bce_with_logits", "none"], LossRegistry.Default.Names);
+        Assert.Equal(["dense", "layernorm", "batchnorm", "dropout"], LayerKindRegistry.Default.Names);
+        Assert.Equal(["mse", "l1", "huber", "cross_entropy", "bce_with_logits", "none"], LossRegistry.Default.Names);
         Assert.NotSame(Catalog.Default, TestKinds.Catalog);
         Assert.Null(Catalog.Default.Layers.Find(ScaleKind.KindName));
 
@@ -66,7 +66,7 @@ public sealed class RegistryTests
     public void ATestOnlyLossIsReadAndExplained()
     {
         var e = Assert.Throws<ProblemFormatException>(() => ProblemFile.Parse(L1Problem));
-        Assert.Contains("unknown loss 'test_l1' (known: mse, cross_entropy, bce_with_logits, none)", e.Message);
+        Assert.Contains("unknown loss 'test_l1' (known: mse, l1, huber, cross_entropy, bce_with_logits, none)", e.Message);
 
         var catalog = Catalog.Default.With(new TestL1Loss());
         var spec = ProblemFile.Parse(L1Problem, catalog: catalog);
@@ -83,7 +83,7 @@ public sealed class TestL1Loss : LossKind
 {
     public override string Name => "test_l1";
     public override LossTarget Target => LossTarget.Values;
-    public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction) =>
+    public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
         Functional.Apply(new TestL1LossOp<T>(reduction), output, values!);
 }
 

@@ -1,0 +1,348 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Numerics;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Ops;
+
+namespace Backprop.Nn;
+
+/// <summary>The rules the norm and dropout kinds share.</summary>
+internal static class SettingRules
+{
+    public static string? Positive(double v) => v > 0 && double.IsFinite(v) ? null : "must be a positive number";
+    public static string? UnitInterval(double v) => v >= 0 && v <= 1 ? null : "must be in [0, 1]";
+    public static string? DropoutP(double v) => v >= 0 && v < 1 ? null : "must be in [0, 1): p is the probability of dropping a unit";
+
+    public static string Format(double v) => v.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>Checks a value against its setting's rule; throws <see cref="ArgumentException"/> naming the setting.</summary>
+    public static double Checked(LayerShape shape, LayerSetting setting)
+    {
+        double v = shape.Setting(setting.Name, setting.Default);
+        if (setting.Check?.Invoke(v) is { } why) throw new ArgumentException($"{setting.Name} = {Format(v)} {why}");
+        return v;
+    }
+
+    public static void RequireSquare(LayerShape shape, string kind)
+    {
+        if (shape.Inputs < 1 || shape.Outputs != shape.Inputs)
+            throw new ArgumentException($"a {kind} layer keeps its width: {shape.Inputs} inputs but {shape.Outputs} outputs");
+    }
+}
+
+/// <summary>The kind of <see cref="LayerNormLayer{T}"/> (PyTorch's nn.LayerNorm over the features).</summary>
+public sealed class LayerNormKind : LayerKind
+{
+    public const string KindName = "layernorm";
+    public static readonly LayerSetting Eps = new("eps", LayerSettingType.Number, 1e-5, "added to the variance") { Check = SettingRules.Positive };
+    public override string Name => KindName;
+    public override string TorchModule => "LayerNorm";
+    public override IReadOnlyList<LayerSetting> Settings => [Eps];
+    public override bool KeepsWidth => true;
+    public override bool AffinePair => true;
+
+    public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
+    {
+        SettingRules.RequireSquare(shape, KindName);
+        return new LayerNormLayer<T>(shape.Inputs, activation, shape.Bias, SettingRules.Checked(shape, Eps));
+    }
+}
+
+/// <summary>
+/// Layer normalisation of each sample over its features, y = f(γ ⊙ (x − μ)/√(σ² + ε) + β), with the affine γ and β
+/// optional (as a pair). Saved as layers.{i}.weight (γ) and layers.{i}.bias (β); exported as ONNX LayerNormalization.
+/// </summary>
+public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public LayerNormLayer(int features, Activation<T> activation, bool affine = true, double eps = 1e-5)
+    {
+        if (features < 1) throw new ArgumentException($"a layernorm layer needs at least one feature, not {features}");
+        Features = features;
+        Eps = eps;
+        Activation = activation;
+        if (affine)
+        {
+            var w = new Tensor<T>(features);
+            w.Fill(T.One);
+            Weight = Var<T>.Parameter(w, "γ");
+            Bias = Var<T>.Parameter(new Tensor<T>(features), "β");
+            Parameters = [new("weight", Weight, ParameterRole.Scale), new("bias", Bias, ParameterRole.Bias)];
+        }
+        else Parameters = [];
+    }
+
+    public string Kind => LayerNormKind.KindName;
+    public int Features { get; }
+    public double Eps { get; }
+    public Var<T>? Weight { get; }
+    public Var<T>? Bias { get; }
+    public Activation<T> Activation { get; }
+    public int Inputs => Features;
+    public int Outputs => Features;
+    public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    public IReadOnlyList<LayerBuffer<T>> Buffers => [];
+    public IReadOnlyDictionary<string, double> Settings => ImmutableDictionary<string, double>.Empty.Add("eps", Eps);
+
+    /// <summary>A layer norm computes the same in both modes.</summary>
+    public bool Training { get; set; } = true;
+
+    public LayerOutput<T> Forward(Var<T> x)
+    {
+        var z = Functional.LayerNorm(x, Weight, Bias, Eps);
+        var h = Activation.IsIdentity ? z : Functional.Activate(z, Activation);
+        return new(z, h);
+    }
+
+    public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
+    {
+        // ONNX LayerNormalization (opset 17) needs a scale: ones stand for a layer without the affine part
+        var scale = Weight?.Value ?? Ones(Features);
+        var inputs = new List<string> { input, graph.Initializer($"{prefix}.weight", scale) };
+        if (Bias is not null) inputs.Add(graph.Initializer($"{prefix}.bias", Bias.Value));
+        bool identity = Activation.IsIdentity;
+        string z = graph.Node("LayerNormalization", inputs, identity && output is not null ? output : $"{prefix}.z",
+            OnnxAttribute.Int("axis", -1), OnnxAttribute.Float("epsilon", (float)Eps));
+        return identity ? z : Activation.EmitOnnx(graph, z, output ?? $"{prefix}.h", prefix);
+    }
+
+    private static Tensor<T> Ones(int n)
+    {
+        var t = new Tensor<T>(n);
+        t.Fill(T.One);
+        return t;
+    }
+
+    public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
+    {
+        var copy = new LayerNormLayer<TOut>(Features, Activation.Cast<TOut>(), Weight is not null, Eps) { Training = Training };
+        if (Weight is not null)
+        {
+            Weight.Value.Cast<TOut>().Span.CopyTo(copy.Weight!.Value.Span);
+            Bias!.Value.Cast<TOut>().Span.CopyTo(copy.Bias!.Value.Span);
+        }
+        return copy;
+    }
+
+    public string Describe() => $"layernorm {Features} {Activation.Name}{(Weight is null ? ", no affine" : "")}";
+
+    public override string ToString() => $"LayerNormLayer({Features}, {Activation.Name}, eps {SettingRules.Format(Eps)})";
+}
+
+/// <summary>The kind of <see cref="BatchNormLayer{T}"/> (PyTorch's nn.BatchNorm1d on batch × features).</summary>
+public sealed class BatchNormKind : LayerKind
+{
+    public const string KindName = "batchnorm";
+    public static readonly LayerSetting Eps = new("eps", LayerSettingType.Number, 1e-5, "added to the variance") { Check = SettingRules.Positive };
+    public static readonly LayerSetting Momentum = new("momentum", LayerSettingType.Number, 0.1, "how far each training batch moves the running statistics")
+    { Check = SettingRules.UnitInterval };
+    public static readonly LayerSetting Training = new("training", LayerSettingType.Flag, 1, "normalise with the batch's statistics (else the running ones)")
+    { Saved = false };
+    public override string Name => KindName;
+    public override string TorchModule => "BatchNorm1d";
+    public override IReadOnlyList<LayerSetting> Settings => [Eps, Momentum, Training];
+    public override bool KeepsWidth => true;
+    public override bool AffinePair => true;
+
+    public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
+    {
+        SettingRules.RequireSquare(shape, KindName);
+        return new BatchNormLayer<T>(shape.Inputs, activation, shape.Bias, SettingRules.Checked(shape, Eps), SettingRules.Checked(shape, Momentum))
+        {
+            Training = shape.Setting(Training.Name, Training.Default) != 0,
+        };
+    }
+}
+
+/// <summary>
+/// Batch normalisation of each feature over the batch, y = f(γ ⊙ x̂ + β). In training x̂ uses the batch's mean and
+/// biased variance and the running statistics move toward the batch's mean and unbiased variance by the momentum; in
+/// evaluation x̂ uses the running statistics. Saved as layers.{i}.weight, bias, running_mean and running_var; exported as
+/// ONNX BatchNormalization (evaluation).
+/// </summary>
+public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly LayerMode _mode = new();
+
+    public BatchNormLayer(int features, Activation<T> activation, bool affine = true, double eps = 1e-5, double momentum = 0.1)
+    {
+        if (features < 1) throw new ArgumentException($"a batchnorm layer needs at least one feature, not {features}");
+        Features = features;
+        Activation = activation;
+        var runningVar = new Tensor<T>(features);
+        runningVar.Fill(T.One);
+        Statistics = new BatchNormStatistics<T>(new Tensor<T>(features), runningVar, eps, momentum) { Mode = _mode };
+        Buffers = [new("running_mean", Statistics.RunningMean), new("running_var", Statistics.RunningVar)];
+        if (affine)
+        {
+            var w = new Tensor<T>(features);
+            w.Fill(T.One);
+            Weight = Var<T>.Parameter(w, "γ");
+            Bias = Var<T>.Parameter(new Tensor<T>(features), "β");
+            Parameters = [new("weight", Weight, ParameterRole.Scale), new("bias", Bias, ParameterRole.Bias)];
+        }
+        else Parameters = [];
+    }
+
+    public string Kind => BatchNormKind.KindName;
+    public int Features { get; }
+    public BatchNormStatistics<T> Statistics { get; }
+    public double Eps => Statistics.Eps;
+    public double Momentum => Statistics.Momentum;
+    public Var<T>? Weight { get; }
+    public Var<T>? Bias { get; }
+    public Activation<T> Activation { get; }
+    public int Inputs => Features;
+    public int Outputs => Features;
+    public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    public IReadOnlyList<LayerBuffer<T>> Buffers { get; }
+    public IReadOnlyDictionary<string, double> Settings =>
+        ImmutableDictionary<string, double>.Empty.Add("eps", Eps).Add("momentum", Momentum);
+
+    /// <summary>Batch statistics (true) or running statistics (false); read by the op each time it runs.</summary>
+    public bool Training { get => _mode.Training; set => _mode.Training = value; }
+
+    /// <summary>In training mode each sample's output depends on the whole batch.</summary>
+    public bool CouplesBatch => Training;
+
+    public LayerOutput<T> Forward(Var<T> x)
+    {
+        var z = Functional.BatchNorm(x, Statistics, Weight, Bias);
+        var h = Activation.IsIdentity ? z : Functional.Activate(z, Activation);
+        return new(z, h);
+    }
+
+    public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
+    {
+        var scale = Weight?.Value ?? Filled(T.One);
+        var shift = Bias?.Value ?? Filled(T.Zero);
+        var inputs = new List<string>
+        {
+            input,
+            graph.Initializer(Weight is null ? $"{prefix}.scale" : $"{prefix}.weight", scale),
+            graph.Initializer(Bias is null ? $"{prefix}.shift" : $"{prefix}.bias", shift),
+            graph.Initializer($"{prefix}.running_mean", Statistics.RunningMean),
+            graph.Initializer($"{prefix}.running_var", Statistics.RunningVar),
+        };
+        bool identity = Activation.IsIdentity;
+        string z = graph.Node("BatchNormalization", inputs, identity && output is not null ? output : $"{prefix}.z",
+            OnnxAttribute.Float("epsilon", (float)Eps), OnnxAttribute.Float("momentum", (float)(1 - Momentum)));
+        return identity ? z : Activation.EmitOnnx(graph, z, output ?? $"{prefix}.h", prefix);
+    }
+
+    private Tensor<T> Filled(T value)
+    {
+        var t = new Tensor<T>(Features);
+        t.Fill(value);
+        return t;
+    }
+
+    public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
+    {
+        var copy = new BatchNormLayer<TOut>(Features, Activation.Cast<TOut>(), Weight is not null, Eps, Momentum) { Training = Training };
+        if (Weight is not null)
+        {
+            Weight.Value.Cast<TOut>().Span.CopyTo(copy.Weight!.Value.Span);
+            Bias!.Value.Cast<TOut>().Span.CopyTo(copy.Bias!.Value.Span);
+        }
+        Statistics.RunningMean.Cast<TOut>().Span.CopyTo(copy.Statistics.RunningMean.Span);
+        Statistics.RunningVar.Cast<TOut>().Span.CopyTo(copy.Statistics.RunningVar.Span);
+        return copy;
+    }
+
+    public string Describe() => $"batchnorm {Features} {Activation.Name}{(Weight is null ? ", no affine" : "")}";
+
+    public override string ToString() => $"BatchNormLayer({Features}, {Activation.Name}, eps {SettingRules.Format(Eps)}, momentum {SettingRules.Format(Momentum)})";
+}
+
+/// <summary>The kind of <see cref="DropoutLayer{T}"/>.</summary>
+public sealed class DropoutKind : LayerKind
+{
+    public const string KindName = "dropout";
+    public static readonly LayerSetting P = new("p", LayerSettingType.Number, 0.5, "the probability of dropping a unit") { Check = SettingRules.DropoutP };
+    public static readonly LayerSetting Mask = new("mask", LayerSettingType.BatchMatrix, 0, "a fixed 0/1 mask in place of random draws") { Saved = false };
+    public override string Name => KindName;
+    public override string TorchModule => "Dropout";
+    public override IReadOnlyList<LayerSetting> Settings => [P, Mask];
+    public override bool KeepsWidth => true;
+    public override bool TakesActivation => false;
+
+    public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
+    {
+        SettingRules.RequireSquare(shape, KindName);
+        if (!activation.IsIdentity) throw new ArgumentException($"a dropout layer takes no activation, not {activation.Name}");
+        var layer = new DropoutLayer<T>(shape.Inputs, SettingRules.Checked(shape, P));
+        if (shape.Matrices is not null && shape.Matrices.TryGetValue(Mask.Name, out var mask))
+        {
+            if (mask.Rank != 2 || mask.Dim(1) != shape.Inputs)
+                throw new ArgumentException($"mask is {mask.ShapeString} but the layer has {shape.Inputs} features: expected batch × {shape.Inputs}");
+            foreach (var v in mask.Span)
+                if (v != 0 && v != 1) throw new ArgumentException($"mask holds {SettingRules.Format(v)}: a mask holds only 0 and 1");
+            layer.Mask.Fixed = mask.Cast<T>();
+        }
+        return layer;
+    }
+}
+
+/// <summary>
+/// Inverted dropout: in training each unit is zeroed with probability p and the rest scaled by 1/(1 − p), so evaluation
+/// (where the layer passes its input through) needs no rescaling. The masks come from a counter-based generator seeded
+/// per run (<see cref="ILayer{T}.SeedRandom"/>), so a run is the same for a seed and thread count. No parameters; left
+/// out of ONNX exports (inference).
+/// </summary>
+public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly LayerMode _mode = new();
+    private static readonly Activation<T> NoActivation = new Identity<T>();
+
+    public DropoutLayer(int features, double p)
+    {
+        if (features < 1) throw new ArgumentException($"a dropout layer needs at least one feature, not {features}");
+        Features = features;
+        Mask = new DropoutMask<T>(p) { Mode = _mode };
+    }
+
+    public string Kind => DropoutKind.KindName;
+    public int Features { get; }
+    public double P => Mask.P;
+    /// <summary>Where the masks come from (a fixed mask, or the seeded generator and its draw count).</summary>
+    public DropoutMask<T> Mask { get; }
+    public Activation<T> Activation => NoActivation;
+    public int Inputs => Features;
+    public int Outputs => Features;
+    public IReadOnlyList<LayerParameter<T>> Parameters => [];
+    public IReadOnlyList<LayerBuffer<T>> Buffers => [];
+    public IReadOnlyDictionary<string, double> Settings => ImmutableDictionary<string, double>.Empty.Add("p", P);
+
+    /// <summary>Dropping units (true) or passing the input through (false).</summary>
+    public bool Training { get => _mode.Training; set => _mode.Training = value; }
+
+    public void SeedRandom(ulong seed, long draws)
+    {
+        Mask.Seed = seed;
+        Mask.Draws = draws;
+    }
+
+    public LayerOutput<T> Forward(Var<T> x)
+    {
+        var h = Functional.Dropout(x, Mask);
+        return new(h, h);
+    }
+
+    /// <summary>Inference passes the input through: no node.</summary>
+    public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output) =>
+        output is null ? input : graph.Node("Identity", [input], output);
+
+    public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
+    {
+        var copy = new DropoutLayer<TOut>(Features, P) { Training = Training };
+        copy.Mask.Seed = Mask.Seed;
+        copy.Mask.Draws = Mask.Draws;
+        copy.Mask.Fixed = Mask.Fixed?.Cast<TOut>();
+        return copy;
+    }
+
+    public string Describe() => $"dropout {Features} p={SettingRules.Format(P)}";
+
+    public override string ToString() => $"DropoutLayer({Features}, p {SettingRules.Format(P)})";
+}

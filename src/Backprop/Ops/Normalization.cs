@@ -1,0 +1,413 @@
+using System.Numerics;
+using Backprop.Core;
+using Backprop.Autodiff;
+using Backprop.Kernels;
+
+namespace Backprop.Ops;
+
+/// <summary>A layer's switch between training and evaluation, read by its ops each time they run (a replayed tape follows it).</summary>
+public sealed class LayerMode
+{
+    public bool Training { get; set; } = true;
+}
+
+/// <summary>
+/// Layer normalisation over each row's features, with an optional per-feature scale γ and shift β (PyTorch's
+/// nn.LayerNorm(F, eps)): μ and σ² (biased) of row i, x̂ = (x − μ)/√(σ² + ε), y = γ ⊙ x̂ + β. Inputs: x, or x, γ, β.
+/// </summary>
+public sealed class LayerNormOp<T>(double eps) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _xhat;
+    private T[] _rstd = [];
+
+    public double Eps { get; } = eps;
+    public override string Name => "layer_norm";
+    public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
+    public override string Formula =>
+        "y = γ ⊙ x̂ + β, x̂ = (x − μ)/√(σ² + ε), μ = (1/F)·Σ_f x, σ² = (1/F)·Σ_f (x − μ)² over each row's F features";
+    public override IReadOnlyList<string> GradFormulas =>
+    [
+        "dx = (1/√(σ² + ε))·(dx̂ − (1/F)·Σ_f dx̂ − x̂ ⊙ (1/F)·Σ_f (dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ (each row through its own μ and σ²)",
+        "dγ = Σ_rows dy ⊙ x̂",
+        "dβ = Σ_rows dy",
+    ];
+
+    /// <summary>The normalised input x̂ of the last forward pass.</summary>
+    public Tensor<T>? Normalized => _xhat;
+
+    public override int[] OutputShape(Var<T>[] inputs)
+    {
+        var x = inputs[0].Value;
+        if (x.Rank != 2) throw new ShapeMismatchException($"layer_norm: input is {x.ShapeString}, expected batch × features");
+        for (int k = 1; k < inputs.Length; k++)
+            if (inputs[k].Value.Rank != 1 || inputs[k].Value.Length != x.Dim(1))
+                throw new ShapeMismatchException($"layer_norm: {InputNames[k]} is {inputs[k].ShapeString} but the input has {x.Dim(1)} features");
+        return x.ShapeArray;
+    }
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
+    {
+        var x = inputs[0].Value;
+        int n = x.Dim(0), f = x.Dim(1);
+        if (_xhat is null || _xhat.Dim(0) != n || _xhat.Dim(1) != f) _xhat = new Tensor<T>(n, f);
+        if (_rstd.Length != n) _rstd = new T[n];
+        Normalization.NormalizeRows(x.Data, _xhat.Data, _rstd, n, f, T.CreateChecked(Eps));
+        Normalization.Affine(_xhat.Data, inputs.Length > 1 ? inputs[1].Value.Data : default, inputs.Length > 2 ? inputs[2].Value.Data : default,
+            output.Data, n, f);
+    }
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
+    {
+        int n = _xhat!.Dim(0), f = _xhat.Dim(1);
+        var dy = output.Grad.Data;
+        var xh = _xhat.Data;
+        Normalization.AffineBackward(inputs, dy, xh, n, f);
+        if (!inputs[0].RequiresGrad) return;
+        var g = inputs[0].GradTarget(out bool acc).Data;
+        ReadOnlySpan<T> gamma = inputs.Length > 1 ? inputs[1].Value.Data : default;
+        T invF = T.One / T.CreateChecked(f);
+        for (int i = 0; i < n; i++)
+        {
+            var dyr = dy.Slice(i * f, f);
+            var xr = xh.Slice(i * f, f);
+            T sum = T.Zero, dot = T.Zero;
+            for (int j = 0; j < f; j++)
+            {
+                T d = gamma.IsEmpty ? dyr[j] : dyr[j] * gamma[j];
+                sum += d;
+                dot += d * xr[j];
+            }
+            T mean = sum * invF, meanDot = dot * invF, r = _rstd[i];
+            var gr = g.Slice(i * f, f);
+            for (int j = 0; j < f; j++)
+            {
+                T d = gamma.IsEmpty ? dyr[j] : dyr[j] * gamma[j];
+                T v = r * (d - mean - xr[j] * meanDot);
+                gr[j] = acc ? gr[j] + v : v;
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The running statistics of a batch norm and how they update (PyTorch's BatchNorm1d): in training, each forward pass
+/// moves them toward the batch's mean and unbiased variance by <see cref="Momentum"/>.
+/// </summary>
+public sealed class BatchNormStatistics<T>(Tensor<T> runningMean, Tensor<T> runningVar, double eps, double momentum)
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public Tensor<T> RunningMean { get; } = runningMean;
+    public Tensor<T> RunningVar { get; } = runningVar;
+    public double Eps { get; } = eps;
+    public double Momentum { get; } = momentum;
+    public LayerMode Mode { get; init; } = new();
+}
+
+/// <summary>A batch norm in training mode on a batch of one sample, which has no variance (PyTorch refuses it too).</summary>
+public sealed class BatchTooSmallException(string message) : ArgumentException(message);
+
+/// <summary>
+/// Batch normalisation over the batch, per feature, with an optional scale γ and shift β (PyTorch's BatchNorm1d on
+/// batch × features). Training: μ and σ² (biased) of each feature over the batch normalise, and the running statistics
+/// update; evaluation: the running statistics normalise. Inputs: x, or x, γ, β.
+/// </summary>
+public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _xhat;
+    private T[] _rstd = [];
+    private T[] _mean = [];
+    private bool _trained;
+
+    public BatchNormStatistics<T> Statistics { get; } = statistics;
+    public override string Name => "batch_norm";
+    public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
+    public override string Formula => Statistics.Mode.Training
+        ? "y = γ ⊙ x̂ + β, x̂ = (x − μ_B)/√(σ²_B + ε), μ_B = (1/N)·Σ_batch x, σ²_B = (1/N)·Σ_batch (x − μ_B)² per feature"
+        : "y = γ ⊙ (x − running_mean)/√(running_var + ε) + β";
+    public override IReadOnlyList<string> GradFormulas => Statistics.Mode.Training
+        ?
+        [
+            "dx = (1/√(σ²_B + ε))·(dx̂ − (1/N)·Σ_batch dx̂ − x̂ ⊙ (1/N)·Σ_batch (dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ (the batch's samples are coupled through μ_B and σ²_B)",
+            "dγ = Σ_batch dy ⊙ x̂",
+            "dβ = Σ_batch dy",
+        ]
+        :
+        [
+            "dx = dy ⊙ γ/√(running_var + ε)",
+            "dγ = Σ_batch dy ⊙ x̂",
+            "dβ = Σ_batch dy",
+        ];
+
+    /// <summary>Whether the last forward pass normalised with the batch's statistics, which couples the rows of the batch.</summary>
+    public bool CouplesBatch => _trained;
+
+    public Tensor<T>? Normalized => _xhat;
+
+    public override int[] OutputShape(Var<T>[] inputs)
+    {
+        var x = inputs[0].Value;
+        if (x.Rank != 2) throw new ShapeMismatchException($"batch_norm: input is {x.ShapeString}, expected batch × features");
+        if (x.Dim(1) != Statistics.RunningMean.Length)
+            throw new ShapeMismatchException($"batch_norm: the input has {x.Dim(1)} features but the statistics have {Statistics.RunningMean.Length}");
+        for (int k = 1; k < inputs.Length; k++)
+            if (inputs[k].Value.Rank != 1 || inputs[k].Value.Length != x.Dim(1))
+                throw new ShapeMismatchException($"batch_norm: {InputNames[k]} is {inputs[k].ShapeString} but the input has {x.Dim(1)} features");
+        return x.ShapeArray;
+    }
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
+    {
+        var x = inputs[0].Value;
+        int n = x.Dim(0), f = x.Dim(1);
+        if (_xhat is null || _xhat.Dim(0) != n || _xhat.Dim(1) != f) _xhat = new Tensor<T>(n, f);
+        if (_rstd.Length != f) { _rstd = new T[f]; _mean = new T[f]; }
+        var xs = x.Data;
+        var xh = _xhat.Data;
+        T eps = T.CreateChecked(Statistics.Eps);
+        _trained = Statistics.Mode.Training;
+        var rm = Statistics.RunningMean.Data;
+        var rv = Statistics.RunningVar.Data;
+        if (_trained)
+        {
+            if (n < 2)
+                throw new BatchTooSmallException("batchnorm in training mode needs a batch of at least 2 samples (a batch of 1 has no variance)");
+            T invN = T.One / T.CreateChecked(n);
+            _mean.AsSpan().Clear();
+            var variance = _rstd.AsSpan();
+            variance.Clear();
+            for (int i = 0; i < n; i++)
+            {
+                var row = xs.Slice(i * f, f);
+                for (int j = 0; j < f; j++) _mean[j] += row[j];
+            }
+            for (int j = 0; j < f; j++) _mean[j] *= invN;
+            for (int i = 0; i < n; i++)
+            {
+                var row = xs.Slice(i * f, f);
+                for (int j = 0; j < f; j++) { T d = row[j] - _mean[j]; variance[j] += d * d; }
+            }
+            T m = T.CreateChecked(Statistics.Momentum), unbias = T.CreateChecked(n) / T.CreateChecked(n - 1);
+            for (int j = 0; j < f; j++)
+            {
+                T v = variance[j] * invN;
+                rm[j] = (T.One - m) * rm[j] + m * _mean[j];
+                rv[j] = (T.One - m) * rv[j] + m * v * unbias;
+                variance[j] = T.One / T.Sqrt(v + eps);
+            }
+        }
+        else
+        {
+            for (int j = 0; j < f; j++)
+            {
+                _mean[j] = rm[j];
+                _rstd[j] = T.One / T.Sqrt(rv[j] + eps);
+            }
+        }
+        for (int i = 0; i < n; i++)
+        {
+            var row = xs.Slice(i * f, f);
+            var hr = xh.Slice(i * f, f);
+            for (int j = 0; j < f; j++) hr[j] = (row[j] - _mean[j]) * _rstd[j];
+        }
+        Normalization.Affine(xh, inputs.Length > 1 ? inputs[1].Value.Data : default, inputs.Length > 2 ? inputs[2].Value.Data : default,
+            output.Data, n, f);
+    }
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
+    {
+        int n = _xhat!.Dim(0), f = _xhat.Dim(1);
+        var dy = output.Grad.Data;
+        var xh = _xhat.Data;
+        Normalization.AffineBackward(inputs, dy, xh, n, f);
+        if (!inputs[0].RequiresGrad) return;
+        var g = inputs[0].GradTarget(out bool acc).Data;
+        ReadOnlySpan<T> gamma = inputs.Length > 1 ? inputs[1].Value.Data : default;
+        if (!_trained)
+        {
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < f; j++)
+                {
+                    int k = i * f + j;
+                    T v = dy[k] * (gamma.IsEmpty ? T.One : gamma[j]) * _rstd[j];
+                    g[k] = acc ? g[k] + v : v;
+                }
+            return;
+        }
+        // per feature: Σ_batch dx̂ and Σ_batch dx̂ ⊙ x̂
+        T[] sum = Zeroed(ref _sum, f), dot = Zeroed(ref _dot, f);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < f; j++)
+            {
+                int k = i * f + j;
+                T d = gamma.IsEmpty ? dy[k] : dy[k] * gamma[j];
+                sum[j] += d;
+                dot[j] += d * xh[k];
+            }
+        T invN = T.One / T.CreateChecked(n);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < f; j++)
+            {
+                int k = i * f + j;
+                T d = gamma.IsEmpty ? dy[k] : dy[k] * gamma[j];
+                T v = _rstd[j] * (d - sum[j] * invN - xh[k] * dot[j] * invN);
+                g[k] = acc ? g[k] + v : v;
+            }
+    }
+
+    private T[] _sum = [], _dot = [];
+
+    /// <summary>A zeroed per-feature scratch array, allocated once.</summary>
+    private static T[] Zeroed(ref T[] scratch, int f)
+    {
+        if (scratch.Length != f) scratch = new T[f];
+        else scratch.AsSpan().Clear();
+        return scratch;
+    }
+}
+
+/// <summary>
+/// Where a dropout layer's masks come from: a fixed mask (problem files give one, so the answer is reproducible), or
+/// draws from a counter-based generator keyed by (seed, draw, element), so a run is the same for a seed whatever the
+/// threads, and a resumed run continues the same sequence from its draw count.
+/// </summary>
+public sealed class DropoutMask<T>(double p) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public double P { get; } = p >= 0 && p < 1 ? p : throw new ArgumentOutOfRangeException(nameof(p), $"dropout p = {p} is outside [0, 1)");
+    public LayerMode Mode { get; init; } = new();
+    /// <summary>A batch × features mask of 0 and 1 used in place of random draws; null: draw.</summary>
+    public Tensor<T>? Fixed { get; set; }
+    public ulong Seed { get; set; }
+    /// <summary>How many masks were drawn so far (each training forward pass draws one).</summary>
+    public long Draws { get; set; }
+
+    /// <summary>Fills <paramref name="mask"/> with 0 or 1/(1 − p) for each element: the fixed mask, or the next draw.</summary>
+    public void Fill(Span<T> mask)
+    {
+        T scale = T.One / (T.One - T.CreateChecked(P));
+        if (Fixed is { } fixedMask)
+        {
+            if (fixedMask.Length != mask.Length)
+                throw new ShapeMismatchException($"dropout: the mask has {fixedMask.Length} values but the input has {mask.Length}");
+            var src = fixedMask.Data;
+            for (int i = 0; i < mask.Length; i++) mask[i] = src[i] * scale;
+            return;
+        }
+        // keep an element when its uniform draw u in [0, 1) is ≥ p (PyTorch's bernoulli(1 − p))
+        ulong threshold = (ulong)(P * 9007199254740992.0);   // p·2⁵³
+        ulong stream = Mix(Seed ^ Mix((ulong)Draws + 0x632BE59BD9B4E019UL));
+        Draws++;
+        for (int i = 0; i < mask.Length; i++)
+            mask[i] = (Mix(stream + (ulong)i * 0x9E3779B97F4A7C15UL) >> 11) >= threshold ? scale : T.Zero;
+    }
+
+    /// <summary>SplitMix64's finaliser: a bijective 64-bit mix.</summary>
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+}
+
+/// <summary>
+/// Inverted dropout: in training y = x ⊙ m/(1 − p) with m a mask of 0 and 1 (drawn, or fixed); in evaluation y = x.
+/// </summary>
+public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Tensor<T>? _scaledMask;
+    private bool _trained;
+
+    public DropoutMask<T> Mask { get; } = mask;
+    public override string Name => "dropout";
+    public override IReadOnlyList<string> InputNames => ["x"];
+    public override string Formula => Mask.Mode.Training ? $"y = x ⊙ m/(1 − p), p = {Mask.P}, m ∈ {{0, 1}}" : "y = x (dropout is off in evaluation)";
+    public override IReadOnlyList<string> GradFormulas => [Mask.Mode.Training ? "dx = dy ⊙ m/(1 − p)" : "dx = dy"];
+
+    /// <summary>m/(1 − p) of the last training forward pass.</summary>
+    public Tensor<T>? ScaledMask => _scaledMask;
+
+    public override int[] OutputShape(Var<T>[] inputs) => inputs[0].Value.ShapeArray;
+
+    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
+    {
+        var x = inputs[0].Value.Data;
+        _trained = Mask.Mode.Training;
+        if (!_trained)
+        {
+            x.CopyTo(output.Data);
+            return;
+        }
+        if (_scaledMask is null || _scaledMask.Length != x.Length) _scaledMask = new Tensor<T>(inputs[0].Value.ShapeArray);
+        Mask.Fill(_scaledMask.Data);
+        System.Numerics.Tensors.TensorPrimitives.Multiply<T>(x, _scaledMask.Data, output.Data);
+    }
+
+    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
+    {
+        if (!inputs[0].RequiresGrad) return;
+        var g = inputs[0].GradTarget(out bool acc).Data;
+        var dy = output.Grad.Data;
+        if (!_trained)
+        {
+            if (acc) System.Numerics.Tensors.TensorPrimitives.Add<T>(g, dy, g);
+            else dy.CopyTo(g);
+            return;
+        }
+        if (acc) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd<T>(dy, _scaledMask!.Data, g, g);
+        else System.Numerics.Tensors.TensorPrimitives.Multiply<T>(dy, _scaledMask!.Data, g);
+    }
+}
+
+/// <summary>The arithmetic the normalisation ops share.</summary>
+internal static class Normalization
+{
+    /// <summary>x̂ = (x − μ)·rstd for each row, μ and the biased σ² over the row; rstd = 1/√(σ² + ε) per row.</summary>
+    public static void NormalizeRows<T>(ReadOnlySpan<T> x, Span<T> xhat, Span<T> rstd, int n, int f, T eps) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        T invF = T.One / T.CreateChecked(f);
+        for (int i = 0; i < n; i++)
+        {
+            var row = x.Slice(i * f, f);
+            T mean = T.Zero;
+            for (int j = 0; j < f; j++) mean += row[j];
+            mean *= invF;
+            T v = T.Zero;
+            for (int j = 0; j < f; j++) { T d = row[j] - mean; v += d * d; }
+            T r = T.One / T.Sqrt(v * invF + eps);
+            rstd[i] = r;
+            var hr = xhat.Slice(i * f, f);
+            for (int j = 0; j < f; j++) hr[j] = (row[j] - mean) * r;
+        }
+    }
+
+    /// <summary>y = γ ⊙ x̂ + β per feature (γ, β empty: y = x̂).</summary>
+    public static void Affine<T>(ReadOnlySpan<T> xhat, ReadOnlySpan<T> gamma, ReadOnlySpan<T> beta, Span<T> y, int n, int f)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (gamma.IsEmpty) { xhat.CopyTo(y); return; }
+        for (int i = 0; i < n; i++)
+        {
+            var hr = xhat.Slice(i * f, f);
+            var yr = y.Slice(i * f, f);
+            for (int j = 0; j < f; j++) yr[j] = gamma[j] * hr[j] + (beta.IsEmpty ? T.Zero : beta[j]);
+        }
+    }
+
+    /// <summary>dγ = Σ_rows dy ⊙ x̂ and dβ = Σ_rows dy, for whichever of inputs[1] and inputs[2] require them.</summary>
+    public static void AffineBackward<T>(Var<T>[] inputs, ReadOnlySpan<T> dy, ReadOnlySpan<T> xhat, int n, int f)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int k = 1; k < inputs.Length; k++)
+        {
+            if (!inputs[k].RequiresGrad) continue;
+            var g = inputs[k].GradTarget(out bool acc).Data;
+            if (!acc) g.Clear();
+            for (int i = 0; i < n; i++)
+            {
+                var dr = dy.Slice(i * f, f);
+                var hr = xhat.Slice(i * f, f);
+                for (int j = 0; j < f; j++) g[j] += k == 1 ? dr[j] * hr[j] : dr[j];
+            }
+        }
+    }
+}
