@@ -44,7 +44,7 @@ public sealed class ArchitectureSpec
     /// <summary>Whether every layer is dense (the network an MLP of <see cref="DenseSizes"/> would be, activations aside).</summary>
     public bool IsPlainMlp => Layers.All(l => l.Kind == DenseKind.KindName);
 
-    private static readonly (string Short, string Long, string Kind)[] Norms =
+    private static readonly System.Collections.Immutable.ImmutableArray<(string Short, string Long, string Kind)> Norms =
         [("ln", "layernorm", LayerNormKind.KindName), ("bn", "batchnorm", BatchNormKind.KindName)];
 
     /// <summary>Reads a spec; names are looked up in <paramref name="catalog"/>. Throws <see cref="ArchitectureSpecException"/>.</summary>
@@ -106,7 +106,7 @@ public sealed class ArchitectureSpec
         return new ArchitectureSpec(inputs, layers);
     }
 
-    private static readonly IReadOnlyDictionary<string, double> Empty = new Dictionary<string, double>();
+    private static readonly IReadOnlyDictionary<string, double> Empty = System.Collections.Immutable.ImmutableDictionary<string, double>.Empty;
 
     /// <summary>p of a "drop0.2" or "dropout0.2" token; null for another token.</summary>
     private static double? DropoutP(string token)
