@@ -1,4 +1,5 @@
 using System.Numerics;
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using Backprop.Core;
 using Backprop.Autodiff;
 using Backprop.Kernels;
@@ -18,7 +19,7 @@ public sealed class LayerMode
 public sealed class LayerNormOp<T>(double eps) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _xhat;
-    private T[] _rstd = [];
+    private T[] _rstd = [], _row = [], _tmp = [];
 
     public double Eps { get; } = eps;
     public override string Name => "layer_norm";
@@ -65,26 +66,19 @@ public sealed class LayerNormOp<T>(double eps) : Op<T> where T : unmanaged, IFlo
         if (!inputs[0].RequiresGrad) return;
         var g = inputs[0].GradTarget(out bool acc).Data;
         ReadOnlySpan<T> gamma = inputs.Length > 1 ? inputs[1].Value.Data : default;
+        if (_row.Length != f) { _row = new T[f]; _tmp = new T[f]; }
         T invF = T.One / T.CreateChecked(f);
         for (int i = 0; i < n; i++)
         {
-            var dyr = dy.Slice(i * f, f);
-            var xr = xh.Slice(i * f, f);
-            T sum = T.Zero, dot = T.Zero;
-            for (int j = 0; j < f; j++)
-            {
-                T d = gamma.IsEmpty ? dyr[j] : dyr[j] * gamma[j];
-                sum += d;
-                dot += d * xr[j];
-            }
-            T mean = sum * invF, meanDot = dot * invF, r = _rstd[i];
+            ReadOnlySpan<T> xr = xh.Slice(i * f, f), d = dy.Slice(i * f, f);
+            if (!gamma.IsEmpty) { TensorPrimitives.Multiply(d, gamma, _row); d = _row; }
+            T mean = TensorPrimitives.Sum(d) * invF, meanDot = TensorPrimitives.Dot(d, xr) * invF, r = _rstd[i];
+            // dx = r·(dx̂ − mean − x̂·meanDot), as one fused pass and two scalings
+            TensorPrimitives.MultiplyAdd(xr, -meanDot, d, _tmp);
+            TensorPrimitives.Subtract(_tmp, mean, _tmp);
             var gr = g.Slice(i * f, f);
-            for (int j = 0; j < f; j++)
-            {
-                T d = gamma.IsEmpty ? dyr[j] : dyr[j] * gamma[j];
-                T v = r * (d - mean - xr[j] * meanDot);
-                gr[j] = acc ? gr[j] + v : v;
-            }
+            if (acc) TensorPrimitives.MultiplyAdd(_tmp, r, gr, gr);
+            else TensorPrimitives.Multiply(_tmp, r, gr);
         }
     }
 }
@@ -172,27 +166,30 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> wh
             if (n < 2)
                 throw new BatchTooSmallException("batchnorm in training mode needs a batch of at least 2 samples (a batch of 1 has no variance)");
             T invN = T.One / T.CreateChecked(n);
-            _mean.AsSpan().Clear();
-            var variance = _rstd.AsSpan();
+            Span<T> mean = _mean, variance = _rstd;
+            mean.Clear();
             variance.Clear();
+            for (int i = 0; i < n; i++) TensorPrimitives.Add(xs.Slice(i * f, f), mean, mean);
+            TensorPrimitives.Multiply(mean, invN, mean);
+            // the centred rows go to x̂ first (and are scaled in place below)
             for (int i = 0; i < n; i++)
             {
-                var row = xs.Slice(i * f, f);
-                for (int j = 0; j < f; j++) _mean[j] += row[j];
-            }
-            for (int j = 0; j < f; j++) _mean[j] *= invN;
-            for (int i = 0; i < n; i++)
-            {
-                var row = xs.Slice(i * f, f);
-                for (int j = 0; j < f; j++) { T d = row[j] - _mean[j]; variance[j] += d * d; }
+                var hr = xh.Slice(i * f, f);
+                TensorPrimitives.Subtract(xs.Slice(i * f, f), mean, hr);
+                TensorPrimitives.MultiplyAdd(hr, hr, variance, variance);
             }
             T m = T.CreateChecked(Statistics.Momentum), unbias = T.CreateChecked(n) / T.CreateChecked(n - 1);
             for (int j = 0; j < f; j++)
             {
                 T v = variance[j] * invN;
-                rm[j] = (T.One - m) * rm[j] + m * _mean[j];
+                rm[j] = (T.One - m) * rm[j] + m * mean[j];
                 rv[j] = (T.One - m) * rv[j] + m * v * unbias;
                 variance[j] = T.One / T.Sqrt(v + eps);
+            }
+            for (int i = 0; i < n; i++)
+            {
+                var hr = xh.Slice(i * f, f);
+                TensorPrimitives.Multiply(hr, _rstd, hr);
             }
         }
         else
@@ -202,12 +199,12 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> wh
                 _mean[j] = rm[j];
                 _rstd[j] = T.One / T.Sqrt(rv[j] + eps);
             }
-        }
-        for (int i = 0; i < n; i++)
-        {
-            var row = xs.Slice(i * f, f);
-            var hr = xh.Slice(i * f, f);
-            for (int j = 0; j < f; j++) hr[j] = (row[j] - _mean[j]) * _rstd[j];
+            for (int i = 0; i < n; i++)
+            {
+                var hr = xh.Slice(i * f, f);
+                TensorPrimitives.Subtract(xs.Slice(i * f, f), _mean, hr);
+                TensorPrimitives.Multiply(hr, _rstd, hr);
+            }
         }
         Normalization.Affine(xh, inputs.Length > 1 ? inputs[1].Value.Data : default, inputs.Length > 2 ? inputs[2].Value.Data : default,
             output.Data, n, f);
@@ -222,39 +219,47 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> wh
         if (!inputs[0].RequiresGrad) return;
         var g = inputs[0].GradTarget(out bool acc).Data;
         ReadOnlySpan<T> gamma = inputs.Length > 1 ? inputs[1].Value.Data : default;
+        var row = Zeroed(ref _row, f);
         if (!_trained)
         {
+            // dx = dy ⊙ γ ⊙ rstd: the running statistics are constants
             for (int i = 0; i < n; i++)
-                for (int j = 0; j < f; j++)
-                {
-                    int k = i * f + j;
-                    T v = dy[k] * (gamma.IsEmpty ? T.One : gamma[j]) * _rstd[j];
-                    g[k] = acc ? g[k] + v : v;
-                }
+            {
+                ReadOnlySpan<T> d = dy.Slice(i * f, f);
+                var gr = g.Slice(i * f, f);
+                if (!gamma.IsEmpty) { TensorPrimitives.Multiply(d, gamma, row); d = row; }
+                if (acc) TensorPrimitives.MultiplyAdd(d, _rstd, gr, gr);
+                else TensorPrimitives.Multiply(d, _rstd, gr);
+            }
             return;
         }
         // per feature: Σ_batch dx̂ and Σ_batch dx̂ ⊙ x̂
         T[] sum = Zeroed(ref _sum, f), dot = Zeroed(ref _dot, f);
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < f; j++)
-            {
-                int k = i * f + j;
-                T d = gamma.IsEmpty ? dy[k] : dy[k] * gamma[j];
-                sum[j] += d;
-                dot[j] += d * xh[k];
-            }
+        {
+            ReadOnlySpan<T> d = dy.Slice(i * f, f);
+            if (!gamma.IsEmpty) { TensorPrimitives.Multiply(d, gamma, row); d = row; }
+            TensorPrimitives.Add(d, sum, sum);
+            TensorPrimitives.MultiplyAdd(d, xh.Slice(i * f, f), dot, dot);
+        }
         T invN = T.One / T.CreateChecked(n);
+        TensorPrimitives.Multiply(sum, invN, sum);
+        TensorPrimitives.Multiply(dot, -invN, dot);
+        var tmp = Zeroed(ref _tmp, f);
         for (int i = 0; i < n; i++)
-            for (int j = 0; j < f; j++)
-            {
-                int k = i * f + j;
-                T d = gamma.IsEmpty ? dy[k] : dy[k] * gamma[j];
-                T v = _rstd[j] * (d - sum[j] * invN - xh[k] * dot[j] * invN);
-                g[k] = acc ? g[k] + v : v;
-            }
+        {
+            ReadOnlySpan<T> d = dy.Slice(i * f, f);
+            if (!gamma.IsEmpty) { TensorPrimitives.Multiply(d, gamma, row); d = row; }
+            var gr = g.Slice(i * f, f);
+            // dx = rstd ⊙ (dx̂ − mean(dx̂) − x̂ ⊙ mean(dx̂ ⊙ x̂))
+            TensorPrimitives.MultiplyAdd(xh.Slice(i * f, f), dot, d, tmp);
+            TensorPrimitives.Subtract(tmp, sum, tmp);
+            if (acc) TensorPrimitives.MultiplyAdd(tmp, _rstd, gr, gr);
+            else TensorPrimitives.Multiply(tmp, _rstd, gr);
+        }
     }
 
-    private T[] _sum = [], _dot = [];
+    private T[] _sum = [], _dot = [], _row = [], _tmp = [];
 
     /// <summary>A zeroed per-feature scratch array, allocated once.</summary>
     private static T[] Zeroed(ref T[] scratch, int f)
@@ -288,16 +293,22 @@ public sealed class DropoutMask<T>(double p) where T : unmanaged, IFloatingPoint
         {
             if (fixedMask.Length != mask.Length)
                 throw new ShapeMismatchException($"dropout: the mask has {fixedMask.Length} values but the input has {mask.Length}");
-            var src = fixedMask.Data;
-            for (int i = 0; i < mask.Length; i++) mask[i] = src[i] * scale;
+            TensorPrimitives.Multiply<T>(fixedMask.Data, scale, mask);
             return;
         }
-        // keep an element when its uniform draw u in [0, 1) is ≥ p (PyTorch's bernoulli(1 − p))
-        ulong threshold = (ulong)(P * 9007199254740992.0);   // p·2⁵³
+        // keep an element when its uniform draw u in [0, 1) is ≥ p (PyTorch's bernoulli(1 − p)); each 64-bit hash gives
+        // two 32-bit draws, which halves the cost of the mask (p is resolved to 2⁻³²)
+        ulong threshold = (ulong)Math.Min(P * 4294967296.0, 4294967295.0);   // p·2³²
         ulong stream = Mix(Seed ^ Mix((ulong)Draws + 0x632BE59BD9B4E019UL));
         Draws++;
-        for (int i = 0; i < mask.Length; i++)
-            mask[i] = (Mix(stream + (ulong)i * 0x9E3779B97F4A7C15UL) >> 11) >= threshold ? scale : T.Zero;
+        int i = 0;
+        for (; i + 1 < mask.Length; i += 2)
+        {
+            ulong h = Mix(stream + (ulong)(i >> 1) * 0x9E3779B97F4A7C15UL);
+            mask[i] = (h & 0xFFFFFFFFUL) >= threshold ? scale : T.Zero;
+            mask[i + 1] = (h >> 32) >= threshold ? scale : T.Zero;
+        }
+        if (i < mask.Length) mask[i] = (Mix(stream + (ulong)(i >> 1) * 0x9E3779B97F4A7C15UL) & 0xFFFFFFFFUL) >= threshold ? scale : T.Zero;
     }
 
     /// <summary>SplitMix64's finaliser: a bijective 64-bit mix.</summary>
@@ -339,7 +350,7 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T> where T : unmanage
         }
         if (_scaledMask is null || _scaledMask.Length != x.Length) _scaledMask = new Tensor<T>(inputs[0].Value.ShapeArray);
         Mask.Fill(_scaledMask.Data);
-        System.Numerics.Tensors.TensorPrimitives.Multiply<T>(x, _scaledMask.Data, output.Data);
+        TensorPrimitives.Multiply<T>(x, _scaledMask.Data, output.Data);
     }
 
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
@@ -349,12 +360,12 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T> where T : unmanage
         var dy = output.Grad.Data;
         if (!_trained)
         {
-            if (acc) System.Numerics.Tensors.TensorPrimitives.Add<T>(g, dy, g);
+            if (acc) TensorPrimitives.Add<T>(g, dy, g);
             else dy.CopyTo(g);
             return;
         }
-        if (acc) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd<T>(dy, _scaledMask!.Data, g, g);
-        else System.Numerics.Tensors.TensorPrimitives.Multiply<T>(dy, _scaledMask!.Data, g);
+        if (acc) TensorPrimitives.MultiplyAdd<T>(dy, _scaledMask!.Data, g, g);
+        else TensorPrimitives.Multiply<T>(dy, _scaledMask!.Data, g);
     }
 }
 
@@ -368,15 +379,12 @@ internal static class Normalization
         for (int i = 0; i < n; i++)
         {
             var row = x.Slice(i * f, f);
-            T mean = T.Zero;
-            for (int j = 0; j < f; j++) mean += row[j];
-            mean *= invF;
-            T v = T.Zero;
-            for (int j = 0; j < f; j++) { T d = row[j] - mean; v += d * d; }
-            T r = T.One / T.Sqrt(v * invF + eps);
-            rstd[i] = r;
             var hr = xhat.Slice(i * f, f);
-            for (int j = 0; j < f; j++) hr[j] = (row[j] - mean) * r;
+            T mean = TensorPrimitives.Sum(row) * invF;
+            TensorPrimitives.Subtract(row, mean, hr);
+            T r = T.One / T.Sqrt(TensorPrimitives.SumOfSquares<T>(hr) * invF + eps);
+            rstd[i] = r;
+            TensorPrimitives.Multiply(hr, r, hr);
         }
     }
 
@@ -389,7 +397,8 @@ internal static class Normalization
         {
             var hr = xhat.Slice(i * f, f);
             var yr = y.Slice(i * f, f);
-            for (int j = 0; j < f; j++) yr[j] = gamma[j] * hr[j] + (beta.IsEmpty ? T.Zero : beta[j]);
+            if (beta.IsEmpty) TensorPrimitives.Multiply(hr, gamma, yr);
+            else TensorPrimitives.MultiplyAdd(hr, gamma, beta, yr);
         }
     }
 
@@ -405,8 +414,8 @@ internal static class Normalization
             for (int i = 0; i < n; i++)
             {
                 var dr = dy.Slice(i * f, f);
-                var hr = xhat.Slice(i * f, f);
-                for (int j = 0; j < f; j++) g[j] += k == 1 ? dr[j] * hr[j] : dr[j];
+                if (k == 1) TensorPrimitives.MultiplyAdd(dr, xhat.Slice(i * f, f), g, g);
+                else TensorPrimitives.Add(dr, g, g);
             }
         }
     }
