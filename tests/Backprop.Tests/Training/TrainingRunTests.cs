@@ -330,7 +330,7 @@ public sealed class TrainingJobTests
         var a = new TrainingJob();
         var b = new TrainingJob
         {
-            Data = "b.csv", LabelColumn = "y", Layers = [2, 2], Activation = "tanh", Init = "he_normal", Precision = "float64",
+            Data = "b.csv", LabelColumn = "y", Layers = [2, 2], Activation = "tanh", Init = "he_normal", Precision = "float64", Architecture = "2-2", Dropout = 0.1, Norm = "layernorm",
             Options = new TrainOptions
             {
                 Optimizer = "sgd", LearningRate = 0.5, Momentum = 0.1, Nesterov = true, WeightDecay = 0.2, Schedule = "step", WarmupSteps = 3,
