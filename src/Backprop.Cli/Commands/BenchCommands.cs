@@ -17,6 +17,7 @@ public static class BenchCommands
     private static Command Train()
     {
         var layers = new Option<string>("--layers") { Description = "Layer sizes", DefaultValueFactory = _ => "784,512,512,10" };
+        var arch = new Option<string?>("--arch") { Description = "The network as a spec string in place of --layers (see train --arch), e.g. 784-512:ln:relu:drop0.2-10" };
         var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 128 };
         var steps = new Option<int>("--steps") { Description = "Timed steps", DefaultValueFactory = _ => 200 };
         var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 0 };
@@ -24,21 +25,31 @@ public static class BenchCommands
         var profile = new Option<bool>("--profile") { Description = "Also time each op (µs per step)" };
         var optimizer = new Option<string>("--optimizer") { Description = $"{string.Join(", ", Backprop.Training.OptimizerRegistry.Default.Names)}: sgd (momentum 0.9, lr 0.01) is the reference workload, the others run at lr 0.001", DefaultValueFactory = _ => "sgd" };
         optimizer.AcceptOnlyFromAmong([.. Backprop.Training.OptimizerRegistry.Default.Names]);
-        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, batch, steps, threads, optimizer, json, profile };
+        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, arch, batch, steps, threads, optimizer, json, profile };
         cmd.SetAction(r =>
         {
-            var sizes = TrainCommand.ParseLayers(r.GetValue(layers)!);
+            string? archText = r.GetValue(arch);
+            Backprop.Nn.ArchitectureSpec? spec = null;
+            if (archText is not null)
+            {
+                if (r.GetResult(layers) is { Implicit: false }) throw new UsageException("--arch describes the whole network: give it without --layers");
+                try { spec = Backprop.Nn.ArchitectureSpec.Parse(archText); }
+                catch (Backprop.Nn.ArchitectureSpecException e) { throw new UsageException($"--arch {archText}: {e.Message}"); }
+            }
+            var sizes = spec is null ? TrainCommand.ParseLayers(r.GetValue(layers)!) : null;
             int b = r.GetValue(batch), s = r.GetValue(steps), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
             using var context = new ComputeContext(t);
-            var res = TrainBenchmark.Run(sizes, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
+            var res = spec is null
+                ? TrainBenchmark.Run(sizes!, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!)
+                : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             if (!r.GetValue(json))
-                Console.WriteLine($"{string.Join("-", sizes)} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
+                Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();

@@ -38,6 +38,9 @@ public static class TrainCommand
         TrainingSetting.Seed => "--seed",
         TrainingSetting.BatchSize => "--batch",
         TrainingSetting.Epochs => "--epochs",
+        TrainingSetting.Architecture => "--arch",
+        TrainingSetting.Dropout => "--dropout",
+        TrainingSetting.Norm => "--norm",
         // not options of this CLI: the library's defaults
         _ => setting.ToString(),
     };
@@ -75,6 +78,14 @@ public static class TrainCommand
         var patience = new Option<int>(FlagOf(TrainingSetting.Patience)) { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
         var diagnostics = new Option<bool>("--diagnostics") { Description = "Record per-layer gradient health every epoch (norms, update ratio, dead/saturated units)" };
         var plots = new Option<string?>("--plots") { Description = "Write loss, accuracy and gradient-norm plots (PNG) and history.json to this directory" };
+        var arch = new Option<string?>(FlagOf(TrainingSetting.Architecture))
+        {
+            Description = "The whole network, layer by layer, in place of --layers/--activation/--norm/--dropout, e.g. \"784-512:relu:ln-256:relu:drop0.2-10\" " +
+                "(blocks separated by '-' start with a width (a dense layer); ':' adds an activation to the layer before it, ln/bn a layer or batch norm, dropP a dropout layer)",
+        };
+        var dropout = new Option<double>(FlagOf(TrainingSetting.Dropout)) { Description = "Dropout probability after each hidden activation (0: none)", DefaultValueFactory = _ => 0.0 };
+        var norm = new Option<string?>(FlagOf(TrainingSetting.Norm)) { Description = "layernorm or batchnorm before each hidden activation" };
+        norm.AcceptOnlyFromAmong("layernorm", "batchnorm");
         var init = new Option<string>(FlagOf(TrainingSetting.Init)) { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
 
         // The options that are settings of the job: a resumed run takes the checkpoint's value of those not given.
@@ -85,12 +96,13 @@ public static class TrainCommand
             (momentum, TrainingSetting.Momentum), (nesterov, TrainingSetting.Nesterov), (weightDecay, TrainingSetting.WeightDecay),
             (schedule, TrainingSetting.Schedule), (warmup, TrainingSetting.WarmupSteps), (clip, TrainingSetting.ClipNorm),
             (patience, TrainingSetting.Patience), (seed, TrainingSetting.Seed), (batch, TrainingSetting.BatchSize), (epochs, TrainingSetting.Epochs),
+            (arch, TrainingSetting.Architecture), (dropout, TrainingSetting.Dropout), (norm, TrainingSetting.Norm),
         };
 
         var cmd = new Command("train", "Train an MLP classifier (default: the reference MNIST run)")
         {
             data, layers, activation, optimizer, lr, batch, epochs, seed, threads, output, checkpoint, resume, json, quiet, label, dtype,
-            momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots,
+            momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots, arch, dropout, norm,
         };
         cmd.SetAction(r =>
         {
@@ -99,6 +111,7 @@ public static class TrainCommand
             {
                 Data = r.GetValue(data)!, LabelColumn = r.GetValue(label), Layers = layersText is null ? null : ParseLayers(layersText),
                 Activation = r.GetValue(activation)!, Init = r.GetValue(init)!, Precision = r.GetValue(dtype)!,
+                Architecture = r.GetValue(arch), Dropout = r.GetValue(dropout), Norm = r.GetValue(norm),
                 Options = new TrainOptions
                 {
                     Epochs = r.GetValue(epochs), BatchSize = r.GetValue(batch), Seed = r.GetValue(seed), LearningRate = r.GetValue(lr),
@@ -193,6 +206,13 @@ public static class TrainCommand
         public void Report(TValue value) => report(value);
     }
 
+    /// <summary>"784-512-256-10 relu" for a plain MLP (as always), else the network's spec.</summary>
+    private static string NetworkText<T>(Sequential<T> network, TrainingJob job) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var spec = ArchitectureSpec.Of(network);
+        return spec.IsPlainMlp && job.Layers is not null ? $"{string.Join("-", job.Layers)} {job.Activation}" : spec.ToString();
+    }
+
     /// <summary>The exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it).</summary>
     public const int ExitInterrupted = 130;
 
@@ -208,7 +228,7 @@ public static class TrainCommand
         bool live = !a.Quiet && !a.Json && ansi.Profile.Capabilities.Interactive;
         if (!a.Quiet)
         {
-            Console.WriteLine($"training {string.Join("-", job.Layers!)} {job.Activation} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
+            Console.WriteLine($"training {NetworkText(run.Network, job)} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
                 $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, {context.Threads} threads");
             Console.WriteLine($"{"epoch",5} {"train loss",11} {"train acc",9} {"val loss",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
         }

@@ -71,6 +71,9 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     void SeedRandom(ulong seed, long draws) { }
 
+    /// <summary>The smallest batch the layer can train on in its current mode (2 for a training batch norm: one sample has no variance).</summary>
+    int MinimumBatch => 1;
+
     /// <summary>Records the layer's computation on <paramref name="x"/>'s tape.</summary>
     LayerOutput<T> Forward(Var<T> x);
 

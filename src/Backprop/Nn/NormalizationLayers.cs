@@ -214,6 +214,9 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
     /// <summary>In training mode each sample's output depends on the whole batch.</summary>
     public bool CouplesBatch => Training;
 
+    /// <summary>A batch of one has no variance: training needs two samples (PyTorch refuses one too).</summary>
+    public int MinimumBatch => Training ? 2 : 1;
+
     public LayerOutput<T> Forward(Var<T> x)
     {
         var z = Functional.BatchNorm(x, Statistics, Weight, Bias);

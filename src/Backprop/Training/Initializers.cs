@@ -78,13 +78,20 @@ public static class Initializers
     /// Initialises every parameter of <paramref name="layer"/> by its role: weights drawn by <paramref name="kind"/> for
     /// the layer's activation, biases zero, scales one.
     /// </summary>
-    public static void Initialize<T>(ILayer<T> layer, InitKind kind, Random rng) where T : unmanaged, IFloatingPointIeee754<T>
+    public static void Initialize<T>(ILayer<T> layer, InitKind kind, Random rng) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Initialize(layer, kind, layer.Activation, rng);
+
+    /// <summary>
+    /// As <see cref="Initialize{T}(ILayer{T}, InitKind, Random)"/>, with the weights drawn for <paramref name="activation"/>:
+    /// the nonlinearity the layer's output meets, which may come after a norm layer (dense → layer norm → ReLU).
+    /// </summary>
+    public static void Initialize<T>(ILayer<T> layer, InitKind kind, Activation<T> activation, Random rng) where T : unmanaged, IFloatingPointIeee754<T>
     {
         foreach (var p in layer.Parameters)
         {
             switch (p.Role)
             {
-                case ParameterRole.Weight: Fill(p.Value.Value, kind, layer.Activation, rng); break;
+                case ParameterRole.Weight: Fill(p.Value.Value, kind, activation, rng); break;
                 case ParameterRole.Bias: p.Value.Value.Fill(T.Zero); break;
                 case ParameterRole.Scale: p.Value.Value.Fill(T.One); break;
             }
@@ -115,5 +122,28 @@ public static class Initializers
             layers.Add(layer);
         }
         return new Sequential<T>(layers);
+    }
+
+    /// <summary>
+    /// The network a spec describes, initialised: each weight is drawn for the first activation its output meets before
+    /// the next weighted layer (so dense → layer norm → ReLU gets He), the last weighted layer by Xavier (its logits
+    /// feed a softmax), norm scales one and biases zero (a <see cref="Trainer{T}"/> seeds dropout's draws).
+    /// A plain MLP comes out exactly as <see cref="Mlp{T}"/> makes it.
+    /// </summary>
+    public static Sequential<T> Network<T>(ArchitectureSpec spec, int seed, InitKind init = InitKind.Default, Catalog? catalog = null)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var net = spec.Create<T>(catalog);
+        var rng = new Random(seed);
+        var layers = net.Layers;
+        int lastWeighted = -1;
+        for (int i = 0; i < layers.Count; i++) if (layers[i].MainWeight() is not null) lastWeighted = i;
+        for (int i = 0; i < layers.Count; i++)
+        {
+            var activation = layers[i].Activation;
+            for (int j = i + 1; activation.IsIdentity && j < layers.Count && layers[j].MainWeight() is null; j++) activation = layers[j].Activation;
+            Initialize(layers[i], i == lastWeighted ? InitKind.XavierUniform : init, activation, rng);
+        }
+        return net;
     }
 }

@@ -18,14 +18,24 @@ public static class TrainBenchmark
     /// <param name="warmupSeconds">The least time spent on untimed steps before timing starts (as well as <paramref name="warmupSteps"/>).</param>
     public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
         double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd")
+        => Run(Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer);
+
+    /// <summary>The same measurement on the network an architecture spec describes (norm and dropout layers in training mode).</summary>
+    public static TrainBenchmarkResult Run(Nn.ArchitectureSpec spec, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
+        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd")
+        => Run(Initializers.Network<float>(spec, seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer);
+
+    private static TrainBenchmarkResult Run(Nn.Sequential<float> net, int batch, int steps, ComputeContext? context, int warmupSteps,
+        double warmupSeconds, int seed, Dictionary<string, double>? profile, string optimizer)
     {
         context ??= ComputeContext.Default;
-        var net = Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform);
+        net.SetTraining(true);
+        for (int i = 0; i < net.Layers.Count; i++) net.Layers[i].SeedRandom(Trainer<float>.LayerSeed(seed, i), 0);
         var rng = new Random(seed + 1);
-        var x = new float[batch * layers[0]];
+        var x = new float[batch * net.Inputs];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var y = new int[batch];
-        for (int i = 0; i < y.Length; i++) y[i] = rng.Next(layers[^1]);
+        for (int i = 0; i < y.Length; i++) y[i] = rng.Next(net.Outputs);
         var step = new ClassifierStep<float>(net, batch, context);
         // The workload is SGD with momentum 0.9 at lr 0.01; other optimizers use their usual rates.
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9, context: context);

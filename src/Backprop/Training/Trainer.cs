@@ -237,6 +237,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         CancellationToken cancellation = default)
     {
         Network.SetTraining(true);
+        SeedRandomLayers();
         loader.StartEpoch(epoch);
         double lossSum = 0;
         long correct = 0, seen = 0;
@@ -264,6 +265,29 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             onBatch?.Invoke((int)seen);
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
+    }
+
+    private bool _randomSeeded;
+
+    /// <summary>
+    /// Seeds every layer's random draws (dropout) from the run's seed and the layer's index, once, continuing after the
+    /// steps already taken: each step draws one mask a layer, so a resumed run draws what an uninterrupted one would.
+    /// </summary>
+    private void SeedRandomLayers()
+    {
+        if (_randomSeeded) return;
+        _randomSeeded = true;
+        for (int i = 0; i < Network.Layers.Count; i++)
+            Network.Layers[i].SeedRandom(LayerSeed(Options.Seed, i), Optimizer.StepCount);
+    }
+
+    /// <summary>A 64-bit seed for layer <paramref name="index"/> of a run seeded with <paramref name="seed"/> (SplitMix64 of both).</summary>
+    public static ulong LayerSeed(int seed, int index)
+    {
+        ulong z = ((ulong)(uint)seed << 32 | (uint)index) + 0x9E3779B97F4A7C15UL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 
     private void SnapshotWeights()

@@ -10,6 +10,7 @@ public enum TrainingSetting
     Optimizer, LearningRate, Momentum, Nesterov, WeightDecay,
     Schedule, WarmupSteps, StepSizeEpochs, Gamma, ClipNorm, Patience,
     Seed, BatchSize, Epochs,
+    Architecture, Dropout, Norm,
 }
 
 /// <summary>
@@ -27,6 +28,16 @@ public sealed record TrainingJob
     public int[]? Layers { get; init; }
     /// <summary>The hidden activation (the output layer is linear; the loss is softmax cross-entropy).</summary>
     public string Activation { get; init; } = "relu";
+    /// <summary>
+    /// The whole network as an <see cref="Nn.ArchitectureSpec"/> string (e.g. "784-512:relu:ln-256:relu:drop0.2-10"), in
+    /// place of <see cref="Layers"/>, <see cref="Activation"/>, <see cref="Dropout"/> and <see cref="Norm"/>; null: those.
+    /// A run records the canonical spec of any network that is not a plain MLP.
+    /// </summary>
+    public string? Architecture { get; init; }
+    /// <summary>Dropout probability after each hidden activation; 0: none.</summary>
+    public double Dropout { get; init; }
+    /// <summary>"layernorm" or "batchnorm" before each hidden activation; null: none.</summary>
+    public string? Norm { get; init; }
     /// <summary>"default" or an <see cref="InitKind"/> name (see <see cref="Initializers.Parse"/>).</summary>
     public string Init { get; init; } = "default";
     /// <summary>"float32" or "float64": the element type the run trains in.</summary>
@@ -69,6 +80,15 @@ public sealed record TrainingJob
         try { Initializers.Parse(Init); }
         catch (ArgumentException e) { throw new InvalidTrainingSettingException(TrainingSetting.Init, Init, e.Message); }
         if (Precision is not ("float32" or "float64")) throw Invalid(TrainingSetting.Precision, "expected float32 or float64");
+        if (!(Dropout >= 0 && Dropout < 1)) throw Invalid(TrainingSetting.Dropout, "must be in [0, 1): the probability of dropping a unit");
+        if (Norm is not (null or "layernorm" or "batchnorm")) throw Invalid(TrainingSetting.Norm, "expected layernorm or batchnorm");
+        if (Architecture is not null)
+        {
+            if (Layers is not null || Dropout > 0 || Norm is not null)
+                throw Invalid(TrainingSetting.Architecture, "describes the whole network: give it without layers, dropout or norm");
+            try { Nn.ArchitectureSpec.Parse(Architecture, new Nn.Catalog(activations, Ops.LossRegistry.Default, Nn.LayerKindRegistry.Default)); }
+            catch (Nn.ArchitectureSpecException e) { throw new InvalidTrainingSettingException(TrainingSetting.Architecture, Architecture, e.Message); }
+        }
         if (Layers is { } sizes)
         {
             if (sizes.Length < 2) throw Invalid(TrainingSetting.Layers, "needs at least an input and an output size");
@@ -104,6 +124,9 @@ public sealed record TrainingJob
             TrainingSetting.Seed => o.Seed.ToString(CultureInfo.InvariantCulture),
             TrainingSetting.BatchSize => o.BatchSize.ToString(CultureInfo.InvariantCulture),
             TrainingSetting.Epochs => o.Epochs.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.Architecture => Architecture ?? "(none)",
+            TrainingSetting.Dropout => Number(Dropout),
+            TrainingSetting.Norm => Norm ?? "(none)",
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -137,6 +160,9 @@ public sealed record TrainingJob
             TrainingSetting.Seed => this with { Options = o with { Seed = f.Seed } },
             TrainingSetting.BatchSize => this with { Options = o with { BatchSize = f.BatchSize } },
             TrainingSetting.Epochs => this with { Options = o with { Epochs = f.Epochs } },
+            TrainingSetting.Architecture => this with { Architecture = from.Architecture },
+            TrainingSetting.Dropout => this with { Dropout = from.Dropout },
+            TrainingSetting.Norm => this with { Norm = from.Norm },
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -164,9 +190,17 @@ public sealed record TrainingJob
     public bool Agrees(TrainingSetting setting, TrainingJob other) => setting switch
     {
         TrainingSetting.LabelColumn when LabelColumn is null => true,
+        TrainingSetting.Architecture when Architecture is not null && other.Architecture is not null => Canonical(Architecture) == Canonical(other.Architecture),
         TrainingSetting.Init when InitKindOf(Init) is { } kind => kind == InitKindOf(other.Init),
         _ => Format(setting) == other.Format(setting),
     };
+
+    /// <summary>A spec in its canonical form ("layernorm" written "ln"), or as written when it does not parse.</summary>
+    private static string Canonical(string architecture)
+    {
+        try { return Nn.ArchitectureSpec.Parse(architecture).ToString(); }
+        catch (Nn.ArchitectureSpecException) { return architecture; }
+    }
 
     private static InitKind? InitKindOf(string name)
     {

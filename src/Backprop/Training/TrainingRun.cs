@@ -95,12 +95,18 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         var data = DataLoading.Prepare(job.Data, job.LabelColumn, o.Seed);
         if (data.Train.Count == 0 || data.Test.Count == 0)
             throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
-        int[] sizes = job.Layers ?? resumeFrom?.Layers ?? (data.Kind == "mnist" ? [784, 512, 256, 10] : [data.Features, 64, data.Classes]);
-        string layersText = string.Join(",", sizes);
-        if (sizes[0] != data.Features)
-            throw new InvalidTrainingSettingException(TrainingSetting.Layers, layersText, $"starts with {sizes[0]} but {job.Data} has {data.Features} features per sample");
-        if (sizes[^1] != data.Classes)
-            throw new InvalidTrainingSettingException(TrainingSetting.Layers, layersText, $"ends with {sizes[^1]} but {job.Data} has {data.Classes} classes");
+        // the network: an architecture spec, or an MLP of sizes (given, the checkpoint's, or the data's default) with
+        // the hidden activation, norm and dropout
+        catalog ??= Catalog.Default;
+        int[]? sizes = job.Architecture is null
+            ? job.Layers ?? resumeFrom?.Layers ?? (data.Kind == "mnist" ? [784, 512, 256, 10] : [data.Features, 64, data.Classes])
+            : null;
+        var spec = job.Architecture is { } text ? ArchitectureSpec.Parse(text, catalog) : ArchitectureSpec.Mlp(sizes!, job.Activation, job.Norm, job.Dropout, catalog);
+        var (sizeSetting, sizeText) = sizes is null ? (TrainingSetting.Architecture, job.Architecture!) : (TrainingSetting.Layers, string.Join(",", sizes));
+        if (spec.Inputs != data.Features)
+            throw new InvalidTrainingSettingException(sizeSetting, sizeText, $"starts with {spec.Inputs} but {job.Data} has {data.Features} features per sample");
+        if (spec.Outputs != data.Classes)
+            throw new InvalidTrainingSettingException(sizeSetting, sizeText, $"ends with {spec.Outputs} but {job.Data} has {data.Classes} classes");
         job = job with
         {
             Layers = sizes,
@@ -110,8 +116,20 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         };
 
         var identity = resumeFrom is null && checkpointPath is null ? null : new Checkpoint.RunIdentity(job, Checkpoint.DataFingerprint(data.Train));
-        if (resumeFrom is not null) CheckResumable(resumeFrom, job, identity!);
-        var network = resumeFrom?.Model.Network ?? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init), catalog);
+        if (resumeFrom is not null) CheckResumable(resumeFrom, job, spec, identity!);
+        // a plain MLP is made as it always was, so that its runs stay bit-identical
+        var network = resumeFrom?.Model.Network ?? (spec.IsPlainMlp && sizes is not null
+            ? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init), catalog)
+            : Initializers.Network<T>(spec, o.Seed, Initializers.Parse(job.Init), catalog));
+        // a batch norm cannot train on a batch of one sample: refuse a run whose last batch would be one, before it starts
+        network.SetTraining(true);
+        int minimumBatch = network.Layers.Max(l => l.MinimumBatch);
+        int lastBatch = data.Train.Count % o.BatchSize;
+        if (minimumBatch > 1 && (o.BatchSize < minimumBatch || lastBatch is > 0 and < 2))
+            throw new InvalidTrainingSettingException(TrainingSetting.BatchSize, o.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                o.BatchSize < minimumBatch
+                    ? $"batchnorm in training mode needs batches of at least {minimumBatch} samples (a batch of 1 has no variance)"
+                    : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of 1 sample, which batchnorm cannot train on (a batch of 1 has no variance): choose another batch size");
         var trainer = new Trainer<T>(network, job.Options, context, optimizers) { CollectDiagnostics = collectDiagnostics };
         resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);
         return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom);
@@ -121,18 +139,26 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// The checks a checkpoint of any age allows: seed and batch size fix the split and the batch order, the
     /// fingerprint the rows, the optimizer its state, the layers the weights, and a cosine rate spans the run's epochs.
     /// </summary>
-    private static void CheckResumable(Checkpoint<T> ck, TrainingJob job, Checkpoint.RunIdentity run)
+    private static void CheckResumable(Checkpoint<T> ck, TrainingJob job, ArchitectureSpec spec, Checkpoint.RunIdentity run)
     {
         var o = job.Options;
         if (ck.Seed is int s && s != o.Seed) throw Mismatch(TrainingSetting.Seed, s, o.Seed);
         if (ck.BatchSize is int b && b != o.BatchSize) throw Mismatch(TrainingSetting.BatchSize, b, o.BatchSize);
         if (ck.Optimizer != o.Optimizer)
             throw new CheckpointMismatchException(TrainingSetting.Optimizer, ck.Optimizer, o.Optimizer, CheckpointMismatchReason.Fixed);
-        if (!ck.Layers.SequenceEqual(job.Layers!))
-            throw new CheckpointMismatchException(TrainingSetting.Layers, string.Join(",", ck.Layers), string.Join(",", job.Layers!), CheckpointMismatchReason.Fixed);
+        var saved = ArchitectureSpec.Of(ck.Model.Network);
+        if (!saved.IsPlainMlp || !spec.IsPlainMlp || job.Layers is null)
+        {
+            // norm and dropout layers are part of the network: the whole spec must agree
+            if (saved.ToString() != spec.ToString())
+                throw new CheckpointMismatchException(job.Architecture is null ? TrainingSetting.Layers : TrainingSetting.Architecture,
+                    saved.ToString(), spec.ToString(), CheckpointMismatchReason.Fixed);
+        }
+        else if (!ck.Layers.SequenceEqual(job.Layers))
+            throw new CheckpointMismatchException(TrainingSetting.Layers, string.Join(",", ck.Layers), string.Join(",", job.Layers), CheckpointMismatchReason.Fixed);
         // the hidden activation is part of the network (the output layer is linear); a network without hidden layers has none
         var activations = ModelFile.ArchitectureOf(ck.Model.Network).Activations;
-        if (activations.Length > 1 && activations[0] != job.Activation)
+        if (job.Architecture is null && saved.IsPlainMlp && activations.Length > 1 && activations[0] != job.Activation)
             throw new CheckpointMismatchException(TrainingSetting.Activation, activations[0], job.Activation, CheckpointMismatchReason.Fixed);
         if (ck.Data is string d && d != run.Data)
             throw new CheckpointMismatchException(TrainingSetting.Data, d, run.Data, CheckpointMismatchReason.OtherData);
