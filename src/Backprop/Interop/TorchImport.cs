@@ -200,7 +200,7 @@ public static class TorchImport
             if (l.Module == TorchLayer.Linear) block++;
             else if (l.ModuleIndex != layers[j - 1].ModuleIndex + 1)
                 throw new ArgumentException(
-                    $"{source}: modules {layers[j - 1].ModuleIndex} and {l.ModuleIndex} have module{(l.ModuleIndex - layers[j - 1].ModuleIndex == 2 ? "" : "s")} without tensors between them (an activation, a Dropout or a LayerNorm without affine?): give the whole layout instead of the activation list");
+                    $"{source}: modules {layers[j - 1].ModuleIndex} and {l.ModuleIndex} have {(l.ModuleIndex - layers[j - 1].ModuleIndex == 2 ? "a module" : "modules")} without tensors between them (an activation, a Dropout or a LayerNorm without affine?): give the whole layout instead of the activation list");
             bool lastOfBlock = j + 1 == layers.Count || layers[j + 1].Module == TorchLayer.Linear;
             string act = lastOfBlock && block < hidden ? activations.Find(acts[block])!.Name : "identity";
             // adjacent module indices mean nothing sits between this layer and the next Linear
