@@ -44,7 +44,7 @@ public sealed class ArchitectureSpec
     /// <summary>Whether every layer is dense (the network an MLP of <see cref="DenseSizes"/> would be, activations aside).</summary>
     public bool IsPlainMlp => Layers.All(l => l.Kind == DenseKind.KindName);
 
-    private static readonly (string Short, string Long, string Kind)[] Norms =
+    private static readonly System.Collections.Immutable.ImmutableArray<(string Short, string Long, string Kind)> Norms =
         [("ln", "layernorm", LayerNormKind.KindName), ("bn", "batchnorm", BatchNormKind.KindName)];
 
     /// <summary>Reads a spec; names are looked up in <paramref name="catalog"/>. Throws <see cref="ArchitectureSpecException"/>.</summary>
@@ -54,7 +54,7 @@ public sealed class ArchitectureSpec
         ArgumentNullException.ThrowIfNull(text);
         var blocks = text.Trim().Split('-');
         if (blocks.Length < 2)
-            throw new ArchitectureSpecException($"'{text}' needs an input width and at least one layer, e.g. 784-128:relu-10");
+            throw new ArchitectureSpecException($"needs an input width and at least one layer, e.g. 784-128:relu-10");
         var layers = new List<LayerPlan>();
         int width = 0, inputs = 0;
         for (int b = 0; b < blocks.Length; b++)
@@ -62,8 +62,8 @@ public sealed class ArchitectureSpec
             var tokens = blocks[b].Split(':');
             if (!int.TryParse(tokens[0], NumberStyles.None, CultureInfo.InvariantCulture, out int size) || size < 1)
                 throw new ArchitectureSpecException(tokens[0].Length == 0
-                    ? $"'{text}': block {b + 1} is empty (blocks are separated by '-' and start with a width)"
-                    : $"'{text}': '{tokens[0]}' is not a width (a positive integer starts every block)");
+                    ? $"block {b + 1} is empty (blocks are separated by '-' and start with a width)"
+                    : $"'{tokens[0]}' is not a width (a positive integer starts every block)");
             if (b == 0) width = inputs = size;
             else
             {
@@ -81,7 +81,7 @@ public sealed class ArchitectureSpec
                 if (DropoutP(token) is double p)
                 {
                     if (!(p >= 0 && p < 1))
-                        throw new ArchitectureSpecException($"'{text}': dropout p = {token[(token.StartsWith("dropout", StringComparison.Ordinal) ? 7 : 4)..]} in '{blocks[b]}' must be in [0, 1)");
+                        throw new ArchitectureSpecException($"dropout p = {token[(token.StartsWith("dropout", StringComparison.Ordinal) ? 7 : 4)..]} in '{blocks[b]}' must be in [0, 1)");
                     layers.Add(new LayerPlan(DropoutKind.KindName, width, "identity", new Dictionary<string, double> { ["p"] = p }));
                     continue;
                 }
@@ -89,24 +89,24 @@ public sealed class ArchitectureSpec
                 {
                     string name = activation.Name;
                     if (layers.Count == 0)
-                        throw new ArchitectureSpecException($"'{text}': activation '{token}' follows the input: it needs a layer before it");
+                        throw new ArchitectureSpecException($"activation '{token}' follows the input: it needs a layer before it");
                     var last = layers[^1];
                     var kind = catalog.Layers.Find(last.Kind);
                     if (kind is { TakesActivation: false })
-                        throw new ArchitectureSpecException($"'{text}': activation '{token}' in '{blocks[b]}' follows a {last.Kind} layer, which takes none");
+                        throw new ArchitectureSpecException($"activation '{token}' in '{blocks[b]}' follows a {last.Kind} layer, which takes none");
                     if (last.Activation != "identity")
-                        throw new ArchitectureSpecException($"'{text}': activation '{token}' in '{blocks[b]}' follows another activation ({last.Activation})");
+                        throw new ArchitectureSpecException($"activation '{token}' in '{blocks[b]}' follows another activation ({last.Activation})");
                     layers[^1] = last with { Activation = name };
                     continue;
                 }
                 throw new ArchitectureSpecException(
-                    $"'{text}': unknown token '{token}' in '{blocks[b]}' (expected an activation such as {string.Join(", ", catalog.Activations.HiddenNames.Take(4))}, ln, bn or drop<p>)");
+                    $"unknown token '{token}' in '{blocks[b]}' (expected an activation such as {string.Join(", ", catalog.Activations.HiddenNames.Where(n => n != "identity").Take(4))}, ln, bn or drop<p>)");
             }
         }
         return new ArchitectureSpec(inputs, layers);
     }
 
-    private static readonly IReadOnlyDictionary<string, double> Empty = new Dictionary<string, double>();
+    private static readonly IReadOnlyDictionary<string, double> Empty = System.Collections.Immutable.ImmutableDictionary<string, double>.Empty;
 
     /// <summary>p of a "drop0.2" or "dropout0.2" token; null for another token.</summary>
     private static double? DropoutP(string token)

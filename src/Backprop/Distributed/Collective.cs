@@ -1,0 +1,149 @@
+using System.Numerics;
+
+namespace Backprop.Distributed;
+
+/// <summary>
+/// The collective operations data-parallel training needs, among <see cref="Size"/> processes (or threads) of which this
+/// is number <see cref="Rank"/>: broadcast, in-place sum all-reduce and barrier. Every member must make the same calls
+/// in the same order with the same lengths (as in MPI). Calls are made from one thread per member.
+/// </summary>
+public interface ICollective : IDisposable
+{
+    int Rank { get; }
+    int Size { get; }
+
+    /// <summary>What carries the messages, for logs: "MPI (Open MPI 4.1…)", "in-process threads".</summary>
+    string Transport { get; }
+
+    /// <summary>Copies <paramref name="data"/> of member <paramref name="root"/> into every member's <paramref name="data"/>.</summary>
+    void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged;
+
+    /// <summary>Replaces every member's <paramref name="data"/> by the element-wise sum over all members (float or double).</summary>
+    void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>Returns once every member has called it.</summary>
+    void Barrier();
+}
+
+/// <summary>The collective of one process alone: every operation leaves the data as it is.</summary>
+public sealed class SingleProcess : ICollective
+{
+    public static SingleProcess Instance { get; } = new();
+    private SingleProcess() { }
+    public int Rank => 0;
+    public int Size => 1;
+    public string Transport => "one process";
+    public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
+    {
+        if (root != 0) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} is not a rank of a group of 1");
+    }
+    public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T> { }
+    public void Barrier() { }
+    public void Dispose() { }
+}
+
+/// <summary>A collective operation failed (a member left, or the transport broke); the message is one line.</summary>
+public sealed class CollectiveException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>
+/// Members that are threads of one process, for fast tests of distributed logic: <see cref="Create"/> gives one member
+/// per rank, each to be used from its own thread. Sums run in rank order on every member, so all members get the same
+/// bits. A member that fails or is disposed early breaks the group: the others' next call throws instead of waiting.
+/// </summary>
+public sealed class InProcessCollective : ICollective
+{
+    private sealed class Group(int size)
+    {
+        public readonly Barrier Barrier = new(size);
+        public readonly object?[] Slots = new object?[size];
+        public volatile bool Broken;
+    }
+
+    private readonly Group _group;
+    private readonly TimeSpan _timeout;
+
+    private InProcessCollective(Group group, int rank, TimeSpan timeout)
+    {
+        _group = group;
+        Rank = rank;
+        _timeout = timeout;
+    }
+
+    /// <summary>
+    /// A group of <paramref name="size"/> members; a member waiting longer than <paramref name="timeout"/> (default 60 s)
+    /// for the others throws <see cref="CollectiveException"/>.
+    /// </summary>
+    public static InProcessCollective[] Create(int size, TimeSpan? timeout = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        var group = new Group(size);
+        return [.. Enumerable.Range(0, size).Select(r => new InProcessCollective(group, r, timeout ?? TimeSpan.FromSeconds(60)))];
+    }
+
+    public int Rank { get; }
+    public int Size => _group.Slots.Length;
+    public string Transport => "in-process threads";
+
+    private void Wait()
+    {
+        if (_group.Broken) throw new CollectiveException($"rank {Rank}: another member of the group has failed");
+        bool ok;
+        try { ok = _group.Barrier.SignalAndWait(_timeout); }
+        catch (Exception e) when (e is BarrierPostPhaseException or InvalidOperationException or ObjectDisposedException)
+        {
+            _group.Broken = true;
+            throw new CollectiveException($"rank {Rank}: the group broke: {e.Message}", e);
+        }
+        if (!ok)
+        {
+            _group.Broken = true;
+            throw new CollectiveException($"rank {Rank}: the other members did not arrive within {_timeout.TotalSeconds:0} s");
+        }
+    }
+
+    public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
+    {
+        if ((uint)root >= (uint)Size) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} is not a rank of a group of {Size}");
+        if (Rank == root) _group.Slots[root] = data.ToArray();
+        Wait();
+        var src = _group.Slots[root] as T[] ?? throw new CollectiveException($"rank {Rank}: rank {root} left the group");
+        if (src.Length != data.Length)
+            throw new CollectiveException($"rank {Rank}: broadcast of {data.Length} values but rank {root} sent {src.Length}");
+        if (Rank != root) src.CopyTo(data);
+        Wait();
+        if (Rank == root) _group.Slots[root] = null;
+    }
+
+    public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        _group.Slots[Rank] = data.ToArray();
+        Wait();
+        // every member adds the contributions in rank order: the same bits everywhere
+        var first = _group.Slots[0] as T[] ?? throw new CollectiveException($"rank {Rank}: rank 0 left the group");
+        if (first.Length != data.Length) throw new CollectiveException($"rank {Rank}: all-reduce of {data.Length} values but rank 0 gave {first.Length}");
+        first.CopyTo(data);
+        for (int r = 1; r < Size; r++)
+        {
+            var other = _group.Slots[r] as T[] ?? throw new CollectiveException($"rank {Rank}: rank {r} left the group");
+            if (other.Length != data.Length) throw new CollectiveException($"rank {Rank}: all-reduce of {data.Length} values but rank {r} gave {other.Length}");
+            System.Numerics.Tensors.TensorPrimitives.Add<T>(data, other, data);
+        }
+        Wait();
+        _group.Slots[Rank] = null;
+    }
+
+    public void Barrier() => Wait();
+
+    /// <summary>
+    /// Breaks the group: the others' next call (or the one they are waiting in, at its timeout) throws
+    /// <see cref="CollectiveException"/>. What a member that fails calls, so that no one waits for it.
+    /// </summary>
+    public void Abort()
+    {
+        _group.Broken = true;
+        try { _group.Barrier.RemoveParticipant(); } catch (InvalidOperationException) { }
+    }
+
+    /// <summary>Leaves the group after its last call.</summary>
+    public void Dispose() { }
+}
