@@ -67,6 +67,10 @@ public static class InteropCommands
                 return 0;
             }
             Console.WriteLine($"imported {src}: {net} ({net.ParameterCount} parameters, modules {string.Join(", ", plan.Select(l => l.ModuleIndex))})");
+            if (layoutSpec is null)
+                for (int k = 1; k < plan.Count; k++)
+                    if (plan[k].ModuleIndex - plan[k - 1].ModuleIndex > 2)
+                        Console.WriteLine($"note: modules {plan[k - 1].ModuleIndex + 1} to {plan[k].ModuleIndex - 1} hold no tensors: taken as the activation and modules that pass their input through at inference (Dropout); a LayerNorm without affine there needs --layout");
             Console.WriteLine($"wrote {dst}");
             return 0;
         });

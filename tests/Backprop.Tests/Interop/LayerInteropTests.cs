@@ -307,3 +307,33 @@ public sealed class LayerInteropTests(ITestOutputHelper output)
         OnnxExport.Serialize(Initializers.Mlp<float>([3, 4, 2], "relu", seed: 1), 13); // dense exports keep their opsets
     }
 }
+
+public sealed class LayerExportCliTests
+{
+    [Fact]
+    public void ExportOfALayerNormModelBelowOpset17IsOneLineExit2AndWritesNothing()
+    {
+        using var tmp = new TempDir();
+        string model = tmp.File("m.safetensors"), onnx = tmp.File("m.onnx");
+        ModelFile.Save(model, ArchitectureSpec.Parse("4-5:ln:relu-2").Create<float>());
+        var r = CliRunner.Run("export", "--model", model, "--onnx", onnx, "--opset", "16");
+        Assert.Equal(2, r.ExitCode);
+        string line = r.Stderr.TrimEnd('\n', '\r');
+        Assert.DoesNotContain('\n', line);
+        Assert.Contains("opset 17", line);
+        Assert.False(File.Exists(onnx));
+        Assert.Equal(0, CliRunner.Run("export", "--model", model, "--onnx", onnx).ExitCode);
+        Assert.True(File.Exists(onnx));
+    }
+
+    [Fact]
+    public void ImportWithActivationsNotesModulesItTakesAsPassThrough()
+    {
+        using var tmp = new TempDir();
+        string model = tmp.File("m.safetensors");
+        var r = CliRunner.Run("import", "--from", CliRunner.DataPath("torch-models", "layers-ln-noaffine-bn-noaffine-f32.safetensors"),
+            "--activations", "relu,sigmoid", "--out", model);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("note: modules 1 to 2 hold no tensors", r.Stdout);
+    }
+}
