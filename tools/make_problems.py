@@ -34,6 +34,16 @@ Run (needs PyTorch, which /usr/bin/python3 has):
   /usr/bin/python3 tools/make_problems.py --out data/problems-generated --seed 7
 
   --check-only   do not regenerate, only reload and verify the files in --out
+
+Layer problems (--layers): networks with layernorm, batchnorm (training, with the
+running statistics after the forward pass in expected.buffers, and eval),
+dropout with an explicit mask, and the losses l1, huber (delta),
+cross_entropy with class_weights and bce_with_logits with pos_weight, in the
+format of docs/layer-problem-format.md. The set is LAYER_PROBLEMS below:
+
+  /usr/bin/python3 tools/make_problems.py --layers --out data/problems-layers-generated --seed 7
+
+(the files in data/problems-layers-generated were made with torch 1.13.0a0).
 """
 
 import argparse
@@ -503,12 +513,249 @@ def coverage(files):
     print("losses x reductions:", sorted(lr))
 
 
+# ---------------------------------------------------------------------------
+# Layer problems: layernorm, batchnorm, dropout and the newer losses
+# ---------------------------------------------------------------------------
+
+def dense(out, act="identity", bias=True):
+    return dict(type="dense", out=out, act=act, bias=bias)
+
+
+def layernorm(act="identity", affine=True, eps=1e-5):
+    return dict(type="layernorm", act=act, affine=affine, eps=eps)
+
+
+def batchnorm(act="identity", affine=True, training=True, eps=1e-5, momentum=0.1):
+    return dict(type="batchnorm", act=act, affine=affine, training=training, eps=eps, momentum=momentum)
+
+
+def dropout(p):
+    return dict(type="dropout", p=p)
+
+
+def lspec(desc, inputs, layers, batch, loss, reduction=None, **settings):
+    """settings: delta (huber), class_weights=True, pos_weight=True."""
+    assert (loss == "none") == (reduction is None), desc
+    return dict(desc=desc, inputs=inputs, layers=layers, batch=batch, loss=loss, reduction=reduction, settings=settings)
+
+
+LAYER_PROBLEMS = [
+    lspec("ln-relu-mse-mean", 4, [dense(6), layernorm(R), dense(3)], 3, "mse", "mean"),
+    lspec("ln-noaffine-tanh-l1-sum", 5, [dense(6), layernorm(T, affine=False, eps=1e-3), dense(2)], 4, "l1", "sum"),
+    lspec("bn-train-relu-ce-mean", 4, [dense(5), batchnorm(R), dense(3)], 5, "cross_entropy", "mean"),
+    lspec("bn-train-noaffine-huber-d05-mean", 3, [dense(4), batchnorm(S, affine=False, momentum=0.3), dense(2)], 4,
+          "huber", "mean", delta=0.5),
+    lspec("bn-eval-gelu-bce-sum", 4, [dense(5), batchnorm(G, training=False), dense(3)], 3, "bce_with_logits", "sum"),
+    lspec("bn-eval-noaffine-mse-sum", 3, [dense(4), batchnorm(E, affine=False, training=False, eps=1e-3), dense(2)], 2,
+          "mse", "sum"),
+    lspec("drop30-ce-w-mean", 5, [dense(6, R), dropout(0.3), dense(4)], 4, "cross_entropy", "mean", class_weights=True),
+    lspec("drop50-huber-d2-sum", 3, [dense(5, T), dropout(0.5), dense(2)], 3, "huber", "sum", delta=2.0),
+    lspec("ln-ce-w-sum", 4, [dense(5, T), layernorm(), dense(3)], 5, "cross_entropy", "sum", class_weights=True),
+    lspec("bn-train-silu-bce-pw-mean", 4, [dense(5), batchnorm(SI), dense(3)], 4, "bce_with_logits", "mean",
+          pos_weight=True),
+    lspec("deep-ln-drop-bn-l1-mean", 4, [dense(6, E), layernorm(), dropout(0.2), dense(5), batchnorm(T), dense(2)], 4,
+          "l1", "mean"),
+    lspec("edge-batch2-bn-train-huber-d1-sum", 3, [dense(4), batchnorm(R, momentum=0.5), dense(2)], 2, "huber", "sum",
+          delta=1.0),
+    lspec("bn-input-train-mse-mean", 3, [batchnorm(), dense(4, SP), dense(2)], 4, "mse", "mean"),
+    lspec("ln-bn-eval-none", 3, [dense(4), layernorm(SI), dense(4), batchnorm(L, training=False), dense(2)], 3, "none"),
+]
+
+
+def build_layers(sp, rng):
+    """The layers with their numbers (numpy), the input and the target."""
+    width = sp["inputs"]
+    built = []
+    for l in sp["layers"]:
+        b = dict(l)
+        if l["type"] == "dense":
+            bound = 1.0 / math.sqrt(width)
+            b["W"] = rng.uniform(-1.6, 1.6, size=(l["out"], width)) * bound
+            b["b"] = rng.uniform(-0.3, 0.3, size=(l["out"],)) if l["bias"] else None
+            width = l["out"]
+        elif l["type"] in ("layernorm", "batchnorm"):
+            if l["affine"]:
+                b["W"] = rng.uniform(0.5, 1.5, size=(width,))
+                b["b"] = rng.uniform(-0.5, 0.5, size=(width,))
+            else:
+                b["W"] = b["b"] = None
+            if l["type"] == "batchnorm":
+                b["running_mean"] = rng.uniform(-0.5, 0.5, size=(width,))
+                b["running_var"] = rng.uniform(0.5, 2.0, size=(width,))
+        else:
+            mask = (rng.uniform(size=(sp["batch"], width)) >= l["p"]).astype(np.float64)
+            mask[0, 0] = 0.0  # at least one dropped and one kept unit
+            mask[-1, -1] = 1.0
+            b["mask"] = mask
+        b["width"] = width
+        built.append(b)
+    x = rng.normal(0.3, 1.2, size=(sp["batch"], sp["inputs"]))
+    target = None
+    loss = sp["loss"]
+    if loss in ("mse", "l1", "huber"):
+        target = rng.normal(0.0, 1.0, size=(sp["batch"], width))
+    elif loss == "bce_with_logits":
+        target = rng.randint(0, 2, size=(sp["batch"], width)).astype(np.float64)
+    elif loss == "cross_entropy":
+        target = rng.randint(0, width, size=(sp["batch"],))
+    settings = {}
+    st = sp["settings"]
+    if "delta" in st:
+        settings["delta"] = st["delta"]
+    if st.get("class_weights"):
+        settings["class_weights"] = rng.uniform(0.3, 3.0, size=(width,))
+    if st.get("pos_weight"):
+        settings["pos_weight"] = rng.uniform(0.3, 3.0, size=(width,))
+    return built, x, target, settings
+
+
+def solve_layers(sp, built, x, target, settings):
+    def t(a, grad=True):
+        return None if a is None else torch.tensor(a, dtype=DTYPE, requires_grad=grad)
+
+    params = []  # per layer: list of (name, tensor)
+    stats = []   # per layer: (running_mean, running_var) tensors for batchnorm
+    for l in built:
+        ps = []
+        if l["type"] != "dropout" and l["W"] is not None:
+            ps.append(("weight", t(l["W"])))
+        if l["type"] != "dropout" and l["b"] is not None:
+            ps.append(("bias", t(l["b"])))
+        params.append(ps)
+        stats.append((t(l["running_mean"], False), t(l["running_var"], False)) if l["type"] == "batchnorm" else None)
+    xt = t(x)
+    h = xt
+    for l, ps, st in zip(built, params, stats):
+        d = dict(ps)
+        if l["type"] == "dense":
+            z = h @ d["weight"].T
+            if "bias" in d:
+                z = z + d["bias"]
+        elif l["type"] == "layernorm":
+            z = F.layer_norm(h, (l["width"],), d.get("weight"), d.get("bias"), eps=l["eps"])
+        elif l["type"] == "batchnorm":
+            z = F.batch_norm(h, st[0], st[1], d.get("weight"), d.get("bias"), training=l["training"],
+                             momentum=l["momentum"], eps=l["eps"])
+        else:
+            z = h * torch.tensor(l["mask"], dtype=DTYPE) / (1.0 - l["p"])
+        h = activate(l.get("act", "identity"), z)
+    out = h
+    loss_name, red = sp["loss"], sp["reduction"]
+    if loss_name == "mse":
+        loss = F.mse_loss(out, t(target, False), reduction=red)
+    elif loss_name == "l1":
+        loss = F.l1_loss(out, t(target, False), reduction=red)
+    elif loss_name == "huber":
+        loss = F.huber_loss(out, t(target, False), reduction=red, delta=settings["delta"])
+    elif loss_name == "cross_entropy":
+        loss = F.cross_entropy(out, torch.tensor(target, dtype=torch.long), reduction=red,
+                               weight=t(settings.get("class_weights"), False))
+    elif loss_name == "bce_with_logits":
+        loss = F.binary_cross_entropy_with_logits(out, t(target, False), reduction=red,
+                                                  pos_weight=t(settings.get("pos_weight"), False))
+    else:
+        loss = out.sum()
+    flat = [p for ps in params for _, p in ps]
+    grads = iter(torch.autograd.grad(loss, flat + [xt]))
+    g_layers = [{name: next(grads).tolist() for name, _ in ps} for ps in params]
+    expected = {"output": out.detach().tolist()}
+    if loss_name != "none":
+        expected["loss"] = float(loss.item())
+    expected["gradients"] = {"layers": g_layers, "input": next(grads).tolist()}
+    if any(l["type"] == "batchnorm" and l["training"] for l in built):
+        expected["buffers"] = {"layers": [
+            {"running_mean": st[0].tolist(), "running_var": st[1].tolist()} if l["type"] == "batchnorm" and l["training"] else {}
+            for l, st in zip(built, stats)]}
+    return expected
+
+
+def layers_to_json(idx, sp, built, x, target, settings, expected):
+    name = "genl-%03d-%s" % (idx, sp["desc"])
+    jl = []
+    for l in built:
+        e = {"type": l["type"]}
+        if l["type"] == "dropout":
+            e["p"] = l["p"]
+            e["mask"] = [[int(v) for v in row] for row in l["mask"]]
+        else:
+            if l["W"] is not None:
+                e["weight"] = l["W"].tolist()
+            if l["b"] is not None:
+                e["bias"] = l["b"].tolist()
+            if l["type"] == "batchnorm":
+                e["running_mean"] = l["running_mean"].tolist()
+                e["running_var"] = l["running_var"].tolist()
+                e["momentum"] = l["momentum"]
+                e["training"] = l["training"]
+            if l["type"] != "dense":
+                e["eps"] = l["eps"]
+            e["activation"] = l["act"]
+        jl.append(e)
+    doc = {"name": name, "layers": jl, "input": x.tolist(), "loss": sp["loss"]}
+    if sp["reduction"] is not None:
+        doc["reduction"] = sp["reduction"]
+    if target is not None:
+        doc["target"] = [int(v) for v in target] if sp["loss"] == "cross_entropy" else target.tolist()
+    for k, v in settings.items():
+        doc[k] = v.tolist() if isinstance(v, np.ndarray) else v
+    doc["expected"] = expected
+    return name, doc
+
+
+def verify_layer_dir(out_dir):
+    files = sorted(glob.glob(os.path.join(out_dir, "genl-*.json")))
+    ok = True
+    for path in files:
+        size = os.path.getsize(path)
+        with open(path) as fh:
+            d = json.load(fh)
+        problems = []
+        if not all(math.isfinite(v) for v in all_numbers(d)):
+            problems.append("NON-FINITE")
+        if size > MAX_BYTES:
+            problems.append("TOO BIG")
+        if d["name"] != os.path.basename(path)[:-5]:
+            problems.append("NAME MISMATCH")
+        if (d["loss"] == "none") == ("loss" in d["expected"]):
+            problems.append("LOSS PRESENCE")
+        training_bn = any(l.get("type") == "batchnorm" and l.get("training", True) for l in d["layers"])
+        if training_bn != ("buffers" in d["expected"]):
+            problems.append("BUFFERS PRESENCE")
+        kinds = ",".join(l.get("type", "dense") for l in d["layers"])
+        print("%-45s %-45s batch=%d %s/%s %5.1fKB %s" % (d["name"], kinds, len(d["input"]), d["loss"],
+              d.get("reduction", "-"), size / 1024.0, "OK" if not problems else " ".join(problems)))
+        ok = ok and not problems
+    print("%d files, %s (torch %s)" % (len(files), "all OK" if ok else "PROBLEMS FOUND", torch.__version__))
+    return ok
+
+
+def make_layer_problems(out_dir, seed):
+    os.makedirs(out_dir, exist_ok=True)
+    for old in glob.glob(os.path.join(out_dir, "genl-*.json")):
+        os.remove(old)
+    for idx, sp in enumerate(LAYER_PROBLEMS, start=1):
+        rng = np.random.RandomState([seed, 1000 + idx])
+        built, x, target, settings = build_layers(sp, rng)
+        expected = solve_layers(sp, built, x, target, settings)
+        name, doc = layers_to_json(idx, sp, built, x, target, settings, expected)
+        with open(os.path.join(out_dir, name + ".json"), "w") as fh:
+            json.dump(doc, fh, indent=1, allow_nan=False)
+            fh.write("\n")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="data/problems-generated")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--check-only", action="store_true")
+    ap.add_argument("--layers", action="store_true",
+                    help="make the layer problems (LAYER_PROBLEMS) instead of the dense ones")
     args = ap.parse_args()
+
+    if args.layers:
+        if not args.check_only:
+            make_layer_problems(args.out, args.seed)
+        sys.exit(0 if verify_layer_dir(args.out) else 1)
 
     if not args.check_only:
         os.makedirs(args.out, exist_ok=True)

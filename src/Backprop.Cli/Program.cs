@@ -27,6 +27,7 @@ public static class Program
         root.Subcommands.Add(BenchCommands.Create());
         root.Subcommands.Add(InteropCommands.Import(catalog));
         root.Subcommands.Add(InteropCommands.Export(catalog));
+        root.Subcommands.Add(SummaryCommand.Create(catalog));
         root.Subcommands.Add(ExplainCommand.Create(catalog));
         root.Subcommands.Add(ExplainCommand.Diagnose(catalog));
         return root;

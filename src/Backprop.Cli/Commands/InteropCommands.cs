@@ -17,21 +17,36 @@ public static class InteropCommands
             Description = "Comma-separated activation after each hidden Linear (one per hidden layer, or one for all); the output layer is identity. "
                 + $"Known: {string.Join(", ", catalog.Activations.Names)}",
         };
+        var layout = new Option<string?>("--layout")
+        {
+            Description = "Instead of --activations: every module of the Sequential in order, comma-separated: linear, layernorm, batchnorm, "
+                + "dropout or dropout:P, or an activation (e.g. linear,batchnorm,relu,dropout:0.2,linear). Needed for LayerNorm without affine, "
+                + "activations before a norm layer, or to keep Dropout layers",
+        };
         var outOpt = new Option<string>("--out") { Description = "The backprop model file to write (safetensors)", Required = true };
         var dtype = new Option<string>("--dtype") { Description = "Precision of the stored model: float32 or float64", DefaultValueFactory = _ => "float32" };
         dtype.AcceptOnlyFromAmong("float32", "float64");
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line" };
-        var cmd = new Command("import", "Convert a PyTorch MLP state dict (safetensors) into a backprop model") { from, acts, outOpt, dtype, json };
+        var cmd = new Command("import", "Convert a PyTorch MLP state dict (safetensors) into a backprop model") { from, acts, layout, outOpt, dtype, json };
         cmd.SetAction(r =>
         {
             string src = r.GetValue(from)!;
             string dst = r.GetValue(outOpt)!;
             var file = SafeTensorsFile.Read(src);
             var layers = TorchImport.Inspect(file);
-            string[] activations;
-            try { activations = TorchImport.ResolveActivations(r.GetValue(acts), layers, src, catalog.Activations); }
-            catch (ArgumentException e) { throw new UsageException($"--activations: {e.Message}"); }
-            var net = TorchImport.Import<double>(file, activations, catalog);
+            string? layoutSpec = r.GetValue(layout);
+            if (layoutSpec is not null && r.GetValue(acts) is not null)
+                throw new UsageException("--layout and --activations: give one of them (the layout names the activations itself)");
+            IReadOnlyList<TorchImportLayer> plan;
+            try
+            {
+                plan = layoutSpec is not null
+                    ? TorchImport.ResolveLayout(layoutSpec, layers, src, catalog.Activations)
+                    : TorchImport.ResolveActivations(r.GetValue(acts), layers, src, catalog.Activations);
+            }
+            catch (ArgumentException e) { throw new UsageException($"{(layoutSpec is not null ? "--layout" : "--activations")}: {e.Message}"); }
+            var net = TorchImport.Import<double>(file, plan, catalog);
+            var activations = net.Layers.Select(l => l.Activation.Name).ToArray();
             var labels = Enumerable.Range(0, net.Outputs).Select(i => i.ToString()).ToArray();
             if (r.GetValue(dtype) == "float64") ModelFile.Save(dst, net, labels);
             else ModelFile.Save(dst, net.Cast<float>(), labels);
@@ -42,15 +57,20 @@ public static class InteropCommands
                     w.WriteStartObject();
                     w.WriteString("model", dst);
                     w.WritePropertyName("sizes"); w.WriteStartArray(); w.WriteNumberValue(net.Inputs); foreach (var l in net.Layers) w.WriteNumberValue(l.Outputs); w.WriteEndArray();
+                    w.WritePropertyName("kinds"); w.WriteStartArray(); foreach (var l in net.Layers) w.WriteStringValue(l.Kind); w.WriteEndArray();
                     w.WritePropertyName("activations"); w.WriteStartArray(); foreach (var a in activations) w.WriteStringValue(a); w.WriteEndArray();
                     w.WritePropertyName("bias"); w.WriteStartArray(); foreach (var l in net.Layers) w.WriteBooleanValue(l.Parameter("bias") is not null); w.WriteEndArray();
-                    w.WritePropertyName("modules"); w.WriteStartArray(); foreach (var l in layers) w.WriteNumberValue(l.ModuleIndex); w.WriteEndArray();
+                    w.WritePropertyName("modules"); w.WriteStartArray(); foreach (var l in plan) w.WriteNumberValue(l.ModuleIndex); w.WriteEndArray();
                     w.WriteNumber("parameters", net.ParameterCount);
                     w.WriteEndObject();
                 });
                 return 0;
             }
-            Console.WriteLine($"imported {src}: {net} ({net.ParameterCount} parameters, modules {string.Join(", ", layers.Select(l => l.ModuleIndex))})");
+            Console.WriteLine($"imported {src}: {net} ({net.ParameterCount} parameters, modules {string.Join(", ", plan.Select(l => l.ModuleIndex))})");
+            if (layoutSpec is null)
+                for (int k = 1; k < plan.Count; k++)
+                    if (plan[k].ModuleIndex - plan[k - 1].ModuleIndex > 2)
+                        Console.WriteLine($"note: modules {plan[k - 1].ModuleIndex + 1} to {plan[k].ModuleIndex - 1} hold no tensors: taken as the activation and modules that pass their input through at inference (Dropout); a LayerNorm without affine there needs --layout");
             Console.WriteLine($"wrote {dst}");
             return 0;
         });

@@ -72,6 +72,15 @@ public abstract class LayerKind : INamedKind
     public virtual bool AffinePair => false;
 
     /// <summary>
+    /// Floating-point operations per sample of the layer's own forward pass at inference, its activation left out
+    /// (<see cref="ModelSummary"/> counts that); <see cref="FlopsRule"/> says how they are counted.
+    /// </summary>
+    public virtual long ForwardFlops(LayerShape shape) => 0;
+
+    /// <summary>How <see cref="ForwardFlops"/> counts, in a few words for summaries.</summary>
+    public virtual string FlopsRule => "not counted";
+
+    /// <summary>
     /// A layer of this kind with the given shape and activation, parameters zero (a loader fills them). Throws
     /// <see cref="ArgumentException"/> for a shape the kind cannot have.
     /// </summary>
@@ -86,6 +95,8 @@ public sealed class DenseKind : LayerKind
     public const string KindName = "dense";
     public override string Name => KindName;
     public override string TorchModule => "Linear";
+    public override long ForwardFlops(LayerShape shape) => 2L * shape.Inputs * shape.Outputs + (shape.Bias ? shape.Outputs : 0);
+    public override string FlopsRule => "2·in·out (multiply and add) + out for the bias";
     public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation) =>
         new DenseLayer<T>(shape.Inputs, shape.Outputs, activation, shape.Bias);
 }

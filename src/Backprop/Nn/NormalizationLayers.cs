@@ -38,6 +38,8 @@ public sealed class LayerNormKind : LayerKind
     public static readonly LayerSetting Eps = new("eps", LayerSettingType.Number, 1e-5, "added to the variance") { Check = SettingRules.Positive };
     public override string Name => KindName;
     public override string TorchModule => "LayerNorm";
+    public override long ForwardFlops(LayerShape shape) => (5L + (shape.Bias ? 2 : 0)) * shape.Inputs;
+    public override string FlopsRule => "≈ 5 per feature (mean, centre, square and sum, scale by 1/σ) + 2 with affine";
     public override IReadOnlyList<LayerSetting> Settings => [Eps];
     public override bool KeepsWidth => true;
     public override bool AffinePair => true;
@@ -72,6 +74,9 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         else Parameters = [];
     }
 
+    /// <summary>The first opset of the default domain with LayerNormalization.</summary>
+    public const int LayerNormalizationOpset = 17;
+
     public string Kind => LayerNormKind.KindName;
     public int Features { get; }
     public double Eps { get; }
@@ -96,7 +101,9 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
 
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
-        // ONNX LayerNormalization (opset 17) needs a scale: ones stand for a layer without the affine part
+        if (graph.Opset < LayerNormalizationOpset)
+            throw new NotSupportedException($"ONNX LayerNormalization needs opset {LayerNormalizationOpset} or later, not {graph.Opset}");
+        // ONNX LayerNormalization needs a scale: ones stand for a layer without the affine part
         var scale = Weight?.Value ?? Ones(Features);
         var inputs = new List<string> { input, graph.Initializer($"{prefix}.weight", scale) };
         if (Bias is not null) inputs.Add(graph.Initializer($"{prefix}.bias", Bias.Value));
@@ -140,6 +147,8 @@ public sealed class BatchNormKind : LayerKind
     { Saved = false };
     public override string Name => KindName;
     public override string TorchModule => "BatchNorm1d";
+    public override long ForwardFlops(LayerShape shape) => (2L + (shape.Bias ? 2 : 0)) * shape.Inputs;
+    public override string FlopsRule => "2 per feature at inference (subtract the running mean, scale by 1/σ) + 2 with affine; ≈ 5 more in training";
     public override IReadOnlyList<LayerSetting> Settings => [Eps, Momentum, Training];
     public override bool KeepsWidth => true;
     public override bool AffinePair => true;
@@ -266,6 +275,7 @@ public sealed class DropoutKind : LayerKind
     public static readonly LayerSetting Mask = new("mask", LayerSettingType.BatchMatrix, 0, "a fixed 0/1 mask in place of random draws") { Saved = false };
     public override string Name => KindName;
     public override string TorchModule => "Dropout";
+    public override string FlopsRule => "0 at inference (1 per feature in training: the mask)";
     public override IReadOnlyList<LayerSetting> Settings => [P, Mask];
     public override bool KeepsWidth => true;
     public override bool TakesActivation => false;

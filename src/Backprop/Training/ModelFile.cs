@@ -19,6 +19,13 @@ public sealed record Architecture(int[] Sizes, string[] Activations, bool[] Bias
 {
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string[]? Kinds { get; init; }
+
+    /// <summary>
+    /// Each layer's saved settings (eps, momentum, p) by name (<see cref="ILayer{T}.Settings"/>); absent when no layer
+    /// has any (a dense network), so such files are as they always were. A missing entry takes the kind's default.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public Dictionary<string, double>[]? Settings { get; init; }
 }
 
 /// <summary>
@@ -39,6 +46,8 @@ public static class ModelFile
         net.Layers.Select(l => l.Parameter("bias") is not null).ToArray())
     {
         Kinds = net.Layers.All(l => l.Kind == DenseKind.KindName) ? null : net.Layers.Select(l => l.Kind).ToArray(),
+        Settings = net.Layers.All(l => l.Settings.Count == 0) ? null
+            : net.Layers.Select(l => new Dictionary<string, double>(l.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal))).ToArray(),
     };
 
     public static Dictionary<string, string> Metadata<T>(Sequential<T> net, IReadOnlyList<string>? labelNames, Standardizer? standardizer)
@@ -110,6 +119,8 @@ public static class ModelFile
             throw new DataFormatException($"{src}: __metadata__.architecture has {layers} layers but {arch.Activations.Length} activations and {arch.Bias.Length} bias flags");
         if (arch.Kinds is not null && arch.Kinds.Length != layers)
             throw new DataFormatException($"{src}: __metadata__.architecture has {layers} layers but {arch.Kinds.Length} kinds");
+        if (arch.Settings is not null && arch.Settings.Length != layers)
+            throw new DataFormatException($"{src}: __metadata__.architecture has {layers} layers but {arch.Settings.Length} settings entries");
         var list = new List<ILayer<T>>();
         for (int i = 0; i < layers; i++)
         {
@@ -118,8 +129,13 @@ public static class ModelFile
                 ?? throw new DataFormatException($"{src}: __metadata__.architecture.kinds[{i}]: unknown layer kind '{kindName}' (known: {string.Join(", ", catalog.Layers.Names)})");
             var act = catalog.Activations.TryCreate<T>(arch.Activations[i])
                 ?? throw new DataFormatException($"{src}: __metadata__.architecture.activations[{i}]: unknown activation '{arch.Activations[i]}'");
+            var settings = arch.Settings?[i];
+            if (settings is not null)
+                foreach (var name in settings.Keys)
+                    if (!kind.Settings.Any(s => s.Saved && s.Name == name))
+                        throw new DataFormatException($"{src}: __metadata__.architecture.settings[{i}]: a {kindName} layer has no saved setting '{name}'");
             ILayer<T> layer;
-            try { layer = kind.Create(new LayerShape(arch.Sizes[i], arch.Sizes[i + 1], arch.Bias[i]), act); }
+            try { layer = kind.Create(new LayerShape(arch.Sizes[i], arch.Sizes[i + 1], arch.Bias[i]) { Settings = settings }, act); }
             catch (Exception e) when (e is ArgumentException or ShapeMismatchException)
             {
                 throw new DataFormatException($"{src}: layers[{i}] ({kindName} {arch.Sizes[i]}→{arch.Sizes[i + 1]}): {e.Message}");

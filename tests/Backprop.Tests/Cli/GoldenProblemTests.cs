@@ -13,7 +13,7 @@ public class GoldenProblemTests
     public static TheoryData<string> Problems()
     {
         var data = new TheoryData<string>();
-        foreach (var dir in new[] { "problems", "problems-generated", "problems-layers" })
+        foreach (var dir in new[] { "problems", "problems-generated", "problems-layers", "problems-layers-generated" })
         {
             var path = CliRunner.DataPath(dir);
             if (!Directory.Exists(path)) continue;

@@ -214,6 +214,6 @@ public sealed class TorchImportTests(ITestOutputHelper output)
         var yf = f.Predict(x).Data;
         for (int i = 0; i < yf.Length; i++) Assert.Equal(yd[i], yf[i], 5);
         var info = TorchImport.Inspect(SafeTensorsFile.Read(sd));
-        Assert.Equal([new TorchLinear(0, "0.weight", "0.bias", 4, 5), new TorchLinear(2, "2.weight", "2.bias", 5, 3)], info);
+        Assert.Equal([new TorchLayer(0, TorchLayer.Linear, "0.weight", "0.bias", 4, 5), new TorchLayer(2, TorchLayer.Linear, "2.weight", "2.bias", 5, 3)], info);
     }
 }
