@@ -98,9 +98,13 @@ public static class ExplainCommand
             throw new UsageException($"--per-sample needs --wrt layers.I.weight or layers.I.bias, not '{o.Wrt}'");
         PerSampleGradient g;
         try { g = PerSampleGradients.ForLayer(p, layer); }
+        catch (CoupledSamplesException) { throw; }
         catch (ArgumentException e) { throw new UsageException($"--wrt '{o.Wrt}': {e.Message}"); }
-        int n = g.Weight.Dim(0), outs = g.Weight.Dim(1), ins = g.Weight.Dim(2);
-        string reduction = g.BatchFactor == 1 ? "L = Σ_i ℓ_i" : $"L = (1/{n})·Σ_i ℓ_i (mean reduction)";
+        var kind = p.Network.Layers[layer].Kind;
+        if (g.Parameters.Count == 0)
+            throw new UsageException($"--wrt '{o.Wrt}': layers.{layer} is a {kind} layer, which has no parameters to take per-sample gradients of");
+        int n = g.Parameters[0].Gradient.Dim(0);
+        string reduction = g.BatchFactor == 1 ? "L = Σ_i ℓ_i" : $"L = (1/{DerivationRenderer.Number(1 / g.BatchFactor)})·Σ_i ℓ_i (mean reduction)";
         if (o.Json)
         {
             Cli.WriteJsonLine(w =>
@@ -108,6 +112,7 @@ public static class ExplainCommand
                 w.WriteStartObject();
                 w.WriteString("wrt", o.Wrt);
                 w.WriteNumber("layer", layer);
+                w.WriteString("kind", kind);
                 w.WriteNumber("batch_factor", g.BatchFactor);
                 JsonTensor.WritePerSample(w, g);
                 w.WriteEndObject();
@@ -115,16 +120,23 @@ public static class ExplainCommand
             return;
         }
         string sub = Float64Math.Sub(layer + 1);
-        Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
-        Console.Out.WriteLine($"  ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{outs}×1]·[1×{ins}]),  ∇_b{sub} ℓ_i = s·δ{sub},i,  s = {(g.BatchFactor == 1 ? "1" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        string s = DerivationRenderer.Number(1 / g.BatchFactor);
+        Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}, {kind}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
+        Console.Out.WriteLine($"  ∇ℓ_i = s·(the gradient of a backward pass seeded with row i of ∂L/∂ŷ), s = {s}: each sample's output depends on that sample alone");
+        if (g.Weight is { Rank: 3 } w3)
+            Console.Out.WriteLine($"  dense: ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{w3.Dim(1)}×1]·[1×{w3.Dim(2)}]),  ∇_b{sub} ℓ_i = s·δ{sub},i");
         for (int i = 0; i < n; i++)
         {
-            Console.Out.WriteLine($"  sample {i}: ∇_W{sub} ℓ_{i}");
-            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.ToArray().AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins)))
-                Console.Out.WriteLine($"      {line}");
-            if (g.Bias is not null)
-                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.ToArray().AsSpan(i * outs, outs).ToArray(), 1, outs)))
-                    Console.Out.WriteLine($"    ∇_b{sub} ℓ_{i} = {line}");
+            Console.Out.WriteLine($"  sample {i}:");
+            foreach (var param in g.Parameters)
+            {
+                var t = param.Gradient;
+                int size = t.Length / n;
+                var one = t.Rank == 3 ? new Tensor<double>(t.Data.Slice(i * size, size).ToArray(), t.Dim(1), t.Dim(2))
+                    : new Tensor<double>(t.Data.Slice(i * size, size).ToArray(), 1, size);
+                Console.Out.WriteLine($"    ∇ layers.{layer}.{param.Name} ℓ_{i}:");
+                foreach (var line in DerivationRenderer.MatrixLines(one)) Console.Out.WriteLine($"      {line}");
+            }
         }
         Console.Out.Flush();
     }
