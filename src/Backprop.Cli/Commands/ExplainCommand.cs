@@ -209,13 +209,15 @@ public static class ExplainCommand
     private static void WriteHealthText(string name, HealthReport report)
     {
         var table = new Table().Title(Markup.Escape($"diagnose {name} (layers numbered from 1: layers.0 is layer 1)"));
-        table.AddColumns("layer", "activation", "‖∂L/∂W‖", "‖W‖", "‖∂L/∂h‖", "dead ReLU", "saturated");
+        static string Sci(double? v) => v is double d ? d.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture) : "–";
+        // a norm layer's γ is a scale, not a weight: its own columns, shown when the network has one
+        bool scales = report.Layers.Any(l => l.ScaleNorm is not null);
+        table.AddColumns(["layer", "kind", "activation", "‖∂L/∂W‖", "‖W‖", .. scales ? new[] { "‖∂L/∂γ‖", "‖γ‖" } : [], "‖∂L/∂h‖", "dead ReLU", "saturated"]);
         foreach (var l in report.Layers)
-            table.AddRow(l.Layer.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Activation,
-                l.WeightGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                l.WeightNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                l.OutputGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                Fraction(l.DeadFraction), Fraction(l.SaturatedFraction));
+            table.AddRow([l.Layer.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Kind, l.Activation,
+                Sci(l.HasWeight ? l.WeightGradientNorm : null), Sci(l.HasWeight ? l.WeightNorm : null),
+                .. scales ? new[] { Sci(l.ScaleGradientNorm), Sci(l.ScaleNorm) } : [],
+                Sci(l.OutputGradientNorm), Fraction(l.DeadFraction), Fraction(l.SaturatedFraction)]);
         Cli.Ansi().Write(table);
         Console.Out.WriteLine($"verdict: {report.Verdict}");
         Console.Out.Flush();
@@ -237,9 +239,19 @@ public static class ExplainCommand
             {
                 w.WriteStartObject();
                 w.WriteNumber("layer", l.Layer);
+                w.WriteString("kind", l.Kind);
                 w.WriteString("activation", l.Activation);
-                w.WritePropertyName("weight_gradient_norm"); JsonTensor.WriteNumber(w, l.WeightGradientNorm);
-                w.WritePropertyName("weight_norm"); JsonTensor.WriteNumber(w, l.WeightNorm);
+                // a layer without a weight (dropout, norm layers) has no weight norms; a norm layer's γ is a scale
+                if (l.HasWeight)
+                {
+                    w.WritePropertyName("weight_gradient_norm"); JsonTensor.WriteNumber(w, l.WeightGradientNorm);
+                    w.WritePropertyName("weight_norm"); JsonTensor.WriteNumber(w, l.WeightNorm);
+                }
+                if (l.ScaleNorm is double sn)
+                {
+                    w.WritePropertyName("scale_gradient_norm"); JsonTensor.WriteNumber(w, l.ScaleGradientNorm ?? 0);
+                    w.WritePropertyName("scale_norm"); JsonTensor.WriteNumber(w, sn);
+                }
                 w.WritePropertyName("output_gradient_norm"); JsonTensor.WriteNumber(w, l.OutputGradientNorm);
                 if (l.DeadFraction is double d) w.WriteNumber("dead_fraction", d);
                 if (l.SaturatedFraction is double s) w.WriteNumber("saturated_fraction", s);
