@@ -224,7 +224,10 @@ public static class DerivationRenderer
         int cut = s.IndexOf("   (", StringComparison.Ordinal);
         if (cut >= 0)
         {
-            remark = $"\\quad\\text{{{s[(cut + 3)..].Replace("_", "\\_", StringComparison.Ordinal)}}}";
+            // a hatted letter in the remark (x̂) as inline math: \text cannot hold the combining mark
+            string text = System.Text.RegularExpressions.Regex.Replace(s[(cut + 3)..].Replace("_", "\\_", StringComparison.Ordinal),
+                "(\\p{L})\u0302", m => $"$\\hat{{{LatexChar(m.Groups[1].Value[0]).TrimEnd()}}}$");
+            remark = $"\\quad\\text{{{text}}}";
             s = s[..cut];
         }
         var sb = new StringBuilder();
