@@ -67,13 +67,17 @@ public static class ExplainCommand
             WritePerSample(p, o);
             return true;
         }
+        var parts = o.Wrt.Split('.');
+        if (parts.Length == 3 && parts[0] == "layers" && parts[2] != "output" && int.TryParse(parts[1], out int i)
+            && i >= 0 && i < p.Network.Layers.Count && p.Network.Layers[i].Parameters.Count == 0)
+            throw new UsageException($"--wrt '{o.Wrt}': layers.{i} is a {p.Network.Layers[i].Kind} layer, which has no parameters (use layers.{i}.output or input)");
         Derivation d;
         try { d = Explainer.Explain(p, o.Wrt, o.Notation); }
         catch (UnknownValueException e) { throw new UsageException($"--wrt {e.Message}"); }
         catch (ArgumentException e) when (e is not ShapeMismatchException) { throw new UsageException(e.Message); }
         if (o.DotPath is not null)
         {
-            p.Tape.Forward();
+            p.Forward();
             p.Backward();
             Backprop.IO.AtomicFile.WriteAllText(o.DotPath, GraphDot.Write(p.Tape, p.Spec.Name, v => ParameterName(p, v)));
         }

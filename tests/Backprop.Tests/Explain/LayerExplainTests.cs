@@ -165,6 +165,18 @@ public class LayerExplainTests
         }
     }
 
+    [Fact]
+    public void Cli_WrtAParameterOfALayerWithoutParameters_IsOneLine()
+    {
+        var r = CliRunner.Run("explain", LayerFile("drop10-huber-d05-mean-009.json"), "--wrt", "layers.1.weight");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal("layers.1 is a dropout layer, which has no parameters (use layers.1.output or input)",
+            Assert.Single(r.Stderr.TrimEnd().Split('\n'))[(r.Stderr.IndexOf("layers.1 is", StringComparison.Ordinal))..]);
+        var output = CliRunner.Run("explain", LayerFile("drop10-huber-d05-mean-009.json"), "--wrt", "layers.1.output", "--json");
+        Assert.Equal(0, output.ExitCode);
+        Assert.True(output.Json.GetProperty("finite_difference").GetProperty("passed").GetBoolean());
+    }
+
     // ------------------------------------------------------------------ per-sample gradients
 
     [Theory]
