@@ -137,11 +137,17 @@ public static class JsonTensor
         w.WriteEndArray();
     }
 
-    /// <summary>The "weight" [batch × out × in] and, when the layer has one, "bias" [batch × out] of one layer's per-sample gradients.</summary>
+    /// <summary>
+    /// Each parameter of one layer's per-sample gradients under its name: a dense layer's "weight" [batch × out × in] and
+    /// "bias" [batch × out], a norm layer's "weight" (γ) and "bias" (β) [batch × F]; nothing for a layer without parameters.
+    /// </summary>
     public static void WritePerSample(Utf8JsonWriter w, Backprop.Explain.PerSampleGradient g)
     {
-        w.WritePropertyName("weight"); WriteMatrices(w, g.Weight);
-        if (g.Bias is not null) { w.WritePropertyName("bias"); WriteMatrix(w, g.Bias); }
+        foreach (var p in g.Parameters)
+        {
+            w.WritePropertyName(p.Name);
+            if (p.Gradient.Rank == 3) WriteMatrices(w, p.Gradient); else WriteMatrix(w, p.Gradient);
+        }
     }
 
     public static void WriteVector<T>(Utf8JsonWriter w, Tensor<T> t) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>

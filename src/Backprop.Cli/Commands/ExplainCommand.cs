@@ -67,13 +67,17 @@ public static class ExplainCommand
             WritePerSample(p, o);
             return true;
         }
+        var parts = o.Wrt.Split('.');
+        if (parts.Length == 3 && parts[0] == "layers" && parts[2] != "output" && int.TryParse(parts[1], out int i)
+            && i >= 0 && i < p.Network.Layers.Count && p.Network.Layers[i].Parameters.Count == 0)
+            throw new UsageException($"--wrt '{o.Wrt}': layers.{i} is a {p.Network.Layers[i].Kind} layer, which has no parameters (use layers.{i}.output or input)");
         Derivation d;
         try { d = Explainer.Explain(p, o.Wrt, o.Notation); }
         catch (UnknownValueException e) { throw new UsageException($"--wrt {e.Message}"); }
         catch (ArgumentException e) when (e is not ShapeMismatchException) { throw new UsageException(e.Message); }
         if (o.DotPath is not null)
         {
-            p.Tape.Forward();
+            p.Forward();
             p.Backward();
             Backprop.IO.AtomicFile.WriteAllText(o.DotPath, GraphDot.Write(p.Tape, p.Spec.Name, v => ParameterName(p, v)));
         }
@@ -98,9 +102,13 @@ public static class ExplainCommand
             throw new UsageException($"--per-sample needs --wrt layers.I.weight or layers.I.bias, not '{o.Wrt}'");
         PerSampleGradient g;
         try { g = PerSampleGradients.ForLayer(p, layer); }
+        catch (CoupledSamplesException) { throw; }
         catch (ArgumentException e) { throw new UsageException($"--wrt '{o.Wrt}': {e.Message}"); }
-        int n = g.Weight.Dim(0), outs = g.Weight.Dim(1), ins = g.Weight.Dim(2);
-        string reduction = g.BatchFactor == 1 ? "L = Σ_i ℓ_i" : $"L = (1/{n})·Σ_i ℓ_i (mean reduction)";
+        var kind = p.Network.Layers[layer].Kind;
+        if (g.Parameters.Count == 0)
+            throw new UsageException($"--wrt '{o.Wrt}': layers.{layer} is a {kind} layer, which has no parameters to take per-sample gradients of");
+        int n = g.Parameters[0].Gradient.Dim(0);
+        string reduction = g.BatchFactor == 1 ? "L = Σ_i ℓ_i" : $"L = (1/{DerivationRenderer.Number(1 / g.BatchFactor)})·Σ_i ℓ_i (mean reduction)";
         if (o.Json)
         {
             Cli.WriteJsonLine(w =>
@@ -108,6 +116,7 @@ public static class ExplainCommand
                 w.WriteStartObject();
                 w.WriteString("wrt", o.Wrt);
                 w.WriteNumber("layer", layer);
+                w.WriteString("kind", kind);
                 w.WriteNumber("batch_factor", g.BatchFactor);
                 JsonTensor.WritePerSample(w, g);
                 w.WriteEndObject();
@@ -115,16 +124,23 @@ public static class ExplainCommand
             return;
         }
         string sub = Float64Math.Sub(layer + 1);
-        Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
-        Console.Out.WriteLine($"  ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{outs}×1]·[1×{ins}]),  ∇_b{sub} ℓ_i = s·δ{sub},i,  s = {(g.BatchFactor == 1 ? "1" : n.ToString(System.Globalization.CultureInfo.InvariantCulture))}");
+        string s = DerivationRenderer.Number(1 / g.BatchFactor);
+        Console.Out.WriteLine($"per-sample gradients of layer {layer + 1} (layers.{layer}, {kind}) for {p.Spec.Name}: ∇ℓ_i, the gradient of sample i's own loss; {reduction}");
+        Console.Out.WriteLine($"  ∇ℓ_i = s·(the gradient of a backward pass seeded with row i of ∂L/∂ŷ), s = {s}: each sample's output depends on that sample alone");
+        if (g.Weight is { Rank: 3 } w3)
+            Console.Out.WriteLine($"  dense: ∇_W{sub} ℓ_i = s·δ{sub},iᵀ·x_i (outer product [{w3.Dim(1)}×1]·[1×{w3.Dim(2)}]),  ∇_b{sub} ℓ_i = s·δ{sub},i");
         for (int i = 0; i < n; i++)
         {
-            Console.Out.WriteLine($"  sample {i}: ∇_W{sub} ℓ_{i}");
-            foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Weight.Data.ToArray().AsSpan(i * outs * ins, outs * ins).ToArray(), outs, ins)))
-                Console.Out.WriteLine($"      {line}");
-            if (g.Bias is not null)
-                foreach (var line in DerivationRenderer.MatrixLines(new Tensor<double>(g.Bias.Data.ToArray().AsSpan(i * outs, outs).ToArray(), 1, outs)))
-                    Console.Out.WriteLine($"    ∇_b{sub} ℓ_{i} = {line}");
+            Console.Out.WriteLine($"  sample {i}:");
+            foreach (var param in g.Parameters)
+            {
+                var t = param.Gradient;
+                int size = t.Length / n;
+                var one = t.Rank == 3 ? new Tensor<double>(t.Data.Slice(i * size, size).ToArray(), t.Dim(1), t.Dim(2))
+                    : new Tensor<double>(t.Data.Slice(i * size, size).ToArray(), 1, size);
+                Console.Out.WriteLine($"    ∇ layers.{layer}.{param.Name} ℓ_{i}:");
+                foreach (var line in DerivationRenderer.MatrixLines(one)) Console.Out.WriteLine($"      {line}");
+            }
         }
         Console.Out.Flush();
     }
@@ -197,13 +213,15 @@ public static class ExplainCommand
     private static void WriteHealthText(string name, HealthReport report)
     {
         var table = new Table().Title(Markup.Escape($"diagnose {name} (layers numbered from 1: layers.0 is layer 1)"));
-        table.AddColumns("layer", "activation", "‖∂L/∂W‖", "‖W‖", "‖∂L/∂h‖", "dead ReLU", "saturated");
+        static string Sci(double? v) => v is double d ? d.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture) : "–";
+        // a norm layer's γ is a scale, not a weight: its own columns, shown when the network has one
+        bool scales = report.Layers.Any(l => l.ScaleNorm is not null);
+        table.AddColumns(["layer", "kind", "activation", "‖∂L/∂W‖", "‖W‖", .. scales ? new[] { "‖∂L/∂γ‖", "‖γ‖" } : [], "‖∂L/∂h‖", "dead ReLU", "saturated"]);
         foreach (var l in report.Layers)
-            table.AddRow(l.Layer.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Activation,
-                l.WeightGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                l.WeightNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                l.OutputGradientNorm.ToString("0.000e+00", System.Globalization.CultureInfo.InvariantCulture),
-                Fraction(l.DeadFraction), Fraction(l.SaturatedFraction));
+            table.AddRow([l.Layer.ToString(System.Globalization.CultureInfo.InvariantCulture), l.Kind, l.Activation,
+                Sci(l.HasWeight ? l.WeightGradientNorm : null), Sci(l.HasWeight ? l.WeightNorm : null),
+                .. scales ? new[] { Sci(l.ScaleGradientNorm), Sci(l.ScaleNorm) } : [],
+                Sci(l.OutputGradientNorm), Fraction(l.DeadFraction), Fraction(l.SaturatedFraction)]);
         Cli.Ansi().Write(table);
         Console.Out.WriteLine($"verdict: {report.Verdict}");
         Console.Out.Flush();
@@ -225,9 +243,19 @@ public static class ExplainCommand
             {
                 w.WriteStartObject();
                 w.WriteNumber("layer", l.Layer);
+                w.WriteString("kind", l.Kind);
                 w.WriteString("activation", l.Activation);
-                w.WritePropertyName("weight_gradient_norm"); JsonTensor.WriteNumber(w, l.WeightGradientNorm);
-                w.WritePropertyName("weight_norm"); JsonTensor.WriteNumber(w, l.WeightNorm);
+                // a layer without a weight (dropout, norm layers) has no weight norms; a norm layer's γ is a scale
+                if (l.HasWeight)
+                {
+                    w.WritePropertyName("weight_gradient_norm"); JsonTensor.WriteNumber(w, l.WeightGradientNorm);
+                    w.WritePropertyName("weight_norm"); JsonTensor.WriteNumber(w, l.WeightNorm);
+                }
+                if (l.ScaleNorm is double sn)
+                {
+                    w.WritePropertyName("scale_gradient_norm"); JsonTensor.WriteNumber(w, l.ScaleGradientNorm ?? 0);
+                    w.WritePropertyName("scale_norm"); JsonTensor.WriteNumber(w, sn);
+                }
                 w.WritePropertyName("output_gradient_norm"); JsonTensor.WriteNumber(w, l.OutputGradientNorm);
                 if (l.DeadFraction is double d) w.WriteNumber("dead_fraction", d);
                 if (l.SaturatedFraction is double s) w.WriteNumber("saturated_fraction", s);

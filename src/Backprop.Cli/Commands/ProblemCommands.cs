@@ -18,7 +18,8 @@ public static class ProblemCommands
         var dtype = Cli.DTypeOption();
         var perSample = new Option<bool>("--per-sample")
         {
-            Description = "Print per-sample gradients instead: for every layer, the gradient of each sample's own loss (closed form δ_iᵀ·x_i)",
+            Description = "Print per-sample gradients instead: for every layer's parameters, the gradient of each sample's own loss " +
+                "(a dense layer's closed form is δ_iᵀ·x_i); refused for batch norm in training mode, which couples the samples",
         };
         var cmd = new Command("grad", "Print the loss, the output and the gradient of every weight, bias and the input as one JSON object")
         {
@@ -36,10 +37,13 @@ public static class ProblemCommands
         return cmd;
     }
 
-    /// <summary>{"batch_factor": s, "layers": [{"weight": [batch × out × in], "bias": [batch × out]}]}, where L = s·Σ_i ℓ_i.</summary>
+    /// <summary>
+    /// {"batch_factor": s, "layers": [{"weight": [batch × …], "bias": [batch × …]}, {} for dropout, …]}, where L = s·Σ_i ℓ_i.
+    /// A batch norm in training mode couples the samples: refused (exit 2) with the reason.
+    /// </summary>
     private static void WritePerSample<T>(Problem<T> p) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var layers = Enumerable.Range(0, p.Network.Layers.Count).Select(i => Backprop.Explain.PerSampleGradients.ForLayer(p, i)).ToList();
+        var layers = Backprop.Explain.PerSampleGradients.ForAllLayers(p);
         Cli.WriteJsonLine(w =>
         {
             w.WriteStartObject();

@@ -200,7 +200,8 @@ public static class DerivationRenderer
     [
         ("softmax", "\\operatorname{softmax}"), ("onehot", "\\operatorname{onehot}"), ("diag", "\\operatorname{diag}"),
         ("log", "\\log"), ("max", "\\max"), ("erf", "\\operatorname{erf}"),
-        ("_row", "_{\\text{row}}"), ("_batch", "_{\\text{batch}}"),
+        ("_row", "_{\\text{row}}"), ("_batch", "_{\\text{batch}}"), ("_rows", "_{\\text{rows}}"),
+        ("mean", "\\operatorname{mean}"), ("clamp", "\\operatorname{clamp}"), ("sign", "\\operatorname{sign}"),
     ];
 
     /// <summary>
@@ -223,7 +224,10 @@ public static class DerivationRenderer
         int cut = s.IndexOf("   (", StringComparison.Ordinal);
         if (cut >= 0)
         {
-            remark = $"\\quad\\text{{{s[(cut + 3)..].Replace("_", "\\_", StringComparison.Ordinal)}}}";
+            // a hatted letter in the remark (x̂) as inline math: \text cannot hold the combining mark
+            string text = System.Text.RegularExpressions.Regex.Replace(s[(cut + 3)..].Replace("_", "\\_", StringComparison.Ordinal),
+                "(\\p{L})\u0302", m => $"$\\hat{{{LatexChar(m.Groups[1].Value[0]).TrimEnd()}}}$");
+            remark = $"\\quad\\text{{{text}}}";
             s = s[..cut];
         }
         var sb = new StringBuilder();
@@ -239,6 +243,13 @@ public static class DerivationRenderer
                 sb.Append('}');
                 continue;
             }
+            if (i + 1 < s.Length && s[i + 1] == '\u0302')
+            {
+                // a letter with a combining circumflex (x̂, σ̂): \hat of the letter's LaTeX
+                sb.Append("\\hat{").Append(LatexChar(ch).TrimEnd()).Append('}');
+                i++;
+                continue;
+            }
             if (ch == 'i' && i + 2 < s.Length && s.Substring(i, 2) == "id" && !char.IsLetter(s[i + 2]) && (i == 0 || !char.IsLetter(s[i - 1])))
             {
                 sb.Append("\\operatorname{id}"); i++; continue;
@@ -250,14 +261,17 @@ public static class DerivationRenderer
                 i += word.From.Length - 1;
                 continue;
             }
-            sb.Append(ch switch
-            {
-                'σ' => "\\sigma ", 'δ' => "\\delta ", '∂' => "\\partial ", 'Σ' => "\\sum ", '⊙' => "\\odot ", '·' => "\\cdot ",
-                '−' => "-", '→' => "\\to ", '×' => "\\times ", 'ᵀ' => "^{\\top}", '′' => "'", 'ŷ' => "\\hat{y}", 'φ' => "\\varphi ",
-                'Φ' => "\\Phi ", 'π' => "\\pi ", '√' => "\\sqrt", '‖' => "\\|", '≤' => "\\le ", 'α' => "\\alpha ",
-                '{' => "{", '}' => "}", _ => ch.ToString(),
-            });
+            sb.Append(LatexChar(ch));
         }
         return sb.Append(remark).ToString();
     }
+
+    private static string LatexChar(char ch) => ch switch
+        {
+            'σ' => "\\sigma ", 'δ' => "\\delta ", '∂' => "\\partial ", 'Σ' => "\\sum ", '⊙' => "\\odot ", '·' => "\\cdot ",
+            '−' => "-", '→' => "\\to ", '×' => "\\times ", 'ᵀ' => "^{\\top}", '′' => "'", 'ŷ' => "\\hat{y}", 'φ' => "\\varphi ",
+            'Φ' => "\\Phi ", 'π' => "\\pi ", '√' => "\\sqrt", '‖' => "\\|", '≤' => "\\le ", 'α' => "\\alpha ",
+            'μ' => "\\mu ", 'ε' => "\\varepsilon ", 'γ' => "\\gamma ", 'β' => "\\beta ", '²' => "^{2}", 'ℓ' => "\\ell ",
+            '∈' => "\\in ", '{' => "{", '}' => "}", _ => ch.ToString(),
+        };
 }

@@ -20,7 +20,7 @@ public static class Explainer
     {
         wrt ??= "layers.0.weight";
         var target = problem.Resolve(wrt);
-        problem.Tape.Forward();
+        problem.Forward(); // from the problem's buffers: a training batch norm moves its running statistics on every pass
         problem.Backward();
 
         var walk = new Walk<T>(problem, target, notation);
@@ -158,6 +158,7 @@ public static class Explainer
                         var map = OperandNames(node, l);
                         string name = ValueName(node, l);
                         map["Y"] = name;
+                        map["y"] = name;
                         string shape = $"{string.Join(", ", node.Inputs.Select(v => v.ShapeString))} → {node.ShapeString}";
                         steps.Add(Step(name, Formulas.Substitute(op.Formula, map), shape, ToFloat64(node.Value), [op.Formula]));
                         if (_zLayer.ContainsKey(node) && Act(l).IsIdentity)
@@ -209,11 +210,17 @@ public static class Explainer
         private readonly List<DerivationStep> _steps = [];
 
         private Var<T>? _lastCounterpart;
+        // the largest |value| of the last step: a gradient that cancels to ~0 (a bias before a training batch norm) is
+        // compared on the scale of what it was summed from, not on the scale of its own rounding noise
+        private double _upstreamScale;
+        private const double CancellationFloor = 1e-6;
 
         private void Emit(string name, string formula, string shape, Tensor<double> value, Var<T>? tapeCounterpart, string? note = null, IEnumerable<Factor>? extraFactors = null)
         {
             _lastCounterpart = tapeCounterpart;
-            double? deviation = tapeCounterpart is null ? null : Float64Math.RelativeDeviation(value, ToFloat64(tapeCounterpart.Grad));
+            double? deviation = tapeCounterpart is null ? null
+                : Float64Math.RelativeDeviation(value, ToFloat64(tapeCounterpart.Grad), CancellationFloor * _upstreamScale);
+            _upstreamScale = Math.Max(Float64Math.MaxAbs(value), CancellationFloor * _upstreamScale);
             var factors = _factors.Concat(extraFactors ?? []).ToList();
             _steps.Add(Step(name, formula, shape, value, _rules.ToList(), factors, note, deviation));
             _factors.Clear();
@@ -232,6 +239,7 @@ public static class Explainer
             {
                 var (grad, definition) = LossGradient(lossOp, lossNode);
                 _g = grad;
+                _upstreamScale = Float64Math.MaxAbs(grad);
                 _rules.Add(lossOp.GradFormulas[0]);
                 if (Rows)
                 {
@@ -248,6 +256,7 @@ public static class Explainer
             else
             {
                 _g = Tensor<double>.Ones(output.Value.ShapeArray);
+                _upstreamScale = 1;
                 const string seed = "1   (the seed of ones: ∂(Σ ŷ)/∂ŷ = 1)";
                 if (Rows)
                 {
@@ -276,6 +285,9 @@ public static class Explainer
                         break;
                     case LinearOp<T> lin:
                         ThroughLinear(lin, node, child);
+                        break;
+                    case IReferenceBackward<T> reference when _layerOfNode.ContainsKey(node):
+                        ThroughReference(reference, node, child);
                         break;
                     case { } op when _layerOfNode.ContainsKey(node):
                         ThroughLayerOp(op, node, child);
@@ -342,17 +354,54 @@ public static class Explainer
         {
             var layer = problem.Network.Layers[l - 1];
             var map = new Dictionary<string, string>();
+            // the op's own symbols (x̂, μ, σ̂ …) carry the layer's subscript: σ² of layer 2 is σ₂²
+            if (node.Op is IReferenceBackward<T> reference)
+                foreach (var symbol in reference.LocalSymbols) map[symbol] = LocalSymbol(symbol, l);
             var names = node.Op!.InputNames;
             for (int i = 0; i < node.Inputs.Count && i < names.Count; i++)
             {
                 var v = node.Inputs[i];
+                // a parameter the op names by its own symbol (γ, β) keeps it; others are named as the layer saves them
                 map[names[i]] = ReferenceEquals(v, problem.Trace.Layers[l - 1].Input) ? InputOf(l)
-                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{p.Name}{Subscript(l)}"
+                    : layer.Parameters.FirstOrDefault(p => ReferenceEquals(p.Value, v)) is { } p ? $"{(v.Name == names[i] ? names[i] : p.Name)}{Subscript(l)}"
                     : layer.Buffers.FirstOrDefault(b => ReferenceEquals(b.Value, v.Value)) is { } b ? $"{b.Name}{Subscript(l)}"
                     : _layerOfNode.ContainsKey(v) ? ValueName(v, l)
                     : v.Name is { } n ? $"{n}{Subscript(l)}" : names[i];
             }
             return map;
+        }
+
+        private static string LocalSymbol(string symbol, int l)
+        {
+            int square = symbol.IndexOf('²');
+            return square < 0 ? symbol + Subscript(l) : symbol[..square] + Subscript(l) + symbol[square..];
+        }
+
+        /// <summary>
+        /// The backward step through an op that recomputes its rule in float64 (<see cref="IReferenceBackward{T}"/>): the
+        /// op's rule with this network's names, the values the rule names (x̂, σ̂, dx̂, the mask) as factors, and the
+        /// gradient recomputed from explain's own float64 gradient of the op's output, compared with the tape's.
+        /// </summary>
+        private void ThroughReference(IReferenceBackward<T> reference, Var<T> node, Var<T> child)
+        {
+            var op = node.Op!;
+            int l = _layerOfNode[node];
+            int which = -1;
+            for (int i = 0; i < node.Inputs.Count; i++) if (ReferenceEquals(node.Inputs[i], child)) which = i;
+            string rule = op.GradFormulas[Math.Min(which, op.GradFormulas.Count - 1)];
+            _rules.Add(rule);
+            var map = OperandNames(node, l);
+            map["dy"] = Formulas.Paren(_expr);
+            map["y"] = ValueName(node, l);
+            var r = reference.ReferenceBackward(node.InputArray, _g, which);
+            string rhs = Formulas.Substitute(Formulas.RightHandSide(rule), map);
+            string operand = map.GetValueOrDefault(op.InputNames[Math.Min(which, op.InputNames.Count - 1)], child.Name ?? "?");
+            string name = ReferenceEquals(child, problem.Input) ? "∂L/∂x" : $"∂L/∂{operand}";
+            var factors = r.Values.Select(v => new Factor(Formulas.Substitute(v.Symbol, map), Formulas.Substitute(v.Definition, map), v.Value));
+            string shape = $"{node.ShapeString} → {r.Gradient.ShapeString}";
+            _g = r.Gradient;
+            Emit(name, $"{name} = {rhs}", shape, _g, child, r.Note is null ? null : Formulas.Substitute(r.Note, map), factors);
+            _expr = name;
         }
 
         /// <summary>
@@ -501,7 +550,7 @@ public static class Explainer
                 }
             }
             var tapeJacobian = ToFloat64(problem.Jacobian(bias));
-            problem.Tape.Forward();
+            problem.Forward();
             problem.Backward(); // Jacobian rows reseeded the tape; restore the objective's gradients
             string name = $"d{y}/d{BiasSymbol(i)}";
             steps.Add(new DerivationStep(name, $"{name} = {string.Join("·", symbols)}",

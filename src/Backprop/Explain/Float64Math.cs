@@ -76,8 +76,19 @@ internal static class Float64Math
         return o;
     }
 
-    /// <summary>max |a − b| / max(1e-300, max |b|): a deviation relative to the reference's scale.</summary>
-    public static double RelativeDeviation(Tensor<double> a, Tensor<double> reference)
+    public static double MaxAbs(Tensor<double> a)
+    {
+        double m = 0;
+        foreach (var v in a.Data) m = Math.Max(m, Math.Abs(v));
+        return m;
+    }
+
+    /// <summary>
+    /// max |a − b| / max(max |b|, <paramref name="floor"/>): a deviation relative to the reference's scale, or to
+    /// <paramref name="floor"/> where the reference is smaller (a sum that cancels to rounding noise); with no scale at
+    /// all, the absolute difference.
+    /// </summary>
+    public static double RelativeDeviation(Tensor<double> a, Tensor<double> reference, double floor = 0)
     {
         double maxDiff = 0, scale = 0;
         for (int i = 0; i < a.Length; i++)
@@ -85,6 +96,7 @@ internal static class Float64Math
             maxDiff = Math.Max(maxDiff, Math.Abs(a.Data[i] - reference.Data[i]));
             scale = Math.Max(scale, Math.Abs(reference.Data[i]));
         }
+        scale = Math.Max(scale, floor);
         return scale == 0 ? maxDiff : maxDiff / scale;
     }
 

@@ -5,8 +5,9 @@ namespace Backprop.Explain;
 /// <summary>Rewrites an op's formula text (data on the op) with the names of one network, token by token.</summary>
 public static partial class Formulas
 {
-    // identifiers are runs of letters and digits; ᵀ is a modifier letter but marks a transpose, not part of a name
-    [GeneratedRegex(@"[\p{L}-[ᵀ]][\p{L}\p{N}-[ᵀ]]*")]
+    // identifiers are runs of letters, digits and combining marks (x̂ is not x); ᵀ is a modifier letter but marks a
+    // transpose, not part of a name
+    [GeneratedRegex(@"[\p{L}-[ᵀ]][\p{L}\p{M}\p{N}-[ᵀ]]*")]
     private static partial Regex Identifier();
 
     public static string Substitute(string formula, IReadOnlyDictionary<string, string> names) =>

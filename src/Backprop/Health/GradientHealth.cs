@@ -22,6 +22,19 @@ public sealed record LayerHealth(
 {
     /// <summary>‖update‖ / ‖W‖ of the optimizer step that followed the measurement (training only).</summary>
     public double? UpdateRatio { get; init; }
+
+    /// <summary>The layer's kind ("dense", "layernorm", "dropout" …).</summary>
+    public string Kind { get; init; } = DenseKind.KindName;
+
+    /// <summary>
+    /// Whether the layer has a weight (<see cref="ParameterRole.Weight"/>); false for dropout and norm layers, whose
+    /// weight norms read 0 and which the vanishing/exploding ratio leaves out.
+    /// </summary>
+    public bool HasWeight { get; init; } = true;
+
+    /// <summary>‖∂L/∂γ‖ and ‖γ‖ of a norm layer's scale (<see cref="ParameterRole.Scale"/>); null for a layer without one.</summary>
+    public double? ScaleGradientNorm { get; init; }
+    public double? ScaleNorm { get; init; }
 }
 
 public sealed record HealthReport(IReadOnlyList<LayerHealth> Layers, double ShrinkFactor, bool Vanishing, bool Exploding, bool Healthy, string Verdict);
@@ -53,10 +66,17 @@ public static class GradientHealth
             var z = trace.PreActivation.Value;
             var h = trace.Output.Value;
             var weight = layer.MainWeight();
+            var scale = layer.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Scale)?.Value;
             layers.Add(new LayerHealth(trace.Index + 1, act.Name,
                 weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(), trace.Output.Grad.FrobeniusNorm(),
                 act.CanDie ? DeadFraction(z) : null,
-                SaturatedFraction(act, z, h)));
+                SaturatedFraction(act, z, h))
+            {
+                Kind = layer.Kind,
+                HasWeight = weight is not null,
+                ScaleGradientNorm = scale?.Grad.FrobeniusNorm(),
+                ScaleNorm = scale?.Value.FrobeniusNorm(),
+            });
         }
         return Judge(layers, activations: activations);
     }
@@ -99,22 +119,24 @@ public static class GradientHealth
     {
         activations ??= ActivationRegistry.Default;
         string Units(string activation) => activations.Find(activation)?.Create<double>().DisplayName ?? activation;
-        var first = layers[0];
-        var last = layers[^1];
+        // the ratio compares weights' gradients: dropout and norm layers (no weight) are left out of it
+        var weighted = layers.Where(l => l.HasWeight).ToList();
+        var first = weighted.Count > 0 ? weighted[0] : layers[0];
+        var last = weighted.Count > 0 ? weighted[^1] : layers[^1];
         double shrink = first.WeightGradientNorm > 0 ? last.WeightGradientNorm / first.WeightGradientNorm
             : last.WeightGradientNorm > 0 ? double.PositiveInfinity : 1;
-        bool vanishing = layers.Count > 1 && shrink >= RatioThreshold;
-        bool exploding = layers.Count > 1 && shrink <= 1 / RatioThreshold;
+        bool vanishing = weighted.Count > 1 && shrink >= RatioThreshold;
+        bool exploding = weighted.Count > 1 && shrink <= 1 / RatioThreshold;
         var findings = new List<string>();
         var advice = new List<string>();
         if (vanishing)
         {
             findings.Add(double.IsPositiveInfinity(shrink)
-                ? "layer 1 receives no gradient at all: vanishing gradients"
-                : $"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer 1: vanishing gradients");
+                ? $"layer {first.Layer} receives no gradient at all: vanishing gradients"
+                : $"gradient norm shrinks {Sci(shrink)}× from layer {last.Layer} to layer {first.Layer}: vanishing gradients");
             // a saturating activation is one whose saturation was measured
             bool squashing = layers.Any(l => l.SaturatedFraction is not null);
-            double meanWeightNorm = layers.Average(l => l.WeightNorm);
+            double meanWeightNorm = weighted.Average(l => l.WeightNorm);
             if (squashing && layers.All(l => (l.SaturatedFraction ?? 0) < ReportFraction) && meanWeightNorm < 1)
                 findings.Add($"without saturation, σ′ ≤ 0.25 (tanh′ ≤ 1) times small weights (mean ‖W‖ = {meanWeightNorm:0.00}) shrinks δ at every layer");
             if (squashing)
@@ -123,7 +145,7 @@ public static class GradientHealth
         }
         if (exploding)
         {
-            findings.Add($"gradient norm grows {Sci(1 / shrink)}× from layer {last.Layer} to layer 1: exploding gradients");
+            findings.Add($"gradient norm grows {Sci(1 / shrink)}× from layer {last.Layer} to layer {first.Layer}: exploding gradients");
             advice.Add("consider smaller initial weights or gradient clipping");
         }
         foreach (var l in layers)

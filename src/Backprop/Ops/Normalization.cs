@@ -16,7 +16,7 @@ public sealed class LayerMode
 /// Layer normalisation over each row's features, with an optional per-feature scale γ and shift β (PyTorch's
 /// nn.LayerNorm(F, eps)): μ and σ² (biased) of row i, x̂ = (x − μ)/√(σ² + ε), y = γ ⊙ x̂ + β. Inputs: x, or x, γ, β.
 /// </summary>
-public sealed class LayerNormOp<T>(double eps) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _xhat;
     private T[] _rstd = [], _row = [], _tmp = [];
@@ -25,13 +25,38 @@ public sealed class LayerNormOp<T>(double eps) : Op<T> where T : unmanaged, IFlo
     public override string Name => "layer_norm";
     public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
     public override string Formula =>
-        "y = γ ⊙ x̂ + β, x̂ = (x − μ)/√(σ² + ε), μ = (1/F)·Σ_f x, σ² = (1/F)·Σ_f (x − μ)² over each row's F features";
+        "y = γ ⊙ x̂ + β, x̂ = (x − μ)/σ̂, σ̂ = √(σ² + ε), μ = (1/F)·Σ_f x, σ² = (1/F)·Σ_f (x − μ)² over each row's F features";
     public override IReadOnlyList<string> GradFormulas =>
     [
-        "dx = (1/√(σ² + ε))·(dx̂ − (1/F)·Σ_f dx̂ − x̂ ⊙ (1/F)·Σ_f (dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ (each row through its own μ and σ²)",
+        "dx = (1/σ̂)·(dx̂ − mean_f(dx̂) − x̂ ⊙ mean_f(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ   (mean_f over each row's F features: the mean term is the path through μ, the x̂ term the path through σ²)",
         "dγ = Σ_rows dy ⊙ x̂",
         "dβ = Σ_rows dy",
     ];
+
+    public IReadOnlyList<string> LocalSymbols => ["x̂", "μ", "σ²", "σ̂", "dx̂"];
+
+    /// <summary>The rule recomputed in float64 from x: each row's μ, σ̂ and x̂, then dx̂ = dy ⊙ γ and the rule for the operand.</summary>
+    public ReferenceGradient ReferenceBackward(Var<T>[] inputs, Tensor<double> dy, int which)
+    {
+        var (mean, sigmaHat, xhat) = Reference.Normalize(Reference.ToDouble(inputs[0].Value), Eps, rows: true);
+        var xhatValue = new ReferenceValue("x̂", "(x − μ)/σ̂, the normalised input", xhat);
+        switch (which)
+        {
+            case 0:
+                var dxhat = Reference.ScaledByGamma(dy, inputs);
+                return new(Reference.NormalizeBackward(dxhat, xhat, sigmaHat, rows: true),
+                [
+                    new("μ", "the mean of each row's features", mean),
+                    new("σ̂", "√(σ² + ε) of each row (σ² the biased variance)", sigmaHat),
+                    xhatValue,
+                    new("dx̂", inputs.Length > 1 ? "dy ⊙ γ" : "dy (no γ)", dxhat),
+                ], "each row goes through its own μ and σ² only: a sample's gradient does not depend on the other samples");
+            case 1:
+                return new(Reference.ColumnSums(Reference.Hadamard(dy, xhat)), [xhatValue]);
+            default:
+                return new(Reference.ColumnSums(dy), []);
+        }
+    }
 
     /// <summary>The normalised input x̂ of the last forward pass.</summary>
     public Tensor<T>? Normalized => _xhat;
@@ -105,7 +130,7 @@ public sealed class BatchTooSmallException(string message) : ArgumentException(m
 /// batch × features). Training: μ and σ² (biased) of each feature over the batch normalise, and the running statistics
 /// update; evaluation: the running statistics normalise. Inputs: x, or x, γ, β.
 /// </summary>
-public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, IReferenceBackward<T>, IBatchCoupling where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _xhat;
     private T[] _rstd = [];
@@ -116,24 +141,76 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T> wh
     public override string Name => "batch_norm";
     public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
     public override string Formula => Statistics.Mode.Training
-        ? "y = γ ⊙ x̂ + β, x̂ = (x − μ_B)/√(σ²_B + ε), μ_B = (1/N)·Σ_batch x, σ²_B = (1/N)·Σ_batch (x − μ_B)² per feature"
-        : "y = γ ⊙ (x − running_mean)/√(running_var + ε) + β";
+        ? "y = γ ⊙ x̂ + β, x̂ = (x − μ_B)/σ̂, σ̂ = √(σ²_B + ε), μ_B = (1/N)·Σ_batch x, σ²_B = (1/N)·Σ_batch (x − μ_B)² per feature"
+        : "y = γ ⊙ x̂ + β, x̂ = (x − running_mean)/σ̂, σ̂ = √(running_var + ε) per feature";
     public override IReadOnlyList<string> GradFormulas => Statistics.Mode.Training
         ?
         [
-            "dx = (1/√(σ²_B + ε))·(dx̂ − (1/N)·Σ_batch dx̂ − x̂ ⊙ (1/N)·Σ_batch (dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ (the batch's samples are coupled through μ_B and σ²_B)",
+            "dx = (1/σ̂)·(dx̂ − mean_batch(dx̂) − x̂ ⊙ mean_batch(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ   (mean_batch over the N samples of each feature: the samples are coupled through μ_B and σ²_B)",
             "dγ = Σ_batch dy ⊙ x̂",
             "dβ = Σ_batch dy",
         ]
         :
         [
-            "dx = dy ⊙ γ/√(running_var + ε)",
+            "dx = dx̂/σ̂, dx̂ = dy ⊙ γ   (the running statistics are constants: each sample on its own)",
             "dγ = Σ_batch dy ⊙ x̂",
             "dβ = Σ_batch dy",
         ];
 
     /// <summary>Whether the last forward pass normalised with the batch's statistics, which couples the rows of the batch.</summary>
     public bool CouplesBatch => _trained;
+
+    public string CouplingReason =>
+        "batch norm in training mode couples the samples: each sample is normalised with the batch's mean and variance, so a sample's gradient depends on the other samples";
+
+    public IReadOnlyList<string> LocalSymbols => ["x̂", "μ", "σ²", "σ̂", "dx̂"];
+
+    /// <summary>
+    /// The rule recomputed in float64: in training from the batch's μ_B and σ²_B (of x), in evaluation from the running
+    /// statistics; then dx̂ = dy ⊙ γ and the rule for the operand.
+    /// </summary>
+    public ReferenceGradient ReferenceBackward(Var<T>[] inputs, Tensor<double> dy, int which)
+    {
+        var x = Reference.ToDouble(inputs[0].Value);
+        bool training = _trained;
+        Tensor<double> mean, sigmaHat, xhat;
+        if (training) (mean, sigmaHat, xhat) = Reference.Normalize(x, Statistics.Eps, rows: false);
+        else
+        {
+            mean = Reference.ToDouble(Statistics.RunningMean);
+            sigmaHat = Reference.ToDouble(Statistics.RunningVar);
+            for (int j = 0; j < sigmaHat.Length; j++) sigmaHat.Data[j] = Math.Sqrt(sigmaHat.Data[j] + Statistics.Eps);
+            int f = mean.Length;
+            xhat = new Tensor<double>(x.ShapeArray);
+            for (int k = 0; k < x.Length; k++) xhat.Data[k] = (x.Data[k] - mean.Data[k % f]) / sigmaHat.Data[k % f];
+        }
+        var xhatValue = new ReferenceValue("x̂", training ? "(x − μ_B)/σ̂, normalised with the batch's statistics" : "(x − running_mean)/σ̂", xhat);
+        switch (which)
+        {
+            case 0:
+                var dxhat = Reference.ScaledByGamma(dy, inputs);
+                Tensor<double> dx;
+                if (training) dx = Reference.NormalizeBackward(dxhat, xhat, sigmaHat, rows: false);
+                else
+                {
+                    dx = new Tensor<double>(dxhat.ShapeArray);
+                    for (int k = 0; k < dx.Length; k++) dx.Data[k] = dxhat.Data[k] / sigmaHat.Data[k % sigmaHat.Length];
+                }
+                return new(dx,
+                [
+                    new(training ? "μ_B" : "running_mean", training ? "each feature's mean over the batch" : "the running mean (a constant here)", mean),
+                    new("σ̂", training ? "√(σ²_B + ε) of each feature (σ²_B the biased variance over the batch)" : "√(running_var + ε) of each feature", sigmaHat),
+                    xhatValue,
+                    new("dx̂", inputs.Length > 1 ? "dy ⊙ γ" : "dy (no γ)", dxhat),
+                ], training
+                    ? "training mode couples the samples of the batch: every row's gradient depends on the whole batch through μ_B and σ²_B (the mean_batch terms)"
+                    : "evaluation mode: the running statistics are constants, so each row's gradient depends on that row alone");
+            case 1:
+                return new(Reference.ColumnSums(Reference.Hadamard(dy, xhat)), [xhatValue]);
+            default:
+                return new(Reference.ColumnSums(dy), []);
+        }
+    }
 
     public Tensor<T>? Normalized => _xhat;
 
@@ -323,7 +400,7 @@ public sealed class DropoutMask<T>(double p) where T : unmanaged, IFloatingPoint
 /// <summary>
 /// Inverted dropout: in training y = x ⊙ m/(1 − p) with m a mask of 0 and 1 (drawn, or fixed); in evaluation y = x.
 /// </summary>
-public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T>, IReferenceBackward<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _scaledMask;
     private bool _trained;
@@ -336,6 +413,29 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T> where T : unmanage
 
     /// <summary>m/(1 − p) of the last training forward pass.</summary>
     public Tensor<T>? ScaledMask => _scaledMask;
+
+    public IReadOnlyList<string> LocalSymbols => ["m"];
+
+    /// <summary>dx = dy ⊙ m/(1 − p) in float64 with the mask of the last forward pass (the fixed one, or the draw); dx = dy in evaluation.</summary>
+    public ReferenceGradient ReferenceBackward(Var<T>[] inputs, Tensor<double> dy, int which)
+    {
+        if (!_trained) return new(dy.Clone(), [], "dropout is off in evaluation: the gradient passes through unchanged");
+        double keep = 1 - Mask.P;
+        Tensor<double> m;
+        if (Mask.Fixed is { } fixedMask) m = Reference.ToDouble(fixedMask).Reshape(dy.ShapeArray);
+        else
+        {
+            m = Reference.ToDouble(_scaledMask!);
+            for (int k = 0; k < m.Length; k++) m.Data[k] = m.Data[k] != 0 ? 1 : 0;
+        }
+        var dx = new Tensor<double>(dy.ShapeArray);
+        for (int k = 0; k < dx.Length; k++) dx.Data[k] = dy.Data[k] * m.Data[k] / keep;
+        return new(dx,
+        [
+            new("m", Mask.Fixed is null ? "the mask drawn in the forward pass (1 keeps a unit, 0 drops it)" : "the problem's fixed mask (1 keeps a unit, 0 drops it)", m),
+            new("1/(1 − p)", $"the scale of the kept units, p = {Mask.P.ToString(System.Globalization.CultureInfo.InvariantCulture)}", new Tensor<double>([1 / keep], 1, 1)),
+        ], "a dropped unit passes no gradient; a kept one passes dy scaled by 1/(1 − p), as in the forward pass");
+    }
 
     public override int[] OutputShape(Var<T>[] inputs) => inputs[0].Value.ShapeArray;
 

@@ -66,10 +66,54 @@ public class OpGradientTests
             "cross_entropy Sum" => Functional.CrossEntropy(v[0], [2, 0, 3], Reduction.Sum),
             "bce_with_logits Mean" => Functional.BceWithLogits(v[0], v[1], Reduction.Mean),
             "bce_with_logits Sum" => Functional.BceWithLogits(v[0], v[1], Reduction.Sum),
+            "l1 Mean" => Functional.L1(v[0], v[1], Reduction.Mean),
+            "l1 Sum" => Functional.L1(v[0], v[1], Reduction.Sum),
+            "huber inside δ" or "huber beyond δ" or "huber both branches" => Functional.Huber(v[0], v[1], delta: 1.0),
+            "huber δ 0.5 Sum" => Functional.Huber(v[0], v[1], delta: 0.5, Reduction.Sum),
+            "cross_entropy class weights Mean" => Functional.Apply(new CrossEntropyLossOp<T>(Reduction.Mean, new ClassTargets([2, 0, 3]), ClassWeights), v[0]),
+            "cross_entropy class weights Sum" => Functional.Apply(new CrossEntropyLossOp<T>(Reduction.Sum, new ClassTargets([2, 0, 3]), ClassWeights), v[0]),
+            "bce_with_logits pos_weight Mean" => Functional.BceWithLogits(v[0], v[1], Reduction.Mean, PosWeight),
+            "bce_with_logits pos_weight Sum" => Functional.BceWithLogits(v[0], v[1], Reduction.Sum, PosWeight),
+            "layer_norm with γ, β" => Functional.LayerNorm(v[0], v[1], v[2]),
+            "layer_norm without γ, β" => Functional.LayerNorm(v[0]),
+            "layer_norm eps 0.1" => Functional.LayerNorm(v[0], v[1], v[2], eps: 0.1),
+            "batch_norm training" => Functional.BatchNorm(v[0], Statistics<T>(training: true), v[1], v[2]),
+            "batch_norm training without γ, β" => Functional.BatchNorm(v[0], Statistics<T>(training: true)),
+            "batch_norm eval" => Functional.BatchNorm(v[0], Statistics<T>(training: false), v[1], v[2]),
+            "dropout fixed mask" => Functional.Dropout(v[0], new DropoutMask<T>(0.3) { Fixed = DropMask.Cast<T>() }),
+            "dropout eval" => Functional.Dropout(v[0], new DropoutMask<T>(0.3) { Mode = new LayerMode { Training = false } }),
+            "dropout into a loss" => Functional.Mse(Functional.Dropout(v[0], new DropoutMask<T>(0.5) { Fixed = DropMask.Cast<T>() }), v[1]),
             "x used twice" => Functional.Sum(v[0] * v[0] + Functional.Sigmoid(v[0])),
             "two-layer net" => Functional.CrossEntropy(Functional.Linear(Functional.Tanh(Functional.Linear(v[0], v[1], v[2])), v[3]), [1, 0]),
             _ => throw new ArgumentException(name),
         };
+    }
+
+    private static readonly double[] ClassWeights = [0.5, 2.0, 1.5, 0.8];
+    private static readonly double[] PosWeight = [0.5, 2.0, 3.0, 1.2];
+    private static readonly Tensor<double> DropMask = Tensor<double>.FromRows([[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1]]);
+
+    /// <summary>Batch-norm statistics over 4 features; eval mode normalises with these (not the batch's) mean and variance.</summary>
+    private static BatchNormStatistics<T> Statistics<T>(bool training) where T : unmanaged, IFloatingPointIeee754<T> =>
+        new(R(11, -0.5, 0.5, 4).Cast<T>(), R(12, 0.5, 2.0, 4).Cast<T>(), 1e-5, 0.1) { Mode = new LayerMode { Training = training } };
+
+    /// <summary><paramref name="x"/> shifted by |d| in [lo, hi] with random signs: a target at a chosen distance from the prediction.</summary>
+    private static Tensor<double> Shifted(Tensor<double> x, int seed, double lo, double hi)
+    {
+        var d = R(seed, lo, hi, x.ShapeArray);
+        var rng = new Random(seed + 1);
+        var t = x.Clone();
+        for (int i = 0; i < t.Length; i++) t.Data[i] += rng.Next(2) == 0 ? d.Data[i] : -d.Data[i];
+        return t;
+    }
+
+    /// <summary>Distances |ŷ − t| alternating between [0.2, 0.7] and [1.3, 2.0]: both Huber branches, away from the kink at δ = 1.</summary>
+    private static Tensor<double> BothBranches(Tensor<double> x)
+    {
+        var t = Shifted(x, 21, 0.2, 0.7);
+        var far = Shifted(x, 23, 1.3, 2.0);
+        for (int i = 0; i < t.Length; i += 2) t.Data[i] = far.Data[i];
+        return t;
     }
 
     public static TheoryData<Case> Cases()
@@ -117,6 +161,27 @@ public class OpGradientTests
         C("cross_entropy Sum", R(1, -3, 3, 3, 4));
         C("bce_with_logits Mean", R(1, -4, 4, 3, 4), R(2, 0, 1, 3, 4));
         C("bce_with_logits Sum", R(1, -4, 4, 3, 4), R(2, 0, 1, 3, 4));
+        // l1 and huber away from their kinks (ŷ = t; |ŷ − t| = δ), which a finite-difference step must not straddle
+        var pred = R(1, -1, 1, 3, 4);
+        C("l1 Mean", pred, Shifted(pred, 2, 0.05, 1));
+        C("l1 Sum", pred, Shifted(pred, 3, 0.05, 1));
+        C("huber inside δ", pred, Shifted(pred, 4, 0.01, 0.9));
+        C("huber beyond δ", pred, Shifted(pred, 5, 1.1, 3));
+        C("huber both branches", pred, BothBranches(pred));
+        C("huber δ 0.5 Sum", pred, BothBranches(pred));   // |d| in [0.2, 0.7] ∪ [1.3, 2]: mostly beyond 0.5
+        C("cross_entropy class weights Mean", R(1, -3, 3, 3, 4));
+        C("cross_entropy class weights Sum", R(1, -3, 3, 3, 4));
+        C("bce_with_logits pos_weight Mean", R(1, -4, 4, 3, 4), R(2, 0, 1, 3, 4));
+        C("bce_with_logits pos_weight Sum", R(1, -4, 4, 3, 4), R(2, 0, 1, 3, 4));
+        C("layer_norm with γ, β", R(1, -2, 2, 3, 5), R(2, 0.5, 1.5, 5), R(3, -0.5, 0.5, 5));
+        C("layer_norm without γ, β", R(1, -2, 2, 3, 5));
+        C("layer_norm eps 0.1", R(1, -0.3, 0.3, 3, 5), R(2, 0.5, 1.5, 5), R(3, -0.5, 0.5, 5));
+        C("batch_norm training", R(1, -2, 2, 5, 4), R(2, 0.5, 1.5, 4), R(3, -0.5, 0.5, 4));
+        C("batch_norm training without γ, β", R(1, -2, 2, 5, 4));
+        C("batch_norm eval", R(1, -2, 2, 5, 4), R(2, 0.5, 1.5, 4), R(3, -0.5, 0.5, 4));
+        C("dropout fixed mask", R(1, -1, 1, 3, 4));
+        C("dropout eval", R(1, -1, 1, 3, 4));
+        C("dropout into a loss", R(1, -1, 1, 3, 4), R(2, -1, 1, 3, 4));
         C("x used twice", R(1, -1, 1, 3, 4));
         C("two-layer net", R(1, -1, 1, 2, 3), R(2, -1, 1, 4, 3), R(3, -1, 1, 4), R(4, -1, 1, 3, 4));
         return d;

@@ -146,7 +146,10 @@ public class ProblemCliTests
     [InlineData("float32")]
     public void GradcheckPassesOnEveryReferenceProblem(string dtype)
     {
-        foreach (var f in Directory.GetFiles(CliRunner.DataPath("problems"), "*.json"))
+        // the dense reference problems and the layer ones (dropout, layer norm, batch norm in both modes, the new losses)
+        var files = new[] { "problems", "problems-layers" }.SelectMany(d => Directory.GetFiles(CliRunner.DataPath(d), "*.json")).ToList();
+        Assert.Contains(files, f => f.Contains("problems-layers", StringComparison.Ordinal));
+        foreach (var f in files)
         {
             var r = CliRunner.Run("gradcheck", f, "--dtype", dtype, "--json");
             Assert.True(r.ExitCode == 0, $"{Path.GetFileName(f)}: {r.LastLine}");

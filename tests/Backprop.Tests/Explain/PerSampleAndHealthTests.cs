@@ -25,7 +25,7 @@ public class PerSampleAndHealthTests
         Assert.Equal(spec.Loss == LossKind.None || spec.Reduction == Reduction.Sum ? 1.0 : 1.0 / n, g.BatchFactor);
         for (int k = 0; k < size; k++)
         {
-            double sum = Enumerable.Range(0, n).Sum(i => g.Weight.Data[i * size + k]);
+            double sum = Enumerable.Range(0, n).Sum(i => g.Weight!.Data[i * size + k]);
             Assert.Equal(batchW.Data[k], g.BatchFactor * sum, 12);
         }
         if (batchB is not null)
@@ -42,7 +42,7 @@ public class PerSampleAndHealthTests
                 ClassTargets = spec.ClassTargets is null ? null : [spec.ClassTargets[i]],
             });
             var w = single.Gradients().LayerGradients[layer].Single(q => q.Name == "weight").Gradient;
-            for (int k = 0; k < size; k++) Assert.Equal(w.Data[k], g.Weight.Data[i * size + k], 12);
+            for (int k = 0; k < size; k++) Assert.Equal(w.Data[k], g.Weight!.Data[i * size + k], 12);
         }
     }
 
