@@ -10,6 +10,7 @@ public enum TrainingSetting
     Optimizer, LearningRate, Momentum, Nesterov, WeightDecay,
     Schedule, WarmupSteps, StepSizeEpochs, Gamma, ClipNorm, Patience,
     Seed, BatchSize, Epochs,
+    Task, Loss, HuberDelta, ClassWeights, PosWeight,
 }
 
 /// <summary>
@@ -32,6 +33,19 @@ public sealed record TrainingJob
     /// <summary>"float32" or "float64": the element type the run trains in.</summary>
     public string Precision { get; init; } = "float32";
     public TrainOptions Options { get; init; } = new();
+    /// <summary>"classification", "regression" or "multilabel" (see <see cref="TrainingTask"/>); null: from the data (a run records the one it resolved).</summary>
+    public string? Task { get; init; }
+    /// <summary>The loss's name; null: the task's default (cross_entropy, mse, bce_with_logits).</summary>
+    public string? Loss { get; init; }
+    /// <summary>The huber loss's δ.</summary>
+    public double HuberDelta { get; init; } = 1.0;
+    /// <summary>"balanced" or one non-negative weight per class, comma-separated (weighted cross-entropy); null: none.</summary>
+    public string? ClassWeights { get; init; }
+    /// <summary>One positive-term weight for every label, or one per label, comma-separated (bce_with_logits' pos_weight); null: none.</summary>
+    public string? PosWeight { get; init; }
+
+    /// <summary>The label columns <see cref="LabelColumn"/> names (comma-separated), or null for the default.</summary>
+    public string[]? LabelColumns => LabelColumn?.Split(',', StringSplitOptions.TrimEntries);
 
     /// <summary>Two jobs are equal when every setting is (the layer sizes compared by value, not by array).</summary>
     public bool Equals(TrainingJob? other) =>
@@ -69,6 +83,16 @@ public sealed record TrainingJob
         try { Initializers.Parse(Init); }
         catch (ArgumentException e) { throw new InvalidTrainingSettingException(TrainingSetting.Init, Init, e.Message); }
         if (Precision is not ("float32" or "float64")) throw Invalid(TrainingSetting.Precision, "expected float32 or float64");
+        if (Task is not null && TrainingTask.Find(Task) is null) throw Invalid(TrainingSetting.Task, $"expected {TrainingTask.NamesText}");
+        if (Loss is not null)
+        {
+            var losses = (Task is null ? TrainingTask.All : [TrainingTask.Find(Task)!]).SelectMany(t => t.Losses).Distinct().ToArray();
+            if (!losses.Any(l => l.Name == Loss))
+                throw Invalid(TrainingSetting.Loss, $"expected {string.Join(", ", losses.Select(l => l.Name))}{(Task is null ? "" : $" for {Task}")}");
+        }
+        if (!(HuberDelta > 0) || !double.IsFinite(HuberDelta)) throw Invalid(TrainingSetting.HuberDelta, "must be a positive number");
+        if (ClassWeights is not null && ClassWeights != "balanced") ParseWeights(TrainingSetting.ClassWeights, ClassWeights, positive: false);
+        if (PosWeight is not null) ParseWeights(TrainingSetting.PosWeight, PosWeight, positive: true);
         if (Layers is { } sizes)
         {
             if (sizes.Length < 2) throw Invalid(TrainingSetting.Layers, "needs at least an input and an output size");
@@ -77,6 +101,22 @@ public sealed record TrainingJob
     }
 
     private InvalidTrainingSettingException Invalid(TrainingSetting s, string problem) => new(s, Format(s), problem);
+
+    /// <summary>Comma-separated finite weights, each ≥ 0 (or &gt; 0 with <paramref name="positive"/>).</summary>
+    internal double[] ParseWeights(TrainingSetting setting, string text, bool positive)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var w = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out w[i]) || !double.IsFinite(w[i]))
+                throw Invalid(setting, $"'{parts[i]}' is not a number");
+            if (w[i] < 0 || (positive && w[i] == 0))
+                throw Invalid(setting, $"the weight {parts[i]} is {(w[i] < 0 ? "negative" : "zero")}; weights must be {(positive ? "positive" : "0 or more")}");
+        }
+        if (!positive && w.All(x => x == 0)) throw Invalid(setting, "every weight is 0: nothing would be learned");
+        return w;
+    }
 
     /// <summary>The value of one setting as text, as it would be written on a command line (layers as "784,256,10").</summary>
     public string Format(TrainingSetting setting)
@@ -104,6 +144,11 @@ public sealed record TrainingJob
             TrainingSetting.Seed => o.Seed.ToString(CultureInfo.InvariantCulture),
             TrainingSetting.BatchSize => o.BatchSize.ToString(CultureInfo.InvariantCulture),
             TrainingSetting.Epochs => o.Epochs.ToString(CultureInfo.InvariantCulture),
+            TrainingSetting.Task => Task ?? "(from the data)",
+            TrainingSetting.Loss => Loss ?? "(the task's)",
+            TrainingSetting.HuberDelta => Number(HuberDelta),
+            TrainingSetting.ClassWeights => ClassWeights ?? "(none)",
+            TrainingSetting.PosWeight => PosWeight ?? "(none)",
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -137,6 +182,11 @@ public sealed record TrainingJob
             TrainingSetting.Seed => this with { Options = o with { Seed = f.Seed } },
             TrainingSetting.BatchSize => this with { Options = o with { BatchSize = f.BatchSize } },
             TrainingSetting.Epochs => this with { Options = o with { Epochs = f.Epochs } },
+            TrainingSetting.Task => this with { Task = from.Task },
+            TrainingSetting.Loss => this with { Loss = from.Loss },
+            TrainingSetting.HuberDelta => this with { HuberDelta = from.HuberDelta },
+            TrainingSetting.ClassWeights => this with { ClassWeights = from.ClassWeights },
+            TrainingSetting.PosWeight => this with { PosWeight = from.PosWeight },
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -164,6 +214,8 @@ public sealed record TrainingJob
     public bool Agrees(TrainingSetting setting, TrainingJob other) => setting switch
     {
         TrainingSetting.LabelColumn when LabelColumn is null => true,
+        // recorded before tasks were: every run was a classification
+        TrainingSetting.Task when Task is null => other.Task is null or "classification",
         TrainingSetting.Init when InitKindOf(Init) is { } kind => kind == InitKindOf(other.Init),
         _ => Format(setting) == other.Format(setting),
     };
