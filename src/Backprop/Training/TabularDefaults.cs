@@ -41,7 +41,8 @@ public static class TabularDefaults
             o = o with { Epochs = Epochs(trainRows, o.BatchSize) };
             said.Add($"up to {o.Epochs} epochs (a budget of {StepBudget} steps)");
         }
-        if (!given.Contains(TrainingSetting.Patience))
+        // early stopping belongs to the step budget: a run given its epochs runs them all unless given a patience too
+        if (!given.Contains(TrainingSetting.Patience) && !given.Contains(TrainingSetting.Epochs))
         {
             o = o with { Patience = Patience(o.Epochs) };
             said.Add($"early stopping after {o.Patience} epochs without a better validation loss");

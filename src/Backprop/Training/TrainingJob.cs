@@ -86,7 +86,7 @@ public sealed record TrainingJob
         if (Task is not null && TrainingTask.Find(Task) is null) throw Invalid(TrainingSetting.Task, $"expected {TrainingTask.NamesText}");
         if (Loss is not null)
         {
-            var losses = (Task is null ? TrainingTask.All : [TrainingTask.Find(Task)!]).SelectMany(t => t.Losses).Distinct().ToArray();
+            var losses = (Task is null ? TrainingTask.All.AsEnumerable() : [TrainingTask.Find(Task)!]).SelectMany(t => t.Losses).Distinct().ToArray();
             if (!losses.Any(l => l.Name == Loss))
                 throw Invalid(TrainingSetting.Loss, $"expected {string.Join(", ", losses.Select(l => l.Name))}{(Task is null ? "" : $" for {Task}")}");
         }

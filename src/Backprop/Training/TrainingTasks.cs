@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Globalization;
 using System.Numerics;
 using System.Text.Json;
@@ -20,9 +21,9 @@ public abstract class TrainingTask
     public abstract TargetKind Targets { get; }
     public abstract LossKind DefaultLoss { get; }
     /// <summary>The losses this task trains with.</summary>
-    public abstract IReadOnlyList<LossKind> Losses { get; }
+    public abstract ImmutableArray<LossKind> Losses { get; }
     /// <summary>The metrics of every epoch, in table order; the first is the headline (what "accuracy" stood for).</summary>
-    public abstract IReadOnlyList<string> MetricNames { get; }
+    public abstract ImmutableArray<string> MetricNames { get; }
     /// <summary>The headline metric's name.</summary>
     public string Headline => MetricNames[0];
     /// <summary>What a value of the headline metric means in words, for run summaries: "accuracy 96.67%", "R² 0.91".</summary>
@@ -45,7 +46,7 @@ public abstract class TrainingTask
     public static TrainingTask Classification { get; } = new ClassificationTask();
     public static TrainingTask Regression { get; } = new RegressionTask();
     public static TrainingTask MultiLabel { get; } = new MultiLabelTask();
-    public static IReadOnlyList<TrainingTask> All { get; } = [Classification, Regression, MultiLabel];
+    public static ImmutableArray<TrainingTask> All { get; } = [Classification, Regression, MultiLabel];
     public static string NamesText => string.Join(", ", All.Select(t => t.Name));
 
     public static TrainingTask? Find(string name) => All.FirstOrDefault(t => t.Name == name);
@@ -59,8 +60,8 @@ public abstract class TrainingTask
         public override string Name => "classification";
         public override TargetKind Targets => TargetKind.Classes;
         public override LossKind DefaultLoss => LossKind.CrossEntropy;
-        public override IReadOnlyList<LossKind> Losses { get; } = [LossKind.CrossEntropy];
-        public override IReadOnlyList<string> MetricNames { get; } = ["accuracy", "balanced_accuracy"];
+        public override ImmutableArray<LossKind> Losses { get; } = [LossKind.CrossEntropy];
+        public override ImmutableArray<string> MetricNames { get; } = ["accuracy", "balanced_accuracy"];
         public override bool TakesClassWeights => true;
         public override string Describe(Metric m) => m.Name == "accuracy" ? $"accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new ClassificationMetrics(outputs);
@@ -85,8 +86,8 @@ public abstract class TrainingTask
         public override string Name => "regression";
         public override TargetKind Targets => TargetKind.Values;
         public override LossKind DefaultLoss => LossKind.Mse;
-        public override IReadOnlyList<LossKind> Losses { get; } = [LossKind.Mse, LossKind.L1, LossKind.Huber];
-        public override IReadOnlyList<string> MetricNames { get; } = ["r2", "rmse", "mae"];
+        public override ImmutableArray<LossKind> Losses { get; } = [LossKind.Mse, LossKind.L1, LossKind.Huber];
+        public override ImmutableArray<string> MetricNames { get; } = ["r2", "rmse", "mae"];
         public override string Describe(Metric m) => m.Name == "r2" ? $"R² {m.Value:F4}" : $"{m.Name.ToUpperInvariant()} {Number(m.Value)}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new RegressionMetrics(outputs, targetScaling);
 
@@ -115,8 +116,8 @@ public abstract class TrainingTask
         public override string Name => "multilabel";
         public override TargetKind Targets => TargetKind.Binary;
         public override LossKind DefaultLoss => LossKind.BceWithLogits;
-        public override IReadOnlyList<LossKind> Losses { get; } = [LossKind.BceWithLogits];
-        public override IReadOnlyList<string> MetricNames { get; } = ["subset_accuracy", "f1_macro"];
+        public override ImmutableArray<LossKind> Losses { get; } = [LossKind.BceWithLogits];
+        public override ImmutableArray<string> MetricNames { get; } = ["subset_accuracy", "f1_macro"];
         public override bool TakesPosWeight => true;
         public override string Describe(Metric m) => m.Name == "subset_accuracy" ? $"subset accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new MultiLabelMetrics(outputs);
