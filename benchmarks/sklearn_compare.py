@@ -95,7 +95,7 @@ def main():
                 m = make_pipeline(StandardScaler(), MLPClassifier(random_state=s)).fit(x[fit], yc[fit])
                 bp.append(trained["test_accuracy"])
                 sk.append(accuracy_score(yc[te], m.predict(x[te])))
-            table.append((file, "classification, no flags", "accuracy", np.mean(bp), {"MLPClassifier()": np.mean(sk)}))
+            table.append((file, "(none)", "accuracy", np.mean(bp), {"MLPClassifier()": np.mean(sk)}))
 
         bp, ridge, mlp = {"r2": [], "rmse": []}, {"r2": [], "rmse": []}, {"r2": [], "rmse": []}
         for s in seeds:
