@@ -249,7 +249,7 @@ public static class TrainCommand
                 }.Where(x => x is not null)));
             Console.WriteLine($"training {string.Join("-", job.Layers!)} {job.Activation} on {data.Kind}{(data.Kind == "csv" ? $" ({run.Task.Name}, {run.Trainer.Objective.Loss.Name})" : "")} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
                 $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, {context.Threads} threads");
-            Console.WriteLine($"{"epoch",5} {"train loss",11} {"train " + Short(metricNames[0]),9} {"val loss",9} {string.Join(" ", metricNames.Select(m => $"{"val " + Short(m),8}"))} {"lr",9} {"seconds",8} {"samples/s",10}");
+            Console.WriteLine($"{"epoch",5} {"train loss",11} {"train " + run.Task.MetricColumns[0],9} {"val loss",9} {string.Join(" ", run.Task.MetricColumns.Select(m => $"{"val " + m,8}"))} {"lr",9} {"seconds",8} {"samples/s",10}");
         }
 
         // While the live progress bar shows, lines go through its console, which keeps the bar below them.
@@ -344,19 +344,9 @@ public static class TrainCommand
         return 0;
     }
 
-    /// <summary>A metric's short column name: "acc", "bal acc", "r2", "rmse", "subset", "f1".</summary>
-    private static string Short(string metric) => metric switch
-    {
-        "accuracy" => "acc",
-        "balanced_accuracy" => "bal acc",
-        "subset_accuracy" => "subset",
-        "f1_macro" => "f1",
-        _ => metric,
-    };
-
     /// <summary>Fractions of rows (accuracies) as percentages; other metrics as numbers.</summary>
     private static string Cell(double v, string key, int width) =>
-        key.EndsWith("accuracy", StringComparison.Ordinal) ? (v * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(width - 1) + "%" : v.ToString("G4", CultureInfo.InvariantCulture).PadLeft(width);
+        TrainingTask.IsShare(key) ? (v * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(width - 1) + "%" : v.ToString("G4", CultureInfo.InvariantCulture).PadLeft(width);
 
     /// <summary>An epoch's row of the table, its gradient health when collected, and the early-stop note.</summary>
     private static void WriteEpoch(Action<string> writeLine, EpochReport report, int patience, IReadOnlyList<string> metrics)

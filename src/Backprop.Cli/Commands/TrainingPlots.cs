@@ -25,7 +25,7 @@ public static class TrainingPlots
 
         foreach (var metric in metrics ?? ["accuracy"])
         {
-            bool percent = metric.EndsWith("accuracy", StringComparison.Ordinal);
+            bool percent = TrainingTask.IsShare(metric);
             var plot = new ScottPlot.Plot();
             foreach (var (prefix, label) in new[] { ("train_", "train"), ("val_", "validation") })
             {

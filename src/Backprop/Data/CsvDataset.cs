@@ -11,7 +11,7 @@ public enum TargetKind { Classes, Values, Binary }
 public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null);
 
 /// <summary>
-/// A classification data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
+/// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
 /// The label column is the one the caller names, else the one named <c>label</c>, else the last column; every other
 /// column is a numeric feature (invariant culture). Fields may be quoted as in RFC 4180 and are trimmed of whitespace.
 /// Blank lines are skipped. In messages, "row N" is the file's line N (the header is row 1), where the record starts.
@@ -195,7 +195,7 @@ public sealed class CsvDataset
         return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred);
     }
 
-    /// <summary>Several columns: values. One column: values when every entry is a finite number and some is not an integer; else classes.</summary>
+    /// <summary>Several columns: values. One column: values when every entry is a number and some is not an integer (or not finite); else classes.</summary>
     private static TargetKind InferKind(List<string>[] labels)
     {
         if (labels.Length > 1) return TargetKind.Values;
@@ -203,7 +203,8 @@ public sealed class CsvDataset
         foreach (var s in labels[0])
         {
             if (TryParseIntegerLabel(s, out _)) continue;
-            if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) || !double.IsFinite(v)) return TargetKind.Classes;
+            // a fraction, or NaN or ±Inf among numbers: a regression column (whose non-finite targets are then refused)
+            if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) return TargetKind.Classes;
             fractional = true;
         }
         return fractional ? TargetKind.Values : TargetKind.Classes;

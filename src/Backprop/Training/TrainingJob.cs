@@ -26,7 +26,7 @@ public sealed record TrainingJob
     public string? LabelColumn { get; init; }
     /// <summary>Layer sizes, input first; null: 784,512,256,10 for MNIST, features,64,classes for CSV (or a resumed checkpoint's).</summary>
     public int[]? Layers { get; init; }
-    /// <summary>The hidden activation (the output layer is linear; the loss is softmax cross-entropy).</summary>
+    /// <summary>The hidden activation (the output layer is linear; the loss is the task's, see <see cref="Task"/>).</summary>
     public string Activation { get; init; } = "relu";
     /// <summary>"default" or an <see cref="InitKind"/> name (see <see cref="Initializers.Parse"/>).</summary>
     public string Init { get; init; } = "default";

@@ -26,13 +26,15 @@ public abstract class TrainingTask
     public abstract ImmutableArray<string> MetricNames { get; }
     /// <summary>The headline metric's name.</summary>
     public string Headline => MetricNames[0];
+    /// <summary>Each metric's short name for a table column ("acc", "rmse"), in <see cref="MetricNames"/>' order.</summary>
+    public abstract ImmutableArray<string> MetricColumns { get; }
+    /// <summary>Whether a metric is a share of rows (an accuracy), shown as a percentage.</summary>
+    public static bool IsShare(string metric) => metric.EndsWith("accuracy", StringComparison.Ordinal);
     /// <summary>What a value of the headline metric means in words, for run summaries: "accuracy 96.67%", "R² 0.91".</summary>
     public abstract string Describe(Metric metric);
     /// <summary>Whether the loss settings name a class weight per class (cross-entropy) or a positive weight per label.</summary>
     public virtual bool TakesClassWeights => false;
     public virtual bool TakesPosWeight => false;
-    /// <summary>Whether held-out splits keep the class proportions.</summary>
-    public bool Stratified => Targets == TargetKind.Classes;
 
     /// <summary>A fresh accumulator of this task's metrics over <paramref name="outputs"/> network outputs.</summary>
     /// <param name="targetScaling">The standardisation of regression targets: metrics are in the original units.</param>
@@ -62,6 +64,7 @@ public abstract class TrainingTask
         public override LossKind DefaultLoss => LossKind.CrossEntropy;
         public override ImmutableArray<LossKind> Losses { get; } = [LossKind.CrossEntropy];
         public override ImmutableArray<string> MetricNames { get; } = ["accuracy", "balanced_accuracy"];
+        public override ImmutableArray<string> MetricColumns { get; } = ["acc", "bacc"];
         public override bool TakesClassWeights => true;
         public override string Describe(Metric m) => m.Name == "accuracy" ? $"accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new ClassificationMetrics(outputs);
@@ -88,6 +91,7 @@ public abstract class TrainingTask
         public override LossKind DefaultLoss => LossKind.Mse;
         public override ImmutableArray<LossKind> Losses { get; } = [LossKind.Mse, LossKind.L1, LossKind.Huber];
         public override ImmutableArray<string> MetricNames { get; } = ["r2", "rmse", "mae"];
+        public override ImmutableArray<string> MetricColumns { get; } = ["r2", "rmse", "mae"];
         public override string Describe(Metric m) => m.Name == "r2" ? $"R² {m.Value:F4}" : $"{m.Name.ToUpperInvariant()} {Number(m.Value)}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new RegressionMetrics(outputs, targetScaling);
 
@@ -118,6 +122,7 @@ public abstract class TrainingTask
         public override LossKind DefaultLoss => LossKind.BceWithLogits;
         public override ImmutableArray<LossKind> Losses { get; } = [LossKind.BceWithLogits];
         public override ImmutableArray<string> MetricNames { get; } = ["subset_accuracy", "f1_macro"];
+        public override ImmutableArray<string> MetricColumns { get; } = ["subset", "f1"];
         public override bool TakesPosWeight => true;
         public override string Describe(Metric m) => m.Name == "subset_accuracy" ? $"subset accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new MultiLabelMetrics(outputs);

@@ -145,6 +145,7 @@ public sealed class TaskTrainingTests : IDisposable
         { "x,p,q\n1,0,1\n2,1,2\n3,0,0\n", ["--labels", "p,q"], "'2' is not 0 or 1" },
         { "x,y\n1,0.5\n2,NaN\n3,1.5\n", ["--task", "regression"], "'NaN' is not a finite number" },
         { "x,y\n1,0.5\n2,\n3,1.5\n", ["--task", "regression"], "the target is empty" },
+        { "x,y\n1,0.5\n2,nan\n3,1.5\n", [], "'nan' is not a finite number" },
         { "x,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n", ["--class-weights", "1,2,3"], "gives 3 weights but the data has 2 classes" },
         { "x,label\n1,0\n2,1\n3,0\n4,1\n5,0\n6,1\n", ["--class-weights", "1,-2"], "negative" },
         { "x,p,q\n1,0,1\n2,1,0\n3,0,0\n", ["--labels", "p,nope"], "no label column named 'nope'" },
@@ -162,6 +163,44 @@ public sealed class TaskTrainingTests : IDisposable
         Assert.Single(lines);
         Assert.Contains(message, lines[0]);
         Assert.Equal("an existing model", File.ReadAllText(model));
+    }
+}
+
+/// <summary>A step on target values (regression, multi-label) keeps the zero-allocation steady state of the classifier's.</summary>
+public sealed class ValueStepAllocationTests
+{
+    [Theory]
+    [InlineData("mse", 1)]
+    [InlineData("huber", 2)]
+    [InlineData("bce_with_logits", 1)]
+    public void A_step_on_target_values_allocates_nothing(string loss, int threads)
+    {
+        using var context = new Backprop.Kernels.ComputeContext(threads);
+        var rng = new Random(2);
+        int n = 8 * 5000, d = 6, t = 3;   // one epoch outlasts the measurement: starting one allocates its Random
+        var x = Enumerable.Range(0, n * d).Select(_ => (float)rng.NextDouble()).ToArray();
+        var y = Enumerable.Range(0, n * t).Select(_ => (float)rng.Next(2)).ToArray();
+        var data = new LabeledData(x, y, t, d);
+        var kind = Backprop.Ops.LossKind.BceWithLogits.Name == loss ? TrainingTask.MultiLabel : TrainingTask.Regression;
+        var lossKind = kind.Losses.First(l => l.Name == loss);
+        var net = Initializers.Mlp<float>([d, 16, t], "relu", 0);
+        var step = new TrainingStep<float>(net, 8, new TrainingObjective(kind, lossKind, new Backprop.Ops.LossSettings { PosWeight = [2, 2, 2] }), context);
+        var opt = Optimizer<float>.Create("adam", net.Parameters().ToArray(), 0.01, context: context);
+        var metrics = kind.CreateMetrics(t);
+        var loader = new BatchLoader(data, 8, 0);
+        int epoch = 0;
+        void Round()
+        {
+            if (!loader.Advance()) { loader.StartEpoch(++epoch); loader.Advance(); }
+            step.Load(loader);
+            step.ForwardBackward();
+            opt.Step();
+            step.Measure(metrics, loader.CurrentY, loader.CurrentBatchSize);
+        }
+        loader.StartEpoch(0);
+        for (int i = 0; i < 30; i++) Round();
+        Assert.Equal(0, Backprop.Tests.Performance.SteadyState.AllocatedBytes(Round, context, 50));
+        Assert.True(float.IsFinite(step.Loss.Value[0]));
     }
 }
 
