@@ -31,7 +31,9 @@ public abstract class TrainingTask
     /// <summary>Whether a metric is a share of rows (an accuracy), shown as a percentage.</summary>
     public static bool IsShare(string metric) => metric.EndsWith("accuracy", StringComparison.Ordinal);
     /// <summary>What a value of the headline metric means in words, for run summaries: "accuracy 96.67%", "R² 0.91".</summary>
-    public abstract string Describe(Metric metric);
+    public virtual string Describe(Metric metric) => IsShare(metric.Name)
+        ? $"{metric.Name.Replace('_', ' ')} {(metric.Value * 100).ToString("F2", CultureInfo.InvariantCulture)}%"
+        : $"{metric.Name.Replace('_', ' ')} {metric.Value.ToString("F4", CultureInfo.InvariantCulture)}";
     /// <summary>Whether the loss settings name a class weight per class (cross-entropy) or a positive weight per label.</summary>
     public virtual bool TakesClassWeights => false;
     public virtual bool TakesPosWeight => false;
@@ -66,7 +68,6 @@ public abstract class TrainingTask
         public override ImmutableArray<string> MetricNames { get; } = ["accuracy", "balanced_accuracy"];
         public override ImmutableArray<string> MetricColumns { get; } = ["acc", "bacc"];
         public override bool TakesClassWeights => true;
-        public override string Describe(Metric m) => m.Name == "accuracy" ? $"accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new ClassificationMetrics(outputs);
 
         public override void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
@@ -124,7 +125,6 @@ public abstract class TrainingTask
         public override ImmutableArray<string> MetricNames { get; } = ["subset_accuracy", "f1_macro"];
         public override ImmutableArray<string> MetricColumns { get; } = ["subset", "f1"];
         public override bool TakesPosWeight => true;
-        public override string Describe(Metric m) => m.Name == "subset_accuracy" ? $"subset accuracy {m.Value * 100:F2}%" : $"{m.Name} {m.Value:F4}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new MultiLabelMetrics(outputs);
 
         public override void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
