@@ -14,7 +14,7 @@ public static class ModelCommands
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (its t10k test set) or a CSV file", Required = true };
-        var label = new Option<string?>("--label") { Description = "CSV label column" };
+        var label = new Option<string?>("--label") { Description = "CSV label column(s) (default: those the model recorded)" };
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line" };
         var cmd = new Command("evaluate", "Accuracy, loss and confusion matrix of a model on a data set") { model, data, label, json };
         cmd.SetAction(r =>
@@ -82,7 +82,7 @@ public static class ModelCommands
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (predicts its t10k test images) or a CSV file", Required = true };
-        var label = new Option<string?>("--label") { Description = "CSV label column (ignored for prediction)" };
+        var label = new Option<string?>("--label") { Description = "CSV label column(s) (default: those the model recorded; a file with none of them and one column per input is all features)" };
         var limit = new Option<int?>("--limit") { Description = "Only the first N rows" };
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line (default)" };
         var cmd = new Command("predict", "Raw outputs and predicted classes for every row, in file order") { model, data, label, limit, json };
@@ -91,7 +91,7 @@ public static class ModelCommands
             int? n = r.GetValue(limit);
             if (n is <= 0) throw new UsageException($"--limit {n}: must be at least 1");
             var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
-            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label));
+            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label), featuresOnly: true);
             if (n is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
             var outputs = Trainer<float>.Predict(m.Network, d);
             Cli.WriteJsonLine(w =>
@@ -107,11 +107,19 @@ public static class ModelCommands
     }
 
     /// <summary>The model's task facts and every row of the data, its target columns found by the names the model recorded (or --label).</summary>
-    private static (TaskMetadata Facts, LabeledData Data) Load(Model<float> m, string modelPath, string dataPath, string? label)
+    /// <param name="featuresOnly">Predicting: a CSV file with none of the target columns and as many columns as the model has inputs is all features.</param>
+    private static (TaskMetadata Facts, LabeledData Data) Load(Model<float> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
     {
         var facts = TaskMetadata.Read(m.Metadata, modelPath);
         var targets = facts.Targets(m.LabelNames);
         if (label is not null) targets = targets with { Columns = label.Split(',', StringSplitOptions.TrimEntries) };
+        if (featuresOnly && label is null && File.Exists(dataPath))
+        {
+            var header = CsvDataset.ReadHeader(dataPath);
+            var named = targets.Columns ?? ["label"];
+            if (header.Length == m.Network.Inputs && !named.Any(c => header.Contains(c, StringComparer.OrdinalIgnoreCase)))
+                targets = targets with { FeaturesOnly = true };
+        }
         var d = DataLoading.ForModel(dataPath, targets, m.Standardizer, facts.TargetScaling);
         CheckWidth(m.Network.Inputs, d, dataPath);
         return (facts, d);

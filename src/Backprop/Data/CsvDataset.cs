@@ -8,7 +8,8 @@ namespace Backprop.Data;
 public enum TargetKind { Classes, Values, Binary }
 
 /// <summary>Which columns are targets, what they hold (null: inferred, see <see cref="CsvDataset.ParseText(string, string, CsvTargets)"/>), and a saved class mapping.</summary>
-public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null);
+/// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
+public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false);
 
 /// <summary>
 /// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
@@ -107,7 +108,7 @@ public sealed class CsvDataset
         var header = fields.ToArray();
         int columns = header.Length;
         CheckHeader(source, header);
-        int[] labelIndices = targets.Columns is { Count: > 0 } named
+        int[] labelIndices = targets.FeaturesOnly ? [] : targets.Columns is { Count: > 0 } named
             ? named.Select(c => FindLabelColumn(source, header, c)).ToArray()
             : [FindLabelColumn(source, header, null)];
         for (int a = 0; a < labelIndices.Length; a++)
@@ -154,6 +155,9 @@ public sealed class CsvDataset
             throw new DataFormatException(source, "no data rows after the header");
 
         var labelColumns = labelIndices.Select(i => header[i]).ToArray();
+        if (targets.FeaturesOnly)
+            return new CsvDataset(source, featureNames, [], targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
+                targets.Kind ?? TargetKind.Classes, false);
         var kind = targets.Kind ?? InferKind(labelStrings);
         bool inferred = targets.Kind is null && kind == TargetKind.Values && labelStrings.Length == 1;
         if (kind == TargetKind.Classes)
@@ -193,6 +197,18 @@ public sealed class CsvDataset
             }
         }
         return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred);
+    }
+
+    /// <summary>The header row's column names.</summary>
+    public static string[] ReadHeader(string path)
+    {
+        var bytes = DataInput.MaybeGunzip(DataInput.ReadMaybeGzip(path), path);
+        var span = bytes.AsSpan();
+        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+        var reader = new CsvRecordReader(Encoding.UTF8.GetString(span), path);
+        var fields = new List<string>();
+        if (!reader.Next(fields, out _)) throw new DataFormatException(path, "the file is empty (expected a header row and data rows)");
+        return fields.ToArray();
     }
 
     /// <summary>Several columns: values. One column: values when every entry is a number and some is not an integer (or not finite); else classes.</summary>

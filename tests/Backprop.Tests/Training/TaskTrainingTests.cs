@@ -56,6 +56,15 @@ public sealed class TaskTrainingTests : IDisposable
         double mean = y.Average(), sse = y.Zip(predicted, (a, b) => (a - b) * (a - b)).Sum(), sst = y.Sum(a => (a - mean) * (a - mean));
         Assert.Equal(Math.Sqrt(sse / y.Length), rmse, 1e-3);
         Assert.Equal(1 - sse / sst, r2, 1e-4);
+
+        // a new file of features alone (no target column) predicts the same
+        var lines = File.ReadAllLines(Tab("friedman1.csv")).Take(4).Select(l => string.Join(",", l.Split(',')[..^1]));
+        string featuresOnly = Csv("features.csv", string.Join("\n", lines));
+        var f = CliRunner.Run("predict", "--model", model, "--data", featuresOnly);
+        Assert.True(f.ExitCode == 0, f.Stderr);
+        var again = f.Json.GetProperty("predictions").EnumerateArray().Select(x => x.GetDouble()).ToArray();
+        Assert.Equal(3, again.Length);
+        for (int i = 0; i < 3; i++) Assert.Equal(predicted[i], again[i], 1e-4);   // another batch size sums in another order
     }
 
     [Fact]
