@@ -14,38 +14,55 @@ public static class ModelCommands
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (its t10k test set) or a CSV file", Required = true };
-        var label = new Option<string?>("--label") { Description = "CSV label column" };
+        var label = new Option<string?>("--label") { Description = "CSV label column(s) (default: those the model recorded)" };
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line" };
         var cmd = new Command("evaluate", "Accuracy, loss and confusion matrix of a model on a data set") { model, data, label, json };
         cmd.SetAction(r =>
         {
             var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
-            var d = DataLoading.ForModel(r.GetValue(data)!, r.GetValue(label), m.LabelNames, m.Standardizer);
-            CheckWidth(m.Network.Inputs, d, r.GetValue(data)!);
+            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label));
+            var task = facts.Task;
             var outputs = new Tensor<float>(d.Count, m.Network.Outputs);
-            var (loss, acc) = Trainer<float>.Evaluate(m.Network, d, outputs: outputs);   // one pass gives both
+            var result = Trainer<float>.Measure(m.Network, d, facts.Objective, outputs: outputs);   // one pass gives all
+            var metrics = result.Metrics.Results();
+            var perOutput = result.Metrics.PerOutput();
             int c = m.Network.Outputs;
-            var confusion = new int[c, c];
-            for (int i = 0; i < d.Count; i++)
-                confusion[d.Labels[i], ClassifierStep<float>.ArgMax(outputs.Data.Slice(i * c, c))]++;
+            int[,]? confusion = null;
+            if (task.Targets == TargetKind.Classes)
+            {
+                confusion = new int[c, c];
+                for (int i = 0; i < d.Count; i++) confusion[d.Labels[i], TrainingStep<float>.ArgMax(outputs.Data.Slice(i * c, c))]++;
+            }
             if (r.GetValue(json))
             {
                 Cli.WriteJsonLine(w =>
                 {
                     w.WriteStartObject();
-                    w.WriteNumber("accuracy", acc);
-                    w.WriteNumber("loss", loss);
+                    w.WriteString("task", task.Name);
+                    foreach (var mt in metrics) w.WriteNumber(mt.Name, mt.Value);
+                    w.WriteNumber("loss", result.Loss);
                     w.WriteNumber("samples", d.Count);
                     w.WritePropertyName("labels"); w.WriteStartArray(); foreach (var l in m.LabelNames) w.WriteStringValue(l); w.WriteEndArray();
-                    w.WritePropertyName("confusion");
-                    w.WriteStartArray();
-                    for (int i = 0; i < c; i++) { w.WriteStartArray(); for (int j = 0; j < c; j++) w.WriteNumberValue(confusion[i, j]); w.WriteEndArray(); }
-                    w.WriteEndArray();
+                    foreach (var (name, values) in perOutput)
+                    {
+                        w.WritePropertyName(name);
+                        w.WriteStartArray(); foreach (var v in values) if (double.IsFinite(v)) w.WriteNumberValue(v); else w.WriteNullValue(); w.WriteEndArray();
+                    }
+                    if (confusion is not null)
+                    {
+                        w.WritePropertyName("confusion");
+                        w.WriteStartArray();
+                        for (int i = 0; i < c; i++) { w.WriteStartArray(); for (int j = 0; j < c; j++) w.WriteNumberValue(confusion[i, j]); w.WriteEndArray(); }
+                        w.WriteEndArray();
+                    }
                     w.WriteEndObject();
                 });
                 return 0;
             }
-            Console.WriteLine($"accuracy {acc * 100:F2}% ({d.Count} samples), loss {loss:F4}");
+            Console.WriteLine($"{string.Join(", ", metrics.Select(task.Describe))} ({d.Count} samples), loss {result.Loss:F4}");
+            foreach (var (name, values) in perOutput)
+                Console.WriteLine($"{name}: {string.Join(", ", m.LabelNames.Select((l, i) => $"{l} {(double.IsFinite(values[i]) ? values[i].ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))}");
+            if (confusion is null) return 0;
             var table = new Table().Title("confusion matrix (rows: true label, columns: predicted)");
             table.AddColumn("");
             foreach (var l in m.LabelNames) table.AddColumn(Markup.Escape(l));
@@ -65,7 +82,7 @@ public static class ModelCommands
     {
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (predicts its t10k test images) or a CSV file", Required = true };
-        var label = new Option<string?>("--label") { Description = "CSV label column (ignored for prediction)" };
+        var label = new Option<string?>("--label") { Description = "CSV label column(s) (default: those the model recorded; a file with none of them and one column per input is all features)" };
         var limit = new Option<int?>("--limit") { Description = "Only the first N rows" };
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line (default)" };
         var cmd = new Command("predict", "Raw outputs and predicted classes for every row, in file order") { model, data, label, limit, json };
@@ -74,28 +91,38 @@ public static class ModelCommands
             int? n = r.GetValue(limit);
             if (n is <= 0) throw new UsageException($"--limit {n}: must be at least 1");
             var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
-            var d = DataLoading.ForModel(r.GetValue(data)!, r.GetValue(label), m.LabelNames, m.Standardizer);
-            CheckWidth(m.Network.Inputs, d, r.GetValue(data)!);
+            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label), featuresOnly: true);
             if (n is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
             var outputs = Trainer<float>.Predict(m.Network, d);
-            int c = m.Network.Outputs;
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
-                w.WritePropertyName("outputs"); JsonTensor.WriteMatrix(w, outputs);
-                w.WritePropertyName("predictions");
-                w.WriteStartArray();
-                for (int i = 0; i < d.Count; i++)
-                {
-                    int p = ClassifierStep<float>.ArgMax(outputs.Data.Slice(i * c, c));
-                    if (int.TryParse(m.LabelNames[p], out int num)) w.WriteNumberValue(num); else w.WriteStringValue(m.LabelNames[p]);
-                }
-                w.WriteEndArray();
+                w.WriteString("task", facts.Task.Name);
+                facts.Task.WritePredictions(w, outputs.Span, d.Count, m.LabelNames, facts.TargetScaling);
                 w.WriteEndObject();
             });
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>The model's task facts and every row of the data, its target columns found by the names the model recorded (or --label).</summary>
+    /// <param name="featuresOnly">Predicting: a CSV file with none of the target columns and as many columns as the model has inputs is all features.</param>
+    private static (TaskMetadata Facts, LabeledData Data) Load(Model<float> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
+    {
+        var facts = TaskMetadata.Read(m.Metadata, modelPath);
+        var targets = facts.Targets(m.LabelNames);
+        if (label is not null) targets = targets with { Columns = label.Split(',', StringSplitOptions.TrimEntries) };
+        if (featuresOnly && label is null && File.Exists(dataPath))
+        {
+            var header = CsvDataset.ReadHeader(dataPath);
+            var named = targets.Columns ?? ["label"];
+            if (header.Length == m.Network.Inputs && !named.Any(c => header.Contains(c, StringComparer.OrdinalIgnoreCase)))
+                targets = targets with { FeaturesOnly = true };
+        }
+        var d = DataLoading.ForModel(dataPath, targets, m.Standardizer, facts.TargetScaling);
+        CheckWidth(m.Network.Inputs, d, dataPath);
+        return (facts, d);
     }
 
     private static void CheckWidth(int inputs, LabeledData d, string path)

@@ -41,6 +41,11 @@ public static class TrainCommand
         TrainingSetting.Architecture => "--arch",
         TrainingSetting.Dropout => "--dropout",
         TrainingSetting.Norm => "--norm",
+        TrainingSetting.Task => "--task",
+        TrainingSetting.Loss => "--loss",
+        TrainingSetting.HuberDelta => "--huber-delta",
+        TrainingSetting.ClassWeights => "--class-weights",
+        TrainingSetting.PosWeight => "--pos-weight",
         // not options of this CLI: the library's defaults
         _ => setting.ToString(),
     };
@@ -87,6 +92,13 @@ public static class TrainCommand
         var norm = new Option<string?>(FlagOf(TrainingSetting.Norm)) { Description = "layernorm or batchnorm before each hidden activation" };
         norm.AcceptOnlyFromAmong("layernorm", "batchnorm");
         var init = new Option<string>(FlagOf(TrainingSetting.Init)) { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
+        var task = new Option<string?>(FlagOf(TrainingSetting.Task)) { Description = $"{TrainingTask.NamesText} (default: from the label column: non-integer numbers are a regression)" };
+        task.AcceptOnlyFromAmong([.. TrainingTask.All.Select(t => t.Name)]);
+        var loss = new Option<string?>(FlagOf(TrainingSetting.Loss)) { Description = "Regression loss: mse (default), l1 or huber" };
+        var huberDelta = new Option<double>(FlagOf(TrainingSetting.HuberDelta)) { Description = "The huber loss's delta", DefaultValueFactory = _ => 1.0 };
+        var classWeights = new Option<string?>(FlagOf(TrainingSetting.ClassWeights)) { Description = "balanced, or one weight per class (w0,w1,…): weighted cross-entropy" };
+        var posWeight = new Option<string?>(FlagOf(TrainingSetting.PosWeight)) { Description = "Multi-label: weight of the positive term, one for all labels or one per label" };
+        var labels = new Option<string?>("--labels") { Description = "Several 0/1 label columns (a,b,c): a multi-label task" };
 
         // The options that are settings of the job: a resumed run takes the checkpoint's value of those not given.
         var settings = new (Option Option, TrainingSetting Setting)[]
@@ -97,19 +109,33 @@ public static class TrainCommand
             (schedule, TrainingSetting.Schedule), (warmup, TrainingSetting.WarmupSteps), (clip, TrainingSetting.ClipNorm),
             (patience, TrainingSetting.Patience), (seed, TrainingSetting.Seed), (batch, TrainingSetting.BatchSize), (epochs, TrainingSetting.Epochs),
             (arch, TrainingSetting.Architecture), (dropout, TrainingSetting.Dropout), (norm, TrainingSetting.Norm),
+            (task, TrainingSetting.Task), (loss, TrainingSetting.Loss), (huberDelta, TrainingSetting.HuberDelta), (classWeights, TrainingSetting.ClassWeights),
+            (posWeight, TrainingSetting.PosWeight), (labels, TrainingSetting.LabelColumn), (labels, TrainingSetting.Task),
         };
 
         var cmd = new Command("train", "Train an MLP classifier (default: the reference MNIST run)")
         {
             data, layers, activation, optimizer, lr, batch, epochs, seed, threads, output, checkpoint, resume, json, quiet, label, dtype,
             momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots, arch, dropout, norm,
+            task, loss, huberDelta, classWeights, posWeight, labels,
         };
         cmd.SetAction(r =>
         {
             string? layersText = r.GetValue(layers);
+            string? taskName = r.GetValue(task), labelColumn = r.GetValue(label);
+            if (r.GetValue(labels) is { } multi)
+            {
+                if (labelColumn is not null) throw new UsageException("--label and --labels: give one (--labels a,b,c names the 0/1 columns of a multi-label task)");
+                if (taskName is not null && taskName != TrainingTask.MultiLabel.Name)
+                    throw new UsageException($"--labels {multi} selects the multilabel task, not --task {taskName}; use --label a,b for several regression targets");
+                labelColumn = multi;
+                taskName = TrainingTask.MultiLabel.Name;
+            }
             var given = new TrainingJob
             {
-                Data = r.GetValue(data)!, LabelColumn = r.GetValue(label), Layers = layersText is null ? null : ParseLayers(layersText),
+                Task = taskName, Loss = r.GetValue(loss), HuberDelta = r.GetValue(huberDelta), ClassWeights = r.GetValue(classWeights),
+                PosWeight = r.GetValue(posWeight),
+                Data = r.GetValue(data)!, LabelColumn = labelColumn, Layers = layersText is null ? null : ParseLayers(layersText),
                 Activation = r.GetValue(activation)!, Init = r.GetValue(init)!, Precision = r.GetValue(dtype)!,
                 Architecture = r.GetValue(arch), Dropout = r.GetValue(dropout), Norm = r.GetValue(norm),
                 Options = new TrainOptions
@@ -125,20 +151,25 @@ public static class TrainCommand
             var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint) ?? r.GetValue(resume), r.GetValue(resume),
                 r.GetValue(json), r.GetValue(quiet),
                 r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
-            var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).ToArray();
+            var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
             TrainingJob job = given;
             return MapLibraryErrors(a.Resume, () => job.Data, () =>
             {
                 job = JobToRun(a, explicitlyGiven, catalog);
-                return job.Precision == "float64" ? Run<double>(a with { Job = job }, catalog) : Run<float>(a with { Job = job }, catalog);
+                a = a with { Job = job, Given = a.Resume is null ? explicitlyGiven : null };
+                return job.Precision == "float64" ? Run<double>(a, catalog) : Run<float>(a, catalog);
             });
         });
         return cmd;
     }
 
     /// <summary>The parsed command line: the job as given, and what only the CLI cares about.</summary>
+    /// <param name="Given">The settings given on the command line; the others adapt to a CSV file's size. Null: none adapt (resuming).</param>
     public sealed record TrainArgs(TrainingJob Job, int Threads, string Out, string? Checkpoint, string? Resume, bool Json, bool Quiet,
-        bool Diagnostics, string? Plots);
+        bool Diagnostics, string? Plots)
+    {
+        public IReadOnlyCollection<TrainingSetting>? Given { get; init; }
+    }
 
     /// <summary>
     /// The job to run: as given, or, resuming, the checkpoint's job with the options given explicitly (a contradicting
@@ -220,22 +251,30 @@ public static class TrainCommand
     {
         using var context = new ComputeContext(a.Threads);
         var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume, catalog);
-        var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context, catalog: catalog);
+        var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context, catalog: catalog,
+            given: a.Given);
         var job = run.Job;
         var o = job.Options;
         var data = run.Data;
         var ansi = Cli.Ansi();
         bool live = !a.Quiet && !a.Json && ansi.Profile.Capabilities.Interactive;
+        var metricNames = run.Task.MetricNames;
         if (!a.Quiet)
         {
-            Console.WriteLine($"training {NetworkText(run.Network, job)} on {data.Kind} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
+            if (run.DefaultsSaid is not null || run.Data.TargetsInferred)
+                Console.WriteLine(string.Join("; ", new[]
+                {
+                    run.Data.TargetsInferred ? $"the label column '{run.Data.LabelColumn}' holds non-integer numbers: a regression (--task classification to treat them as classes)" : null,
+                    run.DefaultsSaid,
+                }.Where(x => x is not null)));
+            Console.WriteLine($"training {NetworkText(run.Network, job)} on {data.Kind}{(data.Kind == "csv" ? $" ({run.Task.Name}, {run.Trainer.Objective.Loss.Name})" : "")} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
                 $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, {context.Threads} threads");
-            Console.WriteLine($"{"epoch",5} {"train loss",11} {"train acc",9} {"val loss",9} {"val acc",8} {"lr",9} {"seconds",8} {"samples/s",10}");
+            Console.WriteLine($"{"epoch",5} {"train loss",11} {"train " + run.Task.MetricColumns[0],9} {"val loss",9} {string.Join(" ", run.Task.MetricColumns.Select(m => $"{"val " + m,8}"))} {"lr",9} {"seconds",8} {"samples/s",10}");
         }
 
         // While the live progress bar shows, lines go through its console, which keeps the bar below them.
         Action<string> writeLine = live ? line => ansi.WriteLine(line) : Console.WriteLine;
-        var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience));
+        var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience, metricNames));
         // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was when a run fails or stops.
         string? LastGoodCheckpoint() => new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
 
@@ -301,18 +340,21 @@ public static class TrainCommand
         {
             Directory.CreateDirectory(a.Plots);
             AtomicFile.WriteAllText(Path.Combine(a.Plots, "history.json"),
-                JsonSerializer.Serialize(new { epochs = result.History, diagnostics = health }, ModelFile.JsonOptions));
-            var files = TrainingPlots.Write(a.Plots, result.History, health);
+                JsonSerializer.Serialize(new { task = run.Task.Name, metrics = metricNames, epochs = result.History, diagnostics = health }, ModelFile.JsonOptions));
+            var files = TrainingPlots.Write(a.Plots, result.History, health, metricNames);
             if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
         }
         run.SaveModel(a.Out);
+        if (!a.Quiet && result.BestEpoch is int best)
+            Console.WriteLine($"kept the weights of epoch {best}, the best validation loss");
         if (!a.Quiet)
-            Console.WriteLine($"test accuracy {result.TestAccuracy * 100:F2}%, test loss {result.TestLoss:F4}; trained {result.TrainSeconds:F2} s ({result.SamplesPerSecond:N0} samples/s); saved {a.Out}");
+            Console.WriteLine($"test {string.Join(", ", result.TestMetrics.Select(run.Task.Describe))}, test loss {result.TestLoss:F4}; trained {result.TrainSeconds:F2} s ({result.SamplesPerSecond:N0} samples/s); saved {a.Out}");
         if (a.Json)
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
-                w.WriteNumber("test_accuracy", result.TestAccuracy);
+                w.WriteString("task", run.Task.Name);
+                foreach (var m in result.TestMetrics) w.WriteNumber("test_" + m.Name, m.Value);
                 w.WriteNumber("test_loss", result.TestLoss);
                 w.WriteNumber("train_seconds", Math.Round(result.TrainSeconds, 4));
                 w.WriteNumber("epochs", result.History.Count);
@@ -322,12 +364,17 @@ public static class TrainCommand
         return 0;
     }
 
+    /// <summary>Fractions of rows (accuracies) as percentages; other metrics as numbers.</summary>
+    private static string Cell(double v, string key, int width) =>
+        TrainingTask.IsShare(key) ? (v * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(width - 1) + "%" : v.ToString("G4", CultureInfo.InvariantCulture).PadLeft(width);
+
     /// <summary>An epoch's row of the table, its gradient health when collected, and the early-stop note.</summary>
-    private static void WriteEpoch(Action<string> writeLine, EpochReport report, int patience)
+    private static void WriteEpoch(Action<string> writeLine, EpochReport report, int patience, IReadOnlyList<string> metrics)
     {
         var er = report.Result;
-        double vl = er.ValidationLoss ?? double.NaN, va = er.ValidationAccuracy ?? double.NaN;
-        writeLine($"{er.Epoch,5} {er.TrainLoss,11:F4} {er.TrainAccuracy * 100,8:F2}% {vl,9:F4} {va * 100,7:F2}% {er.LearningRate,9:G3} {er.Seconds,8:F2} {er.SamplesPerSecond,10:N0}");
+        double vl = er.ValidationLoss ?? double.NaN;
+        string Value(string key, int width) => Cell(er.Metrics is { } m && m.TryGetValue(key, out var v) ? v : double.NaN, key, width);
+        writeLine($"{er.Epoch,5} {er.TrainLoss,11:F4} {Value("train_" + metrics[0], 9)} {vl,9:F4} {string.Join(" ", metrics.Select(m => Value("val_" + m, 8)))} {er.LearningRate,9:G3} {er.Seconds,8:F2} {er.SamplesPerSecond,10:N0}");
         if (report.Diagnostics is { } d)
             foreach (var l in d)
                 writeLine($"      layer {l.Layer} {l.Activation,-10} ‖∂L/∂W‖ {l.WeightGradientNorm,9:0.00e0}  ‖W‖ {l.WeightNorm,8:F3}  update/weight {l.UpdateRatio ?? 0,8:0.00e0}  ‖∂L/∂h‖ {l.OutputGradientNorm,9:0.00e0}  dead {l.DeadFraction ?? 0,6:P1}  saturated {l.SaturatedFraction ?? 0,6:P1}");

@@ -9,7 +9,9 @@ public static class TrainingPlots
 {
     public const int Width = 800, Height = 500;
 
-    public static IReadOnlyList<string> Write(string dir, IReadOnlyList<EpochResult> history, IReadOnlyList<LayerHealth[]>? diagnostics)
+    /// <summary>loss.png, one plot per metric of the task (accuracy.png, r2.png, …: train and validation), and gradient-norms.png when measured.</summary>
+    public static IReadOnlyList<string> Write(string dir, IReadOnlyList<EpochResult> history, IReadOnlyList<LayerHealth[]>? diagnostics,
+        IReadOnlyList<string>? metrics = null)
     {
         Directory.CreateDirectory(dir);
         var written = new List<string>();
@@ -18,14 +20,21 @@ public static class TrainingPlots
         var loss = new ScottPlot.Plot();
         Line(loss, epochs, history.Select(h => h.TrainLoss).ToArray(), "train");
         if (history.All(h => h.ValidationLoss is not null)) Line(loss, epochs, history.Select(h => h.ValidationLoss!.Value).ToArray(), "validation");
-        Finish(loss, "Loss per epoch", "epoch", "cross-entropy loss");
+        Finish(loss, "Loss per epoch", "epoch", "loss");
         written.Add(Save(loss, Path.Combine(dir, "loss.png")));
 
-        var acc = new ScottPlot.Plot();
-        Line(acc, epochs, history.Select(h => h.TrainAccuracy * 100).ToArray(), "train");
-        if (history.All(h => h.ValidationAccuracy is not null)) Line(acc, epochs, history.Select(h => h.ValidationAccuracy!.Value * 100).ToArray(), "validation");
-        Finish(acc, "Accuracy per epoch", "epoch", "accuracy (%)");
-        written.Add(Save(acc, Path.Combine(dir, "accuracy.png")));
+        foreach (var metric in metrics ?? ["accuracy"])
+        {
+            bool percent = TrainingTask.IsShare(metric);
+            var plot = new ScottPlot.Plot();
+            foreach (var (prefix, label) in new[] { ("train_", "train"), ("val_", "validation") })
+            {
+                if (!history.All(h => h.Metrics?.ContainsKey(prefix + metric) == true)) continue;
+                Line(plot, epochs, history.Select(h => h.Metrics![prefix + metric] * (percent ? 100 : 1)).ToArray(), label);
+            }
+            Finish(plot, $"{metric} per epoch", "epoch", percent ? $"{metric} (%)" : metric);
+            written.Add(Save(plot, Path.Combine(dir, metric + ".png")));
+        }
 
         if (diagnostics is { Count: > 0 })
         {

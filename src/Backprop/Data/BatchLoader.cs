@@ -53,7 +53,35 @@ public sealed class BatchLoader
     }
 
     public BatchLoader(LabeledData data, int batchSize, int seed, bool shuffle = true)
-        : this((data ?? throw new ArgumentNullException(nameof(data))).Features, data.Labels, data.FeatureCount, batchSize, seed, shuffle) { }
+        : this((data ?? throw new ArgumentNullException(nameof(data))).Features, data.Labels, data.FeatureCount, batchSize, seed, shuffle)
+    {
+        _targets = data.Targets;
+        TargetCount = data.TargetCount;
+    }
+
+    private readonly float[]? _targets;
+
+    /// <summary>Target values per row (0 when the data has class labels only).</summary>
+    public int TargetCount { get; }
+
+    /// <summary>
+    /// Copies the current batch's target rows (CurrentBatchSize × <see cref="TargetCount"/>) into <paramref name="destination"/>,
+    /// converting to T; nothing is allocated.
+    /// </summary>
+    public void GatherTargets<T>(Span<T> destination) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (_targets is null) throw new InvalidOperationException("the data has class labels, not target values");
+        int t = TargetCount;
+        var rows = CurrentIndices;
+        if (destination.Length < rows.Length * t)
+            throw new ArgumentException($"the destination holds {destination.Length} values but the batch has {rows.Length * t}", nameof(destination));
+        for (int k = 0; k < rows.Length; k++)
+        {
+            var src = _targets.AsSpan(rows[k] * t, t);
+            var dst = destination.Slice(k * t, t);
+            for (int j = 0; j < t; j++) dst[j] = T.CreateTruncating(src[j]);
+        }
+    }
 
     /// <summary>Rows in the data set.</summary>
     public int Count { get; }

@@ -4,8 +4,15 @@ using Backprop.IO;
 
 namespace Backprop.Data;
 
+/// <summary>What a CSV file's target columns hold: class labels (one column), numbers (regression) or 0/1 (multi-label).</summary>
+public enum TargetKind { Classes, Values, Binary }
+
+/// <summary>Which columns are targets, what they hold (null: inferred, see <see cref="CsvDataset.ParseText(string, string, CsvTargets)"/>), and a saved class mapping.</summary>
+/// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
+public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false);
+
 /// <summary>
-/// A classification data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
+/// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
 /// The label column is the one the caller names, else the one named <c>label</c>, else the last column; every other
 /// column is a numeric feature (invariant culture). Fields may be quoted as in RFC 4180 and are trimmed of whitespace.
 /// Blank lines are skipped. In messages, "row N" is the file's line N (the header is row 1), where the record starts.
@@ -17,22 +24,31 @@ namespace Backprop.Data;
 /// </remarks>
 public sealed class CsvDataset
 {
-    private CsvDataset(string source, string[] featureNames, string labelColumn, string[] labelNames, LabeledData data)
+    private CsvDataset(string source, string[] featureNames, string[] labelColumns, string[] labelNames, LabeledData data, TargetKind kind, bool kindInferred)
     {
         Source = source;
         FeatureNames = featureNames;
-        LabelColumn = labelColumn;
+        LabelColumns = labelColumns;
         LabelNames = labelNames;
         Data = data;
+        Kind = kind;
+        KindInferred = kindInferred;
     }
+
+    /// <summary>Header names of the target columns: one for class labels, one or more for values and multi-label.</summary>
+    public string[] LabelColumns { get; }
+    /// <summary>What the target columns hold.</summary>
+    public TargetKind Kind { get; }
+    /// <summary>True when no kind was asked for and one column of non-integer numbers was read as regression targets.</summary>
+    public bool KindInferred { get; }
 
     /// <summary>The file (or source name) the data came from.</summary>
     public string Source { get; }
     /// <summary>Header names of the feature columns, in order.</summary>
     public string[] FeatureNames { get; }
-    /// <summary>Header name of the label column.</summary>
-    public string LabelColumn { get; }
-    /// <summary>Class index → label string. Save it with a model.</summary>
+    /// <summary>Header name of the label column (the target columns joined with commas).</summary>
+    public string LabelColumn => string.Join(",", LabelColumns);
+    /// <summary>Class index → label string (for values and multi-label: the target column names). Save it with a model.</summary>
     public string[] LabelNames { get; }
     public LabeledData Data { get; }
 
@@ -59,10 +75,32 @@ public sealed class CsvDataset
     }
 
     /// <summary>Parses CSV text; <paramref name="source"/> names it in errors.</summary>
-    public static CsvDataset ParseText(string text, string source, string? labelColumn = null, IReadOnlyList<string>? labelNames = null)
+    public static CsvDataset ParseText(string text, string source, string? labelColumn = null, IReadOnlyList<string>? labelNames = null) =>
+        ParseText(text, source, new CsvTargets(labelColumn is null ? null : [labelColumn], TargetKind.Classes, labelNames));
+
+    /// <summary>Reads a CSV file (or gzipped CSV) whose targets <paramref name="targets"/> describes.</summary>
+    public static CsvDataset LoadFor(string path, CsvTargets targets) => ParseFor(DataInput.ReadMaybeGzip(path), path, targets);
+
+    /// <summary>Parses CSV content (UTF-8, optionally gzipped) whose targets <paramref name="targets"/> describes.</summary>
+    public static CsvDataset ParseFor(byte[] content, string source, CsvTargets targets)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        var bytes = DataInput.MaybeGunzip(content, source);
+        var span = bytes.AsSpan();
+        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+        return ParseText(Encoding.UTF8.GetString(span), source, targets);
+    }
+
+    /// <summary>
+    /// Parses CSV text whose target columns and kind <paramref name="targets"/> gives. With no kind, one column of numbers
+    /// that are not all integers is read as values (regression, <see cref="KindInferred"/>), several columns as values,
+    /// and anything else as class labels.
+    /// </summary>
+    public static CsvDataset ParseText(string text, string source, CsvTargets targets)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(targets);
         var reader = new CsvRecordReader(text, source);
         var fields = new List<string>();
         if (!reader.Next(fields, out _))
@@ -70,15 +108,26 @@ public sealed class CsvDataset
         var header = fields.ToArray();
         int columns = header.Length;
         CheckHeader(source, header);
-        int labelIndex = FindLabelColumn(source, header, labelColumn);
-        if (columns < 2)
-            throw new DataFormatException(source, $"the header has only the label column {DataFormatException.Quote(header[labelIndex])}, no feature columns");
-        int d = columns - 1;
+        int[] labelIndices = targets.FeaturesOnly ? [] : targets.Columns is { Count: > 0 } named
+            ? named.Select(c => FindLabelColumn(source, header, c)).ToArray()
+            : [FindLabelColumn(source, header, null)];
+        for (int a = 0; a < labelIndices.Length; a++)
+            for (int b = 0; b < a; b++)
+                if (labelIndices[a] == labelIndices[b])
+                    throw new DataFormatException(source, $"the label column {DataFormatException.Quote(header[labelIndices[a]])} is named twice");
+        if (columns - labelIndices.Length < 1)
+            throw new DataFormatException(source, labelIndices.Length == 1
+                ? $"the header has only the label column {DataFormatException.Quote(header[labelIndices[0]])}, no feature columns"
+                : "the header has only label columns, no feature columns");
+        int d = columns - labelIndices.Length;
+        var isLabel = new int[columns];
+        Array.Fill(isLabel, -1);
+        for (int k = 0; k < labelIndices.Length; k++) isLabel[labelIndices[k]] = k;
         var featureNames = new string[d];
-        for (int c = 0, k = 0; c < columns; c++) if (c != labelIndex) featureNames[k++] = header[c];
+        for (int c = 0, k = 0; c < columns; c++) if (isLabel[c] < 0) featureNames[k++] = header[c];
 
         var features = new List<float>();
-        var labelStrings = new List<string>();
+        var labelStrings = labelIndices.Select(_ => new List<string>()).ToArray();
         var labelRows = new List<int>();
         while (reader.Next(fields, out int row))
         {
@@ -87,12 +136,11 @@ public sealed class CsvDataset
             for (int c = 0; c < columns; c++)
             {
                 string f = fields[c];
-                if (c == labelIndex)
+                if (isLabel[c] >= 0)
                 {
                     if (f.Length == 0)
-                        throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: the label is empty");
-                    labelStrings.Add(f);
-                    labelRows.Add(row);
+                        throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: the {(targets.Kind == TargetKind.Values ? "target" : "label")} is empty");
+                    labelStrings[isLabel[c]].Add(f);
                     continue;
                 }
                 if (!float.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out float v))
@@ -101,24 +149,81 @@ public sealed class CsvDataset
                     throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: {DataFormatException.Quote(f)} is not a finite number");
                 features.Add(v);
             }
+            labelRows.Add(row);
         }
-        if (labelStrings.Count == 0)
+        if (labelRows.Count == 0)
             throw new DataFormatException(source, "no data rows after the header");
 
-        string labelName = header[labelIndex];
-        int[] labels;
-        string[] names;
-        if (labelNames is not null)
+        var labelColumns = labelIndices.Select(i => header[i]).ToArray();
+        if (targets.FeaturesOnly)
+            return new CsvDataset(source, featureNames, [], targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
+                targets.Kind ?? TargetKind.Classes, false);
+        var kind = targets.Kind ?? InferKind(labelStrings);
+        bool inferred = targets.Kind is null && kind == TargetKind.Values && labelStrings.Length == 1;
+        if (kind == TargetKind.Classes)
         {
-            names = labelNames.ToArray();
-            labels = MapWithNames(source, labelName, labelStrings, labelRows, names);
+            if (labelStrings.Length != 1)
+                throw new DataFormatException(source, $"class labels come from one column, not {labelStrings.Length} ({string.Join(", ", labelColumns.Select(DataFormatException.Quote))})");
+            int[] labels;
+            string[] names;
+            if (targets.LabelNames is { } saved)
+            {
+                names = saved.ToArray();
+                labels = MapWithNames(source, labelColumns[0], labelStrings[0], labelRows, names);
+            }
+            else (labels, names) = DeriveClasses(labelStrings[0]);
+            return new CsvDataset(source, featureNames, labelColumns, names, new LabeledData(features.ToArray(), labels, d), kind, inferred);
         }
-        else
+        int t = labelStrings.Length, n = labelRows.Count;
+        var values = new float[(long)n * t];
+        for (int j = 0; j < t; j++)
         {
-            (labels, names) = DeriveClasses(labelStrings);
+            var col = labelStrings[j];
+            string quoted = DataFormatException.Quote(labelColumns[j]);
+            for (int i = 0; i < n; i++)
+            {
+                string f = col[i];
+                bool number = float.TryParse(f, NumberStyles.Float, CultureInfo.InvariantCulture, out float v);
+                if (kind == TargetKind.Binary)
+                {
+                    if (!number || (v != 0f && v != 1f))
+                        throw new DataFormatException(source, $"row {labelRows[i]}, column {quoted}: {DataFormatException.Quote(f)} is not 0 or 1 (a multi-label column holds 0 or 1)");
+                }
+                else if (!number)
+                    throw new DataFormatException(source, $"row {labelRows[i]}, column {quoted}: the target {DataFormatException.Quote(f)} is not a number");
+                else if (!float.IsFinite(v))
+                    throw new DataFormatException(source, $"row {labelRows[i]}, column {quoted}: the target {DataFormatException.Quote(f)} is not a finite number");
+                values[(long)i * t + j] = v;
+            }
         }
-        var data = new LabeledData(features.ToArray(), labels, d);
-        return new CsvDataset(source, featureNames, labelName, names, data);
+        return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred);
+    }
+
+    /// <summary>The header row's column names.</summary>
+    public static string[] ReadHeader(string path)
+    {
+        var bytes = DataInput.MaybeGunzip(DataInput.ReadMaybeGzip(path), path);
+        var span = bytes.AsSpan();
+        if (span.StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF])) span = span[3..];
+        var reader = new CsvRecordReader(Encoding.UTF8.GetString(span), path);
+        var fields = new List<string>();
+        if (!reader.Next(fields, out _)) throw new DataFormatException(path, "the file is empty (expected a header row and data rows)");
+        return fields.ToArray();
+    }
+
+    /// <summary>Several columns: values. One column: values when every entry is a number and some is not an integer (or not finite); else classes.</summary>
+    private static TargetKind InferKind(List<string>[] labels)
+    {
+        if (labels.Length > 1) return TargetKind.Values;
+        bool fractional = false;
+        foreach (var s in labels[0])
+        {
+            if (TryParseIntegerLabel(s, out _)) continue;
+            // a fraction, or NaN or ±Inf among numbers: a regression column (whose non-finite targets are then refused)
+            if (!double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, out _)) return TargetKind.Classes;
+            fractional = true;
+        }
+        return fractional ? TargetKind.Values : TargetKind.Classes;
     }
 
     private static void CheckHeader(string source, string[] header)

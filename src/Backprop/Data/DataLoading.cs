@@ -3,12 +3,22 @@ using Backprop.IO;
 namespace Backprop.Data;
 
 /// <summary>A data set ready for training: train/validation/test splits, label names and normalisation.</summary>
-/// <param name="LabelColumn">The CSV column the labels came from, resolved (the one asked for, else "label", else the last); null for MNIST.</param>
+/// <param name="LabelColumn">The CSV column(s) the labels came from, resolved (the ones asked for, else "label", else the last), joined with commas; null for MNIST.</param>
+/// <param name="LabelNames">Class names (classification), or the target column names (regression, multi-label): one per network output.</param>
 public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Validation, LabeledData Test, string[] LabelNames, Standardizer? Standardizer,
     string? LabelColumn = null)
 {
     public int Features => Train.FeatureCount;
+    /// <summary>Network outputs: classes, target columns or labels.</summary>
     public int Classes => LabelNames.Length;
+    /// <summary>What the targets are: class labels, values or 0/1 labels.</summary>
+    public TargetKind Targets { get; init; } = TargetKind.Classes;
+    /// <summary>True when a column of non-integer numbers was taken for regression targets without being told.</summary>
+    public bool TargetsInferred { get; init; }
+    /// <summary>The standardisation of regression targets (fitted on the training split); null otherwise.</summary>
+    public Standardizer? TargetScaling { get; init; }
+    /// <summary>The target columns, resolved; empty for MNIST.</summary>
+    public string[] LabelColumns { get; init; } = [];
 }
 
 public static class DataLoading
@@ -27,6 +37,52 @@ public static class DataLoading
         var split = DataSplit.Split(csv.Data, 0.15, testFraction, seed, stratified: true);
         var std = Standardizer.Fit(split.Train);
         return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn);
+    }
+
+    /// <summary>
+    /// A CSV file prepared for training on the targets <paramref name="targets"/> describes (an MNIST directory as
+    /// <see cref="Prepare"/>): class labels split stratified, values and multi-label at random; the features, and
+    /// regression targets, standardised with training statistics. A class column with one class is refused.
+    /// </summary>
+    public static PreparedData PrepareFor(string path, CsvTargets targets, int seed, double validationFraction = 0.15, double testFraction = 0.2)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        if (Directory.Exists(path)) return Prepare(path, null, seed);
+        if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
+        var csv = CsvDataset.LoadFor(path, targets);
+        if (csv.Kind == TargetKind.Classes && csv.ClassCount < 2)
+            throw new DataFormatException(path, $"the label column {DataFormatException.Quote(csv.LabelColumn)} has only one class ({DataFormatException.Quote(csv.LabelNames[0])}): there is nothing to learn");
+        var split = DataSplit.Split(csv.Data, validationFraction, testFraction, seed, stratified: csv.Kind == TargetKind.Classes);
+        var std = Standardizer.Fit(split.Train);
+        Standardizer? targetScaling = null;
+        if (csv.Kind == TargetKind.Values)
+        {
+            targetScaling = Standardizer.Fit(split.Train.Targets, split.Train.TargetCount);
+            foreach (var part in new[] { split.Train, split.Validation, split.Test }) targetScaling.Apply(part.Targets.AsSpan());
+        }
+        return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn)
+        {
+            Targets = csv.Kind, TargetsInferred = csv.KindInferred, TargetScaling = targetScaling, LabelColumns = csv.LabelColumns,
+        };
+    }
+
+    /// <summary>
+    /// Every row of a CSV file (or the MNIST test set) for a saved model: its target columns found by name, normalised as
+    /// in training (the features, and regression targets by <paramref name="targetScaling"/>).
+    /// </summary>
+    public static LabeledData ForModel(string path, CsvTargets targets, Standardizer? std, Standardizer? targetScaling)
+    {
+        ArgumentNullException.ThrowIfNull(targets);
+        if (Directory.Exists(path)) return MnistDataset.Load(path).Test;
+        if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
+        var csv = CsvDataset.LoadFor(path, targets);
+        if (targetScaling is not null && csv.Data.Targets is { } t)
+        {
+            if (csv.Data.TargetCount != targetScaling.FeatureCount)
+                throw new DataFormatException(path, $"{csv.Data.TargetCount} target columns but the model was trained on {targetScaling.FeatureCount}");
+            targetScaling.Apply(t.AsSpan());
+        }
+        return std is null ? csv.Data : std.Apply(csv.Data);
     }
 
     /// <summary>Data to evaluate or predict with a saved model: the MNIST test set, or every row of a CSV normalised as in training.</summary>

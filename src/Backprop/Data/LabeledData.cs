@@ -3,22 +3,44 @@ using Backprop.Core;
 namespace Backprop.Data;
 
 /// <summary>
-/// A labelled classification data set held in memory: <see cref="Count"/> rows of <see cref="FeatureCount"/>
-/// float features (row-major in <see cref="Features"/>) and one class index per row in <see cref="Labels"/>.
+/// A labelled data set held in memory: <see cref="Count"/> rows of <see cref="FeatureCount"/> float features
+/// (row-major in <see cref="Features"/>) and, per row, either one class index in <see cref="Labels"/> (classification)
+/// or <see cref="TargetCount"/> target values in <see cref="Targets"/> (regression, multi-label; <see cref="Labels"/>
+/// then holds zeros).
 /// </summary>
 public sealed class LabeledData
 {
-    public LabeledData(float[] features, int[] labels, int featureCount)
+    public LabeledData(float[] features, int[] labels, int featureCount) : this(features, labels, featureCount, null, 0) { }
+
+    /// <summary>Rows with <paramref name="targetCount"/> target values each (row-major in <paramref name="targets"/>).</summary>
+    public LabeledData(float[] features, float[] targets, int targetCount, int featureCount)
+        : this(features, new int[targetCount > 0 ? targets.Length / targetCount : 0], featureCount, targets, targetCount) { }
+
+    /// <summary>Class labels, or (with <paramref name="targets"/>) placeholder labels and target values.</summary>
+    public LabeledData(float[] features, int[] labels, int featureCount, float[]? targets, int targetCount)
     {
         ArgumentNullException.ThrowIfNull(features);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
         if ((long)labels.Length * featureCount != features.Length)
             throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the feature array holds {features.Length}");
+        if (targets is not null)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetCount);
+            if ((long)labels.Length * targetCount != targets.Length)
+                throw new ArgumentException($"{labels.Length} rows × {targetCount} targets needs {(long)labels.Length * targetCount} values but the target array holds {targets.Length}");
+        }
         Features = features;
         Labels = labels;
         FeatureCount = featureCount;
+        Targets = targets;
+        TargetCount = targets is null ? 0 : targetCount;
     }
+
+    /// <summary>Row-major Count × TargetCount target values; null for class labels.</summary>
+    public float[]? Targets { get; }
+    /// <summary>Target values per row (0 for class labels).</summary>
+    public int TargetCount { get; }
 
     /// <summary>Row-major Count × FeatureCount features.</summary>
     public float[] Features { get; }
@@ -36,14 +58,17 @@ public sealed class LabeledData
         int d = FeatureCount;
         var x = new float[(long)indices.Length * d];
         var y = new int[indices.Length];
+        int t = TargetCount;
+        var targets = Targets is null ? null : new float[(long)indices.Length * t];
         for (int k = 0; k < indices.Length; k++)
         {
             int i = indices[k];
             if ((uint)i >= (uint)Count) throw new ArgumentOutOfRangeException(nameof(indices), $"index {i} is outside 0..{Count - 1}");
             Features.AsSpan(i * d, d).CopyTo(x.AsSpan(k * d, d));
             y[k] = Labels[i];
+            if (targets is not null) Targets.AsSpan(i * t, t).CopyTo(targets.AsSpan(k * t, t));
         }
-        return new LabeledData(x, y, d);
+        return new LabeledData(x, y, d, targets, t);
     }
 
     /// <summary>The features as a Count × FeatureCount tensor sharing <see cref="Features"/>.</summary>

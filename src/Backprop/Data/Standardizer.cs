@@ -125,7 +125,7 @@ public sealed class Standardizer
         CheckFeatureCount(data.FeatureCount);
         var x = (float[])data.Features.Clone();
         Apply(x.AsSpan());
-        return new LabeledData(x, (int[])data.Labels.Clone(), data.FeatureCount);
+        return new LabeledData(x, (int[])data.Labels.Clone(), data.FeatureCount, (float[]?)data.Targets?.Clone(), data.TargetCount);
     }
 
     /// <summary>Undoes <see cref="Apply(Span{float})"/> in place.</summary>

@@ -14,7 +14,7 @@ namespace Backprop.Training;
 /// </summary>
 public static class Diagnostics
 {
-    public static LayerHealth[] Measure<T>(ClassifierStep<T> step, double learningRate, IReadOnlyList<double>? updateNorms = null)
+    public static LayerHealth[] Measure<T>(TrainingStep<T> step, double learningRate, IReadOnlyList<double>? updateNorms = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var traces = step.Trace.Layers;

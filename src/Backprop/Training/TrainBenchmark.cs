@@ -36,7 +36,7 @@ public static class TrainBenchmark
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var y = new int[batch];
         for (int i = 0; i < y.Length; i++) y[i] = rng.Next(net.Outputs);
-        var step = new ClassifierStep<float>(net, batch, context);
+        var step = new TrainingStep<float>(net, batch, context);
         // The workload is SGD with momentum 0.9 at lr 0.01; other optimizers use their usual rates.
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9, context: context);
         step.Load(x, y);

@@ -28,31 +28,58 @@ public sealed record TrainOptions
     public int Patience { get; init; }
 }
 
+/// <summary>
+/// One epoch's row of a run's history. <see cref="TrainAccuracy"/> and <see cref="ValidationAccuracy"/> hold the task's
+/// headline metric (accuracy for classification, R² for regression, subset accuracy for multi-label); <see cref="Metrics"/>
+/// holds all of the task's metrics as "train_NAME" and "val_NAME".
+/// </summary>
 public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy,
-    double LearningRate, double Seconds, double SamplesPerSecond, double? GradientNorm);
+    double LearningRate, double Seconds, double SamplesPerSecond, double? GradientNorm)
+{
+    public IReadOnlyDictionary<string, double>? Metrics { get; init; }
+}
+
+/// <summary>What a network is trained on: its task, the loss and the loss's settings, and the scaling of regression targets.</summary>
+public sealed record TrainingObjective(TrainingTask Task, LossKind Loss, LossSettings? Settings = null, Data.Standardizer? TargetScaling = null)
+{
+    /// <summary>Softmax cross-entropy on class indices.</summary>
+    public static TrainingObjective Classification { get; } = new(TrainingTask.Classification, LossKind.CrossEntropy);
+}
 
 /// <summary>
-/// One training step recorded once per batch size and replayed: the input leaf and the targets are refilled,
-/// the tape re-run forward and backward, and the optimizer updates the parameters in place.
+/// One training step recorded once per batch size and replayed: the input leaf and the targets (class indices, or a
+/// batch × outputs leaf of target values) are refilled, the tape re-run forward and backward, and the optimizer updates
+/// the parameters in place. The loss is the <see cref="TrainingObjective"/>'s.
 /// </summary>
-public sealed class ClassifierStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    public ClassifierStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
+    public TrainingStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
+        : this(network, batchSize, TrainingObjective.Classification, context) { }
+
+    public TrainingStep(Sequential<T> network, int batchSize, TrainingObjective objective, Kernels.ComputeContext? context = null)
     {
+        ArgumentNullException.ThrowIfNull(objective);
         Network = network;
         BatchSize = batchSize;
+        Objective = objective;
         Tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         Input = Tape.Leaf(new Tensor<T>(batchSize, network.Inputs), requiresGrad: false, "x");
         Targets = new ClassTargets(new int[batchSize]);
+        if (objective.Loss.Target == LossTarget.Values) Values = Tape.Leaf(new Tensor<T>(batchSize, network.Outputs), requiresGrad: false, "y");
         Trace = network.Forward(Input);
-        Loss = Functional.CrossEntropy(Trace.Output, Targets, Reduction.Mean);
+        Loss = objective.Loss.Record(Trace.Output, Values, Targets, Reduction.Mean, objective.Settings)
+            ?? throw new ArgumentException($"the loss {objective.Loss.Name} records nothing to train on", nameof(objective));
     }
 
     public Sequential<T> Network { get; }
     public int BatchSize { get; }
+    public TrainingObjective Objective { get; }
     public Tape<T> Tape { get; }
     public Var<T> Input { get; }
+    /// <summary>The class indices of the batch (read by a class-index loss).</summary>
     public ClassTargets Targets { get; }
+    /// <summary>The batch's target values, batch × outputs, for a loss on values; null for a class-index loss.</summary>
+    public Var<T>? Values { get; }
     public ForwardTrace<T> Trace { get; }
     public Var<T> Loss { get; }
     public Tensor<T> Logits => Trace.Output.Value;
@@ -63,11 +90,20 @@ public sealed class ClassifierStep<T> where T : unmanaged, IFloatingPointIeee754
         y.CopyTo(Targets.Indices);
     }
 
+    /// <summary>Features and target values (rows × outputs).</summary>
+    public void Load(ReadOnlySpan<float> x, ReadOnlySpan<float> values)
+    {
+        Kernels.RowGather.Convert(x, Input.Value.Data);
+        if (Values is null) throw new InvalidOperationException($"the loss {Objective.Loss.Name} takes class indices, not values");
+        Kernels.RowGather.Convert(values, Values.Value.Data);
+    }
+
     /// <summary>Gathers the loader's current batch straight into the input (see <see cref="BatchLoader.Advance"/>).</summary>
     public void Load(BatchLoader loader)
     {
         loader.GatherX<T>(Input.Value.Span, Tape.Context);
-        loader.CurrentY.CopyTo(Targets.Indices);
+        if (Values is not null) loader.GatherTargets<T>(Values.Value.Span);
+        else loader.CurrentY.CopyTo(Targets.Indices);
     }
 
     /// <summary>Forward and backward; returns nothing so that a step allocates nothing.</summary>
@@ -75,6 +111,13 @@ public sealed class ClassifierStep<T> where T : unmanaged, IFloatingPointIeee754
     {
         Tape.Forward();
         Tape.Backward(Loss);
+    }
+
+    /// <summary>Adds the first <paramref name="n"/> rows of the last forward pass to <paramref name="metrics"/>.</summary>
+    public void Measure(TaskMetrics metrics, ReadOnlySpan<int> classes, int n)
+    {
+        int c = Logits.Dim(1);
+        metrics.Add<T>(Logits.Span[..(n * c)], Values is null ? default : Values.Value.Span[..(n * c)], classes, n);
     }
 
     public int CountCorrect(ReadOnlySpan<int> labels)
@@ -127,7 +170,7 @@ public sealed class NonFiniteValueException : Exception
     /// <summary>The op's name, e.g. "linear".</summary>
     public string? Op { get; }
 
-    public static NonFiniteValueException Locate<T>(ClassifierStep<T> step, int epoch, int batch, long stepNumber)
+    public static NonFiniteValueException Locate<T>(TrainingStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
@@ -152,7 +195,7 @@ public sealed class NonFiniteValueException : Exception
     }
 
     /// <summary>The forward pass was finite but a gradient was not: the first op, in backward order, whose input gradient went bad.</summary>
-    public static NonFiniteValueException LocateBackward<T>(ClassifierStep<T> step, int epoch, int batch, long stepNumber)
+    public static NonFiniteValueException LocateBackward<T>(TrainingStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         string where = $"step {stepNumber} (epoch {epoch}, batch {batch + 1})";
@@ -177,7 +220,7 @@ public sealed class NonFiniteValueException : Exception
     }
 
     /// <summary>"layers.I" for a node that layer I recorded (its <see cref="LayerTrace{T}"/> knows the range), else the loss.</summary>
-    private static string LayerOf<T>(ClassifierStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
+    private static string LayerOf<T>(TrainingStep<T> step, int nodeIndex) where T : unmanaged, IFloatingPointIeee754<T> =>
         step.Trace.LayerOfNode(nodeIndex) is { } layer ? $"layers.{layer.Index}" : "the loss";
 
     private static int FirstNonFinite<T>(ReadOnlySpan<T> data) where T : unmanaged, IFloatingPointIeee754<T>
@@ -187,18 +230,22 @@ public sealed class NonFiniteValueException : Exception
     }
 }
 
-/// <summary>Mini-batch training of a classifier with softmax cross-entropy.</summary>
+/// <summary>Mini-batch training of a network on a <see cref="TrainingObjective"/> (by default a classifier with softmax cross-entropy).</summary>
 public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly Dictionary<int, ClassifierStep<T>> _steps = [];
+    private readonly Dictionary<int, TrainingStep<T>> _steps = [];
     private readonly Var<T>[] _parameters;
 
     /// <param name="context">What the steps and the optimizer run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
     /// <param name="optimizers">Where <see cref="TrainOptions.Optimizer"/> is looked up; null: <see cref="OptimizerRegistry.Default"/>.</param>
-    public Trainer(Sequential<T> network, TrainOptions options, Kernels.ComputeContext? context = null, OptimizerRegistry? optimizers = null)
+    /// <param name="objective">The task and loss; null: classification with softmax cross-entropy.</param>
+    public Trainer(Sequential<T> network, TrainOptions options, Kernels.ComputeContext? context = null, OptimizerRegistry? optimizers = null,
+        TrainingObjective? objective = null)
     {
         Network = network;
         Options = options;
+        Objective = objective ?? TrainingObjective.Classification;
+        _trainMetrics = Objective.Task.CreateMetrics(network.Outputs, Objective.TargetScaling);
         Context = context ?? Kernels.ComputeContext.Default;
         _parameters = network.Parameters().ToArray();
         Optimizer = (optimizers ?? OptimizerRegistry.Default).Get(options.Optimizer)
@@ -206,6 +253,11 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     public Kernels.ComputeContext Context { get; }
+    public TrainingObjective Objective { get; }
+    private readonly TaskMetrics _trainMetrics;
+
+    /// <summary>The task's metrics over the most recent epoch's training batches (each measured before its update).</summary>
+    public IReadOnlyList<Metric> LastTrainMetrics { get; private set; } = [];
     public Sequential<T> Network { get; }
     public TrainOptions Options { get; }
     public Optimizer<T> Optimizer { get; }
@@ -219,9 +271,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private Tensor<T>[]? _weightSnapshots;
     public IReadOnlyList<Var<T>> Parameters => _parameters;
 
-    public ClassifierStep<T> StepFor(int batchSize)
+    public TrainingStep<T> StepFor(int batchSize)
     {
-        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new ClassifierStep<T>(Network, batchSize, Context);
+        if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new TrainingStep<T>(Network, batchSize, Objective, Context);
         return s;
     }
 
@@ -230,7 +282,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         (long)batchesPerEpoch * Math.Max(1, Options.StepSizeEpochs), Options.Gamma);
 
     /// <summary>
-    /// One epoch over <paramref name="loader"/>; <paramref name="onBatch"/> sees the samples done so far. Cancellation
+    /// One epoch over <paramref name="loader"/>: the mean loss and the task's headline metric (accuracy for classification;
+    /// all of its metrics in <see cref="LastTrainMetrics"/>); <paramref name="onBatch"/> sees the samples done so far. Cancellation
     /// is checked before every step, so a cancelled epoch stops between two complete updates.
     /// </summary>
     public (double loss, double accuracy, double? gradNorm) TrainEpoch(BatchLoader loader, int epoch, LrSchedule schedule, Action<int>? onBatch = null,
@@ -240,7 +293,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         SeedRandomLayers();
         loader.StartEpoch(epoch);
         double lossSum = 0;
-        long correct = 0, seen = 0;
+        long seen = 0;
+        _trainMetrics.Reset();
         double gradNormSum = 0;
         int batches = 0;
         while (loader.Advance())
@@ -259,12 +313,13 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (Optimizer.FirstNonFiniteGradient >= 0) throw NonFiniteValueException.LocateBackward(step, epoch, loader.BatchIndex, Optimizer.StepCount);
             int n = loader.CurrentBatchSize;
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
-            correct += step.CountCorrect(loader.CurrentY);
+            step.Measure(_trainMetrics, loader.CurrentY, n);
             seen += n;
             batches++;
             onBatch?.Invoke((int)seen);
         }
-        return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen), Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
+        LastTrainMetrics = _trainMetrics.Results();
+        return (lossSum / Math.Max(1, seen), _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
     }
 
     private bool _randomSeeded;
@@ -311,49 +366,73 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         return norms;
     }
 
-    /// <summary>Mean loss and accuracy on a data set, in batches, without touching the parameters.</summary>
-    public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000) => Evaluate(Network, data, batchSize, _steps, context: Context);
+    /// <summary>Mean loss and the headline metric (accuracy for classification) on a data set, in batches, without touching the parameters.</summary>
+    public (double loss, double accuracy) Evaluate(LabeledData data, int batchSize = 1000)
+    {
+        var r = Measure(Network, data, Objective, batchSize, _steps, context: Context);
+        return (r.Loss, r.Metrics.Headline);
+    }
+
+    /// <summary>Mean loss and every metric of the task on a data set.</summary>
+    public Evaluation Measure(LabeledData data, int batchSize = 1000) => Measure(Network, data, Objective, batchSize, _steps, context: Context);
 
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
-        Dictionary<int, ClassifierStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
+        Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
+    {
+        var r = Measure(network, data, TrainingObjective.Classification, batchSize, cache, outputs, context);
+        return (r.Loss, r.Metrics.Headline);
+    }
+
+    /// <summary>The mean loss and the task's metrics over every row of <paramref name="data"/> (its outputs copied to <paramref name="outputs"/> when given).</summary>
+    public static Evaluation Measure(Sequential<T> network, LabeledData data, TrainingObjective objective, int batchSize = 1000,
+        Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
         double lossSum = 0;
-        long correct = 0;
-        ForEachBatch(network, data, batchSize, cache, data.Labels, outputs, context, (step, start, n) =>
+        var metrics = objective.Task.CreateMetrics(network.Outputs, objective.TargetScaling);
+        ForEachBatch(network, data, objective, batchSize, cache, requireTargets: true, outputs, context, (step, start, n) =>
         {
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
-            correct += step.CountCorrect(data.Labels.AsSpan(start, n));
+            step.Measure(metrics, data.Labels.AsSpan(start, n), n);
         });
-        return (lossSum / Math.Max(1, data.Count), (double)correct / Math.Max(1, data.Count));
+        return new Evaluation(lossSum / Math.Max(1, data.Count), metrics);
     }
 
     /// <summary>Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones.</summary>
     public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000, Kernels.ComputeContext? context = null)
     {
         var outputs = new Tensor<T>(data.Count, network.Outputs);
-        ForEachBatch(network, data, batchSize, null, null, outputs, context, null);
+        ForEachBatch(network, data, TrainingObjective.Classification, batchSize, null, requireTargets: false, outputs, context, null);
         return outputs;
     }
 
     /// <summary>
-    /// The forward pass over a data set in batches (one recorded step per batch size), copying the logits into
-    /// <paramref name="outputs"/> when given. Without <paramref name="labels"/> the loss sees class 0 for every row.
+    /// The forward pass over a data set in batches (one recorded step per batch size), copying the outputs into
+    /// <paramref name="outputs"/> when given. Without <paramref name="requireTargets"/> the loss sees class 0 for every row.
     /// </summary>
-    private static void ForEachBatch(Sequential<T> network, LabeledData data, int batchSize, Dictionary<int, ClassifierStep<T>>? cache,
-        int[]? labels, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<ClassifierStep<T>, int, int>? onBatch)
+    private static void ForEachBatch(Sequential<T> network, LabeledData data, TrainingObjective objective, int batchSize, Dictionary<int, TrainingStep<T>>? cache,
+        bool requireTargets, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<TrainingStep<T>, int, int>? onBatch)
     {
         network.SetTraining(false);   // dropout off, running statistics: evaluation and prediction see the model as deployed
         cache ??= [];
         int d = data.FeatureCount, c = network.Outputs;
-        var zeros = labels is null ? new int[Math.Min(batchSize, Math.Max(1, data.Count))] : null;
+        bool values = objective.Loss.Target == LossTarget.Values;
+        if (values && requireTargets && (data.Targets is null || data.TargetCount != c))
+            throw new ArgumentException($"the {objective.Task.Name} loss needs {c} target values per row; the data has {data.TargetCount}", nameof(data));
+        var zeros = requireTargets ? null : new int[Math.Min(batchSize, Math.Max(1, data.Count))];
+        var zeroValues = values && !requireTargets ? new float[Math.Min(batchSize, Math.Max(1, data.Count)) * c] : null;
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
-            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new ClassifierStep<T>(network, n, context);
-            step.Load(data.Features.AsSpan(start * d, n * d), labels is null ? zeros.AsSpan(0, n) : labels.AsSpan(start, n));
+            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new TrainingStep<T>(network, n, objective, context);
+            var x = data.Features.AsSpan(start * d, n * d);
+            if (values) step.Load(x, zeroValues is null ? data.Targets.AsSpan(start * c, n * c) : zeroValues.AsSpan(0, n * c));
+            else step.Load(x, zeros is null ? data.Labels.AsSpan(start, n) : zeros.AsSpan(0, n));
             step.Tape.Forward();
             if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice(start * c, n * c));
             onBatch?.Invoke(step, start, n);
         }
     }
 }
+
+/// <summary>A data set's mean loss and the task's metrics.</summary>
+public sealed record Evaluation(double Loss, TaskMetrics Metrics);

@@ -11,6 +11,7 @@ public enum TrainingSetting
     Schedule, WarmupSteps, StepSizeEpochs, Gamma, ClipNorm, Patience,
     Seed, BatchSize, Epochs,
     Architecture, Dropout, Norm,
+    Task, Loss, HuberDelta, ClassWeights, PosWeight,
 }
 
 /// <summary>
@@ -26,7 +27,7 @@ public sealed record TrainingJob
     public string? LabelColumn { get; init; }
     /// <summary>Layer sizes, input first; null: 784,512,256,10 for MNIST, features,64,classes for CSV (or a resumed checkpoint's).</summary>
     public int[]? Layers { get; init; }
-    /// <summary>The hidden activation (the output layer is linear; the loss is softmax cross-entropy).</summary>
+    /// <summary>The hidden activation (the output layer is linear; the loss is the task's, see <see cref="Task"/>).</summary>
     public string Activation { get; init; } = "relu";
     /// <summary>
     /// The whole network as an <see cref="Nn.ArchitectureSpec"/> string (e.g. "784-512:relu:ln-256:relu:drop0.2-10"), in
@@ -43,6 +44,19 @@ public sealed record TrainingJob
     /// <summary>"float32" or "float64": the element type the run trains in.</summary>
     public string Precision { get; init; } = "float32";
     public TrainOptions Options { get; init; } = new();
+    /// <summary>"classification", "regression" or "multilabel" (see <see cref="TrainingTask"/>); null: from the data (a run records the one it resolved).</summary>
+    public string? Task { get; init; }
+    /// <summary>The loss's name; null: the task's default (cross_entropy, mse, bce_with_logits).</summary>
+    public string? Loss { get; init; }
+    /// <summary>The huber loss's δ.</summary>
+    public double HuberDelta { get; init; } = 1.0;
+    /// <summary>"balanced" or one non-negative weight per class, comma-separated (weighted cross-entropy); null: none.</summary>
+    public string? ClassWeights { get; init; }
+    /// <summary>One positive-term weight for every label, or one per label, comma-separated (bce_with_logits' pos_weight); null: none.</summary>
+    public string? PosWeight { get; init; }
+
+    /// <summary>The label columns <see cref="LabelColumn"/> names (comma-separated), or null for the default.</summary>
+    public string[]? LabelColumns => LabelColumn?.Split(',', StringSplitOptions.TrimEntries);
 
     /// <summary>Two jobs are equal when every setting is (the layer sizes compared by value, not by array).</summary>
     public bool Equals(TrainingJob? other) =>
@@ -89,6 +103,16 @@ public sealed record TrainingJob
             try { Nn.ArchitectureSpec.Parse(Architecture, new Nn.Catalog(activations, Ops.LossRegistry.Default, Nn.LayerKindRegistry.Default)); }
             catch (Nn.ArchitectureSpecException e) { throw new InvalidTrainingSettingException(TrainingSetting.Architecture, Architecture, e.Message); }
         }
+        if (Task is not null && TrainingTask.Find(Task) is null) throw Invalid(TrainingSetting.Task, $"expected {TrainingTask.NamesText}");
+        if (Loss is not null)
+        {
+            var losses = (Task is null ? TrainingTask.All.AsEnumerable() : [TrainingTask.Find(Task)!]).SelectMany(t => t.Losses).Distinct().ToArray();
+            if (!losses.Any(l => l.Name == Loss))
+                throw Invalid(TrainingSetting.Loss, $"expected {string.Join(", ", losses.Select(l => l.Name))}{(Task is null ? "" : $" for {Task}")}");
+        }
+        if (!(HuberDelta > 0) || !double.IsFinite(HuberDelta)) throw Invalid(TrainingSetting.HuberDelta, "must be a positive number");
+        if (ClassWeights is not null && ClassWeights != "balanced") ParseWeights(TrainingSetting.ClassWeights, ClassWeights, positive: false);
+        if (PosWeight is not null) ParseWeights(TrainingSetting.PosWeight, PosWeight, positive: true);
         if (Layers is { } sizes)
         {
             if (sizes.Length < 2) throw Invalid(TrainingSetting.Layers, "needs at least an input and an output size");
@@ -97,6 +121,22 @@ public sealed record TrainingJob
     }
 
     private InvalidTrainingSettingException Invalid(TrainingSetting s, string problem) => new(s, Format(s), problem);
+
+    /// <summary>Comma-separated finite weights, each ≥ 0 (or &gt; 0 with <paramref name="positive"/>).</summary>
+    internal double[] ParseWeights(TrainingSetting setting, string text, bool positive)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var w = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+        {
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out w[i]) || !double.IsFinite(w[i]))
+                throw Invalid(setting, $"'{parts[i]}' is not a number");
+            if (w[i] < 0 || (positive && w[i] == 0))
+                throw Invalid(setting, $"the weight {parts[i]} is {(w[i] < 0 ? "negative" : "zero")}; weights must be {(positive ? "positive" : "0 or more")}");
+        }
+        if (!positive && w.All(x => x == 0)) throw Invalid(setting, "every weight is 0: nothing would be learned");
+        return w;
+    }
 
     /// <summary>The value of one setting as text, as it would be written on a command line (layers as "784,256,10").</summary>
     public string Format(TrainingSetting setting)
@@ -127,6 +167,11 @@ public sealed record TrainingJob
             TrainingSetting.Architecture => Architecture ?? "(none)",
             TrainingSetting.Dropout => Number(Dropout),
             TrainingSetting.Norm => Norm ?? "(none)",
+            TrainingSetting.Task => Task ?? "(from the data)",
+            TrainingSetting.Loss => Loss ?? "(the task's)",
+            TrainingSetting.HuberDelta => Number(HuberDelta),
+            TrainingSetting.ClassWeights => ClassWeights ?? "(none)",
+            TrainingSetting.PosWeight => PosWeight ?? "(none)",
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -163,6 +208,11 @@ public sealed record TrainingJob
             TrainingSetting.Architecture => this with { Architecture = from.Architecture },
             TrainingSetting.Dropout => this with { Dropout = from.Dropout },
             TrainingSetting.Norm => this with { Norm = from.Norm },
+            TrainingSetting.Task => this with { Task = from.Task },
+            TrainingSetting.Loss => this with { Loss = from.Loss },
+            TrainingSetting.HuberDelta => this with { HuberDelta = from.HuberDelta },
+            TrainingSetting.ClassWeights => this with { ClassWeights = from.ClassWeights },
+            TrainingSetting.PosWeight => this with { PosWeight = from.PosWeight },
             _ => throw new ArgumentOutOfRangeException(nameof(setting)),
         };
     }
@@ -191,6 +241,8 @@ public sealed record TrainingJob
     {
         TrainingSetting.LabelColumn when LabelColumn is null => true,
         TrainingSetting.Architecture when Architecture is not null && other.Architecture is not null => Canonical(Architecture) == Canonical(other.Architecture),
+        // recorded before tasks were: every run was a classification
+        TrainingSetting.Task when Task is null => other.Task is null or "classification",
         TrainingSetting.Init when InitKindOf(Init) is { } kind => kind == InitKindOf(other.Init),
         _ => Format(setting) == other.Format(setting),
     };

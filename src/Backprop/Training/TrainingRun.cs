@@ -1,9 +1,11 @@
 using System.Diagnostics;
 using System.Numerics;
+using Backprop.Core;
 using Backprop.Data;
 using Backprop.Health;
 using Backprop.IO;
 using Backprop.Nn;
+using Backprop.Ops;
 
 namespace Backprop.Training;
 
@@ -20,9 +22,14 @@ public sealed record EpochReport(EpochResult Result, LayerHealth[]? Diagnostics,
 /// <param name="Diagnostics">The gradient health of each epoch this run trained, when collected.</param>
 /// <param name="TrainSeconds">Training time over the whole history.</param>
 /// <param name="SamplesTrained">Training samples over the whole history.</param>
+/// <param name="TestAccuracy">The task's headline metric on the test split (accuracy for classification); every metric in <see cref="TestMetrics"/>.</param>
 public sealed record TrainingResult(IReadOnlyList<EpochResult> History, IReadOnlyList<LayerHealth[]> Diagnostics, double TestLoss, double TestAccuracy,
     double TrainSeconds, long SamplesTrained, bool StoppedEarly)
 {
+    public IReadOnlyList<Metric> TestMetrics { get; init; } = [];
+    /// <summary>The epoch whose weights were kept (the best validation loss, when early stopping restored them); null: the last.</summary>
+    public int? BestEpoch { get; init; }
+
     public double SamplesPerSecond => SamplesTrained / Math.Max(1e-9, TrainSeconds);
 }
 
@@ -41,9 +48,10 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     private bool _ran;
 
     private TrainingRun(TrainingJob job, PreparedData data, Sequential<T> network, Trainer<T> trainer, string? checkpointPath,
-        Checkpoint.RunIdentity? identity, Checkpoint<T>? resumed)
+        Checkpoint.RunIdentity? identity, Checkpoint<T>? resumed, string? defaultsSaid)
     {
         Job = job;
+        DefaultsSaid = defaultsSaid;
         Data = data;
         Network = network;
         Trainer = trainer;
@@ -64,6 +72,10 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     public string? CheckpointPath { get; }
     /// <summary>The first epoch this run trains: 1, or the one after a resumed checkpoint's.</summary>
     public int FirstEpoch { get; }
+    /// <summary>The task the run trains (resolved from the data when the job names none).</summary>
+    public TrainingTask Task => Trainer.Objective.Task;
+    /// <summary>What the run chose by itself, in words: the tabular defaults (see <see cref="TabularDefaults"/>); null when nothing was.</summary>
+    public string? DefaultsSaid { get; }
     /// <summary>The epochs so far, a resumed checkpoint's included.</summary>
     public IReadOnlyList<EpochResult> History => _history;
 
@@ -79,9 +91,13 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <param name="collectDiagnostics">Measure the gradient health of every epoch's last batch.</param>
     /// <param name="catalog">Where the job's activation is looked up; null: <see cref="Catalog.Default"/>.</param>
     /// <param name="context">What the steps, the optimizer and the evaluations run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
+    /// <param name="given">
+    /// The settings the caller chose; the others are sized to a CSV file's rows (<see cref="TabularDefaults"/>). Null: all
+    /// were chosen, nothing is adapted. Ignored for MNIST and on resume.
+    /// </param>
     public static TrainingRun<T> Create(TrainingJob job, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
         bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
-        Catalog? catalog = null)
+        Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null)
     {
         optimizers ??= OptimizerRegistry.Default;
         job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
@@ -92,9 +108,20 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         var o = job.Options;
         // The full path, so that a checkpoint's job resumes from any working directory.
         job = job with { Data = Path.GetFullPath(job.Data) };
-        var data = DataLoading.Prepare(job.Data, job.LabelColumn, o.Seed);
+        var asked = job.Task is null ? null : TrainingTask.Find(job.Task)!;
+        var data = DataLoading.PrepareFor(job.Data, new CsvTargets(job.LabelColumns, asked?.Targets), o.Seed);
         if (data.Train.Count == 0 || data.Test.Count == 0)
             throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
+        var task = asked ?? TrainingTask.For(data.Targets);
+        if (data.Kind == "mnist" && task != TrainingTask.Classification)
+            throw new InvalidTrainingSettingException(TrainingSetting.Task, task.Name, "MNIST is a classification");
+        var objective = Objective(job, task, data);
+        string? defaultsSaid = null;
+        if (given is not null && resumeFrom is null && data.Kind == "csv")
+        {
+            (job, defaultsSaid) = TabularDefaults.Apply(job, data.Train.Count, data.Features, data.Classes, given);
+            o = job.Options;
+        }
         // the network: an architecture spec, or an MLP of sizes (given, the checkpoint's, or the data's default) with
         // the hidden activation, norm and dropout
         catalog ??= Catalog.Default;
@@ -106,12 +133,15 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (spec.Inputs != data.Features)
             throw new InvalidTrainingSettingException(sizeSetting, sizeText, $"starts with {spec.Inputs} but {job.Data} has {data.Features} features per sample");
         if (spec.Outputs != data.Classes)
-            throw new InvalidTrainingSettingException(sizeSetting, sizeText, $"ends with {spec.Outputs} but {job.Data} has {data.Classes} classes");
+            throw new InvalidTrainingSettingException(sizeSetting, sizeText, task == TrainingTask.Classification
+                ? $"ends with {spec.Outputs} but {job.Data} has {data.Classes} classes"
+                : $"ends with {spec.Outputs} but {job.Data} has {data.Classes} {(task == TrainingTask.Regression ? "target columns" : "labels")}");
         job = job with
         {
             Layers = sizes,
             // the column the labels came from, so that repeating it (or the default it stood for) on resume agrees
             LabelColumn = data.LabelColumn ?? job.LabelColumn,
+            Task = data.Kind == "mnist" && job.Task is null ? null : task.Name,
             Options = o with { WeightDecay = o.WeightDecay ?? optimizers.Get(o.Optimizer).DefaultWeightDecay },
         };
 
@@ -123,16 +153,55 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             : Initializers.Network<T>(spec, o.Seed, Initializers.Parse(job.Init), catalog));
         // a batch norm cannot train on a batch of one sample: refuse a run whose last batch would be one, before it starts
         network.SetTraining(true);
-        int minimumBatch = network.Layers.Max(l => l.MinimumBatch);
+        var coupling = network.Layers.MaxBy(l => l.MinimumBatch)!;
         int lastBatch = data.Train.Count % o.BatchSize;
-        if (minimumBatch > 1 && (o.BatchSize < minimumBatch || lastBatch is > 0 and < 2))
+        if (coupling.MinimumBatch > 1 && (o.BatchSize < coupling.MinimumBatch || lastBatch is > 0 and < 2))
             throw new InvalidTrainingSettingException(TrainingSetting.BatchSize, o.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-                o.BatchSize < minimumBatch
-                    ? $"batchnorm in training mode needs batches of at least {minimumBatch} samples (a batch of 1 has no variance)"
-                    : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of 1 sample, which batchnorm cannot train on (a batch of 1 has no variance): choose another batch size");
-        var trainer = new Trainer<T>(network, job.Options, context, optimizers) { CollectDiagnostics = collectDiagnostics };
+                o.BatchSize < coupling.MinimumBatch
+                    ? $"{coupling.Kind} in training mode needs batches of at least {coupling.MinimumBatch} samples (a batch of 1 has no variance)"
+                    : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of 1 sample, which {coupling.Kind} cannot train on (a batch of 1 has no variance): choose another batch size");
+        var trainer = new Trainer<T>(network, job.Options, context, optimizers, objective) { CollectDiagnostics = collectDiagnostics };
         resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);
-        return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom);
+        return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom, defaultsSaid);
+    }
+
+    /// <summary>The task's loss (the job's, if it names one) with its settings: huber's δ, class weights, pos_weight.</summary>
+    private static TrainingObjective Objective(TrainingJob job, TrainingTask task, PreparedData data)
+    {
+        var loss = job.Loss is null ? task.DefaultLoss : task.Losses.FirstOrDefault(l => l.Name == job.Loss)
+            ?? throw new InvalidTrainingSettingException(TrainingSetting.Loss, job.Loss, $"expected {string.Join(", ", task.Losses.Select(l => l.Name))} for {task.Name}");
+        double[]? classWeights = null, posWeight = null;
+        if (job.ClassWeights is { } cw)
+        {
+            if (!task.TakesClassWeights)
+                throw new InvalidTrainingSettingException(TrainingSetting.ClassWeights, cw, $"class weights are for classification, not {task.Name}");
+            classWeights = cw == "balanced" ? Balanced(data.Train.Labels, data.Classes) : job.ParseWeights(TrainingSetting.ClassWeights, cw, positive: false);
+            if (classWeights.Length != data.Classes)
+                throw new InvalidTrainingSettingException(TrainingSetting.ClassWeights, cw,
+                    $"gives {classWeights.Length} weights but the data has {data.Classes} classes ({string.Join(", ", data.LabelNames.Take(12))})");
+        }
+        if (job.PosWeight is { } pw)
+        {
+            if (!task.TakesPosWeight)
+                throw new InvalidTrainingSettingException(TrainingSetting.PosWeight, pw, $"pos_weight is for multilabel, not {task.Name}");
+            posWeight = job.ParseWeights(TrainingSetting.PosWeight, pw, positive: true);
+            if (posWeight.Length == 1) posWeight = Enumerable.Repeat(posWeight[0], data.Classes).ToArray();
+            if (posWeight.Length != data.Classes)
+                throw new InvalidTrainingSettingException(TrainingSetting.PosWeight, pw,
+                    $"gives {posWeight.Length} weights but the data has {data.Classes} labels ({string.Join(", ", data.LabelNames)})");
+        }
+        var settings = new LossSettings { HuberDelta = job.HuberDelta, ClassWeights = classWeights, PosWeight = posWeight };
+        return new TrainingObjective(task, loss, settings, data.TargetScaling);
+    }
+
+    /// <summary>scikit-learn's "balanced" class weights: n / (classes · count of the class); a class absent from training gets 0.</summary>
+    public static double[] Balanced(ReadOnlySpan<int> labels, int classes)
+    {
+        var counts = new long[classes];
+        foreach (int y in labels) counts[y]++;
+        var w = new double[classes];
+        for (int k = 0; k < classes; k++) w[k] = counts[k] == 0 ? 0.0 : (double)labels.Length / (classes * counts[k]);
+        return w;
     }
 
     /// <summary>
@@ -213,19 +282,30 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             if (!double.IsFinite(r.loss))
                 throw new NonFiniteValueException($"epoch {epoch}: the training loss is {r.loss}", DivergenceRemedy.LowerLearningRateOrClip, epoch);
             bool validate = Data.Validation.Count > 0;
-            var (vl, va) = validate ? Trainer.Evaluate(Data.Validation) : (double.NaN, double.NaN);
+            var validation = validate ? Trainer.Measure(Data.Validation) : null;
+            double vl = validation?.Loss ?? double.NaN, va = validation?.Metrics.Headline ?? double.NaN;
             if (validate && !double.IsFinite(vl))
                 throw new NonFiniteValueException($"epoch {epoch}: the validation loss is {vl} (the weights have diverged; ‖θ‖ of the parameters: " +
                     string.Join(", ", Network.Parameters().Select(p => Diagnostics.Norm<T>(p.Value.Span).ToString("0.0e0"))) + ")",
                     DivergenceRemedy.LowerLearningRateOrClip, epoch);
             var result = new EpochResult(epoch, r.loss, r.accuracy, validate ? vl : null, validate ? va : null,
-                Trainer.Optimizer.LearningRate, secs, trainCount / secs, r.gradNorm);
+                Trainer.Optimizer.LearningRate, secs, trainCount / secs, r.gradNorm)
+            {
+                Metrics = Trainer.LastTrainMetrics.Select(m => KeyValuePair.Create("train_" + m.Name, m.Value))
+                    .Concat((validation?.Metrics.Results() ?? []).Select(m => KeyValuePair.Create("val_" + m.Name, m.Value))).ToDictionary(),
+            };
             _history.Add(result);
             var diagnostics = Trainer.LastDiagnostics;
             if (diagnostics is not null) health.Add(diagnostics);
             if (validate)
             {
-                if (vl < _bestValidationLoss - 1e-12) { _bestValidationLoss = vl; _epochsSinceBest = 0; } else _epochsSinceBest++;
+                if (vl < _bestValidationLoss - 1e-12)
+                {
+                    _bestValidationLoss = vl;
+                    _epochsSinceBest = 0;
+                    if (o.Patience > 0) KeepBest(epoch);
+                }
+                else _epochsSinceBest++;
                 stopped = o.Patience > 0 && _epochsSinceBest >= o.Patience;
             }
             epochs?.Report(new EpochReport(result, diagnostics, stopped));
@@ -234,10 +314,37 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
                     Data.LabelNames, Data.Standardizer, _identity!);
         }
 
-        var (testLoss, testAcc) = Trainer.Evaluate(Data.Test);
-        return new TrainingResult(_history.ToArray(), health, testLoss, testAcc, trainSeconds, samplesTrained, stopped);
+        // early stopping keeps the weights of the best validation loss this run saw
+        int? bestEpoch = null;
+        if (_best is not null && _bestEpoch != _history[^1].Epoch)
+        {
+            var state = State();
+            for (int i = 0; i < state.Count; i++) _best[i].Span.CopyTo(state[i].Span);
+            bestEpoch = _bestEpoch;
+        }
+        var test = Trainer.Measure(Data.Test);
+        return new TrainingResult(_history.ToArray(), health, test.Loss, test.Metrics.Headline, trainSeconds, samplesTrained, stopped)
+        {
+            TestMetrics = test.Metrics.Results(), BestEpoch = bestEpoch,
+        };
     }
 
-    /// <summary>Saves the trained network as a model file, with the data's label names and normalisation.</summary>
-    public void SaveModel(string path) => ModelFile.Save(path, Network, Data.LabelNames, Data.Standardizer);
+    private Tensor<T>[]? _best;
+    private int _bestEpoch;
+
+    /// <summary>Every parameter and buffer of the network, in order.</summary>
+    private List<Tensor<T>> State() =>
+        [.. Network.Layers.SelectMany(l => l.Parameters.Select(p => p.Value.Value).Concat(l.Buffers.Select(b => b.Value)))];
+
+    private void KeepBest(int epoch)
+    {
+        var state = State();
+        _best ??= state.Select(t => new Tensor<T>(t.ShapeArray)).ToArray();
+        for (int i = 0; i < state.Count; i++) state[i].Span.CopyTo(_best[i].Span);
+        _bestEpoch = epoch;
+    }
+
+    /// <summary>Saves the trained network as a model file, with the data's label names and normalisation, and the task, label columns and target scaling.</summary>
+    public void SaveModel(string path) => ModelFile.Save(path, Network, Data.LabelNames, Data.Standardizer,
+        extraMetadata: Data.Kind == "csv" ? TaskMetadata.Write(Task, Data.LabelColumns, Data.TargetScaling) : null);
 }

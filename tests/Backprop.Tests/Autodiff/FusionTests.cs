@@ -86,7 +86,7 @@ public class FusionTests
 
             (T[][] numbers, List<string> backwardOps, List<string> fusedForward) Run(bool fusion)
             {
-                var step = new ClassifierStep<T>(net, batch, context);
+                var step = new TrainingStep<T>(net, batch, context);
                 step.Tape.Fusion = fusion;
                 var ran = new List<string>();
                 var fusedForward = new List<string>();

@@ -64,7 +64,7 @@ public class GradientBufferTests
     public void A_model_keeps_its_gradients_in_one_buffer_that_the_training_step_fills()
     {
         var net = Backprop.Training.Initializers.Mlp<float>([6, 5, 3], "tanh", 2);
-        var step = new Backprop.Training.ClassifierStep<float>(net, 4);
+        var step = new Backprop.Training.TrainingStep<float>(net, 4);
         var rng = new Random(1);
         step.Load([.. Enumerable.Range(0, 24).Select(_ => (float)rng.NextDouble())], [0, 2, 1, 2]);
         step.ForwardBackward();

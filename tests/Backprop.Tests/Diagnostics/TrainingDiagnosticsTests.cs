@@ -12,7 +12,7 @@ public class TrainingDiagnosticsTests
 {
     private static LayerHealth[] MeasureOneBatch(Sequential<float> net, LabeledData data, int batch)
     {
-        var step = new ClassifierStep<float>(net, batch);
+        var step = new TrainingStep<float>(net, batch);
         step.Load(data.Features.AsSpan(0, batch * data.FeatureCount), data.Labels.AsSpan(0, batch));
         step.ForwardBackward();
         return Backprop.Training.Diagnostics.Measure(step, 0.001);

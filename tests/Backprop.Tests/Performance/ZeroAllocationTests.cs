@@ -16,7 +16,7 @@ public class ZeroAllocationTests
     {
         using var context = new ComputeContext(threads);
         var net = Initializers.Mlp<float>(layers, "relu", 0);
-        var step = new ClassifierStep<float>(net, batch, context);
+        var step = new TrainingStep<float>(net, batch, context);
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, context: context);
         var rng = new Random(3);
         var x = Enumerable.Range(0, batch * layers[0]).Select(_ => (float)rng.NextDouble()).ToArray();
@@ -46,7 +46,7 @@ public class ZeroAllocationTests
         {
             using var context = new ComputeContext(threads);
             var net = Initializers.Mlp<float>([300, 400, 7], "relu", 3);   // 120k weights: split between threads
-            var step = new ClassifierStep<float>(net, 16, context);
+            var step = new TrainingStep<float>(net, 16, context);
             var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), 0.01, weightDecay: 1e-3, context: context);
             var rng = new Random(4);
             var x = Enumerable.Range(0, 16 * 300).Select(_ => (float)rng.NextDouble()).ToArray();

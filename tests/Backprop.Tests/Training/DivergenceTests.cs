@@ -77,7 +77,7 @@ public sealed class BackwardNonFiniteTests
                 // a fresh network each time: a non-finite update poisons the weights
                 var net = Initializers.Mlp<float>([40, 30, 5], "relu", 0);
                 var ps = net.Parameters().ToArray();
-                var step = new ClassifierStep<float>(net, 4);
+                var step = new TrainingStep<float>(net, 4);
                 step.Load(new float[4 * 40], [0, 1, 2, 3]);
                 step.ForwardBackward();
                 var opt = Optimizer<float>.Create(name, ps, 0.01);
@@ -94,7 +94,7 @@ public sealed class BackwardNonFiniteTests
     public void ANonFiniteGradientIsTracedToTheBackwardRuleThatProducedIt()
     {
         var net = Initializers.Mlp<float>([6, 5, 3], "tanh", 0);
-        var step = new ClassifierStep<float>(net, 2);
+        var step = new TrainingStep<float>(net, 2);
         step.Load(new float[12], [0, 2]);
         step.ForwardBackward();
         // as if dx = dz·W of the second layer had overflowed

@@ -83,7 +83,7 @@ public class LayerTrainingTests
         using var context = new ComputeContext(threads);
         var net = Initializers.Network<float>(ArchitectureSpec.Parse(arch), seed: 0);
         net.SetTraining(true);
-        var step = new ClassifierStep<float>(net, batch, context);
+        var step = new TrainingStep<float>(net, batch, context);
         var opt = Optimizer<float>.Create("adam", net.Parameters().ToArray(), 0.001, context: context);
         var rng = new Random(3);
         var x = Enumerable.Range(0, batch * net.Inputs).Select(_ => (float)rng.NextDouble()).ToArray();

@@ -336,6 +336,7 @@ public sealed class TrainingJobTests
                 Optimizer = "sgd", LearningRate = 0.5, Momentum = 0.1, Nesterov = true, WeightDecay = 0.2, Schedule = "step", WarmupSteps = 3,
                 StepSizeEpochs = 4, Gamma = 0.3, ClipNorm = 5, Patience = 6, Seed = 7, BatchSize = 8, Epochs = 9,
             },
+            Task = "regression", Loss = "huber", HuberDelta = 2, ClassWeights = "1,2", PosWeight = "3",
         };
         foreach (var setting in Enum.GetValues<TrainingSetting>())
         {
