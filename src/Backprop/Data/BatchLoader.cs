@@ -101,8 +101,33 @@ public sealed class BatchLoader
     public int[] BatchY { get; }
     /// <summary>The data-set row of each row of the current batch.</summary>
     public int[] BatchIndices { get; }
-    /// <summary>Rows in the current batch: BatchSize, or fewer for the last one.</summary>
+    /// <summary>Rows in the current batch: BatchSize, or fewer for the last one (with a shard: this member's share of it).</summary>
     public int CurrentBatchSize { get; private set; }
+
+    /// <summary>Rows in the current global batch, of which a shard takes its share (without a shard: <see cref="CurrentBatchSize"/>).</summary>
+    public int GlobalBatchSize { get; private set; }
+
+    /// <summary>This member's rank and the group's size when the batches are shared out (data-parallel training); (0, 1) otherwise.</summary>
+    public (int Rank, int Size) Shard { get; private set; } = (0, 1);
+
+    /// <summary>Member <paramref name="rank"/>'s contiguous share of <paramref name="count"/> rows among <paramref name="size"/>: the first <c>count % size</c> members take one row more.</summary>
+    public static (int Start, int Count) ShareOf(int count, int rank, int size)
+    {
+        int q = count / size, rem = count % size;
+        return (rank * q + Math.Min(rank, rem), q + (rank < rem ? 1 : 0));
+    }
+
+    /// <summary>
+    /// Shares every batch out among <paramref name="size"/> members: each batch is the same global batch, in the same
+    /// shuffled order, as for one process, and member <paramref name="rank"/> takes its contiguous share of it (the first
+    /// <c>batch % size</c> members one row more; a member may get none of a batch smaller than the group).
+    /// </summary>
+    public void SetShard(int rank, int size)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(size, 1);
+        if ((uint)rank >= (uint)size) throw new ArgumentOutOfRangeException(nameof(rank), $"rank {rank} is not in a group of {size}");
+        Shard = (rank, size);
+    }
 
     /// <summary>The current batch's features in <see cref="BatchX"/>; after <see cref="Advance"/> (which leaves BatchX alone) it throws.</summary>
     public Span<float> CurrentX => _batchXCurrent || CurrentBatchSize == 0
@@ -154,14 +179,16 @@ public sealed class BatchLoader
         }
         int b = Math.Min(BatchSize, Count - _position);
         _batchXCurrent = false;
-        for (int k = 0; k < b; k++)
+        var (first, share) = ShareOf(b, Shard.Rank, Shard.Size);
+        for (int k = 0; k < share; k++)
         {
-            int row = _order[_position + k];
+            int row = _order[_position + first + k];
             BatchIndices[k] = row;
             BatchY[k] = _labels[row];
         }
         _position += b;
-        CurrentBatchSize = b;
+        GlobalBatchSize = b;
+        CurrentBatchSize = share;
         BatchIndex++;
         return true;
     }

@@ -18,7 +18,7 @@ namespace Backprop.Training;
 /// </summary>
 public sealed class DataParallel<T>(ICollective collective) where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly double[] _scalar = new double[1];
+    private double[]? _scalars;
 
     public ICollective Collective { get; } = collective ?? throw new ArgumentNullException(nameof(collective));
     public int Rank => Collective.Rank;
@@ -28,11 +28,7 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     /// <c>count % size</c> members take one row more (a member may get none when the batch is smaller than the group).</summary>
     public (int Start, int Count) Share(int globalCount) => Share(globalCount, Rank, Size);
 
-    public static (int Start, int Count) Share(int globalCount, int rank, int size)
-    {
-        int q = globalCount / size, rem = globalCount % size;
-        return (rank * q + Math.Min(rank, rem), q + (rank < rem ? 1 : 0));
-    }
+    public static (int Start, int Count) Share(int globalCount, int rank, int size) => Data.BatchLoader.ShareOf(globalCount, rank, size);
 
     /// <summary>Makes every member's parameters, buffers and (when given) optimizer state and step count rank 0's.</summary>
     public void BroadcastModel(Sequential<T> network, Optimizer<T>? optimizer = null)
@@ -55,17 +51,46 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
 
     /// <summary>
     /// Turns this member's gradient of its share's mean loss (divisor <paramref name="localDivisor"/>; 0 for a member
-    /// without rows, whose gradient must then be zeros) into the global batch's, summed over all members.
-    /// Returns the global divisor.
+    /// without rows, whose gradient must then be zeros) into the global batch's, summed over all members, in the same
+    /// collective call that tells every member whether all losses were finite. Returns the lowest rank whose loss was
+    /// not finite, with the gradients left unsummed, or −1.
     /// </summary>
-    public double AllReduceGradients(Span<T> gradients, double localDivisor)
+    public int AllReduceGradients(Span<T> gradients, double localDivisor, bool localFinite = true)
     {
-        _scalar[0] = localDivisor;
-        Collective.AllReduceSum<double>(_scalar);
-        double global = _scalar[0];
+        _scalars ??= new double[1 + Size];
+        Array.Clear(_scalars);
+        _scalars[0] = localDivisor;
+        if (!localFinite) _scalars[1 + Rank] = 1;
+        Collective.AllReduceSum<double>(_scalars);
+        for (int r = 0; r < Size; r++) if (_scalars[1 + r] > 0) return r;
+        double global = _scalars[0];
         if (global > 0 && localDivisor != global) TensorPrimitives.Multiply(gradients, T.CreateChecked(localDivisor / global), gradients);
         Collective.AllReduceSum(gradients);
-        return global;
+        return -1;
+    }
+
+    /// <summary>
+    /// Every member's copy of the divergence that member <paramref name="root"/> found (its <paramref name="local"/>
+    /// on that member), so that all stop with the same message.
+    /// </summary>
+    public NonFiniteValueException ShareDivergence(NonFiniteValueException? local, int root)
+    {
+        Span<byte> message = stackalloc byte[2048];
+        message.Clear();
+        if (Rank == root && local is not null)
+        {
+            var text = $"{(int)local.Remedy}|{local.Epoch}|{local.Step}|{local.Batch}|{local.Layer}|{local.Op}|rank {root}: {local.Detail}";
+            int n = System.Text.Encoding.UTF8.GetBytes(text.AsSpan(0, Math.Min(text.Length, 600)), message);
+            message[n..].Clear();
+        }
+        Collective.Broadcast(message, root);
+        int end = message.IndexOf((byte)0);
+        var parts = System.Text.Encoding.UTF8.GetString(end < 0 ? message : message[..end]).Split('|', 7);
+        if (parts.Length < 7) return new NonFiniteValueException($"rank {root}: a loss is not finite", DivergenceRemedy.LowerLearningRateOrClip);
+        static int? Int(string s) => int.TryParse(s, out var v) ? v : null;
+        static long? Long(string s) => long.TryParse(s, out var v) ? v : null;
+        return new NonFiniteValueException(parts[6], (DivergenceRemedy)(Int(parts[0]) ?? 0), Int(parts[1]), Long(parts[2]), Int(parts[3]),
+            parts[4].Length == 0 ? null : parts[4], parts[5].Length == 0 ? null : parts[5]);
     }
 
     /// <summary>Sums <paramref name="values"/> over all members, in place (loss sums, counts, metric numerators).</summary>

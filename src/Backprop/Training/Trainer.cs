@@ -113,6 +113,9 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
         Tape.Backward(Loss);
     }
 
+    /// <summary>What the loss's mean reduction divided by in the last forward pass: the rows, or the sum of the targets' class weights.</summary>
+    public double LossDivisor => Loss.Op is LossOp<T> op ? op.Divisor(Loss.InputArray) : BatchSize;
+
     /// <summary>Adds the first <paramref name="n"/> rows of the last forward pass to <paramref name="metrics"/>.</summary>
     public void Measure(TaskMetrics metrics, ReadOnlySpan<int> classes, int n)
     {
@@ -293,30 +296,65 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         SeedRandomLayers();
         loader.StartEpoch(epoch);
         double lossSum = 0;
-        long seen = 0;
+        long seen = 0, globalSeen = 0;
         _trainMetrics.Reset();
         double gradNormSum = 0;
         int batches = 0;
         while (loader.Advance())
         {
             cancellation.ThrowIfCancellationRequested();
-            var step = StepFor(loader.CurrentBatchSize);
-            step.Load(loader);
-            step.ForwardBackward();
-            if (!T.IsFinite(step.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
+            int n = loader.CurrentBatchSize;
+            // with a shard, this member's share of the global batch (none, when the batch is smaller than the group)
+            var step = n > 0 ? StepFor(n) : null;
+            if (step is not null)
+            {
+                step.Load(loader);
+                step.ForwardBackward();
+            }
+            if (Parallel is { } parallel)
+            {
+                // the members agree on whether every loss was finite before summing: one member's NaN stops them all
+                // with that member's message
+                bool finite = step is null || T.IsFinite(step.Loss.Value.Data[0]);
+                var gradients = Network.Gradients.Complete();
+                if (step is null) gradients.Clear();
+                int failed = parallel.AllReduceGradients(gradients, step?.LossDivisor ?? 0, finite);
+                if (failed >= 0)
+                {
+                    var local = finite ? null : NonFiniteValueException.Locate(step!, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
+                    throw parallel.ShareDivergence(local, failed);
+                }
+            }
+            else if (!T.IsFinite(step!.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
-            bool measure = CollectDiagnostics && loader.BatchIndex == loader.BatchesPerEpoch - 1;
+            bool measure = CollectDiagnostics && step is not null && loader.BatchIndex == loader.BatchesPerEpoch - 1;
             if (measure) SnapshotWeights();
             Optimizer.Step();
-            if (measure) LastDiagnostics = Diagnostics.Measure(step, Optimizer.LearningRate, UpdateNorms());
-            if (Optimizer.FirstNonFiniteGradient >= 0) throw NonFiniteValueException.LocateBackward(step, epoch, loader.BatchIndex, Optimizer.StepCount);
-            int n = loader.CurrentBatchSize;
-            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
-            step.Measure(_trainMetrics, loader.CurrentY, n);
+            if (measure) LastDiagnostics = Diagnostics.Measure(step!, Optimizer.LearningRate, UpdateNorms());
+            if (Optimizer.FirstNonFiniteGradient >= 0)
+                throw step is null
+                    ? new NonFiniteValueException($"step {Optimizer.StepCount} (epoch {epoch}, batch {loader.BatchIndex + 1}): a summed gradient is not finite",
+                        DivergenceRemedy.LowerLearningRateOrClip, epoch, Optimizer.StepCount, loader.BatchIndex + 1)
+                    : NonFiniteValueException.LocateBackward(step, epoch, loader.BatchIndex, Optimizer.StepCount);
+            if (step is not null)
+            {
+                lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
+                step.Measure(_trainMetrics, loader.CurrentY, n);
+            }
             seen += n;
+            globalSeen += loader.GlobalBatchSize;
             batches++;
-            onBatch?.Invoke((int)seen);
+            onBatch?.Invoke((int)globalSeen);
+        }
+        if (Parallel is { } group)
+        {
+            // the epoch's figures over all members' shares; the running statistics of batch norms as rank 0's
+            Span<double> totals = [lossSum, seen];
+            group.Sum(totals);
+            (lossSum, seen) = (totals[0], (long)totals[1]);
+            _trainMetrics.Reduce(v => group.Sum(v));
+            group.BroadcastBuffers(Network);
         }
         LastTrainMetrics = _trainMetrics.Results();
         return (lossSum / Math.Max(1, seen), _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
@@ -332,8 +370,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (_randomSeeded) return;
         _randomSeeded = true;
+        // in data-parallel training each member draws its own masks for its own rows
+        ulong member = Parallel is { Rank: > 0 } p ? (ulong)p.Rank * 0xD1B54A32D192ED03UL : 0;
         for (int i = 0; i < Network.Layers.Count; i++)
-            Network.Layers[i].SeedRandom(LayerSeed(Options.Seed, i), Optimizer.StepCount);
+            Network.Layers[i].SeedRandom(LayerSeed(Options.Seed, i) ^ member, Optimizer.StepCount);
     }
 
     /// <summary>A 64-bit seed for layer <paramref name="index"/> of a run seeded with <paramref name="seed"/> (SplitMix64 of both).</summary>
@@ -374,7 +414,25 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>Mean loss and every metric of the task on a data set.</summary>
-    public Evaluation Measure(LabeledData data, int batchSize = 1000) => Measure(Network, data, Objective, batchSize, _steps, context: Context);
+    public Evaluation Measure(LabeledData data, int batchSize = 1000)
+    {
+        if (Parallel is not { } parallel) return Measure(Network, data, Objective, batchSize, _steps, context: Context);
+        // each member measures its contiguous share of the rows; the sums add up to the whole data's
+        var (start, count) = parallel.Share(data.Count);
+        var share = data.Subset(Enumerable.Range(start, count).ToArray());
+        var local = Measure(Network, share, Objective, batchSize, _steps, context: Context);
+        Span<double> totals = [local.Loss * share.Count];
+        parallel.Sum(totals);
+        local.Metrics.Reduce(v => parallel.Sum(v));
+        return new Evaluation(totals[0] / Math.Max(1, data.Count), local.Metrics);
+    }
+
+    /// <summary>
+    /// The group this trainer is one member of, in data-parallel training (null: one process). Each member's loader must
+    /// be sharded the same way (<see cref="BatchLoader.SetShard"/>); the members' gradients are summed every step, so
+    /// every member takes the same optimizer step.
+    /// </summary>
+    public DataParallel<T>? Parallel { get; init; }
 
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
         Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Numerics;
 using Backprop.Core;
 using Backprop.Data;
+using Backprop.Distributed;
 using Backprop.Health;
 using Backprop.IO;
 using Backprop.Nn;
@@ -97,7 +98,7 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </param>
     public static TrainingRun<T> Create(TrainingJob job, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
         bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
-        Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null)
+        Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null, ICollective? collective = null)
     {
         optimizers ??= OptimizerRegistry.Default;
         job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
@@ -160,8 +161,11 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
                 o.BatchSize < coupling.MinimumBatch
                     ? $"{coupling.Kind} in training mode needs batches of at least {coupling.MinimumBatch} samples (a batch of 1 has no variance)"
                     : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of 1 sample, which {coupling.Kind} cannot train on (a batch of 1 has no variance): choose another batch size");
-        var trainer = new Trainer<T>(network, job.Options, context, optimizers, objective) { CollectDiagnostics = collectDiagnostics };
+        var parallel = collective is { Size: > 1 } ? new DataParallel<T>(collective) : null;
+        var trainer = new Trainer<T>(network, job.Options, context, optimizers, objective) { CollectDiagnostics = collectDiagnostics, Parallel = parallel };
         resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);
+        // every member starts from rank 0's parameters, buffers and optimizer state (and step)
+        parallel?.BroadcastModel(network, trainer.Optimizer);
         return new TrainingRun<T>(job, data, network, trainer, checkpointPath, identity, resumeFrom, defaultsSaid);
     }
 
@@ -261,6 +265,7 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         var o = Job.Options;
         int trainCount = Data.Train.Count;
         var loader = new BatchLoader(Data.Train, o.BatchSize, o.Seed);
+        if (Trainer.Parallel is { } parallel) loader.SetShard(parallel.Rank, parallel.Size);
         var schedule = Trainer.Schedule(loader.BatchesPerEpoch);
         var health = new List<LayerHealth[]>();
         double trainSeconds = _history.Sum(h => h.Seconds);
@@ -309,7 +314,8 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
                 stopped = o.Patience > 0 && _epochsSinceBest >= o.Patience;
             }
             epochs?.Report(new EpochReport(result, diagnostics, stopped));
-            if (CheckpointPath is not null)
+            // one member writes: rank 0 (all hold the same model)
+            if (CheckpointPath is not null && Trainer.Parallel is not { Rank: > 0 })
                 Checkpoint.Save(CheckpointPath, Network, Trainer.Optimizer, epoch, _history, _bestValidationLoss, _epochsSinceBest,
                     Data.LabelNames, Data.Standardizer, _identity!);
         }

@@ -178,6 +178,35 @@ public abstract class TaskMetrics
     public abstract double Headline { get; }
     /// <summary>Per-class or per-output figures for a report: "per_class_recall", "f1_per_label", "r2_per_target", … (the names evaluate --json uses).</summary>
     public abstract IReadOnlyList<(string Name, double[] Values)> PerOutput();
+
+    /// <summary>
+    /// The accumulated sums (the row count first), which add up across shards of the data: data-parallel training sums
+    /// every member's with <paramref name="sum"/> (an all-reduce) and reads the metrics of the whole data from the result.
+    /// </summary>
+    public void Reduce(Action<Span<double>> sum)
+    {
+        _state ??= new double[1 + StateLength];
+        _state[0] = Count;
+        Export(_state.AsSpan(1));
+        sum(_state);
+        Count = (long)_state[0];
+        Import(_state.AsSpan(1));
+    }
+
+    private double[]? _state;
+    protected abstract int StateLength { get; }
+    protected abstract void Export(Span<double> state);
+    protected abstract void Import(ReadOnlySpan<double> state);
+
+    protected static void Put(ReadOnlySpan<long> values, Span<double> state, ref int at)
+    {
+        for (int i = 0; i < values.Length; i++) state[at++] = values[i];
+    }
+
+    protected static void Take(ReadOnlySpan<double> state, Span<long> values, ref int at)
+    {
+        for (int i = 0; i < values.Length; i++) values[i] = (long)state[at++];
+    }
 }
 
 internal sealed class ClassificationMetrics(int classes) : TaskMetrics
@@ -222,6 +251,10 @@ internal sealed class ClassificationMetrics(int classes) : TaskMetrics
     }
 
     public override IReadOnlyList<(string Name, double[] Values)> PerOutput() => [("per_class_recall", Recall())];
+
+    protected override int StateLength => _confusion.Length + 1;
+    protected override void Export(Span<double> state) { int at = 0; Put(_confusion, state, ref at); state[at] = _correct; }
+    protected override void Import(ReadOnlySpan<double> state) { int at = 0; Take(state, _confusion, ref at); _correct = (long)state[at]; }
 }
 
 internal sealed class RegressionMetrics(int targets, Standardizer? scaling) : TaskMetrics
@@ -265,6 +298,16 @@ internal sealed class RegressionMetrics(int targets, Standardizer? scaling) : Ta
     {
         double n = Math.Max(1, Count) * targets;
         return [new("r2", Headline), new("rmse", Math.Sqrt(_sse.Sum() / n)), new("mae", _sae.Sum() / n)];
+    }
+
+    protected override int StateLength => 4 * targets;
+    protected override void Export(Span<double> state)
+    {
+        _sse.CopyTo(state); _sae.CopyTo(state[targets..]); _sum.CopyTo(state[(2 * targets)..]); _sumSq.CopyTo(state[(3 * targets)..]);
+    }
+    protected override void Import(ReadOnlySpan<double> state)
+    {
+        state[..targets].CopyTo(_sse); state.Slice(targets, targets).CopyTo(_sae); state.Slice(2 * targets, targets).CopyTo(_sum); state.Slice(3 * targets, targets).CopyTo(_sumSq);
     }
 
     public override IReadOnlyList<(string Name, double[] Values)> PerOutput() =>
@@ -311,4 +354,8 @@ internal sealed class MultiLabelMetrics(int labels) : TaskMetrics
     public override double Headline => (double)_exact / Math.Max(1, Count);
     public override IReadOnlyList<Metric> Results() => [new("subset_accuracy", Headline), new("f1_macro", F1().Average())];
     public override IReadOnlyList<(string Name, double[] Values)> PerOutput() => [("f1_per_label", F1())];
+
+    protected override int StateLength => 3 * labels + 1;
+    protected override void Export(Span<double> state) { int at = 0; Put(_tp, state, ref at); Put(_fp, state, ref at); Put(_fn, state, ref at); state[at] = _exact; }
+    protected override void Import(ReadOnlySpan<double> state) { int at = 0; Take(state, _tp, ref at); Take(state, _fp, ref at); Take(state, _fn, ref at); _exact = (long)state[at]; }
 }

@@ -1,0 +1,112 @@
+using Backprop.Distributed;
+using Backprop.Nn;
+using Backprop.Tests.Cli;
+using Backprop.Tests.Training;
+using Backprop.Training;
+
+namespace Backprop.Tests.Distributed;
+
+/// <summary>
+/// Data-parallel training among threads (the in-process collective): with the same seed and global batch, N members end
+/// with the parameters one process would have, and every member holds the same model.
+/// </summary>
+public class DataParallelTrainingTests
+{
+    private static TrainingJob Job(string data, string? arch = null, string optimizer = "sgd", int batch = 16, int epochs = 2, string? task = null) => new()
+    {
+        Data = CliRunner.DataPath("tabular", data),
+        Architecture = arch,
+        Precision = "float64",
+        Task = task,
+        Options = new TrainOptions { Epochs = epochs, BatchSize = batch, LearningRate = 0.05, Optimizer = optimizer, Seed = 3, Schedule = "constant" },
+    };
+
+    /// <summary>Trains <paramref name="job"/> on <paramref name="size"/> threads; returns every member's run and result.</summary>
+    private static (TrainingRun<double> Run, TrainingResult Result)[] Train(TrainingJob job, int size)
+    {
+        var members = InProcessCollective.Create(size, TimeSpan.FromSeconds(60));
+        var results = new (TrainingRun<double>, TrainingResult)[size];
+        var errors = new Exception?[size];
+        var threads = members.Select((m, r) => new Thread(() =>
+        {
+            try
+            {
+                using var context = new Backprop.Kernels.ComputeContext(1);
+                var run = TrainingRun<double>.Create(job, context: context, collective: m);
+                results[r] = (run, run.Run());
+            }
+            catch (Exception e) { errors[r] = e; m.Abort(); }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) Assert.True(t.Join(TimeSpan.FromMinutes(2)), "a member hung");
+        foreach (var e in errors) if (e is not null) throw new Xunit.Sdk.XunitException($"a member failed: {e}");
+        return results;
+    }
+
+    private static void Close(Sequential<double> expected, Sequential<double> actual, double rtol)
+    {
+        var e = expected.Parameters().SelectMany(p => p.Value.Span.ToArray()).ToArray();
+        var a = actual.Parameters().SelectMany(p => p.Value.Span.ToArray()).ToArray();
+        Assert.Equal(e.Length, a.Length);
+        double scale = e.Max(Math.Abs);
+        for (int i = 0; i < e.Length; i++)
+            Assert.True(Math.Abs(e[i] - a[i]) <= rtol * Math.Max(Math.Abs(e[i]), 1e-3 * scale), $"parameter {i}: {e[i]:R} vs {a[i]:R}");
+    }
+
+    [Theory]
+    [InlineData("iris.csv", "4-16:tanh-3", 2, "sgd")]
+    [InlineData("iris.csv", "4-16:tanh-3", 4, "adam")]
+    [InlineData("wine.csv", "13-8:relu-8:relu-3", 3, "sgd")]        // 3 does not divide the batches: uneven shares
+    [InlineData("friedman1.csv", "10-16:tanh-1", 2, "adam")]         // a regression
+    [InlineData("digits-multilabel.csv", "64-16:relu-3", 4, "sgd")]   // multi-label
+    public void NMembersEndWithTheParametersOfOneProcess(string data, string arch, int size, string optimizer)
+    {
+        var job = Job(data, arch, optimizer, task: data.StartsWith("digits-multi", StringComparison.Ordinal) ? "multilabel" : null) with
+        {
+            LabelColumn = data.StartsWith("digits-multi", StringComparison.Ordinal) ? "even,gt4,prime" : null,
+        };
+        var one = Train(job, 1)[0];
+        var group = Train(job, size);
+        foreach (var (run, _) in group) Close(one.Run.Network, run.Network, 1e-9);
+        // the members hold the same bits: every one took the same step
+        for (int r = 1; r < size; r++) TrainingAssert.BitIdentical(group[0].Run.Network, group[r].Run.Network);
+        // the figures are over the whole data, not a member's share
+        Assert.Equal(one.Result.TestLoss, group[0].Result.TestLoss, 9);
+        Assert.Equal(one.Result.TestAccuracy, group[0].Result.TestAccuracy, 9);
+        Assert.Equal(one.Result.History[^1].TrainLoss, group[0].Result.History[^1].TrainLoss, 9);
+    }
+
+    [Fact]
+    public void ClassWeightsScaleEachShareByItsWeightNotItsRows()
+    {
+        var job = Job("wine.csv", "13-8:relu-3") with { ClassWeights = "0.2,1,3" };
+        var one = Train(job, 1)[0];
+        foreach (var (run, _) in Train(job, 3)) Close(one.Run.Network, run.Network, 1e-9);
+    }
+
+    [Fact]
+    public void BatchesSmallerThanTheGroupLeaveSomeMembersWithoutRows()
+    {
+        // 96 training rows in batches of 5: the last batch has 1 row, and 4 members share batches of 5 as 2,1,1,1
+        var job = Job("iris.csv", "4-6:tanh-3", batch: 5, epochs: 1);
+        var one = Train(job, 1)[0];
+        foreach (var (run, _) in Train(job, 4)) Close(one.Run.Network, run.Network, 1e-9);
+    }
+
+    [Fact]
+    public void ShareOfABatchIsContiguousAndCoversIt()
+    {
+        for (int size = 1; size <= 5; size++)
+            for (int count = 0; count <= 12; count++)
+            {
+                int next = 0;
+                for (int r = 0; r < size; r++)
+                {
+                    var (start, n) = DataParallel<double>.Share(count, r, size);
+                    Assert.Equal(next, start);
+                    next += n;
+                }
+                Assert.Equal(count, next);
+            }
+    }
+}
