@@ -31,6 +31,14 @@ public static class Cli
         }
     }
 
+    /// <summary>The exit code <see cref="Report"/> gives for <paramref name="e"/>, without printing.</summary>
+    public static int ExitCodeOf(Exception e) => e switch
+    {
+        UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
+            or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException => ExitUsage,
+        _ => 1,
+    };
+
     /// <summary>Turns an exception into one line on stderr and an exit code; never a stack trace.</summary>
     public static int Report(Exception e)
     {

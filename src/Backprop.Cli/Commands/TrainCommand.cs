@@ -91,6 +91,10 @@ public static class TrainCommand
         var dropout = new Option<double>(FlagOf(TrainingSetting.Dropout)) { Description = "Dropout probability after each hidden activation (0: none)", DefaultValueFactory = _ => 0.0 };
         var norm = new Option<string?>(FlagOf(TrainingSetting.Norm)) { Description = "layernorm or batchnorm before each hidden activation" };
         norm.AcceptOnlyFromAmong("layernorm", "batchnorm");
+        var distributed = new Option<bool>("--distributed")
+        {
+            Description = "Data-parallel training under mpirun (Open MPI): every rank takes its share of each global --batch and the gradients are summed; rank 0 prints and writes the files",
+        };
         var init = new Option<string>(FlagOf(TrainingSetting.Init)) { Description = "default, xavier_uniform, xavier_normal, he_uniform or he_normal", DefaultValueFactory = _ => "default" };
         var task = new Option<string?>(FlagOf(TrainingSetting.Task)) { Description = $"{TrainingTask.NamesText} (default: from the label column: non-integer numbers are a regression)" };
         task.AcceptOnlyFromAmong([.. TrainingTask.All.Select(t => t.Name)]);
@@ -117,7 +121,7 @@ public static class TrainCommand
         {
             data, layers, activation, optimizer, lr, batch, epochs, seed, threads, output, checkpoint, resume, json, quiet, label, dtype,
             momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots, arch, dropout, norm,
-            task, loss, huberDelta, classWeights, posWeight, labels,
+            task, loss, huberDelta, classWeights, posWeight, labels, distributed,
         };
         cmd.SetAction(r =>
         {
@@ -151,6 +155,7 @@ public static class TrainCommand
             var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint) ?? r.GetValue(resume), r.GetValue(resume),
                 r.GetValue(json), r.GetValue(quiet),
                 r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
+            if (r.GetValue(distributed)) return Distributed(a, settings, r, catalog);
             var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
             TrainingJob job = given;
             return MapLibraryErrors(a.Resume, () => job.Data, () =>
@@ -163,12 +168,72 @@ public static class TrainCommand
         return cmd;
     }
 
+    /// <summary>
+    /// `--distributed`: the same run on every rank of an mpirun job, over MPI. Rank 0 prints, checkpoints and saves; the
+    /// others run quietly. An error that every rank meets alike (a bad option, a divergence, which the ranks agree on) is
+    /// printed by rank 0 only; one that a rank meets alone is printed by that rank. A failing rank ends the whole job
+    /// (MPI_Abort), so that no rank waits for it.
+    /// </summary>
+    private static int Distributed(TrainArgs given, (Option Option, TrainingSetting Setting)[] settings, ParseResult r, Catalog catalog)
+    {
+        Backprop.Distributed.MpiCollective mpi;
+        try { mpi = new Backprop.Distributed.MpiCollective(); }
+        catch (Backprop.Distributed.MpiUnavailableException e) { throw new UsageException($"--distributed: {e.Message}"); }
+        int rank = mpi.Rank;
+        var a = rank == 0 ? given : given with { Quiet = true, Json = false, Plots = null };
+        a = a with { Collective = mpi };
+        var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
+        TrainingJob job = a.Job;
+        // mpirun ends the other ranks with SIGTERM when one dies: rank 0 says why in one line (the checkpoint of the
+        // last complete epoch is written atomically, so it stays loadable)
+        // (unless it has already said why the run ended)
+        bool ended = false;
+        using var terminated = rank != 0 ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ =>
+        {
+            if (Volatile.Read(ref ended)) return;
+            Console.Error.WriteLine("backprop: the job was stopped (mpirun ends every rank when one of them ends)" +
+                (a.Checkpoint is { } ck && File.Exists(ck) ? $"; continue with --resume {ck}" : ""));
+        });
+        int code;
+        try
+        {
+            code = MapLibraryErrors(a.Resume, () => job.Data, () =>
+            {
+                job = JobToRun(a, explicitlyGiven, catalog);
+                a = a with { Job = job, Given = a.Resume is null ? explicitlyGiven : null };
+                return job.Precision == "float64" ? Run<double>(a, catalog) : Run<float>(a, catalog);
+            });
+            Volatile.Write(ref ended, true);
+        }
+        catch (Exception e)
+        {
+            Volatile.Write(ref ended, true);
+            // an error every rank meets alike (a bad option, found before any collective call) ends every rank normally
+            bool shared = e is UsageException or NonFiniteValueException or OperationCanceledException;
+            if (e is OperationCanceledException) code = ExitInterrupted;
+            else if (rank == 0) code = Cli.Report(e);
+            else
+            {
+                code = Cli.ExitCodeOf(e);
+                if (!shared) Console.Error.WriteLine($"backprop: rank {rank}: {string.Join(' ', e.Message.Split('\n', StringSplitOptions.TrimEntries))}");
+            }
+            Console.Error.Flush();
+            Console.Out.Flush();
+            // otherwise the other ranks may be waiting in a collective call for this one: end them all
+            if (!shared) mpi.Abort(code);
+        }
+        mpi.Dispose();
+        return code;
+    }
+
     /// <summary>The parsed command line: the job as given, and what only the CLI cares about.</summary>
     /// <param name="Given">The settings given on the command line; the others adapt to a CSV file's size. Null: none adapt (resuming).</param>
     public sealed record TrainArgs(TrainingJob Job, int Threads, string Out, string? Checkpoint, string? Resume, bool Json, bool Quiet,
         bool Diagnostics, string? Plots)
     {
         public IReadOnlyCollection<TrainingSetting>? Given { get; init; }
+        /// <summary>The group of a `--distributed` run; null: one process.</summary>
+        public Backprop.Distributed.ICollective? Collective { get; init; }
     }
 
     /// <summary>
@@ -252,7 +317,8 @@ public static class TrainCommand
         using var context = new ComputeContext(a.Threads);
         var ck = a.Resume is null ? null : Checkpoint.Load<T>(a.Resume, catalog);
         var run = TrainingRun<T>.Create(a.Job, ck, a.Checkpoint, a.Diagnostics, resumeSource: a.Resume ?? "checkpoint", context: context, catalog: catalog,
-            given: a.Given);
+            given: a.Given, collective: a.Collective);
+        bool writes = a.Collective is not { Rank: > 0 };   // one rank writes the files
         var job = run.Job;
         var o = job.Options;
         var data = run.Data;
@@ -268,7 +334,8 @@ public static class TrainCommand
                     run.DefaultsSaid,
                 }.Where(x => x is not null)));
             Console.WriteLine($"training {NetworkText(run.Network, job)} on {data.Kind}{(data.Kind == "csv" ? $" ({run.Task.Name}, {run.Trainer.Objective.Loss.Name})" : "")} ({data.Train.Count} train, {data.Validation.Count} validation, {data.Test.Count} test), " +
-                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, {context.Threads} threads");
+                $"{o.Optimizer} lr {o.LearningRate}, batch {o.BatchSize}, {job.Precision}, " +
+                (a.Collective is { Size: > 1 } group ? $"{group.Size} ranks × {context.Threads} threads ({group.Transport})" : $"{context.Threads} threads"));
             Console.WriteLine($"{"epoch",5} {"train loss",11} {"train " + run.Task.MetricColumns[0],9} {"val loss",9} {string.Join(" ", run.Task.MetricColumns.Select(m => $"{"val " + m,8}"))} {"lr",9} {"seconds",8} {"samples/s",10}");
         }
 
@@ -316,7 +383,8 @@ public static class TrainCommand
         }
         catch (NonFiniteValueException e)
         {
-            Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, LastGoodCheckpoint())}");
+            // every rank of a distributed run stops with the same divergence: rank 0 says it
+            if (writes) Console.Error.WriteLine($"backprop: {Cli.Diverged(e, o.LearningRate, LastGoodCheckpoint())}");
             return 1;
         }
         catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
@@ -344,7 +412,7 @@ public static class TrainCommand
             var files = TrainingPlots.Write(a.Plots, result.History, health, metricNames);
             if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
         }
-        run.SaveModel(a.Out);
+        if (writes) run.SaveModel(a.Out);
         if (!a.Quiet && result.BestEpoch is int best)
             Console.WriteLine($"kept the weights of epoch {best}, the best validation loss");
         if (!a.Quiet)
