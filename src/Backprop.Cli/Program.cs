@@ -6,7 +6,16 @@ namespace Backprop.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Catalog.Default);
+    public static int Main(string[] args)
+    {
+        // Under mpirun every rank's stdout is a pseudo-terminal that Open MPI forwards, so .NET's console would write the
+        // terminal's keypad-mode sequence (ESC[?1h ESC=) once per rank ahead of the output, even into a file or a pipe,
+        // and the --json line would no longer parse. A rank's output is never a terminal the user types into: treat it
+        // as a dumb one before the console is first touched.
+        if (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null)
+            Environment.SetEnvironmentVariable("TERM", "dumb");
+        return Run(args, Catalog.Default);
+    }
 
     /// <summary>
     /// The CLI with the activations, losses and layer kinds of <paramref name="catalog"/>: every command looks names up

@@ -415,6 +415,9 @@ public static class TrainCommand
         if (writes) run.SaveModel(a.Out);
         if (!a.Quiet && result.BestEpoch is int best)
             Console.WriteLine($"kept the weights of epoch {best}, the best validation loss");
+        if (!a.Quiet && run.Trainer.Parallel is { AllReduceCalls: > 0 } members)
+            Console.WriteLine($"all-reduce: {members.AllReduceSeconds * 1e3 / members.AllReduceCalls:F3} ms a step over {members.Size} ranks " +
+                $"({members.AllReduceSeconds / Math.Max(1e-9, result.TrainSeconds):P1} of the training time, waiting for the slowest rank included)");
         if (!a.Quiet)
             Console.WriteLine($"test {string.Join(", ", result.TestMetrics.Select(run.Task.Describe))}, test loss {result.TestLoss:F4}; trained {result.TrainSeconds:F2} s ({result.SamplesPerSecond:N0} samples/s); saved {a.Out}");
         if (a.Json)
@@ -427,6 +430,12 @@ public static class TrainCommand
                 w.WriteNumber("train_seconds", Math.Round(result.TrainSeconds, 4));
                 w.WriteNumber("epochs", result.History.Count);
                 w.WriteNumber("samples_per_s", Math.Round(result.SamplesPerSecond, 1));
+                if (run.Trainer.Parallel is { AllReduceCalls: > 0 } p)
+                {
+                    w.WriteNumber("ranks", p.Size);
+                    w.WriteNumber("allreduce_ms_per_step", Math.Round(p.AllReduceSeconds * 1e3 / p.AllReduceCalls, 3));
+                    w.WriteNumber("allreduce_share", Math.Round(p.AllReduceSeconds / Math.Max(1e-9, result.TrainSeconds), 4));
+                }
                 w.WriteEndObject();
             });
         return 0;

@@ -40,10 +40,10 @@ public sealed unsafe class MpiCollective : ICollective
     /// <summary>As <see cref="MpiCollective()"/> with another library file (tests name a missing one).</summary>
     internal MpiCollective(string library)
     {
-        if (!UnderMpirun)
-            throw new MpiUnavailableException("distributed training runs under mpirun, e.g. mpirun -np 2 backprop train --distributed");
         if (!NativeLibrary.TryLoad(library, out _lib))
             throw new MpiUnavailableException($"cannot load {library} (Open MPI 4): install the Debian packages openmpi-bin and libopenmpi-dev");
+        if (!UnderMpirun)
+            throw new MpiUnavailableException("distributed training runs under mpirun, e.g. mpirun -np 2 backprop train --distributed");
         _world = Export("ompi_mpi_comm_world");
         _float = Export("ompi_mpi_float");
         _double = Export("ompi_mpi_double");

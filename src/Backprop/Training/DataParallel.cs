@@ -57,6 +57,21 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     /// </summary>
     public int AllReduceGradients(Span<T> gradients, double localDivisor, bool localFinite = true)
     {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        try { return SumGradients(gradients, localDivisor, localFinite); }
+        finally
+        {
+            AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+            AllReduceCalls++;
+        }
+    }
+
+    /// <summary>Time spent in <see cref="AllReduceGradients"/> (waiting for the slowest member included), and its calls: the cost of data parallelism per step.</summary>
+    public double AllReduceSeconds { get; private set; }
+    public long AllReduceCalls { get; private set; }
+
+    private int SumGradients(Span<T> gradients, double localDivisor, bool localFinite)
+    {
         _scalars ??= new double[1 + Size];
         Array.Clear(_scalars);
         _scalars[0] = localDivisor;

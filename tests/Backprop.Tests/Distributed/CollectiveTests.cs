@@ -87,3 +87,14 @@ public class CollectiveTests
         Assert.DoesNotContain('\n', e.Message);
     }
 }
+
+public class MpiLibraryTests
+{
+    [Fact]
+    public void AMissingMpiLibraryNamesTheAptPackages()
+    {
+        var e = Assert.Throws<MpiUnavailableException>(() => new MpiCollective("libmpi-that-is-not-here.so.40"));
+        Assert.Contains("openmpi-bin and libopenmpi-dev", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+    }
+}

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using Backprop.IO;
+using Backprop.Tests.Cli;
+using Backprop.Tests.Training;
+using Backprop.Training;
+
+namespace Backprop.Tests.Distributed;
+
+/// <summary>
+/// `mpirun -np N backprop train --distributed` for real, over Open MPI (CI installs openmpi-bin and libopenmpi-dev):
+/// the same model as one process, one message for a divergence, and a killed rank that ends the job with a loadable
+/// checkpoint. Ranks run one thread each, oversubscribed on the machine's cores.
+/// </summary>
+[Collection("mpirun")]
+public class MpiTrainingTests
+{
+    private static string Digits => CliRunner.DataPath("tabular", "digits.csv.gz");
+    private static readonly string[] Hyper = ["--data", Digits, "--layers", "64,32,10", "--batch", "64", "--optimizer", "sgd", "--lr", "0.05",
+        "--schedule", "constant", "--seed", "2", "--threads", "1"];
+
+    private static string Mpirun()
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+            if (dir.Length > 0 && File.Exists(Path.Combine(dir, "mpirun"))) return Path.Combine(dir, "mpirun");
+        throw new Xunit.Sdk.XunitException("mpirun is not installed (Debian: apt-get install openmpi-bin libopenmpi-dev; .ci/run does it)");
+    }
+
+    private static ProcessStartInfo Start(int ranks, string[] args)
+    {
+        string dll = Path.Combine(AppContext.BaseDirectory, "backprop.dll");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        var psi = new ProcessStartInfo(Mpirun()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetTempPath() };
+        foreach (var a in (string[])["--oversubscribe", "-np", ranks.ToString(), dotnet, dll, "train", "--distributed", .. args]) psi.ArgumentList.Add(a);
+        // root in containers, and vader's single-copy mechanism that containers refuse
+        psi.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
+        psi.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
+        psi.Environment["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none";
+        return psi;
+    }
+
+    private static (int ExitCode, string Stdout, string Stderr) Run(int ranks, params string[] args)
+    {
+        using var p = Process.Start(Start(ranks, args))!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(entireProcessTree: true); Assert.Fail("mpirun did not finish in 3 minutes"); }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private static double[] Parameters(string model) =>
+        [.. SafeTensorsFile.Read(model) is var f ? f.Names.Order().SelectMany(n => f.GetTensor<double>(n).Span.ToArray()) : []];
+
+    [Theory]
+    [InlineData(2)]
+    [InlineData(4)]
+    public void Float64RanksEndWithTheParametersOfOneProcess(int ranks)
+    {
+        using var tmp = new TempDir();
+        var one = CliRunner.Run(["train", .. Hyper, "--dtype", "float64", "--epochs", "1", "--quiet", "--json", "--out", tmp.File("one.safetensors")]);
+        Assert.True(one.ExitCode == 0, one.Stderr);
+        var group = Run(ranks, [.. Hyper, "--dtype", "float64", "--epochs", "1", "--json", "--out", tmp.File("group.safetensors")]);
+        Assert.True(group.ExitCode == 0, group.Stdout + group.Stderr);
+        var expected = Parameters(tmp.File("one.safetensors"));
+        var actual = Parameters(tmp.File("group.safetensors"));
+        Assert.Equal(expected.Length, actual.Length);
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]) / Math.Max(Math.Abs(expected[i]), 1e-6));
+        Assert.True(worst <= 1e-9, $"largest relative difference {worst:E2}");
+        // rank 0 alone prints: one table, one JSON line
+        Assert.Single(group.Stdout.Split('\n'), l => l.StartsWith("{\"task\"", StringComparison.Ordinal));
+        Assert.Contains($"{ranks} ranks × 1 threads", group.Stdout);
+    }
+
+    [Fact]
+    public void Float32TestAccuracyIsOneProcesssToWithinATenthOfAPercent()
+    {
+        using var tmp = new TempDir();
+        var one = CliRunner.Run(["train", .. Hyper, "--epochs", "3", "--quiet", "--json", "--out", tmp.File("one.safetensors")]);
+        Assert.True(one.ExitCode == 0, one.Stderr);
+        var group = Run(2, [.. Hyper, "--epochs", "3", "--quiet", "--json", "--out", tmp.File("group.safetensors")]);
+        Assert.True(group.ExitCode == 0, group.Stderr);
+        var json = System.Text.Json.JsonDocument.Parse(group.Stdout.Trim().Split('\n')[^1]).RootElement;
+        Assert.InRange(json.GetProperty("test_accuracy").GetDouble() - one.Json.GetProperty("test_accuracy").GetDouble(), -0.001, 0.001);
+    }
+
+    [Fact]
+    public void ADivergenceOnAnyRankStopsAllWithOneMessage()
+    {
+        using var tmp = new TempDir();
+        var r = Run(2, ["--data", CliRunner.DataPath("tabular", "iris.csv"), "--optimizer", "sgd", "--lr", "1e9", "--batch", "16", "--epochs", "20",
+            "--threads", "1", "--quiet", "--out", tmp.File("m.safetensors")]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Single(r.Stderr.Split('\n'), l => l.StartsWith("backprop: training diverged", StringComparison.Ordinal));
+        Assert.False(File.Exists(tmp.File("m.safetensors")));
+    }
+
+    [Fact]
+    public async Task AKilledRankEndsTheJobAndTheCheckpointResumesWithAnotherCount()
+    {
+        using var tmp = new TempDir();
+        string ck = tmp.File("run.ck");
+        using var p = Process.Start(Start(2, ["--data", Digits, "--batch", "64", "--schedule", "constant", "--epochs", "100000", "--threads", "1",
+            "--quiet", "--checkpoint", ck, "--out", tmp.File("m.safetensors")]))!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var until = DateTime.UtcNow.AddMinutes(2);
+        while (!(File.Exists(ck) && Checkpoint.Load<float>(ck).Epoch >= 1) && DateTime.UtcNow < until && !p.HasExited) Thread.Sleep(200);
+        // (the message must not await stderr unless the job has ended: an interpolated message is evaluated before the assert)
+        if (p.HasExited) Assert.Fail($"the job ended early: {await stderr}");
+        Assert.True(File.Exists(ck), "no checkpoint of a whole epoch within 2 minutes");
+        // kill -9 one rank: the newest dotnet child of mpirun
+        var ranks = Children(p.Id);
+        Assert.Equal(2, ranks.Count);
+        var clock = Stopwatch.StartNew();
+        Process.GetProcessById(ranks.Max()).Kill();
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), "the job did not end within 60 s of a rank's death");
+        Assert.NotEqual(0, p.ExitCode);
+        Assert.Contains("backprop: the job was stopped", await stderr);
+        _ = await stdout;
+        // the checkpoint of the last complete epoch loads, and a run of 3 ranks continues it
+        int epoch = Checkpoint.Load<float>(ck).Epoch;
+        var resumed = Run(3, ["--resume", ck, "--epochs", (epoch + 1).ToString(), "--threads", "1", "--quiet", "--json", "--out", tmp.File("resumed.safetensors")]);
+        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.True(File.Exists(tmp.File("resumed.safetensors")));
+    }
+
+    /// <summary>The processes whose parent is <paramref name="parent"/> (from /proc).</summary>
+    private static List<int> Children(int parent)
+    {
+        var children = new List<int>();
+        foreach (var dir in Directory.GetDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                if (int.Parse(fields[1]) == parent) children.Add(pid);
+            }
+            catch (IOException) { }
+        }
+        return children;
+    }
+
+    [Fact]
+    public void DistributedWithoutMpirunIsOneLine()
+    {
+        var r = CliRunner.Run("train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--distributed");
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("--distributed: distributed training runs under mpirun", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    }
+}
