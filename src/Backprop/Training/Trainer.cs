@@ -295,8 +295,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         Network.SetTraining(true);
         SeedRandomLayers();
         loader.StartEpoch(epoch);
-        double lossSum = 0;
-        long seen = 0, globalSeen = 0;
+        // the epoch's loss is Σ (batch mean × its divisor) / Σ divisors: the mean as the loss defines it (class weights)
+        double lossSum = 0, divisorSum = 0;
+        long globalSeen = 0;
         _trainMetrics.Reset();
         double gradNormSum = 0;
         int batches = 0;
@@ -339,10 +340,11 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
                     : NonFiniteValueException.LocateBackward(step, epoch, loader.BatchIndex, Optimizer.StepCount);
             if (step is not null)
             {
-                lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
+                double d = step.LossDivisor;
+                lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * d;
+                divisorSum += d;
                 step.Measure(_trainMetrics, loader.CurrentY, n);
             }
-            seen += n;
             globalSeen += loader.GlobalBatchSize;
             batches++;
             onBatch?.Invoke((int)globalSeen);
@@ -350,14 +352,14 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         if (Parallel is { } group)
         {
             // the epoch's figures over all members' shares; the running statistics of batch norms as rank 0's
-            Span<double> totals = [lossSum, seen];
+            Span<double> totals = [lossSum, divisorSum];
             group.Sum(totals);
-            (lossSum, seen) = (totals[0], (long)totals[1]);
+            (lossSum, divisorSum) = (totals[0], totals[1]);
             _trainMetrics.Reduce(v => group.Sum(v));
             group.BroadcastBuffers(Network);
         }
         LastTrainMetrics = _trainMetrics.Results();
-        return (lossSum / Math.Max(1, seen), _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
+        return (divisorSum > 0 ? lossSum / divisorSum : 0, _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
     }
 
     private bool _randomSeeded;
@@ -421,10 +423,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         var (start, count) = parallel.Share(data.Count);
         var share = data.Subset(Enumerable.Range(start, count).ToArray());
         var local = Measure(Network, share, Objective, batchSize, _steps, context: Context);
-        Span<double> totals = [local.Loss * share.Count];
+        Span<double> totals = [local.Loss * local.Divisor, local.Divisor];
         parallel.Sum(totals);
         local.Metrics.Reduce(v => parallel.Sum(v));
-        return new Evaluation(totals[0] / Math.Max(1, data.Count), local.Metrics);
+        return new Evaluation(totals[1] > 0 ? totals[0] / totals[1] : 0, local.Metrics, totals[1]);
     }
 
     /// <summary>
@@ -445,14 +447,18 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public static Evaluation Measure(Sequential<T> network, LabeledData data, TrainingObjective objective, int batchSize = 1000,
         Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
-        double lossSum = 0;
+        // each batch's mean loss times its divisor: the sum over rows, so that the result is the whole data's mean as
+        // the loss defines it (for a class-weighted loss, Σ w·ℓ / Σ w, not the mean of the batches' means)
+        double lossSum = 0, divisor = 0;
         var metrics = objective.Task.CreateMetrics(network.Outputs, objective.TargetScaling);
         ForEachBatch(network, data, objective, batchSize, cache, requireTargets: true, outputs, context, (step, start, n) =>
         {
-            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * n;
+            double d = step.LossDivisor;
+            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * d;
+            divisor += d;
             step.Measure(metrics, data.Labels.AsSpan(start, n), n);
         });
-        return new Evaluation(lossSum / Math.Max(1, data.Count), metrics);
+        return new Evaluation(divisor > 0 ? lossSum / divisor : 0, metrics, divisor);
     }
 
     /// <summary>Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones.</summary>
@@ -493,4 +499,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 }
 
 /// <summary>A data set's mean loss and the task's metrics.</summary>
-public sealed record Evaluation(double Loss, TaskMetrics Metrics);
+/// <param name="Loss">The mean loss over the rows as the loss defines its mean: a class-weighted cross-entropy divides by
+/// the rows' summed class weights (PyTorch's semantics), the others by the rows (times the outputs, where it counts them).</param>
+/// <param name="Divisor">What <paramref name="Loss"/> was divided by (to combine evaluations of several shares).</param>
+public sealed record Evaluation(double Loss, TaskMetrics Metrics, double Divisor = 0);
