@@ -417,7 +417,8 @@ public static class TrainCommand
             Console.WriteLine($"kept the weights of epoch {best}, the best validation loss");
         if (!a.Quiet && run.Trainer.Parallel is { AllReduceCalls: > 0 } members)
             Console.WriteLine($"all-reduce: {members.AllReduceSeconds * 1e3 / members.AllReduceCalls:F3} ms a step over {members.Size} ranks " +
-                $"({members.AllReduceSeconds / Math.Max(1e-9, result.TrainSeconds):P1} of the training time, waiting for the slowest rank included)");
+                $"({members.AllReduceSeconds / Math.Max(1e-9, result.TrainSeconds):P1} of the training time); waiting for the slowest rank's forward pass: " +
+                $"{members.AgreementSeconds * 1e3 / members.AllReduceCalls:F3} ms a step ({members.AgreementSeconds / Math.Max(1e-9, result.TrainSeconds):P1})");
         if (!a.Quiet)
             Console.WriteLine($"test {string.Join(", ", result.TestMetrics.Select(run.Task.Describe))}, test loss {result.TestLoss:F4}; trained {result.TrainSeconds:F2} s ({result.SamplesPerSecond:N0} samples/s); saved {a.Out}");
         if (a.Json)
@@ -435,6 +436,8 @@ public static class TrainCommand
                     w.WriteNumber("ranks", p.Size);
                     w.WriteNumber("allreduce_ms_per_step", Math.Round(p.AllReduceSeconds * 1e3 / p.AllReduceCalls, 3));
                     w.WriteNumber("allreduce_share", Math.Round(p.AllReduceSeconds / Math.Max(1e-9, result.TrainSeconds), 4));
+                    w.WriteNumber("wait_ms_per_step", Math.Round(p.AgreementSeconds * 1e3 / p.AllReduceCalls, 3));
+                    w.WriteNumber("wait_share", Math.Round(p.AgreementSeconds / Math.Max(1e-9, result.TrainSeconds), 4));
                 }
                 w.WriteEndObject();
             });

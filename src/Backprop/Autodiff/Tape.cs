@@ -144,7 +144,12 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// Reverse-mode pass from <paramref name="root"/>. A scalar root is seeded with 1; any other root needs
     /// <paramref name="seed"/>, the gradient of some scalar with respect to it (a vector-Jacobian product).
     /// </summary>
-    public void Backward(Var<T> root, Tensor<T>? seed = null)
+    public void Backward(Var<T> root, Tensor<T>? seed = null) => Backward(root, seed, T.One);
+
+    /// <summary>Reverse-mode pass from a scalar <paramref name="root"/> seeded with <paramref name="seed"/>: the gradients of seed·root.</summary>
+    public void Backward(Var<T> root, T seed) => Backward(root, null, seed);
+
+    private void Backward(Var<T> root, Tensor<T>? seed, T scalarSeed)
     {
         if (!ReferenceEquals(root.Tape, this) || root.IsLeaf)
             throw new InvalidOperationException("backward starts from a value recorded on this tape");
@@ -157,7 +162,7 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         foreach (var l in _leaves) l.ResetGrad();
 
         var g = root.GradTarget(out _);
-        if (seed is null) g.Data[0] = T.One;
+        if (seed is null) g.Data[0] = scalarSeed;
         else seed.Data.CopyTo(g.Data);
 
         int start = _nodes.LastIndexOf(root);

@@ -50,39 +50,43 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     }
 
     /// <summary>
-    /// Turns this member's gradient of its share's mean loss (divisor <paramref name="localDivisor"/>; 0 for a member
-    /// without rows, whose gradient must then be zeros) into the global batch's, summed over all members, in the same
-    /// collective call that tells every member whether all losses were finite. Returns the lowest rank whose loss was
-    /// not finite, with the gradients left unsummed, or −1.
+    /// The agreement before a backward pass: every member gives its share's loss divisor (0 for a member without rows)
+    /// and whether its loss is finite; the small all-reduce returns the lowest rank whose loss was not finite (or −1),
+    /// and <paramref name="scale"/>, what this member's gradient of its share's mean must be multiplied by to be its
+    /// part of the global batch's mean: D_r/D, so that Σ_r (D_r/D)·∇(ℓ_r/D_r) = ∇(Σ_r ℓ_r)/D. The backward pass takes
+    /// it as its seed, so the gradient comes out scaled at no cost (a separate pass over 2 MB of gradients cost about
+    /// 3% of an MNIST step).
     /// </summary>
-    public int AllReduceGradients(Span<T> gradients, double localDivisor, bool localFinite = true)
+    public int AgreeOnBatch(double localDivisor, bool localFinite, out double scale)
     {
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
-        try { return SumGradients(gradients, localDivisor, localFinite); }
-        finally
-        {
-            AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
-            AllReduceCalls++;
-        }
-    }
-
-    /// <summary>Time spent in <see cref="AllReduceGradients"/> (waiting for the slowest member included), and its calls: the cost of data parallelism per step.</summary>
-    public double AllReduceSeconds { get; private set; }
-    public long AllReduceCalls { get; private set; }
-
-    private int SumGradients(Span<T> gradients, double localDivisor, bool localFinite)
-    {
         _scalars ??= new double[1 + Size];
         Array.Clear(_scalars);
         _scalars[0] = localDivisor;
         if (!localFinite) _scalars[1 + Rank] = 1;
         Collective.AllReduceSum<double>(_scalars);
-        for (int r = 0; r < Size; r++) if (_scalars[1 + r] > 0) return r;
+        AgreementSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
         double global = _scalars[0];
-        if (global > 0 && localDivisor != global) TensorPrimitives.Multiply(gradients, T.CreateChecked(localDivisor / global), gradients);
-        Collective.AllReduceSum(gradients);
+        scale = global > 0 ? localDivisor / global : 0;
+        for (int r = 0; r < Size; r++) if (_scalars[1 + r] > 0) return r;
         return -1;
     }
+
+    /// <summary>Sums the members' (already scaled, see <see cref="AgreeOnBatch"/>) gradients in place: one all-reduce over the flat buffer.</summary>
+    public void SumGradients(Span<T> gradients)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        Collective.AllReduceSum(gradients);
+        AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+        AllReduceCalls++;
+    }
+
+    /// <summary>Time spent summing gradients (<see cref="SumGradients"/>) and its calls: the cost of data parallelism per step.</summary>
+    public double AllReduceSeconds { get; private set; }
+    public long AllReduceCalls { get; private set; }
+
+    /// <summary>Time spent in <see cref="AgreeOnBatch"/>: mostly waiting for the slowest member to finish its forward pass.</summary>
+    public double AgreementSeconds { get; private set; }
 
     /// <summary>
     /// Every member's copy of the divergence that member <paramref name="root"/> found (its <paramref name="local"/>

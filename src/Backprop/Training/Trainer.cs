@@ -113,6 +113,12 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
         Tape.Backward(Loss);
     }
 
+    /// <summary>The forward pass alone (<see cref="Backward"/> follows).</summary>
+    public void Forward() => Tape.Forward();
+
+    /// <summary>The backward pass of the last forward pass, for the loss times <paramref name="scale"/>.</summary>
+    public void Backward(T scale) => Tape.Backward(Loss, scale);
+
     /// <summary>What the loss's mean reduction divided by in the last forward pass: the rows, or the sum of the targets' class weights.</summary>
     public double LossDivisor => Loss.Op is LossOp<T> op ? op.Divisor(Loss.InputArray) : BatchSize;
 
@@ -307,26 +313,30 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             int n = loader.CurrentBatchSize;
             // with a shard, this member's share of the global batch (none, when the batch is smaller than the group)
             var step = n > 0 ? StepFor(n) : null;
-            if (step is not null)
-            {
-                step.Load(loader);
-                step.ForwardBackward();
-            }
+            step?.Load(loader);
             if (Parallel is { } parallel)
             {
-                // the members agree on whether every loss was finite before summing: one member's NaN stops them all
-                // with that member's message
+                // after the forward pass the members agree on whether every loss was finite (one member's NaN stops
+                // them all with that member's message) and on the global batch's divisor, which scales each member's
+                // backward pass; the gradients are then summed
+                step?.Forward();
                 bool finite = step is null || T.IsFinite(step.Loss.Value.Data[0]);
-                var gradients = Network.Gradients.Complete();
-                if (step is null) gradients.Clear();
-                int failed = parallel.AllReduceGradients(gradients, step?.LossDivisor ?? 0, finite);
+                int failed = parallel.AgreeOnBatch(step?.LossDivisor ?? 0, finite, out double scale);
                 if (failed >= 0)
                 {
                     var local = finite ? null : NonFiniteValueException.Locate(step!, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
                     throw parallel.ShareDivergence(local, failed);
                 }
+                step?.Backward(T.CreateChecked(scale));
+                var gradients = Network.Gradients.Complete();
+                if (step is null) gradients.Clear();
+                parallel.SumGradients(gradients);
             }
-            else if (!T.IsFinite(step!.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
+            else
+            {
+                step!.ForwardBackward();
+                if (!T.IsFinite(step.Loss.Value.Data[0])) throw NonFiniteValueException.Locate(step, epoch, loader.BatchIndex, Optimizer.StepCount + 1);
+            }
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
             bool measure = CollectDiagnostics && step is not null && loader.BatchIndex == loader.BatchesPerEpoch - 1;
