@@ -37,7 +37,8 @@ public static class Model
     /// A float32 classifier from a PyTorch <c>nn.Sequential</c> state dict saved as safetensors, with one activation per
     /// hidden Linear layer (e.g. "relu" or "relu,tanh"), as <c>backprop import --activations</c> does.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not such a state dict, or the activations do not fit it.</exception>
+    /// <exception cref="InvalidDataException">The file is not such a state dict.</exception>
+    /// <exception cref="ArgumentException">The activations do not fit it.</exception>
     public static Model<float> ImportTorch(string path, string activations) => Model<float>.ImportTorch(path, activations);
 }
 
@@ -171,7 +172,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// A classifier from a PyTorch <c>nn.Sequential</c> state dict (safetensors) of Linear, LayerNorm, BatchNorm1d and
     /// Dropout modules, with one activation per hidden Linear (e.g. "relu"); it reproduces PyTorch's eval-mode outputs.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is not such a state dict, or the activations do not fit it.</exception>
+    /// <exception cref="InvalidDataException">The file is not such a state dict.</exception>
+    /// <exception cref="ArgumentException">The activations do not fit the state dict (one per hidden Linear, or one for all).</exception>
     public static Model<T> ImportTorch(string path, string activations, TrainingTask? task = null, Catalog? catalog = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -179,6 +181,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         catalog ??= Catalog.Default;
         try { return new Model<T>(TorchImport.Import<T>(path, activations, catalog), task ?? TrainingTask.Classification) { Catalog = catalog }; }
         catch (DataFormatException e) { throw new InvalidDataException(e.Message, e); }
+        catch (ArgumentException e) when (e.ParamName is null) { throw new ArgumentException(e.Message, nameof(activations), e); }
     }
 
     // ---------------------------------------------------------------- training
