@@ -18,12 +18,18 @@ public sealed class LibraryDocTests
     private static readonly string DocPath = Path.Combine(CliRunner.RepoRoot, "docs", "library.md");
     private static readonly string ThisFile = Path.Combine(CliRunner.RepoRoot, "tests", "Backprop.Tests", "Models", "LibraryDocTests.cs");
 
-    /// <summary>Each ```csharp block of the document, as trimmed non-empty lines.</summary>
-    private static List<string[]> DocBlocks()
+    /// <summary>
+    /// Each ```csharp block of docs/library.md and the README's high-level example, as trimmed non-empty lines (usings
+    /// left out: they stand at the top of this file).
+    /// </summary>
+    private static List<string[]> DocBlocks() =>
+        [.. Blocks(DocPath), .. Blocks(Path.Combine(CliRunner.RepoRoot, "README.md")).Where(b => b.Contains("using Backprop.Models;"))];
+
+    private static IEnumerable<string[]> Blocks(string path)
     {
         var blocks = new List<string[]>();
         List<string>? current = null;
-        foreach (var line in File.ReadAllLines(DocPath))
+        foreach (var line in File.ReadAllLines(path))
         {
             if (current is null && line.Trim() == "```csharp") current = [];
             else if (current is not null && line.Trim() == "```")
@@ -31,7 +37,7 @@ public sealed class LibraryDocTests
                 blocks.Add([.. current]);
                 current = null;
             }
-            else if (current is not null && line.Trim().Length > 0) current.Add(line.Trim());
+            else if (current is not null && line.Trim().Length > 0 && !line.StartsWith("using ", StringComparison.Ordinal)) current.Add(line.Trim());
         }
         return blocks;
     }
@@ -41,12 +47,32 @@ public sealed class LibraryDocTests
     {
         var source = File.ReadAllLines(ThisFile).Select(l => l.Trim()).Where(l => l.Length > 0).ToArray();
         var blocks = DocBlocks();
-        Assert.True(blocks.Count >= 8, $"docs/library.md has {blocks.Count} C# blocks");
+        Assert.True(blocks.Count >= 9, $"docs/library.md and the README have {blocks.Count} C# blocks");
         foreach (var block in blocks)
         {
             bool found = Enumerable.Range(0, source.Length - block.Length + 1).Any(i => source.AsSpan(i, block.Length).SequenceEqual(block));
-            Assert.True(found, "this block of docs/library.md is not in LibraryDocTests.cs as written:\n" + string.Join("\n", block));
+            Assert.True(found, "this block of docs/library.md or the README is not in LibraryDocTests.cs as written:\n" + string.Join("\n", block));
         }
+    }
+
+    [Fact]
+    public void The_readme_example_runs()
+    {
+        using var tmp = new TempDir();
+        var (features, labels, testFeatures, testLabels) = Iris();
+        string modelPath = Path.Combine(tmp.Path, "iris.safetensors");
+        string printed = CliRunner.CaptureConsole(() =>
+        {
+            var model = Model.Build().Input(4).Dense(16, "relu").Dropout(0.1).Output(3).ForClassification();
+            var result = model.Fit(features, labels, new FitOptions { Epochs = 100, BatchSize = 16, LearningRate = 0.01 });
+            Console.WriteLine(model.Evaluate(testFeatures, testLabels)["accuracy"]);
+            int species = model.PredictClass([5.1f, 3.5f, 1.4f, 0.2f]);   // thread-safe: one model serves every request
+            Assert.Equal(0, species);
+            Assert.Equal(100, result.History.Count);
+            model.Save(modelPath);                                       // the CLI's model file; Model.Load reads it back
+            Assert.Equal(model.Predict(testFeatures), Model.Load(modelPath).Predict(testFeatures));
+        });
+        Assert.True(double.Parse(printed.Trim(), System.Globalization.CultureInfo.CurrentCulture) > 0.8, printed);
     }
 
     /// <summary>The iris table: 80% to train on and 20% held out (stratified, seed 0), raw features.</summary>
