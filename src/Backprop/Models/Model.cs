@@ -160,7 +160,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>
     /// Writes the model as ONNX (Gemm and activation nodes, LayerNormalization, BatchNormalization; input "input" [batch,
     /// features], output "output" [batch, outputs] of raw outputs, dynamic batch; the standardisation in the metadata),
-    /// atomically. ONNX Runtime reproduces <see cref="PredictRaw"/> to 1e-5.
+    /// atomically. ONNX Runtime reproduces <see cref="PredictRaw(ReadOnlySpan{float}, Span{float})"/> to 1e-5.
     /// </summary>
     public void ExportOnnx(string path, int opset = OnnxExport.DefaultOpset)
     {
@@ -472,7 +472,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <inheritdoc cref="Predict(float[,])"/>
     public void Predict(ReadOnlySpan<float> features, Span<float> outputs)
     {
-        int rows = PredictRaw(features, outputs, nameof(features), nameof(outputs), out var s);
+        int rows = RunNetwork(features, outputs, nameof(features), nameof(outputs), out var s);
         int c = Outputs;
         if (Task.Targets == TargetKind.Classes)
             for (int i = 0; i < rows; i++) Softmax(outputs.Slice(i * c, c));
@@ -483,7 +483,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>The network's raw outputs (logits) for row-major features, after the model's standardisation. Thread-safe.</summary>
     /// <inheritdoc cref="Predict(float[,])"/>
-    public void PredictRaw(ReadOnlySpan<float> features, Span<float> outputs) => PredictRaw(features, outputs, nameof(features), nameof(outputs), out _);
+    public void PredictRaw(ReadOnlySpan<float> features, Span<float> outputs) => RunNetwork(features, outputs, nameof(features), nameof(outputs), out _);
 
     /// <summary>The most probable class of one row (a classifier). Thread-safe.</summary>
     /// <inheritdoc cref="Predict(float[,])"/>
@@ -514,7 +514,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <inheritdoc cref="Predict(float[,])"/>
     public string PredictLabel(ReadOnlySpan<float> row) => LabelNames[PredictClass(row)];
 
-    private int PredictRaw(ReadOnlySpan<float> features, Span<float> outputs, string featuresName, string outputsName, out State s)
+    private int RunNetwork(ReadOnlySpan<float> features, Span<float> outputs, string featuresName, string outputsName, out State s)
     {
         s = _state;
         int d = s.Network.Inputs, c = s.Network.Outputs;

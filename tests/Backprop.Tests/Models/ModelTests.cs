@@ -192,6 +192,32 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void Predictions_during_a_fit_see_the_model_before_or_after_it()
+    {
+        var split = IrisSplit(0);
+        var model = IrisModel();
+        var batch = Matrix(split.Test);
+        var before = model.Predict(batch);
+        var seen = new System.Collections.Concurrent.ConcurrentBag<float[,]>();
+        int epochsDone = 0;
+        var fit = Task.Run(() => model.Fit(Matrix(split.Train), split.Train.Labels, Options(0, epochs: 40) with
+        {
+            OnEpoch = _ => Interlocked.Increment(ref epochsDone),
+        }));
+        // predict while the fit runs, from several threads
+        Parallel.For(0, 4, _ =>
+        {
+            while (!fit.IsCompleted) seen.Add(model.Predict(batch));
+        });
+        fit.Wait();
+        var after = model.Predict(batch);
+        Assert.Equal(40, epochsDone);
+        Assert.NotEqual(before, after);
+        Assert.All(seen, p => Assert.True(p.Cast<float>().SequenceEqual(before.Cast<float>()) || p.Cast<float>().SequenceEqual(after.Cast<float>()),
+            "a prediction during the fit saw a half-trained model"));
+    }
+
+    [Fact]
     public void Save_and_load_round_trip_and_the_cli_evaluates_the_file()
     {
         using var tmp = new TempDir();
