@@ -360,8 +360,10 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         catch (DataFormatException e) { throw new InvalidDataException(e.Message, e); }
     }
 
+    /// <summary>Hands each epoch to the fit's <see cref="FitOptions.Progress"/> and <see cref="FitOptions.OnEpoch"/>.</summary>
     private sealed class Reporter(IProgress<EpochReport>? progress, Action<EpochReport>? callback) : IProgress<EpochReport>
     {
+        /// <summary>Reports one finished epoch to both.</summary>
         public void Report(EpochReport value)
         {
             progress?.Report(value);

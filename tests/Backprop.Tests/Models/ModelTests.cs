@@ -192,7 +192,7 @@ public sealed class ModelTests
     }
 
     [Fact]
-    public void Predictions_during_a_fit_see_the_model_before_or_after_it()
+    public async Task Predictions_during_a_fit_see_the_model_before_or_after_it()
     {
         var split = IrisSplit(0);
         var model = IrisModel();
@@ -209,7 +209,7 @@ public sealed class ModelTests
         {
             while (!fit.IsCompleted) seen.Add(model.Predict(batch));
         });
-        fit.Wait();
+        await fit;
         var after = model.Predict(batch);
         Assert.Equal(40, epochsDone);
         Assert.NotEqual(before, after);
