@@ -186,7 +186,10 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     // ---------------------------------------------------------------- training
 
-    /// <summary>Trains a classifier on rows of features (one row per sample) and their class indices 0 … <see cref="Outputs"/> − 1.</summary>
+    /// <summary>
+    /// Trains a classifier on rows of features (one row per sample) and their class indices 0 … <see cref="Outputs"/> − 1,
+    /// from the current weights (a fresh optimizer state, unless <see cref="FitOptions.ResumeFrom"/> names a checkpoint).
+    /// </summary>
     /// <returns>The run's history (and, with a validation split, its validation metrics).</returns>
     /// <exception cref="ArgumentException">The data does not fit the model: lengths, width, NaN or ∞, labels out of range (the message names the parameter and the shapes).</exception>
     /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> stopped the fit between two steps (the model is as before the call).</exception>

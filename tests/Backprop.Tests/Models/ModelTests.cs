@@ -269,6 +269,42 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_multilabel_model_learns_independent_labels_and_a_float64_model_trains_and_saves()
+    {
+        var rng = new Random(9);
+        var x = new float[300, 2];
+        var t = new float[300, 2];
+        for (int i = 0; i < 300; i++)
+        {
+            x[i, 0] = (float)(rng.NextDouble() * 2 - 1);
+            x[i, 1] = (float)(rng.NextDouble() * 2 - 1);
+            t[i, 0] = x[i, 0] > 0 ? 1 : 0;
+            t[i, 1] = x[i, 1] > 0 ? 1 : 0;
+        }
+        var multi = Model.Build().Input(2).Dense(8, "tanh").Output("right", "up").ForMultiLabel();
+        multi.Fit(x, t, new FitOptions { Epochs = 60, LearningRate = 0.02, Threads = 1 });
+        Assert.True(multi.Evaluate(x, t)["subset_accuracy"] > 0.9);
+        var p = multi.Predict([0.8f, -0.8f]);
+        Assert.True(p[0] > 0.5 && p[1] < 0.5, $"probabilities {p[0]}, {p[1]}");
+        t[0, 0] = 0.5f;
+        Assert.Equal("targets", Assert.Throws<ArgumentException>(() => multi.Fit(x, t)).ParamName);
+
+        using var tmp = new TempDir();
+        var split = IrisSplit(0);
+        var wide = Model.Build().Input(4).Dense(16, "relu").Output(3).ForClassification<double>();
+        var narrow = IrisModel();
+        wide.Fit(Matrix(split.Train), split.Train.Labels, Options(0, epochs: 10));
+        narrow.Fit(Matrix(split.Train), split.Train.Labels, Options(0, epochs: 10));
+        var w = wide.Network.Parameters().SelectMany(q => q.Value.Data.ToArray()).ToArray();
+        var n = Parameters(narrow);
+        Assert.Equal(n.Length, w.Length);
+        Assert.True(w.Zip(n).Max(z => Math.Abs(z.First - z.Second)) < 1e-3, "float64 and float32 fits of the same run agree to float32 rounding");
+        wide.Save(tmp.File("wide.safetensors"));
+        var loaded = Backprop.Models.Model<double>.Load(tmp.File("wide.safetensors"));
+        Assert.Equal(wide.Predict(Matrix(split.Test)), loaded.Predict(Matrix(split.Test)));
+    }
+
+    [Fact]
     public void Bad_input_throws_the_exceptions_dotnet_users_expect()
     {
         var model = IrisModel();
