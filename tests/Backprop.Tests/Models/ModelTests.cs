@@ -237,6 +237,15 @@ public sealed class ModelTests
         Assert.Equal(150, evaluation.Rows);
         Assert.Equal(cli.Json.GetProperty("accuracy").GetDouble(), evaluation["accuracy"], 12);
         Assert.Equal(cli.Json.GetProperty("loss").GetDouble(), evaluation.Loss, 6);
+
+        // a model fitted on arrays, its classes named as in the file: the CLI evaluates it on the file
+        var split = IrisSplit(0);
+        var named = Model.Build().Input(4).Dense(16, "relu").Output("setosa", "versicolor", "virginica").ForClassification();
+        named.Fit(Matrix(split.Train), split.Train.Labels, Options(0, epochs: 20));
+        named.Save(path);
+        var fromArrays = CliRunner.Run("evaluate", "--model", path, "--data", Iris, "--json");
+        Assert.True(fromArrays.ExitCode == 0, fromArrays.Stderr);
+        Assert.Equal(named.Evaluate(Matrix(all), all.Labels)["accuracy"], fromArrays.Json.GetProperty("accuracy").GetDouble(), 12);
     }
 
     [Fact]
