@@ -19,6 +19,16 @@ public class TensorFormatTests
     }
 
     [Fact]
+    public void A_parameter_and_its_gradient_print_their_values()
+    {
+        var w = Var<double>.Parameter(Tensor<double>.FromRows([[0.5, -0.25], [1, 2]]), "W");
+        Assert.Equal("W: Tensor[2×2]\n[[ 0.5000, -0.2500],\n [ 1.0000,  2.0000]]", w.ToString());
+        var layer = new Backprop.Nn.DenseLayer<double>(Tensor<double>.FromRows([[3.0]]), null, new Identity<double>());
+        Assert.Equal("Tensor[1×1]\n[[3.]]", layer.Weight.Value.ToString());
+        Assert.EndsWith("Tensor[1×1]\n[[3.]]", layer.Weight.ToString());
+    }
+
+    [Fact]
     public void Magnitudes_that_span_more_than_1000_times_print_in_scientific_notation()
     {
         Assert.Equal("Tensor[3]\n[1.0000e-06, 2.5000e+00, 1.0000e+05]", Tensor<double>.FromVector([1e-6, 2.5, 1e5]).ToString());

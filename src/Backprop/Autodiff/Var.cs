@@ -79,5 +79,6 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
         _grad = storage;
     }
 
-    public override string ToString() => $"{Name ?? Op?.Name ?? "leaf"} {ShapeString}";
+    /// <summary>Its name (or op), then its value as a tensor prints (<see cref="TensorFormat"/>): "W: Tensor[2×2]" and the numbers, as PyTorch prints a parameter.</summary>
+    public override string ToString() => $"{Name ?? Op?.Name ?? "leaf"}: {TensorFormat.Format(Value)}";
 }

@@ -102,17 +102,45 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         optimizers ??= OptimizerRegistry.Default;
         job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
+        CheckPrecision(job);
+        // The full path, so that a checkpoint's job resumes from any working directory.
+        job = job with { Data = Path.GetFullPath(job.Data) };
+        var asked = job.Task is null ? null : TrainingTask.Find(job.Task)!;
+        var data = DataLoading.PrepareFor(job.Data, new CsvTargets(job.LabelColumns, asked?.Targets), job.Options.Seed);
+        if (data.Train.Count == 0 || data.Test.Count == 0)
+            throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
+        return Create(job, data, null, resumeFrom, checkpointPath, collectDiagnostics, optimizers, resumeSource, context, catalog, given, collective);
+    }
+
+    private static void CheckPrecision(TrainingJob job)
+    {
         string precision = TrainingJob.PrecisionOf<T>();
         if (job.Precision != precision)
             throw new InvalidTrainingSettingException(TrainingSetting.Precision, job.Precision,
                 $"this run trains in {precision} (a training run of {typeof(T).Name}), not {job.Precision}");
+    }
+
+    /// <summary>
+    /// Prepares a run on data already in memory (split and normalised; its <see cref="PreparedData.Kind"/> other than
+    /// "csv" takes no tabular defaults), as <see cref="Create(TrainingJob, Checkpoint{T}?, string?, bool, OptimizerRegistry?, string, Kernels.ComputeContext?, Catalog?, IReadOnlyCollection{TrainingSetting}?, ICollective?)"/>
+    /// does for a file: the job's <see cref="TrainingJob.Data"/> only names the data in the checkpoint. The test split may
+    /// be empty: the result then has no test metrics (a NaN loss).
+    /// </summary>
+    /// <param name="network">
+    /// The network to train, in place, from its current parameters; null: a new one initialised from the job. It must be
+    /// the network the job describes (its <see cref="TrainingJob.Architecture"/>). Ignored when resuming: the checkpoint's is trained.
+    /// </param>
+    public static TrainingRun<T> Create(TrainingJob job, PreparedData data, Sequential<T>? network, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
+        bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
+        Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null, ICollective? collective = null)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        optimizers ??= OptimizerRegistry.Default;
+        job.Validate(optimizers, (catalog ?? Catalog.Default).Activations);
+        CheckPrecision(job);
         var o = job.Options;
-        // The full path, so that a checkpoint's job resumes from any working directory.
-        job = job with { Data = Path.GetFullPath(job.Data) };
+        if (data.Train.Count == 0) throw new DataFormatException($"{job.Data}: no training rows");
         var asked = job.Task is null ? null : TrainingTask.Find(job.Task)!;
-        var data = DataLoading.PrepareFor(job.Data, new CsvTargets(job.LabelColumns, asked?.Targets), o.Seed);
-        if (data.Train.Count == 0 || data.Test.Count == 0)
-            throw new DataFormatException($"{job.Data}: {data.Train.Count + data.Validation.Count + data.Test.Count} rows are too few for training and a held-out test split");
         var task = asked ?? TrainingTask.For(data.Targets);
         if (data.Kind == "mnist" && task != TrainingTask.Classification)
             throw new InvalidTrainingSettingException(TrainingSetting.Task, task.Name, "MNIST is a classification");
@@ -149,7 +177,9 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
         var identity = resumeFrom is null && checkpointPath is null ? null : new Checkpoint.RunIdentity(job, Checkpoint.DataFingerprint(data.Train));
         if (resumeFrom is not null) CheckResumable(resumeFrom, job, spec, identity!);
         // a plain MLP is made as it always was, so that its runs stay bit-identical
-        var network = resumeFrom?.Model.Network ?? (spec.IsPlainMlp && sizes is not null
+        if (network is not null && resumeFrom is null && ArchitectureSpec.Of(network).ToString() != spec.ToString())
+            throw new ArgumentException($"the network is {ArchitectureSpec.Of(network)} but the job describes {spec}", nameof(network));
+        network = resumeFrom?.Model.Network ?? network ?? (spec.IsPlainMlp && sizes is not null
             ? Initializers.Mlp<T>(sizes, job.Activation, o.Seed, Initializers.Parse(job.Init), catalog)
             : Initializers.Network<T>(spec, o.Seed, Initializers.Parse(job.Init), catalog));
         // a batch norm cannot train on a batch of one sample: refuse a run whose last batch would be one, before it starts
@@ -328,10 +358,11 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             for (int i = 0; i < state.Count; i++) _best[i].Span.CopyTo(state[i].Span);
             bestEpoch = _bestEpoch;
         }
-        var test = Trainer.Measure(Data.Test);
-        return new TrainingResult(_history.ToArray(), health, test.Loss, test.Metrics.Headline, trainSeconds, samplesTrained, stopped)
+        // data in memory may come without a test split: no test metrics then
+        var test = Data.Test.Count > 0 ? Trainer.Measure(Data.Test) : null;
+        return new TrainingResult(_history.ToArray(), health, test?.Loss ?? double.NaN, test?.Metrics.Headline ?? double.NaN, trainSeconds, samplesTrained, stopped)
         {
-            TestMetrics = test.Metrics.Results(), BestEpoch = bestEpoch,
+            TestMetrics = test?.Metrics.Results() ?? [], BestEpoch = bestEpoch,
         };
     }
 

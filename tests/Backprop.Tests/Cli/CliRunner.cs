@@ -36,6 +36,20 @@ public static class CliRunner
         }
     }
 
+    /// <summary>Runs <paramref name="action"/> with stdout captured (under the same lock as the CLI runs: Console is global) and returns what it printed.</summary>
+    public static string CaptureConsole(Action action)
+    {
+        lock (Gate)
+        {
+            var oldOut = Console.Out;
+            var so = new StringWriter();
+            Console.SetOut(so);
+            try { action(); }
+            finally { Console.SetOut(oldOut); }
+            return so.ToString();
+        }
+    }
+
     public static string RepoRoot
     {
         get
