@@ -11,7 +11,44 @@ public static class BenchCommands
         var bench = new Command("bench", "Benchmarks; each prints one JSON object on the last line");
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(GemmBench());
+        bench.Subcommands.Add(Peak());
         return bench;
+    }
+
+    /// <summary>The context's thread count as the peak is measured with (0 means all cores).</summary>
+    private static PeakResult PeakFor(bool float64, ComputeContext context) => PeakFlops.Cached(float64, context.Threads);
+
+    private static Command Peak()
+    {
+        var threads = new Option<int>("--threads") { Description = "Threads, each running its own loop (0: all cores)", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "JSON only" };
+        var cmd = new Command("peak", $"This core's float32 and float64 FMA peak: {PeakFlops.Accumulators} independent fused multiply-add chains on registers only") { threads, json };
+        cmd.SetAction(r =>
+        {
+            int t = r.GetValue(threads);
+            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            if (t > ComputeContext.MaxThreads) throw new UsageException($"--threads {t}: at most {ComputeContext.MaxThreads}");
+            if (t == 0) t = Environment.ProcessorCount;
+            var f32 = PeakFlops.Cached(false, t);
+            var f64 = PeakFlops.Cached(true, t);
+            if (!r.GetValue(json))
+            {
+                Console.WriteLine($"float32: {f32.Gflops:F1} GFLOPS ({f32.GflopsPerThread:F1} per thread), {f32.Width}, {f32.Lanes} lanes, {t} thread(s)");
+                Console.WriteLine($"float64: {f64.Gflops:F1} GFLOPS ({f64.GflopsPerThread:F1} per thread), {f64.Width}, {f64.Lanes} lanes, {t} thread(s)");
+            }
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("float32_gflops", Math.Round(f32.Gflops, 2));
+                w.WriteNumber("float64_gflops", Math.Round(f64.Gflops, 2));
+                w.WriteNumber("threads", t);
+                w.WriteString("width", f32.Width.ToString());
+                w.WriteNumber("accumulators", PeakFlops.Accumulators);
+                w.WriteEndObject();
+            });
+            return 0;
+        });
+        return cmd;
     }
 
     private static Command Train()
@@ -48,14 +85,20 @@ public static class BenchCommands
                 : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
+            var peak = PeakFor(false, context);
+            double fraction = res.Gflops / peak.Gflops;
             if (!r.GetValue(json))
-                Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
+                Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step, "
+                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s))");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
                 w.WriteNumber("samples_per_s", Math.Round(res.SamplesPerSecond, 1));
                 w.WriteNumber("step_us", Math.Round(res.StepMicroseconds, 2));
                 w.WriteNumber("allocated_bytes_per_step", res.AllocatedBytesPerStep);
+                w.WriteNumber("gflops", Math.Round(res.Gflops, 2));
+                w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
+                w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
                 w.WriteEndObject();
             });
             return 0;
@@ -82,10 +125,20 @@ public static class BenchCommands
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
-            double gflops = GemmBenchmark.Run(mm, nn, kk, r.GetValue(dtype) == "float64", ta, tb, context: context);
+            bool f64 = r.GetValue(dtype) == "float64";
+            double gflops = GemmBenchmark.Run(mm, nn, kk, f64, ta, tb, context: context);
+            var peak = PeakFor(f64, context);
+            double fraction = gflops / peak.Gflops;
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
-            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS");
-            Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak");
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("gflops", Math.Round(gflops, 2));
+                w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
+                w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
+                w.WriteEndObject();
+            });
             return 0;
         });
         return cmd;
