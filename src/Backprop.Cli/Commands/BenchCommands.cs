@@ -160,8 +160,9 @@ public static class BenchCommands
         dtype.AcceptOnlyFromAmong("float32", "float64");
         var transA = new Option<bool>("--trans-a") { Description = "Use Aᵀ: A stored k×m" };
         var transB = new Option<bool>("--trans-b") { Description = "Use Bᵀ: B stored n×k" };
+        var packedB = new Option<bool>("--packed-b") { Description = "With --trans-b: B packed once before timing, as inference packs a weight" };
         var json = new Option<bool>("--json") { Description = "JSON only" };
-        var cmd = new Command("gemm", "GFLOPS of C = op(A)·op(B) (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, transA, transB, json };
+        var cmd = new Command("gemm", "GFLOPS of C = op(A)·op(B) (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, transA, transB, packedB, json };
         cmd.SetAction(r =>
         {
             int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
@@ -170,7 +171,9 @@ public static class BenchCommands
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
             bool f64 = r.GetValue(dtype) == "float64";
-            double gflops = GemmBenchmark.Run(mm, nn, kk, f64, ta, tb, context: context);
+            bool pb = r.GetValue(packedB);
+            if (pb && (ta || !tb)) throw new UsageException("--packed-b packs the stored n×k B of A·Bᵀ: give it with --trans-b and without --trans-a");
+            double gflops = GemmBenchmark.Run(mm, nn, kk, f64, ta, tb, context: context, packedB: pb);
             var peak = PeakFor(f64, context);
             double fraction = gflops / peak.Gflops;
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
