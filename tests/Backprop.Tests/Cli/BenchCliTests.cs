@@ -59,9 +59,25 @@ public class BenchCliTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    public void BenchInferReportsRateAndTimePerCallOfTheSameRun(int batch)
+    {
+        var r = CliRunner.Run("bench", "infer", "--layers", "20,16,3", "--batch", batch.ToString(), "--threads", "1", "--json");
+        Assert.Equal(0, r.ExitCode);
+        double rate = r.Json.GetProperty("samples_per_s").GetDouble(), us = r.Json.GetProperty("run_us").GetDouble();
+        Assert.True(rate > 0 && us > 0, r.LastLine);
+        Assert.Equal(batch * 1e6 / us, rate, rate * 0.02);
+        Assert.Equal(0, r.Json.GetProperty("allocated_bytes_per_run").GetDouble());
+    }
+
+    [Theory]
     [InlineData("train", "--batch", "0")]
     [InlineData("train", "--optimizer", "lbfgs")]
     [InlineData("gemm", "--m", "0")]
+    [InlineData("gemm", "--packed-b", "true")]
+    [InlineData("infer", "--batch", "0")]
+    [InlineData("infer", "--model", "no-such-model.safetensors")]
     public void BadBenchOptionsExitTwoWithOneLine(string sub, string option, string value)
     {
         var r = CliRunner.Run("bench", sub, option, value);
