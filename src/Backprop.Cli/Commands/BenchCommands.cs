@@ -17,8 +17,17 @@ public static class BenchCommands
         return bench;
     }
 
-    /// <summary>The context's thread count as the peak is measured with (0 means all cores).</summary>
-    private static PeakResult PeakFor(bool float64, ComputeContext context) => PeakFlops.Cached(float64, context.Threads);
+    /// <summary>
+    /// Peaks measured in this process by (precision, threads): a fact of the hardware, measured once per process so
+    /// that the figures of one run are set against the same peak. (Kept here, not in the library, which holds no
+    /// mutable static state.)
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(bool Float64, int Threads), PeakResult> Peaks = new();
+
+    private static PeakResult Peak(bool float64, int threads) => Peaks.GetOrAdd((float64, threads), key => PeakFlops.Measure(key.Float64, key.Threads));
+
+    /// <summary>The peak at the context's thread count.</summary>
+    private static PeakResult PeakFor(bool float64, ComputeContext context) => Peak(float64, context.Threads);
 
     private static Command Infer(Backprop.Nn.Catalog catalog)
     {
@@ -73,8 +82,8 @@ public static class BenchCommands
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             if (t > ComputeContext.MaxThreads) throw new UsageException($"--threads {t}: at most {ComputeContext.MaxThreads}");
             if (t == 0) t = Environment.ProcessorCount;
-            var f32 = PeakFlops.Cached(false, t);
-            var f64 = PeakFlops.Cached(true, t);
+            var f32 = Peak(false, t);
+            var f64 = Peak(true, t);
             if (!r.GetValue(json))
             {
                 Console.WriteLine($"float32: {f32.Gflops:F1} GFLOPS ({f32.GflopsPerThread:F1} per thread), {f32.Width}, {f32.Lanes} lanes, {t} thread(s)");

@@ -204,7 +204,12 @@ internal static unsafe class PackedGemm
                 finish?.Finish(0, 1, j0, j1);
                 return;
             }
-            int MC = CacheBlockedGemm<T, K>.Blocks(context.Tuning, k).MC;
+            // Row blocks balanced, and stretched by up to a quarter before a block is added: m = 128 against the
+            // tuning's 120 (k = 784) runs as one block, not 120 + 8, whose tail re-streams all of B for one panel of A.
+            // (The blocking along m changes no element's sum, so the bits stay Gemm's.)
+            int mcTuned = CacheBlockedGemm<T, K>.Blocks(context.Tuning, k).MC;
+            int rowBlocks = Math.Max(1, (int)Math.Ceiling(m / (mcTuned * 1.25)));
+            int MC = ((m + rowBlocks - 1) / rowBlocks + MR - 1) / MR * MR;
             int mcMax = Math.Min(MC, (m + MR - 1) / MR * MR);
             T* bufA = scratch.PackedA<T>((long)mcMax * kcMax);
             int* stepsA = scratch.StepsA((long)mcMax / MR * kcMax);

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Numerics;
 using System.Runtime.CompilerServices;
@@ -39,8 +38,6 @@ public static class PeakFlops
     /// <summary>Independent accumulator chains of the loop.</summary>
     public const int Accumulators = 12;
 
-    private static readonly ConcurrentDictionary<(bool, int, PeakWidth), PeakResult> Cache = new();
-
     /// <summary>The width <see cref="PeakWidth.Auto"/> resolves to on this CPU.</summary>
     public static PeakWidth BestWidth =>
         Vector512.IsHardwareAccelerated ? PeakWidth.Vector512 :
@@ -65,22 +62,17 @@ public static class PeakFlops
     private static PeakWidth Resolve(PeakWidth width) => width == PeakWidth.Auto ? BestWidth : width;
 
     /// <summary>
-    /// The peak measured once per process for (precision, threads) at the best width and then reused: a fact of the
-    /// hardware, like the cache sizes, so several benchmarks in one run compare against the same figure (and pay for
-    /// the measurement once). Many short repetitions: on a shared machine the best of them is the one least disturbed
-    /// (measured on a 2-core VM at load 23: 5 × 50 ms gave 105 GFLOPS where 25 × 20 ms gave the quiet machine's 225).
-    /// </summary>
-    public static PeakResult Cached(bool float64, int threads) =>
-        Cache.GetOrAdd((float64, threads, PeakWidth.Auto), key => Measure(key.Item1, key.Item2, reps: 25, repSeconds: 0.02));
-
-    /// <summary>
     /// Measures GFLOPS (2 per lane per FMA) with <paramref name="threads"/> threads, each running its own loop:
     /// the best of <paramref name="reps"/> repetitions of about <paramref name="repSeconds"/> each, after a warm-up.
     /// </summary>
-    public static PeakResult Measure(bool float64, int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 5, double repSeconds = 0.05)
+    /// <remarks>
+    /// The defaults are many short repetitions: on a shared machine the best of them is the one least disturbed
+    /// (on the 2-core VM at load 17–23, 5 × 50 ms gave 105 GFLOPS where 25 × 20 ms gave 222–226, the quiet figure).
+    /// </remarks>
+    public static PeakResult Measure(bool float64, int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 25, double repSeconds = 0.02)
         => float64 ? Measure<double>(threads, width, reps, repSeconds) : Measure<float>(threads, width, reps, repSeconds);
 
-    public static PeakResult Measure<T>(int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 5, double repSeconds = 0.05)
+    public static PeakResult Measure<T>(int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 25, double repSeconds = 0.02)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
