@@ -121,6 +121,35 @@ public class InferenceNetworkTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TrainerPredictGivesTheTapeOutputsInPasses(bool float64)
+    {
+        if (float64) TrainerPredict<double>(); else TrainerPredict<float>();
+    }
+
+    private static void TrainerPredict<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var net = Network<T>("silu", 4);
+        var rng = new Random(3);
+        var features = new float[23 * 13];
+        for (int i = 0; i < features.Length; i++) features[i] = (float)(rng.NextDouble() * 2 - 1);
+        var data = new Backprop.Data.LabeledData(features, new int[23], 13, null, 0);
+        using var context = new ComputeContext(1);
+        var got = Backprop.Training.Trainer<T>.Predict(net, data, batchSize: 10, context);   // passes of 10, 10 and 3 rows
+        var x = new Tensor<T>(23, 13);
+        for (int i = 0; i < features.Length; i++) x.Span[i] = T.CreateChecked(features[i]);
+        var want = new Tensor<T>(23, 5);
+        for (int start = 0; start < 23; start += 10)
+        {
+            int n = Math.Min(10, 23 - start);
+            var part = new Tensor<T>(x.Span.Slice(start * 13, n * 13).ToArray(), n, 13);
+            net.Predict(part, context).Span.CopyTo(want.Span.Slice(start * 5, n * 5));
+        }
+        AssertSameBits(want, got, "Trainer.Predict");
+    }
+
     [Fact]
     public void IsASnapshotThatLaterTrainingDoesNotChange()
     {
