@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Side-by-side anchors, alternating in one run: Backprop vs OpenBLAS (numpy) GEMM, vs PyTorch training steps and
-# vs PyTorch on the reference MNIST run. Each pair runs back to back and its ratio is taken pair by pair, so a
+# vs PyTorch on the reference MNIST run, and Backprop's compiled inference vs ONNX Runtime on the reference
+# 784-512-512-10 model's own `backprop export` (batch 1, 128 and 1024 at 1 and 2 threads). Each pair runs back to back and its ratio is taken pair by pair, so a
 # machine whose speed drifts (a shared VM) still compares like with like; the summary gives the median ratio.
 #
 #   bash benchmarks/compare.sh [ROUNDS] [MNIST_ROUNDS]     (defaults 3 and 5; results also in out/compare/)
+#   bash benchmarks/compare.sh infer [ROUNDS]              (only the ONNX Runtime inference pairs; default 3 rounds)
 #
 # Needs: apt-get install python3-torch python3-numpy libopenblas0-pthread
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=all
+if [ "${1:-}" = infer ]; then MODE=infer; shift; fi
 ROUNDS=${1:-3}
 MNIST_ROUNDS=${2:-5}
 export OPENBLAS_CORETYPE=SkylakeX
@@ -19,6 +23,7 @@ LOG=out/compare/pairs.tsv
 : > "$LOG"
 num() { grep -o "\"$1\": *[0-9.e+-]*" | head -1 | sed 's/.*: *//'; }
 
+if [ "$MODE" = all ]; then
 for r in $(seq "$ROUNDS"); do
   for t in 1 2; do
     for n in 256 1024; do
@@ -41,6 +46,16 @@ for r in $(seq "$MNIST_ROUNDS"); do
   # time ratio: ours/theirs (lower is better), written as the other figures: higher-is-better first
   printf 'mnist reference run, train seconds\t%s\t%s\n' "$(echo "$ours" | num train_seconds)" "$(echo "$theirs" | num train_seconds)" | tee -a "$LOG"
 done
+fi
+
+# Inference: the reference 784-512-512-10 model (one MNIST epoch; the weights do not change the work) and its own
+# ONNX export; the benchmark runs Backprop's compiled forward pass (as `bench infer`) and ONNX Runtime pair by pair.
+MODEL=out/compare/infer-model.safetensors
+[ -f "$MODEL" ] || $B train --epochs 1 --layers 784,512,512,10 --quiet --out "$MODEL" >/dev/null
+$B export --model "$MODEL" --onnx out/compare/infer-model.onnx >/dev/null
+dotnet build benchmarks/OnnxRuntimeCompare -c Release -v q >/dev/null
+dotnet benchmarks/OnnxRuntimeCompare/bin/Release/net10.0/OnnxRuntimeCompare.dll --model "$MODEL" --onnx out/compare/infer-model.onnx \
+  --rounds "$ROUNDS" | tee -a "$LOG"
 
 $PY - "$LOG" <<'PY'
 import sys, statistics, collections

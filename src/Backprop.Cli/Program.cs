@@ -33,7 +33,7 @@ public static class Program
         root.Subcommands.Add(TrainCommand.Create(catalog));
         root.Subcommands.Add(ModelCommands.Evaluate(catalog));
         root.Subcommands.Add(ModelCommands.Predict(catalog));
-        root.Subcommands.Add(BenchCommands.Create());
+        root.Subcommands.Add(BenchCommands.Create(catalog));
         root.Subcommands.Add(InteropCommands.Import(catalog));
         root.Subcommands.Add(InteropCommands.Export(catalog));
         root.Subcommands.Add(SummaryCommand.Create(catalog));

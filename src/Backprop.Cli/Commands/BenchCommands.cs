@@ -6,12 +6,102 @@ namespace Backprop.Cli.Commands;
 
 public static class BenchCommands
 {
-    public static Command Create()
+    public static Command Create(Backprop.Nn.Catalog? catalog = null)
     {
+        catalog ??= Backprop.Nn.Catalog.Default;
         var bench = new Command("bench", "Benchmarks; each prints one JSON object on the last line");
         bench.Subcommands.Add(Train());
         bench.Subcommands.Add(GemmBench());
+        bench.Subcommands.Add(Peak());
+        bench.Subcommands.Add(Infer(catalog));
         return bench;
+    }
+
+    /// <summary>
+    /// Peaks measured in this process by (precision, threads): a fact of the hardware, measured once per process so
+    /// that the figures of one run are set against the same peak. (Kept here, not in the library, which holds no
+    /// mutable static state.)
+    /// </summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(bool Float64, int Threads), PeakResult> Peaks = new();
+
+    private static PeakResult Peak(bool float64, int threads) => Peaks.GetOrAdd((float64, threads), key => PeakFlops.Measure(key.Float64, key.Threads));
+
+    /// <summary>The peak at the context's thread count.</summary>
+    private static PeakResult PeakFor(bool float64, ComputeContext context) => Peak(float64, context.Threads);
+
+    private static Command Infer(Backprop.Nn.Catalog catalog)
+    {
+        var model = new Option<string?>("--model") { Description = "A model file (safetensors); without it, a ReLU MLP of --layers from a seeded random init" };
+        var layers = new Option<string>("--layers") { Description = "Layer sizes when no --model is given", DefaultValueFactory = _ => "784,512,512,10" };
+        var batch = new Option<int>("--batch") { Description = "Rows per call", DefaultValueFactory = _ => 128 };
+        var threads = new Option<int>("--threads") { Description = "Threads (0: all cores)", DefaultValueFactory = _ => 1 };
+        var dtype = new Option<string>("--dtype") { Description = "Precision the model runs in", DefaultValueFactory = _ => "float32" };
+        dtype.AcceptOnlyFromAmong("float32", "float64");
+        var json = new Option<bool>("--json") { Description = "JSON only" };
+        var cmd = new Command("infer", "Forward pass alone (evaluation mode, compiled: packed weights, fused bias and activation, no tape): samples per second and µs per call, the best of several repetitions after a warm-up")
+            { model, layers, batch, threads, dtype, json };
+        cmd.SetAction(r =>
+        {
+            int b = r.GetValue(batch), t = r.GetValue(threads);
+            if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
+            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            string? path = r.GetValue(model);
+            if (path is not null && r.GetResult(layers) is { Implicit: false }) throw new UsageException("--model gives the network: give it without --layers");
+            var net = path is not null
+                ? ModelFile.Load<float>(path, catalog).Network
+                : Initializers.Mlp<float>(TrainCommand.ParseLayers(r.GetValue(layers)!), "relu", 0, InitKind.HeUniform);
+            using var context = new ComputeContext(t);
+            var res = r.GetValue(dtype) == "float64"
+                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net.Cast<double>(), b, context)
+                : Backprop.Nn.Inference.InferenceBenchmark.Run(net, b, context);
+            if (!r.GetValue(json))
+                Console.WriteLine($"{net} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, {res.AllocatedBytesPerRun:F1} bytes allocated per call");
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("samples_per_s", Math.Round(res.SamplesPerSecond, 1));
+                w.WriteNumber("run_us", Math.Round(res.RunMicroseconds, 2));
+                w.WriteNumber("batch", b);
+                w.WriteNumber("threads", context.Threads);
+                w.WriteNumber("allocated_bytes_per_run", res.AllocatedBytesPerRun);
+                w.WriteEndObject();
+            });
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Peak()
+    {
+        var threads = new Option<int>("--threads") { Description = "Threads, each running its own loop (0: all cores)", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "JSON only" };
+        var cmd = new Command("peak", $"This core's float32 and float64 FMA peak: {PeakFlops.Accumulators} independent fused multiply-add chains on registers only") { threads, json };
+        cmd.SetAction(r =>
+        {
+            int t = r.GetValue(threads);
+            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            if (t > ComputeContext.MaxThreads) throw new UsageException($"--threads {t}: at most {ComputeContext.MaxThreads}");
+            if (t == 0) t = Environment.ProcessorCount;
+            var f32 = Peak(false, t);
+            var f64 = Peak(true, t);
+            if (!r.GetValue(json))
+            {
+                Console.WriteLine($"float32: {f32.Gflops:F1} GFLOPS ({f32.GflopsPerThread:F1} per thread), {f32.Width}, {f32.Lanes} lanes, {t} thread(s)");
+                Console.WriteLine($"float64: {f64.Gflops:F1} GFLOPS ({f64.GflopsPerThread:F1} per thread), {f64.Width}, {f64.Lanes} lanes, {t} thread(s)");
+            }
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("float32_gflops", Math.Round(f32.Gflops, 2));
+                w.WriteNumber("float64_gflops", Math.Round(f64.Gflops, 2));
+                w.WriteNumber("threads", t);
+                w.WriteString("width", f32.Width.ToString());
+                w.WriteNumber("accumulators", PeakFlops.Accumulators);
+                w.WriteEndObject();
+            });
+            return 0;
+        });
+        return cmd;
     }
 
     private static Command Train()
@@ -48,14 +138,20 @@ public static class BenchCommands
                 : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
+            var peak = PeakFor(false, context);
+            double fraction = res.Gflops / peak.Gflops;
             if (!r.GetValue(json))
-                Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step");
+                Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step, "
+                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s))");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
                 w.WriteNumber("samples_per_s", Math.Round(res.SamplesPerSecond, 1));
                 w.WriteNumber("step_us", Math.Round(res.StepMicroseconds, 2));
                 w.WriteNumber("allocated_bytes_per_step", res.AllocatedBytesPerStep);
+                w.WriteNumber("gflops", Math.Round(res.Gflops, 2));
+                w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
+                w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
                 w.WriteEndObject();
             });
             return 0;
@@ -73,8 +169,9 @@ public static class BenchCommands
         dtype.AcceptOnlyFromAmong("float32", "float64");
         var transA = new Option<bool>("--trans-a") { Description = "Use Aᵀ: A stored k×m" };
         var transB = new Option<bool>("--trans-b") { Description = "Use Bᵀ: B stored n×k" };
+        var packedB = new Option<bool>("--packed-b") { Description = "With --trans-b: B packed once before timing, as inference packs a weight" };
         var json = new Option<bool>("--json") { Description = "JSON only" };
-        var cmd = new Command("gemm", "GFLOPS of C = op(A)·op(B) (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, transA, transB, json };
+        var cmd = new Command("gemm", "GFLOPS of C = op(A)·op(B) (best of several repetitions after a warm-up)") { m, n, k, threads, dtype, transA, transB, packedB, json };
         cmd.SetAction(r =>
         {
             int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
@@ -82,10 +179,22 @@ public static class BenchCommands
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
-            double gflops = GemmBenchmark.Run(mm, nn, kk, r.GetValue(dtype) == "float64", ta, tb, context: context);
+            bool f64 = r.GetValue(dtype) == "float64";
+            bool pb = r.GetValue(packedB);
+            if (pb && (ta || !tb)) throw new UsageException("--packed-b packs the stored n×k B of A·Bᵀ: give it with --trans-b and without --trans-a");
+            double gflops = GemmBenchmark.Run(mm, nn, kk, f64, ta, tb, context: context, packedB: pb);
+            var peak = PeakFor(f64, context);
+            double fraction = gflops / peak.Gflops;
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
-            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS");
-            Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak");
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteNumber("gflops", Math.Round(gflops, 2));
+                w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
+                w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
+                w.WriteEndObject();
+            });
             return 0;
         });
         return cmd;

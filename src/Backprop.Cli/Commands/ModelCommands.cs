@@ -93,7 +93,7 @@ public static class ModelCommands
             var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
             var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label), featuresOnly: true);
             if (n is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
-            var outputs = Trainer<float>.Predict(m.Network, d);
+            var outputs = Trainer<float>.Predict(m.Network, d);   // the compiled forward pass: no tape, weights packed once
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();

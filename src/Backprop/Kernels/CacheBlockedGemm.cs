@@ -34,7 +34,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
     where K : struct, IMicroKernel<T>
 {
     /// <summary>The cache blocks (depth, rows of A, columns of B) the tuning gives for a product of depth <paramref name="k"/>.</summary>
-    private static (int KC, int MC, int NC) Blocks(KernelTuning tuning, int k)
+    internal static (int KC, int MC, int NC) Blocks(KernelTuning tuning, int k)
     {
         int MR = K.MR, NR = K.NR;
         int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);

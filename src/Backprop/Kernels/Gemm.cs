@@ -185,7 +185,7 @@ public static class Gemm
         _ => (PortableKernel<T>.MR, PortableKernel<T>.NR),
     };
 
-    private static unsafe void Tiny<T>(bool transA, bool transB, int m, int n, int k,
+    internal static unsafe void Tiny<T>(bool transA, bool transB, int m, int n, int k,
         T* a, nint lda, T* b, nint ldb, T* c, nint ldc, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -11,16 +11,18 @@ public static class GemmBenchmark
     /// <paramref name="reps"/> timed repetitions, each looping enough products to last about <paramref name="repSeconds"/>.
     /// The products run on <paramref name="context"/> (null: <see cref="ComputeContext.Default"/>): its threads, kernels and tuning.
     /// </summary>
+    /// <param name="packedB">B (stored n×k, so <paramref name="transB"/>) packed once into a <see cref="PackedMatrix{T}"/> before timing, as inference packs a weight.</param>
     public static double Run(int m, int n, int k, bool float64, bool transA = false, bool transB = false,
-        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null)
+        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null, bool packedB = false)
         => float64
-            ? Run<double>(m, n, k, transA, transB, reps, repSeconds, context)
-            : Run<float>(m, n, k, transA, transB, reps, repSeconds, context);
+            ? Run<double>(m, n, k, transA, transB, reps, repSeconds, context, packedB)
+            : Run<float>(m, n, k, transA, transB, reps, repSeconds, context, packedB);
 
     public static double Run<T>(int m, int n, int k, bool transA = false, bool transB = false,
-        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null) where T : unmanaged, IFloatingPointIeee754<T>
+        int reps = 7, double repSeconds = 0.1, ComputeContext? context = null, bool packedB = false) where T : unmanaged, IFloatingPointIeee754<T>
     {
         context ??= ComputeContext.Default;
+        if (packedB && (transA || !transB)) throw new ArgumentException("a packed B is the stored n×k operand of A·Bᵀ: give transB and not transA");
         ArgumentOutOfRangeException.ThrowIfLessThan(m, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
@@ -32,13 +34,14 @@ public static class GemmBenchmark
         for (int i = 0; i < a.Length; i++) a[i] = T.CreateChecked(rng.NextDouble() * 2 - 1);
         for (int i = 0; i < b.Length; i++) b[i] = T.CreateChecked(rng.NextDouble() * 2 - 1);
         double flops = 2.0 * m * n * k;
+        var packed = packedB ? new PackedMatrix<T>(context, n, k, b) : null;
         // Warm-up: tiers the JIT up, grows packing buffers, starts the workers; also sizes the inner loop.
         long inner = 1;
         var sw = Stopwatch.StartNew();
         while (true)
         {
             sw.Restart();
-            for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+            for (long r = 0; r < inner; r++) Multiply();
             double s = sw.Elapsed.TotalSeconds;
             if (s >= repSeconds / 2 || inner >= 1L << 30)
             {
@@ -47,16 +50,22 @@ public static class GemmBenchmark
             }
             inner *= 4;
         }
-        for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+        for (long r = 0; r < inner; r++) Multiply();
 
         double best = 0;
         for (int rep = 0; rep < reps; rep++)
         {
             long t0 = Stopwatch.GetTimestamp();
-            for (long r = 0; r < inner; r++) Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+            for (long r = 0; r < inner; r++) Multiply();
             double s = Stopwatch.GetElapsedTime(t0).TotalSeconds;
             best = Math.Max(best, flops * inner / s / 1e9);
         }
         return best;
+
+        void Multiply()
+        {
+            if (packed is not null) packed.Multiply(context, m, a, c);
+            else Gemm.Multiply<T>(context, transA, transB, m, n, k, a, b, c, false);
+        }
     }
 }

@@ -18,7 +18,7 @@ internal sealed unsafe class KernelScratch
 
     // Jobs by element type: float and double (the element types of the fast paths) have their own slot, so a thread
     // that alternates between them keeps both; any other type shares the last slot.
-    private object? _gemmFloat, _gemmDouble, _gemmOther, _gatherFloat, _gatherDouble, _gatherOther;
+    private object? _gemmFloat, _gemmDouble, _gemmOther, _gatherFloat, _gatherDouble, _gatherOther, _packedFloat, _packedDouble, _packedOther;
 
     /// <summary>The packed A block: <paramref name="length"/> values of T.</summary>
     public T* PackedA<T>(long length) where T : unmanaged => (T*)Get(ref _a, ref _aPtr, length * sizeof(T));
@@ -37,6 +37,13 @@ internal sealed unsafe class KernelScratch
         ref object? slot = ref typeof(T) == typeof(float) ? ref _gemmFloat : ref typeof(T) == typeof(double) ? ref _gemmDouble : ref _gemmOther;
         if (slot is GemmJob<T> job) return job;
         return (GemmJob<T>)(slot = new GemmJob<T>());
+    }
+
+    public PackedGemmJob<T> PackedGemmJob<T>() where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ref object? slot = ref typeof(T) == typeof(float) ? ref _packedFloat : ref typeof(T) == typeof(double) ? ref _packedDouble : ref _packedOther;
+        if (slot is PackedGemmJob<T> job) return job;
+        return (PackedGemmJob<T>)(slot = new PackedGemmJob<T>());
     }
 
     public RowGather.GatherJob<T> GatherJob<T>() where T : unmanaged, IFloatingPointIeee754<T>

@@ -2,6 +2,8 @@ using System.Numerics;
 using Backprop.Core;
 using Backprop.Autodiff;
 using Backprop.Ops;
+using Backprop.Kernels;
+using Backprop.Nn.Inference;
 
 namespace Backprop.Nn;
 
@@ -48,6 +50,10 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
         return new(z, h);
     }
 
+    /// <summary>z = x·Wᵀ + b with W packed once for the context's GEMM, and f applied to each block of z as it is finished.</summary>
+    public IInferenceStep<T>? CompileInference(ComputeContext context) =>
+        new DenseInferenceStep<T>(new PackedMatrix<T>(context, Outputs, Inputs, Weight.Value.Span), Bias?.Value.Span.ToArray(), Activation, context);
+
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
         var gemmInputs = new List<string> { input, graph.Initializer($"{prefix}.weight", Weight.Value) };
@@ -63,4 +69,44 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
     public string Describe() => $"dense {Inputs}→{Outputs} {Activation.Name}{(Bias is null ? ", no bias" : "")}";
 
     public override string ToString() => $"DenseLayer({Inputs}→{Outputs}, {Activation.Name}{(Bias is null ? ", no bias" : "")})";
+}
+
+/// <summary>
+/// A dense layer at inference: C starts as the bias in each row and the product with the packed weight is added (as
+/// the tape's linear op adds it), and f runs on each finished block while it is in cache; f's input z goes to scratch
+/// only when f is not the identity.
+/// </summary>
+public sealed unsafe class DenseInferenceStep<T>(PackedMatrix<T> weight, T[]? bias, Activation<T> activation, ComputeContext context)
+    : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public int Inputs => weight.K;
+    public int Outputs => weight.N;
+
+    public int ScratchLength(int rows) => activation.IsIdentity ? 0 : rows * Outputs;
+
+    public object? CreateState() => activation.IsIdentity ? null : new ActivationBlockFinish<T>();
+
+    public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
+    {
+        if (activation.IsIdentity)
+        {
+            weight.Multiply(context, rows, x, y, bias);
+            return;
+        }
+        var z = scratch[..(rows * Outputs)];
+        if (!InferenceActivation.Fuses(activation))
+        {
+            weight.Multiply(context, rows, x, z, bias);
+            InferenceActivation.Apply(activation, z, y, Outputs);
+            return;
+        }
+        var finish = (ActivationBlockFinish<T>)state!;
+        fixed (T* pz = z)
+        fixed (T* py = y)
+        {
+            finish.Set(activation, pz, py, Outputs);
+            try { weight.Multiply(context, rows, x, z, bias, finish); }
+            finally { finish.Clear(); }
+        }
+    }
 }

@@ -78,6 +78,13 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     LayerOutput<T> Forward(Var<T> x);
 
     /// <summary>
+    /// The layer's forward pass for inference, compiled from its current values (the layer is in evaluation mode) for
+    /// <paramref name="context"/>'s kernels; null where the layer is the identity at inference (dropout). A kind that
+    /// compiles nothing runs its tape forward pass (<see cref="Inference.TapeInferenceStep{T}"/>).
+    /// </summary>
+    Inference.IInferenceStep<T>? CompileInference(Kernels.ComputeContext context) => new Inference.TapeInferenceStep<T>(this, context);
+
+    /// <summary>
     /// Adds the layer's ONNX nodes reading <paramref name="input"/>. Tensors and intermediate values are named under
     /// <paramref name="prefix"/> (layers.{i}); the final value is named <paramref name="output"/> when given (the graph's
     /// output), else as the layer likes. Returns the name of the layer's output.

@@ -4,6 +4,8 @@ using System.Numerics;
 using Backprop.Core;
 using Backprop.Autodiff;
 using Backprop.Ops;
+using Backprop.Kernels;
+using Backprop.Nn.Inference;
 
 namespace Backprop.Nn;
 
@@ -91,6 +93,10 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
 
     /// <summary>A layer norm computes the same in both modes.</summary>
     public bool Training { get; set; } = true;
+
+    /// <summary>Each row normalised and scaled with the tape op's kernels, then f.</summary>
+    public IInferenceStep<T>? CompileInference(ComputeContext context) =>
+        new LayerNormInferenceStep<T>(Features, T.CreateChecked(Eps), Weight?.Value.Span.ToArray(), Bias?.Value.Span.ToArray(), Activation);
 
     public LayerOutput<T> Forward(Var<T> x)
     {
@@ -217,6 +223,17 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
     /// <summary>A batch of one has no variance: training needs two samples (PyTorch refuses one too).</summary>
     public int MinimumBatch => Training ? 2 : 1;
 
+    /// <summary>
+    /// Evaluation with the running statistics as they are now: (x − mean) ⊙ 1/√(var + ε), then γ, β and f. (Folding
+    /// them into a preceding dense layer's weight would save this pass but change the bits of the result.)
+    /// </summary>
+    public IInferenceStep<T>? CompileInference(ComputeContext context)
+    {
+        var rstd = new T[Features];
+        Normalization.ReciprocalStd<T>(Statistics.RunningVar.Span, T.CreateChecked(Eps), rstd);
+        return new BatchNormInferenceStep<T>(Statistics.RunningMean.Span.ToArray(), rstd, Weight?.Value.Span.ToArray(), Bias?.Value.Span.ToArray(), Activation);
+    }
+
     public LayerOutput<T> Forward(Var<T> x)
     {
         var z = Functional.BatchNorm(x, Statistics, Weight, Bias);
@@ -336,6 +353,9 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
         Mask.Draws = draws;
     }
 
+    /// <summary>The identity at inference: no step.</summary>
+    public IInferenceStep<T>? CompileInference(ComputeContext context) => null;
+
     public LayerOutput<T> Forward(Var<T> x)
     {
         var h = Functional.Dropout(x, Mask);
@@ -358,4 +378,43 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
     public string Describe() => $"dropout {Features} p={SettingRules.Format(P)}";
 
     public override string ToString() => $"DropoutLayer({Features}, p {SettingRules.Format(P)})";
+}
+
+/// <summary>A layer norm at inference: each row normalised, then γ and β, then f (z in scratch when f is not the identity).</summary>
+public sealed class LayerNormInferenceStep<T>(int features, T eps, T[]? gamma, T[]? beta, Activation<T> activation)
+    : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public int Inputs => features;
+    public int Outputs => features;
+
+    /// <summary>Each row's 1/σ̂, and z when f is not the identity.</summary>
+    public int ScratchLength(int rows) => rows + (activation.IsIdentity ? 0 : rows * features);
+
+    public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
+    {
+        var rstd = scratch[..rows];
+        var z = activation.IsIdentity ? y[..(rows * features)] : scratch.Slice(rows, rows * features);
+        Normalization.NormalizeRows(x, z, rstd, rows, features, eps);
+        Normalization.Affine<T>(z, gamma, beta, z, rows, features);
+        if (!activation.IsIdentity) InferenceActivation.Apply(activation, z, y, features);
+    }
+}
+
+/// <summary>A batch norm at inference: (x − running mean) ⊙ 1/√(running var + ε), then γ and β, then f.</summary>
+public sealed class BatchNormInferenceStep<T>(T[] mean, T[] rstd, T[]? gamma, T[]? beta, Activation<T> activation)
+    : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    public int Inputs => mean.Length;
+    public int Outputs => mean.Length;
+
+    public int ScratchLength(int rows) => activation.IsIdentity ? 0 : rows * mean.Length;
+
+    public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
+    {
+        int f = mean.Length;
+        var z = activation.IsIdentity ? y[..(rows * f)] : scratch[..(rows * f)];
+        Normalization.NormalizeColumns<T>(x, mean, rstd, z, rows, f);
+        Normalization.Affine<T>(z, gamma, beta, z, rows, f);
+        if (!activation.IsIdentity) InferenceActivation.Apply(activation, z, y, f);
+    }
 }

@@ -271,17 +271,9 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
         }
         else
         {
-            for (int j = 0; j < f; j++)
-            {
-                _mean[j] = rm[j];
-                _rstd[j] = T.One / T.Sqrt(rv[j] + eps);
-            }
-            for (int i = 0; i < n; i++)
-            {
-                var hr = xh.Slice(i * f, f);
-                TensorPrimitives.Subtract(xs.Slice(i * f, f), _mean, hr);
-                TensorPrimitives.Multiply(hr, _rstd, hr);
-            }
+            rm.CopyTo(_mean);
+            Normalization.ReciprocalStd(rv, eps, _rstd);
+            Normalization.NormalizeColumns(xs, _mean, _rstd, xh, n, f);
         }
         Normalization.Affine(xh, inputs.Length > 1 ? inputs[1].Value.Data : default, inputs.Length > 2 ? inputs[2].Value.Data : default,
             output.Data, n, f);
@@ -485,6 +477,24 @@ internal static class Normalization
             T r = T.One / T.Sqrt(TensorPrimitives.SumOfSquares<T>(hr) * invF + eps);
             rstd[i] = r;
             TensorPrimitives.Multiply(hr, r, hr);
+        }
+    }
+
+    /// <summary>rstd = 1/√(var + ε) per feature (evaluation batch norm's scale from the running variance).</summary>
+    public static void ReciprocalStd<T>(ReadOnlySpan<T> variance, T eps, Span<T> rstd) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int j = 0; j < variance.Length; j++) rstd[j] = T.One / T.Sqrt(variance[j] + eps);
+    }
+
+    /// <summary>x̂ = (x − mean) ⊙ rstd per feature, for each of the n rows (x̂ may be x).</summary>
+    public static void NormalizeColumns<T>(ReadOnlySpan<T> x, ReadOnlySpan<T> mean, ReadOnlySpan<T> rstd, Span<T> xhat, int n, int f)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < n; i++)
+        {
+            var hr = xhat.Slice(i * f, f);
+            TensorPrimitives.Subtract(x.Slice(i * f, f), mean, hr);
+            TensorPrimitives.Multiply(hr, rstd, hr);
         }
     }
 

@@ -5,7 +5,14 @@ using Backprop.Ops;
 namespace Backprop.Training;
 
 /// <summary>Allocation counts are the calling thread's plus the kernel worker threads' (not other threads of the process).</summary>
-public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMicroseconds, double AllocatedBytesPerStep, double CallerAllocatedBytesPerStep);
+public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMicroseconds, double AllocatedBytesPerStep, double CallerAllocatedBytesPerStep)
+{
+    /// <summary>Floating-point operations of one step as <see cref="TrainBenchmark.StepFlops"/> counts them.</summary>
+    public double FlopsPerStep { get; init; }
+
+    /// <summary>FLOPs per second of the timed steps.</summary>
+    public double Gflops => FlopsPerStep / StepMicroseconds / 1e3;
+}
 
 /// <summary>
 /// The training-step benchmark: a ReLU MLP with identity output, softmax cross-entropy on random data with random
@@ -14,6 +21,25 @@ public sealed record TrainBenchmarkResult(double SamplesPerSecond, double StepMi
 /// </summary>
 public static class TrainBenchmark
 {
+    /// <summary>
+    /// The floating-point operations of one training step on a batch, counted as the products do them:
+    /// 2·batch·(3·Σ in·out − in₀·out₀) over the dense layers (forward x·Wᵀ, backward dW and dx, the first layer needing
+    /// no dx). Element-wise work (activations, bias, loss, optimizer) is not counted: it is memory-bound, and the
+    /// figure is meant to be set against the FMA peak.
+    /// </summary>
+    public static double StepFlops<T>(Nn.Sequential<T> network, int batch) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        double sum = 0, first = -1;
+        foreach (var layer in network.Layers)
+        {
+            if (layer.Kind != Nn.DenseKind.KindName) continue;
+            double io = (double)layer.Inputs * layer.Outputs;
+            if (first < 0) first = io;
+            sum += io;
+        }
+        return first < 0 ? 0 : 2.0 * batch * (3 * sum - first);
+    }
+
     /// <param name="context">What the steps run on (null: <see cref="ComputeContext.Default"/>).</param>
     /// <param name="warmupSeconds">The least time spent on untimed steps before timing starts (as well as <paramref name="warmupSteps"/>).</param>
     public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
@@ -73,6 +99,7 @@ public static class TrainBenchmark
             profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
         }
         return new TrainBenchmarkResult(batch * steps / secs, secs * 1e6 / steps,
-            (double)(callerAfter - callerBefore + workersAfter - workersBefore) / steps, (double)(callerAfter - callerBefore) / steps);
+            (double)(callerAfter - callerBefore + workersAfter - workersBefore) / steps, (double)(callerAfter - callerBefore) / steps)
+        { FlopsPerStep = StepFlops(net, batch) };
     }
 }

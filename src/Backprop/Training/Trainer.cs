@@ -471,11 +471,29 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         return new Evaluation(divisor > 0 ? lossSum / divisor : 0, metrics, divisor);
     }
 
-    /// <summary>Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones.</summary>
+    /// <summary>
+    /// Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones. Runs the
+    /// compiled forward pass (<see cref="Nn.Inference.InferenceNetwork{T}"/>: no tape, weights packed once), whose
+    /// outputs are the tape's evaluation outputs bit for bit, in passes of at most <paramref name="batchSize"/> rows.
+    /// </summary>
     public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000, Kernels.ComputeContext? context = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
         var outputs = new Tensor<T>(data.Count, network.Outputs);
-        ForEachBatch(network, data, TrainingObjective.Classification, batchSize, null, requireTargets: false, outputs, context, null);
+        var compiled = Nn.Inference.InferenceNetwork<T>.Compile(network, context);
+        int d = data.FeatureCount, c = network.Outputs;
+        if (d != network.Inputs) throw new ArgumentException($"the data has {d} features per row but the network takes {network.Inputs}", nameof(data));
+        // float features feed a float model in place; another precision converts each pass as the tape's loader does
+        var row = typeof(T) == typeof(float) ? [] : new T[Math.Min(batchSize, Math.Max(1, data.Count)) * d];
+        for (int start = 0; start < data.Count; start += batchSize)
+        {
+            int n = Math.Min(batchSize, data.Count - start);
+            ReadOnlySpan<float> x = data.Features.AsSpan(start * d, n * d);
+            ReadOnlySpan<T> input;
+            if (typeof(T) == typeof(float)) input = System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(x);
+            else { Kernels.RowGather.Convert(x, row.AsSpan(0, n * d)); input = row.AsSpan(0, n * d); }
+            compiled.Predict(input, outputs.Span.Slice(start * c, n * c), n);
+        }
         return outputs;
     }
 

@@ -16,6 +16,21 @@ public class BenchCliTests
         Assert.True(rate > 0 && stepUs > 0, r.LastLine);
         Assert.Equal(8 * 1e6 / stepUs, rate, rate * 0.02); // the two figures describe the same run (each rounded)
         Assert.Equal(0, j.GetProperty("allocated_bytes_per_step").GetDouble());
+        // the fraction of peak is the step's FLOPs (2·batch·(3·Σ in·out − in₀·out₀)) per second over the measured peak
+        double flops = 2.0 * 8 * (3 * (20 * 16 + 16 * 3) - 20 * 16);
+        double gflops = j.GetProperty("gflops").GetDouble(), peak = j.GetProperty("peak_gflops").GetDouble();
+        Assert.Equal(flops / stepUs / 1e3, gflops, gflops * 0.02 + 0.01);
+        Assert.Equal(gflops / peak, j.GetProperty("fraction_of_peak").GetDouble(), 1e-3);
+    }
+
+    [Fact]
+    public void BenchPeakReportsBothPrecisions()
+    {
+        var r = CliRunner.Run("bench", "peak", "--threads", "1", "--json");
+        Assert.Equal(0, r.ExitCode);
+        double f32 = r.Json.GetProperty("float32_gflops").GetDouble(), f64 = r.Json.GetProperty("float64_gflops").GetDouble();
+        Assert.True(f32 > 0 && f64 > 0, r.LastLine);
+        Assert.Equal(1, r.Json.GetProperty("threads").GetInt32());
     }
 
     [Fact]
@@ -39,12 +54,30 @@ public class BenchCliTests
         var r = CliRunner.Run([.. args]);
         Assert.Equal(0, r.ExitCode);
         Assert.True(r.Json.GetProperty("gflops").GetDouble() > 0, r.LastLine);
+        Assert.Equal(r.Json.GetProperty("gflops").GetDouble() / r.Json.GetProperty("peak_gflops").GetDouble(),
+            r.Json.GetProperty("fraction_of_peak").GetDouble(), 1e-3);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(7)]
+    public void BenchInferReportsRateAndTimePerCallOfTheSameRun(int batch)
+    {
+        var r = CliRunner.Run("bench", "infer", "--layers", "20,16,3", "--batch", batch.ToString(), "--threads", "1", "--json");
+        Assert.Equal(0, r.ExitCode);
+        double rate = r.Json.GetProperty("samples_per_s").GetDouble(), us = r.Json.GetProperty("run_us").GetDouble();
+        Assert.True(rate > 0 && us > 0, r.LastLine);
+        Assert.Equal(batch * 1e6 / us, rate, rate * 0.02);
+        Assert.Equal(0, r.Json.GetProperty("allocated_bytes_per_run").GetDouble());
     }
 
     [Theory]
     [InlineData("train", "--batch", "0")]
     [InlineData("train", "--optimizer", "lbfgs")]
     [InlineData("gemm", "--m", "0")]
+    [InlineData("gemm", "--packed-b", "true")]
+    [InlineData("infer", "--batch", "0")]
+    [InlineData("infer", "--model", "no-such-model.safetensors")]
     public void BadBenchOptionsExitTwoWithOneLine(string sub, string option, string value)
     {
         var r = CliRunner.Run("bench", sub, option, value);

@@ -1,0 +1,152 @@
+using System.Numerics;
+using Backprop.Core;
+using Backprop.Kernels;
+using Backprop.Ops;
+
+namespace Backprop.Nn.Inference;
+
+/// <summary>
+/// A trained network compiled for the forward pass alone: each layer's <see cref="ILayer{T}.CompileInference"/> step
+/// (dense layers with their weights packed once for the GEMM, bias and activation fused into the product's output
+/// pass, norm layers with their constants prepared, dropout left out), run without a tape. It is a snapshot: compiled
+/// from a copy of the network in evaluation mode, so later training of the network does not change it.
+/// </summary>
+/// <remarks>
+/// Gives the bits of the tape's evaluation forward pass (<see cref="Sequential{T}.Predict"/>) on the same context, up
+/// to the sign of a zero: each step calls the kernels the tape's ops call, in the same order. Thread-safe: any number
+/// of threads may call <see cref="Predict(ReadOnlySpan{T}, Span{T}, int)"/> at once; each keeps its own buffers (grown
+/// to the largest batch it has run), so a warm call allocates nothing.
+/// </remarks>
+public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly IInferenceStep<T>[] _steps;
+    private readonly ThreadLocal<Workspace> _workspaces;
+
+    private InferenceNetwork(IInferenceStep<T>[] steps, int inputs, int outputs, ComputeContext context)
+    {
+        _steps = steps;
+        Inputs = inputs;
+        Outputs = outputs;
+        Context = context;
+        _workspaces = new(() => new Workspace(_steps));
+    }
+
+    /// <summary>Compiles <paramref name="network"/> (a copy of it in evaluation mode) for <paramref name="context"/> (null: the default).</summary>
+    public static InferenceNetwork<T> Compile(Sequential<T> network, ComputeContext? context = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        context ??= ComputeContext.Default;
+        var copy = network.Clone();
+        copy.SetTraining(false);
+        var steps = new List<IInferenceStep<T>>();
+        foreach (var layer in copy.Layers)
+            if (layer.CompileInference(context) is { } step) steps.Add(step);
+        return new InferenceNetwork<T>([.. steps], network.Inputs, network.Outputs, context);
+    }
+
+    public int Inputs { get; }
+    public int Outputs { get; }
+
+    /// <summary>What the steps run on: its threads and GEMM kernels (the weights are packed for them).</summary>
+    public ComputeContext Context { get; }
+
+    /// <summary>The compiled steps, in order (layers that are the identity at inference, like dropout, have none).</summary>
+    public IReadOnlyList<IInferenceStep<T>> Steps => _steps;
+
+    /// <summary>y[rows × Outputs] = the network on x[rows × Inputs].</summary>
+    public void Predict(ReadOnlySpan<T> x, Span<T> y, int rows)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(rows);
+        if (x.Length < (long)rows * Inputs) throw new ShapeMismatchException($"the input holds {x.Length} values, needs {rows}×{Inputs}");
+        if (y.Length < (long)rows * Outputs) throw new ShapeMismatchException($"the output holds {y.Length} values, needs {rows}×{Outputs}");
+        if (rows == 0) return;
+        if (_steps.Length == 0) { x[..(rows * Inputs)].CopyTo(y); return; }
+        var ws = _workspaces.Value!;
+        ws.Reserve(Math.Min(rows, RowsPerPass));
+        for (int start = 0; start < rows; start += RowsPerPass)
+        {
+            int n = Math.Min(RowsPerPass, rows - start);
+            ReadOnlySpan<T> current = x.Slice(start * Inputs, n * Inputs);
+            for (int i = 0; i < _steps.Length; i++)
+            {
+                var step = _steps[i];
+                Span<T> output = i == _steps.Length - 1 ? y.Slice(start * Outputs, n * Outputs) : ws.Activations(i).AsSpan(0, n * step.Outputs);
+                step.Run(current, output, n, ws.Scratch.AsSpan(0, step.ScratchLength(n)), ws.States[i]);
+                current = output;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The most rows one pass through the layers takes; a larger batch runs in passes of this many rows (the rows are
+    /// independent in evaluation mode, so the results are the same). Keeps the intermediate activations in cache and
+    /// the buffers small.
+    /// </summary>
+    public int RowsPerPass { get; init; } = 256;
+
+    /// <summary>The outputs for a batch (rows × Inputs), as a new tensor.</summary>
+    public Tensor<T> Predict(Tensor<T> x)
+    {
+        if (x.Rank != 2 || x.Dim(1) != Inputs) throw new ShapeMismatchException($"input is {x.ShapeString} but the network takes {Inputs} inputs");
+        var y = new Tensor<T>(x.Dim(0), Outputs);
+        Predict(x.Span, y.Span, x.Dim(0));
+        return y;
+    }
+
+    /// <summary>One thread's buffers: two activations that the steps write in turn, the steps' scratch and states.</summary>
+    private sealed class Workspace(IInferenceStep<T>[] steps)
+    {
+        private readonly T[][] _buffers = [[], []];
+        private int _rows;
+        public T[] Scratch { get; private set; } = [];
+        public object?[] States { get; } = [.. steps.Select(s => s.CreateState())];
+
+        public T[] Activations(int step) => _buffers[step & 1];
+
+        public void Reserve(int rows)
+        {
+            if (rows <= _rows) return;
+            int width = 0, scratch = 0;
+            foreach (var s in steps)
+            {
+                width = Math.Max(width, s.Outputs);
+                scratch = Math.Max(scratch, s.ScratchLength(rows));
+            }
+            _buffers[0] = new T[(long)rows * width];
+            _buffers[1] = new T[(long)rows * width];
+            Scratch = new T[scratch];
+            _rows = rows;
+        }
+    }
+}
+
+/// <summary>A step's activation: h = f(z) over finished blocks (fused into the GEMM's output pass) or over the whole output.</summary>
+public static class InferenceActivation
+{
+    /// <summary>Whether f can run on each GEMM block as it finishes (element-wise and exact on any piece).</summary>
+    public static bool Fuses<T>(Activation<T> f) where T : unmanaged, IFloatingPointIeee754<T> =>
+        f.IsElementwise && f.ForwardIsPiecewiseExact;
+
+    /// <summary>h = f(z) on all of z, as the tape's activation op runs it (rows <paramref name="cols"/> wide).</summary>
+    public static void Apply<T>(Activation<T> f, ReadOnlySpan<T> z, Span<T> h, int cols) where T : unmanaged, IFloatingPointIeee754<T> =>
+        f.Forward(z, h, cols);
+}
+
+/// <summary>h = f(z) on each finished block of a product (rows of <c>cols</c> values), set for one call by its thread.</summary>
+internal sealed unsafe class ActivationBlockFinish<T> : IGemmBlockFinish where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private Activation<T>? _f;
+    private T* _z, _h;
+    private int _cols;
+
+    public void Set(Activation<T> f, T* z, T* h, int cols) { _f = f; _z = z; _h = h; _cols = cols; }
+
+    public void Clear() { _f = null; _z = _h = null; }
+
+    public void Finish(int i0, int i1, int j0, int j1)
+    {
+        int w = j1 - j0;
+        for (int r = i0; r < i1; r++)
+            _f!.Forward(new ReadOnlySpan<T>(_z + (long)r * _cols + j0, w), new Span<T>(_h + (long)r * _cols + j0, w), w);
+    }
+}
