@@ -18,6 +18,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>A new tensor of the given shape, all zeros. No dimensions makes a scalar (one element).</summary>
     /// <exception cref="ArgumentException">A dimension is negative, or the shape has more than <see cref="int.MaxValue"/> elements.</exception>
+    /// <exception cref="OverflowException">The product of the dimensions is negative (an odd number of negative dimensions): the array is allocated before the shape is checked.</exception>
     public Tensor(params int[] shape) : this(new T[ShapeUtil.Product(shape)], shape) { }
 
     /// <summary>

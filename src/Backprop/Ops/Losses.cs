@@ -115,9 +115,9 @@ public abstract class LossKind : INamedKind
 
     /// <summary>The objective is the sum of all outputs: no loss node, no target.</summary>
     public static LossKind None { get; } = new NoLoss();
-    /// <summary>"mse": mean squared error against values (<see cref="Functional.Mse"/>).</summary>
+    /// <summary>"mse": squared error against values (<see cref="Functional.Mse"/>).</summary>
     public static LossKind Mse { get; } = new MseLoss();
-    /// <summary>"l1": mean absolute error against values (<see cref="Functional.L1"/>).</summary>
+    /// <summary>"l1": absolute error against values (<see cref="Functional.L1"/>).</summary>
     public static LossKind L1 { get; } = new L1Loss();
     /// <summary>"huber": quadratic within δ (<see cref="LossSettings.HuberDelta"/>), linear beyond, against values (<see cref="Functional.Huber"/>).</summary>
     public static LossKind Huber { get; } = new HuberLoss();
