@@ -121,6 +121,9 @@ public interface IOnnxGraph
 }
 
 /// <summary>An ONNX node attribute: an integer or a float.</summary>
+/// <param name="Name">The attribute's name, e.g. "alpha".</param>
+/// <param name="IntValue">The value of an integer attribute; null for a float one.</param>
+/// <param name="FloatValue">The value of a float attribute; null for an integer one.</param>
 public readonly record struct OnnxAttribute(string Name, long? IntValue, float? FloatValue)
 {
     /// <summary>An integer attribute (ONNX INT), e.g. Softmax's axis.</summary>

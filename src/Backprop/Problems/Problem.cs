@@ -11,6 +11,10 @@ namespace Backprop.Problems;
 public sealed record ParameterGradient<T>(string Name, Tensor<T> Gradient) where T : unmanaged, IFloatingPointIeee754<T>;
 
 /// <summary>The answers for a problem: loss, output and the gradient of every layer's parameters (in order) and the input.</summary>
+/// <param name="Loss">The loss; null for loss "none".</param>
+/// <param name="Output">The network's output, batch × outputs.</param>
+/// <param name="LayerGradients">For each layer, in order, the gradient of each of its parameters, in the layer's parameter order.</param>
+/// <param name="InputGradient">∂L/∂x, batch × inputs.</param>
 public sealed record GradientResult<T>(
     double? Loss,
     Tensor<T> Output,

@@ -24,6 +24,11 @@ public sealed record TensorSpec(string Name, int[] Shape, double[] Values)
 /// One layer of a problem: its kind (a <see cref="LayerKindRegistry"/> name), sizes, activation, and its parameters and
 /// buffers by name (a dense layer's weight, out × in, and bias).
 /// </summary>
+/// <param name="Kind">The layer kind's registry name ("dense", "layernorm", …).</param>
+/// <param name="Inputs">Features in.</param>
+/// <param name="Outputs">Features out.</param>
+/// <param name="Activation">The activation's registry name.</param>
+/// <param name="Tensors">The layer's parameters and buffers by name, in the kind's shapes.</param>
 public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Activation, IReadOnlyList<TensorSpec> Tensors)
 {
     /// <summary>The values of the kind's number and flag settings given in the file (eps, momentum, training, p).</summary>
@@ -42,6 +47,14 @@ public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Acti
 }
 
 /// <summary>A problem as written in the file, validated, in float64.</summary>
+/// <param name="Name">The problem's name: the file name without extension.</param>
+/// <param name="Layers">The layers, input to output; each layer's inputs match the previous layer's outputs.</param>
+/// <param name="Input">The batch, one row of features per sample (rows × the first layer's inputs).</param>
+/// <param name="Loss">The loss kind; "none" makes the objective the sum of all outputs.</param>
+/// <param name="Reduction">Mean (the file's default) or sum over the loss's terms.</param>
+/// <param name="Target">Rows × outputs target values, for a loss that takes values; null otherwise.</param>
+/// <param name="ClassTargets">One class index per row, for a loss that takes class indices; null otherwise.</param>
+/// <param name="Expected">The file's "expected" answers, kept as JSON for the caller to compare with; null when the file has none.</param>
 public sealed record ProblemSpec(
     string Name,
     IReadOnlyList<LayerSpec> Layers,
