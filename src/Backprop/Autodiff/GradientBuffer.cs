@@ -34,6 +34,7 @@ public sealed class GradientBuffer<T> where T : unmanaged, IFloatingPointIeee754
             Parameters[i].BindGradStorage(Tensor<T>.View(_buffer, _offsets[i], Parameters[i].Value.ShapeArray));
     }
 
+    /// <summary>The parameters whose gradients the buffer holds, in buffer order (see <see cref="OffsetOf"/>).</summary>
     public IReadOnlyList<Var<T>> Parameters { get; }
 
     /// <summary>Values in the buffer: the sum of the parameters' lengths.</summary>

@@ -4,6 +4,14 @@ using Backprop.Core;
 namespace Backprop.Autodiff;
 
 /// <summary>The comparison of analytic and numerical gradients for one tensor.</summary>
+/// <param name="Name">The checked tensor's name.</param>
+/// <param name="Shape">Its shape.</param>
+/// <param name="MaxAbsError">The largest |analytic − numeric| over its elements.</param>
+/// <param name="MaxRelError">The largest |analytic − numeric| / |numeric| over the elements whose numeric gradient exceeds the absolute tolerance (0 if none does).</param>
+/// <param name="WorstIndex">The multi-index of the element that came closest to failing (or failed worst).</param>
+/// <param name="WorstAnalytic">The analytic gradient at <paramref name="WorstIndex"/>.</param>
+/// <param name="WorstNumeric">The central-difference gradient at <paramref name="WorstIndex"/>.</param>
+/// <param name="Passed">Whether every element passed.</param>
 public sealed record GradientCheckEntry(
     string Name,
     int[] Shape,
@@ -14,8 +22,15 @@ public sealed record GradientCheckEntry(
     double WorstNumeric,
     bool Passed);
 
+/// <summary>The outcome of a gradient check: one entry per checked tensor and the settings that judged them.</summary>
+/// <param name="DType">The precision whose analytic gradients were checked: "float32" or "float64".</param>
+/// <param name="Step">The relative finite-difference step ε^(1/3) of the evaluating precision (h = step·max(1, |x|)).</param>
+/// <param name="AbsTolerance">The absolute tolerance: an element passes when |analytic − numeric| ≤ AbsTolerance + RelTolerance·|numeric|.</param>
+/// <param name="RelTolerance">The relative tolerance of that test.</param>
+/// <param name="Entries">One comparison per checked tensor, in the order they were given.</param>
 public sealed record GradientCheckReport(string DType, double Step, double AbsTolerance, double RelTolerance, IReadOnlyList<GradientCheckEntry> Entries)
 {
+    /// <summary>Whether every element of every checked tensor passed.</summary>
     public bool Passed => Entries.All(e => e.Passed);
 }
 
@@ -26,9 +41,11 @@ public sealed record GradientCheckReport(string DType, double Step, double AbsTo
 /// </summary>
 public static class GradientCheck
 {
+    /// <summary>The machine epsilon of <typeparamref name="T"/>: 2⁻²³ for float, 2⁻⁵² for double.</summary>
     public static double MachineEpsilon<T>() where T : unmanaged, IFloatingPointIeee754<T> =>
         typeof(T) == typeof(float) ? 1.1920929e-7 : 2.220446049250313e-16;
 
+    /// <summary>The relative central-difference step ε^(1/3) for <typeparamref name="T"/>, ≈ 4.9e-3 for float and 6.1e-6 for double.</summary>
     public static double StepFor<T>() where T : unmanaged, IFloatingPointIeee754<T> => Math.Cbrt(MachineEpsilon<T>());
 
     /// <summary>Tolerances that the dtype's rounding and the step's truncation error stay well inside.</summary>
@@ -141,6 +158,7 @@ public static class GradientCheck
         return Run(tape, objective, backward, leaves.Select(l => (l.Name!, l)).ToList());
     }
 
+    /// <summary>The multi-index of flat row-major index <paramref name="flat"/> in a tensor of <paramref name="shape"/> (as NumPy's unravel_index).</summary>
     public static int[] Unravel(int flat, int[] shape)
     {
         var idx = new int[shape.Length];

@@ -3,6 +3,7 @@ using Backprop.Core;
 
 namespace Backprop.Autodiff;
 
+/// <summary>Full Jacobian matrices by repeated reverse-mode passes, one per output element: for tests and <c>explain</c> on small graphs.</summary>
 public static class Jacobian
 {
     /// <summary>

@@ -54,5 +54,6 @@ public abstract class Op<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public virtual bool TryBackwardFused(ComputeContext context, Var<T>[] inputs, Var<T> output, Op<T> producer, Var<T> producerInput) => false;
 
+    /// <inheritdoc/>
     public override string ToString() => $"{Name}: {Formula}";
 }

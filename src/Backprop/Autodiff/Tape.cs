@@ -9,7 +9,7 @@ public delegate void OpProfiler<T>(Var<T> node, bool forward, long ticks, Var<T>
 
 /// <summary>
 /// Records ops in execution order for reverse-mode differentiation. A recorded tape can be replayed:
-/// <see cref="Forward"/> recomputes every value in place from the current leaf values and <see cref="Backward"/>
+/// <see cref="Forward"/> recomputes every value in place from the current leaf values and <see cref="Backward(Var{T}, Tensor{T})"/>
 /// reuses every gradient buffer, so a training step on a recorded tape allocates nothing.
 /// The recorded ops run their kernels on the tape's <see cref="Context"/>.
 /// </summary>
@@ -46,6 +46,7 @@ public sealed class Tape<T> where T : unmanaged, IFloatingPointIeee754<T>
         return v;
     }
 
+    /// <summary>A leaf owned by this tape that never receives a gradient (a batch's inputs or targets).</summary>
     public Var<T> Constant(Tensor<T> value, string? name = null) => Leaf(value, false, name);
 
     /// <summary>Runs <paramref name="op"/> on <paramref name="inputs"/> now and records it.</summary>

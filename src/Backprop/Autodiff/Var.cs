@@ -28,15 +28,27 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>A leaf that never receives a gradient.</summary>
     public static Var<T> Constant(Tensor<T> value, string? name = null) => new(value, false, name, null, null, []);
 
+    /// <summary>
+    /// The current value. A recorded op's output is recomputed in place on every <see cref="Tape{T}.Forward"/>; a leaf's
+    /// value is the caller's to change (an optimizer step writes a parameter's).
+    /// </summary>
     public Tensor<T> Value { get; }
+    /// <summary>Whether a backward pass computes this value's gradient: true for parameters and for any op output that depends on one.</summary>
     public bool RequiresGrad { get; }
+    /// <summary>The name that derivations and messages use ("layers.0.weight"); null for an unnamed value.</summary>
     public string? Name { get; set; }
+    /// <summary>The tape that recorded or owns this value; null for a free leaf (<see cref="Parameter"/>, <see cref="Constant"/>).</summary>
     public Tape<T>? Tape { get; }
+    /// <summary>The op whose output this is; null for a leaf.</summary>
     public Op<T>? Op { get; }
+    /// <summary>The op's operands, in the order of <see cref="Op{T}.InputNames"/>; empty for a leaf.</summary>
     public IReadOnlyList<Var<T>> Inputs { get; }
     internal Var<T>[] InputArray => (Var<T>[])Inputs;
+    /// <summary>Whether this value is a leaf (parameter, input or constant) rather than an op's output.</summary>
     public bool IsLeaf => Op is null;
+    /// <summary>The shape of <see cref="Value"/> (and of <see cref="Grad"/>).</summary>
     public ReadOnlySpan<int> Shape => Value.Shape;
+    /// <summary>The shape as text, "[2×3]".</summary>
     public string ShapeString => Value.ShapeString;
 
     /// <summary>The gradient from the last backward pass (zeros where the pass did not reach this value).</summary>

@@ -26,6 +26,11 @@ public abstract class KindRegistry<TKind, TSelf>
     private readonly ImmutableArray<TKind> _kinds;
     private readonly FrozenDictionary<string, TKind> _byName;
 
+    /// <summary>
+    /// A registry of <paramref name="kinds"/> in the given order; each kind is found by its name and then by its aliases
+    /// (an alias never shadows a name, and the first kind to claim an alias keeps it).
+    /// </summary>
+    /// <exception cref="ArgumentException">Two kinds have the same <see cref="INamedKind.Name"/>.</exception>
     protected KindRegistry(IEnumerable<TKind> kinds)
     {
         _kinds = [.. kinds];

@@ -16,8 +16,17 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly int _offset;
     private readonly int _length;
 
+    /// <summary>A new tensor of the given shape, all zeros. No dimensions makes a scalar (one element).</summary>
+    /// <exception cref="ArgumentException">A dimension is negative, or the shape has more than <see cref="int.MaxValue"/> elements.</exception>
+    /// <exception cref="OverflowException">The product of the dimensions is negative (an odd number of negative dimensions): the array is allocated before the shape is checked.</exception>
     public Tensor(params int[] shape) : this(new T[ShapeUtil.Product(shape)], shape) { }
 
+    /// <summary>
+    /// A tensor over <paramref name="data"/> (row-major) with the given shape. The array is not copied: writes through the
+    /// tensor change it and the other way round.
+    /// </summary>
+    /// <exception cref="ArgumentNullException"><paramref name="data"/> or <paramref name="shape"/> is null.</exception>
+    /// <exception cref="ArgumentException">A dimension is negative, or the shape does not hold exactly <c>data.Length</c> elements.</exception>
     public Tensor(T[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -59,14 +68,19 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Span<T> Data => new(_array, _offset, _length);
     /// <summary>The same as <see cref="Data"/>.</summary>
     public Span<T> Span => Data;
+    /// <summary>The elements in row-major order, as memory that can be kept beyond the call (for asynchronous or parallel code).</summary>
     public Memory<T> Memory => new(_array, _offset, _length);
     /// <summary>The elements as an array segment, for code that indexes them from a lambda.</summary>
     public ArraySegment<T> Segment => new(_array, _offset, _length);
     /// <summary>Whether this tensor's elements are a part of a larger buffer (see <see cref="View"/>).</summary>
     public bool IsView => _offset != 0 || _length != _array.Length;
+    /// <summary>The size of each dimension, outermost first; empty for a scalar.</summary>
     public ReadOnlySpan<int> Shape => _shape;
+    /// <summary>A copy of <see cref="Shape"/> as a new array, which the caller may keep or change.</summary>
     public int[] ShapeArray => (int[])_shape.Clone();
+    /// <summary>The number of dimensions: 0 for a scalar, 1 for a vector, 2 for a matrix.</summary>
     public int Rank => _shape.Length;
+    /// <summary>The number of elements, the product of the dimensions (1 for a scalar).</summary>
     public int Length => _length;
 
     /// <summary>Rows of a matrix (rank 2), or 1 for a vector.</summary>
@@ -74,16 +88,22 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Columns of a matrix (rank 2), the length of a vector.</summary>
     public int Cols => _shape.Length switch { 0 => 1, 1 => _shape[0], _ => Length / Math.Max(1, _shape[0]) };
 
+    /// <summary>The size of dimension <paramref name="axis"/>; a negative axis counts from the end (-1 is the last), as in NumPy.</summary>
+    /// <exception cref="IndexOutOfRangeException">The axis is not in [-<see cref="Rank"/>, <see cref="Rank"/>).</exception>
     public int Dim(int axis) => _shape[axis < 0 ? axis + _shape.Length : axis];
 
+    /// <summary>The shape as text, "[2×3]" (a scalar "[]"), as error messages write it.</summary>
     public string ShapeString => ShapeUtil.Format(_shape);
 
+    /// <summary>The element at flat row-major index <paramref name="i"/>, whatever the rank.</summary>
     public T this[int i]
     {
         get => Data[i];
         set => Data[i] = value;
     }
 
+    /// <summary>The element at (<paramref name="row"/>, <paramref name="col"/>) of a matrix.</summary>
+    /// <exception cref="InvalidOperationException">The tensor is not of rank 2.</exception>
     public T this[int row, int col]
     {
         get
@@ -98,16 +118,20 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         }
     }
 
+    /// <summary>Row <paramref name="r"/> (<see cref="Cols"/> elements) as a span over the tensor's own data; a vector has one row.</summary>
     public Span<T> Row(int r)
     {
         int c = Cols;
         return Data.Slice(r * c, c);
     }
 
+    /// <summary>A new tensor of the given shape filled with 0.</summary>
     public static Tensor<T> Zeros(params int[] shape) => new(shape);
 
+    /// <summary>A new tensor of the given shape filled with 1.</summary>
     public static Tensor<T> Ones(params int[] shape) => Full(T.One, shape);
 
+    /// <summary>A new tensor of the given shape with every element <paramref name="value"/>.</summary>
     public static Tensor<T> Full(T value, params int[] shape)
     {
         var t = new Tensor<T>(shape);
@@ -115,8 +139,10 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return t;
     }
 
+    /// <summary>A new scalar: rank 0, shape [], one element.</summary>
     public static Tensor<T> Scalar(T value) => new([value]);
 
+    /// <summary>A new rows × columns matrix with a copy of a two-dimensional array's values.</summary>
     public static Tensor<T> FromArray(T[,] values)
     {
         int r = values.GetLength(0), c = values.GetLength(1);
@@ -127,6 +153,11 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return t;
     }
 
+    /// <summary>
+    /// A new matrix from rows of doubles (as JSON and CSV readers produce them), each converted to <typeparamref name="T"/>;
+    /// no rows makes a 0×0 matrix.
+    /// </summary>
+    /// <exception cref="ArgumentException">The rows do not all have the length of row 0.</exception>
     public static Tensor<T> FromRows(IReadOnlyList<IReadOnlyList<double>> rows)
     {
         int r = rows.Count;
@@ -141,6 +172,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return t;
     }
 
+    /// <summary>A new vector (rank 1) of the values, each converted to <typeparamref name="T"/>.</summary>
     public static Tensor<T> FromVector(IReadOnlyList<double> values)
     {
         var t = new Tensor<T>(values.Count);
@@ -164,20 +196,27 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return new(_array, _offset, (int[])shape.Clone());
     }
 
+    /// <summary>A copy with its own array: the same shape and values, never a view.</summary>
     public Tensor<T> Clone() => new(Data.ToArray(), _shape);
 
+    /// <summary>Overwrites this tensor's elements with <paramref name="other"/>'s; views see the change.</summary>
+    /// <exception cref="ShapeMismatchException">The shapes differ.</exception>
     public void CopyFrom(Tensor<T> other)
     {
         ShapeUtil.RequireSameShape(this, other, "copy");
         other.Data.CopyTo(Data);
     }
 
+    /// <summary>Sets every element to <paramref name="value"/>.</summary>
     public void Fill(T value) => Data.Fill(value);
 
+    /// <summary>Whether <paramref name="other"/> has exactly this shape (a [6] vector and a [2×3] matrix differ).</summary>
     public bool SameShape(Tensor<T> other) => _shape.AsSpan().SequenceEqual(other._shape);
 
+    /// <summary>Whether this tensor has exactly the given shape.</summary>
     public bool SameShape(ReadOnlySpan<int> shape) => _shape.AsSpan().SequenceEqual(shape);
 
+    /// <summary>A copy converted element by element to <typeparamref name="TOut"/>; double to float rounds to nearest.</summary>
     public Tensor<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
     {
         var t = new Tensor<TOut>(_shape);
@@ -185,6 +224,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return t;
     }
 
+    /// <summary>A copy of the elements as doubles, in row-major order.</summary>
     public double[] ToDoubleArray()
     {
         var a = new double[Length];
@@ -205,6 +245,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
         return rows;
     }
 
+    /// <summary>√(Σ x²) over all elements, summed in double whatever <typeparamref name="T"/> is.</summary>
     public double FrobeniusNorm()
     {
         double s = 0;
@@ -216,8 +257,11 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
     public override string ToString() => TensorFormat.Format(this);
 }
 
+/// <summary>Shape arithmetic and checks shared by tensors and operations.</summary>
 public static class ShapeUtil
 {
+    /// <summary>The number of elements a shape holds (1 for the empty shape of a scalar).</summary>
+    /// <exception cref="ArgumentException">The product exceeds <see cref="int.MaxValue"/>.</exception>
     public static int Product(ReadOnlySpan<int> shape)
     {
         long p = 1;
@@ -241,6 +285,11 @@ public static class ShapeUtil
         return sb.Append(']').ToString();
     }
 
+    /// <summary>Throws unless <paramref name="a"/> and <paramref name="b"/> have the same shape.</summary>
+    /// <param name="a">The first operand.</param>
+    /// <param name="b">The second operand.</param>
+    /// <param name="op">The operation's name, which starts the message ("add: shapes [2×3] and [3×2] differ").</param>
+    /// <exception cref="ShapeMismatchException">The shapes differ.</exception>
     public static void RequireSameShape<T>(Tensor<T> a, Tensor<T> b, string op)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -18,6 +18,10 @@ public static class TensorFormat
     /// <summary>Entries kept at each end of a summarised dimension (PyTorch's edgeitems).</summary>
     public const int EdgeItems = 3;
 
+    /// <summary>
+    /// The tensor as text: "Tensor", the shape, a new line and the values nested as PyTorch prints them, for example
+    /// <c>Tensor[3]\n[1., 2., 3.]</c>; a scalar stays on one line (<c>Tensor[] 3.1416</c>).
+    /// </summary>
     public static string Format<T>(Tensor<T> t) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var shape = t.Shape.ToArray();

@@ -29,6 +29,19 @@ public sealed class BatchLoader
     private readonly int _seed;
     private int _position;
 
+    /// <summary>
+    /// A loader over <c>labels.Length</c> rows of <paramref name="featureCount"/> features (row-major in
+    /// <paramref name="features"/>, not copied). Call <see cref="StartEpoch"/> before the first batch.
+    /// </summary>
+    /// <param name="features">The data set's features, row-major.</param>
+    /// <param name="labels">One class index per row.</param>
+    /// <param name="featureCount">Features per row.</param>
+    /// <param name="batchSize">Rows per batch; capped at the row count.</param>
+    /// <param name="seed">The seed from which each epoch's shuffle is derived (<see cref="EpochSeed"/>).</param>
+    /// <param name="shuffle">False to visit the rows in data-set order every epoch (evaluation).</param>
+    /// <exception cref="ArgumentNullException">An array is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="featureCount"/> or <paramref name="batchSize"/> is not positive.</exception>
+    /// <exception cref="ArgumentException">The feature array does not hold <c>labels.Length × featureCount</c> values.</exception>
     public BatchLoader(float[] features, int[] labels, int featureCount, int batchSize, int seed, bool shuffle = true)
     {
         ArgumentNullException.ThrowIfNull(features);
@@ -52,6 +65,11 @@ public sealed class BatchLoader
         _position = Count; // nothing until StartEpoch
     }
 
+    /// <summary>A loader over <paramref name="data"/>, including its target values when it has them (<see cref="GatherTargets"/>).</summary>
+    /// <param name="data">The data set; its arrays are read, not copied.</param>
+    /// <param name="batchSize">Rows per batch; capped at the row count.</param>
+    /// <param name="seed">The seed from which each epoch's shuffle is derived (<see cref="EpochSeed"/>).</param>
+    /// <param name="shuffle">False to visit the rows in data-set order every epoch (evaluation).</param>
     public BatchLoader(LabeledData data, int batchSize, int seed, bool shuffle = true)
         : this((data ?? throw new ArgumentNullException(nameof(data))).Features, data.Labels, data.FeatureCount, batchSize, seed, shuffle)
     {
@@ -85,6 +103,7 @@ public sealed class BatchLoader
 
     /// <summary>Rows in the data set.</summary>
     public int Count { get; }
+    /// <summary>Features per row.</summary>
     public int FeatureCount { get; }
     /// <summary>Rows in a full batch (the requested size, capped at <see cref="Count"/>).</summary>
     public int BatchSize { get; }
@@ -135,7 +154,9 @@ public sealed class BatchLoader
         : throw new InvalidOperationException("the current batch was taken with Advance, which leaves BatchX as it was: use GatherX, or MoveNext to fill BatchX");
 
     private bool _batchXCurrent;
+    /// <summary>The current batch's labels: the first <see cref="CurrentBatchSize"/> entries of <see cref="BatchY"/>.</summary>
     public Span<int> CurrentY => BatchY.AsSpan(0, CurrentBatchSize);
+    /// <summary>The data-set rows of the current batch, in batch order: the first <see cref="CurrentBatchSize"/> entries of <see cref="BatchIndices"/>.</summary>
     public ReadOnlySpan<int> CurrentIndices => BatchIndices.AsSpan(0, CurrentBatchSize);
 
     /// <summary>The row order of the current epoch.</summary>
@@ -167,7 +188,7 @@ public sealed class BatchLoader
 
     /// <summary>
     /// Moves to the next batch of the epoch, filling <see cref="BatchY"/> and <see cref="BatchIndices"/> but not
-    /// <see cref="BatchX"/>; <see cref="GatherX{T}(Span{T})"/> then copies the features straight to where they are
+    /// <see cref="BatchX"/>; <see cref="GatherX{T}(Span{T}, Kernels.ComputeContext?)"/> then copies the features straight to where they are
     /// used (a network's input), saving a pass. False when the epoch is over.
     /// </summary>
     public bool Advance()

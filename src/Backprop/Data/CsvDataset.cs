@@ -5,9 +5,20 @@ using Backprop.IO;
 namespace Backprop.Data;
 
 /// <summary>What a CSV file's target columns hold: class labels (one column), numbers (regression) or 0/1 (multi-label).</summary>
-public enum TargetKind { Classes, Values, Binary }
+public enum TargetKind
+{
+    /// <summary>One column of class labels, mapped to class indices 0, 1, … (classification, softmax outputs).</summary>
+    Classes,
+    /// <summary>One or more columns of real numbers (regression, one output per column).</summary>
+    Values,
+    /// <summary>One or more columns of 0/1 labels, each an independent yes/no (multi-label, sigmoid outputs).</summary>
+    Binary,
+}
 
 /// <summary>Which columns are targets, what they hold (null: inferred, see <see cref="CsvDataset.ParseText(string, string, CsvTargets)"/>), and a saved class mapping.</summary>
+/// <param name="Columns">The target columns' header names; null for the default (<c>label</c>, else the last column).</param>
+/// <param name="Kind">What the target columns hold; null to infer it from the values.</param>
+/// <param name="LabelNames">A saved class mapping (class index → name), so labels map to the same indices as when the model was trained; null to derive one.</param>
 /// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
 public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false);
 
@@ -50,15 +61,22 @@ public sealed class CsvDataset
     public string LabelColumn => string.Join(",", LabelColumns);
     /// <summary>Class index → label string (for values and multi-label: the target column names). Save it with a model.</summary>
     public string[] LabelNames { get; }
+    /// <summary>The rows: features, and class indices or target values.</summary>
     public LabeledData Data { get; }
 
+    /// <summary>The features, row-major, <see cref="Count"/> × <see cref="FeatureCount"/> (the same array as <see cref="Data"/>'s).</summary>
     public float[] Features => Data.Features;
+    /// <summary>One class index per row (placeholders for values and multi-label targets).</summary>
     public int[] Labels => Data.Labels;
+    /// <summary>The number of data rows (the header and blank lines not counted).</summary>
     public int Count => Data.Count;
+    /// <summary>The number of feature columns.</summary>
     public int FeatureCount => Data.FeatureCount;
+    /// <summary>The number of classes (for values and multi-label: of target columns), the network's outputs.</summary>
     public int ClassCount => LabelNames.Length;
 
     /// <summary>Reads a CSV file (or gzipped CSV).</summary>
+    /// <param name="path">The file; gzip is detected by its magic bytes, not its name.</param>
     /// <param name="labelColumn">The label column's header name; null for <c>label</c>, else the last column.</param>
     /// <param name="labelNames">A saved class mapping (class index → name) to use instead of deriving one.</param>
     public static CsvDataset Load(string path, string? labelColumn = null, IReadOnlyList<string>? labelNames = null)

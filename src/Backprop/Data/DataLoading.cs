@@ -3,11 +3,17 @@ using Backprop.IO;
 namespace Backprop.Data;
 
 /// <summary>A data set ready for training: train/validation/test splits, label names and normalisation.</summary>
+/// <param name="Kind">Where the data came from: "mnist" (a directory of IDX files) or "csv".</param>
+/// <param name="Train">The training split (standardised for CSV).</param>
+/// <param name="Validation">The validation split, for early stopping and model choice.</param>
+/// <param name="Test">The held-out test split, scored once at the end.</param>
+/// <param name="Standardizer">The feature standardisation fitted on the training split, to save with the model; null for MNIST (pixels are already in [0, 1]).</param>
 /// <param name="LabelColumn">The CSV column(s) the labels came from, resolved (the ones asked for, else "label", else the last), joined with commas; null for MNIST.</param>
 /// <param name="LabelNames">Class names (classification), or the target column names (regression, multi-label): one per network output.</param>
 public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Validation, LabeledData Test, string[] LabelNames, Standardizer? Standardizer,
     string? LabelColumn = null)
 {
+    /// <summary>Features per row: the network's inputs.</summary>
     public int Features => Train.FeatureCount;
     /// <summary>Network outputs: classes, target columns or labels.</summary>
     public int Classes => LabelNames.Length;
@@ -21,6 +27,7 @@ public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Va
     public string[] LabelColumns { get; init; } = [];
 }
 
+/// <summary>Turns a path into a <see cref="PreparedData"/>: reads, splits and standardises, the same way for training and for the CLI.</summary>
 public static class DataLoading
 {
     /// <summary>MNIST from a directory of IDX files (validation carved from train), or a CSV file (stratified held-out splits).</summary>

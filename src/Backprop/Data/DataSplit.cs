@@ -35,6 +35,11 @@ public static class DataSplit
         }
     }
 
+    /// <summary>
+    /// The row indices of a seeded split of <paramref name="n"/> rows, without class stratification: test takes
+    /// round(n·testFraction) rows of the permutation, validation the next round(n·validationFraction), train the rest.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="n"/> is negative, a fraction is outside [0, 1), or the two leave no training rows.</exception>
     public static SplitIndices Indices(int n, double validationFraction, double testFraction, int seed)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(n);

@@ -10,6 +10,8 @@ namespace Backprop.Data;
 /// </summary>
 public sealed class LabeledData
 {
+    /// <summary>Rows with one class index each: <c>labels.Length</c> rows of <paramref name="featureCount"/> features, row-major. The arrays are not copied.</summary>
+    /// <exception cref="ArgumentException">The feature array does not hold <c>labels.Length × featureCount</c> values.</exception>
     public LabeledData(float[] features, int[] labels, int featureCount) : this(features, labels, featureCount, null, 0) { }
 
     /// <summary>Rows with <paramref name="targetCount"/> target values each (row-major in <paramref name="targets"/>).</summary>
@@ -46,7 +48,9 @@ public sealed class LabeledData
     public float[] Features { get; }
     /// <summary>One class index per row.</summary>
     public int[] Labels { get; }
+    /// <summary>Features per row.</summary>
     public int FeatureCount { get; }
+    /// <summary>The number of rows.</summary>
     public int Count => Labels.Length;
 
     /// <summary>Row <paramref name="i"/>'s features.</summary>

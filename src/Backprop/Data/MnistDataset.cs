@@ -9,7 +9,9 @@ namespace Backprop.Data;
 /// </summary>
 public sealed class MnistDataset
 {
+    /// <summary>The digits 0–9.</summary>
     public const int ClassCount = 10;
+    /// <summary>The class names "0" to "9" (class i is digit i), a new array on each call.</summary>
     public static string[] LabelNames => ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];   // a fresh array: a shared one could be written by any caller
 
     private MnistDataset(LabeledData train, LabeledData test, int rows, int cols)
@@ -24,7 +26,9 @@ public sealed class MnistDataset
     public LabeledData Train { get; }
     /// <summary>10,000 images for standard MNIST, flattened to Rows·Cols features.</summary>
     public LabeledData Test { get; }
+    /// <summary>Image height in pixels, from the IDX header (28 for standard MNIST).</summary>
     public int Rows { get; }
+    /// <summary>Image width in pixels, from the IDX header (28 for standard MNIST).</summary>
     public int Cols { get; }
 
     /// <summary>Loads the training and test sets from <paramref name="dir"/>.</summary>

@@ -12,6 +12,7 @@ namespace Backprop.Data;
 /// </summary>
 public sealed class Standardizer
 {
+    /// <summary>The metadata key prefix of a model's feature standardisation ("standardizer.mean", "standardizer.std").</summary>
     public const string DefaultMetadataPrefix = "standardizer";
 
     /// <summary>Restores a standardizer from saved statistics.</summary>
@@ -30,8 +31,11 @@ public sealed class Standardizer
         Std = std;
     }
 
+    /// <summary>The per-feature mean subtracted, one value per feature.</summary>
     public float[] Mean { get; }
+    /// <summary>The per-feature population standard deviation divided by, one positive value per feature (1 for a constant feature).</summary>
     public float[] Std { get; }
+    /// <summary>The number of features the statistics are for.</summary>
     public int FeatureCount => Mean.Length;
 
     /// <summary>Computes per-feature mean and std of row-major <paramref name="features"/> with <paramref name="featureCount"/> columns.</summary>
@@ -183,8 +187,10 @@ public sealed class Standardizer
 /// <summary>Encoding of data-preparation facts (label names, float arrays) as safetensors metadata strings.</summary>
 public static class DataMetadata
 {
+    /// <summary>The metadata key of a model's class names (or target column names).</summary>
     public const string LabelNamesKey = "label_names";
 
+    /// <summary>The values as a JSON array of round-trip ("R") invariant-culture numbers: reading it back gives the same floats.</summary>
     public static string FloatsToJson(ReadOnlySpan<float> values)
     {
         var sb = new System.Text.StringBuilder(values.Length * 12 + 2);
@@ -198,6 +204,11 @@ public static class DataMetadata
         return sb.ToString();
     }
 
+    /// <summary>Reads a JSON array of finite numbers written by <see cref="FloatsToJson"/>.</summary>
+    /// <param name="json">The metadata value.</param>
+    /// <param name="source">The file the metadata came from, named in errors.</param>
+    /// <param name="key">The metadata key, named in errors.</param>
+    /// <exception cref="DataFormatException">The text is not JSON, not an array, or holds an element that is not a finite number.</exception>
     public static float[] FloatsFromJson(string json, string source, string key)
     {
         try

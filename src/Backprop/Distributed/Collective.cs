@@ -9,7 +9,9 @@ namespace Backprop.Distributed;
 /// </summary>
 public interface ICollective : IDisposable
 {
+    /// <summary>This member's number, 0 to <see cref="Size"/> − 1; rank 0 prints, writes files and is the usual broadcast root.</summary>
     int Rank { get; }
+    /// <summary>The number of members in the group, at least 1.</summary>
     int Size { get; }
 
     /// <summary>What carries the messages, for logs: "MPI (Open MPI 4.1…)", "in-process threads".</summary>
@@ -28,17 +30,26 @@ public interface ICollective : IDisposable
 /// <summary>The collective of one process alone: every operation leaves the data as it is.</summary>
 public sealed class SingleProcess : ICollective
 {
+    /// <summary>The one instance: a process alone needs no state.</summary>
     public static SingleProcess Instance { get; } = new();
     private SingleProcess() { }
+    /// <inheritdoc/>
     public int Rank => 0;
+    /// <inheritdoc/>
     public int Size => 1;
+    /// <inheritdoc/>
     public string Transport => "one process";
+    /// <summary>Leaves <paramref name="data"/> as it is: the only member is the root.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="root"/> is not 0.</exception>
     public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
     {
         if (root != 0) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} is not a rank of a group of 1");
     }
+    /// <summary>Leaves <paramref name="data"/> as it is: the sum over one member.</summary>
     public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T> { }
+    /// <inheritdoc/>
     public void Barrier() { }
+    /// <summary>Does nothing: a process alone holds nothing.</summary>
     public void Dispose() { }
 }
 
@@ -80,8 +91,11 @@ public sealed class InProcessCollective : ICollective
         return [.. Enumerable.Range(0, size).Select(r => new InProcessCollective(group, r, timeout ?? TimeSpan.FromSeconds(60)))];
     }
 
+    /// <inheritdoc/>
     public int Rank { get; }
+    /// <inheritdoc/>
     public int Size => _group.Slots.Length;
+    /// <inheritdoc/>
     public string Transport => "in-process threads";
 
     private void Wait()
@@ -101,6 +115,9 @@ public sealed class InProcessCollective : ICollective
         }
     }
 
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="root"/> is not a rank of the group.</exception>
+    /// <exception cref="CollectiveException">The group broke or timed out, or the root sent another length.</exception>
     public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
     {
         if ((uint)root >= (uint)Size) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} is not a rank of a group of {Size}");
@@ -114,6 +131,11 @@ public sealed class InProcessCollective : ICollective
         if (Rank == root) _group.Slots[root] = null;
     }
 
+    /// <summary>
+    /// Replaces <paramref name="data"/> by the element-wise sum over all members, added in rank order on every member so that
+    /// all members get the same bits.
+    /// </summary>
+    /// <exception cref="CollectiveException">The group broke or timed out, or a member gave another length.</exception>
     public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T>
     {
         _group.Slots[Rank] = data.ToArray();
@@ -132,6 +154,8 @@ public sealed class InProcessCollective : ICollective
         _group.Slots[Rank] = null;
     }
 
+    /// <inheritdoc/>
+    /// <exception cref="CollectiveException">The group broke, or the others did not arrive within the timeout.</exception>
     public void Barrier() => Wait();
 
     /// <summary>

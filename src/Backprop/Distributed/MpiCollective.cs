@@ -15,6 +15,7 @@ public sealed class MpiUnavailableException(string message) : Exception(message)
 /// </summary>
 public sealed unsafe class MpiCollective : ICollective
 {
+    /// <summary>The shared library loaded: Open MPI 4.x's soname (the Debian packages openmpi-bin and libopenmpi-dev install it).</summary>
     public const string Library = "libmpi.so.40";
     private const int Success = 0, ThreadFunneled = 1;
     private static readonly nint InPlace = 1;   // MPI_IN_PLACE is (void*)1 in Open MPI
@@ -89,13 +90,19 @@ public sealed unsafe class MpiCollective : ICollective
         if (code != Success) throw new CollectiveException($"rank {Rank}: {call} failed with MPI error {code}");
     }
 
+    /// <inheritdoc/>
     public int Rank { get; }
+    /// <inheritdoc/>
     public int Size { get; }
+    /// <inheritdoc/>
     public string Transport { get; }
 
     /// <summary>MPI counts are ints: larger spans go in pieces.</summary>
     private const int MaxCount = 1 << 30;
 
+    /// <summary>Copies the root's <paramref name="data"/> into every rank's (MPI_Bcast of the bytes, in pieces of at most 2³⁰ bytes).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="root"/> is not a rank of the job.</exception>
+    /// <exception cref="CollectiveException">MPI returned an error.</exception>
     public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged
     {
         if ((uint)root >= (uint)Size) throw new ArgumentOutOfRangeException(nameof(root), $"root {root} is not a rank of a group of {Size}");
@@ -108,6 +115,12 @@ public sealed unsafe class MpiCollective : ICollective
             }
     }
 
+    /// <summary>
+    /// Replaces <paramref name="data"/> by the element-wise sum over all ranks (in-place MPI_Allreduce with MPI_SUM, in
+    /// pieces of at most 2³⁰ elements). The order of the additions is MPI's; Open MPI gives every rank the same result.
+    /// </summary>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
+    /// <exception cref="CollectiveException">MPI returned an error.</exception>
     public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T>
     {
         nint type = typeof(T) == typeof(float) ? _float
@@ -121,11 +134,14 @@ public sealed unsafe class MpiCollective : ICollective
             }
     }
 
+    /// <inheritdoc/>
+    /// <exception cref="CollectiveException">MPI returned an error.</exception>
     public void Barrier() => Check(_barrier(_world), "MPI_Barrier");
 
     /// <summary>Ends every process of the job at once (MPI_Abort): what a rank that cannot go on calls, so that no rank waits for it.</summary>
     public void Abort(int exitCode) => _abort(_world, exitCode);
 
+    /// <summary>Finalises MPI (MPI_Finalize), once; every rank must call it, and no MPI call may follow in this process.</summary>
     public void Dispose()
     {
         if (_disposed) return;

@@ -11,6 +11,13 @@ namespace Backprop.Health;
 /// numbered from 1, as in derivations and messages (layers.0 is layer 1). A fraction is null where it does not apply
 /// (dead units for an activation whose units cannot die, saturation for one that does not saturate).
 /// </summary>
+/// <param name="Layer">The layer's number, from 1.</param>
+/// <param name="Activation">The activation's registry name ("relu", "sigmoid" …).</param>
+/// <param name="WeightGradientNorm">‖∂L/∂W‖, the Frobenius norm of the weight's gradient; 0 for a layer without a weight.</param>
+/// <param name="WeightNorm">‖W‖, the Frobenius norm of the weight; 0 for a layer without a weight.</param>
+/// <param name="OutputGradientNorm">‖∂L/∂h‖, the Frobenius norm of the gradient that reaches the layer's output.</param>
+/// <param name="DeadFraction">The fraction (0 to 1) of units whose pre-activation is ≤ 0 for the whole batch (<see cref="GradientHealth.DeadFraction{T}"/>); null when the activation's units cannot die.</param>
+/// <param name="SaturatedFraction">The fraction (0 to 1) of entries in the flat part of a saturating activation (<see cref="GradientHealth.SaturatedFraction{T}"/>); null when the activation does not saturate.</param>
 public sealed record LayerHealth(
     int Layer,
     string Activation,
@@ -34,9 +41,24 @@ public sealed record LayerHealth(
 
     /// <summary>‖∂L/∂γ‖ and ‖γ‖ of a norm layer's scale (<see cref="ParameterRole.Scale"/>); null for a layer without one.</summary>
     public double? ScaleGradientNorm { get; init; }
+    /// <summary>‖γ‖, the Frobenius norm of a norm layer's scale (<see cref="ParameterRole.Scale"/>); null for a layer without one.</summary>
     public double? ScaleNorm { get; init; }
 }
 
+/// <summary>
+/// The verdict of <see cref="GradientHealth.Judge"/>: the layers' measurements, the ratio that decides vanishing and
+/// exploding gradients, and one plain-language line for people.
+/// </summary>
+/// <param name="Layers">The measurements judged, in layer order.</param>
+/// <param name="ShrinkFactor">
+/// ‖∂L/∂W‖ of the last weighted layer over that of the first: ≥ <see cref="GradientHealth.RatioThreshold"/> means the
+/// gradient vanishes on its way back, ≤ 1/<see cref="GradientHealth.RatioThreshold"/> that it explodes; +∞ when the
+/// first layer gets no gradient at all, 1 when neither gets one.
+/// </param>
+/// <param name="Vanishing">Whether the gradient shrinks by at least <see cref="GradientHealth.RatioThreshold"/> (needs two weighted layers).</param>
+/// <param name="Exploding">Whether the gradient grows by at least <see cref="GradientHealth.RatioThreshold"/> (needs two weighted layers).</param>
+/// <param name="Healthy">True when there are no findings at all (also none from the caller's extra findings).</param>
+/// <param name="Verdict">The findings and then the distinct advice, joined by "; "; or a "healthy: …" line.</param>
 public sealed record HealthReport(IReadOnlyList<LayerHealth> Layers, double ShrinkFactor, bool Vanishing, bool Exploding, bool Healthy, string Verdict);
 
 /// <summary>
@@ -56,6 +78,8 @@ public static class GradientHealth
     public const double ReportFraction = 0.5;
 
     /// <summary>Measures and judges every layer of a forward pass whose backward pass has run.</summary>
+    /// <param name="forward">The layers' traces of a forward pass; its backward pass must have filled the gradients.</param>
+    /// <param name="activations">The registry that names the activations' units in the verdict; <see cref="ActivationRegistry.Default"/> when null.</param>
     public static HealthReport Analyze<T>(ForwardTrace<T> forward, ActivationRegistry? activations = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var layers = new List<LayerHealth>();
@@ -82,6 +106,8 @@ public static class GradientHealth
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
+    /// <param name="z">The pre-activations, rows × units (one row a sample).</param>
+    /// <returns>Dead units over all units, 0 to 1; 0 for a tensor without columns.</returns>
     public static double DeadFraction<T>(Tensor<T> z) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int rows = z.Rows, cols = z.Cols, dead = 0;

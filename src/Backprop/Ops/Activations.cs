@@ -8,7 +8,19 @@ using Backprop.Kernels;
 namespace Backprop.Ops;
 
 /// <summary>How a weight is drawn at the start: Glorot/Xavier for saturating activations, He/Kaiming for ReLU-like ones.</summary>
-public enum InitKind { Default, XavierUniform, XavierNormal, HeUniform, HeNormal }
+public enum InitKind
+{
+    /// <summary>The activation's <see cref="Activation{T}.PreferredInit"/>.</summary>
+    Default,
+    /// <summary>U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot and Bengio 2010; gain from <see cref="Activation{T}.InitGain"/>).</summary>
+    XavierUniform,
+    /// <summary>N(0, s²) with s = gain·√(2 / (fan_in + fan_out)).</summary>
+    XavierNormal,
+    /// <summary>U(−a, a) with a = √(6 / fan_in) (He et al. 2015, for ReLU-like units).</summary>
+    HeUniform,
+    /// <summary>N(0, s²) with s = √(2 / fan_in).</summary>
+    HeNormal,
+}
 
 /// <summary>
 /// An activation function: its forward map, its derivative, the formulas of both as printed by explain, and every
@@ -24,9 +36,13 @@ public abstract class Activation<T> where T : unmanaged, IFloatingPointIeee754<T
     public abstract string Symbol { get; }
     /// <summary>How prose names the activation's units, e.g. "ReLU" in "75% of layer-1 ReLU units are dead".</summary>
     public virtual string DisplayName => Name;
+    /// <summary>The forward formula as explain prints it, e.g. "σ(z) = 1/(1 + e^(−z))".</summary>
     public abstract string Formula { get; }
+    /// <summary>The derivative's formula as explain prints it, e.g. "σ′(z) = σ(z)·(1 − σ(z))".</summary>
     public abstract string DerivativeFormula { get; }
+    /// <summary>Whether y_i depends on z_i alone; false for softmax, whose Jacobian couples a row (its backward is then not dy ⊙ f′(z)).</summary>
     public virtual bool IsElementwise => true;
+    /// <summary>Whether f(z) = z, so that layers and exporters may skip it.</summary>
     public virtual bool IsIdentity => false;
 
     /// <summary>The activation's one numeric parameter (leaky_relu's slope, elu's alpha), if it has one.</summary>
@@ -87,6 +103,7 @@ public abstract class Activation<T> where T : unmanaged, IFloatingPointIeee754<T
     public virtual string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) =>
         throw new NotSupportedException($"activation '{Name}' has no ONNX translation");
 
+    /// <inheritdoc/>
     public override string ToString() => Name;
 }
 
@@ -104,9 +121,14 @@ public interface IOnnxGraph
 }
 
 /// <summary>An ONNX node attribute: an integer or a float.</summary>
+/// <param name="Name">The attribute's name, e.g. "alpha".</param>
+/// <param name="IntValue">The value of an integer attribute; null for a float one.</param>
+/// <param name="FloatValue">The value of a float attribute; null for an integer one.</param>
 public readonly record struct OnnxAttribute(string Name, long? IntValue, float? FloatValue)
 {
+    /// <summary>An integer attribute (ONNX INT), e.g. Softmax's axis.</summary>
     public static OnnxAttribute Int(string name, long value) => new(name, value, null);
+    /// <summary>A float attribute (ONNX FLOAT), e.g. LeakyRelu's alpha.</summary>
     public static OnnxAttribute Float(string name, float value) => new(name, null, value);
 }
 
@@ -124,6 +146,7 @@ public abstract class ActivationKind : INamedKind
     public virtual bool IsHiddenChoice => true;
     /// <summary>The activation in precision <typeparamref name="T"/>; <paramref name="parameter"/> for those that take one (else ignored).</summary>
     public abstract Activation<T> Create<T>(double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T>;
+    /// <inheritdoc/>
     public override string ToString() => Name;
 
     /// <summary>A kind from its name and a factory of its float64 instance.</summary>
@@ -144,23 +167,32 @@ public sealed class FactoryActivationKind(string name, Func<double?, Activation<
     private readonly bool _hiddenChoice = hiddenChoice;
     private readonly ImmutableArray<string> _aliases = [.. aliases];
 
+    /// <inheritdoc/>
     public override string Name => _name;
+    /// <inheritdoc/>
     public override IReadOnlyList<string> Aliases => _aliases;
+    /// <inheritdoc/>
     public override bool IsHiddenChoice => _hiddenChoice;
+    /// <inheritdoc/>
     public override Activation<T> Create<T>(double? parameter = null) =>
         _make(parameter) is var a && a is Activation<T> same ? same : a.Cast<T>();
 }
 
 /// <summary>
-/// The activations that names select, immutable. <see cref="Default"/> holds the built-ins; <see cref="With"/> returns
+/// The activations that names select, immutable. <see cref="Default"/> holds the built-ins; <see cref="KindRegistry{TKind, TSelf}.With(TKind)"/> returns
 /// a new registry with one more (or a replaced) kind. Readers of problem files, model files and options take one.
 /// </summary>
 public sealed class ActivationRegistry : KindRegistry<ActivationKind, ActivationRegistry>
 {
     private ActivationRegistry(IEnumerable<ActivationKind> kinds) : base(kinds) { }
 
+    /// <inheritdoc/>
     protected override ActivationRegistry WithKinds(IEnumerable<ActivationKind> kinds) => new(kinds);
 
+    /// <summary>
+    /// The built-ins, in this order: identity (aliases linear, none), sigmoid, tanh, relu, leaky_relu (slope, default 0.01),
+    /// elu (alpha, default 1), softplus, gelu, silu, and softmax (an output activation only).
+    /// </summary>
     public static ActivationRegistry Default { get; } = new(
     [
         ActivationKind.Of("identity", _ => new Identity<double>(), true, "linear", "none"),
@@ -182,6 +214,10 @@ public sealed class ActivationRegistry : KindRegistry<ActivationKind, Activation
     public Activation<T>? TryCreate<T>(string name, double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         Find(name)?.Create<T>(parameter);
 
+    /// <summary>The activation called <paramref name="name"/> (a name or an alias) in precision <typeparamref name="T"/>.</summary>
+    /// <param name="name">The activation's name or alias.</param>
+    /// <param name="parameter">Its numeric parameter for those that take one (leaky_relu's slope, elu's alpha); null for the default.</param>
+    /// <exception cref="ArgumentException">No activation has that name; the message lists the known ones.</exception>
     public Activation<T> Create<T>(string name, double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         TryCreate<T>(name, parameter) ?? throw new ArgumentException($"unknown activation '{name}' (known: {string.Join(", ", Names)})");
 }
@@ -192,113 +228,189 @@ public static class Activations
     /// <summary>The built-in activations' names.</summary>
     public static IReadOnlyList<string> Names => ActivationRegistry.Default.Names;
 
+    /// <summary>The built-in activation called <paramref name="name"/>; null if there is none.</summary>
     public static Activation<T>? TryCreate<T>(string name, double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         ActivationRegistry.Default.TryCreate<T>(name, parameter);
 
+    /// <summary>The built-in activation called <paramref name="name"/>, with <paramref name="parameter"/> for those that take one.</summary>
+    /// <exception cref="ArgumentException">No built-in activation has that name.</exception>
     public static Activation<T> Create<T>(string name, double? parameter = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         ActivationRegistry.Default.Create<T>(name, parameter);
 }
 
+/// <summary>id(z) = z: a layer without an activation (regression outputs, logits that a loss takes).</summary>
 public sealed class Identity<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "identity";
+    /// <inheritdoc/>
     public override string Symbol => "id";
+    /// <inheritdoc/>
     public override string Formula => "id(z) = z";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "id′(z) = 1";
+    /// <inheritdoc/>
     public override bool IsIdentity => true;
+    /// <inheritdoc/>
     public override string? LatexSymbol => null;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Identity<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) => graph.Node("Identity", [z], output);
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => z.CopyTo(y);
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) => dy.CopyTo(dz);
 }
 
+/// <summary>σ(z) = 1/(1 + e^(−z)), squashing to (0, 1); saturates (σ′ ≤ 0.25), so it prefers Xavier initialisation.</summary>
 public sealed class Sigmoid<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "sigmoid";
+    /// <inheritdoc/>
     public override string Symbol => "σ";
+    /// <inheritdoc/>
     public override string Formula => "σ(z) = 1/(1 + e^(−z))";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "σ′(z) = σ(z)·(1 − σ(z))";
+    /// <inheritdoc/>
     public override bool ForwardIsPiecewiseExact => false;
+    /// <inheritdoc/>
     public override double? MaxDerivative => 0.25;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Sigmoid<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) => graph.Node("Sigmoid", [z], output);
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => TensorPrimitives.Sigmoid(z, y);
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
         Kernels.ActivationKernels.SigmoidBackward(y, dy, dz);
 }
 
+/// <summary>tanh(z), squashing to (−1, 1); saturates (tanh′ ≤ 1), so it prefers Xavier initialisation.</summary>
 public sealed class Tanh<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "tanh";
+    /// <inheritdoc/>
     public override string Symbol => "tanh";
+    /// <inheritdoc/>
     public override string Formula => "tanh(z) = (e^z − e^(−z))/(e^z + e^(−z))";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "tanh′(z) = 1 − tanh²(z)";
+    /// <inheritdoc/>
     public override bool ForwardIsPiecewiseExact => false;
+    /// <inheritdoc/>
     public override string LatexSymbol => "\\tanh";
+    /// <inheritdoc/>
     public override double InitGain => 5.0 / 3.0;
+    /// <inheritdoc/>
     public override double? MaxDerivative => 1.0;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Tanh<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) => graph.Node("Tanh", [z], output);
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => TensorPrimitives.Tanh(z, y);
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
         Kernels.ActivationKernels.TanhBackward(y, dy, dz);
 }
 
+/// <summary>relu(z) = max(z, 0); its units can die (z ≤ 0 for every sample), and it prefers He initialisation.</summary>
 public sealed class Relu<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "relu";
+    /// <inheritdoc/>
     public override string Symbol => "relu";
+    /// <inheritdoc/>
     public override string Formula => "relu(z) = max(z, 0)";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "relu′(z) = 1 if z > 0 else 0";
+    /// <inheritdoc/>
     public override string DisplayName => "ReLU";
+    /// <inheritdoc/>
     public override InitKind PreferredInit => InitKind.HeNormal;
+    /// <inheritdoc/>
     public override bool CanDie => true;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Relu<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) => graph.Node("Relu", [z], output);
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols) => Kernels.ActivationKernels.ReluForward(z, y);
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
         Kernels.ActivationKernels.ReluBackward(z, dy, dz, T.Zero);
 }
 
+/// <summary>lrelu(z) = z where z &gt; 0, else slope·z: a ReLU whose units cannot die.</summary>
+/// <param name="slope">The slope for z ≤ 0 (PyTorch's negative_slope; the registry's default 0.01).</param>
 public sealed class LeakyRelu<T>(double slope) : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _slope = T.CreateChecked(slope);
+    /// <summary>The slope for z ≤ 0.</summary>
     public double Slope { get; } = slope;
+    /// <inheritdoc/>
     public override string Name => "leaky_relu";
+    /// <inheritdoc/>
     public override string Symbol => "lrelu";
+    /// <inheritdoc/>
     public override string Formula => $"lrelu(z) = z if z > 0 else {Slope}·z";
+    /// <inheritdoc/>
     public override string DerivativeFormula => $"lrelu′(z) = 1 if z > 0 else {Slope}";
+    /// <inheritdoc/>
     public override double? Parameter => Slope;
+    /// <inheritdoc/>
     public override InitKind PreferredInit => InitKind.HeNormal;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new LeakyRelu<TOut>(Slope);
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) =>
         graph.Node("LeakyRelu", [z], output, OnnxAttribute.Float("alpha", (float)Slope));
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int i = 0; i < z.Length; i++) y[i] = z[i] > T.Zero ? z[i] : _slope * z[i];
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols) =>
         Kernels.ActivationKernels.ReluBackward(z, dy, dz, _slope);
 }
 
+/// <summary>elu(z) = z where z &gt; 0, else alpha·(e^z − 1): smooth, with negative outputs down to −alpha.</summary>
+/// <param name="alpha">The scale of the negative part (the registry's default 1).</param>
 public sealed class Elu<T>(double alpha) : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly T _alpha = T.CreateChecked(alpha);
+    /// <summary>The scale of the negative part; elu(z) → −alpha as z → −∞.</summary>
     public double Alpha { get; } = alpha;
+    /// <inheritdoc/>
     public override string Name => "elu";
+    /// <inheritdoc/>
     public override string Symbol => "elu";
+    /// <inheritdoc/>
     public override string Formula => $"elu(z) = z if z > 0 else {Alpha}·(e^z − 1)";
+    /// <inheritdoc/>
     public override string DerivativeFormula => $"elu′(z) = 1 if z > 0 else {Alpha}·e^z";
+    /// <inheritdoc/>
     public override double? Parameter => Alpha;
+    /// <inheritdoc/>
     public override InitKind PreferredInit => InitKind.HeNormal;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Elu<TOut>(Alpha);
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) =>
         graph.Node("Elu", [z], output, OnnxAttribute.Float("alpha", (float)Alpha));
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int i = 0; i < z.Length; i++) y[i] = z[i] > T.Zero ? z[i] : _alpha * SpecialFunctions.ExpM1(z[i]);
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
     {
         for (int i = 0; i < z.Length; i++) dz[i] = z[i] > T.Zero ? dy[i] : dy[i] * _alpha * T.Exp(z[i]);
@@ -309,16 +421,24 @@ public sealed class Elu<T>(double alpha) : Activation<T> where T : unmanaged, IF
 public sealed class Softplus<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private static readonly T Threshold = T.CreateChecked(20);
+    /// <inheritdoc/>
     public override string Name => "softplus";
+    /// <inheritdoc/>
     public override string Symbol => "softplus";
+    /// <inheritdoc/>
     public override string Formula => "softplus(z) = log(1 + e^z)";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "softplus′(z) = σ(z)";
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Softplus<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) => graph.Node("Softplus", [z], output);
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int i = 0; i < z.Length; i++) y[i] = z[i] > Threshold ? z[i] : SpecialFunctions.Log1P(T.Exp(z[i]));
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
     {
         for (int i = 0; i < z.Length; i++)
@@ -333,12 +453,19 @@ public sealed class Softplus<T> : Activation<T> where T : unmanaged, IFloatingPo
 /// <summary>The exact GELU, z·Φ(z) with the normal CDF Φ written through erf.</summary>
 public sealed class Gelu<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "gelu";
+    /// <inheritdoc/>
     public override string Symbol => "gelu";
+    /// <inheritdoc/>
     public override string Formula => "gelu(z) = z·Φ(z),  Φ(z) = (1 + erf(z/√2))/2";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "gelu′(z) = Φ(z) + z·φ(z),  φ(z) = e^(−z²/2)/√(2π)";
+    /// <inheritdoc/>
     public override InitKind PreferredInit => InitKind.HeNormal;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Gelu<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix)
     {
         if (graph.Opset >= 20) return graph.Node("Gelu", [z], output);
@@ -352,6 +479,7 @@ public sealed class Gelu<T> : Activation<T> where T : unmanaged, IFloatingPointI
         string zc = graph.Node("Mul", [z, cdf2], $"{prefix}.gelu_zcdf2");
         return graph.Node("Mul", [zc, half], output);
     }
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int i = 0; i < z.Length; i++)
@@ -360,6 +488,7 @@ public sealed class Gelu<T> : Activation<T> where T : unmanaged, IFloatingPointI
             y[i] = T.CreateTruncating(x * SpecialFunctions.NormalCdf(x));
         }
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
     {
         for (int i = 0; i < z.Length; i++)
@@ -371,23 +500,33 @@ public sealed class Gelu<T> : Activation<T> where T : unmanaged, IFloatingPointI
     }
 }
 
+/// <summary>silu(z) = z·σ(z) (swish): smooth and non-monotonic, with a minimum of about −0.28 near z = −1.28.</summary>
 public sealed class Silu<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "silu";
+    /// <inheritdoc/>
     public override string Symbol => "silu";
+    /// <inheritdoc/>
     public override string Formula => "silu(z) = z·σ(z)";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "silu′(z) = σ(z)·(1 + z·(1 − σ(z)))";
+    /// <inheritdoc/>
     public override InitKind PreferredInit => InitKind.HeNormal;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Silu<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix)
     {
         string s = graph.Node("Sigmoid", [z], $"{prefix}.sigmoid");
         return graph.Node("Mul", [z, s], output);
     }
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int i = 0; i < z.Length; i++) y[i] = z[i] / (T.One + T.Exp(-z[i]));
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
     {
         for (int i = 0; i < z.Length; i++)
@@ -398,20 +537,34 @@ public sealed class Silu<T> : Activation<T> where T : unmanaged, IFloatingPointI
     }
 }
 
+/// <summary>
+/// softmax(z)_j = e^(z_j) / Σ_k e^(z_k) over each row, computed stably by subtracting the row maximum: an output
+/// activation that turns logits into class probabilities. Not element-wise: its backward uses the row's Jacobian, and
+/// <see cref="Derivative"/> throws <see cref="InvalidOperationException"/>.
+/// </summary>
 public sealed class Softmax<T> : Activation<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "softmax";
+    /// <inheritdoc/>
     public override string Symbol => "softmax";
+    /// <inheritdoc/>
     public override string Formula => "softmax(z)_j = e^(z_j) / Σ_k e^(z_k)";
+    /// <inheritdoc/>
     public override string DerivativeFormula => "∂softmax_j/∂z_k = s_j·(δ_jk − s_k)";
+    /// <inheritdoc/>
     public override bool IsElementwise => false;
+    /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Softmax<TOut>();
+    /// <inheritdoc/>
     public override string EmitOnnx(IOnnxGraph graph, string z, string output, string prefix) =>
         graph.Node("Softmax", [z], output, OnnxAttribute.Int("axis", -1));
+    /// <inheritdoc/>
     public override void Forward(ReadOnlySpan<T> z, Span<T> y, int cols)
     {
         for (int r = 0; r < z.Length; r += cols) SoftmaxOp<T>.SoftmaxRow(z.Slice(r, cols), y.Slice(r, cols), log: false);
     }
+    /// <inheritdoc/>
     public override void Backward(ReadOnlySpan<T> z, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dz, int cols)
     {
         for (int r = 0; r < z.Length; r += cols)
@@ -421,6 +574,8 @@ public sealed class Softmax<T> : Activation<T> where T : unmanaged, IFloatingPoi
             for (int j = 0; j < cols; j++) dz[r + j] = yr[j] * (dyr[j] - s);
         }
     }
+    /// <inheritdoc/>
+    /// <exception cref="InvalidOperationException">Always: softmax has a Jacobian, not an element-wise derivative.</exception>
     public override void Derivative(ReadOnlySpan<T> z, ReadOnlySpan<T> y, Span<T> d) =>
         throw new InvalidOperationException("softmax couples a row: it has a Jacobian, not an element-wise derivative");
 }
@@ -429,21 +584,29 @@ public sealed class Softmax<T> : Activation<T> where T : unmanaged, IFloatingPoi
 public sealed class ActivationOp<T>(Activation<T> activation) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _scratch;
+    /// <summary>The activation applied.</summary>
     public Activation<T> Activation { get; } = activation;
+    /// <inheritdoc/>
     public override string Name => Activation.Name;
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["z"];
+    /// <inheritdoc/>
     public override string Formula => $"h = {Activation.Symbol}(z)";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => Activation.IsElementwise
         ? [$"dz = dh ⊙ {Activation.Symbol}′(z)"]
         : ["dz = s ⊙ (dh − Σ_row(dh ⊙ s))"];
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs) => inputs[0].Value.ShapeArray;
 
     private static int Cols(Tensor<T> t) => t.Rank == 0 ? 1 : t.Dim(-1);
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Activation.Forward(inputs[0].Value.Data, output.Data, Cols(output));
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var z = inputs[0];

@@ -11,8 +11,10 @@ public abstract class BroadcastBinaryOp<T> : Op<T> where T : unmanaged, IFloatin
 {
     private Tensor<T>? _scratch;
 
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["A", "B"];
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs) =>
         Broadcast.Shape(inputs[0].Shape, inputs[1].Shape, Name);
 
@@ -42,18 +44,25 @@ public abstract class BroadcastBinaryOp<T> : Op<T> where T : unmanaged, IFloatin
         Broadcast.ForEach(output.Shape, sa, sb, (o, ia, ib) => od[o] = f(ad[ia], bd[ib]));
     }
 
+    /// <summary>An element-wise kernel on equal-length spans, such as <c>TensorPrimitives.Add</c>: the fast path of <see cref="Apply"/>.</summary>
     public delegate void TensorPrimitivesBinary(ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> destination);
 }
 
+/// <summary>Y = A + B with NumPy broadcasting; each gradient is dY summed over the axes its operand was broadcast along.</summary>
 public sealed class AddOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "add";
+    /// <inheritdoc/>
     public override string Formula => "Y = A + B";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dA = dY (summed over broadcast axes)", "dB = dY (summed over broadcast axes)"];
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Add, static (x, y) => x + y);
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
@@ -63,15 +72,21 @@ public sealed class AddOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     }
 }
 
+/// <summary>Y = A − B with NumPy broadcasting.</summary>
 public sealed class SubOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "sub";
+    /// <inheritdoc/>
     public override string Formula => "Y = A − B";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dA = dY (summed over broadcast axes)", "dB = −dY (summed over broadcast axes)"];
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Subtract, static (x, y) => x - y);
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
@@ -80,15 +95,21 @@ public sealed class SubOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     }
 }
 
+/// <summary>Y = A ⊙ B, the element-wise product, with NumPy broadcasting.</summary>
 public sealed class MulOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "mul";
+    /// <inheritdoc/>
     public override string Formula => "Y = A ⊙ B";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dA = dY ⊙ B", "dB = dY ⊙ A"];
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Multiply, static (x, y) => x * y);
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
@@ -102,15 +123,21 @@ public sealed class MulOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
     }
 }
 
+/// <summary>Y = A ⊘ B element-wise with NumPy broadcasting; the gradient of B is computed as −dY ⊙ Y ⊘ B from the output.</summary>
 public sealed class DivOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "div";
+    /// <inheritdoc/>
     public override string Formula => "Y = A ⊘ B";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dA = dY ⊘ B", "dB = −dY ⊙ A ⊘ B²"];
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) =>
         Apply(inputs[0].Value, inputs[1].Value, output, TensorPrimitives.Divide, static (x, y) => x / y);
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var dy = output.Grad;
@@ -134,16 +161,21 @@ public sealed class DivOp<T> : BroadcastBinaryOp<T> where T : unmanaged, IFloati
 public abstract class ElementwiseOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private Tensor<T>? _scratch;
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["X"];
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs) => inputs[0].Value.ShapeArray;
 
+    /// <summary>y = f(x) element by element; <paramref name="x"/> and <paramref name="y"/> have the same length.</summary>
     protected abstract void Compute(ReadOnlySpan<T> x, Span<T> y);
 
     /// <summary>dx = dy ⊙ f′(x), written (not accumulated) into dx.</summary>
     protected abstract void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx);
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Compute(inputs[0].Value.Data, output.Data);
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         if (!inputs[0].RequiresGrad) return;
@@ -159,62 +191,101 @@ public abstract class ElementwiseOp<T> : Op<T> where T : unmanaged, IFloatingPoi
     }
 }
 
+/// <summary>Y = −X.</summary>
 public sealed class NegOp<T> : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "neg";
+    /// <inheritdoc/>
     public override string Formula => "Y = −X";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dX = −dY"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y) => TensorPrimitives.Negate(x, y);
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) => TensorPrimitives.Negate(dy, dx);
 }
 
+/// <summary>Y = X + c for a constant c.</summary>
+/// <param name="c">The constant added.</param>
 public sealed class AddScalarOp<T>(T c) : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "add_scalar";
+    /// <inheritdoc/>
     public override string Formula => $"Y = X + {c}";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dX = dY"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y) => TensorPrimitives.Add(x, c, y);
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) => dy.CopyTo(dx);
 }
 
+/// <summary>Y = c·X for a constant c.</summary>
+/// <param name="c">The constant factor.</param>
 public sealed class MulScalarOp<T>(T c) : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "mul_scalar";
+    /// <inheritdoc/>
     public override string Formula => $"Y = {c}·X";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dX = {c}·dY"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y) => TensorPrimitives.Multiply(x, c, y);
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) => TensorPrimitives.Multiply(dy, c, dx);
 }
 
+/// <summary>Y = X^p for a constant exponent p (<c>T.Pow</c>: a negative base with a non-integer p gives NaN).</summary>
+/// <param name="p">The exponent.</param>
 public sealed class PowScalarOp<T>(T p) : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "pow_scalar";
+    /// <inheritdoc/>
     public override string Formula => $"Y = X^{p}";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dX = dY ⊙ {p}·X^({p}−1)"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y)
     {
         for (int i = 0; i < x.Length; i++) y[i] = T.Pow(x[i], p);
     }
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx)
     {
         for (int i = 0; i < x.Length; i++) dx[i] = dy[i] * p * T.Pow(x[i], p - T.One);
     }
 }
 
+/// <summary>Y = e^X; the gradient reuses the output, dX = dY ⊙ Y.</summary>
 public sealed class ExpOp<T> : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "exp";
+    /// <inheritdoc/>
     public override string Formula => "Y = exp(X)";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dX = dY ⊙ Y"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y) => TensorPrimitives.Exp(x, y);
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) => TensorPrimitives.Multiply(dy, y, dx);
 }
 
+/// <summary>Y = log X, the natural logarithm; dX = dY ⊘ X.</summary>
 public sealed class LogOp<T> : ElementwiseOp<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "log";
+    /// <inheritdoc/>
     public override string Formula => "Y = log(X)";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => ["dX = dY ⊘ X"];
+    /// <inheritdoc/>
     protected override void Compute(ReadOnlySpan<T> x, Span<T> y) => TensorPrimitives.Log(x, y);
+    /// <inheritdoc/>
     protected override void Derivative(ReadOnlySpan<T> x, ReadOnlySpan<T> y, ReadOnlySpan<T> dy, Span<T> dx) => TensorPrimitives.Divide(dy, x, dx);
 }

@@ -7,21 +7,34 @@ using Backprop.Kernels;
 namespace Backprop.Ops;
 
 /// <summary>How a loss combines per-element terms, as PyTorch defines it.</summary>
-public enum Reduction { Mean, Sum }
+public enum Reduction
+{
+    /// <summary>The sum of the terms divided by N (<see cref="LossOp{T}.Divisor"/>): a loss that does not grow with the batch.</summary>
+    Mean,
+    /// <summary>The plain sum of the terms.</summary>
+    Sum,
+}
 
 /// <summary>Class-index targets for cross-entropy; the array may be refilled between replays of a tape.</summary>
 public sealed class ClassTargets(int[] indices)
 {
+    /// <summary>One class index per row of the logits, each in [0, classes); replace or refill it before replaying the tape on another batch.</summary>
     public int[] Indices { get; set; } = indices;
 }
 
 /// <summary>Base of the fused losses: a scalar output from predictions and targets.</summary>
 public abstract class LossOp<T>(Reduction reduction) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Whether the terms are averaged or summed.</summary>
     public Reduction Reduction { get; } = reduction;
+    /// <summary>The factor in front of Σ in the formulas: "(1/N)·" for the mean, empty for the sum.</summary>
     protected string Scale => Reduction == Reduction.Mean ? "(1/N)·" : "";
+    /// <summary>The divisor at the end of the gradient formulas: "/N" for the mean, empty for the sum.</summary>
     protected string Over => Reduction == Reduction.Mean ? "/N" : "";
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs) { Validate(inputs); return []; }
+    /// <summary>Checks the operands' shapes (and targets) before the forward pass.</summary>
+    /// <exception cref="ShapeMismatchException">The operands do not fit the loss; the message names the shapes.</exception>
     protected abstract void Validate(Var<T>[] inputs);
     /// <summary>The divisor of the mean reduction.</summary>
     public abstract int Count(Var<T>[] inputs);
@@ -34,6 +47,7 @@ public abstract class LossOp<T>(Reduction reduction) : Op<T> where T : unmanaged
     /// </summary>
     public abstract Tensor<double> ReferenceGradient(Var<T>[] inputs);
 
+    /// <summary>A float64 copy of <paramref name="t"/>, for <see cref="ReferenceGradient"/>.</summary>
     protected static Tensor<double> ToDouble(Tensor<T> t)
     {
         var r = new Tensor<double>(t.ShapeArray);
@@ -64,12 +78,14 @@ public enum LossTarget
 /// </summary>
 public sealed record LossSettings
 {
+    /// <summary>Huber's δ, where the loss turns from quadratic to linear (PyTorch's default 1); must be positive.</summary>
     public double HuberDelta { get; init; } = 1.0;
     /// <summary>One weight per class; null: every class weighs 1.</summary>
     public double[]? ClassWeights { get; init; }
     /// <summary>One weight per output for the positive term; null: 1.</summary>
     public double[]? PosWeight { get; init; }
 
+    /// <summary>δ = 1 and no weights: PyTorch's defaults.</summary>
     public static LossSettings Default { get; } = new();
 }
 
@@ -79,7 +95,9 @@ public sealed record LossSettings
 /// </summary>
 public abstract class LossKind : INamedKind
 {
+    /// <summary>The canonical name, as problem files, model files and options write it ("mse", "cross_entropy", …).</summary>
     public abstract string Name { get; }
+    /// <summary>What the loss compares the output with: values of the output's shape, class indices, or nothing.</summary>
     public abstract LossTarget Target { get; }
 
     /// <summary>The problem-file fields of <see cref="LossSettings"/> this loss reads ("delta", "class_weights", "pos_weight").</summary>
@@ -92,14 +110,20 @@ public abstract class LossKind : INamedKind
     public abstract Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings = null)
         where T : unmanaged, IFloatingPointIeee754<T>;
 
+    /// <inheritdoc/>
     public override string ToString() => Name;
 
     /// <summary>The objective is the sum of all outputs: no loss node, no target.</summary>
     public static LossKind None { get; } = new NoLoss();
+    /// <summary>"mse": squared error against values (<see cref="Functional.Mse"/>).</summary>
     public static LossKind Mse { get; } = new MseLoss();
+    /// <summary>"l1": absolute error against values (<see cref="Functional.L1"/>).</summary>
     public static LossKind L1 { get; } = new L1Loss();
+    /// <summary>"huber": quadratic within δ (<see cref="LossSettings.HuberDelta"/>), linear beyond, against values (<see cref="Functional.Huber"/>).</summary>
     public static LossKind Huber { get; } = new HuberLoss();
+    /// <summary>"cross_entropy": softmax cross-entropy of logits against class indices, optionally class-weighted (<see cref="LossSettings.ClassWeights"/>).</summary>
     public static LossKind CrossEntropy { get; } = new CrossEntropyLoss();
+    /// <summary>"bce_with_logits": binary cross-entropy of each logit against a 0/1 value (multi-label), optionally with <see cref="LossSettings.PosWeight"/>.</summary>
     public static LossKind BceWithLogits { get; } = new BceWithLogitsLoss();
 
     private static Var<T> Values<T>(Var<T>? values) where T : unmanaged, IFloatingPointIeee754<T> =>
@@ -158,33 +182,42 @@ public abstract class LossKind : INamedKind
 
 /// <summary>
 /// The losses that names select, immutable: <see cref="Default"/> holds the built-ins ("none" last);
-/// <see cref="With"/> returns a new registry with one more (or a replaced) kind.
+/// <see cref="KindRegistry{TKind, TSelf}.With(TKind)"/> returns a new registry with one more (or a replaced) kind.
 /// </summary>
 public sealed class LossRegistry : KindRegistry<LossKind, LossRegistry>
 {
     private LossRegistry(IEnumerable<LossKind> kinds) : base(kinds) { }
 
+    /// <inheritdoc/>
     protected override LossRegistry WithKinds(IEnumerable<LossKind> kinds) => new(kinds);
 
+    /// <summary>The built-ins: mse, l1, huber, cross_entropy, bce_with_logits and none.</summary>
     public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.L1, LossKind.Huber, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
 }
 
 /// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
 public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "mse";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    /// <inheritdoc/>
     public override string Formula => $"L = {Scale}Σ (ŷ − t)²";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dŷ = 2·(ŷ − t){Over}·dL", $"dt = −2·(ŷ − t){Over}·dL"];
 
+    /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
             throw new ShapeMismatchException($"mse: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
     }
 
+    /// <inheritdoc/>
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
 
+    /// <inheritdoc/>
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
         var pred = ToDouble(inputs[0].Value);
@@ -195,6 +228,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
         return g;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -203,6 +237,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -233,11 +268,15 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
     private Tensor<T>? _probs;
     private readonly T[]? _weights = classWeights?.Select(T.CreateChecked).ToArray();
     private T _weightSum;
+    /// <summary>The class index of each row, read on every forward and backward pass.</summary>
     public ClassTargets Targets { get; } = targets;
     /// <summary>The per-class weights, or null.</summary>
     public IReadOnlyList<double>? ClassWeights { get; } = classWeights;
+    /// <inheritdoc/>
     public override string Name => "cross_entropy";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["z"];
+    /// <inheritdoc/>
     public override string Formula => (Reduction, _weights is null) switch
     {
         (Reduction.Mean, true) => "L = −(1/N)·Σ_i log softmax(z_i)[t_i]",
@@ -245,12 +284,14 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         (Reduction.Mean, false) => "L = −(1/N)·Σ_i w[t_i]·log softmax(z_i)[t_i], N = Σ_i w[t_i]",
         _ => "L = −Σ_i w[t_i]·log softmax(z_i)[t_i]",
     };
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas =>
         [_weights is null ? $"dz = (softmax(z) − onehot(t)){Over}·dL" : $"dz_i = w[t_i]·(softmax(z_i) − onehot(t_i)){Over}·dL"];
 
     /// <summary>Row-wise softmax of the logits from the last forward pass.</summary>
     public Tensor<T>? Probabilities => _probs;
 
+    /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         var z = inputs[0].Value;
@@ -264,9 +305,12 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
                 throw new ArgumentOutOfRangeException(nameof(targets), $"cross_entropy: target[{i}] = {Targets.Indices[i]} is not a class index in 0..{z.Dim(1) - 1}");
     }
 
+    /// <inheritdoc/>
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Dim(0);
+    /// <inheritdoc/>
     public override string CountMeaning => _weights is null ? "the batch size" : "the sum of the targets' class weights";
 
+    /// <inheritdoc/>
     public override double Divisor(Var<T>[] inputs)
     {
         if (Reduction == Reduction.Sum) return 1;
@@ -278,6 +322,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
 
     private double Weight(int cls) => ClassWeights is null ? 1 : ClassWeights[cls];
 
+    /// <inheritdoc/>
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
         var pred = ToDouble(inputs[0].Value);
@@ -298,6 +343,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         return g;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var z = inputs[0].Value;
@@ -336,6 +382,7 @@ public sealed class CrossEntropyLossOp<T>(Reduction reduction, ClassTargets targ
         output.Data[0] = Reduction == Reduction.Mean ? loss / _weightSum : loss;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var Z = inputs[0];
@@ -375,15 +422,20 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
     private readonly T[]? _pw = posWeight?.Select(T.CreateChecked).ToArray();
     /// <summary>The positive weight of each output column, or null.</summary>
     public IReadOnlyList<double>? PosWeight { get; } = posWeight;
+    /// <inheritdoc/>
     public override string Name => "bce_with_logits";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["z", "t"];
+    /// <inheritdoc/>
     public override string Formula => _pw is null
         ? $"L = {Scale}Σ [max(z, 0) − z·t + log(1 + e^(−|z|))]"
         : $"L = {Scale}Σ [(1 − t)·z + (1 + (p − 1)·t)·log(1 + e^(−z))], p = pos_weight of the column";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => _pw is null
         ? [$"dz = (σ(z) − t){Over}·dL", $"dt = −z{Over}·dL"]
         : [$"dz = ((1 + (p − 1)·t)·σ(z) − p·t){Over}·dL", $"dt = (−z + (p − 1)·log(1 + e^(−z))){Over}·dL"];
 
+    /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
@@ -393,11 +445,13 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
             throw new ShapeMismatchException($"bce_with_logits: {_pw.Length} positive weights for {cols} outputs");
     }
 
+    /// <inheritdoc/>
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
 
     /// <summary>The positive weight of flat element <paramref name="i"/> (1 without weights).</summary>
     private T Pw(int i) => _pw is null ? T.One : _pw[i % _pw.Length];
 
+    /// <inheritdoc/>
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
         var pred = ToDouble(inputs[0].Value);
@@ -415,6 +469,7 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
     /// <summary>log(1 + e^(−z)) without overflow.</summary>
     private static T SoftplusOfMinus(T z) => T.Max(-z, T.Zero) + SpecialFunctions.Log1P(T.Exp(-T.Abs(z)));
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -428,6 +483,7 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, z.Length)) : s;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var z = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -458,19 +514,26 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
 /// <summary>Mean absolute error (PyTorch's F.l1_loss): its derivative at ŷ = t is 0, as sign(0) is.</summary>
 public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public override string Name => "l1";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    /// <inheritdoc/>
     public override string Formula => $"L = {Scale}Σ |ŷ − t|";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dŷ = sign(ŷ − t){Over}·dL", $"dt = −sign(ŷ − t){Over}·dL"];
 
+    /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
             throw new ShapeMismatchException($"l1: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
     }
 
+    /// <inheritdoc/>
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
 
+    /// <inheritdoc/>
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
         var pred = ToDouble(inputs[0].Value);
@@ -481,6 +544,7 @@ public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) wher
         return g;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -489,6 +553,7 @@ public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) wher
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -515,20 +580,29 @@ public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) wher
 /// </summary>
 public sealed class HuberLossOp<T>(Reduction reduction, double delta) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>δ, where the loss turns from quadratic to linear.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Thrown at construction when δ is not a positive finite number.</exception>
     public double Delta { get; } = delta > 0 && double.IsFinite(delta) ? delta : throw new ArgumentOutOfRangeException(nameof(delta), $"huber delta = {delta} must be positive");
+    /// <inheritdoc/>
     public override string Name => "huber";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
+    /// <inheritdoc/>
     public override string Formula => $"L = {Scale}Σ h(ŷ − t), h(d) = ½d² for |d| < δ, δ·(|d| − ½δ) otherwise, δ = {Delta}";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dŷ = clamp(ŷ − t, −δ, δ){Over}·dL", $"dt = −clamp(ŷ − t, −δ, δ){Over}·dL"];
 
+    /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
             throw new ShapeMismatchException($"huber: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
     }
 
+    /// <inheritdoc/>
     public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
 
+    /// <inheritdoc/>
     public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
     {
         var pred = ToDouble(inputs[0].Value);
@@ -539,6 +613,7 @@ public sealed class HuberLossOp<T>(Reduction reduction, double delta) : LossOp<T
         return g;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
@@ -552,6 +627,7 @@ public sealed class HuberLossOp<T>(Reduction reduction, double delta) : LossOp<T
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;

@@ -14,12 +14,17 @@ namespace Backprop.Ops;
 /// </summary>
 public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Whether A is read transposed: A is then k × m rather than m × k.</summary>
     public bool TransA { get; } = transA;
+    /// <summary>Whether B is read transposed: B is then n × k rather than k × n.</summary>
     public bool TransB { get; } = transB;
 
+    /// <inheritdoc/>
     public override string Name => "matmul";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["A", "B"];
 
+    /// <inheritdoc/>
     public override string Formula => (TransA, TransB) switch
     {
         (false, false) => "Y = A·B",
@@ -28,6 +33,7 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
         _ => "Y = Aᵀ·Bᵀ",
     };
 
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => (TransA, TransB) switch
     {
         (false, false) => ["dA = dY·Bᵀ", "dB = Aᵀ·dY"],
@@ -50,12 +56,14 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
         return (m, ka, n);
     }
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var (m, _, n) = Dims(inputs[0].Value, inputs[1].Value);
         return [m, n];
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var a = inputs[0].Value; var b = inputs[1].Value;
@@ -63,6 +71,7 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
         Gemm.Multiply<T>(context, TransA, TransB, m, n, k, a.Span, b.Span, output.Span, accumulate: false);
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var A = inputs[0]; var B = inputs[1];
@@ -101,14 +110,20 @@ public sealed class MatMulOp<T>(bool transA, bool transB) : Op<T> where T : unma
 /// </summary>
 public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Whether the op takes a bias b (a third operand of <c>out</c> values, added to every row).</summary>
     public bool HasBias { get; } = hasBias;
+    /// <inheritdoc/>
     public override string Name => "linear";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => HasBias ? ["x", "W", "b"] : ["x", "W"];
+    /// <inheritdoc/>
     public override string Formula => HasBias ? "z = x·Wᵀ + b" : "z = x·Wᵀ";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => HasBias
         ? ["dx = dz·W", "dW = dzᵀ·x", "db = Σ_batch dz"]
         : ["dx = dz·W", "dW = dzᵀ·x"];
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var x = inputs[0].Value; var w = inputs[1].Value;
@@ -125,6 +140,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         return [x.Dim(0), w.Dim(0)];
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output) => Forward(context, inputs, output, null);
 
     private void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output, IGemmBlockFinish? finish)
@@ -168,6 +184,7 @@ public sealed class LinearOp<T>(bool hasBias) : Op<T> where T : unmanaged, IFloa
         return true;
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output) => Backward(context, inputs, output, null, null);
 
     private void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output, ActivationBackwardFinish<T>? finish, Var<T>? producerInput)

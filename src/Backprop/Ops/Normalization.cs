@@ -9,6 +9,7 @@ namespace Backprop.Ops;
 /// <summary>A layer's switch between training and evaluation, read by its ops each time they run (a replayed tape follows it).</summary>
 public sealed class LayerMode
 {
+    /// <summary>True (the default) while training: batch norm uses the batch's statistics and dropout drops; false in evaluation. Not synchronised: set it between passes.</summary>
     public bool Training { get; set; } = true;
 }
 
@@ -21,11 +22,16 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
     private Tensor<T>? _xhat;
     private T[] _rstd = [], _row = [], _tmp = [];
 
+    /// <summary>ε added to each row's variance before the square root (PyTorch's default 1e-5).</summary>
     public double Eps { get; } = eps;
+    /// <inheritdoc/>
     public override string Name => "layer_norm";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
+    /// <inheritdoc/>
     public override string Formula =>
         "y = γ ⊙ x̂ + β, x̂ = (x − μ)/σ̂, σ̂ = √(σ² + ε), μ = (1/F)·Σ_f x, σ² = (1/F)·Σ_f (x − μ)² over each row's F features";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas =>
     [
         "dx = (1/σ̂)·(dx̂ − mean_f(dx̂) − x̂ ⊙ mean_f(dx̂ ⊙ x̂)), dx̂ = dy ⊙ γ   (mean_f over each row's F features: the mean term is the path through μ, the x̂ term the path through σ²)",
@@ -33,6 +39,7 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
         "dβ = Σ_rows dy",
     ];
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> LocalSymbols => ["x̂", "μ", "σ²", "σ̂", "dx̂"];
 
     /// <summary>The rule recomputed in float64 from x: each row's μ, σ̂ and x̂, then dx̂ = dy ⊙ γ and the rule for the operand.</summary>
@@ -61,6 +68,7 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
     /// <summary>The normalised input x̂ of the last forward pass.</summary>
     public Tensor<T>? Normalized => _xhat;
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var x = inputs[0].Value;
@@ -71,6 +79,7 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
         return x.ShapeArray;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
@@ -82,6 +91,7 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
             output.Data, n, f);
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         int n = _xhat!.Dim(0), f = _xhat.Dim(1);
@@ -115,10 +125,15 @@ public sealed class LayerNormOp<T>(double eps) : Op<T>, IReferenceBackward<T> wh
 public sealed class BatchNormStatistics<T>(Tensor<T> runningMean, Tensor<T> runningVar, double eps, double momentum)
     where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The running mean, one value per feature; training updates it in place: (1 − momentum)·running + momentum·μ_B.</summary>
     public Tensor<T> RunningMean { get; } = runningMean;
+    /// <summary>The running variance, one value per feature; training updates it in place with the batch's unbiased variance σ²_B·N/(N − 1).</summary>
     public Tensor<T> RunningVar { get; } = runningVar;
+    /// <summary>ε added to the variance before the square root (PyTorch's default 1e-5).</summary>
     public double Eps { get; } = eps;
+    /// <summary>The weight of the current batch in the running statistics' update (PyTorch's default 0.1), in [0, 1].</summary>
     public double Momentum { get; } = momentum;
+    /// <summary>Training or evaluation, read on every forward pass; shared with the layer that owns the statistics.</summary>
     public LayerMode Mode { get; init; } = new();
 }
 
@@ -137,12 +152,17 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
     private T[] _mean = [];
     private bool _trained;
 
+    /// <summary>The running statistics the op reads in evaluation and updates in training, and the mode that chooses.</summary>
     public BatchNormStatistics<T> Statistics { get; } = statistics;
+    /// <inheritdoc/>
     public override string Name => "batch_norm";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["x", "γ", "β"];
+    /// <inheritdoc/>
     public override string Formula => Statistics.Mode.Training
         ? "y = γ ⊙ x̂ + β, x̂ = (x − μ_B)/σ̂, σ̂ = √(σ²_B + ε), μ_B = (1/N)·Σ_batch x, σ²_B = (1/N)·Σ_batch (x − μ_B)² per feature"
         : "y = γ ⊙ x̂ + β, x̂ = (x − running_mean)/σ̂, σ̂ = √(running_var + ε) per feature";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => Statistics.Mode.Training
         ?
         [
@@ -160,9 +180,11 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
     /// <summary>Whether the last forward pass normalised with the batch's statistics, which couples the rows of the batch.</summary>
     public bool CouplesBatch => _trained;
 
+    /// <inheritdoc/>
     public string CouplingReason =>
         "batch norm in training mode couples the samples: each sample is normalised with the batch's mean and variance, so a sample's gradient depends on the other samples";
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> LocalSymbols => ["x̂", "μ", "σ²", "σ̂", "dx̂"];
 
     /// <summary>
@@ -212,8 +234,10 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
         }
     }
 
+    /// <summary>The normalised input x̂ of the last forward pass, batch × features; null before the first.</summary>
     public Tensor<T>? Normalized => _xhat;
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var x = inputs[0].Value;
@@ -226,6 +250,7 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
         return x.ShapeArray;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
@@ -279,6 +304,7 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
             output.Data, n, f);
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         int n = _xhat!.Dim(0), f = _xhat.Dim(1);
@@ -346,10 +372,14 @@ public sealed class BatchNormOp<T>(BatchNormStatistics<T> statistics) : Op<T>, I
 /// </summary>
 public sealed class DropoutMask<T>(double p) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The probability that a unit is dropped, in [0, 1).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">Thrown at construction when p is outside [0, 1).</exception>
     public double P { get; } = p >= 0 && p < 1 ? p : throw new ArgumentOutOfRangeException(nameof(p), $"dropout p = {p} is outside [0, 1)");
+    /// <summary>Training (draw and apply masks) or evaluation (pass x through); read on every forward pass.</summary>
     public LayerMode Mode { get; init; } = new();
     /// <summary>A batch × features mask of 0 and 1 used in place of random draws; null: draw.</summary>
     public Tensor<T>? Fixed { get; set; }
+    /// <summary>The generator's key: the same seed and draw count give the same mask on any machine and thread count.</summary>
     public ulong Seed { get; set; }
     /// <summary>How many masks were drawn so far (each training forward pass draws one).</summary>
     public long Draws { get; set; }
@@ -397,15 +427,21 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T>, IReferenceBackwar
     private Tensor<T>? _scaledMask;
     private bool _trained;
 
+    /// <summary>Where the op's masks come from, and its p and mode.</summary>
     public DropoutMask<T> Mask { get; } = mask;
+    /// <inheritdoc/>
     public override string Name => "dropout";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["x"];
+    /// <inheritdoc/>
     public override string Formula => Mask.Mode.Training ? $"y = x ⊙ m/(1 − p), p = {Mask.P}, m ∈ {{0, 1}}" : "y = x (dropout is off in evaluation)";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [Mask.Mode.Training ? "dx = dy ⊙ m/(1 − p)" : "dx = dy"];
 
     /// <summary>m/(1 − p) of the last training forward pass.</summary>
     public Tensor<T>? ScaledMask => _scaledMask;
 
+    /// <inheritdoc/>
     public IReadOnlyList<string> LocalSymbols => ["m"];
 
     /// <summary>dx = dy ⊙ m/(1 − p) in float64 with the mask of the last forward pass (the fixed one, or the draw); dx = dy in evaluation.</summary>
@@ -429,8 +465,10 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T>, IReferenceBackwar
         ], "a dropped unit passes no gradient; a kept one passes dy scaled by 1/(1 − p), as in the forward pass");
     }
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs) => inputs[0].Value.ShapeArray;
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value.Data;
@@ -445,6 +483,7 @@ public sealed class DropoutOp<T>(DropoutMask<T> mask) : Op<T>, IReferenceBackwar
         TensorPrimitives.Multiply<T>(x, _scaledMask.Data, output.Data);
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         if (!inputs[0].RequiresGrad) return;

@@ -13,14 +13,21 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
     private readonly bool _keepDim;
     private readonly bool _mean;
 
+    /// <summary>A sum (or mean) over every element, giving a scalar, or along one axis.</summary>
+    /// <param name="axis">The axis to reduce (negative counts from the end); null for every element.</param>
+    /// <param name="keepDim">Keep the reduced axis (or, for a full reduction, every axis) with size 1, as PyTorch's keepdim.</param>
+    /// <param name="mean">Divide by the number of elements reduced.</param>
     public SumOp(int? axis = null, bool keepDim = false, bool mean = false)
     {
         _axis = axis; _keepDim = keepDim; _mean = mean;
     }
 
+    /// <inheritdoc/>
     public override string Name => _mean ? "mean" : "sum";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["X"];
 
+    /// <inheritdoc/>
     public override string Formula => (_mean, _axis) switch
     {
         (false, null) => "y = Σ X",
@@ -29,6 +36,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         _ => $"Y = (1/N)·Σ_axis{_axis} X",
     };
 
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas =>
         [_mean ? "dX = dY/N broadcast over the reduced axis" : "dX = dY broadcast over the reduced axis"];
 
@@ -40,6 +48,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         return a;
     }
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var x = inputs[0].Value;
@@ -60,6 +69,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         return (outer, x.Dim(a), inner);
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
@@ -81,6 +91,7 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
         if (_mean) TensorPrimitives.Multiply(o, T.One / T.CreateChecked(len), o);
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var X = inputs[0];
@@ -109,14 +120,20 @@ public sealed class SumOp<T> : Op<T> where T : unmanaged, IFloatingPointIeee754<
 /// <summary>Row-wise (last-axis) softmax or log-softmax, computed stably by subtracting the row maximum.</summary>
 public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Whether the op computes log-softmax (the stable X − log Σ exp X) rather than softmax.</summary>
     public bool Log { get; } = log;
+    /// <inheritdoc/>
     public override string Name => Log ? "log_softmax" : "softmax";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["X"];
+    /// <inheritdoc/>
     public override string Formula => Log ? "Y = X − log Σ_row exp(X)" : "Y = exp(X) / Σ_row exp(X)";
+    /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => Log
         ? ["dX = dY − softmax(X) ⊙ Σ_row dY"]
         : ["dX = Y ⊙ (dY − Σ_row(dY ⊙ Y))"];
 
+    /// <inheritdoc/>
     public override int[] OutputShape(Var<T>[] inputs)
     {
         var x = inputs[0].Value;
@@ -124,6 +141,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         return x.ShapeArray;
     }
 
+    /// <inheritdoc/>
     public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
     {
         var x = inputs[0].Value;
@@ -150,6 +168,7 @@ public sealed class SoftmaxOp<T>(bool log) : Op<T> where T : unmanaged, IFloatin
         }
     }
 
+    /// <inheritdoc/>
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var X = inputs[0];

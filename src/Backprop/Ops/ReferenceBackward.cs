@@ -5,12 +5,18 @@ using Backprop.Autodiff;
 namespace Backprop.Ops;
 
 /// <summary>A value a backward rule names (x̂, σ̂, dx̂, a mask), in float64, under the op's own symbol and with its definition.</summary>
+/// <param name="Symbol">The symbol in the op's formulas, e.g. "x̂".</param>
+/// <param name="Definition">What it is, in words, e.g. "(x − μ)/σ̂, the normalised input".</param>
+/// <param name="Value">Its value, computed in float64.</param>
 public sealed record ReferenceValue(string Symbol, string Definition, Tensor<double> Value);
 
 /// <summary>
 /// ∂L/∂(one input) recomputed in float64 by the rule <see cref="Op{T}.GradFormulas"/> prints, with the values the rule
 /// names and, where the rule needs one, a remark in words (e.g. that the rows of the batch are coupled).
 /// </summary>
+/// <param name="Gradient">∂L/∂input, in the input's shape.</param>
+/// <param name="Values">The intermediate values the rule names, for explain to print.</param>
+/// <param name="Note">A remark in words where the rule needs one; null otherwise.</param>
 public sealed record ReferenceGradient(Tensor<double> Gradient, IReadOnlyList<ReferenceValue> Values, string? Note = null);
 
 /// <summary>

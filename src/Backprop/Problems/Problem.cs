@@ -11,6 +11,10 @@ namespace Backprop.Problems;
 public sealed record ParameterGradient<T>(string Name, Tensor<T> Gradient) where T : unmanaged, IFloatingPointIeee754<T>;
 
 /// <summary>The answers for a problem: loss, output and the gradient of every layer's parameters (in order) and the input.</summary>
+/// <param name="Loss">The loss; null for loss "none".</param>
+/// <param name="Output">The network's output, batch × outputs.</param>
+/// <param name="LayerGradients">For each layer, in order, the gradient of each of its parameters, in the layer's parameter order.</param>
+/// <param name="InputGradient">∂L/∂x, batch × inputs.</param>
 public sealed record GradientResult<T>(
     double? Loss,
     Tensor<T> Output,
@@ -77,15 +81,24 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
             return layer;
         }));
 
+    /// <summary>Reads and validates the problem file at <paramref name="path"/> and builds its problem (see <see cref="ProblemFile.Load"/>).</summary>
+    /// <exception cref="ProblemFormatException">The file cannot be read or does not describe a valid problem.</exception>
+    /// <exception cref="ShapeMismatchException">The input rows do not fit the network's inputs.</exception>
     public static Problem<T> Load(string path, Catalog? catalog = null) => new(ProblemFile.Load(path, catalog), catalog);
 
+    /// <summary>The problem as the file gave it, in float64.</summary>
     public ProblemSpec Spec { get; }
     /// <summary>The registries the problem's names were looked up in (a float64 reference copy uses the same).</summary>
     public Catalog Catalog { get; }
+    /// <summary>The network, with the file's parameter and buffer values in <typeparamref name="T"/>.</summary>
     public Sequential<T> Network { get; }
+    /// <summary>The tape that recorded the forward pass and the loss; every later pass replays it.</summary>
     public Tape<T> Tape { get; }
+    /// <summary>The batch, batch × inputs, named "x"; a leaf that receives a gradient (∂L/∂x).</summary>
     public Var<T> Input { get; }
+    /// <summary>Each layer's pre-activation and output on the tape, for derivations and <see cref="Resolve"/>.</summary>
     public ForwardTrace<T> Trace { get; }
+    /// <summary>The network's output, batch × outputs.</summary>
     public Var<T> Output => Trace.Output;
 
     /// <summary>The loss node; null for loss "none", whose gradients are those of the sum of all outputs.</summary>
@@ -117,6 +130,10 @@ public sealed class Problem<T> where T : unmanaged, IFloatingPointIeee754<T>
         else Tape.Backward(Output, _onesSeed ??= Tensor<T>.Ones(Output.Value.ShapeArray));
     }
 
+    /// <summary>
+    /// Runs a fresh forward and backward pass (buffers reset to the file's values) and returns copies of the loss, the output,
+    /// every parameter's gradient, the buffers after the pass and ∂L/∂x: the answers a problem asks for.
+    /// </summary>
     public GradientResult<T> Gradients()
     {
         Forward();

@@ -14,7 +14,9 @@ public sealed class ProblemFormatException(string message) : Exception(Backprop.
 /// <summary>A tensor of a layer in a problem: its name in the layer (weight, bias, …), its shape and its values, row-major.</summary>
 public sealed record TensorSpec(string Name, int[] Shape, double[] Values)
 {
+    /// <summary>A rows × columns tensor from rows of equal length (the shape is taken from row 0).</summary>
     public static TensorSpec Matrix(string name, double[][] rows) => new(name, [rows.Length, rows[0].Length], [.. rows.SelectMany(r => r)]);
+    /// <summary>A vector tensor holding <paramref name="values"/> (not copied).</summary>
     public static TensorSpec Vector(string name, double[] values) => new(name, [values.Length], values);
 }
 
@@ -22,6 +24,11 @@ public sealed record TensorSpec(string Name, int[] Shape, double[] Values)
 /// One layer of a problem: its kind (a <see cref="LayerKindRegistry"/> name), sizes, activation, and its parameters and
 /// buffers by name (a dense layer's weight, out × in, and bias).
 /// </summary>
+/// <param name="Kind">The layer kind's registry name ("dense", "layernorm", …).</param>
+/// <param name="Inputs">Features in.</param>
+/// <param name="Outputs">Features out.</param>
+/// <param name="Activation">The activation's registry name.</param>
+/// <param name="Tensors">The layer's parameters and buffers by name, in the kind's shapes.</param>
 public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Activation, IReadOnlyList<TensorSpec> Tensors)
 {
     /// <summary>The values of the kind's number and flag settings given in the file (eps, momentum, training, p).</summary>
@@ -30,14 +37,24 @@ public sealed record LayerSpec(string Kind, int Inputs, int Outputs, string Acti
     /// <summary>The kind's batch × features settings given in the file (dropout's mask).</summary>
     public IReadOnlyDictionary<string, double[][]> Matrices { get; init; } = new Dictionary<string, double[][]>();
 
+    /// <summary>A dense layer of the given weight (out × in rows) and optional bias (out), with the named activation.</summary>
     public static LayerSpec Dense(double[][] weight, double[]? bias, string activation) =>
         new(DenseKind.KindName, weight[0].Length, weight.Length, activation,
             bias is null ? [TensorSpec.Matrix("weight", weight)] : [TensorSpec.Matrix("weight", weight), TensorSpec.Vector("bias", bias)]);
 
+    /// <summary>Whether the layer has a tensor named "bias".</summary>
     public bool HasBias => Tensors.Any(t => t.Name == "bias");
 }
 
 /// <summary>A problem as written in the file, validated, in float64.</summary>
+/// <param name="Name">The problem's name: the file name without extension.</param>
+/// <param name="Layers">The layers, input to output; each layer's inputs match the previous layer's outputs.</param>
+/// <param name="Input">The batch, one row of features per sample (rows × the first layer's inputs).</param>
+/// <param name="Loss">The loss kind; "none" makes the objective the sum of all outputs.</param>
+/// <param name="Reduction">Mean (the file's default) or sum over the loss's terms.</param>
+/// <param name="Target">Rows × outputs target values, for a loss that takes values; null otherwise.</param>
+/// <param name="ClassTargets">One class index per row, for a loss that takes class indices; null otherwise.</param>
+/// <param name="Expected">The file's "expected" answers, kept as JSON for the caller to compare with; null when the file has none.</param>
 public sealed record ProblemSpec(
     string Name,
     IReadOnlyList<LayerSpec> Layers,
@@ -51,7 +68,9 @@ public sealed record ProblemSpec(
     /// <summary>The loss's extra numbers (huber's delta, class weights, pos_weight); defaults where the file gives none.</summary>
     public LossSettings LossSettings { get; init; } = LossSettings.Default;
 
+    /// <summary>The number of rows (samples) of the input batch.</summary>
     public int BatchSize => Input.Length;
+    /// <summary>The width of the network's output: the last layer's outputs.</summary>
     public int Outputs => Layers[^1].Outputs;
 
     /// <summary>
@@ -76,6 +95,10 @@ public sealed record ProblemSpec(
 /// <summary>Reads and validates problem files (the format of shared/README.md).</summary>
 public static class ProblemFile
 {
+    /// <summary>Reads and validates the problem file at <paramref name="path"/>; the problem is named after the file (without extension).</summary>
+    /// <param name="path">The JSON problem file.</param>
+    /// <param name="catalog">The registries that activation, loss and layer names are looked up in; the built-ins when null.</param>
+    /// <exception cref="ProblemFormatException">The file is missing or unreadable, or does not describe a valid problem; the message starts with the path.</exception>
     public static ProblemSpec Load(string path, Catalog? catalog = null)
     {
         string text;

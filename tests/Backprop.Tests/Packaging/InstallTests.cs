@@ -52,7 +52,7 @@ public class InstallTests
         // a version no cache has seen: restores must take these packages from the feed
         string version = $"0.4.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
         CopyTree(Path.Combine(root, "src"), Path.Combine(src, "src"));
-        foreach (var f in new[] { "Directory.Build.props", "Directory.Packages.props", "README.md" }) File.Copy(Path.Combine(root, f), Path.Combine(src, f));
+        foreach (var f in new[] { "Directory.Build.props", "Directory.Packages.props", "README.md", ".editorconfig" }) File.Copy(Path.Combine(root, f), Path.Combine(src, f));
 
         foreach (var project in new[] { "src/Backprop/Backprop.csproj", "src/Backprop.Cli/Backprop.Cli.csproj" })
         {
