@@ -20,11 +20,15 @@ public sealed record LayerGradients(int Layer, string Kind, string Activation, i
 /// <summary>The gradients of one backward pass, layer by layer, for a picture of the network; <see cref="InputDelta"/> is mean |∂L/∂x|.</summary>
 public sealed record NetworkGradients(string Wrt, int Inputs, double[] InputDelta, IReadOnlyList<LayerGradients> Layers)
 {
-    /// <summary>Reads the gradients of a problem whose backward pass has run (as after <see cref="Explainer.Explain{T}"/>).</summary>
-    public static NetworkGradients Of<T>(Problem<T> problem, string wrt) where T : unmanaged, IFloatingPointIeee754<T>
+    /// <summary>
+    /// Reads the gradients of a problem whose backward pass has run (as after <see cref="Explainer.Explain{T}"/>);
+    /// <paramref name="wrt"/> is the asked gradient whose path is marked, null for none (diagnose).
+    /// </summary>
+    public static NetworkGradients Of<T>(Problem<T> problem, string? wrt) where T : unmanaged, IFloatingPointIeee754<T>
     {
         // the layer the asked gradient belongs to: its own layer for a parameter or output, before the first for the input
-        int target = -1;
+        int target = wrt is null ? int.MaxValue : -1;
+        wrt ??= "";
         var parts = wrt.Split('.');
         if (parts.Length == 3 && parts[0] == "layers" && int.TryParse(parts[1], out int i)) target = i;
         bool output = parts.Length == 3 && parts[2] == "output";
