@@ -178,7 +178,7 @@ public static class Svg
         double cell = Math.Clamp(440.0 / Math.Max(1, k), 14, 48);
         int left = 80, top = 44;
         double size = cell * k;
-        int W = (int)(left + size + 20), H = (int)(top + size + 40);
+        int W = (int)Math.Max(left + size + 20, 10 + 7.5 * title.Length), H = (int)(top + size + 40);
         var sb = new StringBuilder();
         sb.Append($"<svg id=\"{id}\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"{E(title)}\">");
         sb.Append($"<title>{E(title)}</title><text x=\"4\" y=\"18\" font-weight=\"600\">{E(title)}</text>");

@@ -54,7 +54,9 @@ public sealed class TrainingReport
         var config = new List<(string, string)> { ("network", networkText), ("task", $"{run.Task.Name} ({run.Trainer.Objective.Loss.Name} loss)") };
         foreach (var setting in Enum.GetValues<TrainingSetting>())
         {
-            if (setting is TrainingSetting.Data or TrainingSetting.Layers or TrainingSetting.Activation or TrainingSetting.Architecture) continue;
+            // the data, the network and the task have their own lines
+            if (setting is TrainingSetting.Data or TrainingSetting.Layers or TrainingSetting.Activation or TrainingSetting.Architecture
+                or TrainingSetting.Task or TrainingSetting.Loss) continue;
             string value;
             try { value = job.Format(setting); }
             catch (ArgumentOutOfRangeException) { continue; }
@@ -106,7 +108,8 @@ public sealed class TrainingReport
         {
             var counts = Confusion(run);
             sb.Append(Html.Section("confusion", "Test confusion matrix",
-                $"<div class=\"panel scroll\">{Svg.HeatMap($"{run.Data.Test.Count} test rows: true class (rows) by predicted class (columns)", counts, run.Data.LabelNames, "confusion-matrix")}</div>"));
+                $"<div class=\"panel scroll\">{Svg.HeatMap($"{run.Data.Test.Count} test rows", counts, run.Data.LabelNames, "confusion-matrix")}</div>" +
+                "<p class=\"muted\">Rows: the true class; columns: the predicted class. Each cell holds its count, shaded by its share of the row (blue on the diagonal, orange off it).</p>"));
         }
         _finalSection = sb.ToString();
         Write();
@@ -139,7 +142,6 @@ public sealed class TrainingReport
         setup.Append($"<div class=\"panel\"><h3>Configuration</h3>{Html.Figures(_configuration.Select(c => (c.Name, Html.Escape(c.Value))))}</div>");
         setup.Append($"<div class=\"panel\"><h3>Data</h3>{Html.Figures(_data.Select(c => (c.Name, Html.Escape(c.Value))))}</div>");
         setup.Append("</div>");
-        if (_finalSection is not null) sections.Add(_finalSection);
         if (_history.Count > 0)
         {
             var verdict = _health.Count > 0 ? Diagnostics.Verdict(_health[^1].Layers) : null;
@@ -148,9 +150,11 @@ public sealed class TrainingReport
             sections.Add(Html.Section("health", "Gradient health",
                 (verdict is null ? "<p class=\"muted\">No gradient health was recorded.</p>" : Html.Verdict($"epoch {_health[^1].Epoch}: {verdict}", health!.Healthy)) +
                 (_health.Count > 0 ? $"<div class=\"grid\"><div class=\"panel\">{GradientNormChart()}</div><div class=\"panel\">{GradientPages.NormChart(health!)}</div></div>" : "")));
-            sections.Add(Html.Section("epochs", "Epochs", EpochTable()));
         }
-        sections.Insert(0, Html.Section("setup", "Run", setup.ToString()));
+        // the final figures first, then the curves and health; the confusion matrix is the final section's second half
+        if (_finalSection is not null) sections.Insert(0, _finalSection);
+        sections.Add(Html.Section("setup", "Run", setup.ToString()));
+        if (_history.Count > 0) sections.Add(Html.Section("epochs", "Epochs", EpochTable()));
         return Html.Page(_title, status, sections);
     }
 
