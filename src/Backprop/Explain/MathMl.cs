@@ -38,7 +38,13 @@ public static class MathMl
     // ------------------------------------------------------------------ the formula parser
 
     /// <summary>One typeset piece: its MathML, and whether it is an operand (may be a fraction's part or take a script).</summary>
-    private sealed record Node(string Xml, bool Operand, bool Group = false, string Inner = "");
+    /// <remarks><see cref="Base"/> and <see cref="Sub"/> are kept for a subscripted node, so that a superscript after it
+    /// (W₁ᵀ) makes one msubsup rather than a superscript on the subscript.</remarks>
+    private sealed record Node(string Xml, bool Operand, bool Group = false, string Inner = "")
+    {
+        public string? Base { get; init; }
+        public string? Sub { get; init; }
+    }
 
     private const string SubDigits = "₀₁₂₃₄₅₆₇₈₉";
     private const string Operators = "=+−-·⊙×→≤≥,;:|!∈Σ∑∏";
@@ -235,7 +241,10 @@ public static class MathMl
     {
         if (nodes.Count == 0) { nodes.Add(new Node($"<{tag}><mrow/>{script}</{tag}>", true)); return; }
         var last = nodes[^1];
-        nodes[^1] = new Node($"<{tag}>{last.Xml}{script}</{tag}>", true);
+        nodes[^1] = tag == "msup" && last.Sub is not null
+            ? new Node($"<msubsup>{last.Base}{last.Sub}{script}</msubsup>", true)
+            : tag == "msub" ? new Node($"<msub>{last.Xml}{script}</msub>", true) { Base = last.Xml, Sub = script }
+            : new Node($"<{tag}>{last.Xml}{script}</{tag}>", true);
     }
 
     /// <summary>A fraction's part drops the parentheses that only grouped it.</summary>

@@ -4,7 +4,6 @@ using System.Text;
 using Backprop.Data;
 using Backprop.Health;
 using Backprop.IO;
-using Backprop.Nn;
 using Backprop.Training;
 
 namespace Backprop.Reports;
