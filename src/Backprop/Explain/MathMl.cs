@@ -223,6 +223,8 @@ public static class MathMl
                 {
                     nodes.Add(new Node($"<mi>{Escape(w)}</mi>", true));
                     i += w.Length;
+                    // "log softmax(z)": the space between two words is kept, as a thin space
+                    if (i + 1 < s.Length && s[i] == ' ' && char.IsLetter(s[i + 1])) nodes.Add(new Node("<mspace width=\"0.2em\"/>", false));
                     return;
                 }
             int start = i++;

@@ -28,7 +28,9 @@ public static class GradientPages
         var result = d.Result;
         sections.Add(Html.Section("result", "The gradient asked for",
             $"<div class=\"value\">{MathMl.Math($"<mrow>{MathMl.Formula(result.Name)}<mo>=</mo>{MathMl.Matrix(result.Value)}</mrow>", block: true)}</div>" +
-            $"<p class=\"shape\">{E(d.Wrt)}: {E(result.Value.ShapeString)}</p>"));
+            $"<p class=\"shape\">{E(d.Wrt)}: {E(result.Value.ShapeString)}</p>" +
+            (result.Value.Rows > DerivationRenderer.FullPrintLimit || result.Value.Cols > DerivationRenderer.FullPrintLimit
+                ? $"<p class=\"summary\">{E(DerivationRenderer.Summary(result.Value))}; the top-left corner is shown</p>" : "")));
         if (d.FiniteDifference is { } fd) sections.Add(DerivationHtml.FiniteDifference(fd));
         sections.Add(DerivationHtml.Render(d));
         sections.Add(Html.Section("health", "Gradient health, layer by layer", HealthTable(health)));
@@ -69,7 +71,7 @@ public static class GradientPages
         var xs = Enumerable.Range(1, health.Layers.Count).Select(i => (double)i).ToList();
         return Svg.LineChart("Dead and saturated units", [
             new Series("dead %", xs, health.Layers.Select(l => 100 * (l.DeadFraction ?? 0)).ToList()),
-            new Series("saturated %", xs, health.Layers.Select(l => 100 * (l.SaturatedFraction ?? 0)).ToList())], "layer", "% of units", logY: false, "unit-health");
+            new Series("saturated %", xs, health.Layers.Select(l => 100 * (l.SaturatedFraction ?? 0)).ToList())], "layer", "% of units", logY: false, "unit-health", yMax: 100);
     }
 
     public static string HealthTable(HealthReport health)

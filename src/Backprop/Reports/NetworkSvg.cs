@@ -49,11 +49,12 @@ public static class NetworkSvg
         sb.Append($"<title>{E(title)}</title>");
     }
 
-    private static void Legend(StringBuilder sb, double y, (double Lo, double Hi) edges, (double Lo, double Hi) units, bool blocks)
+    private static void Legend(StringBuilder sb, double y, (double Lo, double Hi) edges, (double Lo, double Hi) units, bool blocks, bool asked)
     {
         Svg.RampLegend(sb, 20, y, blocks ? "‖∂L/∂W‖ (band width too)" : "|∂L/∂W| (edge width too)", Math.Pow(10, edges.Lo), Math.Pow(10, edges.Hi), accent: false);
+        Svg.RampLegend(sb, asked ? 320 : 170, y, blocks ? "mean |δ| of the layer's units" : "|δ| per unit (mean over batch)", Math.Pow(10, units.Lo), Math.Pow(10, units.Hi), accent: false);
+        if (!asked) return;
         Svg.RampLegend(sb, 170, y, "same, in the asked layer", Math.Pow(10, edges.Lo), Math.Pow(10, edges.Hi), accent: true);
-        Svg.RampLegend(sb, 320, y, blocks ? "mean |δ| of the layer's units" : "|δ| per unit (mean over batch)", Math.Pow(10, units.Lo), Math.Pow(10, units.Hi), accent: false);
         sb.Append($"<rect x=\"470\" y=\"{F(y - 2)}\" width=\"22\" height=\"12\" rx=\"3\" fill=\"#ffe8cc\" stroke=\"#f08c00\" stroke-dasharray=\"3 2\"/>");
         sb.Append($"<text x=\"498\" y=\"{F(y + 8)}\" class=\"small\">the asked gradient's path</text>");
     }
@@ -111,7 +112,7 @@ public static class NetworkSvg
             sb.Append($"<text x=\"{F(ColX(c))}\" y=\"18\" text-anchor=\"middle\" font-weight=\"600\">{E(ColumnTitle(g, c))}</text>");
             sb.Append($"<text x=\"{F(ColX(c))}\" y=\"33\" text-anchor=\"middle\" class=\"small\">{E(ColumnSubtitle(g, c))}</text>");
         }
-        Legend(sb, h + 22, edges, units, blocks: false);
+        Legend(sb, h + 22, edges, units, blocks: false, asked: g.Layers.Any(l => l.OnPath));
         return sb.Append("</svg>").ToString();
     }
 
@@ -136,7 +137,7 @@ public static class NetworkSvg
             int c = l.Layer;
             double t = T(norms[c - 1], edges);
             string colour = norms[c - 1] > 0 ? Svg.Ramp(0.15 + 0.85 * t, l.Target) : "#adb5bd";
-            double bw = norms[c - 1] > 0 ? 2 + 26 * t : 2;
+            double bw = norms[c - 1] > 0 ? 5 + 23 * t : 2;
             sb.Append($"<line x1=\"{F(ColX(c - 1))}\" y1=\"{F(Mid)}\" x2=\"{F(ColX(c))}\" y2=\"{F(Mid)}\" stroke=\"{colour}\" stroke-width=\"{F(bw)}\" stroke-opacity=\"0.85\">" +
                 $"<title>layer {c}: ‖∂L/∂W‖ = {Html.Sci(norms[c - 1])}</title></line>");
             sb.Append($"<text x=\"{F((ColX(c - 1) + ColX(c)) / 2)}\" y=\"{F(Mid - bw / 2 - 6)}\" text-anchor=\"middle\" class=\"small\">{(norms[c - 1] > 0 ? Html.Sci(norms[c - 1]) : "")}</text>");
@@ -149,7 +150,7 @@ public static class NetworkSvg
             sb.Append($"<text x=\"{F(ColX(c))}\" y=\"18\" text-anchor=\"middle\" font-weight=\"600\">{E(ColumnTitle(g, c))}</text>");
             sb.Append($"<text x=\"{F(ColX(c))}\" y=\"33\" text-anchor=\"middle\" class=\"small\">{E(ColumnSubtitle(g, c))}</text>");
         }
-        Legend(sb, h + 22, edges, units, blocks: true);
+        Legend(sb, h + 22, edges, units, blocks: true, asked: g.Layers.Any(l => l.OnPath));
         return sb.Append("</svg>").ToString();
     }
 }

@@ -37,7 +37,10 @@ public static class Svg
     {
         var pos = values.Where(v => v > 0 && double.IsFinite(v)).ToList();
         if (pos.Count == 0) return (-1, 0);
-        int lo = (int)Math.Floor(Math.Log10(pos.Min())), hi = (int)Math.Ceiling(Math.Log10(pos.Max()));
+        // a value just above its decade's floor would be a bar without height: one more decade below it
+        double min = Math.Log10(pos.Min());
+        int lo = (int)Math.Floor(min), hi = (int)Math.Ceiling(Math.Log10(pos.Max()));
+        if (min - lo < 0.5) lo--;
         return (lo, hi == lo ? lo + 1 : hi);
     }
 
@@ -109,12 +112,15 @@ public static class Svg
         double raw = (hi - lo) / target, mag = Math.Pow(10, Math.Floor(Math.Log10(raw))), r = raw / mag;
         double step = (r < 1.5 ? 1 : r < 3 ? 2 : r < 7 ? 5 : 10) * mag;
         var ticks = new List<double>();
-        for (double t = Math.Ceiling(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.Add(Math.Abs(t) < step * 1e-9 ? 0 : t);
+        // from the last tick at or below lo to the first at or above hi, so that the axis holds every value
+        double end = Math.Ceiling(hi / step - 1e-9) * step;
+        for (double t = Math.Floor(lo / step + 1e-9) * step; t <= end + step * 1e-9; t += step) ticks.Add(Math.Abs(t) < step * 1e-9 ? 0 : t);
         return [.. ticks];
     }
 
     /// <summary>Lines (with their points marked) over a shared x axis; log or linear y.</summary>
-    public static string LineChart(string title, IReadOnlyList<Series> series, string xLabel, string yLabel, bool logY, string id)
+    /// <param name="yMax">The least top of a linear y axis (100 for percentages), so that small values are not drawn as large.</param>
+    public static string LineChart(string title, IReadOnlyList<Series> series, string xLabel, string yLabel, bool logY, string id, double? yMax = null)
     {
         const int W = 600, H = 320, left = 64, right = 16, top = 34, bottom = 58;
         double plotW = W - left - right, plotH = H - top - bottom;
@@ -132,7 +138,7 @@ public static class Svg
         }
         else
         {
-            y0 = Math.Min(0, ys.Min()); y1 = ys.Max();
+            y0 = Math.Min(0, ys.Min()); y1 = Math.Max(ys.Max(), yMax ?? double.MinValue);
             if (y1 <= y0) y1 = y0 + 1;
             yTicks = Ticks(y0, y1);
             y0 = Math.Min(y0, yTicks[0]); y1 = Math.Max(y1, yTicks[^1]);
@@ -146,7 +152,7 @@ public static class Svg
         {
             double y = logY ? Y(Math.Pow(10, t)) : Y(t);
             sb.Append($"<line class=\"gridline\" x1=\"{left}\" y1=\"{F(y)}\" x2=\"{W - right}\" y2=\"{F(y)}\"/>");
-            sb.Append($"<text x=\"{left - 6}\" y=\"{F(y + 4)}\" text-anchor=\"end\" class=\"small\">{(logY ? Decade((int)t) : Html.Sci(t))}</text>");
+            sb.Append($"<text x=\"{left - 6}\" y=\"{F(y + 4)}\" text-anchor=\"end\" class=\"small\">{(logY ? Decade((int)t) : t.ToString("G4", CultureInfo.InvariantCulture))}</text>");
         }
         foreach (var t in Ticks(x0, x1, 8).Where(t => t >= x0 && t <= x1 && Math.Abs(t - Math.Round(t)) < 1e-9))
         {

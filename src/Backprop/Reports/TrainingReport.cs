@@ -177,7 +177,7 @@ public sealed class TrainingReport
                 new($"validation {m.Replace('_', ' ')}", x, Values(_history, "val_" + m).Select(v => v * scale).ToList()),
             }.Where(s => s.Y.Any(double.IsFinite)).ToList();
             if (series.Count > 0)
-                sb.Append($"<div class=\"panel\">{Svg.LineChart(char.ToUpperInvariant(m[0]) + m[1..].Replace('_', ' '), series, "epoch", share ? $"{m.Replace('_', ' ')} (%)" : m.Replace('_', ' '), logY: false, "metric-" + m)}</div>");
+                sb.Append($"<div class=\"panel\">{Svg.LineChart(char.ToUpperInvariant(m[0]) + m[1..].Replace('_', ' '), series, "epoch", share ? $"{m.Replace('_', ' ')} (%)" : m.Replace('_', ' '), logY: false, "metric-" + m, yMax: share ? 100 : null)}</div>");
         }
         sb.Append($"<div class=\"panel\">{Svg.LineChart("Learning rate", [new("learning rate at the epoch's end", x, _history.Select(e => e.LearningRate).ToList())], "epoch", "learning rate", logY: false, "learning-rate")}</div>");
         return sb.Append("</div>").ToString();
