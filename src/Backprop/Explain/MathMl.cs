@@ -48,9 +48,11 @@ public static class MathMl
 
     private const string SubDigits = "₀₁₂₃₄₅₆₇₈₉";
     private const string Operators = "=+−-·⊙×→≤≥,;:|!∈Σ∑∏";
-    private static readonly string[] Words =
-        ["softmax", "onehot", "diag", "log", "exp", "max", "min", "erf", "mean", "clamp", "sign", "relu", "tanh", "gelu", "silu", "elu",
-         "leaky_relu", "softplus", "selu", "mish", "swish", "id", "if", "else", "otherwise", "and", "or", "for", "sqrt", "var"];
+    // longest first: "leaky_relu" before "relu", "softmax" before "max"
+    private static readonly System.Collections.Immutable.ImmutableArray<string> Words = System.Collections.Immutable.ImmutableArray.CreateRange(new[]
+        {"softmax", "onehot", "diag", "log", "exp", "max", "min", "erf", "mean", "clamp", "sign", "relu", "tanh", "gelu", "silu", "elu",
+         "leaky_relu", "softplus", "selu", "mish", "swish", "id", "if", "else", "otherwise", "and", "or", "for", "sqrt", "var",
+        }.OrderByDescending(w => w.Length));
 
     private static List<Node> ParseSequence(string s, ref int i, char? closing)
     {
@@ -218,7 +220,7 @@ public static class MathMl
         if (char.IsLetter(c) && c is not 'ᵀ')
         {
             // a word the formulas spell out (diag, softmax, relu) is upright; a run of other letters is a product of symbols
-            foreach (var w in Words.OrderByDescending(w => w.Length))
+            foreach (var w in Words)
                 if (string.CompareOrdinal(s, i, w, 0, w.Length) == 0 && (i + w.Length >= s.Length || !char.IsLetter(s[i + w.Length]) || s[i + w.Length] == 'ᵀ'))
                 {
                     nodes.Add(new Node($"<mi>{Escape(w)}</mi>", true));

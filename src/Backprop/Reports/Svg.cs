@@ -13,7 +13,7 @@ public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<
 /// </summary>
 public static class Svg
 {
-    public static readonly string[] Palette = ["#1c5fb8", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"];
+    public static readonly System.Collections.Immutable.ImmutableArray<string> Palette = ["#1c5fb8", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"];
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
     private static string E(string s) => Html.Escape(s);
