@@ -68,7 +68,7 @@ public static class DerivationHtml
             {
                 sb.Append("<ul class=\"factors\">");
                 foreach (var f in s.Factors)
-                    sb.Append($"<li>{MathMl.Math(MathMl.Formula(f.Symbol))}: {MathMl.Math(MathMl.Formula(f.Definition))} {Value(f.Value)}</li>");
+                    sb.Append($"<li>{MathMl.Math(MathMl.Formula(f.Symbol))}: {MathMl.MathOrText(f.Definition)} {Value(f.Value)}</li>");
                 sb.Append("</ul>");
             }
             if (s.Rules.Count > 0) sb.Append($"<p class=\"rules\">rule{(s.Rules.Count > 1 ? "s" : "")} from the tape: {string.Join("; ", s.Rules.Select(r => MathMl.Math(MathMl.Formula(r))))}</p>");

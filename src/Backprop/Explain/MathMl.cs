@@ -20,6 +20,17 @@ public static class MathMl
     public static string Math(string inner, bool block = false) =>
         block ? $"<math display=\"block\">{inner}</math>" : $"<math>{inner}</math>";
 
+    /// <summary>
+    /// Whether a definition is words rather than a formula ("the input", "the output of layer 1"): a word of three or
+    /// more letters that the formulas do not spell (diag, softmax, relu …).
+    /// </summary>
+    public static bool IsProse(string s) =>
+        s.Split([' ', '(', ')', ',', ':'], StringSplitOptions.RemoveEmptyEntries)
+            .Any(w => w.Length >= 3 && w.All(c => c is >= 'a' and <= 'z') && !Words.Contains(w));
+
+    /// <summary>A formula as a &lt;math&gt; element, or words as text.</summary>
+    public static string MathOrText(string s) => IsProse(s) ? $"<span class=\"words\">{Escape(s)}</span>" : Math(Formula(s));
+
     /// <summary>The MathML (an mrow) of one formula of the derivation.</summary>
     public static string Formula(string unicode)
     {
@@ -52,7 +63,8 @@ public static class MathMl
     private static readonly System.Collections.Immutable.ImmutableArray<string> Words = System.Collections.Immutable.ImmutableArray.CreateRange(new[]
         {"softmax", "onehot", "diag", "log", "exp", "max", "min", "erf", "mean", "clamp", "sign", "relu", "tanh", "gelu", "silu", "elu",
          "leaky_relu", "softplus", "selu", "mish", "swish", "id", "if", "else", "otherwise", "and", "or", "for", "sqrt", "var",
-        }.OrderByDescending(w => w.Length));
+        }.Concat(Backprop.Ops.ActivationRegistry.Default.Kinds.Select(k => k.Create<double>().Symbol).Where(w => w.Length > 1 && w.All(char.IsAsciiLetter)))
+        .Distinct().OrderByDescending(w => w.Length));
 
     private static List<Node> ParseSequence(string s, ref int i, char? closing)
     {
