@@ -156,6 +156,7 @@ public static class ExplainCommand
     {
         if (o.PerSample)
         {
+            if (o.Html) throw new UsageException("--per-sample prints the per-sample gradients as text or --json, not --format html");
             WritePerSample(p, o);
             return true;
         }
