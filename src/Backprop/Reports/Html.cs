@@ -62,6 +62,8 @@ public static class Html
     public static string Verdict(string verdict, bool healthy) =>
         $"<p class=\"verdict-box {(healthy ? "good" : "bad")}\"><strong>verdict:</strong> {Escape(verdict)}</p>";
 
+    // Chromium lays out an mtd's numbers by its own math layout, which follows -webkit-right but not right (measured
+    // in Chromium 156: a short number in a column of long ones sat at the column's left edge with "right").
     // Sizes measured after layout: a <math> that the browser does not render as MathML has no box of its own size.
     private const string Script = """
 (function () {
@@ -105,7 +107,7 @@ footer { padding: 24px; font-size: 0.85rem; }
 math { font-family: "STIX Two Math", "Latin Modern Math", "DejaVu Math TeX Gyre", "Cambria Math", math; }
 math[display="block"] { margin: 0.3em 0; text-align: left; }
 .step math[display="block"], .value math[display="block"] { display: block math; width: max-content; max-width: none; }
-mtd { text-align: right; padding: 0.05em 0.45em; }
+mtd { text-align: right; text-align: -webkit-right; padding: 0.05em 0.45em; }
 .grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 24px; align-items: start; }
 .grid > * { min-width: 0; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 8px; padding: 12px 16px; }
