@@ -83,6 +83,7 @@ public static class TrainCommand
         var patience = new Option<int>(FlagOf(TrainingSetting.Patience)) { Description = "Stop after this many epochs without a better validation loss (0: off)", DefaultValueFactory = _ => 0 };
         var diagnostics = new Option<bool>("--diagnostics") { Description = "Record per-layer gradient health every epoch (norms, update ratio, dead/saturated units)" };
         var plots = new Option<string?>("--plots") { Description = "Write loss, accuracy and gradient-norm plots (PNG) and history.json to this directory" };
+        var report = new Option<string?>("--report") { Description = "Write DIR/report.html, one self-contained page of the run (curves, gradient norms, health, confusion matrix), rewritten after every epoch" };
         var arch = new Option<string?>(FlagOf(TrainingSetting.Architecture))
         {
             Description = "The whole network, layer by layer, in place of --layers/--activation/--norm/--dropout, e.g. \"784-512:relu:ln-256:relu:drop0.2-10\" " +
@@ -121,7 +122,7 @@ public static class TrainCommand
         {
             data, layers, activation, optimizer, lr, batch, epochs, seed, threads, output, checkpoint, resume, json, quiet, label, dtype,
             momentum, nesterov, weightDecay, schedule, warmup, clip, patience, init, diagnostics, plots, arch, dropout, norm,
-            task, loss, huberDelta, classWeights, posWeight, labels, distributed,
+            task, loss, huberDelta, classWeights, posWeight, labels, distributed, report,
         };
         cmd.SetAction(r =>
         {
@@ -154,7 +155,7 @@ public static class TrainCommand
             // old checkpoint valid until the next epoch is complete, and a second kill then loses at most one epoch.
             var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint) ?? r.GetValue(resume), r.GetValue(resume),
                 r.GetValue(json), r.GetValue(quiet),
-                r.GetValue(diagnostics) || r.GetValue(plots) is not null, r.GetValue(plots));
+                r.GetValue(diagnostics) || r.GetValue(plots) is not null || r.GetValue(report) is not null, r.GetValue(plots)) { Report = r.GetValue(report) };
             if (r.GetValue(distributed)) return Distributed(a, settings, r, catalog);
             var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
             TrainingJob job = given;
@@ -180,7 +181,7 @@ public static class TrainCommand
         try { mpi = new Backprop.Distributed.MpiCollective(); }
         catch (Backprop.Distributed.MpiUnavailableException e) { throw new UsageException($"--distributed: {e.Message}"); }
         int rank = mpi.Rank;
-        var a = rank == 0 ? given : given with { Quiet = true, Json = false, Plots = null };
+        var a = rank == 0 ? given : given with { Quiet = true, Json = false, Plots = null, Report = null };
         a = a with { Collective = mpi };
         var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
         TrainingJob job = a.Job;
@@ -234,6 +235,8 @@ public static class TrainCommand
         public IReadOnlyCollection<TrainingSetting>? Given { get; init; }
         /// <summary>The group of a `--distributed` run; null: one process.</summary>
         public Backprop.Distributed.ICollective? Collective { get; init; }
+        /// <summary>--report: the directory of report.html; null: none.</summary>
+        public string? Report { get; init; }
     }
 
     /// <summary>
@@ -341,7 +344,9 @@ public static class TrainCommand
 
         // While the live progress bar shows, lines go through its console, which keeps the bar below them.
         Action<string> writeLine = live ? line => ansi.WriteLine(line) : Console.WriteLine;
-        var epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience, metricNames));
+        IProgress<EpochReport>? epochRows = a.Quiet ? null : new Reporter<EpochReport>(r => WriteEpoch(writeLine, r, o.Patience, metricNames));
+        var report = writes && a.Report is not null ? ReportFile.Start(a.Report, run, NetworkText(run.Network, job)) : null;
+        if (report is not null) { var rows = epochRows; epochRows = new Reporter<EpochReport>(r => { rows?.Report(r); report.Epoch(r); }); }
         // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was when a run fails or stops.
         string? LastGoodCheckpoint() => new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
 
@@ -412,6 +417,7 @@ public static class TrainCommand
             var files = TrainingPlots.Write(a.Plots, result.History, health, metricNames);
             if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
         }
+        report?.Finish(run, result);
         if (writes) run.SaveModel(a.Out);
         if (!a.Quiet && result.BestEpoch is int best)
             Console.WriteLine($"kept the weights of epoch {best}, the best validation loss");

@@ -31,7 +31,12 @@ public sealed record DerivationStep(
     double? TapeDeviation);
 
 /// <summary>The central-difference check of the derivation's final gradient.</summary>
-public sealed record FiniteDifferenceCheck(string DType, double Step, double MaxAbsError, double MaxRelError, double AbsTolerance, double RelTolerance, bool Passed);
+public sealed record FiniteDifferenceCheck(string DType, double Step, double MaxAbsError, double MaxRelError, double AbsTolerance, double RelTolerance, bool Passed)
+{
+    /// <summary>How many of the gradient's <see cref="Total"/> elements were checked (all, or an even sample of a large one); 0, 0: not recorded.</summary>
+    public int Checked { get; init; }
+    public int Total { get; init; }
+}
 
 /// <summary>
 /// A derivation generated from a problem's recorded graph: the forward equations, the backward steps from the

@@ -32,16 +32,27 @@ public static class DerivationRenderer
         return $"{t.ShapeString}: ‖·‖_F = {Number(t.FrobeniusNorm())}, min {Number(min)}, max {Number(max)}";
     }
 
-    /// <summary>Rows of right-aligned numbers in brackets, or a one-line summary for a large tensor.</summary>
+    /// <summary>The rows and columns of the top-left corner a large tensor shows of its values.</summary>
+    public const int CornerSize = 4;
+
+    /// <summary>
+    /// Rows of right-aligned numbers in brackets; for a large tensor a summary line (shape, norm, min, max) and its
+    /// top-left <see cref="CornerSize"/>×<see cref="CornerSize"/> corner, with ellipses for what is left out.
+    /// </summary>
     public static IReadOnlyList<string> MatrixLines(Tensor<double> t)
     {
-        if (!Small(t)) return [Summary(t)];
-        int r = t.Rows, c = t.Cols;
-        var cells = t.Data.ToArray().Select(Number).ToArray();
-        int width = cells.DefaultIfEmpty("").Max(s => s.Length);
-        var lines = new List<string>(r);
+        bool small = Small(t);
+        int rows = t.Rows, cols = t.Cols;
+        int r = small ? rows : Math.Min(rows, CornerSize), c = small ? cols : Math.Min(cols, CornerSize);
+        var cells = new string[r * c];
         for (int i = 0; i < r; i++)
-            lines.Add("[ " + string.Join("  ", Enumerable.Range(0, c).Select(j => cells[i * c + j].PadLeft(width))) + " ]");
+            for (int j = 0; j < c; j++) cells[i * c + j] = Number(t.Data[i * cols + j]);
+        int width = cells.DefaultIfEmpty("").Max(s => s.Length);
+        var lines = new List<string>(r + 2);
+        if (!small) lines.Add($"{Summary(t)}; top-left corner:");
+        for (int i = 0; i < r; i++)
+            lines.Add("[ " + string.Join("  ", Enumerable.Range(0, c).Select(j => cells[i * c + j].PadLeft(width))) + (c < cols ? "  …" : "") + " ]");
+        if (r < rows) lines.Add("  " + string.Join("  ", Enumerable.Repeat("⋮".PadLeft(width), c)));
         return lines;
     }
 
@@ -49,7 +60,8 @@ public static class DerivationRenderer
         $"explain {d.ProblemName} ({d.DType}): {d.Result.Name} ({d.Wrt}), {(d.Notation == Notation.Rows ? "row-vector recurrences" : "δ notation")}";
 
     public static string FiniteDifferenceLine(FiniteDifferenceCheck fd) =>
-        $"finite-difference check (central differences in float64, step {fd.Step.ToString("0.00e+00", CultureInfo.InvariantCulture)}·max(1,|x|)): " +
+        $"finite-difference check (central differences in float64, step {fd.Step.ToString("0.00e+00", CultureInfo.InvariantCulture)}·max(1,|x|)" +
+        (fd.Checked < fd.Total ? $", on an even sample of {fd.Checked} of the {fd.Total} elements" : "") + "): " +
         $"max rel error {fd.MaxRelError:0.00e+00}, max abs error {fd.MaxAbsError:0.00e+00} " +
         $"(pass if |a − n| ≤ {fd.AbsTolerance.ToString("0e+00", CultureInfo.InvariantCulture)} + {fd.RelTolerance.ToString("0e+00", CultureInfo.InvariantCulture)}·|n|, {fd.DType}): {(fd.Passed ? "pass" : "FAIL")}";
 
@@ -183,15 +195,20 @@ public static class DerivationRenderer
 
     public static string LatexMatrix(Tensor<double> t)
     {
-        if (!Small(t))
-            return $"\\text{{{Summary(t).Replace("‖·‖_F", "Frobenius norm", StringComparison.Ordinal).Replace("×", "x", StringComparison.Ordinal)}}}";
-        int r = t.Rows, c = t.Cols;
-        var sb = new StringBuilder("\\begin{bmatrix}");
+        bool small = Small(t);
+        int rows = t.Rows, cols = t.Cols;
+        int r = small ? rows : Math.Min(rows, CornerSize), c = small ? cols : Math.Min(cols, CornerSize);
+        var sb = new StringBuilder();
+        if (!small)
+            sb.Append($"\\text{{{Summary(t).Replace("‖·‖_F", "Frobenius norm", StringComparison.Ordinal).Replace("×", "x", StringComparison.Ordinal)}; top-left corner: }}");
+        sb.Append("\\begin{bmatrix}");
         for (int i = 0; i < r; i++)
         {
             if (i > 0) sb.Append(" \\\\ ");
-            sb.Append(string.Join(" & ", Enumerable.Range(0, c).Select(j => Number(t.Data[i * c + j]))));
+            sb.Append(string.Join(" & ", Enumerable.Range(0, c).Select(j => Number(t.Data[i * cols + j]))));
+            if (c < cols) sb.Append(" & \\cdots");
         }
+        if (r < rows) sb.Append(" \\\\ ").Append(string.Join(" & ", Enumerable.Repeat("\\vdots", c))).Append(c < cols ? " & \\ddots" : "");
         return sb.Append("\\end{bmatrix}").ToString();
     }
 

@@ -15,7 +15,10 @@ namespace Backprop.Explain;
 /// </summary>
 public static class Explainer
 {
-    public static Derivation Explain<T>(Problem<T> problem, string? wrt = null, Notation notation = Notation.Columns, bool finiteDifference = true)
+    /// <param name="finiteDifferenceSample">Check at most this many elements of the gradient by finite differences (an even
+    /// sample; null: all of them). A large model's weight has too many for two forward passes each.</param>
+    public static Derivation Explain<T>(Problem<T> problem, string? wrt = null, Notation notation = Notation.Columns, bool finiteDifference = true,
+        int? finiteDifferenceSample = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         wrt ??= "layers.0.weight";
@@ -27,7 +30,7 @@ public static class Explainer
         var forward = walk.ForwardSteps();
         var backward = walk.BackwardSteps();
         var jacobian = walk.JacobianSteps();
-        var fd = finiteDifference ? CheckFiniteDifferences(problem, wrt, backward[^1].Value) : null;
+        var fd = finiteDifference ? CheckFiniteDifferences(problem, wrt, backward[^1].Value, finiteDifferenceSample) : null;
         var symbolLatex = problem.Network.Layers.Select(l => l.Activation).Where(a => a.LatexSymbol is not null)
             .Select(a => (a.Symbol, a.LatexSymbol!)).Distinct().ToList();
         return new Derivation(problem.Spec.Name, DTypeName<T>(), wrt, walk.ObjectiveText, notation, walk.Notes(), forward, backward, jacobian, fd)
@@ -42,16 +45,20 @@ public static class Explainer
     /// Central differences of the objective in float64 on a float64 copy of the problem (its numbers rounded to
     /// <typeparamref name="T"/> first), compared with the derivation's gradient at <typeparamref name="T"/>'s tolerances.
     /// </summary>
-    public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient)
+    public static FiniteDifferenceCheck CheckFiniteDifferences<T>(Problem<T> problem, string wrt, Tensor<double> gradient, int? maxElements = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         // the network cast to float64 holds exactly T's numbers: the same function, differentiated in float64
         var reference = new Problem<double>(problem.Spec.RoundedTo<T>(), problem.Network.Cast<double>(), problem.Catalog);
         var leaf = reference.Resolve(wrt);
         var (atol, rtol) = GradientCheck.TolerancesFor<T>();
-        var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data.ToArray()], DTypeName<T>(), atol, rtol);
+        var report = GradientCheck.Compare(reference.Tape, reference.Objective, [(wrt, leaf)], [gradient.Data.ToArray()], DTypeName<T>(), atol, rtol, maxElements);
         var e = report.Entries[0];
-        return new FiniteDifferenceCheck(report.DType, report.Step, e.MaxAbsError, e.MaxRelError, atol, rtol, e.Passed);
+        int total = gradient.Length;
+        return new FiniteDifferenceCheck(report.DType, report.Step, e.MaxAbsError, e.MaxRelError, atol, rtol, e.Passed)
+        {
+            Checked = maxElements is int m && m > 0 && m < total ? m : total, Total = total,
+        };
     }
 
     /// <summary>The walk over one problem's graph; the names of this network's quantities in either notation.</summary>
