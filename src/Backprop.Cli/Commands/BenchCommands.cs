@@ -84,7 +84,7 @@ public static class BenchCommands
             using var context = new ComputeContext(t);
             double gflops = GemmBenchmark.Run(mm, nn, kk, r.GetValue(dtype) == "float64", ta, tb, context: context);
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
-            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS");
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads, {context.GemmPath} kernels: {gflops:F1} GFLOPS");
             Cli.WriteJsonLine(w => { w.WriteStartObject(); w.WriteNumber("gflops", Math.Round(gflops, 2)); w.WriteEndObject(); });
             return 0;
         });

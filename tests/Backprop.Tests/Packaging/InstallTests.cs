@@ -26,7 +26,7 @@ public class InstallTests
         return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static void CopyTree(string from, string to)
+    internal static void CopyTree(string from, string to)
     {
         foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
         {
