@@ -8,8 +8,6 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        // A Native AOT build for the baseline CPU hands over to the AVX2 or AVX-512 build beside it, when this CPU runs it.
-        NativeBuilds.HandOverToFastestBuild();
         // Under mpirun every rank's stdout is a pseudo-terminal that Open MPI forwards, so .NET's console would write the
         // terminal's keypad-mode sequence (ESC[?1h ESC=) once per rank ahead of the output, even into a file or a pipe,
         // and the --json line would no longer parse. A rank's output is never a terminal the user types into: treat it
