@@ -69,7 +69,13 @@ public static class ModelFile
     /// resolves the types of model files and checkpoints only (<see cref="TrainingJsonContext"/>, generated at compile
     /// time: no reflection, so trimmed and Native AOT builds read and write the same files).
     /// </summary>
-    public static JsonSerializerOptions JsonOptions => TrainingJsonContext.Default.Options;
+    public static JsonSerializerOptions JsonOptions { get; } = ReadOnly(TrainingJsonContext.Default.Options);
+
+    private static JsonSerializerOptions ReadOnly(JsonSerializerOptions options)
+    {
+        options.MakeReadOnly();
+        return options;
+    }
 
     /// <summary>Every layer's parameters, then its buffers, as layers.{i}.{name}.</summary>
     public static IEnumerable<SafeTensorEntry> Tensors<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T>
