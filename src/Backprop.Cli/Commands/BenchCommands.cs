@@ -186,7 +186,7 @@ public static class BenchCommands
             var peak = PeakFor(f64, context);
             double fraction = gflops / peak.Gflops;
             string form = $"{(ta ? $"({kk}×{mm})ᵀ" : $"{mm}×{kk}")}·{(tb ? $"({nn}×{kk})ᵀ" : $"{kk}×{nn}")}";
-            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads: {gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak");
+            if (!r.GetValue(json)) Console.WriteLine($"{form} {r.GetValue(dtype)}, {context.Threads} threads, {context.GemmPath} kernels: {gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();

@@ -53,6 +53,6 @@ public static class DiagnosePlots
         plot.ShowLegend();
         AtomicFile.WriteAllBytes(Path.Combine(dir, "output-gradients.png"), plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png));
         AtomicFile.WriteAllText(Path.Combine(dir, "output-gradients.json"),
-            JsonSerializer.Serialize(series, new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower }));
+            JsonSerializer.Serialize(series, CliJsonContext.Default.IReadOnlyListSeries));
     }
 }

@@ -413,7 +413,7 @@ public static class TrainCommand
         {
             Directory.CreateDirectory(a.Plots);
             AtomicFile.WriteAllText(Path.Combine(a.Plots, "history.json"),
-                JsonSerializer.Serialize(new { task = run.Task.Name, metrics = metricNames, epochs = result.History, diagnostics = health }, ModelFile.JsonOptions));
+                JsonSerializer.Serialize(new TrainingPlots.History(run.Task.Name, metricNames, result.History, health), CliJsonContext.Default.History));
             var files = TrainingPlots.Write(a.Plots, result.History, health, metricNames);
             if (!a.Quiet) Console.WriteLine($"plots: {string.Join(", ", files)}");
         }

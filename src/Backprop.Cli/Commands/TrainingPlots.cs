@@ -9,6 +9,9 @@ public static class TrainingPlots
 {
     public const int Width = 800, Height = 500;
 
+    /// <summary>history.json: the task, its metric names, every epoch's row and, when recorded, each epoch's gradient health.</summary>
+    public sealed record History(string Task, IReadOnlyList<string> Metrics, IReadOnlyList<EpochResult> Epochs, IReadOnlyList<LayerHealth[]> Diagnostics);
+
     /// <summary>loss.png, one plot per metric of the task (accuracy.png, r2.png, …: train and validation), and gradient-norms.png when measured.</summary>
     public static IReadOnlyList<string> Write(string dir, IReadOnlyList<EpochResult> history, IReadOnlyList<LayerHealth[]>? diagnostics,
         IReadOnlyList<string>? metrics = null)

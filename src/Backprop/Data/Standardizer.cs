@@ -237,8 +237,12 @@ public static class DataMetadata
     {
         ArgumentNullException.ThrowIfNull(metadata);
         ArgumentNullException.ThrowIfNull(labelNames);
-        metadata[key] = JsonSerializer.Serialize(labelNames.ToArray());
+        metadata[key] = StringsToJson(labelNames);
     }
+
+    /// <summary>A JSON array of strings, as label names and label columns are stored in model files and ONNX metadata.</summary>
+    public static string StringsToJson(IReadOnlyList<string> values) =>
+        JsonSerializer.Serialize(values.ToArray(), DataJsonContext.Default.StringArray);
 
     /// <summary>Reads the class names written by <see cref="WriteLabelNames"/>; null when absent.</summary>
     public static string[]? ReadLabelNames(IReadOnlyDictionary<string, string> metadata, string source, string key = LabelNamesKey)

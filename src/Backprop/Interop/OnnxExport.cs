@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using System.Reflection;
-using System.Text.Json;
 using Backprop.Data;
 using Backprop.Interop.Onnx;
 using Backprop.IO;
@@ -88,7 +87,7 @@ public static class OnnxExport
         };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
         if (labelNames is not null)
-            model.MetadataProps.Add(new StringStringEntryProto { Key = "label_names", Value = JsonSerializer.Serialize(labelNames) });
+            model.MetadataProps.Add(new StringStringEntryProto { Key = "label_names", Value = DataMetadata.StringsToJson(labelNames) });
         return model;
     }
 

@@ -56,7 +56,7 @@ public static class Checkpoint
     /// Seed and batch size fix the data split and the batch order, and the data fingerprint the rows themselves: a
     /// resumed run must use the same ones. Epochs and schedule fix a cosine rate's course.
     /// </summary>
-    private sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History,
+    internal sealed record Progress(int Epoch, long Step, string Optimizer, double BestValidationLoss, int EpochsSinceBest, List<EpochResult> History,
         int? Seed = null, int? BatchSize = null, int? Epochs = null, string? Schedule = null, string? Data = null, TrainingJob? Job = null);
 
     /// <summary>What a run was, beyond its weights and optimizer state: its configuration and its data's fingerprint.</summary>
@@ -82,7 +82,7 @@ public static class Checkpoint
     {
         var progress = new Progress(epoch, optimizer.StepCount, optimizer.Name, double.IsFinite(bestVal) ? bestVal : 1e308, sinceBest, history,
             run.Seed, run.BatchSize, run.Epochs, run.Schedule, run.Data, run.Job);
-        var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, ModelFile.JsonOptions) };
+        var meta = new Dictionary<string, string> { ["checkpoint"] = JsonSerializer.Serialize(progress, TrainingJsonContext.Default.Progress) };
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
 
@@ -135,7 +135,7 @@ public static class Checkpoint
         Architecture? arch = null;
         try
         {
-            if (file.Metadata.TryGetValue(ModelFile.ArchitectureKey, out var json)) arch = JsonSerializer.Deserialize<Architecture>(json, ModelFile.JsonOptions);
+            if (file.Metadata.TryGetValue(ModelFile.ArchitectureKey, out var json)) arch = JsonSerializer.Deserialize(json, TrainingJsonContext.Default.Architecture);
         }
         catch (JsonException) { }
         if (arch?.Sizes is { Length: >= 2 } sizes)
@@ -151,7 +151,7 @@ public static class Checkpoint
         if (!file.Metadata.TryGetValue("checkpoint", out var json))
             throw new DataFormatException($"{path}: __metadata__.checkpoint is missing: this is a model, not a checkpoint");
         Progress? p;
-        try { p = JsonSerializer.Deserialize<Progress>(json, ModelFile.JsonOptions); }
+        try { p = JsonSerializer.Deserialize(json, TrainingJsonContext.Default.Progress); }
         catch (JsonException e) { throw new DataFormatException($"{path}: __metadata__.checkpoint is not valid: {e.Message.Split('\n')[0]}"); }
         if (p is null || p.Epoch < 1 || p.Optimizer is null)
             throw new DataFormatException($"{path}: __metadata__.checkpoint needs epoch, step and optimizer");

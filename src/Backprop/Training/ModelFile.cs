@@ -56,7 +56,7 @@ public static class ModelFile
         var meta = new Dictionary<string, string>
         {
             [FormatKey] = FormatValue,
-            [ArchitectureKey] = JsonSerializer.Serialize(ArchitectureOf(net), JsonOptions),
+            [ArchitectureKey] = JsonSerializer.Serialize(ArchitectureOf(net), TrainingJsonContext.Default.Architecture),
             ["dtype"] = typeof(T) == typeof(float) ? "float32" : "float64",
         };
         if (labelNames is not null) DataMetadata.WriteLabelNames(meta, labelNames);
@@ -64,17 +64,16 @@ public static class ModelFile
         return meta;
     }
 
-    /// <summary>snake_case names, NaN and ±Infinity as named literals; read-only, so that no caller can change it for all.</summary>
-    public static JsonSerializerOptions JsonOptions { get; } = ReadOnlyJsonOptions();
+    /// <summary>
+    /// snake_case names, NaN and ±Infinity as named literals; read-only, so that no caller can change it for all. It
+    /// resolves the types of model files and checkpoints only (<see cref="TrainingJsonContext"/>, generated at compile
+    /// time: no reflection, so trimmed and Native AOT builds read and write the same files).
+    /// </summary>
+    public static JsonSerializerOptions JsonOptions { get; } = ReadOnly(TrainingJsonContext.Default.Options);
 
-    private static JsonSerializerOptions ReadOnlyJsonOptions()
+    private static JsonSerializerOptions ReadOnly(JsonSerializerOptions options)
     {
-        var options = new JsonSerializerOptions
-        {
-            PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-            NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        };
-        options.MakeReadOnly(populateMissingResolver: true);
+        options.MakeReadOnly();
         return options;
     }
 
@@ -109,7 +108,7 @@ public static class ModelFile
         if (!meta.TryGetValue(ArchitectureKey, out var archJson))
             throw new DataFormatException($"{src}: __metadata__.architecture is missing: not a backprop model (a PyTorch state dict must be imported first)");
         Architecture? arch;
-        try { arch = JsonSerializer.Deserialize<Architecture>(archJson, JsonOptions); }
+        try { arch = JsonSerializer.Deserialize(archJson, TrainingJsonContext.Default.Architecture); }
         catch (JsonException e) { throw new DataFormatException($"{src}: __metadata__.architecture is not valid JSON: {e.Message.Split('\n')[0]}"); }
         if (arch?.Sizes is null || arch.Activations is null || arch.Bias is null)
             throw new DataFormatException($"{src}: __metadata__.architecture needs sizes, activations and bias");

@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Backprop.Data;
 using Backprop.IO;
 
@@ -14,7 +13,7 @@ public sealed record TaskMetadata(TrainingTask Task, string[]? LabelColumns, Sta
     /// <summary>The metadata entries of a model trained on <paramref name="task"/> from <paramref name="labelColumns"/>.</summary>
     public static Dictionary<string, string> Write(TrainingTask task, IReadOnlyList<string> labelColumns, Standardizer? targetScaling)
     {
-        var meta = new Dictionary<string, string> { [TaskKey] = task.Name, [LabelColumnsKey] = JsonSerializer.Serialize(labelColumns.ToArray()) };
+        var meta = new Dictionary<string, string> { [TaskKey] = task.Name, [LabelColumnsKey] = DataMetadata.StringsToJson(labelColumns) };
         targetScaling?.WriteMetadata(meta, TargetScalingPrefix);
         return meta;
     }

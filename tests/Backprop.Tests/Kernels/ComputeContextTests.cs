@@ -435,6 +435,10 @@ internal static partial class StaticState
             // Written by the [GeneratedRegex] source generator: a cached Regex and its SearchValues, immutable in
             // behaviour though their fields are not readonly.
             if (type.Namespace == "System.Text.RegularExpressions.Generated") continue;
+            // Written by the System.Text.Json source generator (Training/TrainingJsonContext, Data/DataJsonContext): its
+            // Default context fills its type-metadata caches on first use and holds the encoded property names; the
+            // options it writes files with are made read-only (ModelFile.JsonOptions), so no caller can change them.
+            if (typeof(System.Text.Json.Serialization.JsonSerializerContext).IsAssignableFrom(type)) continue;
             // Delegate caches of the compiler: lambdas ("<>c", fields "<>9" and "<>9__…") and method groups ("<>O" and
             // "<Method>O__…", fields "<0>__Name"). The compiler stores a delegate there on first use; every write
             // stores an equal delegate, so no state changes meaning.

@@ -26,7 +26,15 @@ public class InstallTests
         return (p.ExitCode, stdout.Result + stderr.Result);
     }
 
-    private static void CopyTree(string from, string to)
+    /// <summary>What building the library and the CLI from a copy needs: src/ and the root files its build reads.</summary>
+    internal static void CopySources(string root, string destination)
+    {
+        CopyTree(Path.Combine(root, "src"), Path.Combine(destination, "src"));
+        foreach (var f in new[] { "Directory.Build.props", "Directory.Packages.props", "README.md", ".editorconfig" })
+            File.Copy(Path.Combine(root, f), Path.Combine(destination, f));
+    }
+
+    internal static void CopyTree(string from, string to)
     {
         foreach (var dir in Directory.EnumerateDirectories(from, "*", SearchOption.AllDirectories))
         {
@@ -51,8 +59,7 @@ public class InstallTests
         string root = CliRunner.RepoRoot, src = tmp.File("src"), feed = tmp.File("feed");
         // a version no cache has seen: restores must take these packages from the feed
         string version = $"0.4.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
-        CopyTree(Path.Combine(root, "src"), Path.Combine(src, "src"));
-        foreach (var f in new[] { "Directory.Build.props", "Directory.Packages.props", "README.md", ".editorconfig" }) File.Copy(Path.Combine(root, f), Path.Combine(src, f));
+        CopySources(root, src);
 
         foreach (var project in new[] { "src/Backprop/Backprop.csproj", "src/Backprop.Cli/Backprop.Cli.csproj" })
         {

@@ -1,0 +1,92 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.Intrinsics.X86;
+using System.Text.RegularExpressions;
+using Backprop.Kernels;
+using Backprop.Tests.Cli;
+using Backprop.Tests.Training;
+
+namespace Backprop.Tests.Packaging;
+
+/// <summary>
+/// The CLI published as Native AOT, as the README says to: the publish gives no trimming or AOT warning, writes the
+/// launcher `backprop` and the x86-64, AVX2 and AVX-512 builds beside it, and the native `backprop` answers as the JIT
+/// build in this process does, bit for bit, with the GEMM kernels the JIT picks on this CPU. Publishing happens in a copy of the sources,
+/// so that it never rebuilds the binaries other tests run. Needs clang and zlib1g-dev (.ci/run installs them).
+/// </summary>
+public class AotPublishTests
+{
+    private static readonly Regex TrimOrAotWarning = new(@"warning IL[23]\d{3}", RegexOptions.Compiled);
+
+    private static (int ExitCode, string Stdout, string Stderr) Run(string file, string workingDirectory, TimeSpan limit, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(limit))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"{file} {string.Join(' ', args)} did not finish in {limit.TotalMinutes} minutes");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    [Trait("Category", "Aot")]
+    public void ThePublishHasNoWarningsAndTheNativeCliAnswersAsTheJitOne()
+    {
+        using var tmp = new TempDir();
+        string root = CliRunner.RepoRoot, src = tmp.File("src"), output = tmp.File("aot");
+        InstallTests.CopySources(root, src);
+
+        var publish = Run("dotnet", src, TimeSpan.FromMinutes(25),
+            "publish", "src/Backprop.Cli/Backprop.Cli.csproj", "-c", "Release", "-r", "linux-x64", "-p:PublishAot=true", "-o", output);
+        string log = publish.Stdout + publish.Stderr;
+        Assert.True(publish.ExitCode == 0, log);
+        var warnings = log.Split('\n').Where(l => TrimOrAotWarning.IsMatch(l)).ToArray();
+        Assert.True(warnings.Length == 0, string.Join('\n', warnings));
+
+        string backprop = Path.Combine(output, "backprop");
+        foreach (var build in new[] { backprop, backprop + "-x86-64", backprop + "-x86-64-v3", backprop + "-x86-64-v4" })
+            Assert.True(File.Exists(build), $"{build} was not published");
+
+        var version = Run(backprop, tmp.Path, TimeSpan.FromMinutes(1), "--version");
+        Assert.True(version.ExitCode == 0, version.Stderr);
+        // the same version; the copy of the sources is no git checkout, so its build carries no commit hash after a '+'
+        string jitVersion = typeof(Backprop.Cli.Program).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()!.InformationalVersion;
+        Assert.Equal(jitVersion.Split('+')[0], version.Stdout.Trim().Split('+')[0]);
+
+        // the seed problem's loss, output and every gradient, to the last digit
+        string seed = CliRunner.DataPath("problems", "seed-fc-relu-batch-mean.json");
+        var grad = Run(backprop, tmp.Path, TimeSpan.FromMinutes(1), "grad", seed);
+        Assert.True(grad.ExitCode == 0, grad.Stderr);
+        Assert.Equal(CliRunner.Run("grad", seed).Stdout, grad.Stdout);
+
+        // the launcher runs the build with the GEMM kernels the JIT takes on this CPU
+        string[] gemm = ["bench", "gemm", "--m", "64", "--n", "64", "--k", "64", "--threads", "1"];
+        var bench = Run(backprop, tmp.Path, TimeSpan.FromMinutes(1), gemm);
+        Assert.True(bench.ExitCode == 0, bench.Stderr);
+        Assert.Contains($", {ComputeContext.BestGemmPath} kernels:", bench.Stdout);
+        if (Avx2.IsSupported && Fma.IsSupported)
+        {
+            var v3 = Run(backprop + "-x86-64-v3", tmp.Path, TimeSpan.FromMinutes(1), gemm);
+            Assert.True(v3.ExitCode == 0, v3.Stderr);
+            Assert.Contains($", {GemmPath.Avx2} kernels:", v3.Stdout);
+        }
+
+        // a short training run: the same test loss and accuracy as the JIT build's, bit for bit
+        string[] train = ["train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "3", "--quiet", "--json", "--seed", "3"];
+        var native = Run(backprop, tmp.Path, TimeSpan.FromMinutes(2), [.. train, "--out", tmp.File("native.safetensors")]);
+        Assert.True(native.ExitCode == 0, native.Stderr);
+        var jit = CliRunner.Run([.. train, "--out", tmp.File("jit.safetensors")]);
+        Assert.True(jit.ExitCode == 0, jit.Stderr);
+        var nativeJson = System.Text.Json.JsonDocument.Parse(native.Stdout.TrimEnd().Split('\n')[^1]).RootElement;
+        foreach (var key in new[] { "test_loss", "test_accuracy" })
+            Assert.Equal(jit.Json.GetProperty(key).GetDouble(), nativeJson.GetProperty(key).GetDouble());
+        Assert.Equal(File.ReadAllBytes(tmp.File("jit.safetensors")), File.ReadAllBytes(tmp.File("native.safetensors")));
+    }
+}
