@@ -35,6 +35,7 @@ public sealed record FiniteDifferenceCheck(string DType, double Step, double Max
 {
     /// <summary>How many of the gradient's <see cref="Total"/> elements were checked (all, or an even sample of a large one); 0, 0: not recorded.</summary>
     public int Checked { get; init; }
+    /// <summary>Elements of the gradient checked against (see <see cref="Checked"/>); 0 when not recorded.</summary>
     public int Total { get; init; }
 }
 
@@ -64,6 +65,7 @@ public sealed record Derivation(
     /// <summary>The requested gradient: the last backward step.</summary>
     public DerivationStep Result => Backward[^1];
 
+    /// <summary>The names of the backward steps in order, the requested gradient last, e.g. δ₃, δ₂, δ₁, ∂L/∂W₁.</summary>
     public IReadOnlyList<string> BackwardNames => Backward.Select(s => s.Name).ToList();
 
     /// <summary>The largest deviation of any step from the tape's own gradients (0 when nothing was compared).</summary>

@@ -7,7 +7,16 @@ using Backprop.Ops;
 
 namespace Backprop.Explain;
 
-public enum DerivationFormat { Text, Markdown, Latex }
+/// <summary>How <see cref="DerivationRenderer.Render"/> writes a derivation.</summary>
+public enum DerivationFormat
+{
+    /// <summary>Plain text with Unicode formulas, for a terminal.</summary>
+    Text,
+    /// <summary>Markdown with $…$ math.</summary>
+    Markdown,
+    /// <summary>A LaTeX align fragment.</summary>
+    Latex,
+}
 
 /// <summary>Writes a <see cref="Derivation"/> as plain text, markdown with $…$ math, or a LaTeX align fragment.</summary>
 public static class DerivationRenderer
@@ -15,8 +24,10 @@ public static class DerivationRenderer
     /// <summary>Matrices up to this many rows and columns are printed in full; larger ones are summarised.</summary>
     public const int FullPrintLimit = 8;
 
+    /// <summary>A number as every renderer prints it: 6 significant digits, invariant culture, never "-0".</summary>
     public static string Number(double v) => (v == 0 ? 0.0 : v).ToString("G6", CultureInfo.InvariantCulture); // no "-0"
 
+    /// <summary>The whole derivation <paramref name="d"/> in <paramref name="format"/>: title, forward pass, backward steps, the Jacobian (when derived) and the finite-difference check (when run).</summary>
     public static string Render(Derivation d, DerivationFormat format) => format switch
     {
         DerivationFormat.Markdown => Markdown(d),
@@ -26,6 +37,7 @@ public static class DerivationRenderer
 
     private static bool Small(Tensor<double> t) => t.Rows <= FullPrintLimit && t.Cols <= FullPrintLimit;
 
+    /// <summary>A one-line summary of a tensor: its shape, Frobenius norm, min and max (0 for an empty one).</summary>
     public static string Summary(Tensor<double> t)
     {
         double min = t.Length == 0 ? 0 : TensorPrimitives.Min<double>(t.Data), max = t.Length == 0 ? 0 : TensorPrimitives.Max<double>(t.Data);
@@ -59,6 +71,10 @@ public static class DerivationRenderer
     private static string Title(Derivation d) =>
         $"explain {d.ProblemName} ({d.DType}): {d.Result.Name} ({d.Wrt}), {(d.Notation == Notation.Rows ? "row-vector recurrences" : "δ notation")}";
 
+    /// <summary>
+    /// The finite-difference check in one line: the step, the sample checked if not all, the largest relative and
+    /// absolute errors, the pass rule with its tolerances, and pass or FAIL.
+    /// </summary>
     public static string FiniteDifferenceLine(FiniteDifferenceCheck fd) =>
         $"finite-difference check (central differences in float64, step {fd.Step.ToString("0.00e+00", CultureInfo.InvariantCulture)}·max(1,|x|)" +
         (fd.Checked < fd.Total ? $", on an even sample of {fd.Checked} of the {fd.Total} elements" : "") + "): " +
@@ -193,6 +209,10 @@ public static class DerivationRenderer
         return sb.ToString();
     }
 
+    /// <summary>
+    /// A LaTeX bmatrix of the tensor's values; for a large tensor (more than <see cref="FullPrintLimit"/> rows or columns)
+    /// a \text summary and the top-left <see cref="CornerSize"/>×<see cref="CornerSize"/> corner with \cdots, \vdots and \ddots.
+    /// </summary>
     public static string LatexMatrix(Tensor<double> t)
     {
         bool small = Small(t);

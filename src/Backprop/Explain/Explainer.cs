@@ -15,8 +15,18 @@ namespace Backprop.Explain;
 /// </summary>
 public static class Explainer
 {
+    /// <summary>
+    /// Runs the problem's forward and backward passes and derives the gradient of its objective with respect to
+    /// <paramref name="wrt"/>: forward equations, backward steps, the Jacobian in matrix-product form, and optionally a
+    /// finite-difference check.
+    /// </summary>
+    /// <param name="problem">The problem; its forward and backward passes run (a training batch norm moves its running statistics).</param>
+    /// <param name="wrt">The value to differentiate with respect to: "layers.I.NAME", "layers.I.output" or "input"; null: "layers.0.weight".</param>
+    /// <param name="notation">How the backward steps are written.</param>
+    /// <param name="finiteDifference">Whether to check the result by central differences (<see cref="CheckFiniteDifferences{T}"/>).</param>
     /// <param name="finiteDifferenceSample">Check at most this many elements of the gradient by finite differences (an even
     /// sample; null: all of them). A large model's weight has too many for two forward passes each.</param>
+    /// <exception cref="UnknownValueException"><paramref name="wrt"/> names no value of the problem.</exception>
     public static Derivation Explain<T>(Problem<T> problem, string? wrt = null, Notation notation = Notation.Columns, bool finiteDifference = true,
         int? finiteDifferenceSample = null)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -39,6 +49,7 @@ public static class Explainer
         };
     }
 
+    /// <summary>The element type's name in derivations and reports: "float32" for float, otherwise "float64".</summary>
     public static string DTypeName<T>() => typeof(T) == typeof(float) ? "float32" : "float64";
 
     /// <summary>

@@ -10,6 +10,10 @@ public static partial class Formulas
     [GeneratedRegex(@"[\p{L}-[ᵀ]][\p{L}\p{M}\p{N}-[ᵀ]]*")]
     private static partial Regex Identifier();
 
+    /// <summary>
+    /// <paramref name="formula"/> with every identifier found in <paramref name="names"/> replaced by its value; other
+    /// text is kept. Whole identifiers only (x̂ is not x, and ᵀ is not part of a name).
+    /// </summary>
     public static string Substitute(string formula, IReadOnlyDictionary<string, string> names) =>
         Identifier().Replace(formula, m => names.TryGetValue(m.Value, out var r) ? r : m.Value);
 

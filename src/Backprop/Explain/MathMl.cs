@@ -13,6 +13,7 @@ namespace Backprop.Explain;
 /// </summary>
 public static class MathMl
 {
+    /// <summary><paramref name="s"/> with &amp;, &lt;, &gt; and &quot; escaped, for MathML text and attributes.</summary>
     public static string Escape(string s) => s.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal)
         .Replace(">", "&gt;", StringComparison.Ordinal).Replace("\"", "&quot;", StringComparison.Ordinal);
 

@@ -10,6 +10,10 @@ namespace Backprop.Explain;
 /// of |δ| = |∂L/∂z| per unit, and whether the gradient asked for flows through it.
 /// </summary>
 /// <param name="Layer">1-based, as in the derivation (layers.0 is layer 1).</param>
+/// <param name="Kind">The layer's kind name, e.g. "dense".</param>
+/// <param name="Activation">The name of the layer's activation ("identity" for none).</param>
+/// <param name="Inputs">Features per sample in.</param>
+/// <param name="Outputs">Features per sample out (units drawn).</param>
 /// <param name="WeightGradient">|∂L/∂W| (out × in); null for a layer without a weight.</param>
 /// <param name="UnitDelta">Mean |∂L/∂z| over the batch, one per output unit.</param>
 /// <param name="OnPath">Whether the backward pass to the asked gradient goes through this layer.</param>

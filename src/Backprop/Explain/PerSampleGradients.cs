@@ -18,13 +18,19 @@ public sealed record PerSampleParameter(string Name, Tensor<double> Gradient);
 /// </summary>
 public sealed record PerSampleGradient(int Layer, IReadOnlyList<PerSampleParameter> Parameters, double BatchFactor)
 {
+    /// <summary>The per-sample gradients of the parameter named "weight", or null where the layer has none.</summary>
     public Tensor<double>? Weight => Parameters.FirstOrDefault(p => p.Name == "weight")?.Gradient;
+    /// <summary>The per-sample gradients of the parameter named "bias", or null where the layer has none.</summary>
     public Tensor<double>? Bias => Parameters.FirstOrDefault(p => p.Name == "bias")?.Gradient;
 }
 
 /// <summary>A network whose samples are coupled (batch norm in training mode): per-sample gradients are not defined.</summary>
 public sealed class CoupledSamplesException(string message) : ArgumentException(message);
 
+/// <summary>
+/// Gradients of each sample's own loss ℓ_i with respect to every layer's parameters (<see cref="PerSampleGradient"/>),
+/// for explaining which samples drive a step.
+/// </summary>
 public static class PerSampleGradients
 {
     /// <summary>The per-sample gradients of one layer's parameters (<see cref="ForAllLayers{T}"/>).</summary>

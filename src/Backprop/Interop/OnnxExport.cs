@@ -21,10 +21,15 @@ namespace Backprop.Interop;
 /// </summary>
 public static class OnnxExport
 {
+    /// <summary>The opset written when none is asked for: 17, the first with LayerNormalization.</summary>
     public const int DefaultOpset = 17;
+    /// <summary>The oldest opset an export can target: an older one is refused with <see cref="ArgumentException"/>.</summary>
     public const int MinOpset = 13;
+    /// <summary>The newest opset an export can target: a newer one is refused with <see cref="ArgumentException"/>.</summary>
     public const int MaxOpset = 22;
+    /// <summary>The name of the graph's one input, float [batch, in].</summary>
     public const string InputName = "input";
+    /// <summary>The name of the graph's one output, float [batch, out].</summary>
     public const string OutputName = "output";
 
     /// <summary>The IR version that goes with an opset of the default domain (ONNX's versioning table).</summary>

@@ -13,9 +13,13 @@ namespace Backprop.Interop;
 /// </summary>
 public sealed record TorchLayer(int ModuleIndex, string Module, string? WeightKey, string? BiasKey, int Inputs, int Outputs)
 {
+    /// <summary>PyTorch's nn.Linear: weight [out, in] and an optional bias [out].</summary>
     public const string Linear = "Linear";
+    /// <summary>PyTorch's nn.LayerNorm over the features: weight and bias [features] (absent without the affine part).</summary>
     public const string LayerNorm = "LayerNorm";
+    /// <summary>PyTorch's nn.BatchNorm1d: weight, bias, running_mean and running_var [features].</summary>
     public const string BatchNorm1d = "BatchNorm1d";
+    /// <summary>PyTorch's nn.Dropout: no tensors.</summary>
     public const string Dropout = "Dropout";
 }
 

@@ -7,8 +7,11 @@ public enum GemmPath
 {
     /// <summary>The best the CPU supports: AVX-512, else AVX2+FMA, else portable.</summary>
     Auto,
+    /// <summary>AVX-512F micro-kernels (8×2 vector register tile); needs a CPU with AVX-512F.</summary>
     Avx512,
+    /// <summary>AVX2 + FMA micro-kernels (6×2 vector register tile); needs a CPU with both.</summary>
     Avx2,
+    /// <summary>Portable <see cref="System.Numerics.Vector{T}"/> micro-kernels (4×2 tile): run on any CPU.</summary>
     Portable,
 }
 
@@ -109,6 +112,7 @@ public sealed class ComputeContext : IDisposable
     /// <summary>Threads the kernels may use, the calling thread included (at least 1).</summary>
     public int Threads { get; }
 
+    /// <summary>The size thresholds and cache blocking of this context's kernels (<see cref="KernelTuning.Default"/> unless given).</summary>
     public KernelTuning Tuning { get; }
 
     /// <summary>The GEMM micro-kernel family in use (never <see cref="GemmPath.Auto"/>).</summary>
@@ -164,10 +168,12 @@ public sealed class ComputeContext : IDisposable
     // per-thread scratch (held by each thread that ran a product) holds no context. So a context dropped without
     // Dispose becomes unreachable, and this ends its threads; its scratch goes with its thread-local store.
     // (The pool is null when the constructor threw.)
+    /// <summary>Ends the worker threads of a context that was dropped without <see cref="Dispose"/>.</summary>
     ~ComputeContext()
     {
         if (Pool is { } pool) pool.Dispose();
     }
 
+    /// <summary>The thread count and GEMM kernel family, e.g. "2 threads, Avx512 GEMM kernels".</summary>
     public override string ToString() => $"{Threads} threads, {GemmPath} GEMM kernels";
 }

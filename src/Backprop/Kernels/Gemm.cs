@@ -11,6 +11,14 @@ namespace Backprop.Kernels;
 /// </summary>
 public interface IGemmBlockFinish
 {
+    /// <summary>
+    /// Works on the finished block C[i0..i1, j0..j1] (exclusive ends). Called concurrently from several threads, each
+    /// with its own disjoint block, so an implementation must be safe for that; it must not throw.
+    /// </summary>
+    /// <param name="i0">First row of the block.</param>
+    /// <param name="i1">End (exclusive) of the block's rows.</param>
+    /// <param name="j0">First column of the block.</param>
+    /// <param name="j1">End (exclusive) of the block's columns.</param>
     void Finish(int i0, int i1, int j0, int j1);
 }
 
@@ -29,13 +37,28 @@ public interface IGemmBlockFinish
 /// </remarks>
 public static class Gemm
 {
+    /// <summary>
+    /// C = op(A)·op(B), or C += op(A)·op(B) with <paramref name="accumulate"/>, on contiguous row-major operands.
+    /// </summary>
     /// <param name="context">What the product runs on: its threads, micro-kernel family and blocking.</param>
+    /// <param name="transA">A is stored k×m and op(A) = Aᵀ (otherwise A is stored m×k).</param>
+    /// <param name="transB">B is stored n×k and op(B) = Bᵀ (otherwise B is stored k×n).</param>
+    /// <param name="m">Rows of C and of op(A).</param>
+    /// <param name="n">Columns of C and of op(B).</param>
+    /// <param name="k">The inner dimension: columns of op(A), rows of op(B).</param>
+    /// <param name="a">A, at least m·k values.</param>
+    /// <param name="b">B, at least k·n values.</param>
+    /// <param name="c">C, at least m·n values, row-major m×n; written (or added to).</param>
+    /// <param name="accumulate">Add the product to C's values instead of overwriting them.</param>
     /// <param name="rowSplit">
     /// When the product is split across threads, give each thread a block of C's rows (rather than the cheaper-to-pack
     /// split): for an output whose consumer then works on contiguous row blocks with the same threads, as the
     /// optimizer does with a weight gradient, so each thread finds its block in its own cache.
     /// </param>
     /// <param name="finish">Called once for each finished block of C, on the thread that computed it (see <see cref="IGemmBlockFinish"/>).</param>
+    /// <exception cref="ArgumentNullException"><paramref name="context"/> is null.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A dimension is negative.</exception>
+    /// <exception cref="ArgumentException">A, B or C holds fewer values than its shape needs.</exception>
     public static void Multiply<T>(ComputeContext context, bool transA, bool transB, int m, int n, int k,
         ReadOnlySpan<T> a, ReadOnlySpan<T> b, Span<T> c, bool accumulate, bool rowSplit = false, IGemmBlockFinish? finish = null)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -11,13 +11,29 @@ public static class GemmBenchmark
     /// <paramref name="reps"/> timed repetitions, each looping enough products to last about <paramref name="repSeconds"/>.
     /// The products run on <paramref name="context"/> (null: <see cref="ComputeContext.Default"/>): its threads, kernels and tuning.
     /// </summary>
+    /// <param name="m">Rows of C.</param>
+    /// <param name="n">Columns of C.</param>
+    /// <param name="k">The inner dimension.</param>
+    /// <param name="float64">Time double precision (otherwise float).</param>
+    /// <param name="transA">A is stored k×m (see <see cref="Gemm"/>).</param>
+    /// <param name="transB">B is stored n×k (see <see cref="Gemm"/>).</param>
+    /// <param name="reps">Timed repetitions (at least 1); the best is returned.</param>
+    /// <param name="repSeconds">Approximate length of one repetition, in seconds.</param>
+    /// <param name="context">The context the products run on (null: <see cref="ComputeContext.Default"/>).</param>
     /// <param name="packedB">B (stored n×k, so <paramref name="transB"/>) packed once into a <see cref="PackedMatrix{T}"/> before timing, as inference packs a weight.</param>
+    /// <returns>The best repetition's throughput, in GFLOPS (10⁹ floating-point operations per second).</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A dimension or <paramref name="reps"/> is less than 1.</exception>
+    /// <exception cref="ArgumentException"><paramref name="packedB"/> without <paramref name="transB"/>, or with <paramref name="transA"/>.</exception>
     public static double Run(int m, int n, int k, bool float64, bool transA = false, bool transB = false,
         int reps = 7, double repSeconds = 0.1, ComputeContext? context = null, bool packedB = false)
         => float64
             ? Run<double>(m, n, k, transA, transB, reps, repSeconds, context, packedB)
             : Run<float>(m, n, k, transA, transB, reps, repSeconds, context, packedB);
 
+    /// <summary>
+    /// As <see cref="Run(int, int, int, bool, bool, bool, int, double, ComputeContext?, bool)"/>, for element type
+    /// <typeparamref name="T"/>: GFLOPS of the best of <paramref name="reps"/> timed repetitions.
+    /// </summary>
     public static double Run<T>(int m, int n, int k, bool transA = false, bool transB = false,
         int reps = 7, double repSeconds = 0.1, ComputeContext? context = null, bool packedB = false) where T : unmanaged, IFloatingPointIeee754<T>
     {

@@ -78,7 +78,9 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
     public int N { get; }
     /// <summary>The depth (columns of the stored B).</summary>
     public int K { get; }
+    /// <summary>The micro-kernel family B was packed for: the context's <see cref="ComputeContext.GemmPath"/> at packing time.</summary>
     public GemmPath Path { get; }
+    /// <summary>The blocking B was packed with: the context's <see cref="ComputeContext.Tuning"/> at packing time.</summary>
     public KernelTuning Tuning { get; }
     /// <summary>Whether products run as in-place dot products (few columns), as <see cref="Gemm"/> would run them.</summary>
     public bool Narrow { get; }
@@ -363,7 +365,7 @@ internal static unsafe class PackedGemm
             }
         }
 
-        /// <summary>The portable family's panels with its multiply-add (<see cref="Vector.MultiplyAddEstimate{T}"/>, as its micro-kernel).</summary>
+        /// <summary>The portable family's panels with its multiply-add (<see cref="Vector.MultiplyAddEstimate(Vector{float}, Vector{float}, Vector{float})"/>, as its micro-kernel).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         private static void GroupPortable<T>(int count, int* ks, T* x, T* b, nint stride, int group, T* tmp) where T : unmanaged, IFloatingPointIeee754<T>
         {

@@ -10,15 +10,23 @@ public enum PeakWidth
 {
     /// <summary>The widest this CPU accelerates: Vector512, else Vector256, else Vector&lt;T&gt;.</summary>
     Auto,
+    /// <summary><see cref="Vector512{T}"/> FMAs: needs a CPU that accelerates 512-bit vectors (AVX-512).</summary>
     Vector512,
+    /// <summary><see cref="Vector256{T}"/> FMAs: needs a CPU that accelerates 256-bit vectors (AVX2).</summary>
     Vector256,
     /// <summary>Vector&lt;T&gt; with MultiplyAddEstimate: any hardware (a multiply and an add where there is no FMA).</summary>
     Portable,
 }
 
 /// <summary>One peak measurement: GFLOPS over all threads, and how it was taken.</summary>
+/// <param name="Gflops">10⁹ floating-point operations per second, all threads together (an FMA counts 2 per lane).</param>
+/// <param name="Threads">Threads that ran the loop at once.</param>
+/// <param name="Width">The vector width measured (never <see cref="PeakWidth.Auto"/>).</param>
+/// <param name="Lanes">Elements in one vector of that width.</param>
+/// <param name="Float64">Whether the elements were doubles (otherwise floats).</param>
 public sealed record PeakResult(double Gflops, int Threads, PeakWidth Width, int Lanes, bool Float64)
 {
+    /// <summary><see cref="Gflops"/> divided by <see cref="Threads"/>: the peak of one core when each thread has its own.</summary>
     public double GflopsPerThread => Gflops / Threads;
 }
 
@@ -72,6 +80,11 @@ public static class PeakFlops
     public static PeakResult Measure(bool float64, int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 25, double repSeconds = 0.02)
         => float64 ? Measure<double>(threads, width, reps, repSeconds) : Measure<float>(threads, width, reps, repSeconds);
 
+    /// <summary>
+    /// As <see cref="Measure(bool, int, PeakWidth, int, double)"/>, for element type <typeparamref name="T"/>.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> or <paramref name="reps"/> is less than 1.</exception>
+    /// <exception cref="PlatformNotSupportedException">This CPU does not accelerate <paramref name="width"/>.</exception>
     public static PeakResult Measure<T>(int threads = 1, PeakWidth width = PeakWidth.Auto, int reps = 25, double repSeconds = 0.02)
         where T : unmanaged, IFloatingPointIeee754<T>
     {

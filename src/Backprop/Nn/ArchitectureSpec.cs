@@ -34,8 +34,11 @@ public sealed class ArchitectureSpec
         Layers = layers;
     }
 
+    /// <summary>The network's input width (features per sample).</summary>
     public int Inputs { get; }
+    /// <summary>The layers in order, at least one; each reads the previous one's <see cref="LayerPlan.Outputs"/>.</summary>
     public IReadOnlyList<LayerPlan> Layers { get; }
+    /// <summary>The network's output width: the last layer's.</summary>
     public int Outputs => Layers[^1].Outputs;
 
     /// <summary>The input width and every dense layer's width: the sizes <c>--layers</c> would give.</summary>

@@ -14,6 +14,11 @@ namespace Backprop.Nn;
 /// </summary>
 public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>A dense layer over the given tensors (used as they are, not copied).</summary>
+    /// <param name="weight">The weight, [out, in].</param>
+    /// <param name="bias">The bias, [out]; null for a layer without bias.</param>
+    /// <param name="activation">f, applied last (the identity for none).</param>
+    /// <exception cref="ShapeMismatchException">The weight is not rank 2, or the bias is not [out].</exception>
     public DenseLayer(Tensor<T> weight, Tensor<T>? bias, Activation<T> activation)
     {
         if (weight.Rank != 2) throw new ShapeMismatchException($"weight is {weight.ShapeString}, expected out × in");
@@ -27,16 +32,28 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
             : [new("weight", Weight, ParameterRole.Weight), new("bias", Bias, ParameterRole.Bias)];
     }
 
+    /// <summary>
+    /// A dense layer of zeros, <paramref name="inputs"/> → <paramref name="outputs"/>: for an initialisation scheme or a
+    /// model file to fill.
+    /// </summary>
     public DenseLayer(int inputs, int outputs, Activation<T> activation, bool bias = true)
         : this(new Tensor<T>(outputs, inputs), bias ? new Tensor<T>(outputs) : null, activation) { }
 
+    /// <inheritdoc/>
     public string Kind => DenseKind.KindName;
+    /// <summary>W, [out, in]: a trained parameter, saved as layers.{i}.weight.</summary>
     public Var<T> Weight { get; }
+    /// <summary>b, [out], or null for a layer without bias: saved as layers.{i}.bias.</summary>
     public Var<T>? Bias { get; }
+    /// <inheritdoc/>
     public Activation<T> Activation { get; }
+    /// <inheritdoc/>
     public int Inputs => Weight.Value.Dim(1);
+    /// <inheritdoc/>
     public int Outputs => Weight.Value.Dim(0);
+    /// <summary>The weight, then the bias when there is one.</summary>
     public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    /// <summary>None: a dense layer keeps no untrained state.</summary>
     public IReadOnlyList<LayerBuffer<T>> Buffers => [];
 
     /// <summary>A dense layer computes the same in both modes.</summary>
@@ -54,6 +71,7 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
     public IInferenceStep<T>? CompileInference(ComputeContext context) =>
         new DenseInferenceStep<T>(new PackedMatrix<T>(context, Outputs, Inputs, Weight.Value.Span), Bias?.Value.Span.ToArray(), Activation, context);
 
+    /// <summary>An ONNX Gemm (transB = 1) on the weight and bias initializers, then the activation's nodes.</summary>
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
         var gemmInputs = new List<string> { input, graph.Initializer($"{prefix}.weight", Weight.Value) };
@@ -63,11 +81,14 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
         return identity ? z : Activation.EmitOnnx(graph, z, output ?? $"{prefix}.h", prefix);
     }
 
+    /// <inheritdoc/>
     public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut> =>
         new DenseLayer<TOut>(Weight.Value.Cast<TOut>(), Bias?.Value.Cast<TOut>(), Activation.Cast<TOut>());
 
+    /// <inheritdoc/>
     public string Describe() => $"dense {Inputs}→{Outputs} {Activation.Name}{(Bias is null ? ", no bias" : "")}";
 
+    /// <summary>The shape and activation, e.g. "DenseLayer(784→512, relu)".</summary>
     public override string ToString() => $"DenseLayer({Inputs}→{Outputs}, {Activation.Name}{(Bias is null ? ", no bias" : "")})";
 }
 
@@ -79,13 +100,18 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
 public sealed unsafe class DenseInferenceStep<T>(PackedMatrix<T> weight, T[]? bias, Activation<T> activation, ComputeContext context)
     : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public int Inputs => weight.K;
+    /// <inheritdoc/>
     public int Outputs => weight.N;
 
+    /// <summary>rows × Outputs for z when the activation is not the identity, otherwise 0.</summary>
     public int ScratchLength(int rows) => activation.IsIdentity ? 0 : rows * Outputs;
 
+    /// <summary>The block finisher that applies f to each finished block of z (null for the identity).</summary>
     public object? CreateState() => activation.IsIdentity ? null : new ActivationBlockFinish<T>();
 
+    /// <inheritdoc/>
     public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
     {
         if (activation.IsIdentity)

@@ -31,6 +31,7 @@ public sealed record LayerTrace<T>(int Index, ILayer<T> Layer, Var<T> Input, Var
 {
     /// <summary>The range of tape nodes the layer recorded: [FirstNode, FirstNode + NodeCount).</summary>
     public int FirstNode { get; init; }
+    /// <summary>How many tape nodes the layer recorded (see <see cref="FirstNode"/>).</summary>
     public int NodeCount { get; init; }
 }
 
@@ -47,7 +48,9 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>The name of the layer's kind in a <see cref="LayerKindRegistry"/>, e.g. "dense".</summary>
     string Kind { get; }
+    /// <summary>Features the layer reads per sample: the width of its input [batch, Inputs].</summary>
     int Inputs { get; }
+    /// <summary>Features the layer writes per sample: the width of its output [batch, Outputs].</summary>
     int Outputs { get; }
 
     /// <summary>The activation applied last (identity where there is none): explain, health and model files read it.</summary>

@@ -86,31 +86,40 @@ public abstract class LayerKind : INamedKind
     /// </summary>
     public abstract ILayer<T> Create<T>(LayerShape shape, Activation<T> activation) where T : unmanaged, IFloatingPointIeee754<T>;
 
+    /// <summary>The kind's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 }
 
 /// <summary>The fully connected layer's kind.</summary>
 public sealed class DenseKind : LayerKind
 {
+    /// <summary>The dense kind's name in files: "dense".</summary>
     public const string KindName = "dense";
+    /// <inheritdoc/>
     public override string Name => KindName;
+    /// <summary>"Linear": PyTorch's nn.Linear stores its weight out × in, as <see cref="DenseLayer{T}"/> does.</summary>
     public override string TorchModule => "Linear";
+    /// <summary>2·in·out for the product, plus out for the bias when there is one.</summary>
     public override long ForwardFlops(LayerShape shape) => 2L * shape.Inputs * shape.Outputs + (shape.Bias ? shape.Outputs : 0);
+    /// <inheritdoc/>
     public override string FlopsRule => "2·in·out (multiply and add) + out for the bias";
+    /// <summary>A <see cref="DenseLayer{T}"/> of zeros, in → out, with a bias when <see cref="LayerShape.Bias"/>.</summary>
     public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation) =>
         new DenseLayer<T>(shape.Inputs, shape.Outputs, activation, shape.Bias);
 }
 
 /// <summary>
-/// The layer kinds that files name, immutable: <see cref="Default"/> holds the built-ins; <see cref="With"/> returns a
+/// The layer kinds that files name, immutable: <see cref="Default"/> holds the built-ins; <see cref="KindRegistry{TKind, TSelf}.With(TKind)"/> returns a
 /// new registry with one more (or a replaced) kind.
 /// </summary>
 public sealed class LayerKindRegistry : KindRegistry<LayerKind, LayerKindRegistry>
 {
     private LayerKindRegistry(IEnumerable<LayerKind> kinds) : base(kinds) { }
 
+    /// <inheritdoc/>
     protected override LayerKindRegistry WithKinds(IEnumerable<LayerKind> kinds) => new(kinds);
 
+    /// <summary>The built-ins, in this order: dense, layernorm, batchnorm, dropout.</summary>
     public static LayerKindRegistry Default { get; } = new([new DenseKind(), new LayerNormKind(), new BatchNormKind(), new DropoutKind()]);
 
     /// <summary>The kind that imports PyTorch's <paramref name="module"/> (e.g. "Linear"), or null.</summary>
@@ -123,9 +132,13 @@ public sealed class LayerKindRegistry : KindRegistry<LayerKind, LayerKindRegistr
 /// </summary>
 public sealed record Catalog(ActivationRegistry Activations, LossRegistry Losses, LayerKindRegistry Layers)
 {
+    /// <summary>The built-in activations, losses and layer kinds.</summary>
     public static Catalog Default { get; } = new(ActivationRegistry.Default, LossRegistry.Default, LayerKindRegistry.Default);
 
+    /// <summary>A catalog whose activations also hold <paramref name="activation"/> (or it replaces the one of its name).</summary>
     public Catalog With(ActivationKind activation) => this with { Activations = Activations.With(activation) };
+    /// <summary>A catalog whose losses also hold <paramref name="loss"/> (or it replaces the one of its name).</summary>
     public Catalog With(LossKind loss) => this with { Losses = Losses.With(loss) };
+    /// <summary>A catalog whose layer kinds also hold <paramref name="layer"/> (or it replaces the one of its name).</summary>
     public Catalog With(LayerKind layer) => this with { Layers = Layers.With(layer) };
 }

@@ -3,10 +3,21 @@ using System.Numerics;
 namespace Backprop.Nn;
 
 /// <summary>One layer's row of a <see cref="ModelSummary"/>.</summary>
-/// <param name="Flops">Floating-point operations per sample at inference: the kind's own (<see cref="LayerKind.ForwardFlops"/>) plus the activation's.</param>
+/// <param name="Index">The layer's position in the network, from 0.</param>
+/// <param name="Kind">The layer's kind name, e.g. "dense".</param>
+/// <param name="Description">The layer's one-line <see cref="ILayer{T}.Describe"/>.</param>
+/// <param name="Activation">The name of the activation applied last ("identity" for none).</param>
+/// <param name="Inputs">Features per sample in.</param>
+/// <param name="Outputs">Features per sample out.</param>
+/// <param name="Parameters">Trained values (elements of all its parameters).</param>
+/// <param name="Buffers">Kept, untrained values (elements of all its buffers, e.g. running statistics).</param>
+/// <param name="LayerFlops">Floating-point operations per sample of the kind's own forward pass (<see cref="LayerKind.ForwardFlops"/>).</param>
+/// <param name="ActivationFlops">Floating-point operations per sample of the activation (<see cref="ModelSummary.ActivationFlopsRule"/>).</param>
+/// <param name="FlopsRule">How the kind counts <paramref name="LayerFlops"/> (<see cref="LayerKind.FlopsRule"/>).</param>
 public sealed record LayerSummary(int Index, string Kind, string Description, string Activation, int Inputs, int Outputs,
     long Parameters, long Buffers, long LayerFlops, long ActivationFlops, string FlopsRule)
 {
+    /// <summary>Floating-point operations per sample at inference: the kind's own (<see cref="LayerFlops"/>) plus the activation's.</summary>
     public long Flops => LayerFlops + ActivationFlops;
 }
 
@@ -18,8 +29,10 @@ public sealed record LayerSummary(int Index, string Kind, string Description, st
 public sealed record TrainingMemory(int Batch, int OptimizerStates, int BytesPerValue, long ParameterBytes, long GradientBytes,
     long OptimizerBytes, long BufferBytes, long ActivationValuesPerSample, long ActivationBytes)
 {
+    /// <summary>Everything counted: parameters, gradients, optimizer state, buffers and activations, in bytes.</summary>
     public long TotalBytes => ParameterBytes + GradientBytes + OptimizerBytes + BufferBytes + ActivationBytes;
 
+    /// <summary>What the estimate counts and leaves out, in one sentence for summaries.</summary>
     public string Assumptions =>
         $"{BytesPerValue}-byte values; parameters + gradients (1×) + optimizer state ({OptimizerStates}× the parameters) + buffers; "
         + $"activations: the input, each layer's output and, where an activation follows, its pre-activation ({ActivationValuesPerSample} values per sample), "
@@ -38,9 +51,13 @@ public sealed record ModelSummary(int Inputs, IReadOnlyList<LayerSummary> Layers
     /// <summary>How an activation's FLOPs are counted.</summary>
     public const string ActivationFlopsRule = "1 per element (exp, tanh and erf counted as one)";
 
+    /// <summary>The network's output width: the last layer's (the input width when there are no layers).</summary>
     public int Outputs => Layers.Count == 0 ? Inputs : Layers[^1].Outputs;
+    /// <summary>Trained values of all layers together.</summary>
     public long Parameters => Layers.Sum(l => l.Parameters);
+    /// <summary>Kept, untrained values of all layers together.</summary>
     public long Buffers => Layers.Sum(l => l.Buffers);
+    /// <summary>Floating-point operations per sample at inference, all layers and activations together.</summary>
     public long Flops => Layers.Sum(l => l.Flops);
 
     /// <summary>The values per sample the tape keeps in a training step: the input, each output, and the pre-activation where an activation follows.</summary>

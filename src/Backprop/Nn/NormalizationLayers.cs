@@ -36,16 +36,27 @@ internal static class SettingRules
 /// <summary>The kind of <see cref="LayerNormLayer{T}"/> (PyTorch's nn.LayerNorm over the features).</summary>
 public sealed class LayerNormKind : LayerKind
 {
+    /// <summary>The layer norm kind's name in files: "layernorm".</summary>
     public const string KindName = "layernorm";
+    /// <summary>ε, added to the variance before the square root: a positive number, default 1e-5 (PyTorch's).</summary>
     public static readonly LayerSetting Eps = new("eps", LayerSettingType.Number, 1e-5, "added to the variance") { Check = SettingRules.Positive };
+    /// <inheritdoc/>
     public override string Name => KindName;
+    /// <inheritdoc/>
     public override string TorchModule => "LayerNorm";
+    /// <inheritdoc/>
     public override long ForwardFlops(LayerShape shape) => (5L + (shape.Bias ? 2 : 0)) * shape.Inputs;
+    /// <inheritdoc/>
     public override string FlopsRule => "≈ 5 per feature (mean, centre, square and sum, scale by 1/σ) + 2 with affine";
+    /// <inheritdoc/>
     public override IReadOnlyList<LayerSetting> Settings => [Eps];
+    /// <summary>True: the output has the input's width.</summary>
     public override bool KeepsWidth => true;
+    /// <summary>True: γ and β (weight and bias) are both there or both absent.</summary>
     public override bool AffinePair => true;
 
+    /// <summary>A <see cref="LayerNormLayer{T}"/> of the shape's width (γ = 1, β = 0 when <see cref="LayerShape.Bias"/>).</summary>
+    /// <exception cref="ArgumentException">The width is less than 1 or outputs ≠ inputs, or a setting breaks its rule.</exception>
     public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
     {
         SettingRules.RequireSquare(shape, KindName);
@@ -59,6 +70,14 @@ public sealed class LayerNormKind : LayerKind
 /// </summary>
 public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>
+    /// A layer norm over <paramref name="features"/> features, γ = 1 and β = 0 with <paramref name="affine"/>.
+    /// </summary>
+    /// <param name="features">Features per sample (at least 1).</param>
+    /// <param name="activation">f, applied last (the identity for none).</param>
+    /// <param name="affine">Whether the layer has the trained γ and β.</param>
+    /// <param name="eps">ε, added to each row's variance.</param>
+    /// <exception cref="ArgumentException"><paramref name="features"/> is less than 1.</exception>
     public LayerNormLayer(int features, Activation<T> activation, bool affine = true, double eps = 1e-5)
     {
         if (features < 1) throw new ArgumentException($"a layernorm layer needs at least one feature, not {features}");
@@ -79,16 +98,27 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
     /// <summary>The first opset of the default domain with LayerNormalization.</summary>
     public const int LayerNormalizationOpset = 17;
 
+    /// <inheritdoc/>
     public string Kind => LayerNormKind.KindName;
+    /// <summary>Features per sample, in and out (at least 1).</summary>
     public int Features { get; }
+    /// <summary>ε, added to each row's variance before the square root.</summary>
     public double Eps { get; }
+    /// <summary>γ, [features], starting at ones; null without the affine part.</summary>
     public Var<T>? Weight { get; }
+    /// <summary>β, [features], starting at zeros; null without the affine part.</summary>
     public Var<T>? Bias { get; }
+    /// <inheritdoc/>
     public Activation<T> Activation { get; }
+    /// <inheritdoc/>
     public int Inputs => Features;
+    /// <inheritdoc/>
     public int Outputs => Features;
+    /// <summary>γ (saved as weight) and β (bias) when the layer has the affine part, else none.</summary>
     public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    /// <summary>None: the layer keeps no untrained state.</summary>
     public IReadOnlyList<LayerBuffer<T>> Buffers => [];
+    /// <inheritdoc/>
     public IReadOnlyDictionary<string, double> Settings => ImmutableDictionary<string, double>.Empty.Add("eps", Eps);
 
     /// <summary>A layer norm computes the same in both modes.</summary>
@@ -98,6 +128,7 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
     public IInferenceStep<T>? CompileInference(ComputeContext context) =>
         new LayerNormInferenceStep<T>(Features, T.CreateChecked(Eps), Weight?.Value.Span.ToArray(), Bias?.Value.Span.ToArray(), Activation);
 
+    /// <inheritdoc/>
     public LayerOutput<T> Forward(Var<T> x)
     {
         var z = Functional.LayerNorm(x, Weight, Bias, Eps);
@@ -105,6 +136,10 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return new(z, h);
     }
 
+    /// <summary>
+    /// An ONNX LayerNormalization over the last axis (ones for γ without the affine part), then the activation's nodes.
+    /// </summary>
+    /// <exception cref="NotSupportedException">The graph's opset is below <see cref="LayerNormalizationOpset"/>.</exception>
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
         if (graph.Opset < LayerNormalizationOpset)
@@ -126,6 +161,7 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return t;
     }
 
+    /// <inheritdoc/>
     public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
     {
         var copy = new LayerNormLayer<TOut>(Features, Activation.Cast<TOut>(), Weight is not null, Eps) { Training = Training };
@@ -137,28 +173,43 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return copy;
     }
 
+    /// <inheritdoc/>
     public string Describe() => $"layernorm {Features} {Activation.Name}{(Weight is null ? ", no affine" : "")}";
 
+    /// <summary>The class, width, activation and settings, for debugging.</summary>
     public override string ToString() => $"LayerNormLayer({Features}, {Activation.Name}, eps {SettingRules.Format(Eps)})";
 }
 
 /// <summary>The kind of <see cref="BatchNormLayer{T}"/> (PyTorch's nn.BatchNorm1d on batch × features).</summary>
 public sealed class BatchNormKind : LayerKind
 {
+    /// <summary>The batch norm kind's name in files: "batchnorm".</summary>
     public const string KindName = "batchnorm";
+    /// <summary>ε, added to the variance before the square root: a positive number, default 1e-5 (PyTorch's).</summary>
     public static readonly LayerSetting Eps = new("eps", LayerSettingType.Number, 1e-5, "added to the variance") { Check = SettingRules.Positive };
+    /// <summary>How far each training batch moves the running statistics, in [0, 1], default 0.1 (PyTorch's convention: new = (1 − m)·old + m·batch).</summary>
     public static readonly LayerSetting Momentum = new("momentum", LayerSettingType.Number, 0.1, "how far each training batch moves the running statistics")
     { Check = SettingRules.UnitInterval };
+    /// <summary>Whether the layer normalises with the batch's statistics (1, the default) or the running ones (0); not saved in model files.</summary>
     public static readonly LayerSetting Training = new("training", LayerSettingType.Flag, 1, "normalise with the batch's statistics (else the running ones)")
     { Saved = false };
+    /// <inheritdoc/>
     public override string Name => KindName;
+    /// <inheritdoc/>
     public override string TorchModule => "BatchNorm1d";
+    /// <inheritdoc/>
     public override long ForwardFlops(LayerShape shape) => (2L + (shape.Bias ? 2 : 0)) * shape.Inputs;
+    /// <inheritdoc/>
     public override string FlopsRule => "2 per feature at inference (subtract the running mean, scale by 1/σ) + 2 with affine; ≈ 5 more in training";
+    /// <inheritdoc/>
     public override IReadOnlyList<LayerSetting> Settings => [Eps, Momentum, Training];
+    /// <summary>True: the output has the input's width.</summary>
     public override bool KeepsWidth => true;
+    /// <summary>True: γ and β (weight and bias) are both there or both absent.</summary>
     public override bool AffinePair => true;
 
+    /// <summary>A <see cref="BatchNormLayer{T}"/> of the shape's width, in the mode its training setting gives.</summary>
+    /// <exception cref="ArgumentException">The width is less than 1 or outputs ≠ inputs, or a setting breaks its rule.</exception>
     public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
     {
         SettingRules.RequireSquare(shape, KindName);
@@ -179,6 +230,16 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
 {
     private readonly LayerMode _mode = new();
 
+    /// <summary>
+    /// A batch norm over <paramref name="features"/> features in training mode, running mean 0 and variance 1, γ = 1 and
+    /// β = 0 with <paramref name="affine"/>.
+    /// </summary>
+    /// <param name="features">Features per sample (at least 1).</param>
+    /// <param name="activation">f, applied last (the identity for none).</param>
+    /// <param name="affine">Whether the layer has the trained γ and β.</param>
+    /// <param name="eps">ε, added to the variance.</param>
+    /// <param name="momentum">How far each training batch moves the running statistics (PyTorch's convention).</param>
+    /// <exception cref="ArgumentException"><paramref name="features"/> is less than 1.</exception>
     public BatchNormLayer(int features, Activation<T> activation, bool affine = true, double eps = 1e-5, double momentum = 0.1)
     {
         if (features < 1) throw new ArgumentException($"a batchnorm layer needs at least one feature, not {features}");
@@ -199,18 +260,31 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         else Parameters = [];
     }
 
+    /// <inheritdoc/>
     public string Kind => BatchNormKind.KindName;
+    /// <summary>Features per sample, in and out (at least 1).</summary>
     public int Features { get; }
+    /// <summary>The running mean and variance (saved as running_mean and running_var) with ε and the momentum; the op reads and updates them.</summary>
     public BatchNormStatistics<T> Statistics { get; }
+    /// <summary>ε, added to the variance before the square root.</summary>
     public double Eps => Statistics.Eps;
+    /// <summary>How far each training batch moves the running statistics (0 … 1).</summary>
     public double Momentum => Statistics.Momentum;
+    /// <summary>γ, [features], starting at ones; null without the affine part.</summary>
     public Var<T>? Weight { get; }
+    /// <summary>β, [features], starting at zeros; null without the affine part.</summary>
     public Var<T>? Bias { get; }
+    /// <inheritdoc/>
     public Activation<T> Activation { get; }
+    /// <inheritdoc/>
     public int Inputs => Features;
+    /// <inheritdoc/>
     public int Outputs => Features;
+    /// <summary>γ (saved as weight) and β (bias) when the layer has the affine part, else none.</summary>
     public IReadOnlyList<LayerParameter<T>> Parameters { get; }
+    /// <summary>running_mean and running_var, [features] each.</summary>
     public IReadOnlyList<LayerBuffer<T>> Buffers { get; }
+    /// <inheritdoc/>
     public IReadOnlyDictionary<string, double> Settings =>
         ImmutableDictionary<string, double>.Empty.Add("eps", Eps).Add("momentum", Momentum);
 
@@ -234,6 +308,7 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return new BatchNormInferenceStep<T>(Statistics.RunningMean.Span.ToArray(), rstd, Weight?.Value.Span.ToArray(), Bias?.Value.Span.ToArray(), Activation);
     }
 
+    /// <inheritdoc/>
     public LayerOutput<T> Forward(Var<T> x)
     {
         var z = Functional.BatchNorm(x, Statistics, Weight, Bias);
@@ -241,6 +316,7 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return new(z, h);
     }
 
+    /// <summary>An ONNX BatchNormalization with the running statistics (evaluation), then the activation's nodes.</summary>
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output)
     {
         var scale = Weight?.Value ?? Filled(T.One);
@@ -266,6 +342,7 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return t;
     }
 
+    /// <inheritdoc/>
     public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
     {
         var copy = new BatchNormLayer<TOut>(Features, Activation.Cast<TOut>(), Weight is not null, Eps, Momentum) { Training = Training };
@@ -279,24 +356,37 @@ public sealed class BatchNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
         return copy;
     }
 
+    /// <inheritdoc/>
     public string Describe() => $"batchnorm {Features} {Activation.Name}{(Weight is null ? ", no affine" : "")}";
 
+    /// <summary>The class, width, activation and settings, for debugging.</summary>
     public override string ToString() => $"BatchNormLayer({Features}, {Activation.Name}, eps {SettingRules.Format(Eps)}, momentum {SettingRules.Format(Momentum)})";
 }
 
 /// <summary>The kind of <see cref="DropoutLayer{T}"/>.</summary>
 public sealed class DropoutKind : LayerKind
 {
+    /// <summary>The dropout kind's name in files: "dropout".</summary>
     public const string KindName = "dropout";
+    /// <summary>p, the probability of dropping a unit in training: in [0, 1), default 0.5.</summary>
     public static readonly LayerSetting P = new("p", LayerSettingType.Number, 0.5, "the probability of dropping a unit") { Check = SettingRules.DropoutP };
+    /// <summary>A fixed batch × features 0/1 mask used in place of random draws (a problem file gives it with its batch); not saved.</summary>
     public static readonly LayerSetting Mask = new("mask", LayerSettingType.BatchMatrix, 0, "a fixed 0/1 mask in place of random draws") { Saved = false };
+    /// <inheritdoc/>
     public override string Name => KindName;
+    /// <inheritdoc/>
     public override string TorchModule => "Dropout";
+    /// <inheritdoc/>
     public override string FlopsRule => "0 at inference (1 per feature in training: the mask)";
+    /// <inheritdoc/>
     public override IReadOnlyList<LayerSetting> Settings => [P, Mask];
+    /// <summary>True: the output has the input's width.</summary>
     public override bool KeepsWidth => true;
+    /// <summary>False: a dropout layer is never followed by an activation of its own.</summary>
     public override bool TakesActivation => false;
 
+    /// <summary>A <see cref="DropoutLayer{T}"/> of the shape's width, with the fixed mask when the shape gives one.</summary>
+    /// <exception cref="ArgumentException">The width is less than 1 or outputs ≠ inputs, a setting breaks its rule, an activation is given, or the mask is not batch × features of 0s and 1s.</exception>
     public override ILayer<T> Create<T>(LayerShape shape, Activation<T> activation)
     {
         SettingRules.RequireSquare(shape, KindName);
@@ -325,6 +415,11 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
     private readonly LayerMode _mode = new();
     private static readonly Activation<T> NoActivation = new Identity<T>();
 
+    /// <summary>A dropout layer over <paramref name="features"/> features, in training mode.</summary>
+    /// <param name="features">Features per sample (at least 1).</param>
+    /// <param name="p">The probability of dropping a unit, in [0, 1).</param>
+    /// <exception cref="ArgumentException"><paramref name="features"/> is less than 1.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="p"/> is outside [0, 1).</exception>
     public DropoutLayer(int features, double p)
     {
         if (features < 1) throw new ArgumentException($"a dropout layer needs at least one feature, not {features}");
@@ -332,21 +427,31 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
         Mask = new DropoutMask<T>(p) { Mode = _mode };
     }
 
+    /// <inheritdoc/>
     public string Kind => DropoutKind.KindName;
+    /// <summary>Features per sample, in and out (at least 1).</summary>
     public int Features { get; }
+    /// <summary>The probability of dropping a unit in training, in [0, 1).</summary>
     public double P => Mask.P;
     /// <summary>Where the masks come from (a fixed mask, or the seeded generator and its draw count).</summary>
     public DropoutMask<T> Mask { get; }
+    /// <summary>The identity: dropout takes no activation.</summary>
     public Activation<T> Activation => NoActivation;
+    /// <inheritdoc/>
     public int Inputs => Features;
+    /// <inheritdoc/>
     public int Outputs => Features;
+    /// <summary>None: dropout trains nothing.</summary>
     public IReadOnlyList<LayerParameter<T>> Parameters => [];
+    /// <summary>None: the layer keeps no untrained state.</summary>
     public IReadOnlyList<LayerBuffer<T>> Buffers => [];
+    /// <inheritdoc/>
     public IReadOnlyDictionary<string, double> Settings => ImmutableDictionary<string, double>.Empty.Add("p", P);
 
     /// <summary>Dropping units (true) or passing the input through (false).</summary>
     public bool Training { get => _mode.Training; set => _mode.Training = value; }
 
+    /// <inheritdoc/>
     public void SeedRandom(ulong seed, long draws)
     {
         Mask.Seed = seed;
@@ -356,6 +461,7 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
     /// <summary>The identity at inference: no step.</summary>
     public IInferenceStep<T>? CompileInference(ComputeContext context) => null;
 
+    /// <inheritdoc/>
     public LayerOutput<T> Forward(Var<T> x)
     {
         var h = Functional.Dropout(x, Mask);
@@ -366,6 +472,7 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
     public string ExportOnnx(IOnnxGraph graph, string input, string prefix, string? output) =>
         output is null ? input : graph.Node("Identity", [input], output);
 
+    /// <inheritdoc/>
     public ILayer<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut>
     {
         var copy = new DropoutLayer<TOut>(Features, P) { Training = Training };
@@ -375,8 +482,10 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
         return copy;
     }
 
+    /// <inheritdoc/>
     public string Describe() => $"dropout {Features} p={SettingRules.Format(P)}";
 
+    /// <summary>The class, width, activation and settings, for debugging.</summary>
     public override string ToString() => $"DropoutLayer({Features}, p {SettingRules.Format(P)})";
 }
 
@@ -384,12 +493,15 @@ public sealed class DropoutLayer<T> : ILayer<T> where T : unmanaged, IFloatingPo
 public sealed class LayerNormInferenceStep<T>(int features, T eps, T[]? gamma, T[]? beta, Activation<T> activation)
     : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public int Inputs => features;
+    /// <inheritdoc/>
     public int Outputs => features;
 
     /// <summary>Each row's 1/σ̂, and z when f is not the identity.</summary>
     public int ScratchLength(int rows) => rows + (activation.IsIdentity ? 0 : rows * features);
 
+    /// <inheritdoc/>
     public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
     {
         var rstd = scratch[..rows];
@@ -404,11 +516,15 @@ public sealed class LayerNormInferenceStep<T>(int features, T eps, T[]? gamma, T
 public sealed class BatchNormInferenceStep<T>(T[] mean, T[] rstd, T[]? gamma, T[]? beta, Activation<T> activation)
     : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public int Inputs => mean.Length;
+    /// <inheritdoc/>
     public int Outputs => mean.Length;
 
+    /// <summary>rows × features for z when f is not the identity, otherwise 0.</summary>
     public int ScratchLength(int rows) => activation.IsIdentity ? 0 : rows * mean.Length;
 
+    /// <inheritdoc/>
     public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
     {
         int f = mean.Length;

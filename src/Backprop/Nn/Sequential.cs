@@ -7,6 +7,7 @@ namespace Backprop.Nn;
 /// <summary>The values one forward pass recorded: the input, and what each layer recorded (<see cref="LayerTrace{T}"/>).</summary>
 public sealed record ForwardTrace<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The trace of a pass on <paramref name="input"/> whose layers recorded <paramref name="layers"/> (at least one), in order.</summary>
     public ForwardTrace(Var<T> input, IReadOnlyList<LayerTrace<T>> layers)
     {
         Input = input;
@@ -15,12 +16,15 @@ public sealed record ForwardTrace<T> where T : unmanaged, IFloatingPointIeee754<
         H = [.. layers.Select(l => l.Output)];
     }
 
+    /// <summary>The network's input x, [batch, inputs].</summary>
     public Var<T> Input { get; }
+    /// <summary>What each layer recorded, in layer order.</summary>
     public IReadOnlyList<LayerTrace<T>> Layers { get; }
     /// <summary>Each layer's pre-activation z (the output itself where no activation follows).</summary>
     public IReadOnlyList<Var<T>> Z { get; }
     /// <summary>Each layer's output h.</summary>
     public IReadOnlyList<Var<T>> H { get; }
+    /// <summary>The network's output: the last layer's h, [batch, outputs].</summary>
     public Var<T> Output => H[^1];
 
     /// <summary>The layer that recorded the tape node at <paramref name="nodeIndex"/>, or null (the loss, say).</summary>
@@ -35,6 +39,9 @@ public sealed record ForwardTrace<T> where T : unmanaged, IFloatingPointIeee754<
 /// <summary>A chain of layers: h₀ = x, h_{l+1} = layer_l(h_l).</summary>
 public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The chain of <paramref name="layers"/> in order (the layers themselves, not copies).</summary>
+    /// <exception cref="ArgumentException">There are no layers.</exception>
+    /// <exception cref="ShapeMismatchException">A layer's <see cref="ILayer{T}.Inputs"/> is not the previous layer's <see cref="ILayer{T}.Outputs"/>.</exception>
     public Sequential(IEnumerable<ILayer<T>> layers)
     {
         Layers = layers.ToArray();
@@ -52,16 +59,21 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public GradientBuffer<T> Gradients { get; }
 
+    /// <summary>The layers in order, at least one; saved as layers.{i}.</summary>
     public IReadOnlyList<ILayer<T>> Layers { get; }
+    /// <summary>The input width: features per sample the first layer reads.</summary>
     public int Inputs => Layers[0].Inputs;
+    /// <summary>The output width: features per sample the last layer writes.</summary>
     public int Outputs => Layers[^1].Outputs;
 
+    /// <summary>Every layer's trained tensors, layer by layer in each layer's <see cref="ILayer{T}.Parameters"/> order.</summary>
     public IEnumerable<Var<T>> Parameters() => Layers.SelectMany(l => l.Parameters.Select(p => p.Value));
 
     /// <summary>Every parameter under its full name, layers.{i}.{name}, in the model file's order.</summary>
     public IEnumerable<(string Name, Var<T> Value)> NamedParameters() =>
         Layers.SelectMany((l, i) => l.Parameters.Select(p => ($"layers.{i}.{p.Name}", p.Value)));
 
+    /// <summary>Trained values in all parameters together (PyTorch's <c>sum(p.numel() for p in model.parameters())</c>).</summary>
     public int ParameterCount => Parameters().Sum(p => p.Value.Length);
 
     /// <summary>Sets every layer's training (true) or evaluation (false) mode.</summary>
@@ -70,6 +82,12 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         foreach (var l in Layers) l.Training = training;
     }
 
+    /// <summary>
+    /// Records every layer's forward pass on <paramref name="x"/>'s tape (in each layer's current mode) and returns
+    /// what they recorded; on a tape that records gradients, backward from the output reaches every parameter.
+    /// </summary>
+    /// <param name="x">The input batch, [batch, <see cref="Inputs"/>].</param>
+    /// <exception cref="ShapeMismatchException"><paramref name="x"/> is not [batch, <see cref="Inputs"/>].</exception>
     public ForwardTrace<T> Forward(Var<T> x)
     {
         if (x.Value.Rank != 2 || x.Value.Dim(1) != Inputs)
@@ -105,8 +123,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>The same network in another precision (a deep copy).</summary>
     public Sequential<TOut> Cast<TOut>() where TOut : unmanaged, IFloatingPointIeee754<TOut> => new(Layers.Select(l => l.Cast<TOut>()));
 
+    /// <summary>A deep copy in the same precision: training the copy leaves this network as it is.</summary>
     public Sequential<T> Clone() => Cast<T>();
 
+    /// <summary>The widths and activations, e.g. "784 → 128 relu → 10 softmax".</summary>
     public override string ToString() =>
         string.Join(" → ", new[] { Inputs.ToString() }.Concat(Layers.Select(l => $"{l.Outputs} {l.Activation.Name}")));
 }

@@ -15,7 +15,11 @@ public static class GradientPages
     private static string E(string s) => Html.Escape(s);
 
     /// <summary>The explain page of one derivation.</summary>
+    /// <param name="d">The derivation: typeset step by step, and its result shown as the gradient asked for.</param>
+    /// <param name="health">The health report of the same backward pass: the norm chart, the verdict and the table.</param>
+    /// <param name="network">The same pass's per-unit and per-weight gradients, for the network drawing.</param>
     /// <param name="source">What was explained, for the subtitle (a problem file, or a model on rows of a data set).</param>
+    /// <returns>A self-contained HTML document (<see cref="Html.Page"/>).</returns>
     public static string Explain(Derivation d, HealthReport health, NetworkGradients network, string source)
     {
         var sections = new List<string>();
@@ -74,6 +78,10 @@ public static class GradientPages
             new Series("saturated %", xs, health.Layers.Select(l => 100 * (l.SaturatedFraction ?? 0)).ToList())], "layer", "% of units", logY: false, "unit-health", yMax: 100);
     }
 
+    /// <summary>
+    /// The per-layer health table as an HTML fragment: kind, activation, ‖∂L/∂W‖ and ‖W‖ (and ‖∂L/∂γ‖, ‖γ‖ where a
+    /// layer has a scale), ‖∂L/∂h‖, and the dead and saturated fractions; layers numbered from 1.
+    /// </summary>
     public static string HealthTable(HealthReport health)
     {
         static string Sci(double? v) => v is double d ? d.ToString("0.000e+00", CultureInfo.InvariantCulture) : "–";

@@ -11,9 +11,11 @@ namespace Backprop.Reports;
 /// </summary>
 public static class Html
 {
+    /// <summary><paramref name="s"/> with &amp;, &lt;, &gt; and &quot; escaped: safe as HTML text and inside a double-quoted attribute.</summary>
     public static string Escape(string s) => s.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal)
         .Replace(">", "&gt;", StringComparison.Ordinal).Replace("\"", "&quot;", StringComparison.Ordinal);
 
+    /// <summary>A number in the invariant culture with <paramref name="format"/>: "–" for NaN, and −0 written as 0.</summary>
     public static string Num(double v, string format = "G4") =>
         double.IsNaN(v) ? "–" : (v == 0 ? 0.0 : v).ToString(format, CultureInfo.InvariantCulture);
 

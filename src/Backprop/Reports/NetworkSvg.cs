@@ -13,11 +13,15 @@ namespace Backprop.Reports;
 /// </summary>
 public static class NetworkSvg
 {
+    /// <summary>The widest layer drawn unit by unit: a network with a wider layer is drawn as blocks.</summary>
     public const int MaxUnitsDrawn = 16;
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
     private static string E(string s) => Html.Escape(s);
 
+    /// <summary>The drawing of <paramref name="g"/> as an inline &lt;svg&gt; element.</summary>
+    /// <param name="g">One backward pass's gradients, layer by layer.</param>
+    /// <param name="id">The element's id, unique within the page.</param>
     public static string Draw(NetworkGradients g, string id = "network")
     {
         var widths = new[] { g.Inputs }.Concat(g.Layers.Select(l => l.Outputs)).ToArray();

@@ -13,6 +13,7 @@ public sealed record Series(string Name, IReadOnlyList<double> X, IReadOnlyList<
 /// </summary>
 public static class Svg
 {
+    /// <summary>The series colours, in order : the i-th series takes colour i mod 8.</summary>
     public static readonly System.Collections.Immutable.ImmutableArray<string> Palette = ["#1c5fb8", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0b7285", "#c2255c", "#5c940d"];
 
     private static string F(double v) => v.ToString("0.##", CultureInfo.InvariantCulture);
@@ -119,6 +120,12 @@ public static class Svg
     }
 
     /// <summary>Lines (with their points marked) over a shared x axis; log or linear y.</summary>
+    /// <param name="title">The chart's title, drawn above it.</param>
+    /// <param name="series">The lines, each with its own x and y values; non-finite values (and non-positive ones on a log axis) are left out.</param>
+    /// <param name="xLabel">The x axis's label.</param>
+    /// <param name="yLabel">The y axis's label.</param>
+    /// <param name="logY">A log y axis with a grid line at every decade (otherwise linear).</param>
+    /// <param name="id">The &lt;svg&gt; element's id, unique within the page.</param>
     /// <param name="yMax">The least top of a linear y axis (100 for percentages), so that small values are not drawn as large.</param>
     public static string LineChart(string title, IReadOnlyList<Series> series, string xLabel, string yLabel, bool logY, string id, double? yMax = null)
     {

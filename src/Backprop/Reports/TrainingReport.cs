@@ -17,6 +17,7 @@ namespace Backprop.Reports;
 /// </summary>
 public sealed class TrainingReport
 {
+    /// <summary>The page's file name in the report directory.</summary>
     public const string FileName = "report.html";
 
     private readonly string _title;
@@ -28,6 +29,7 @@ public sealed class TrainingReport
     private readonly List<(int Epoch, LayerHealth[] Layers)> _health = [];
     private string? _finalSection;
 
+    /// <summary>The page's path: <see cref="FileName"/> in the directory given to <see cref="Start{T}"/>.</summary>
     public string Path { get; }
 
     private TrainingReport(string path, string title, IReadOnlyList<(string, string)> configuration, IReadOnlyList<(string, string)> data,
@@ -129,6 +131,7 @@ public sealed class TrainingReport
         return counts;
     }
 
+    /// <summary>Writes the page as it stands (<see cref="Render"/>) to <see cref="Path"/>, atomically.</summary>
     public void Write() => AtomicFile.WriteAllText(Path, Render());
 
     /// <summary>The page as it stands.</summary>

@@ -11,7 +11,9 @@ namespace Backprop.Nn.Inference;
 /// </summary>
 public interface IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>Features per row of the step's input x.</summary>
     int Inputs { get; }
+    /// <summary>Features per row of the step's output y.</summary>
     int Outputs { get; }
 
     /// <summary>Values of T of scratch one call on <paramref name="rows"/> rows needs (besides its output).</summary>
@@ -33,9 +35,15 @@ public interface IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 /// </summary>
 public sealed class TapeInferenceStep<T>(ILayer<T> layer, ComputeContext context) : IInferenceStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <inheritdoc/>
     public int Inputs => layer.Inputs;
+    /// <inheritdoc/>
     public int Outputs => layer.Outputs;
 
+    /// <summary>
+    /// Records the layer's forward pass on a new tape over a copy of x and copies its output to y. Allocates the tape
+    /// and its tensors on each call; uses no scratch or state.
+    /// </summary>
     public void Run(ReadOnlySpan<T> x, Span<T> y, int rows, Span<T> scratch, object? state)
     {
         var tape = new Autodiff.Tape<T>(context);

@@ -44,7 +44,9 @@ public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee7
         return new InferenceNetwork<T>([.. steps], network.Inputs, network.Outputs, context);
     }
 
+    /// <summary>Features per input row: the network's input width.</summary>
     public int Inputs { get; }
+    /// <summary>Features per output row: the network's output width.</summary>
     public int Outputs { get; }
 
     /// <summary>What the steps run on: its threads and GEMM kernels (the weights are packed for them).</summary>
