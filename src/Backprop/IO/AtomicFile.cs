@@ -10,9 +10,6 @@ namespace Backprop.IO;
 /// </summary>
 public static class AtomicFile
 {
-    /// <summary>Writes <paramref name="path"/> atomically with the bytes <paramref name="write"/> puts into the stream.</summary>
-    /// <remarks>The stream is a buffered <see cref="FileStream"/>; <paramref name="write"/> must not dispose it.
-    /// The destination directory must exist.</remarks>
     /// <summary>
     /// A process killed mid-write (kill -9) leaves its temp file behind; the next write of the same file removes
     /// such leftovers that are older than a minute, so that a concurrent writer's live temp is never touched.
@@ -28,6 +25,16 @@ public static class AtomicFile
         catch (UnauthorizedAccessException) { }
     }
 
+    /// <summary>Writes <paramref name="path"/> atomically with the bytes <paramref name="write"/> puts into the stream.</summary>
+    /// <remarks>The stream is a buffered <see cref="FileStream"/>; <paramref name="write"/> must not dispose it.
+    /// The destination directory must exist. Two concurrent writers of the same path each write their own temporary
+    /// file; the last rename wins and the file is always one of the two complete contents.</remarks>
+    /// <param name="path">The destination file; relative paths are resolved against the current directory.</param>
+    /// <param name="write">Writes the whole content into the stream it is given.</param>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty or names a directory.</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="write"/> is null.</exception>
+    /// <exception cref="IOException">The temporary file cannot be created, written or renamed (the destination is unchanged);
+    /// an exception thrown by <paramref name="write"/> propagates likewise, after the temporary file is removed.</exception>
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);

@@ -9,8 +9,10 @@ namespace Backprop.IO;
 /// </summary>
 public sealed class DataFormatException : Exception
 {
+    /// <summary>Builds the exception with a complete message, which should name the file; line breaks in it become spaces.</summary>
     public DataFormatException(string message) : base(OneLine(message)) { }
 
+    /// <summary>Builds the exception with a complete message (line breaks become spaces) and the exception that revealed the fault.</summary>
     public DataFormatException(string message, Exception? innerException) : base(OneLine(message), innerException) { }
 
     /// <summary>Builds the exception with the message "<paramref name="file"/>: <paramref name="fault"/>".</summary>

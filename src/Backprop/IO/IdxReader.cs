@@ -16,8 +16,11 @@ public sealed class IdxImages
 
     /// <summary>Row-major Count × (Rows·Cols) pixels, each byte / 255.</summary>
     public float[] Pixels { get; }
+    /// <summary>The number of images, as in the header.</summary>
     public int Count { get; }
+    /// <summary>The height of each image in pixels (28 for MNIST).</summary>
     public int Rows { get; }
+    /// <summary>The width of each image in pixels (28 for MNIST).</summary>
     public int Cols { get; }
     /// <summary>Rows·Cols, the feature count of one flattened image.</summary>
     public int PixelsPerImage => Rows * Cols;
@@ -36,7 +39,9 @@ public sealed class IdxImages
 /// </summary>
 public static class IdxReader
 {
+    /// <summary>The big-endian magic number of an image file: unsigned-byte data (0x08), three dimensions (0x03).</summary>
     public const int ImagesMagic = 0x00000803;
+    /// <summary>The big-endian magic number of a label file: unsigned-byte data (0x08), one dimension (0x01).</summary>
     public const int LabelsMagic = 0x00000801;
 
     private static readonly System.Collections.Immutable.ImmutableArray<float> ByteToUnit = [.. BuildTable()];

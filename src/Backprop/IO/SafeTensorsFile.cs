@@ -21,11 +21,15 @@ public sealed class SafeTensorInfo
         DataEnd = end;
     }
 
+    /// <summary>The tensor's name, the key of its entry in the header.</summary>
     public string Name { get; }
     /// <summary>The dtype as written in the header: F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL, F8_E4M3, F8_E5M2.</summary>
     public string DType { get; }
+    /// <summary>The dimensions, outermost first (empty for a scalar).</summary>
     public ReadOnlySpan<int> Shape => _shape;
+    /// <summary>A copy of <see cref="Shape"/> as an array.</summary>
     public int[] ShapeArray => (int[])_shape.Clone();
+    /// <summary>The number of dimensions (0 for a scalar).</summary>
     public int Rank => _shape.Length;
     /// <summary>Product of the shape (1 for a scalar).</summary>
     public long ElementCount { get; }
@@ -33,8 +37,10 @@ public sealed class SafeTensorInfo
     public long DataBegin { get; }
     /// <summary>End (exclusive) of the data, relative to the start of the byte buffer.</summary>
     public long DataEnd { get; }
+    /// <summary>The size of the data in bytes: <see cref="ElementCount"/> × the dtype's size, which the reader has checked.</summary>
     public long ByteCount => DataEnd - DataBegin;
 
+    /// <summary>"name: dtype [d0×d1×…]", for messages and listings.</summary>
     public override string ToString() => $"{Name}: {DType} [{string.Join("×", _shape)}]";
 }
 
@@ -61,20 +67,31 @@ public sealed class SafeTensorEntry
         F64 = f64;
     }
 
+    /// <summary>The name the tensor is written under.</summary>
     public string Name { get; }
+    /// <summary>The dimensions, outermost first; their product is the data's length.</summary>
     public int[] Shape { get; }
+    /// <summary>"F32" or "F64", the dtype the data is written as.</summary>
     public string DType => F32 is not null ? "F32" : "F64";
     internal float[]? F32 { get; }
     internal double[]? F64 { get; }
     internal int ElementSize => F32 is not null ? 4 : 8;
     internal long ByteCount => (long)(F32?.Length ?? F64!.Length) * ElementSize;
 
+    /// <summary>An F32 tensor holding <paramref name="data"/> (row-major, not copied) with the given shape.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is "__metadata__", a dimension is negative, or the
+    /// shape's product differs from the data's length.</exception>
     public static SafeTensorEntry Float32(string name, float[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
         return new SafeTensorEntry(name, shape, data, null);
     }
 
+    /// <summary>An F64 tensor holding <paramref name="data"/> (row-major, not copied) with the given shape.</summary>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is "__metadata__", a dimension is negative, or the
+    /// shape's product differs from the data's length.</exception>
     public static SafeTensorEntry Float64(string name, double[] data, params int[] shape)
     {
         ArgumentNullException.ThrowIfNull(data);
@@ -99,6 +116,7 @@ public sealed class SafeTensorEntry
 /// </summary>
 public sealed class SafeTensorsFile
 {
+    /// <summary>The reserved header key of the string-to-string metadata map; no tensor may have this name.</summary>
     public const string MetadataKey = "__metadata__";
     /// <summary>The largest header accepted (100 MB), as in the reference implementation.</summary>
     public const long MaxHeaderBytes = 100_000_000;
@@ -127,6 +145,7 @@ public sealed class SafeTensorsFile
     /// <summary>The "__metadata__" entries (empty when absent).</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
+    /// <summary>Whether the file holds a tensor named <paramref name="name"/> (ordinal comparison).</summary>
     public bool Contains(string name) => _byName.ContainsKey(name);
 
     /// <summary>The header entry of <paramref name="name"/>; a missing tensor is a <see cref="DataFormatException"/>.</summary>
