@@ -20,14 +20,19 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
 {
     private double[]? _scalars;
 
+    /// <summary>The group this member trains in.</summary>
     public ICollective Collective { get; } = collective ?? throw new ArgumentNullException(nameof(collective));
+    /// <summary>This member's index in the group, 0 to <see cref="Size"/> − 1; rank 0's state is the one broadcast.</summary>
     public int Rank => Collective.Rank;
+    /// <summary>The number of members in the group.</summary>
     public int Size => Collective.Size;
 
     /// <summary>This member's contiguous share of a global batch of <paramref name="globalCount"/> rows: the first
     /// <c>count % size</c> members take one row more (a member may get none when the batch is smaller than the group).</summary>
     public (int Start, int Count) Share(int globalCount) => Share(globalCount, Rank, Size);
 
+    /// <summary>Member <paramref name="rank"/>'s contiguous share of a global batch of <paramref name="globalCount"/> rows
+    /// in a group of <paramref name="size"/>, as <see cref="Share(int)"/> describes.</summary>
     public static (int Start, int Count) Share(int globalCount, int rank, int size) => Data.BatchLoader.ShareOf(globalCount, rank, size);
 
     /// <summary>Makes every member's parameters, buffers and (when given) optimizer state and step count rank 0's.</summary>
@@ -83,6 +88,7 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
 
     /// <summary>Time spent summing gradients (<see cref="SumGradients"/>) and its calls: the cost of data parallelism per step.</summary>
     public double AllReduceSeconds { get; private set; }
+    /// <summary>The number of gradient sums (<see cref="SumGradients"/> calls) so far.</summary>
     public long AllReduceCalls { get; private set; }
 
     /// <summary>Time spent in <see cref="AgreeOnBatch"/>: mostly waiting for the slowest member to finish its forward pass.</summary>

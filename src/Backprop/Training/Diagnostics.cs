@@ -14,6 +14,11 @@ namespace Backprop.Training;
 /// </summary>
 public static class Diagnostics
 {
+    /// <summary>Measures every layer of a step whose forward and backward pass have run (the gradients are still in place).</summary>
+    /// <param name="step">The recorded step; its trace gives each layer's pre-activation, output and their gradients.</param>
+    /// <param name="learningRate">Used to estimate an update's norm as learningRate·‖∂L/∂W‖ when <paramref name="updateNorms"/> is null (plain SGD).</param>
+    /// <param name="updateNorms">The norm of each layer's actual weight update (from the optimizer), in layer order; null to estimate them.</param>
+    /// <returns>One <see cref="LayerHealth"/> per layer, numbered from 1; a layer without a weight has zero norms.</returns>
     public static LayerHealth[] Measure<T>(TrainingStep<T> step, double learningRate, IReadOnlyList<double>? updateNorms = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -40,6 +45,7 @@ public static class Diagnostics
         return result;
     }
 
+    /// <summary>The Euclidean norm √Σx², accumulated in <typeparamref name="T"/> and returned as a double.</summary>
     public static double Norm<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> =>
         Math.Sqrt(double.CreateTruncating(TensorPrimitives.SumOfSquares(x)));
 

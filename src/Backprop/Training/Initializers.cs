@@ -12,6 +12,9 @@ namespace Backprop.Training;
 /// </summary>
 public static class Initializers
 {
+    /// <summary>The initialisation named <paramref name="name"/>: default (or auto), xavier_uniform, xavier_normal,
+    /// he_uniform, he_normal, with the aliases glorot_uniform, xavier, glorot_normal, kaiming_uniform, kaiming_normal, he.</summary>
+    /// <exception cref="ArgumentException">The name is none of these; the message lists the known ones.</exception>
     public static InitKind Parse(string name) => name switch
     {
         "default" or "auto" => InitKind.Default,
@@ -68,6 +71,7 @@ public static class Initializers
         }
     }
 
+    /// <summary>A standard normal sample (mean 0, variance 1) by the Box–Muller transform, from two draws of <paramref name="rng"/>.</summary>
     public static double Normal(Random rng)
     {
         double u1 = 1.0 - rng.NextDouble(), u2 = rng.NextDouble();

@@ -17,6 +17,7 @@ public sealed record Model<T>(Sequential<T> Network, string[] LabelNames, Standa
 /// </summary>
 public sealed record Architecture(int[] Sizes, string[] Activations, bool[] Bias)
 {
+    /// <summary>Each layer's kind (<see cref="LayerKindRegistry"/> name); null when every layer is dense.</summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
     public string[]? Kinds { get; init; }
 
@@ -36,10 +37,14 @@ public sealed record Architecture(int[] Sizes, string[] Activations, bool[] Bias
 /// </summary>
 public static class ModelFile
 {
+    /// <summary>The metadata key that marks a file as a backprop model.</summary>
     public const string FormatKey = "format";
+    /// <summary>The value of <see cref="FormatKey"/> in a backprop model file (kept for every network, not only MLPs, so that old readers recognise it).</summary>
     public const string FormatValue = "backprop-mlp";
+    /// <summary>The metadata key of the <see cref="Training.Architecture"/>, as JSON.</summary>
     public const string ArchitectureKey = "architecture";
 
+    /// <summary>The architecture record of <paramref name="net"/>, as a model file stores it.</summary>
     public static Architecture ArchitectureOf<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T> => new(
         [net.Inputs, .. net.Layers.Select(l => l.Outputs)],
         net.Layers.Select(l => l.Activation.Name).ToArray(),
@@ -50,6 +55,8 @@ public static class ModelFile
             : net.Layers.Select(l => new Dictionary<string, double>(l.Settings.OrderBy(kv => kv.Key, StringComparer.Ordinal))).ToArray(),
     };
 
+    /// <summary>The __metadata__ entries of a model file for <paramref name="net"/>: the format marker, the architecture,
+    /// the dtype, and the label names and input standardisation when given.</summary>
     public static Dictionary<string, string> Metadata<T>(Sequential<T> net, IReadOnlyList<string>? labelNames, Standardizer? standardizer)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -87,6 +94,13 @@ public static class ModelFile
         }
     }
 
+    /// <summary>Writes <paramref name="net"/> as a model file at <paramref name="path"/>, atomically (a failed write leaves an existing file intact).</summary>
+    /// <param name="path">The destination .safetensors file; its directory must exist.</param>
+    /// <param name="net">The network whose parameters and buffers are written, in its element type.</param>
+    /// <param name="labelNames">The class or target names, in output order; null: none recorded.</param>
+    /// <param name="standardizer">The input standardisation the network was trained behind; null: none.</param>
+    /// <param name="extraTensors">More tensors to write beside the layers' (e.g. a checkpoint's optimizer state).</param>
+    /// <param name="extraMetadata">More metadata entries; a key that is also a model entry overrides it.</param>
     public static void Save<T>(string path, Sequential<T> net, IReadOnlyList<string>? labelNames = null, Standardizer? standardizer = null,
         IEnumerable<SafeTensorEntry>? extraTensors = null, IReadOnlyDictionary<string, string>? extraMetadata = null)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -100,6 +114,11 @@ public static class ModelFile
     public static Model<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         FromFile<T>(SafeTensorsFile.Read(path), catalog);
 
+    /// <summary>Rebuilds the model in an already read safetensors file: the layers by kind from the architecture, filled
+    /// by tensor name, with the label names and standardisation from the metadata.</summary>
+    /// <param name="file">The parsed file; its <see cref="SafeTensorsFile.Source"/> names it in messages.</param>
+    /// <param name="catalog">The activations, losses and layer kinds names resolve against; null: <see cref="Catalog.Default"/>.</param>
+    /// <exception cref="DataFormatException">The metadata is missing or inconsistent, or a tensor is missing or of the wrong shape.</exception>
     public static Model<T> FromFile<T>(SafeTensorsFile file, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         catalog ??= Catalog.Default;

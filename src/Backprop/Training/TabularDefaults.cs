@@ -11,18 +11,27 @@ public static class TabularDefaults
 {
     /// <summary>The optimizer steps a run aims at, whatever the data's size.</summary>
     public const int StepBudget = 3000;
+    /// <summary>The width of the one hidden layer, as scikit-learn's MLPClassifier's default (100,).</summary>
     public const int Hidden = 100;
-    public const int MinEpochs = 20, MaxEpochs = 1000;
+    /// <summary>The fewest epochs the step budget is spread over (a large split still gets this many passes).</summary>
+    public const int MinEpochs = 20;
+    /// <summary>The most epochs the step budget is spread over (a tiny split stops here).</summary>
+    public const int MaxEpochs = 1000;
 
+    /// <summary>The batch size for <paramref name="trainRows"/> training rows: a sixteenth of them, clamped to [16, 64].</summary>
     public static int BatchSize(int trainRows) => Math.Clamp(trainRows / 16, 16, 64);
+    /// <summary>The learning rate (Adam's usual scale for small tabular data).</summary>
     public const double LearningRate = 3e-3;
 
+    /// <summary>The epochs that reach <see cref="StepBudget"/> optimizer steps at <paramref name="batchSize"/> rows per step
+    /// over <paramref name="trainRows"/> rows, clamped to [<see cref="MinEpochs"/>, <see cref="MaxEpochs"/>].</summary>
     public static int Epochs(int trainRows, int batchSize)
     {
         int batches = Math.Max(1, (trainRows + batchSize - 1) / batchSize);
         return Math.Clamp((StepBudget + batches - 1) / batches, MinEpochs, MaxEpochs);
     }
 
+    /// <summary>The early-stopping patience for a run of <paramref name="epochs"/> epochs: a tenth of them, at least 10.</summary>
     public static int Patience(int epochs) => Math.Max(10, epochs / 10);
 
     /// <summary>

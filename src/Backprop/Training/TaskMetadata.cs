@@ -4,11 +4,17 @@ using Backprop.IO;
 namespace Backprop.Training;
 
 /// <summary>What a model file records of its task, beside the label names and the feature standardisation.</summary>
+/// <param name="Task">The task the model was trained for, which decides how its outputs are read.</param>
 /// <param name="LabelColumns">The CSV columns the targets came from; null for a model recorded without them (the columns are then the default ones).</param>
 /// <param name="TargetScaling">The standardisation of regression targets: predictions are mapped back with it.</param>
 public sealed record TaskMetadata(TrainingTask Task, string[]? LabelColumns, Standardizer? TargetScaling)
 {
-    public const string TaskKey = "task", LabelColumnsKey = "label_columns", TargetScalingPrefix = "target_scaling";
+    /// <summary>The metadata key of the task's name.</summary>
+    public const string TaskKey = "task";
+    /// <summary>The metadata key of the target columns, a JSON array of strings.</summary>
+    public const string LabelColumnsKey = "label_columns";
+    /// <summary>The prefix of the metadata keys that hold <see cref="TargetScaling"/>.</summary>
+    public const string TargetScalingPrefix = "target_scaling";
 
     /// <summary>The metadata entries of a model trained on <paramref name="task"/> from <paramref name="labelColumns"/>.</summary>
     public static Dictionary<string, string> Write(TrainingTask task, IReadOnlyList<string> labelColumns, Standardizer? targetScaling)

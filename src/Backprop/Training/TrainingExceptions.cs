@@ -14,6 +14,7 @@ public enum DivergenceRemedy
 public sealed class InvalidTrainingSettingException(TrainingSetting setting, string value, string problem)
     : ArgumentException($"{setting} {value}: {problem}")
 {
+    /// <summary>The setting that cannot be trained with.</summary>
     public TrainingSetting Setting { get; } = setting;
     /// <summary>The value given, as text.</summary>
     public string Value { get; } = value;
@@ -44,8 +45,12 @@ public sealed class CheckpointMismatchException(TrainingSetting setting, string 
         _ => $"{setting} {givenValue} contradicts the checkpoint, which was trained with {setting} {checkpointValue}",
     })
 {
+    /// <summary>The setting on which the run and the checkpoint disagree (<see cref="TrainingSetting.Data"/> for other training rows).</summary>
     public TrainingSetting Setting { get; } = setting;
+    /// <summary>The checkpoint's value of the setting, as text (for other data, its data fingerprint).</summary>
     public string CheckpointValue { get; } = checkpointValue;
+    /// <summary>The resumed run's value of the setting, as text (for other data, this data's fingerprint).</summary>
     public string GivenValue { get; } = givenValue;
+    /// <summary>Why the two values cannot both hold, which decides how the disagreement is worded.</summary>
     public CheckpointMismatchReason Reason { get; } = reason;
 }

@@ -6,12 +6,62 @@ namespace Backprop.Training;
 /// <summary>One setting of a <see cref="TrainingJob"/>: what validation errors and checkpoint mismatches name (a CLI maps it to its flag).</summary>
 public enum TrainingSetting
 {
-    Data, LabelColumn, Layers, Activation, Init, Precision,
-    Optimizer, LearningRate, Momentum, Nesterov, WeightDecay,
-    Schedule, WarmupSteps, StepSizeEpochs, Gamma, ClipNorm, Patience,
-    Seed, BatchSize, Epochs,
-    Architecture, Dropout, Norm,
-    Task, Loss, HuberDelta, ClassWeights, PosWeight,
+    /// <summary>The data: a directory of MNIST IDX files or a CSV file (<see cref="TrainingJob.Data"/>).</summary>
+    Data,
+    /// <summary>The CSV label column or columns (<see cref="TrainingJob.LabelColumn"/>).</summary>
+    LabelColumn,
+    /// <summary>The layer sizes, input first (<see cref="TrainingJob.Layers"/>).</summary>
+    Layers,
+    /// <summary>The hidden activation (<see cref="TrainingJob.Activation"/>).</summary>
+    Activation,
+    /// <summary>The weight initialisation (<see cref="TrainingJob.Init"/>).</summary>
+    Init,
+    /// <summary>The element type trained in, float32 or float64 (<see cref="TrainingJob.Precision"/>).</summary>
+    Precision,
+    /// <summary>The optimizer's name (<see cref="TrainOptions.Optimizer"/>).</summary>
+    Optimizer,
+    /// <summary>The base learning rate (<see cref="TrainOptions.LearningRate"/>).</summary>
+    LearningRate,
+    /// <summary>SGD's momentum (<see cref="TrainOptions.Momentum"/>).</summary>
+    Momentum,
+    /// <summary>Whether SGD's momentum is Nesterov's (<see cref="TrainOptions.Nesterov"/>).</summary>
+    Nesterov,
+    /// <summary>The weight decay (<see cref="TrainOptions.WeightDecay"/>).</summary>
+    WeightDecay,
+    /// <summary>The learning-rate schedule's name (<see cref="TrainOptions.Schedule"/>).</summary>
+    Schedule,
+    /// <summary>The steps of linear learning-rate warm-up (<see cref="TrainOptions.WarmupSteps"/>).</summary>
+    WarmupSteps,
+    /// <summary>The step schedule's period in epochs (<see cref="TrainOptions.StepSizeEpochs"/>).</summary>
+    StepSizeEpochs,
+    /// <summary>The step schedule's decay factor (<see cref="TrainOptions.Gamma"/>).</summary>
+    Gamma,
+    /// <summary>The gradients' global-norm clip (<see cref="TrainOptions.ClipNorm"/>).</summary>
+    ClipNorm,
+    /// <summary>The early-stopping patience in epochs (<see cref="TrainOptions.Patience"/>).</summary>
+    Patience,
+    /// <summary>The seed of the initial weights, the split and the batch order (<see cref="TrainOptions.Seed"/>).</summary>
+    Seed,
+    /// <summary>The rows per optimizer step (<see cref="TrainOptions.BatchSize"/>).</summary>
+    BatchSize,
+    /// <summary>The passes over the training split (<see cref="TrainOptions.Epochs"/>).</summary>
+    Epochs,
+    /// <summary>The whole network as an architecture spec (<see cref="TrainingJob.Architecture"/>).</summary>
+    Architecture,
+    /// <summary>The dropout probability after each hidden activation (<see cref="TrainingJob.Dropout"/>).</summary>
+    Dropout,
+    /// <summary>The normalisation before each hidden activation (<see cref="TrainingJob.Norm"/>).</summary>
+    Norm,
+    /// <summary>The task: classification, regression or multilabel (<see cref="TrainingJob.Task"/>).</summary>
+    Task,
+    /// <summary>The loss's name (<see cref="TrainingJob.Loss"/>).</summary>
+    Loss,
+    /// <summary>The huber loss's δ (<see cref="TrainingJob.HuberDelta"/>).</summary>
+    HuberDelta,
+    /// <summary>The cross-entropy's class weights (<see cref="TrainingJob.ClassWeights"/>).</summary>
+    ClassWeights,
+    /// <summary>The bce_with_logits positive-term weights (<see cref="TrainingJob.PosWeight"/>).</summary>
+    PosWeight,
 }
 
 /// <summary>
@@ -43,6 +93,7 @@ public sealed record TrainingJob
     public string Init { get; init; } = "default";
     /// <summary>"float32" or "float64": the element type the run trains in.</summary>
     public string Precision { get; init; } = "float32";
+    /// <summary>The optimizer, schedule, batch, epochs, seed and early stopping (see <see cref="TrainOptions"/>).</summary>
     public TrainOptions Options { get; init; } = new();
     /// <summary>"classification", "regression" or "multilabel" (see <see cref="TrainingTask"/>); null: from the data (a run records the one it resolved).</summary>
     public string? Task { get; init; }
@@ -62,6 +113,7 @@ public sealed record TrainingJob
     public bool Equals(TrainingJob? other) =>
         other is not null && Enum.GetValues<TrainingSetting>().All(s => Format(s) == other.Format(s));
 
+    /// <summary>A hash of every setting's text, consistent with <see cref="Equals(TrainingJob?)"/>.</summary>
     public override int GetHashCode()
     {
         var hash = new HashCode();
