@@ -12,20 +12,31 @@ namespace Backprop.Training;
 /// </summary>
 public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>The network with its weights at the end of <see cref="Epoch"/>, its label names and standardisation.</summary>
     public required Model<T> Model { get; init; }
+    /// <summary>The file read, which still holds the optimizer's state tensors for <see cref="RestoreOptimizer"/>.</summary>
     public required SafeTensorsFile File { get; init; }
+    /// <summary>The last completed epoch (from 1); a resumed run continues with the next.</summary>
     public required int Epoch { get; init; }
+    /// <summary>The optimizer steps taken so far, which the learning-rate schedule and Adam's bias correction go by.</summary>
     public required long Step { get; init; }
+    /// <summary>The optimizer's registry name; the resumed run's must be the same.</summary>
     public required string Optimizer { get; init; }
+    /// <summary>The results of the epochs so far, first epoch first.</summary>
     public required List<EpochResult> History { get; init; }
+    /// <summary>The lowest validation loss so far, which early stopping compares against (1e308 when there was none).</summary>
     public double BestValidationLoss { get; init; }
+    /// <summary>The run's seed; null in checkpoints written before it was recorded.</summary>
     public int? Seed { get; init; }
+    /// <summary>The run's batch size; null in checkpoints written before it was recorded.</summary>
     public int? BatchSize { get; init; }
     /// <summary>The run's --epochs and --schedule: a cosine rate is a function of the total, so resuming needs the same.</summary>
     public int? Epochs { get; init; }
+    /// <summary>The run's learning-rate schedule; null in checkpoints written before it was recorded.</summary>
     public string? Schedule { get; init; }
     /// <summary>A fingerprint of the training rows (see <see cref="Checkpoint.DataFingerprint"/>).</summary>
     public string? Data { get; init; }
+    /// <summary>Epochs since the validation loss last improved, so that early stopping's patience carries across a resume.</summary>
     public int EpochsSinceBest { get; init; }
     /// <summary>The run's whole configuration; null in checkpoints written before it was recorded.</summary>
     public TrainingJob? Job { get; init; }
@@ -50,6 +61,10 @@ public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 }
 
+/// <summary>
+/// Writes and reads training checkpoints (<see cref="Checkpoint{T}"/>): a model file plus optimizer.* state tensors and
+/// the progress, as JSON, in __metadata__.checkpoint; and works out the job a resumed run continues.
+/// </summary>
 public static class Checkpoint
 {
     /// <summary>
@@ -62,9 +77,13 @@ public static class Checkpoint
     /// <summary>What a run was, beyond its weights and optimizer state: its configuration and its data's fingerprint.</summary>
     public sealed record RunIdentity(TrainingJob Job, string Data)
     {
+        /// <summary>The job's seed, which fixes the split and the batch order.</summary>
         public int Seed => Job.Options.Seed;
+        /// <summary>The job's batch size, which fixes the batch order.</summary>
         public int BatchSize => Job.Options.BatchSize;
+        /// <summary>The job's total epochs, which a cosine rate spans.</summary>
         public int Epochs => Job.Options.Epochs;
+        /// <summary>The job's learning-rate schedule.</summary>
         public string Schedule => Job.Options.Schedule;
     }
 
@@ -77,6 +96,17 @@ public static class Checkpoint
         return Convert.ToHexString(sha.GetHashAndReset())[..16].ToLowerInvariant();
     }
 
+    /// <summary>Writes a checkpoint at <paramref name="path"/>, atomically: a run killed mid-write leaves the previous one intact.</summary>
+    /// <param name="path">The destination file; its directory must exist.</param>
+    /// <param name="net">The network at the end of <paramref name="epoch"/>.</param>
+    /// <param name="optimizer">The optimizer whose state tensors and step count are saved.</param>
+    /// <param name="epoch">The epoch just completed, from 1.</param>
+    /// <param name="history">The results of every epoch so far.</param>
+    /// <param name="bestVal">The lowest validation loss so far (infinity when none: stored as 1e308, which JSON can hold).</param>
+    /// <param name="sinceBest">Epochs since the validation loss last improved.</param>
+    /// <param name="labels">The class or target names, in output order.</param>
+    /// <param name="std">The input standardisation; null when none.</param>
+    /// <param name="run">The run's configuration and data fingerprint.</param>
     public static void Save<T>(string path, Sequential<T> net, Optimizer<T> optimizer, int epoch, List<EpochResult> history,
         double bestVal, int sinceBest, IReadOnlyList<string> labels, Standardizer? std, RunIdentity run) where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -86,6 +116,11 @@ public static class Checkpoint
         ModelFile.Save(path, net, labels, std, optimizer.State().Select(s => SafeTensorEntry.From("optimizer." + s.Name, s.Tensor)), meta);
     }
 
+    /// <summary>Reads the checkpoint at <paramref name="path"/>: the model (converted to <typeparamref name="T"/>) and the progress.</summary>
+    /// <param name="path">A file written by <see cref="Save"/>.</param>
+    /// <param name="catalog">The activations, losses and layer kinds names resolve against; null: <see cref="Catalog.Default"/>.</param>
+    /// <exception cref="DataFormatException">The file is not a checkpoint (a model without __metadata__.checkpoint), or its model
+    /// or progress is missing, damaged or inconsistent.</exception>
     public static Checkpoint<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var file = SafeTensorsFile.Read(path);

@@ -39,7 +39,7 @@ public static class ModelFile
 {
     /// <summary>The metadata key that marks a file as a backprop model.</summary>
     public const string FormatKey = "format";
-    /// <summary>The value of <see cref="FormatKey"/> in a backprop model file (kept for every network, not only MLPs, so that old readers recognise it).</summary>
+    /// <summary>The value of <see cref="FormatKey"/> in a backprop model file in every model file this library writes, whatever its layers.</summary>
     public const string FormatValue = "backprop-mlp";
     /// <summary>The metadata key of the <see cref="Training.Architecture"/>, as JSON.</summary>
     public const string ArchitectureKey = "architecture";

@@ -11,17 +11,20 @@ namespace Backprop.Training;
 /// </summary>
 public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>An optimizer of <paramref name="parameters"/> (updated in place from their gradients) at learning rate <paramref name="lr"/>.</summary>
     protected Optimizer(IReadOnlyList<Var<T>> parameters, double lr)
     {
         Parameters = parameters;
         LearningRate = lr;
     }
 
+    /// <summary>The parameters it updates, in the order their state tensors are numbered.</summary>
     public IReadOnlyList<Var<T>> Parameters { get; }
     /// <summary>The learning rate of the next step (schedules set it).</summary>
     public double LearningRate { get; set; }
     /// <summary>Steps taken so far.</summary>
     public long StepCount { get; set; }
+    /// <summary>Its kind's name in <see cref="OptimizerRegistry"/>, as checkpoints record it (e.g. "adam").</summary>
     public abstract string Name { get; }
 
     /// <summary>
@@ -73,7 +76,9 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Updates elements [start, start + length) of parameter <paramref name="index"/> and its state; false if a gradient was not finite.</summary>
     protected abstract bool Update(int index, int start, int length);
 
+    /// <summary>Elements [start, start + length) of parameter <paramref name="i"/>'s value, to update in place.</summary>
     protected Span<T> ParameterSlice(int i, int start, int length) => Parameters[i].Value.Data.Slice(start, length);
+    /// <summary>Elements [start, start + length) of parameter <paramref name="i"/>'s gradient.</summary>
     protected ReadOnlySpan<T> GradientSlice(int i, int start, int length) => Parameters[i].Grad.Data.Slice(start, length);
 
     private sealed class ParallelUpdate(Optimizer<T> optimizer) : WorkItem
@@ -97,10 +102,18 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Named state tensors (e.g. "m.3"), for checkpoints.</summary>
     public abstract IEnumerable<(string Name, Tensor<T> Tensor)> State();
 
+    /// <summary>One zeroed state tensor per parameter, of its shape.</summary>
     protected static Tensor<T>[] Buffers(IReadOnlyList<Var<T>> ps) => ps.Select(p => new Tensor<T>(p.Value.ShapeArray)).ToArray();
 
     /// <summary>An optimizer of the <see cref="OptimizerRegistry.Default"/> registry by name (see <see cref="OptimizerKind.Create{T}(IReadOnlyList{Var{T}}, OptimizerSettings, ComputeContext?)"/>).</summary>
+    /// <param name="name">The kind's name: sgd, adam, adamw or rmsprop.</param>
+    /// <param name="parameters">The parameters to update.</param>
+    /// <param name="lr">The learning rate.</param>
+    /// <param name="momentum">SGD's momentum (the other kinds ignore it).</param>
+    /// <param name="nesterov">Whether SGD's momentum is Nesterov's.</param>
+    /// <param name="weightDecay">Null: the kind's default (0.01 for adamw, 0 for the others).</param>
     /// <param name="context">What its update runs on; null means <see cref="ComputeContext.Default"/>.</param>
+    /// <exception cref="ArgumentException"><paramref name="name"/> is not a known optimizer.</exception>
     public static Optimizer<T> Create(string name, IReadOnlyList<Var<T>> parameters, double lr,
         double momentum = 0.9, bool nesterov = false, double? weightDecay = null, ComputeContext? context = null) =>
         OptimizerRegistry.Default.Get(name).Create(parameters, new OptimizerSettings(lr, momentum, nesterov, weightDecay), context);
@@ -111,15 +124,21 @@ public sealed class Sgd<T>(IReadOnlyList<Var<T>> parameters, double lr, double m
     : Optimizer<T>(parameters, lr) where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Tensor<T>[] _buf = Buffers(parameters);
+    /// <summary>The momentum factor μ: buf ← μ·buf + g (0: plain SGD).</summary>
     public double Momentum { get; } = momentum;
+    /// <summary>Whether the step uses g + μ·buf (Nesterov) rather than buf.</summary>
     public bool Nesterov { get; } = nesterov;
+    /// <summary>The L2 weight decay λ added to the gradient: g ← g + λ·w.</summary>
     public double WeightDecay { get; } = weightDecay;
+    /// <inheritdoc/>
     public override string Name => "sgd";
 
+    /// <inheritdoc/>
     protected override bool Update(int i, int start, int length) =>
         OptimizerKernels.Sgd(ParameterSlice(i, start, length), GradientSlice(i, start, length), _buf[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(Momentum),
             T.CreateChecked(WeightDecay), Nesterov, firstStep: StepCount == 1 || Momentum == 0);
 
+    /// <inheritdoc/>
     public override IEnumerable<(string, Tensor<T>)> State() => _buf.Select((b, i) => ($"momentum.{i}", b));
 }
 
@@ -130,8 +149,10 @@ public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double 
 {
     private readonly Tensor<T>[] _m = Buffers(parameters);
     private readonly Tensor<T>[] _v = Buffers(parameters);
+    /// <inheritdoc/>
     public override string Name => decoupled ? "adamw" : "adam";
 
+    /// <inheritdoc/>
     protected override bool Update(int i, int start, int length)
     {
         double bc1 = 1 - Math.Pow(beta1, StepCount), bc2 = 1 - Math.Pow(beta2, StepCount);
@@ -140,19 +161,29 @@ public sealed class Adam<T>(IReadOnlyList<Var<T>> parameters, double lr, double 
             decoupled ? T.Zero : T.CreateChecked(weightDecay), decoupled ? T.CreateChecked(weightDecay) : T.Zero);
     }
 
+    /// <inheritdoc/>
     public override IEnumerable<(string, Tensor<T>)> State() =>
         _m.Select((b, i) => ($"m.{i}", b)).Concat(_v.Select((b, i) => ($"v.{i}", b)));
 }
 
+/// <summary>RMSprop as torch.optim.RMSprop defines it (no momentum, not centred): s ← α·s + (1 − α)·g², w ← w − lr·g / (√s + ε).</summary>
+/// <param name="parameters">The parameters to update.</param>
+/// <param name="lr">The learning rate.</param>
+/// <param name="alpha">The smoothing constant α of the squared-gradient average.</param>
+/// <param name="eps">ε, added to √s for numerical stability.</param>
+/// <param name="weightDecay">The L2 weight decay λ added to the gradient.</param>
 public sealed class RmsProp<T>(IReadOnlyList<Var<T>> parameters, double lr, double alpha = 0.99, double eps = 1e-8, double weightDecay = 0)
     : Optimizer<T>(parameters, lr) where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly Tensor<T>[] _s = Buffers(parameters);
+    /// <inheritdoc/>
     public override string Name => "rmsprop";
 
+    /// <inheritdoc/>
     protected override bool Update(int i, int start, int length) =>
         OptimizerKernels.RmsProp(ParameterSlice(i, start, length), GradientSlice(i, start, length), _s[i].Data.Slice(start, length), T.CreateChecked(LearningRate), T.CreateChecked(alpha), T.CreateChecked(eps), T.CreateChecked(weightDecay));
 
+    /// <inheritdoc/>
     public override IEnumerable<(string, Tensor<T>)> State() => _s.Select((b, i) => ($"square_avg.{i}", b));
 }
 
@@ -162,6 +193,8 @@ public sealed record LrSchedule(string Kind, double BaseLr, long TotalSteps, lon
     /// <summary>The schedules <see cref="At"/> knows, by name: the one list that jobs are validated and options parsed against.</summary>
     public static System.Collections.Immutable.ImmutableArray<string> Kinds { get; } = ["constant", "step", "cosine"];
 
+    /// <summary>The learning rate of step <paramref name="step"/> (from 0): during warm-up BaseLr·(step + 1)/WarmupSteps; then
+    /// constant, step (BaseLr·Gamma^⌊s/StepSize⌋) or cosine (BaseLr·½(1 + cos(π·s/total))), s counted from the warm-up's end.</summary>
     public double At(long step)
     {
         if (WarmupSteps > 0 && step < WarmupSteps) return BaseLr * (step + 1) / WarmupSteps;
@@ -175,6 +208,7 @@ public sealed record LrSchedule(string Kind, double BaseLr, long TotalSteps, lon
     }
 }
 
+/// <summary>Gradient clipping by the global L2 norm over all parameters, as torch.nn.utils.clip_grad_norm_.</summary>
 public static class GradientClipping
 {
     /// <summary>Scales all gradients so their global L2 norm is at most <paramref name="maxNorm"/>; returns the norm before clipping.</summary>

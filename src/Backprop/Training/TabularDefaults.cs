@@ -20,7 +20,7 @@ public static class TabularDefaults
 
     /// <summary>The batch size for <paramref name="trainRows"/> training rows: a sixteenth of them, clamped to [16, 64].</summary>
     public static int BatchSize(int trainRows) => Math.Clamp(trainRows / 16, 16, 64);
-    /// <summary>The learning rate (Adam's usual scale for small tabular data).</summary>
+    /// <summary>The learning rate of the default optimizer (Adam) for a few hundred rows.</summary>
     public const double LearningRate = 3e-3;
 
     /// <summary>The epochs that reach <see cref="StepBudget"/> optimizer steps at <paramref name="batchSize"/> rows per step

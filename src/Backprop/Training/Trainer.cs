@@ -8,21 +8,37 @@ using Backprop.Ops;
 
 namespace Backprop.Training;
 
+/// <summary>
+/// How a <see cref="Trainer{T}"/> trains: the optimizer and its hyper-parameters, the learning-rate schedule, the batch
+/// size, the epochs, the seed, gradient clipping and early stopping. The defaults are Adam at 1e-3, batch 128, 10 epochs.
+/// </summary>
 public sealed record TrainOptions
 {
+    /// <summary>The passes over the training split (early stopping may end the run sooner).</summary>
     public int Epochs { get; init; } = 10;
+    /// <summary>The rows per optimizer step; the last batch of an epoch may be smaller.</summary>
     public int BatchSize { get; init; } = 128;
+    /// <summary>Seeds the initial weights, the train/validation split, the batch order and dropout.</summary>
     public int Seed { get; init; }
+    /// <summary>The base learning rate, which <see cref="Schedule"/> and <see cref="WarmupSteps"/> vary over the run.</summary>
     public double LearningRate { get; init; } = 1e-3;
+    /// <summary>The optimizer's name in the <see cref="OptimizerRegistry"/>: sgd, adam, adamw or rmsprop for the default one.</summary>
     public string Optimizer { get; init; } = "adam";
+    /// <summary>SGD's momentum factor, in [0, 1); the other optimizers ignore it.</summary>
     public double Momentum { get; init; } = 0.9;
+    /// <summary>Whether SGD's momentum is Nesterov's; the other optimizers ignore it.</summary>
     public bool Nesterov { get; init; }
     /// <summary>Null: the optimizer's own default (0.01 for AdamW, as torch.optim.AdamW; 0 otherwise).</summary>
     public double? WeightDecay { get; init; }
+    /// <summary>The learning-rate schedule: one of <see cref="LrSchedule.Kinds"/> (constant, step, cosine).</summary>
     public string Schedule { get; init; } = "constant";
+    /// <summary>Optimizer steps over which the learning rate rises linearly to <see cref="LearningRate"/>; 0: no warm-up.</summary>
     public int WarmupSteps { get; init; }
+    /// <summary>The step schedule's period: the rate is multiplied by <see cref="Gamma"/> every this many epochs.</summary>
     public int StepSizeEpochs { get; init; } = 1;
+    /// <summary>The step schedule's decay factor per period.</summary>
     public double Gamma { get; init; } = 0.1;
+    /// <summary>The largest global L2 norm of the gradients; larger ones are scaled down to it. 0: no clipping.</summary>
     public double ClipNorm { get; init; }
     /// <summary>Epochs without a better validation loss before stopping; 0 disables early stopping.</summary>
     public int Patience { get; init; }
@@ -36,6 +52,7 @@ public sealed record TrainOptions
 public sealed record EpochResult(int Epoch, double TrainLoss, double TrainAccuracy, double? ValidationLoss, double? ValidationAccuracy,
     double LearningRate, double Seconds, double SamplesPerSecond, double? GradientNorm)
 {
+    /// <summary>All of the task's metrics, as "train_NAME" and "val_NAME"; null in histories recorded before they were.</summary>
     public IReadOnlyDictionary<string, double>? Metrics { get; init; }
 }
 
@@ -53,9 +70,16 @@ public sealed record TrainingObjective(TrainingTask Task, LossKind Loss, LossSet
 /// </summary>
 public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
+    /// <summary>A classification step (softmax cross-entropy on class indices) of <paramref name="batchSize"/> rows.</summary>
     public TrainingStep(Sequential<T> network, int batchSize, Kernels.ComputeContext? context = null)
         : this(network, batchSize, TrainingObjective.Classification, context) { }
 
+    /// <summary>Records the network's forward pass and the objective's loss on a tape for batches of <paramref name="batchSize"/> rows.</summary>
+    /// <param name="network">The network; its parameters are the tape's leaves, shared, not copied.</param>
+    /// <param name="batchSize">The rows of every batch this step runs; a smaller batch needs its own step.</param>
+    /// <param name="objective">The task and loss.</param>
+    /// <param name="context">What the tape's kernels run on; null: <see cref="Kernels.ComputeContext.Default"/>.</param>
+    /// <exception cref="ArgumentException">The loss records nothing to train on.</exception>
     public TrainingStep(Sequential<T> network, int batchSize, TrainingObjective objective, Kernels.ComputeContext? context = null)
     {
         ArgumentNullException.ThrowIfNull(objective);
@@ -71,19 +95,28 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
             ?? throw new ArgumentException($"the loss {objective.Loss.Name} records nothing to train on", nameof(objective));
     }
 
+    /// <summary>The network the step runs.</summary>
     public Sequential<T> Network { get; }
+    /// <summary>The rows of every batch.</summary>
     public int BatchSize { get; }
+    /// <summary>The task and loss the step trains on.</summary>
     public TrainingObjective Objective { get; }
+    /// <summary>The recorded forward pass, replayed for every batch.</summary>
     public Tape<T> Tape { get; }
+    /// <summary>The input leaf, batch × inputs, which <see cref="Load(ReadOnlySpan{float}, ReadOnlySpan{int})"/> refills.</summary>
     public Var<T> Input { get; }
     /// <summary>The class indices of the batch (read by a class-index loss).</summary>
     public ClassTargets Targets { get; }
     /// <summary>The batch's target values, batch × outputs, for a loss on values; null for a class-index loss.</summary>
     public Var<T>? Values { get; }
+    /// <summary>Each layer's recorded pre-activation and output, for diagnostics and the location of a non-finite value.</summary>
     public ForwardTrace<T> Trace { get; }
+    /// <summary>The scalar loss of the batch, reduced by its mean.</summary>
     public Var<T> Loss { get; }
+    /// <summary>The network's outputs of the last forward pass, batch × outputs (before softmax or sigmoid).</summary>
     public Tensor<T> Logits => Trace.Output.Value;
 
+    /// <summary>Loads a batch's features (batch × inputs, row-major) and class indices.</summary>
     public void Load(ReadOnlySpan<float> x, ReadOnlySpan<int> y)
     {
         Kernels.RowGather.Convert(x, Input.Value.Data);
@@ -129,6 +162,7 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
         metrics.Add<T>(Logits.Span[..(n * c)], Values is null ? default : Values.Value.Span[..(n * c)], classes, n);
     }
 
+    /// <summary>How many of the first labels.Length rows of the last forward pass have their largest output at the label.</summary>
     public int CountCorrect(ReadOnlySpan<int> labels)
     {
         var logits = Logits;
@@ -138,6 +172,7 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
         return correct;
     }
 
+    /// <summary>The index of the largest element of <paramref name="row"/>; the first one on ties.</summary>
     public static int ArgMax(ReadOnlySpan<T> row)
     {
         int best = 0;
@@ -153,6 +188,14 @@ public sealed class TrainingStep<T> where T : unmanaged, IFloatingPointIeee754<T
 /// </summary>
 public sealed class NonFiniteValueException : Exception
 {
+    /// <summary>Builds the exception; the message is <paramref name="detail"/> followed, for <see cref="DivergenceRemedy.LowerLearningRateOrClip"/>, by that advice.</summary>
+    /// <param name="detail">Where and what, as <see cref="Detail"/> describes.</param>
+    /// <param name="remedy">What may help.</param>
+    /// <param name="epoch">The epoch (1-based), when known.</param>
+    /// <param name="step">The optimizer step (1-based), when known.</param>
+    /// <param name="batch">The batch of the epoch (1-based), when known.</param>
+    /// <param name="layer">"layers.I" or "the loss", when an op was found.</param>
+    /// <param name="op">The op's name, when one was found.</param>
     public NonFiniteValueException(string detail, DivergenceRemedy remedy = DivergenceRemedy.None, int? epoch = null, long? step = null,
         int? batch = null, string? layer = null, string? op = null)
         : base(detail + (remedy == DivergenceRemedy.LowerLearningRateOrClip ? "; lower the learning rate or clip the gradients" : ""))
@@ -168,7 +211,9 @@ public sealed class NonFiniteValueException : Exception
 
     /// <summary>Where and what, without the remedy: "step 7 (epoch 1, batch 7): layers.0 linear (…) produced NaN at element 3".</summary>
     public string Detail { get; }
+    /// <summary>What a caller can suggest.</summary>
     public DivergenceRemedy Remedy { get; }
+    /// <summary>The epoch (1-based) during which it happened.</summary>
     public int? Epoch { get; }
     /// <summary>The optimizer step (1-based) during which it happened.</summary>
     public long? Step { get; }
@@ -179,6 +224,12 @@ public sealed class NonFiniteValueException : Exception
     /// <summary>The op's name, e.g. "linear".</summary>
     public string? Op { get; }
 
+    /// <summary>The forward pass of <paramref name="step"/> was not finite: the first leaf (input or parameter) that already held
+    /// a non-finite value, else the first op, in forward order, whose output did.</summary>
+    /// <param name="step">The step whose forward pass just ran.</param>
+    /// <param name="epoch">The epoch, 1-based.</param>
+    /// <param name="batch">The batch of the epoch, 0-based (reported 1-based).</param>
+    /// <param name="stepNumber">The optimizer step, 1-based.</param>
     public static NonFiniteValueException Locate<T>(TrainingStep<T> step, int epoch, int batch, long stepNumber)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
@@ -245,6 +296,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private readonly Dictionary<int, TrainingStep<T>> _steps = [];
     private readonly Var<T>[] _parameters;
 
+    /// <summary>A trainer of <paramref name="network"/> with a new optimizer of its parameters, as <paramref name="options"/> describe.</summary>
+    /// <param name="network">The network, trained in place.</param>
+    /// <param name="options">The optimizer, schedule, batch size and epochs.</param>
     /// <param name="context">What the steps and the optimizer run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
     /// <param name="optimizers">Where <see cref="TrainOptions.Optimizer"/> is looked up; null: <see cref="OptimizerRegistry.Default"/>.</param>
     /// <param name="objective">The task and loss; null: classification with softmax cross-entropy.</param>
@@ -261,14 +315,19 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             .Create(_parameters, new OptimizerSettings(options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay), Context);
     }
 
+    /// <summary>What the steps and the optimizer run on.</summary>
     public Kernels.ComputeContext Context { get; }
+    /// <summary>The task and loss trained on.</summary>
     public TrainingObjective Objective { get; }
     private readonly TaskMetrics _trainMetrics;
 
     /// <summary>The task's metrics over the most recent epoch's training batches (each measured before its update).</summary>
     public IReadOnlyList<Metric> LastTrainMetrics { get; private set; } = [];
+    /// <summary>The network being trained.</summary>
     public Sequential<T> Network { get; }
+    /// <summary>The options it was created with.</summary>
     public TrainOptions Options { get; }
+    /// <summary>The optimizer of the network's parameters (its state is what a checkpoint saves).</summary>
     public Optimizer<T> Optimizer { get; }
 
     /// <summary>When set, every epoch's last batch is measured for gradient health (see <see cref="Diagnostics"/>).</summary>
@@ -278,14 +337,17 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public LayerHealth[]? LastDiagnostics { get; private set; }
 
     private Tensor<T>[]? _weightSnapshots;
+    /// <summary>The network's parameters, in the optimizer's order.</summary>
     public IReadOnlyList<Var<T>> Parameters => _parameters;
 
+    /// <summary>The recorded step for batches of <paramref name="batchSize"/> rows, recorded on first use and kept.</summary>
     public TrainingStep<T> StepFor(int batchSize)
     {
         if (!_steps.TryGetValue(batchSize, out var s)) _steps[batchSize] = s = new TrainingStep<T>(Network, batchSize, Objective, Context);
         return s;
     }
 
+    /// <summary>The learning-rate schedule of the options over a run of <see cref="TrainOptions.Epochs"/> epochs of <paramref name="batchesPerEpoch"/> steps.</summary>
     public LrSchedule Schedule(int batchesPerEpoch) => new(
         Options.Schedule, Options.LearningRate, (long)batchesPerEpoch * Options.Epochs, Options.WarmupSteps,
         (long)batchesPerEpoch * Math.Max(1, Options.StepSizeEpochs), Options.Gamma);
@@ -446,6 +508,13 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// </summary>
     public DataParallel<T>? Parallel { get; init; }
 
+    /// <summary>The mean softmax cross-entropy and the accuracy of a classifier over every row of <paramref name="data"/>.</summary>
+    /// <param name="network">The network; it is put in evaluation mode (dropout off, batch norm's running statistics).</param>
+    /// <param name="data">The rows, with class labels.</param>
+    /// <param name="batchSize">The rows per forward pass; only memory depends on it.</param>
+    /// <param name="cache">Recorded steps by batch size, reused across calls; null records new ones.</param>
+    /// <param name="outputs">When given, receives the outputs, rows × outputs.</param>
+    /// <param name="context">What the passes run on; null: <see cref="Kernels.ComputeContext.Default"/>.</param>
     public static (double loss, double accuracy) Evaluate(Sequential<T> network, LabeledData data, int batchSize = 1000,
         Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
@@ -529,5 +598,6 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 /// <summary>A data set's mean loss and the task's metrics.</summary>
 /// <param name="Loss">The mean loss over the rows as the loss defines its mean: a class-weighted cross-entropy divides by
 /// the rows' summed class weights (PyTorch's semantics), the others by the rows (times the outputs, where it counts them).</param>
+/// <param name="Metrics">The task's metrics over the rows (accuracy, R², … as <see cref="TrainingTask"/> defines them).</param>
 /// <param name="Divisor">What <paramref name="Loss"/> was divided by (to combine evaluations of several shares).</param>
 public sealed record Evaluation(double Loss, TaskMetrics Metrics, double Divisor = 0);

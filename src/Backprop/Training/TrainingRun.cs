@@ -11,6 +11,8 @@ using Backprop.Ops;
 namespace Backprop.Training;
 
 /// <summary>Progress within an epoch, reported after every step: enough for a progress bar.</summary>
+/// <param name="Epoch">The epoch under way, 1-based.</param>
+/// <param name="Epochs">The run's last epoch.</param>
 /// <param name="Samples">Training samples done so far in this epoch.</param>
 /// <param name="SamplesPerEpoch">The training set's size.</param>
 /// <param name="Elapsed">Time since the epoch began.</param>
@@ -20,17 +22,22 @@ public readonly record struct BatchProgress(int Epoch, int Epochs, int Samples, 
 public sealed record EpochReport(EpochResult Result, LayerHealth[]? Diagnostics, bool StopsEarly);
 
 /// <summary>What a finished run gives: its whole history (a resumed run's includes the checkpoint's epochs) and the test evaluation.</summary>
+/// <param name="History">Every epoch's row, first epoch first.</param>
 /// <param name="Diagnostics">The gradient health of each epoch this run trained, when collected.</param>
+/// <param name="TestLoss">The mean loss on the test split; NaN when the test split is empty.</param>
 /// <param name="TrainSeconds">Training time over the whole history.</param>
 /// <param name="SamplesTrained">Training samples over the whole history.</param>
 /// <param name="TestAccuracy">The task's headline metric on the test split (accuracy for classification); every metric in <see cref="TestMetrics"/>.</param>
+/// <param name="StoppedEarly">Whether early stopping ended the run before its last epoch.</param>
 public sealed record TrainingResult(IReadOnlyList<EpochResult> History, IReadOnlyList<LayerHealth[]> Diagnostics, double TestLoss, double TestAccuracy,
     double TrainSeconds, long SamplesTrained, bool StoppedEarly)
 {
+    /// <summary>All of the task's metrics on the test split; empty when the test split is.</summary>
     public IReadOnlyList<Metric> TestMetrics { get; init; } = [];
     /// <summary>The epoch whose weights were kept (the best validation loss, when early stopping restored them); null: the last.</summary>
     public int? BestEpoch { get; init; }
 
+    /// <summary>Training throughput over the whole history: <see cref="SamplesTrained"/> / <see cref="TrainSeconds"/>.</summary>
     public double SamplesPerSecond => SamplesTrained / Math.Max(1e-9, TrainSeconds);
 }
 
@@ -66,8 +73,11 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>The job as run: layer sizes, precision and weight decay resolved. Checkpoints record it.</summary>
     public TrainingJob Job { get; }
+    /// <summary>The data, split (train, validation, test) and normalised.</summary>
     public PreparedData Data { get; }
+    /// <summary>The network being trained, in place (a resumed checkpoint's when resuming).</summary>
     public Sequential<T> Network { get; }
+    /// <summary>The trainer of <see cref="Network"/>, with its optimizer.</summary>
     public Trainer<T> Trainer { get; }
     /// <summary>Where a checkpoint is written after every epoch; null: none.</summary>
     public string? CheckpointPath { get; }
@@ -87,15 +97,20 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// and a job whose precision is not <typeparamref name="T"/>'s with an <see cref="InvalidTrainingSettingException"/>.
     /// The job as run records the data's full path and the label column the data resolved.
     /// </summary>
+    /// <param name="job">The whole configuration; validated first (<see cref="InvalidTrainingSettingException"/> for a bad setting).</param>
     /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
     /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>
     /// <param name="collectDiagnostics">Measure the gradient health of every epoch's last batch.</param>
+    /// <param name="optimizers">Where the job's optimizer is looked up; null: <see cref="OptimizerRegistry.Default"/>.</param>
+    /// <param name="resumeSource">How messages name the checkpoint resumed from (its path).</param>
     /// <param name="catalog">Where the job's activation is looked up; null: <see cref="Catalog.Default"/>.</param>
     /// <param name="context">What the steps, the optimizer and the evaluations run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
     /// <param name="given">
     /// The settings the caller chose; the others are sized to a CSV file's rows (<see cref="TabularDefaults"/>). Null: all
     /// were chosen, nothing is adapted. Ignored for MNIST and on resume.
     /// </param>
+    /// <param name="collective">The group this process trains in (data parallelism, see <see cref="DataParallel{T}"/>); null: one process.</param>
+    /// <exception cref="DataFormatException">The data cannot be read, or holds too few rows for a training and a test split.</exception>
     public static TrainingRun<T> Create(TrainingJob job, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
         bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
         Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null, ICollective? collective = null)
@@ -130,6 +145,19 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// The network to train, in place, from its current parameters; null: a new one initialised from the job. It must be
     /// the network the job describes (its <see cref="TrainingJob.Architecture"/>). Ignored when resuming: the checkpoint's is trained.
     /// </param>
+    /// <param name="job">The whole configuration; validated first (<see cref="InvalidTrainingSettingException"/> for a bad setting).</param>
+    /// <param name="data">The data, split and normalised.</param>
+    /// <param name="resumeFrom">A checkpoint to continue; its path, for messages, is <paramref name="resumeSource"/>.</param>
+    /// <param name="checkpointPath">Where to write a checkpoint after every epoch (atomically); null: none.</param>
+    /// <param name="collectDiagnostics">Measure the gradient health of every epoch's last batch.</param>
+    /// <param name="optimizers">Where the job's optimizer is looked up; null: <see cref="OptimizerRegistry.Default"/>.</param>
+    /// <param name="resumeSource">How messages name the checkpoint resumed from (its path).</param>
+    /// <param name="context">What the steps, the optimizer and the evaluations run on; null means <see cref="Kernels.ComputeContext.Default"/>.</param>
+    /// <param name="catalog">Where the job's activation is looked up; null: <see cref="Catalog.Default"/>.</param>
+    /// <param name="given">The settings the caller chose; the others are sized to the rows when the data is a CSV file's
+    /// (<see cref="TabularDefaults"/>). Null: all were chosen.</param>
+    /// <param name="collective">The group this process trains in (data parallelism, see <see cref="DataParallel{T}"/>); null: one process.</param>
+
     public static TrainingRun<T> Create(TrainingJob job, PreparedData data, Sequential<T>? network, Checkpoint<T>? resumeFrom = null, string? checkpointPath = null,
         bool collectDiagnostics = false, OptimizerRegistry? optimizers = null, string resumeSource = "checkpoint", Kernels.ComputeContext? context = null,
         Catalog? catalog = null, IReadOnlyCollection<TrainingSetting>? given = null, ICollective? collective = null)

@@ -16,9 +16,11 @@ public readonly record struct Metric(string Name, double Value);
 /// </summary>
 public abstract class TrainingTask
 {
+    /// <summary>The task's name as jobs, model files and <c>--task</c> write it: classification, regression or multilabel.</summary>
     public abstract string Name { get; }
     /// <summary>What the CSV target columns hold for this task.</summary>
     public abstract TargetKind Targets { get; }
+    /// <summary>The loss when a job names none: cross_entropy, mse or bce_with_logits.</summary>
     public abstract LossKind DefaultLoss { get; }
     /// <summary>The losses this task trains with.</summary>
     public abstract ImmutableArray<LossKind> Losses { get; }
@@ -34,25 +36,34 @@ public abstract class TrainingTask
     public virtual string Describe(Metric metric) => IsShare(metric.Name)
         ? $"{metric.Name.Replace('_', ' ')} {(metric.Value * 100).ToString("F2", CultureInfo.InvariantCulture)}%"
         : $"{metric.Name.Replace('_', ' ')} {metric.Value.ToString("F4", CultureInfo.InvariantCulture)}";
-    /// <summary>Whether the loss settings name a class weight per class (cross-entropy) or a positive weight per label.</summary>
+    /// <summary>Whether the loss settings may name a class weight per class (weighted cross-entropy).</summary>
     public virtual bool TakesClassWeights => false;
+    /// <summary>Whether the loss settings may name a positive-term weight per label (bce_with_logits' pos_weight).</summary>
     public virtual bool TakesPosWeight => false;
 
     /// <summary>A fresh accumulator of this task's metrics over <paramref name="outputs"/> network outputs.</summary>
+    /// <param name="outputs">The network's outputs: the classes, targets or labels.</param>
     /// <param name="targetScaling">The standardisation of regression targets: metrics are in the original units.</param>
     public abstract TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null);
 
     /// <summary>Writes the predictions of <paramref name="outputs"/> (rows × outputs, raw network outputs) as JSON properties.</summary>
     public abstract void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling);
 
+    /// <summary>The task's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
 
+    /// <summary>One class per row from a label column: softmax cross-entropy; accuracy and balanced accuracy.</summary>
     public static TrainingTask Classification { get; } = new ClassificationTask();
+    /// <summary>Real-valued targets, one or more columns: MSE (or L1, Huber); R², RMSE and MAE in the targets' original units.</summary>
     public static TrainingTask Regression { get; } = new RegressionTask();
+    /// <summary>Any number of 0/1 labels per row: sigmoid binary cross-entropy; subset accuracy and macro F1.</summary>
     public static TrainingTask MultiLabel { get; } = new MultiLabelTask();
+    /// <summary>Every task, in the order messages list them.</summary>
     public static ImmutableArray<TrainingTask> All { get; } = [Classification, Regression, MultiLabel];
+    /// <summary>The task names, comma-separated, for messages: "classification, regression, multilabel".</summary>
     public static string NamesText => string.Join(", ", All.Select(t => t.Name));
 
+    /// <summary>The task named <paramref name="name"/> (ordinal), or null.</summary>
     public static TrainingTask? Find(string name) => All.FirstOrDefault(t => t.Name == name);
     /// <summary>The task that trains on targets of <paramref name="kind"/>.</summary>
     public static TrainingTask For(TargetKind kind) => All.First(t => t.Targets == kind);
@@ -169,6 +180,7 @@ public abstract class TaskMetrics
 {
     /// <summary>Rows added since the last reset.</summary>
     public long Count { get; protected set; }
+    /// <summary>Forgets everything added, for the next epoch or data set.</summary>
     public abstract void Reset();
     /// <summary>One batch of <paramref name="n"/> rows: outputs (n × outputs), and the class labels or the target values (n × outputs) the task reads.</summary>
     public abstract void Add<T>(ReadOnlySpan<T> outputs, ReadOnlySpan<T> values, ReadOnlySpan<int> classes, int n) where T : unmanaged, IFloatingPointIeee754<T>;
@@ -194,15 +206,21 @@ public abstract class TaskMetrics
     }
 
     private double[]? _state;
+    /// <summary>The number of sums <see cref="Export"/> writes and <see cref="Import"/> reads (the row count not included).</summary>
     protected abstract int StateLength { get; }
+    /// <summary>Writes the accumulated sums into <paramref name="state"/> (<see cref="StateLength"/> values).</summary>
     protected abstract void Export(Span<double> state);
+    /// <summary>Replaces the accumulated sums with <paramref name="state"/>, as <see cref="Export"/> laid them out.</summary>
     protected abstract void Import(ReadOnlySpan<double> state);
 
+    /// <summary>Writes integer counts into <paramref name="state"/> from position <paramref name="at"/>, advancing it
+    /// (a double holds counts exactly up to 2^53).</summary>
     protected static void Put(ReadOnlySpan<long> values, Span<double> state, ref int at)
     {
         for (int i = 0; i < values.Length; i++) state[at++] = values[i];
     }
 
+    /// <summary>Reads integer counts written by <see cref="Put"/> from position <paramref name="at"/>, advancing it.</summary>
     protected static void Take(ReadOnlySpan<double> state, Span<long> values, ref int at)
     {
         for (int i = 0; i < values.Length; i++) values[i] = (long)state[at++];
