@@ -77,6 +77,36 @@ public class DataParallelTrainingTests
     }
 
     [Fact]
+    public void TheShardedOptimizersStateIsGatheredWholeOnEveryMember()
+    {
+        // each member updates Adam's m and v in its own block only; at the end of every epoch the blocks are gathered,
+        // so rank 0's checkpoint holds one process's state
+        var job = Job("iris.csv", "4-16:tanh-3", "adam");
+        var one = Train(job, 1)[0];
+        var group = Train(job, 3);
+        var expected = one.Run.Trainer.Optimizer.State().SelectMany(s => s.Tensor.Span.ToArray()).ToArray();
+        foreach (var (run, _) in group)
+        {
+            Assert.True(run.Trainer.ShardsOptimizer);
+            var actual = run.Trainer.Optimizer.State().SelectMany(s => s.Tensor.Span.ToArray()).ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            double scale = expected.Max(Math.Abs);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-9 * Math.Max(Math.Abs(expected[i]), 1e-3 * scale), $"state {i}: {expected[i]:R} vs {actual[i]:R}");
+            Assert.Equal(one.Run.Trainer.Optimizer.StepCount, run.Trainer.Optimizer.StepCount);
+        }
+    }
+
+    [Fact]
+    public void StepsThatNeedTheWholeGradientTakeTheAllReduce()
+    {
+        // gradient clipping needs the global norm of the summed gradient: those steps are not sharded, and still agree
+        var job = Job("iris.csv", "4-16:tanh-3", "adam") with { Options = Job("iris.csv").Options with { Optimizer = "adam", ClipNorm = 0.05 } };
+        var one = Train(job, 1)[0];
+        foreach (var (run, _) in Train(job, 2)) Close(one.Run.Network, run.Network, 1e-9);
+    }
+
+    [Fact]
     public void ClassWeightsScaleEachShareByItsWeightNotItsRows()
     {
         var job = Job("wine.csv", "13-8:relu-3") with { ClassWeights = "0.2,1,3" };
