@@ -25,6 +25,40 @@ public interface ICollective : IDisposable
 
     /// <summary>Returns once every member has called it.</summary>
     void Barrier();
+
+    /// <summary>
+    /// The first half of an all-reduce: every member gives the whole <paramref name="data"/>, cut into consecutive blocks
+    /// of <paramref name="counts"/> values (block r is member r's); afterwards this member's own block of
+    /// <paramref name="data"/> holds the element-wise sum of that block over all members. The other blocks are left
+    /// unspecified. Every member passes the same counts, which add up to the data's length.
+    /// </summary>
+    void ReduceScatterSum<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>
+    /// The second half: every member's own block of <paramref name="data"/> (blocks of <paramref name="counts"/> values,
+    /// block r is member r's) is copied into the same place in every member's data.
+    /// </summary>
+    void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged;
+}
+
+/// <summary>Checks of the arguments that every collective's block operations share.</summary>
+internal static class CollectiveBlocks
+{
+    /// <summary>Where member <paramref name="rank"/>'s block starts; throws unless the counts fit the data.</summary>
+    public static int Offset(int dataLength, ReadOnlySpan<int> counts, int size, int rank)
+    {
+        if (counts.Length != size) throw new ArgumentException($"{counts.Length} block counts for a group of {size}", nameof(counts));
+        long total = 0;
+        int offset = 0;
+        for (int r = 0; r < counts.Length; r++)
+        {
+            if (counts[r] < 0) throw new ArgumentException($"block {r} has a negative count ({counts[r]})", nameof(counts));
+            if (r == rank) offset = (int)total;
+            total += counts[r];
+        }
+        if (total != dataLength) throw new ArgumentException($"the blocks hold {total} values but the data has {dataLength}", nameof(counts));
+        return offset;
+    }
 }
 
 /// <summary>The collective of one process alone: every operation leaves the data as it is.</summary>
@@ -49,6 +83,11 @@ public sealed class SingleProcess : ICollective
     public void AllReduceSum<T>(Span<T> data) where T : unmanaged, IFloatingPointIeee754<T> { }
     /// <inheritdoc/>
     public void Barrier() { }
+    /// <inheritdoc/>
+    public void ReduceScatterSum<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged, IFloatingPointIeee754<T> =>
+        CollectiveBlocks.Offset(data.Length, counts, 1, 0);
+    /// <inheritdoc/>
+    public void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged => CollectiveBlocks.Offset(data.Length, counts, 1, 0);
     /// <summary>Does nothing: a process alone holds nothing.</summary>
     public void Dispose() { }
 }
@@ -157,6 +196,48 @@ public sealed class InProcessCollective : ICollective
     /// <inheritdoc/>
     /// <exception cref="CollectiveException">The group broke, or the others did not arrive within the timeout.</exception>
     public void Barrier() => Wait();
+
+    /// <inheritdoc/>
+    /// <remarks>The block is summed in rank order, as <see cref="AllReduceSum{T}"/> sums: the same bits as an all-reduce.</remarks>
+    /// <exception cref="ArgumentException">The counts do not cut the data into one block a member.</exception>
+    /// <exception cref="CollectiveException">The group broke or timed out, or a member gave another length.</exception>
+    public void ReduceScatterSum<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int offset = CollectiveBlocks.Offset(data.Length, counts, Size, Rank);
+        var block = data.Slice(offset, counts[Rank]);
+        _group.Slots[Rank] = data.ToArray();
+        Wait();
+        for (int r = 0; r < Size; r++)
+        {
+            var other = _group.Slots[r] as T[] ?? throw new CollectiveException($"rank {Rank}: rank {r} left the group");
+            if (other.Length != data.Length) throw new CollectiveException($"rank {Rank}: reduce-scatter of {data.Length} values but rank {r} gave {other.Length}");
+            var part = other.AsSpan(offset, block.Length);
+            if (r == 0) part.CopyTo(block);
+            else System.Numerics.Tensors.TensorPrimitives.Add<T>(block, part, block);
+        }
+        Wait();
+        _group.Slots[Rank] = null;
+    }
+
+    /// <inheritdoc/>
+    /// <exception cref="ArgumentException">The counts do not cut the data into one block a member.</exception>
+    /// <exception cref="CollectiveException">The group broke or timed out, or a member gave another length.</exception>
+    public void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged
+    {
+        CollectiveBlocks.Offset(data.Length, counts, Size, Rank);
+        _group.Slots[Rank] = data.ToArray();
+        Wait();
+        int offset = 0;
+        for (int r = 0; r < Size; r++)
+        {
+            var other = _group.Slots[r] as T[] ?? throw new CollectiveException($"rank {Rank}: rank {r} left the group");
+            if (other.Length != data.Length) throw new CollectiveException($"rank {Rank}: all-gather of {data.Length} values but rank {r} gave {other.Length}");
+            if (r != Rank) other.AsSpan(offset, counts[r]).CopyTo(data.Slice(offset, counts[r]));
+            offset += counts[r];
+        }
+        Wait();
+        _group.Slots[Rank] = null;
+    }
 
     /// <summary>
     /// Breaks the group: the others' next call (or the one they are waiting in, at its timeout) throws

@@ -24,6 +24,8 @@ public sealed unsafe class MpiCollective : ICollective
     private readonly delegate* unmanaged<nint, int, nint, int, nint, int> _bcast;
     private readonly delegate* unmanaged<nint, nint, int, nint, nint, nint, int> _allreduce;
     private readonly delegate* unmanaged<nint, int> _barrier;
+    private readonly delegate* unmanaged<nint, nint, int*, nint, nint, nint, int> _reduceScatter;
+    private readonly delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int> _allgatherv;
     private readonly delegate* unmanaged<nint, int, int> _abort;
     private readonly delegate* unmanaged<int> _finalize;
     private bool _disposed;
@@ -58,6 +60,8 @@ public sealed unsafe class MpiCollective : ICollective
         _bcast = (delegate* unmanaged<nint, int, nint, int, nint, int>)Export("MPI_Bcast");
         _allreduce = (delegate* unmanaged<nint, nint, int, nint, nint, nint, int>)Export("MPI_Allreduce");
         _barrier = (delegate* unmanaged<nint, int>)Export("MPI_Barrier");
+        _reduceScatter = (delegate* unmanaged<nint, nint, int*, nint, nint, nint, int>)Export("MPI_Reduce_scatter");
+        _allgatherv = (delegate* unmanaged<nint, int, nint, nint, int*, int*, nint, nint, int>)Export("MPI_Allgatherv");
         _abort = (delegate* unmanaged<nint, int, int>)Export("MPI_Abort");
         _finalize = (delegate* unmanaged<int>)Export("MPI_Finalize");
 
@@ -137,6 +141,48 @@ public sealed unsafe class MpiCollective : ICollective
     /// <inheritdoc/>
     /// <exception cref="CollectiveException">MPI returned an error.</exception>
     public void Barrier() => Check(_barrier(_world), "MPI_Barrier");
+
+    /// <inheritdoc/>
+    /// <remarks>In-place MPI_Reduce_scatter with MPI_SUM, which leaves the sum at the start of the buffer; it is then
+    /// moved to this rank's block.</remarks>
+    /// <exception cref="ArgumentException">The counts do not cut the data into one block a rank.</exception>
+    /// <exception cref="NotSupportedException"><typeparamref name="T"/> is neither float nor double.</exception>
+    /// <exception cref="CollectiveException">MPI returned an error.</exception>
+    public void ReduceScatterSum<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int offset = CollectiveBlocks.Offset(data.Length, counts, Size, Rank);
+        nint type = typeof(T) == typeof(float) ? _float
+            : typeof(T) == typeof(double) ? _double
+            : throw new NotSupportedException($"reduce-scatter of {typeof(T).Name}: float and double only");
+        fixed (T* p = data)
+        fixed (int* c = counts)
+            Check(_reduceScatter(InPlace, (nint)p, c, type, _sum, _world), "MPI_Reduce_scatter");
+        if (offset > 0) data[..counts[Rank]].CopyTo(data.Slice(offset, counts[Rank]));
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>In-place MPI_Allgatherv of the blocks as bytes (at most 2³¹ − 1 bytes in all).</remarks>
+    /// <exception cref="ArgumentException">The counts do not cut the data into one block a rank, or the data is too large.</exception>
+    /// <exception cref="CollectiveException">MPI returned an error.</exception>
+    public void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged
+    {
+        CollectiveBlocks.Offset(data.Length, counts, Size, Rank);
+        long bytes = (long)data.Length * sizeof(T);
+        if (bytes > int.MaxValue) throw new ArgumentException($"all-gather of {bytes} bytes: at most {int.MaxValue}", nameof(data));
+        Span<int> byteCounts = counts.Length <= 256 ? stackalloc int[counts.Length] : new int[counts.Length];
+        Span<int> displacements = counts.Length <= 256 ? stackalloc int[counts.Length] : new int[counts.Length];
+        int at = 0;
+        for (int r = 0; r < counts.Length; r++)
+        {
+            byteCounts[r] = counts[r] * sizeof(T);
+            displacements[r] = at;
+            at += byteCounts[r];
+        }
+        fixed (T* p = data)
+        fixed (int* c = byteCounts)
+        fixed (int* d = displacements)
+            Check(_allgatherv(InPlace, 0, _byte, (nint)p, c, d, _byte, _world), "MPI_Allgatherv");
+    }
 
     /// <summary>Ends every process of the job at once (MPI_Abort): what a rank that cannot go on calls, so that no rank waits for it.</summary>
     public void Abort(int exitCode) => _abort(_world, exitCode);

@@ -1,4 +1,5 @@
 using System.Numerics;
+using Backprop.Autodiff;
 using Backprop.Distributed;
 using Backprop.Nn;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
@@ -84,6 +85,107 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
         Collective.AllReduceSum(gradients);
         AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
         AllReduceCalls++;
+    }
+
+    private int[]? _blocks;
+
+    /// <summary>
+    /// The blocks a flat buffer of <paramref name="length"/> values is cut into for a sharded optimizer step: member r
+    /// owns the contiguous block r (the first <c>length % size</c> members one value more).
+    /// </summary>
+    public ReadOnlySpan<int> Blocks(int length)
+    {
+        if (_blocks is null || _blocks.Sum() != length)
+        {
+            _blocks = new int[Size];
+            for (int r = 0; r < Size; r++) _blocks[r] = Share(length, r, Size).Count;
+        }
+        return _blocks;
+    }
+
+    /// <summary>This member's block of a flat buffer of <paramref name="length"/> values (see <see cref="Blocks"/>).</summary>
+    public (int Start, int Count) Block(int length) => Share(length, Rank, Size);
+
+    /// <summary>
+    /// Sums the members' (already scaled) gradients into this member's block only: the reduce-scatter half of
+    /// <see cref="SumGradients"/>, for a step in which each member updates its own block of the parameters.
+    /// </summary>
+    public void ReduceScatterGradients(Span<T> gradients)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        Collective.ReduceScatterSum(gradients, Blocks(gradients.Length));
+        AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+        AllReduceCalls++;
+    }
+
+    /// <summary>
+    /// After each member updated its own block of <paramref name="parameters"/> (laid end to end, as in the flat gradient
+    /// buffer), gives every member the others' blocks: this member's block is copied into <paramref name="staging"/> (the
+    /// gradient buffer, whose values are spent by then), the blocks are gathered, and the others' blocks copied back.
+    /// </summary>
+    public void AllGatherParameters(IReadOnlyList<Var<T>> parameters, Span<T> staging)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (_values is null || _valuesOf != parameters)
+        {
+            _values = [.. parameters.Select(p => p.Value)];
+            _valuesOf = parameters;
+        }
+        var (lo, count) = Block(staging.Length);
+        CopyRange(_values, staging, lo, lo + count, toStaging: true);
+        Collective.AllGather(staging, Blocks(staging.Length));
+        CopyRange(_values, staging, 0, lo, toStaging: false);
+        CopyRange(_values, staging, lo + count, staging.Length, toStaging: false);
+        AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    /// <summary>
+    /// Gives every member the whole optimizer state after steps in which each updated only its own block: each state
+    /// family (Adam's m and v, SGD's momentum, …) is laid out as the parameters are and gathered the same way, so that
+    /// rank 0's checkpoint holds all of it. Uses <paramref name="staging"/> (as long as the parameters) as scratch.
+    /// </summary>
+    public void AllGatherOptimizerState(Optimizer<T> optimizer, Span<T> staging)
+    {
+        var tensors = optimizer.State().Select(s => s.Tensor).ToArray();
+        int perFamily = optimizer.Parameters.Count;
+        var (lo, count) = Block(staging.Length);
+        for (int f = 0; f + perFamily <= tensors.Length; f += perFamily)
+        {
+            var family = tensors.AsSpan(f, perFamily).ToArray();
+            CopyRange(family, staging, lo, lo + count, toStaging: true);
+            Collective.AllGather(staging, Blocks(staging.Length));
+            CopyRange(family, staging, 0, lo, toStaging: false);
+            CopyRange(family, staging, lo + count, staging.Length, toStaging: false);
+        }
+    }
+
+    private Core.Tensor<T>[]? _values;
+    private IReadOnlyList<Var<T>>? _valuesOf;
+
+    private static void CopyRange(Core.Tensor<T>[] tensors, Span<T> flat, int from, int to, bool toStaging)
+    {
+        int offset = 0;
+        for (int i = 0; i < tensors.Length; i++)
+        {
+            var t = tensors[i];
+            int n = t.Length;
+            int lo = Math.Max(from, offset), hi = Math.Min(to, offset + n);
+            if (hi > lo)
+            {
+                var values = t.Span.Slice(lo - offset, hi - lo);
+                var slots = flat.Slice(lo, hi - lo);
+                if (toStaging) values.CopyTo(slots); else slots.CopyTo(values);
+            }
+            offset += n;
+        }
+    }
+
+    /// <summary>Whether any member says <paramref name="local"/> (a non-finite gradient in its block of the update).</summary>
+    public bool AnyMember(bool local)
+    {
+        Span<double> flag = [local ? 1 : 0];
+        Collective.AllReduceSum<double>(flag);
+        return flag[0] > 0;
     }
 
     /// <summary>Time spent summing gradients (<see cref="SumGradients"/>) and its calls: the cost of data parallelism per step.</summary>

@@ -51,16 +51,27 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// One update of every parameter. The update is element-wise, so large models split each tensor between the
     /// kernel threads (it streams the parameters, gradients and state through memory once).
     /// </summary>
-    public void Step()
+    public void Step() => Step(0, int.MaxValue);
+
+    /// <summary>
+    /// One update of the elements [<paramref name="flatStart"/>, <paramref name="flatStart"/> + <paramref name="flatCount"/>)
+    /// of the parameters laid end to end in their order (the order of the flat gradient buffer), leaving the others and
+    /// their state as they are: a member's share of the update in data-parallel training with a sharded optimizer
+    /// (<see cref="DataParallel{T}"/>). The step count advances as for a whole step.
+    /// </summary>
+    public void Step(int flatStart, int flatCount)
     {
         StepCount++;
         _nonFiniteGradient ??= new bool[Parameters.Count];
         Array.Clear(_nonFiniteGradient);
         if (_totalElements < 0) _totalElements = Parameters.Sum(p => p.Value.Length);
+        int lo = Math.Clamp(flatStart, 0, _totalElements), hi = (int)Math.Min(_totalElements, (long)lo + Math.Max(0, flatCount));
         var context = Context;
-        int parts = Math.Min(context.Threads, _totalElements / ParallelUpdate.MinElementsPerPart);
-        if (parts > 1 && context.Pool.TryRun(_parallel ??= new ParallelUpdate(this), parts)) return;
-        for (int i = 0; i < Parameters.Count; i++) Run(i, 0, Parameters[i].Value.Length);
+        int parts = Math.Min(context.Threads, (hi - lo) / ParallelUpdate.MinElementsPerPart);
+        var parallel = _parallel ??= new ParallelUpdate(this);
+        (parallel.Start, parallel.End) = (lo, hi);
+        if (parts > 1 && context.Pool.TryRun(parallel, parts)) return;
+        parallel.Execute(0, 1);
     }
 
     private bool[]? _nonFiniteGradient;
@@ -85,16 +96,24 @@ public abstract class Optimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         public const int MinElementsPerPart = 1 << 15;
 
+        /// <summary>The flat range of elements to update.</summary>
+        public int Start, End;
+
         public override void Execute(int part, int parts)
         {
             var ps = optimizer.Parameters;
+            int offset = 0;
             for (int i = 0; i < ps.Count; i++)
             {
-                int n = ps[i].Value.Length;
+                int length = ps[i].Value.Length;
+                int lo = Math.Max(Start, offset) - offset, hi = Math.Min(End, offset + length) - offset;
+                offset += length;
+                int n = hi - lo;
+                if (n <= 0) continue;
                 // whole vectors per part, so every part but the last runs the vectorised loop only
                 int chunk = (n / parts + 15) & ~15;
                 int start = Math.Min(n, part * chunk), end = part == parts - 1 ? n : Math.Min(n, start + chunk);
-                if (end > start) optimizer.Run(i, start, end - start);
+                if (end > start) optimizer.Run(i, lo + start, end - start);
             }
         }
     }

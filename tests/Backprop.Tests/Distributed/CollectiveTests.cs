@@ -1,4 +1,5 @@
 using Backprop.Distributed;
+using Backprop.Training;
 
 namespace Backprop.Tests.Distributed;
 
@@ -85,6 +86,48 @@ public class CollectiveTests
         var e = Assert.Throws<MpiUnavailableException>(() => new MpiCollective());
         Assert.Contains("mpirun", e.Message);
         Assert.DoesNotContain('\n', e.Message);
+    }
+}
+
+public class CollectiveBlockTests
+{
+    [Theory]
+    [InlineData(1, 5)]
+    [InlineData(3, 10)]   // blocks of 4, 3, 3
+    [InlineData(4, 2)]    // two members own no values
+    public void ReduceScatterThenAllGatherIsAnAllReduce(int size, int length)
+    {
+        var members = InProcessCollective.Create(size);
+        var data = Enumerable.Range(0, size).Select(r => Enumerable.Range(0, length).Select(i => (double)(r * 100 + i)).ToArray()).ToArray();
+        var counts = Enumerable.Range(0, size).Select(r => DataParallel<double>.Share(length, r, size).Count).ToArray();
+        var errors = new Exception?[size];
+        var threads = Enumerable.Range(0, size).Select(r => new Thread(() =>
+        {
+            try
+            {
+                members[r].ReduceScatterSum<double>(data[r], counts);
+                // this member's block holds the sum over members
+                var (start, count) = DataParallel<double>.Share(length, r, size);
+                for (int i = start; i < start + count; i++)
+                    Assert.Equal(Enumerable.Range(0, size).Sum(m => (double)(m * 100 + i)), data[r][i]);
+                members[r].AllGather<double>(data[r], counts);
+            }
+            catch (Exception e) { errors[r] = e; members[r].Abort(); }
+        })).ToArray();
+        foreach (var t in threads) t.Start();
+        foreach (var t in threads) t.Join();
+        foreach (var e in errors) if (e is not null) throw new Xunit.Sdk.XunitException(e.ToString());
+        for (int r = 0; r < size; r++)
+            for (int i = 0; i < length; i++)
+                Assert.Equal(Enumerable.Range(0, size).Sum(m => (double)(m * 100 + i)), data[r][i]);
+    }
+
+    [Fact]
+    public void BlocksThatDoNotCutTheDataAreRefused()
+    {
+        var one = InProcessCollective.Create(1)[0];
+        Assert.Throws<ArgumentException>(() => one.AllGather<double>(new double[5], [4]));
+        Assert.Throws<ArgumentException>(() => SingleProcess.Instance.ReduceScatterSum<double>(new double[5], [2, 3]));
     }
 }
 

@@ -22,7 +22,7 @@ public class DataParallelTrainingTests
     };
 
     /// <summary>Trains <paramref name="job"/> on <paramref name="size"/> threads; returns every member's run and result.</summary>
-    private static (TrainingRun<double> Run, TrainingResult Result)[] Train(TrainingJob job, int size)
+    private static (TrainingRun<double> Run, TrainingResult Result)[] Train(TrainingJob job, int size, bool shardOptimizer = false)
     {
         var members = InProcessCollective.Create(size, TimeSpan.FromSeconds(60));
         var results = new (TrainingRun<double>, TrainingResult)[size];
@@ -33,6 +33,7 @@ public class DataParallelTrainingTests
             {
                 using var context = new Backprop.Kernels.ComputeContext(1);
                 var run = TrainingRun<double>.Create(job, context: context, collective: m);
+                run.Trainer.ShardsOptimizer = shardOptimizer;
                 results[r] = (run, run.Run());
             }
             catch (Exception e) { errors[r] = e; m.Abort(); }
@@ -66,6 +67,8 @@ public class DataParallelTrainingTests
             LabelColumn = data.StartsWith("digits-multi", StringComparison.Ordinal) ? "even,gt4,prime" : null,
         };
         var one = Train(job, 1)[0];
+        // and with a sharded optimizer (each member updates its block): the same parameters
+        foreach (var (run, _) in Train(job, size, shardOptimizer: true)) Close(one.Run.Network, run.Network, 1e-9);
         var group = Train(job, size);
         foreach (var (run, _) in group) Close(one.Run.Network, run.Network, 1e-9);
         // the members hold the same bits: every one took the same step
@@ -74,6 +77,36 @@ public class DataParallelTrainingTests
         Assert.Equal(one.Result.TestLoss, group[0].Result.TestLoss, 9);
         Assert.Equal(one.Result.TestAccuracy, group[0].Result.TestAccuracy, 9);
         Assert.Equal(one.Result.History[^1].TrainLoss, group[0].Result.History[^1].TrainLoss, 9);
+    }
+
+    [Fact]
+    public void TheShardedOptimizersStateIsGatheredWholeOnEveryMember()
+    {
+        // each member updates Adam's m and v in its own block only; at the end of every epoch the blocks are gathered,
+        // so rank 0's checkpoint holds one process's state
+        var job = Job("iris.csv", "4-16:tanh-3", "adam");
+        var one = Train(job, 1)[0];
+        var group = Train(job, 3, shardOptimizer: true);
+        var expected = one.Run.Trainer.Optimizer.State().SelectMany(s => s.Tensor.Span.ToArray()).ToArray();
+        foreach (var (run, _) in group)
+        {
+            Assert.True(run.Trainer.ShardsOptimizer);
+            var actual = run.Trainer.Optimizer.State().SelectMany(s => s.Tensor.Span.ToArray()).ToArray();
+            Assert.Equal(expected.Length, actual.Length);
+            double scale = expected.Max(Math.Abs);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-9 * Math.Max(Math.Abs(expected[i]), 1e-3 * scale), $"state {i}: {expected[i]:R} vs {actual[i]:R}");
+            Assert.Equal(one.Run.Trainer.Optimizer.StepCount, run.Trainer.Optimizer.StepCount);
+        }
+    }
+
+    [Fact]
+    public void StepsThatNeedTheWholeGradientTakeTheAllReduce()
+    {
+        // gradient clipping needs the global norm of the summed gradient: those steps are not sharded, and still agree
+        var job = Job("iris.csv", "4-16:tanh-3", "adam") with { Options = Job("iris.csv").Options with { Optimizer = "adam", ClipNorm = 0.05 } };
+        var one = Train(job, 1)[0];
+        foreach (var (run, _) in Train(job, 2, shardOptimizer: true)) Close(one.Run.Network, run.Network, 1e-9);
     }
 
     [Fact]
