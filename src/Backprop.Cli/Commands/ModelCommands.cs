@@ -108,7 +108,7 @@ public static class ModelCommands
 
     /// <summary>The model's task facts and every row of the data, its target columns found by the names the model recorded (or --label).</summary>
     /// <param name="featuresOnly">Predicting: a CSV file with none of the target columns and as many columns as the model has inputs is all features.</param>
-    private static (TaskMetadata Facts, LabeledData Data) Load(Model<float> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
+    private static (TaskMetadata Facts, LabeledData Data) Load(SavedModel<float> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
     {
         var facts = TaskMetadata.Read(m.Metadata, modelPath);
         var targets = facts.Targets(m.LabelNames);

@@ -13,7 +13,7 @@ namespace Backprop.Training;
 public sealed class Checkpoint<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>The network with its weights at the end of <see cref="Epoch"/>, its label names and standardisation.</summary>
-    public required Model<T> Model { get; init; }
+    public required SavedModel<T> Model { get; init; }
     /// <summary>The file read, which still holds the optimizer's state tensors for <see cref="RestoreOptimizer"/>.</summary>
     public required SafeTensorsFile File { get; init; }
     /// <summary>The last completed epoch (from 1); a resumed run continues with the next.</summary>

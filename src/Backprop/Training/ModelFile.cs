@@ -7,8 +7,8 @@ using Backprop.Core;
 
 namespace Backprop.Training;
 
-/// <summary>A network with what it needs to be used on new data: label names and input normalisation.</summary>
-public sealed record Model<T>(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, IReadOnlyDictionary<string, string> Metadata)
+/// <summary>What a model file holds (<see cref="ModelFile.Load{T}"/>): a network with what it needs to be used on new data, label names, input normalisation and the recorded metadata.</summary>
+public sealed record SavedModel<T>(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, IReadOnlyDictionary<string, string> Metadata)
     where T : unmanaged, IFloatingPointIeee754<T>;
 
 /// <summary>
@@ -111,7 +111,7 @@ public static class ModelFile
     }
 
     /// <summary>Loads a model; every fault is a <see cref="DataFormatException"/> naming the file and the field.</summary>
-    public static Model<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T> =>
+    public static SavedModel<T> Load<T>(string path, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T> =>
         FromFile<T>(SafeTensorsFile.Read(path), catalog);
 
     /// <summary>Rebuilds the model in an already read safetensors file: the layers by kind from the architecture, filled
@@ -119,7 +119,7 @@ public static class ModelFile
     /// <param name="file">The parsed file; its <see cref="SafeTensorsFile.Source"/> names it in messages.</param>
     /// <param name="catalog">The activations, losses and layer kinds names resolve against; null: <see cref="Catalog.Default"/>.</param>
     /// <exception cref="DataFormatException">The metadata is missing or inconsistent, or a tensor is missing or of the wrong shape.</exception>
-    public static Model<T> FromFile<T>(SafeTensorsFile file, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
+    public static SavedModel<T> FromFile<T>(SafeTensorsFile file, Catalog? catalog = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         catalog ??= Catalog.Default;
         string src = file.Source;
@@ -168,7 +168,7 @@ public static class ModelFile
         var std = Standardizer.ReadMetadata(meta, src);
         if (std is not null && std.FeatureCount != arch.Sizes[0])
             throw new DataFormatException($"{src}: the standardizer has {std.FeatureCount} features but the network takes {arch.Sizes[0]}");
-        return new Model<T>(new Sequential<T>(list), labels, std, meta);
+        return new SavedModel<T>(new Sequential<T>(list), labels, std, meta);
     }
 
     /// <summary>Copies the file's tensor <paramref name="name"/> into <paramref name="target"/>, which gives the shape the architecture implies.</summary>

@@ -67,7 +67,9 @@ public class BenchCliTests
         Assert.Equal(0, r.ExitCode);
         double rate = r.Json.GetProperty("samples_per_s").GetDouble(), us = r.Json.GetProperty("run_us").GetDouble();
         Assert.True(rate > 0 && us > 0, r.LastLine);
-        Assert.Equal(batch * 1e6 / us, rate, rate * 0.02);
+        // both come from the same best repetition: they agree up to the JSON's rounding (run_us to 0.01 µs, which is
+        // a few percent of a sub-microsecond call on this tiny network)
+        Assert.Equal(batch * 1e6 / us, rate, rate * 0.006 / us + 0.1);
         Assert.Equal(0, r.Json.GetProperty("allocated_bytes_per_run").GetDouble());
     }
 
