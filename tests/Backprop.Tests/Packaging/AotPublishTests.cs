@@ -18,22 +18,8 @@ public class AotPublishTests
 {
     private static readonly Regex TrimOrAotWarning = new(@"warning IL[23]\d{3}", RegexOptions.Compiled);
 
-    private static (int ExitCode, string Stdout, string Stderr) Run(string file, string workingDirectory, TimeSpan limit, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
-        psi.Environment["DOTNET_NOLOGO"] = "1";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(limit))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"{file} {string.Join(' ', args)} did not finish in {limit.TotalMinutes} minutes");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private static (int ExitCode, string Stdout, string Stderr) Run(string file, string workingDirectory, TimeSpan limit, params string[] args) =>
+        InstallTests.RunProcess(file, workingDirectory, limit, args);
 
     [Fact]
     [Trait("Category", "Aot")]

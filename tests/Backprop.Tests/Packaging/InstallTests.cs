@@ -15,6 +15,13 @@ public class InstallTests
 
     private static (int ExitCode, string Output) Run(string file, string workingDirectory, params string[] args)
     {
+        var r = RunProcess(file, workingDirectory, TimeSpan.FromMinutes(8), args);
+        return (r.ExitCode, r.Stdout + r.Stderr);
+    }
+
+    /// <summary>Runs <paramref name="file"/> without the SDK's telemetry and logo; a run past <paramref name="limit"/> is killed and fails the test.</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) RunProcess(string file, string workingDirectory, TimeSpan limit, params string[] args)
+    {
         var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
@@ -22,8 +29,12 @@ public class InstallTests
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
-        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(8)), $"{file} {string.Join(' ', args)} did not finish in 8 minutes");
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        if (!p.WaitForExit(limit))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"{file} {string.Join(' ', args)} did not finish in {limit.TotalMinutes} minutes");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>What building the library and the CLI from a copy needs: src/ and the root files its build reads.</summary>
