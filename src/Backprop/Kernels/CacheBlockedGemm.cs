@@ -137,16 +137,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
                             nint ldd = full ? ldc : NR;
                             if (ks == null) K.Run(kc, ap, bp, bs, dst, ldd, full && load);
                             else K.RunIndexed(nk, ks, ap, bp, bs, dst, ldd, full && load);
-                            if (!full)
-                            {
-                                for (int r = 0; r < mr; r++)
-                                {
-                                    T* crow = cp + r * ldc;
-                                    T* trow = tile + r * NR;
-                                    if (load) for (int j = 0; j < nr; j++) crow[j] += trow[j];
-                                    else for (int j = 0; j < nr; j++) crow[j] = trow[j];
-                                }
-                            }
+                            if (!full) CacheBlockedGemm<T, K>.StoreTile(cp, ldc, tile, NR, mr, nr, load);
                         }
                     }
                 }
@@ -284,5 +275,21 @@ internal static unsafe class CacheBlockedGemm<T, K>
     {
         // The portable family packs without AVX too, so that forcing it tests code that runs on any CPU.
         GemmPack.Transpose(src, ld, rows, kc, dst, width, vectorized: typeof(K) != typeof(PortableKernel<T>));
+    }
+
+    /// <summary>
+    /// Writes (or, with <paramref name="load"/>, adds) the <paramref name="rows"/> × <paramref name="cols"/> corner of a
+    /// scratch tile of row stride <paramref name="tileStride"/> into C: how a partial tile, computed whole into the tile
+    /// by the micro-kernel, reaches the matrix.
+    /// </summary>
+    internal static void StoreTile(T* c, nint ldc, T* tile, int tileStride, int rows, int cols, bool load)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            T* crow = c + r * ldc;
+            T* trow = tile + r * tileStride;
+            if (load) for (int j = 0; j < cols; j++) crow[j] += trow[j];
+            else for (int j = 0; j < cols; j++) crow[j] = trow[j];
+        }
     }
 }

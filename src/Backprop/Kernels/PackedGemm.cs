@@ -244,16 +244,7 @@ internal static unsafe class PackedGemm
                             int nA = countA[ir / MR];
                             if (nA >= kc) K.Run(kc, ap, bp, NR, dst, ldd, full && load);
                             else K.RunIndexed(nA, stepsA + (long)(ir / MR) * kcMax, ap, bp, NR, dst, ldd, full && load);
-                            if (!full)
-                            {
-                                for (int r = 0; r < mr; r++)
-                                {
-                                    T* crow = cp + r * ldc;
-                                    T* trow = tile + r * NR;
-                                    if (load) for (int j = 0; j < nr; j++) crow[j] += trow[j];
-                                    else for (int j = 0; j < nr; j++) crow[j] = trow[j];
-                                }
-                            }
+                            if (!full) CacheBlockedGemm<T, K>.StoreTile(cp, ldc, tile, NR, mr, nr, load);
                         }
                     }
                 }
