@@ -12,7 +12,7 @@ public static class Program
         // terminal's keypad-mode sequence (ESC[?1h ESC=) once per rank ahead of the output, even into a file or a pipe,
         // and the --json line would no longer parse. A rank's output is never a terminal the user types into: treat it
         // as a dumb one before the console is first touched.
-        if (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_SIZE") is not null)
+        if (Backprop.Distributed.MpiCollective.UnderMpirun)
             Environment.SetEnvironmentVariable("TERM", "dumb");
         return Run(args, Catalog.Default);
     }

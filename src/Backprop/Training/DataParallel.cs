@@ -88,6 +88,7 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     }
 
     private int[]? _blocks;
+    private int _blocksLength;
 
     /// <summary>
     /// The blocks a flat buffer of <paramref name="length"/> values is cut into for a sharded optimizer step: member r
@@ -95,10 +96,11 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     /// </summary>
     public ReadOnlySpan<int> Blocks(int length)
     {
-        if (_blocks is null || _blocks.Sum() != length)
+        if (_blocks is null || _blocksLength != length)
         {
             _blocks = new int[Size];
             for (int r = 0; r < Size; r++) _blocks[r] = Share(length, r, Size).Count;
+            _blocksLength = length;
         }
         return _blocks;
     }
@@ -131,11 +133,7 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
             _values = [.. parameters.Select(p => p.Value)];
             _valuesOf = parameters;
         }
-        var (lo, count) = Block(staging.Length);
-        CopyRange(_values, staging, lo, lo + count, toStaging: true);
-        Collective.AllGather(staging, Blocks(staging.Length));
-        CopyRange(_values, staging, 0, lo, toStaging: false);
-        CopyRange(_values, staging, lo + count, staging.Length, toStaging: false);
+        GatherBlocks(_values, staging);
         AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
     }
 
@@ -148,15 +146,20 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     {
         var tensors = optimizer.State().Select(s => s.Tensor).ToArray();
         int perFamily = optimizer.Parameters.Count;
+        for (int f = 0; f + perFamily <= tensors.Length; f += perFamily) GatherBlocks(tensors[f..(f + perFamily)], staging);
+    }
+
+    /// <summary>
+    /// Gives every member the others' blocks of <paramref name="tensors"/> laid end to end: this member's block goes into
+    /// <paramref name="staging"/>, the blocks are gathered there, and the others' blocks are copied back.
+    /// </summary>
+    private void GatherBlocks(Core.Tensor<T>[] tensors, Span<T> staging)
+    {
         var (lo, count) = Block(staging.Length);
-        for (int f = 0; f + perFamily <= tensors.Length; f += perFamily)
-        {
-            var family = tensors.AsSpan(f, perFamily).ToArray();
-            CopyRange(family, staging, lo, lo + count, toStaging: true);
-            Collective.AllGather(staging, Blocks(staging.Length));
-            CopyRange(family, staging, 0, lo, toStaging: false);
-            CopyRange(family, staging, lo + count, staging.Length, toStaging: false);
-        }
+        CopyRange(tensors, staging, lo, lo + count, toStaging: true);
+        Collective.AllGather(staging, Blocks(staging.Length));
+        CopyRange(tensors, staging, 0, lo, toStaging: false);
+        CopyRange(tensors, staging, lo + count, staging.Length, toStaging: false);
     }
 
     private Core.Tensor<T>[]? _values;
