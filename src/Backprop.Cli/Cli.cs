@@ -12,7 +12,7 @@ public static class Cli
 {
     public const int ExitUsage = 2;
 
-    public static int Run(RootCommand root, string[] args)
+    public static int Run(Command root, string[] args)
     {
         Console.OutputEncoding = Encoding.UTF8;
         try

@@ -2,6 +2,18 @@ namespace Backprop.Tests;
 
 public class TensorTests
 {
+    [Theory]
+    [InlineData(-2, 3)]
+    [InlineData(2, -3)]
+    [InlineData(-2, -3)]
+    [InlineData(-1)]
+    public void ANegativeDimensionIsAnArgumentExceptionThatShowsTheShape(params int[] shape)
+    {
+        var e = Assert.Throws<ArgumentException>(() => new Tensor<double>(shape));
+        Assert.Contains("negative dimension", e.Message);
+        Assert.Contains(ShapeUtil.Format(shape), e.Message);
+    }
+
     [Fact]
     public void ShapeMismatchNamesBothShapes()
     {

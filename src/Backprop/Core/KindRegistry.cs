@@ -1,4 +1,3 @@
-using System.Collections.Frozen;
 using System.Collections.Immutable;
 
 namespace Backprop.Core;
@@ -24,7 +23,10 @@ public abstract class KindRegistry<TKind, TSelf>
     where TSelf : KindRegistry<TKind, TSelf>
 {
     private readonly ImmutableArray<TKind> _kinds;
-    private readonly FrozenDictionary<string, TKind> _byName;
+    // A plain dictionary, never written after the constructor (so safe to read from many threads): freezing one of a
+    // dozen names cost more at start-up than it could save in lookups (the registries' constructors were 3% of a Native
+    // AOT `backprop grad`, most of it FrozenDictionary's analysis of the keys).
+    private readonly Dictionary<string, TKind> _byName;
 
     /// <summary>
     /// A registry of <paramref name="kinds"/> in the given order; each kind is found by its name and then by its aliases
@@ -39,7 +41,7 @@ public abstract class KindRegistry<TKind, TSelf>
             if (!byName.TryAdd(k.Name, k)) throw new ArgumentException($"two kinds are named '{k.Name}'", nameof(kinds));
         foreach (var k in _kinds)
             foreach (var alias in k.Aliases) byName.TryAdd(alias, k);
-        _byName = byName.ToFrozenDictionary(StringComparer.Ordinal);
+        _byName = byName;
     }
 
     /// <summary>Makes the registry of this class that holds <paramref name="kinds"/>.</summary>

@@ -18,7 +18,6 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>A new tensor of the given shape, all zeros. No dimensions makes a scalar (one element).</summary>
     /// <exception cref="ArgumentException">A dimension is negative, or the shape has more than <see cref="int.MaxValue"/> elements.</exception>
-    /// <exception cref="OverflowException">The product of the dimensions is negative (an odd number of negative dimensions): the array is allocated before the shape is checked.</exception>
     public Tensor(params int[] shape) : this(new T[ShapeUtil.Product(shape)], shape) { }
 
     /// <summary>
@@ -261,12 +260,13 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 public static class ShapeUtil
 {
     /// <summary>The number of elements a shape holds (1 for the empty shape of a scalar).</summary>
-    /// <exception cref="ArgumentException">The product exceeds <see cref="int.MaxValue"/>.</exception>
+    /// <exception cref="ArgumentException">A dimension is negative, or the product exceeds <see cref="int.MaxValue"/>.</exception>
     public static int Product(ReadOnlySpan<int> shape)
     {
         long p = 1;
         foreach (var d in shape)
         {
+            if (d < 0) throw new ArgumentException($"shape {Format(shape)} has a negative dimension");
             p *= d;
             if (p > int.MaxValue) throw new ArgumentException($"shape {Format(shape)} has more than {int.MaxValue} elements");
         }

@@ -20,12 +20,17 @@ public class InstallTests
     }
 
     /// <summary>Runs <paramref name="file"/> without the SDK's telemetry and logo; a run past <paramref name="limit"/> is killed and fails the test.</summary>
-    internal static (int ExitCode, string Stdout, string Stderr) RunProcess(string file, string workingDirectory, TimeSpan limit, params string[] args)
+    internal static (int ExitCode, string Stdout, string Stderr) RunProcess(string file, string workingDirectory, TimeSpan limit, params string[] args) =>
+        RunProcess(file, workingDirectory, limit, new Dictionary<string, string>(), args);
+
+    internal static (int ExitCode, string Stdout, string Stderr) RunProcess(string file, string workingDirectory, TimeSpan limit,
+        IReadOnlyDictionary<string, string> environment, params string[] args)
     {
         var psi = new ProcessStartInfo(file) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_NOLOGO"] = "1";
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
