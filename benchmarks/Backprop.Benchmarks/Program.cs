@@ -25,7 +25,8 @@ public static class Program
         if (args.Length >= 5 && args[0] == "shape")
         {
             int m = int.Parse(args[1]), n = int.Parse(args[2]), k = int.Parse(args[3]), t = int.Parse(args[4]);
-            var tuning = KernelTuning.Default;
+            // "fixed": start from the constants of the reference machine instead of the blocks derived from this CPU's caches.
+            var tuning = args.Contains("fixed") ? KernelTuning.Fixed : KernelTuning.Default;
             foreach (var kv in args.Where(x => x.Contains('=')))
             {
                 // Tuning knobs: kc=<depth for float NR=32>, mc=<bytes of the packed A block>, nc=<columns>, direct=<rows>.
@@ -33,7 +34,7 @@ public static class Program
                 int v = int.Parse(parts[1]);
                 switch (parts[0])
                 {
-                    case "kc": tuning = tuning with { KcBytes = v * 4 * 32 }; break;
+                    case "kc": tuning = tuning with { KcBytes = v * 4 * 32, Float64KcBytes = null }; break;
                     case "mc": tuning = tuning with { McBytes = v }; break;
                     case "nc": tuning = tuning with { Nc = v }; break;
                     case "direct": tuning = tuning with { DirectBMaxRows = v }; break;
@@ -42,6 +43,7 @@ public static class Program
             }
             bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
             using var shapeContext = new ComputeContext(t, tuning);
+            Console.WriteLine($"kc_bytes={tuning.KcBytes} float64_kc_bytes={tuning.Float64KcBytes} mc_bytes={tuning.McBytes} nc={tuning.Nc} caches={CpuCaches.ThisCpu}");
             Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, f64, tA, tB, context: shapeContext):F1} GFLOPS");
             return 0;
         }
