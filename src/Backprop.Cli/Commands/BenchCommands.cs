@@ -50,6 +50,7 @@ public static class BenchCommands
         else w.WriteNull("caches");
         w.WriteStartObject("blocks");
         w.WriteNumber("kc_bytes", context.Tuning.KcBytes);
+        w.WriteNumber("float64_kc_bytes", context.Tuning.KcBytesFor<double>());
         w.WriteNumber("mc_bytes", context.Tuning.McBytes);
         w.WriteNumber("nc", context.Tuning.Nc);
         w.WriteEndObject();
