@@ -62,7 +62,8 @@ public sealed record KernelTuning
             GemmPath.Avx2 => ((Avx2Kernel<float>.MR, Avx2Kernel<float>.NR), (Avx2Kernel<double>.MR, Avx2Kernel<double>.NR)),
             _ => ((PortableKernel<float>.MR, PortableKernel<float>.NR), (PortableKernel<double>.MR, PortableKernel<double>.NR)),
         };
-        int w1 = Math.Max(1, caches.L1dWays), w2 = Math.Max(1, caches.L2Ways);
+        // associativity not reported (sysfs may leave it out; AMD's code 0): the common 8-way L1d and 16-way L2/L3
+        int w1 = caches.L1dWays >= 2 ? caches.L1dWays : 8, w2 = caches.L2Ways >= 2 ? caches.L2Ways : 16, w3 = caches.L3Ways >= 2 ? caches.L3Ways : 16;
         long set1 = Math.Max(64, caches.L1dBytes / w1), set2 = Math.Max(64, caches.L2Bytes / w2);
         // per element type: the same B micro-panel bytes would give float64's A micro-panel twice float's share of L1
         // (float64 1024³ on Zen 5 at float's kc = 256: 83 GFLOPS against 90 at kc = 512 and 91 at its own kc = 192)
@@ -79,11 +80,11 @@ public sealed record KernelTuning
         // median 79 GFLOPS with a 384 KiB A block against 67 with the model's 768 KiB (the fixed 192 KiB: 71 and 76).
         long aBlock = Math.Max(1, (w2 - 1 - waysB2) / 2) * set2;
         int nc = Fixed.Nc;
-        if (caches.L3BytesPerCore > 0 && caches.L3Ways > 0)
+        if (caches.L3BytesPerCore > 0)
         {
-            long set3 = Math.Max(64, caches.L3BytesPerCore / caches.L3Ways);
+            long set3 = Math.Max(64, caches.L3BytesPerCore / w3);
             int waysA3 = (int)((aBlock + set3 - 1) / set3);
-            long bBlock = Math.Max(1, caches.L3Ways - 1 - waysA3) * set3;
+            long bBlock = Math.Max(1, w3 - 1 - waysA3) * set3;
             nc = (int)Math.Clamp(bBlock / ((long)kc * s) / nr * nr, nr, 1 << 16);
         }
         return Fixed with { KcBytes = (int)bPanel, Float64KcBytes = kc64 * nr64 * sizeof(double), McBytes = (int)Math.Min(aBlock, 1 << 30), Nc = nc };

@@ -7,11 +7,11 @@ namespace Backprop.Kernels;
 /// GEMM's cache blocks from.
 /// </summary>
 /// <param name="L1dBytes">The level-1 data cache of one core.</param>
-/// <param name="L1dWays">Its associativity.</param>
-/// <param name="L2Bytes">The level-2 cache of one core.</param>
-/// <param name="L2Ways">Its associativity.</param>
+/// <param name="L1dWays">Its associativity (0: not reported; <see cref="KernelTuning.FromCaches"/> then takes 8).</param>
+/// <param name="L2Bytes">The level-2 cache of one core (divided by the cores that share it).</param>
+/// <param name="L2Ways">Its associativity (0: not reported, taken as 16).</param>
 /// <param name="L3BytesPerCore">The level-3 cache divided by the cores that share it; 0 where there is none.</param>
-/// <param name="L3Ways">Its associativity (0 where there is none).</param>
+/// <param name="L3Ways">Its associativity (0: none or not reported, taken as 16).</param>
 /// <param name="Source">Where the figures came from: "sysfs" (Linux), "cpuid" (x86 leaf 4 or 0x8000001D) or a test's name.</param>
 public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2Ways, long L3BytesPerCore, int L3Ways, string Source)
 {
@@ -40,8 +40,8 @@ public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2W
         if (Find(1) is not { } l1 || Find(2) is not { } l2) return null;
         var l3 = Find(3);
         int threadsPerCore = Math.Max(1, l1.SharedBy);
-        long l3PerCore = l3 is { } c ? c.Bytes / Math.Max(1, c.SharedBy / threadsPerCore) : 0;
-        return new CpuCaches(l1.Bytes, Math.Max(1, l1.Ways), l2.Bytes, Math.Max(1, l2.Ways), l3PerCore, l3?.Ways ?? 0, source);
+        long PerCore(Level l) => l.Bytes / Math.Max(1, l.SharedBy / threadsPerCore);   // an Atom module's L2 serves 2-4 cores
+        return new CpuCaches(l1.Bytes, l1.Ways, PerCore(l2), l2.Ways, l3 is { } c ? PerCore(c) : 0, l3?.Ways ?? 0, source);
     }
 
     private static List<Level> ReadSysfs()

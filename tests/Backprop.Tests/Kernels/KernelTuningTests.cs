@@ -79,6 +79,14 @@ public class KernelTuningTests
     }
 
     [Fact]
+    public void UnreportedAssociativityIsTakenAsTheCommonOne()
+    {
+        var unknown = KernelTuning.FromCaches(new CpuCaches(32 * KiB, 0, MiB, 0, 2 * MiB, 0, "no ways"), GemmPath.Avx2);
+        var known = KernelTuning.FromCaches(new CpuCaches(32 * KiB, 8, MiB, 16, 2 * MiB, 16, "8/16/16 ways"), GemmPath.Avx2);
+        Assert.Equal(known, unknown);
+    }
+
+    [Fact]
     public void ABiggerL1dGivesADeeperKc()
     {
         var zen4 = KernelTuning.FromCaches(new CpuCaches(32 * KiB, 8, MiB, 8, 4 * MiB, 16, "zen4"), GemmPath.Avx512);
