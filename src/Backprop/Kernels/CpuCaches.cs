@@ -12,10 +12,10 @@ namespace Backprop.Kernels;
 /// <param name="L2Ways">Its associativity (0: not reported, taken as 16).</param>
 /// <param name="L3BytesPerCore">The level-3 cache divided by the cores that share it; 0 where there is none.</param>
 /// <param name="L3Ways">Its associativity (0: none or not reported, taken as 16).</param>
-/// <param name="Source">Where the figures came from: "sysfs" (Linux), "cpuid" (x86 leaf 4 or 0x8000001D) or a test's name.</param>
+/// <param name="Source">Where the figures came from: "cpuid" (x86 leaf 4 or 0x8000001D), "sysfs" (Linux elsewhere), "cpuid-legacy" (AMD's 0x80000005/6) or a test's name.</param>
 public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2Ways, long L3BytesPerCore, int L3Ways, string Source)
 {
-    /// <summary>This machine's caches, read once: from sysfs on Linux, else from CPUID on x86; null where neither says.</summary>
+    /// <summary>This machine's caches, read once: from CPUID on x86, else from sysfs on Linux; null where neither says.</summary>
     public static CpuCaches? ThisCpu { get; } = Detect();
 
     private readonly record struct Level(int Number, long Bytes, int Ways, int SharedBy);
@@ -24,7 +24,9 @@ public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2W
     {
         try
         {
-            return FromLevels(ReadSysfs(), "sysfs") ?? FromLevels(ReadCpuid(), "cpuid");
+            // CPUID first: on x86 Linux builds sysfs's cache list from the same leaves, and reading it costs a process
+            // some twenty file opens at start-up; sysfs for the others (Arm); AMD's older leaves last.
+            return FromLevels(ReadCpuid(), "cpuid") ?? FromLevels(ReadSysfs(), "sysfs") ?? FromLevels(ReadAmdLegacy(), "cpuid-legacy");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException or PlatformNotSupportedException)
         {
@@ -89,8 +91,7 @@ public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2W
     {
         var levels = new List<Level>();
         if (!X86Base.IsSupported) return levels;
-        var (_, vendorB, vendorC, vendorD) = X86Base.CpuId(0, 0);
-        bool amd = vendorB == 0x68747541 && vendorD == 0x69746E65 && vendorC == 0x444D4163;   // "AuthenticAMD"
+        bool amd = IsAmd();
         uint maxExtended = (uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax;
         int leaf = amd ? unchecked((int)0x8000001D) : 4;
         if (amd ? maxExtended < 0x8000001D : X86Base.CpuId(0, 0).Eax < 4) leaf = 0;
@@ -104,7 +105,20 @@ public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2W
             long line = (ebx & 0xFFF) + 1, partitions = ((ebx >> 12) & 0x3FF) + 1, ways = ((uint)ebx >> 22) + 1, sets = (uint)ecx + 1L;
             levels.Add(new Level(level, ways * partitions * line * sets, (int)ways, sharedBy));
         }
-        if (levels.Count == 0 && amd && maxExtended >= 0x80000006)
+        return levels;
+    }
+
+    private static bool IsAmd()
+    {
+        var (_, b, c, d) = X86Base.CpuId(0, 0);
+        return b == 0x68747541 && d == 0x69746E65 && c == 0x444D4163;   // "AuthenticAMD"
+    }
+
+    private static List<Level> ReadAmdLegacy()
+    {
+        var levels = new List<Level>();
+        if (!X86Base.IsSupported || !IsAmd()) return levels;
+        if ((uint)X86Base.CpuId(unchecked((int)0x80000000), 0).Eax >= 0x80000006)
         {
             // Hypervisors may zero leaf 0x8000001D (this project's Zen 5 VMs do); AMD's older per-core leaves still
             // give the L1d (0x80000005 ECX: KiB in [31:24], ways in [23:16]) and the L2 (0x80000006 ECX: KiB in
