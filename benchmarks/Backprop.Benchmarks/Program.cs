@@ -25,7 +25,8 @@ public static class Program
         if (args.Length >= 5 && args[0] == "shape")
         {
             int m = int.Parse(args[1]), n = int.Parse(args[2]), k = int.Parse(args[3]), t = int.Parse(args[4]);
-            var tuning = KernelTuning.Default;
+            // "fixed": start from the constants of the reference machine instead of the blocks derived from this CPU's caches.
+            var tuning = args.Contains("fixed") ? KernelTuning.Fixed : KernelTuning.Default;
             foreach (var kv in args.Where(x => x.Contains('=')))
             {
                 // Tuning knobs: kc=<depth for float NR=32>, mc=<bytes of the packed A block>, nc=<columns>, direct=<rows>.
@@ -33,7 +34,7 @@ public static class Program
                 int v = int.Parse(parts[1]);
                 switch (parts[0])
                 {
-                    case "kc": tuning = tuning with { KcBytes = v * 4 * 32 }; break;
+                    case "kc": tuning = tuning with { KcBytes = v * 4 * 32, Float64KcBytes = null }; break;
                     case "mc": tuning = tuning with { McBytes = v }; break;
                     case "nc": tuning = tuning with { Nc = v }; break;
                     case "direct": tuning = tuning with { DirectBMaxRows = v }; break;
@@ -42,6 +43,7 @@ public static class Program
             }
             bool tA = args.Contains("tA"), tB = args.Contains("tB"), f64 = args.Contains("f64");
             using var shapeContext = new ComputeContext(t, tuning);
+            Console.WriteLine($"kc_bytes={tuning.KcBytes} float64_kc_bytes={tuning.Float64KcBytes} mc_bytes={tuning.McBytes} nc={tuning.Nc} caches={CpuCaches.ThisCpu}");
             Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, f64, tA, tB, context: shapeContext):F1} GFLOPS");
             return 0;
         }
@@ -50,6 +52,14 @@ public static class Program
             // The AVX-512 micro-kernel alone on L1-resident panels: the in-core ceiling.
             int kc = args.Length > 1 ? int.Parse(args[1]) : 256;
             Console.WriteLine($"12x2 kc={kc}: {KernelProbe.Run<Avx512Kernel<float>>(kc):F1} GFLOPS");
+            return 0;
+        }
+        if (args.Length >= 2 && args[0] == "optimizer")
+        {
+            // The fused Adam pass alone at each width on N float parameters: nanoseconds per element, best of 20 runs.
+            int n = int.Parse(args[1]);
+            foreach (var width in new[] { UpdateWidth.Vector512, UpdateWidth.Vector, UpdateWidth.Scalar })
+                Console.WriteLine($"adam n={n} {width,-9}: {OptimizerProbe.AdamNsPerElement(width, n):F3} ns/element");
             return 0;
         }
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);

@@ -29,6 +29,33 @@ public static class BenchCommands
     /// <summary>The peak at the context's thread count.</summary>
     private static PeakResult PeakFor(bool float64, ComputeContext context) => Peak(float64, context.Threads);
 
+    /// <summary>
+    /// "caches": the caches this CPU reports (null where it reports none) and "blocks": the GEMM's cache blocks the
+    /// context runs with, so that a figure can be read against the machine it was taken on.
+    /// </summary>
+    private static void WriteCachesAndBlocks(System.Text.Json.Utf8JsonWriter w, ComputeContext context)
+    {
+        if (CpuCaches.ThisCpu is { } c)
+        {
+            w.WriteStartObject("caches");
+            w.WriteNumber("l1d_bytes", c.L1dBytes);
+            w.WriteNumber("l1d_ways", c.L1dWays);
+            w.WriteNumber("l2_bytes", c.L2Bytes);
+            w.WriteNumber("l2_ways", c.L2Ways);
+            w.WriteNumber("l3_bytes_per_core", c.L3BytesPerCore);
+            w.WriteNumber("l3_ways", c.L3Ways);
+            w.WriteString("source", c.Source);
+            w.WriteEndObject();
+        }
+        else w.WriteNull("caches");
+        w.WriteStartObject("blocks");
+        w.WriteNumber("kc_bytes", context.Tuning.KcBytes);
+        w.WriteNumber("float64_kc_bytes", context.Tuning.KcBytesFor<double>());
+        w.WriteNumber("mc_bytes", context.Tuning.McBytes);
+        w.WriteNumber("nc", context.Tuning.Nc);
+        w.WriteEndObject();
+    }
+
     private static Command Infer(Backprop.Nn.Catalog catalog)
     {
         var model = new Option<string?>("--model") { Description = "A model file (safetensors); without it, a ReLU MLP of --layers from a seeded random init" };
@@ -152,6 +179,7 @@ public static class BenchCommands
                 w.WriteNumber("gflops", Math.Round(res.Gflops, 2));
                 w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
                 w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
+                WriteCachesAndBlocks(w, context);
                 w.WriteEndObject();
             });
             return 0;
@@ -193,6 +221,7 @@ public static class BenchCommands
                 w.WriteNumber("gflops", Math.Round(gflops, 2));
                 w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
                 w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
+                WriteCachesAndBlocks(w, context);
                 w.WriteEndObject();
             });
             return 0;

@@ -37,7 +37,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
     internal static (int KC, int MC, int NC) Blocks(KernelTuning tuning, int k)
     {
         int MR = K.MR, NR = K.NR;
-        int KC = Math.Max(16, tuning.KcBytes / (NR * sizeof(T)) & ~7);
+        int KC = Math.Max(16, tuning.KcBytesFor<T>() / (NR * sizeof(T)) & ~7);
         int MC = Math.Max(MR, tuning.McBytes / (KC * sizeof(T)) / MR * MR);
         int NC = Math.Max(NR, tuning.Nc / NR * NR);
         // Balance the depth blocks (k = 784 runs as 2 × 392, not 512 + 272).

@@ -21,8 +21,74 @@ public enum GemmPath
 /// </summary>
 public sealed record KernelTuning
 {
-    /// <summary>The values measured on the reference machine (2-core Zen 4, 32 KiB L1d, 1 MiB L2).</summary>
-    public static KernelTuning Default { get; } = new();
+    /// <summary>The values measured on the reference machine (2-core Zen 4, 32 KiB L1d, 1 MiB L2): the blocking where a CPU reports no caches.
+    /// Declared before <see cref="Default"/>, which it initialises.</summary>
+    public static KernelTuning Fixed { get; } = new();
+
+    /// <summary>
+    /// This CPU's blocking: <see cref="FromCaches"/> of the caches it reports (<see cref="CpuCaches.ThisCpu"/>) for its
+    /// best GEMM kernels, else <see cref="Fixed"/>.
+    /// </summary>
+    public static KernelTuning Default { get; } =
+        CpuCaches.ThisCpu is { } caches ? FromCaches(caches, ComputeContext.BestGemmPath) : Fixed;
+
+    /// <summary>
+    /// The cache blocks of the BLIS analytical model (Low, Igual, Smith, Quintana-Ortí, "Analytical modeling is enough
+    /// for high-performance BLIS", ACM TOMS 2016) for the float micro-kernel of <paramref name="path"/>, MR×NR: of the
+    /// L1d's W ways one is left to C, the other W − 1 are shared by the streaming A micro-panels and the resident B
+    /// micro-panel in proportion MR : NR, so A gets C_A = ⌊(W − 1)/(1 + NR/MR)⌋ ways and kc = C_A·(L1d/W)/(MR·4);
+    /// the mc×kc A block takes half of the L2's ways less one for C and those the B micro-panel occupies; the kc×nc B block
+    /// takes the per-core L3's ways less one and those of the A block. The other thresholds keep their
+    /// <see cref="Fixed"/> values. Only kc changes results (it is where sums are split), so one CPU always gives the
+    /// same bits.
+    /// </summary>
+    /// <remarks>
+    /// Zen 5 (48 KiB 12-way L1d, 1 MiB 16-way L2, 32 MiB 16-way L3 for 8 cores): float kc = 256, float64 kc = 192,
+    /// an A block of 448 KiB, nc = 3328. This project's Zen 5 VMs report (CPUID 0x80000005/6) an 8-way L2 and no
+    /// usable L3: the same kc, a 384 KiB A block and the fixed nc. Measured there against <see cref="Fixed"/> (kc = 512,
+    /// A block 192 KiB) in the README's benchmark section: float alike, float64 alike at its own kc (8% slower when
+    /// float64 ran at float's kc = 256, which overfills L1; hence the separate <see cref="Float64KcBytes"/>).
+    /// </remarks>
+    /// <param name="caches">The caches of one core.</param>
+    /// <param name="path">The GEMM kernel family whose float tile the blocks are for (<see cref="GemmPath.Auto"/>: this CPU's best).</param>
+    public static KernelTuning FromCaches(CpuCaches caches, GemmPath path = GemmPath.Auto)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        const int s = sizeof(float);
+        path = path == GemmPath.Auto ? ComputeContext.BestGemmPath : path;
+        var ((mr, nr), (mr64, nr64)) = path switch
+        {
+            GemmPath.Avx512 => ((Avx512Kernel<float>.MR, Avx512Kernel<float>.NR), (Avx512Kernel<double>.MR, Avx512Kernel<double>.NR)),
+            GemmPath.Avx2 => ((Avx2Kernel<float>.MR, Avx2Kernel<float>.NR), (Avx2Kernel<double>.MR, Avx2Kernel<double>.NR)),
+            _ => ((PortableKernel<float>.MR, PortableKernel<float>.NR), (PortableKernel<double>.MR, PortableKernel<double>.NR)),
+        };
+        // associativity not reported (sysfs may leave it out; AMD's code 0): the common 8-way L1d and 16-way L2/L3
+        int w1 = caches.L1dWays >= 2 ? caches.L1dWays : 8, w2 = caches.L2Ways >= 2 ? caches.L2Ways : 16, w3 = caches.L3Ways >= 2 ? caches.L3Ways : 16;
+        long set1 = Math.Max(64, caches.L1dBytes / w1), set2 = Math.Max(64, caches.L2Bytes / w2);
+        // per element type: the same B micro-panel bytes would give float64's A micro-panel twice float's share of L1
+        // (float64 1024³ on Zen 5 at float's kc = 256: 83 GFLOPS against 90 at kc = 512 and 91 at its own kc = 192)
+        int Kc(int tileRows, int tileCols, int size)
+        {
+            int waysA = Math.Max(1, (int)((w1 - 1) / (1 + (double)tileCols / tileRows)));
+            return (int)Math.Clamp(waysA * set1 / (tileRows * size) & ~7, 32, 1024);
+        }
+        int kc = Kc(mr, nr, s), kc64 = Kc(mr64, nr64, sizeof(double));
+        long bPanel = (long)kc * nr * s;
+        int waysB2 = (int)((bPanel + set2 - 1) / set2);
+        // The model keeps the A block in L2 by ways, which an LRU L2 does not do: the B micro-panels streaming from L3
+        // and the C tiles evict it. Half of those ways: on this Zen 5 VM (loaded) float64 1024³ at kc = 192 ran
+        // median 79 GFLOPS with a 384 KiB A block against 67 with the model's 768 KiB (the fixed 192 KiB: 71 and 76).
+        long aBlock = Math.Max(1, (w2 - 1 - waysB2) / 2) * set2;
+        int nc = Fixed.Nc;
+        if (caches.L3BytesPerCore > 0)
+        {
+            long set3 = Math.Max(64, caches.L3BytesPerCore / w3);
+            int waysA3 = (int)((aBlock + set3 - 1) / set3);
+            long bBlock = Math.Max(1, w3 - 1 - waysA3) * set3;
+            nc = (int)Math.Clamp(bBlock / ((long)kc * s) / nr * nr, nr, 1 << 16);
+        }
+        return Fixed with { KcBytes = (int)bPanel, Float64KcBytes = kc64 * nr64 * sizeof(double), McBytes = (int)Math.Min(aBlock, 1 << 30), Nc = nc };
+    }
 
     /// <summary>Depth budget of a packed panel, kc·NR·sizeof(T) bytes: the kc×NR B micro-panel lives in L1.</summary>
     /// <remarks>
@@ -31,6 +97,15 @@ public sealed record KernelTuning
     /// at n = 1024 among 256/384/512.
     /// </remarks>
     public int KcBytes { get; init; } = 512 * 4 * 32;
+
+    /// <summary>
+    /// <see cref="KcBytes"/> for float64 products; null: the same as float's. Float64's tile has half the columns per
+    /// row of bytes, so the same B micro-panel bytes come with an A micro-panel twice as large.
+    /// </summary>
+    public int? Float64KcBytes { get; init; }
+
+    /// <summary>The depth budget of <typeparamref name="T"/>'s products: <see cref="Float64KcBytes"/> or <see cref="KcBytes"/>.</summary>
+    internal int KcBytesFor<T>() where T : unmanaged => typeof(T) == typeof(double) && Float64KcBytes is { } b ? b : KcBytes;
 
     /// <summary>Bytes of the mc×kc packed A block, which lives in L2.</summary>
     public int McBytes { get; init; } = 192 * 1024;

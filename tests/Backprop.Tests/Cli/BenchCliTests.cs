@@ -58,6 +58,27 @@ public class BenchCliTests
             r.Json.GetProperty("fraction_of_peak").GetDouble(), 1e-3);
     }
 
+    [Fact]
+    public void BenchGemmRecordsTheCachesAndTheBlocksItRanWith()
+    {
+        var r = CliRunner.Run("bench", "gemm", "--m", "8", "--n", "8", "--k", "8", "--threads", "1", "--json");
+        Assert.Equal(0, r.ExitCode);
+        var caches = r.Json.GetProperty("caches");
+        if (Backprop.Kernels.CpuCaches.ThisCpu is { } c)
+        {
+            Assert.Equal(c.L1dBytes, caches.GetProperty("l1d_bytes").GetInt64());
+            Assert.Equal(c.L2Bytes, caches.GetProperty("l2_bytes").GetInt64());
+            Assert.Equal(c.Source, caches.GetProperty("source").GetString());
+        }
+        else Assert.Equal(System.Text.Json.JsonValueKind.Null, caches.ValueKind);
+        var blocks = r.Json.GetProperty("blocks");
+        var tuning = Backprop.Kernels.KernelTuning.Default;
+        Assert.Equal(tuning.KcBytes, blocks.GetProperty("kc_bytes").GetInt32());
+        Assert.Equal(tuning.KcBytesFor<double>(), blocks.GetProperty("float64_kc_bytes").GetInt32());
+        Assert.Equal(tuning.McBytes, blocks.GetProperty("mc_bytes").GetInt32());
+        Assert.Equal(tuning.Nc, blocks.GetProperty("nc").GetInt32());
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(7)]
