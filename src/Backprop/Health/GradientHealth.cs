@@ -83,26 +83,34 @@ public static class GradientHealth
     public static HealthReport Analyze<T>(ForwardTrace<T> forward, ActivationRegistry? activations = null) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var layers = new List<LayerHealth>();
-        foreach (var trace in forward.Layers)
-        {
-            var layer = trace.Layer;
-            var act = layer.Activation;
-            var z = trace.PreActivation.Value;
-            var h = trace.Output.Value;
-            var weight = layer.MainWeight();
-            var scale = layer.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Scale)?.Value;
-            layers.Add(new LayerHealth(trace.Index + 1, act.Name,
-                weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(), trace.Output.Grad.FrobeniusNorm(),
-                act.CanDie ? DeadFraction(z) : null,
-                SaturatedFraction(act, z, h))
-            {
-                Kind = layer.Kind,
-                HasWeight = weight is not null,
-                ScaleGradientNorm = scale?.Grad.FrobeniusNorm(),
-                ScaleNorm = scale?.Value.FrobeniusNorm(),
-            });
-        }
+        foreach (var trace in forward.Layers) layers.Add(Measure(trace));
         return Judge(layers, activations: activations);
+    }
+
+    /// <summary>
+    /// One layer's health from its trace after the backward pass: its kind, the norms of its weight (and, for a norm
+    /// layer, of its scale) and of their gradients, and its dead and saturated fractions. <c>diagnose</c> and the
+    /// training diagnostics both measure a layer here.
+    /// </summary>
+    public static LayerHealth Measure<T>(LayerTrace<T> trace) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var layer = trace.Layer;
+        var act = layer.Activation;
+        var z = trace.PreActivation.Value;
+        var h = trace.Output.Value;
+        var weight = layer.MainWeight();
+        var scale = layer.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Scale)?.Value;
+        return new LayerHealth(trace.Index + 1, act.Name,
+            weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(),
+            trace.Output.HasGrad ? trace.Output.Grad.FrobeniusNorm() : 0,
+            act.CanDie ? DeadFraction(z) : null,
+            SaturatedFraction(act, z, h))
+        {
+            Kind = layer.Kind,
+            HasWeight = weight is not null,
+            ScaleGradientNorm = scale?.Grad.FrobeniusNorm(),
+            ScaleNorm = scale?.Value.FrobeniusNorm(),
+        };
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>

@@ -26,21 +26,9 @@ public static class Diagnostics
         var result = new LayerHealth[traces.Count];
         for (int l = 0; l < traces.Count; l++)
         {
-            var layer = traces[l].Layer;
-            var weight = layer.MainWeight();
-            double g = weight is null ? 0 : Norm<T>(weight.Grad.Span);
-            double w = weight is null ? 0 : Norm<T>(weight.Value.Span);
-            double u = updateNorms is not null ? updateNorms[l] : learningRate * g;
-            var h = traces[l].Output;
-            double hg = h.HasGrad ? Norm<T>(h.Grad.Span) : 0;
-            var act = layer.Activation;
-            var z = traces[l].PreActivation.Value;
-            result[l] = new LayerHealth(l + 1, act.Name, g, w, hg,
-                act.CanDie ? GradientHealth.DeadFraction(z) : null,
-                GradientHealth.SaturatedFraction(act, z, h.Value))
-            {
-                UpdateRatio = w > 0 ? u / w : 0,
-            };
+            var health = GradientHealth.Measure(traces[l]);
+            double u = updateNorms is not null ? updateNorms[l] : learningRate * health.WeightGradientNorm;
+            result[l] = health with { UpdateRatio = health.WeightNorm > 0 ? u / health.WeightNorm : 0 };
         }
         return result;
     }

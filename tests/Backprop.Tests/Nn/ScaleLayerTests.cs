@@ -67,6 +67,9 @@ public sealed class ScaleLayerTests
         var health = Backprop.Training.Diagnostics.Measure(step, 0.05);
         Assert.Equal([1, 2, 3], health.Select(h => h.Layer));
         Assert.Equal(0, health[1].WeightNorm);
+        Assert.Equal([DenseKind.KindName, ScaleKind.KindName, DenseKind.KindName], health.Select(h => h.Kind));   // rows name the layer's kind
+        Assert.Equal([true, false, true], health.Select(h => h.HasWeight));                                        // so the verdict's ratio leaves the scale layer out
+        Assert.NotNull(health[1].ScaleNorm);                                                                          // and reports its scale instead
         Assert.Equal(TestKinds.Softsign, health[1].Activation);
         Assert.NotNull(health[1].SaturatedFraction);   // softsign declares a maximum derivative: its saturation is measured
         Assert.Null(health[1].DeadFraction);           // and its units cannot die
