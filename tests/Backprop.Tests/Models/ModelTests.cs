@@ -68,6 +68,48 @@ public sealed class ModelTests
         Assert.Equal(30, result.History.Count);
     }
 
+    /// <summary>An MNIST folder of the first <paramref name="train"/> and <paramref name="test"/> images of the shipped one (IDX, gzip).</summary>
+    private static string SmallMnist(TempDir tmp, int train, int test)
+    {
+        string dir = tmp.File("mnist-small");
+        Directory.CreateDirectory(dir);
+        foreach (var (set, count) in new[] { ("train", train), ("t10k", test) })
+        {
+            Prefix($"{set}-images-idx3-ubyte.gz", 16, count * 28 * 28, count);
+            Prefix($"{set}-labels-idx1-ubyte.gz", 8, count, count);
+        }
+        return dir;
+
+        void Prefix(string file, int header, int bytes, int count)
+        {
+            using var input = new System.IO.Compression.GZipStream(File.OpenRead(CliRunner.DataPath("mnist", file)), System.IO.Compression.CompressionMode.Decompress);
+            var head = new byte[header + bytes];
+            input.ReadExactly(head);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(head.AsSpan(4), count);   // the item count after the magic number
+            using var output = new System.IO.Compression.GZipStream(File.Create(Path.Combine(dir, file)), System.IO.Compression.CompressionLevel.Fastest);
+            output.Write(head);
+        }
+    }
+
+    [Fact]
+    public void Fit_on_an_mnist_folder_trains_the_parameters_the_cli_trains()
+    {
+        using var tmp = new TempDir();
+        string mnist = SmallMnist(tmp, 600, 100);
+        const int seed = 5;
+        var cli = CliRunner.Run("train", "--data", mnist, "--layers", "784,32,10", "--epochs", "3", "--batch", "32", "--lr", "0.01",
+            "--schedule", "cosine", "--patience", "0", "--seed", seed.ToString(), "--threads", "1", "--out", tmp.File("cli.safetensors"), "--json", "--quiet");
+        Assert.True(cli.ExitCode == 0, cli.Stderr);
+        var cliModel = Model.Load(tmp.File("cli.safetensors"));
+
+        var model = Model.Build().Input(784).Dense(32, "relu").Output(10).Seed(seed).ForClassification();
+        var result = model.Fit(mnist, Options(seed, epochs: 3) with { BatchSize = 32 });
+        Assert.Equal(Parameters(cliModel), Parameters(model));
+        Assert.Equal(cli.Json.GetProperty("test_accuracy").GetDouble(), result.TestAccuracy, 12);
+        Assert.True(result.TestAccuracy > 0.6, $"test accuracy {result.TestAccuracy} after 3 epochs on 600 images");
+        Assert.Equal(3, result.History.Count);
+    }
+
     [Fact]
     public void Spans_jagged_rows_and_matrices_train_and_predict_alike()
     {
