@@ -6,12 +6,15 @@
 #
 #   bash benchmarks/compare.sh [ROUNDS] [MNIST_ROUNDS]     (defaults 3 and 5; results also in out/compare/)
 #   bash benchmarks/compare.sh infer [ROUNDS]              (only the ONNX Runtime inference pairs; default 3 rounds)
+#   bash benchmarks/compare.sh gemm [ROUNDS]               (only GEMM against OpenBLAS: float32 and float64, 1 and 2
+#                                                           threads, n = 256…2048 and the training shapes; default 3)
 #
 # Needs: apt-get install python3-torch python3-numpy libopenblas0-pthread
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=all
 if [ "${1:-}" = infer ]; then MODE=infer; shift; fi
+if [ "${1:-}" = gemm ]; then MODE=gemm; shift; fi
 ROUNDS=${1:-3}
 MNIST_ROUNDS=${2:-5}
 export OPENBLAS_CORETYPE=SkylakeX
@@ -48,6 +51,23 @@ for r in $(seq "$MNIST_ROUNDS"); do
 done
 fi
 
+if [ "$MODE" = gemm ]; then
+# m×k·k×n: squares, and the training products of 784-512-512-10 at batch 32…256 and of 784-1024-1024-10 at batch 256
+for r in $(seq "$ROUNDS"); do
+  for dt in float32 float64; do
+    for t in 1 2; do
+      for s in "256 256 256" "512 512 512" "1024 1024 1024" "2048 2048 2048" "32 784 512" "128 784 512" "128 512 512" "256 784 512" "256 1024 1024"; do
+        set -- $s
+        ours=$($B bench gemm --m $1 --k $2 --n $3 --threads $t --dtype $dt --json | tail -1 | num gflops)
+        theirs=$(OPENBLAS_NUM_THREADS=$t $PY benchmarks/gemm_numpy.py --m $1 --k $2 --n $3 --threads $t --dtype $dt --json | tail -1 | num gflops)
+        printf 'gemm %s %sx%sx%s, %s thread(s)\t%s\t%s\n' "$dt" "$1" "$2" "$3" "$t" "$ours" "$theirs" | tee -a "$LOG"
+      done
+    done
+  done
+done
+fi
+
+if [ "$MODE" != gemm ]; then
 # Inference: the reference 784-512-512-10 model (one MNIST epoch; the weights do not change the work) and its own
 # ONNX export; the benchmark runs Backprop's compiled forward pass (as `bench infer`) and ONNX Runtime pair by pair.
 MODEL=out/compare/infer-model.safetensors
@@ -56,6 +76,7 @@ $B export --model "$MODEL" --onnx out/compare/infer-model.onnx >/dev/null
 dotnet build benchmarks/OnnxRuntimeCompare -c Release -v q >/dev/null
 dotnet benchmarks/OnnxRuntimeCompare/bin/Release/net10.0/OnnxRuntimeCompare.dll --model "$MODEL" --onnx out/compare/infer-model.onnx \
   --rounds "$ROUNDS" | tee -a "$LOG"
+fi
 
 $PY - "$LOG" <<'PY'
 import sys, statistics, collections
