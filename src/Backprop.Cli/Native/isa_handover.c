@@ -27,22 +27,37 @@
 
 static int bit(unsigned reg, int b) { return (reg >> b) & 1u; }
 
-/* The x86-64 micro-architecture level this CPU runs: 4, 3 or 1 (CPUID, Intel SDM vol. 2A). OSXSAVE says the kernel
- * saves the extended register state; Linux saves every AVX and AVX-512 state its CPU has. */
+/* XCR0, the register states the kernel saves on a context switch (XGETBV with ECX = 0; only valid once CPUID says
+ * OSXSAVE). Intel SDM vol. 1, 13.3. */
+static unsigned long long xcr0(void)
+{
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+/* The x86-64 micro-architecture level this machine runs: 4, 3 or 1 (CPUID, Intel SDM vol. 2A): the CPU must have the
+ * instruction sets and the kernel must save their registers (XCR0: SSE and AVX state for v3; the opmask and both
+ * halves of the upper ZMM state too for v4). A kernel booted with AVX-512 turned off, or a hypervisor that hides its
+ * state, gets the lower build instead of a build that cannot start. */
 static int cpu_level(void)
 {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return 1;
     unsigned ecx1 = c;
+    if (!bit(ecx1, 27)) return 1;                                                                  /* OSXSAVE */
+    unsigned long long xcr = xcr0();
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 1;
     unsigned ebx7 = b;
     if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return 1;
     unsigned ecx_ext = c;
-    int v3 = bit(ecx1, 27) && bit(ecx1, 28) && bit(ecx1, 12) && bit(ecx1, 22) && bit(ecx1, 29)   /* OSXSAVE AVX FMA MOVBE F16C */
+    int v3 = bit(ecx1, 28) && bit(ecx1, 12) && bit(ecx1, 22) && bit(ecx1, 29)                     /* AVX FMA MOVBE F16C */
           && bit(ebx7, 5) && bit(ebx7, 3) && bit(ebx7, 8)                                         /* AVX2 BMI1 BMI2 */
-          && bit(ecx_ext, 5);                                                                     /* LZCNT */
+          && bit(ecx_ext, 5)                                                                      /* LZCNT */
+          && (xcr & 0x6) == 0x6;                                                                  /* XMM and YMM state */
     if (!v3) return 1;
-    int v4 = bit(ebx7, 16) && bit(ebx7, 17) && bit(ebx7, 28) && bit(ebx7, 30) && bit(ebx7, 31); /* AVX512 F DQ CD BW VL */
+    int v4 = bit(ebx7, 16) && bit(ebx7, 17) && bit(ebx7, 28) && bit(ebx7, 30) && bit(ebx7, 31)  /* AVX512 F DQ CD BW VL */
+          && (xcr & 0xE6) == 0xE6;                                                                /* opmask, ZMM_Hi256, Hi16_ZMM */
     return v4 ? 4 : 3;
 }
 

@@ -85,7 +85,9 @@ public sealed record KernelTuning
             long set3 = Math.Max(64, caches.L3BytesPerCore / w3);
             int waysA3 = (int)((aBlock + set3 - 1) / set3);
             long bBlock = Math.Max(1, w3 - 1 - waysA3) * set3;
-            nc = (int)Math.Clamp(bBlock / ((long)kc * s) / nr * nr, nr, 1 << 16);
+            // one nc serves both element types: size it for the deeper of float's and float64's kc×nc block
+            long bytesPerColumn = Math.Max((long)kc * s, (long)kc64 * sizeof(double));
+            nc = (int)Math.Clamp(bBlock / bytesPerColumn / nr * nr, nr, 1 << 16);
         }
         return Fixed with { KcBytes = (int)bPanel, Float64KcBytes = kc64 * nr64 * sizeof(double), McBytes = (int)Math.Min(aBlock, 1 << 30), Nc = nc };
     }
@@ -148,8 +150,9 @@ public sealed record KernelTuning
 /// interfere, and each gets the bits it would get alone.
 /// </summary>
 /// <remarks>
-/// Results depend on the element type and the kernel family, not on the thread count or on which thread computes
-/// what: a product split across threads is bit-identical to the serial one. A context may be used by several threads
+/// Results depend on the element type, the kernel family and the depth kc of the tuning (derived from the CPU's L1d
+/// by <see cref="KernelTuning.Default"/>), not on the thread count or on which thread computes what: a product split
+/// across threads is bit-identical to the serial one. A context may be used by several threads
 /// at once: one parallel job runs at a time, and a caller that finds the pool busy runs its work on its own thread.
 /// Scratch memory (packing buffers, job descriptions) is kept per calling thread, per context.
 /// </remarks>

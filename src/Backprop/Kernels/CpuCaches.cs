@@ -22,17 +22,30 @@ public sealed record CpuCaches(long L1dBytes, int L1dWays, long L2Bytes, int L2W
 
     private static CpuCaches? Detect()
     {
-        try
-        {
-            // CPUID first: on x86 Linux builds sysfs's cache list from the same leaves, and reading it costs a process
-            // some twenty file opens at start-up; sysfs for the others (Arm); AMD's older leaves last.
-            return FromLevels(ReadCpuid(), "cpuid") ?? FromLevels(ReadSysfs(), "sysfs") ?? FromLevels(ReadAmdLegacy(), "cpuid-legacy");
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException or PlatformNotSupportedException)
+        // On a hybrid Intel CPU (Alder Lake and later) CPUID leaf 4 describes the core the calling thread runs on, a
+        // P-core's 48 KiB L1d or an E-core's 32 KiB: kc, and so the bits of every product, would depend on where the
+        // thread was scheduled. There sysfs's cpu0 answers, the same on every run, else the fixed blocks.
+        if (IsHybrid()) return Try(() => FromLevels(ReadSysfs(), "sysfs"));
+        // CPUID first: on x86 Linux builds sysfs's cache list from the same leaves, and reading it costs a process
+        // some twenty file opens at start-up; sysfs for the others (Arm); AMD's older leaves last. Each source on its
+        // own, so that one that fails leaves the next to answer.
+        return Try(() => FromLevels(ReadCpuid(), "cpuid")) ?? Try(() => FromLevels(ReadSysfs(), "sysfs"))
+            ?? Try(() => FromLevels(ReadAmdLegacy(), "cpuid-legacy"));
+    }
+
+    private static CpuCaches? Try(Func<CpuCaches?> source)
+    {
+        try { return source(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or OverflowException
+            or PlatformNotSupportedException or ArgumentException or NotSupportedException)
         {
             return null;
         }
     }
+
+    /// <summary>CPUID.(7,0):EDX[15], "hybrid": the package has cores of more than one type.</summary>
+    private static bool IsHybrid() =>
+        X86Base.IsSupported && X86Base.CpuId(0, 0).Eax >= 7 && (X86Base.CpuId(7, 0).Edx & (1 << 15)) != 0;
 
     /// <summary>The L1d, L2 and L3 of the data/unified caches listed, with the L3 shared out per core (the cores that
     /// share it are its sharers over the L1d's, which are one core's hardware threads).</summary>

@@ -41,10 +41,14 @@ public static class OptimizerKernels
     };
 
     /// <summary>Adam / AdamW: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·(m/bc₁)/(√(v/bc₂) + ε) − lr·wd·p.</summary>
+    /// <exception cref="ArgumentException">A span's length is not the parameters'.</exception>
     public static bool Adam<T>(Span<T> p, ReadOnlySpan<T> g, Span<T> m, Span<T> v,
         T lr, T beta1, T beta2, T eps, T biasCorrection1, T biasCorrection2, T l2, T decoupledDecay)
-        where T : unmanaged, IFloatingPointIeee754<T> =>
-        Adam(UpdateWidth.Auto, p, g, m, v, lr, beta1, beta2, eps, biasCorrection1, biasCorrection2, l2, decoupledDecay);
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        SameLengths(p.Length, g.Length, m.Length, v.Length);
+        return Adam(UpdateWidth.Auto, p, g, m, v, lr, beta1, beta2, eps, biasCorrection1, biasCorrection2, l2, decoupledDecay);
+    }
 
     internal static bool Adam<T>(UpdateWidth width, Span<T> p, ReadOnlySpan<T> g, Span<T> m, Span<T> v,
         T lr, T beta1, T beta2, T eps, T biasCorrection1, T biasCorrection2, T l2, T decoupledDecay)
@@ -118,9 +122,13 @@ public static class OptimizerKernels
     }
 
     /// <summary>SGD with momentum (PyTorch's form): b ← μb + (g + wd·p); p ← p − lr·(nesterov ? g + μb : b).</summary>
+    /// <exception cref="ArgumentException">A span's length is not the parameters'.</exception>
     public static bool Sgd<T>(Span<T> p, ReadOnlySpan<T> g, Span<T> buf, T lr, T momentum, T weightDecay, bool nesterov, bool firstStep)
-        where T : unmanaged, IFloatingPointIeee754<T> =>
-        Sgd(UpdateWidth.Auto, p, g, buf, lr, momentum, weightDecay, nesterov, firstStep);
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        SameLengths(p.Length, g.Length, buf.Length, p.Length);
+        return Sgd(UpdateWidth.Auto, p, g, buf, lr, momentum, weightDecay, nesterov, firstStep);
+    }
 
     internal static bool Sgd<T>(UpdateWidth width, Span<T> p, ReadOnlySpan<T> g, Span<T> buf, T lr, T momentum, T weightDecay, bool nesterov, bool firstStep)
         where T : unmanaged, IFloatingPointIeee754<T>
@@ -180,9 +188,20 @@ public static class OptimizerKernels
     }
 
     /// <summary>RMSprop: s ← αs + (1−α)g²; p ← p − lr·g/(√s + ε).</summary>
+    /// <exception cref="ArgumentException">A span's length is not the parameters'.</exception>
     public static bool RmsProp<T>(Span<T> p, ReadOnlySpan<T> g, Span<T> s, T lr, T alpha, T eps, T weightDecay)
-        where T : unmanaged, IFloatingPointIeee754<T> =>
-        RmsProp(UpdateWidth.Auto, p, g, s, lr, alpha, eps, weightDecay);
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        SameLengths(p.Length, g.Length, s.Length, p.Length);
+        return RmsProp(UpdateWidth.Auto, p, g, s, lr, alpha, eps, weightDecay);
+    }
+
+    // The passes read and write every span over p's length without bounds checks: a shorter one is refused here.
+    private static void SameLengths(int p, int g, int state1, int state2)
+    {
+        if (g != p || state1 != p || state2 != p)
+            throw new ArgumentException($"the gradient and the optimizer state must have the parameters' length {p} (got {g}, {state1}, {state2})");
+    }
 
     internal static bool RmsProp<T>(UpdateWidth width, Span<T> p, ReadOnlySpan<T> g, Span<T> s, T lr, T alpha, T eps, T weightDecay)
         where T : unmanaged, IFloatingPointIeee754<T>

@@ -70,6 +70,7 @@ public class KernelTuningTests
         int kc64 = t.KcBytesFor<double>() / (nr64 * sizeof(double));
         Assert.True(kc64 >= 32 && kc64 % 8 == 0 && kc64 * nr64 * sizeof(double) == t.Float64KcBytes, $"{cpu}: float64 kc = {kc64}");
         Assert.True((long)(mr64 + nr64) * kc64 * sizeof(double) <= (long)l1d * (l1Ways - 1) / l1Ways, $"{cpu}: float64 kc = {kc64} overflows the L1d");
+        if (l3 > 0) Assert.True((long)t.Nc * kc64 * sizeof(double) + t.McBytes <= l3, $"{cpu}: nc = {t.Nc} overflows the L3 share in float64");
         Assert.Equal(t.KcBytes, t.KcBytesFor<float>());
         // everything else is the fixed tuning's
         Assert.Equal(KernelTuning.Fixed with { KcBytes = t.KcBytes, Float64KcBytes = t.Float64KcBytes, McBytes = t.McBytes, Nc = t.Nc }, t);

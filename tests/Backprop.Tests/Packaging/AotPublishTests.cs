@@ -73,6 +73,10 @@ public class AotPublishTests
             var loweredGrad = InstallTests.RunProcess(backprop, tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = isa }, "grad", seed);
             Assert.True(loweredGrad.ExitCode == 0, loweredGrad.Stderr);
         }
+        // the AVX2 build hands over too, on its own
+        var fromV3 = InstallTests.RunProcess(backprop + "-x86-64-v3", tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "x86-64" }, gemm);
+        Assert.True(fromV3.ExitCode == 0, fromV3.Stderr);
+        Assert.Contains($", {GemmPath.Portable} kernels:", fromV3.Stdout);
         // without the lower builds beside it, a CPU that needs one gets one line and exit 2, not a crash
         string alone = tmp.File("alone");
         Directory.CreateDirectory(alone);
