@@ -192,13 +192,13 @@ public sealed unsafe class MpiCollective : ICollective
 
     // The block operations are rings of MPI_Sendrecv (each rank sends to the next and receives from the previous,
     // N − 1 steps of one block each way): for 2 ranks, one exchange of half the data. Open MPI 4.1's own
-    // MPI_Reduce_scatter and MPI_Allgatherv took 0.21 + 0.10 ms for the reference model's 2.14 MB on 2 ranks, more than
-    // its MPI_Allreduce (0.25 ms), which made a sharded optimizer step cost more than it saved; see docs/distributed.md
-    // for the rings' figures.
+    // MPI_Reduce_scatter and MPI_Allgatherv took 0.159 + 0.053 ms for the reference model's 2.14 MB on 2 ranks, more
+    // than its MPI_Allreduce (0.133 ms in the same run), which made a sharded optimizer step cost more than it saved;
+    // the rings take 0.081 + 0.053 ms (docs/distributed.md).
 
     private byte[] _received = [];
 
-    /// <summary>True: the rings below cost what MPI_Allreduce costs (measured on 2 ranks, 2.14 MB: 0.081 + 0.052 ms
+    /// <summary>True: the rings below cost what MPI_Allreduce costs (measured on 2 ranks, 2.14 MB: 0.081 + 0.053 ms
     /// against 0.133 ms), so a sharded optimizer step saves the rest of the update.</summary>
     public bool ShardingPays => true;
 
