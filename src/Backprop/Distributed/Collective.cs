@@ -39,6 +39,14 @@ public interface ICollective : IDisposable
     /// block r is member r's) is copied into the same place in every member's data.
     /// </summary>
     void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged;
+
+    /// <summary>
+    /// Whether a <see cref="ReduceScatterSum{T}"/> and an <see cref="AllGather{T}"/> together cost no more than an
+    /// <see cref="AllReduceSum{T}"/> of the same data, so that a sharded optimizer step (each member updating only its
+    /// own block of the parameters) saves the rest of the update: what data-parallel training then does by default.
+    /// False unless the transport says so.
+    /// </summary>
+    bool ShardingPays => false;
 }
 
 /// <summary>Checks of the arguments that every collective's block operations share.</summary>

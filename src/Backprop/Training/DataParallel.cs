@@ -191,9 +191,10 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
         return flag[0] > 0;
     }
 
-    /// <summary>Time spent summing gradients (<see cref="SumGradients"/>) and its calls: the cost of data parallelism per step.</summary>
+    /// <summary>Time spent summing gradients (<see cref="SumGradients"/>, or in a sharded step <see cref="ReduceScatterGradients"/>
+    /// and <see cref="AllGatherParameters"/>, with its copies): the communication cost of data parallelism.</summary>
     public double AllReduceSeconds { get; private set; }
-    /// <summary>The number of gradient sums (<see cref="SumGradients"/> calls) so far.</summary>
+    /// <summary>The number of gradient sums (<see cref="SumGradients"/> or <see cref="ReduceScatterGradients"/> calls) so far.</summary>
     public long AllReduceCalls { get; private set; }
 
     /// <summary>Time spent in <see cref="AgreeOnBatch"/>: mostly waiting for the slowest member to finish its forward pass.</summary>

@@ -532,19 +532,19 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// In data-parallel training, whether each member updates only its own block of the parameters (ZeRO stage 1: a
     /// reduce-scatter of the gradients, the update of one block, an all-gather of the parameters) in place of every
     /// member updating all of them after an all-reduce: 1/N of the optimizer's work a member (Adam on the reference MNIST
-    /// model: 186 µs a step at 1 thread) for the same bytes on the wire. Off by default: on one machine over Open MPI
-    /// 4.1's shared memory its MPI_Reduce_scatter and MPI_Allgatherv (0.21 + 0.10 ms for 2.14 MB on 2 ranks) cost more
-    /// than its MPI_Allreduce (0.25 ms), which ate the saving (docs/distributed.md). Steps that need the whole summed
-    /// gradient (gradient clipping, the diagnostics step) take the all-reduce either way; parameters listed twice (tied
-    /// weights) never shard. Set it before training; every member must set it alike.
+    /// model: 186 µs a step at 1 thread) for the same bytes on the wire. By default, what the collective says
+    /// (<see cref="Distributed.ICollective.ShardingPays"/>): on over MPI, whose ring reduce-scatter and all-gather cost what its
+    /// all-reduce costs; off among threads. Setting it false keeps the all-reduce and the whole update on every member.
+    /// Steps that need the whole summed gradient (gradient clipping, the diagnostics step) take the all-reduce either
+    /// way; parameters listed twice (tied weights) never shard. Set it before training; every member must set it alike.
     /// </summary>
     public bool ShardsOptimizer
     {
-        get => _shardsOptimizer && _parameters.Length == Network.Gradients.Parameters.Count;
+        get => (_shardsOptimizer ?? Parallel?.Collective.ShardingPays ?? false) && _parameters.Length == Network.Gradients.Parameters.Count;
         set => _shardsOptimizer = value;
     }
 
-    private bool _shardsOptimizer;
+    private bool? _shardsOptimizer;
 
     /// <summary>The mean softmax cross-entropy and the accuracy of a classifier over every row of <paramref name="data"/>.</summary>
     /// <param name="network">The network; it is put in evaluation mode (dropout off, batch norm's running statistics).</param>

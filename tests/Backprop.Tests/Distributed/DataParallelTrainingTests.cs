@@ -21,8 +21,10 @@ public class DataParallelTrainingTests
         Options = new TrainOptions { Epochs = epochs, BatchSize = batch, LearningRate = 0.05, Optimizer = optimizer, Seed = 3, Schedule = "constant" },
     };
 
-    /// <summary>Trains <paramref name="job"/> on <paramref name="size"/> threads; returns every member's run and result.</summary>
-    private static (TrainingRun<double> Run, TrainingResult Result)[] Train(TrainingJob job, int size, bool shardOptimizer = false)
+    /// <summary>Trains <paramref name="job"/> on <paramref name="size"/> threads; returns every member's run and result.
+    /// <paramref name="shardOptimizer"/> null leaves the trainer's default; <paramref name="transport"/> wraps each member.</summary>
+    private static (TrainingRun<double> Run, TrainingResult Result)[] Train(TrainingJob job, int size, bool? shardOptimizer = false,
+        Func<ICollective, ICollective>? transport = null)
     {
         var members = InProcessCollective.Create(size, TimeSpan.FromSeconds(60));
         var results = new (TrainingRun<double>, TrainingResult)[size];
@@ -32,8 +34,8 @@ public class DataParallelTrainingTests
             try
             {
                 using var context = new Backprop.Kernels.ComputeContext(1);
-                var run = TrainingRun<double>.Create(job, context: context, collective: m);
-                run.Trainer.ShardsOptimizer = shardOptimizer;
+                var run = TrainingRun<double>.Create(job, context: context, collective: transport?.Invoke(m) ?? m);
+                if (shardOptimizer is { } shards) run.Trainer.ShardsOptimizer = shards;
                 results[r] = (run, run.Run());
             }
             catch (Exception e) { errors[r] = e; m.Abort(); }
@@ -97,6 +99,37 @@ public class DataParallelTrainingTests
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-9 * Math.Max(Math.Abs(expected[i]), 1e-3 * scale), $"state {i}: {expected[i]:R} vs {actual[i]:R}");
             Assert.Equal(one.Run.Trainer.Optimizer.StepCount, run.Trainer.Optimizer.StepCount);
+        }
+    }
+
+    /// <summary>Threads that say, as MPI does, that a reduce-scatter and an all-gather cost no more than an all-reduce.</summary>
+    private sealed class ShardingPaysTransport(ICollective inner) : ICollective
+    {
+        public int Rank => inner.Rank;
+        public int Size => inner.Size;
+        public string Transport => inner.Transport;
+        public bool ShardingPays => true;
+        public void Broadcast<T>(Span<T> data, int root = 0) where T : unmanaged => inner.Broadcast(data, root);
+        public void AllReduceSum<T>(Span<T> data) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> => inner.AllReduceSum(data);
+        public void Barrier() => inner.Barrier();
+        public void ReduceScatterSum<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T> =>
+            inner.ReduceScatterSum(data, counts);
+        public void AllGather<T>(Span<T> data, ReadOnlySpan<int> counts) where T : unmanaged => inner.AllGather(data, counts);
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TheTransportDecidesWhetherTheOptimizerIsShardedByDefault(bool shardingPays)
+    {
+        var job = Job("iris.csv", "4-16:tanh-3", "adam", epochs: 1);
+        var one = Train(job, 1)[0];
+        var group = Train(job, 2, shardOptimizer: null, transport: shardingPays ? m => new ShardingPaysTransport(m) : null);
+        foreach (var (run, _) in group)
+        {
+            Assert.Equal(shardingPays, run.Trainer.ShardsOptimizer);
+            Close(one.Run.Network, run.Network, 1e-9);
         }
     }
 
