@@ -60,7 +60,7 @@ public sealed class LabeledData
     public LabeledData Subset(ReadOnlySpan<int> indices)
     {
         int d = FeatureCount;
-        var x = new float[(long)indices.Length * d];
+        var x = Backprop.Core.LargeArrays.Uninitialized<float>((long)indices.Length * d);   // every row is copied in below
         var y = new int[indices.Length];
         int t = TargetCount;
         var targets = Targets is null ? null : new float[(long)indices.Length * t];

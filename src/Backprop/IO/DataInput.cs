@@ -71,7 +71,8 @@ internal static class DataInput
             long plausible = Math.Min(maxDecompressed, (long)compressed.Length * 1032);
             if (isize > 0 && isize <= plausible) hint = isize;
         }
-        var buf = new byte[hint];
+        // written before it is read: the part past the data is cut off at the end
+        var buf = Backprop.Core.LargeArrays.Uninitialized<byte>(hint);
         long total = 0;
         try
         {

@@ -84,7 +84,7 @@ public static class IdxReader
                 $"header claims {count} images of {rows}×{cols} ({FormatBytes(count, perImage)} of pixels) but the file holds {held} bytes of pixels");
         long expected = count * perImage;
 
-        var pixels = new float[expected];
+        var pixels = Backprop.Core.LargeArrays.Uninitialized<float>(expected);   // every pixel is written below
         var src = data.AsSpan(HeaderBytes);
         var table = ByteToUnit;
         for (int i = 0; i < pixels.Length; i++) pixels[i] = table[src[i]];
