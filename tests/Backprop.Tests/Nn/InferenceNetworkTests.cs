@@ -110,11 +110,12 @@ public class InferenceNetworkTests
     [InlineData(2)]
     public void ReferenceWidthProductsMatchWithThePackedAndOneRowPaths(int threads)
     {
-        // 784-512-512-10: packed panels at batch 128, the one-row path at batch 1, the narrow path for the 10 outputs
+        // 784-512-512-10: packed panels at batch 128, the one-row path at batch 1, the narrow path for the 10 outputs;
+        // at batch 300 two threads split the rows (in blocks of 8, the last one short) instead of the columns
         var net = Backprop.Training.Initializers.Mlp<float>([784, 512, 512, 10], "relu", 3, InitKind.HeUniform);
         using var context = new ComputeContext(threads);
         var compiled = InferenceNetwork<float>.Compile(net, context);
-        foreach (int batch in new[] { 1, 7, 128 })
+        foreach (int batch in new[] { 1, 7, 128, 300 })
         {
             var x = Input<float>(batch, 784, batch + 10);
             AssertSameBits(net.Predict(x, context), compiled.Predict(x), $"batch {batch}, {threads} thread(s)");
