@@ -111,7 +111,7 @@ public class InferenceNetworkTests
     public void ReferenceWidthProductsMatchWithThePackedAndOneRowPaths(int threads)
     {
         // 784-512-512-10: packed panels at batch 128, the one-row path at batch 1, the narrow path for the 10 outputs;
-        // at batch 300 two threads split the rows (in blocks of 8, the last one short) instead of the columns
+        // at batch 128 and 300 two threads split the rows (in blocks of 8, the last one short) instead of the columns
         var net = Backprop.Training.Initializers.Mlp<float>([784, 512, 512, 10], "relu", 3, InitKind.HeUniform);
         using var context = new ComputeContext(threads);
         var compiled = InferenceNetwork<float>.Compile(net, context);
