@@ -23,10 +23,10 @@ public abstract class KindRegistry<TKind, TSelf>
     where TSelf : KindRegistry<TKind, TSelf>
 {
     private readonly ImmutableArray<TKind> _kinds;
-    // A plain dictionary, never written after the constructor (so safe to read from many threads): freezing one of a
-    // dozen names cost more at start-up than it could save in lookups (the registries' constructors were 3% of a Native
-    // AOT `backprop grad`, most of it FrozenDictionary's analysis of the keys).
-    private readonly Dictionary<string, TKind> _byName;
+    // Names and aliases in an immutable array, searched in order: a dozen names. A frozen dictionary's analysis of its
+    // keys was most of the registries' 3% of a Native AOT `backprop grad`'s start, and a plain Dictionary is mutable
+    // static state (ComputeContextTests.TheLibraryHasNoMutableStaticState).
+    private readonly ImmutableArray<KeyValuePair<string, TKind>> _byName;
 
     /// <summary>
     /// A registry of <paramref name="kinds"/> in the given order; each kind is found by its name and then by its aliases
@@ -36,12 +36,16 @@ public abstract class KindRegistry<TKind, TSelf>
     protected KindRegistry(IEnumerable<TKind> kinds)
     {
         _kinds = [.. kinds];
-        var byName = new Dictionary<string, TKind>(StringComparer.Ordinal);
+        var byName = ImmutableArray.CreateBuilder<KeyValuePair<string, TKind>>();
         foreach (var k in _kinds)
-            if (!byName.TryAdd(k.Name, k)) throw new ArgumentException($"two kinds are named '{k.Name}'", nameof(kinds));
+        {
+            if (IndexOf(byName, k.Name) >= 0) throw new ArgumentException($"two kinds are named '{k.Name}'", nameof(kinds));
+            byName.Add(new(k.Name, k));
+        }
         foreach (var k in _kinds)
-            foreach (var alias in k.Aliases) byName.TryAdd(alias, k);
-        _byName = byName;
+            foreach (var alias in k.Aliases)
+                if (IndexOf(byName, alias) < 0) byName.Add(new(alias, k));
+        _byName = byName.ToImmutable();
     }
 
     /// <summary>Makes the registry of this class that holds <paramref name="kinds"/>.</summary>
@@ -63,11 +67,23 @@ public abstract class KindRegistry<TKind, TSelf>
     }
 
     /// <summary>The kind called <paramref name="name"/> (canonical or alias); null if there is none.</summary>
-    public TKind? Find(string name) => _byName.GetValueOrDefault(name);
+    public TKind? Find(string name)
+    {
+        foreach (var (n, kind) in _byName)
+            if (string.Equals(n, name, StringComparison.Ordinal)) return kind;
+        return null;
+    }
+
+    private static int IndexOf(IReadOnlyList<KeyValuePair<string, TKind>> names, string name)
+    {
+        for (int i = 0; i < names.Count; i++)
+            if (string.Equals(names[i].Key, name, StringComparison.Ordinal)) return i;
+        return -1;
+    }
 
     /// <summary>Whether a kind answers to <paramref name="name"/>.</summary>
-    public bool Contains(string name) => _byName.ContainsKey(name);
+    public bool Contains(string name) => Find(name) is not null;
 
     /// <summary>Whether <paramref name="name"/> is a canonical name (as written in files), not only an alias.</summary>
-    public bool IsCanonical(string name) => _byName.TryGetValue(name, out var k) && k.Name == name;
+    public bool IsCanonical(string name) => Find(name) is { } k && k.Name == name;
 }
