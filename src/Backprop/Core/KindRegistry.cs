@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Runtime.InteropServices;
 
 namespace Backprop.Core;
 
@@ -36,16 +37,16 @@ public abstract class KindRegistry<TKind, TSelf>
     protected KindRegistry(IEnumerable<TKind> kinds)
     {
         _kinds = [.. kinds];
-        var byName = ImmutableArray.CreateBuilder<KeyValuePair<string, TKind>>();
+        var byName = new List<KeyValuePair<string, TKind>>();
         foreach (var k in _kinds)
         {
-            if (IndexOf(byName, k.Name) >= 0) throw new ArgumentException($"two kinds are named '{k.Name}'", nameof(kinds));
+            if (IndexOf(CollectionsMarshal.AsSpan(byName), k.Name) >= 0) throw new ArgumentException($"two kinds are named '{k.Name}'", nameof(kinds));
             byName.Add(new(k.Name, k));
         }
         foreach (var k in _kinds)
             foreach (var alias in k.Aliases)
-                if (IndexOf(byName, alias) < 0) byName.Add(new(alias, k));
-        _byName = byName.ToImmutable();
+                if (IndexOf(CollectionsMarshal.AsSpan(byName), alias) < 0) byName.Add(new(alias, k));
+        _byName = [.. byName];
     }
 
     /// <summary>Makes the registry of this class that holds <paramref name="kinds"/>.</summary>
@@ -69,14 +70,13 @@ public abstract class KindRegistry<TKind, TSelf>
     /// <summary>The kind called <paramref name="name"/> (canonical or alias); null if there is none.</summary>
     public TKind? Find(string name)
     {
-        foreach (var (n, kind) in _byName)
-            if (string.Equals(n, name, StringComparison.Ordinal)) return kind;
-        return null;
+        int i = IndexOf(_byName.AsSpan(), name);
+        return i < 0 ? null : _byName[i].Value;
     }
 
-    private static int IndexOf(IReadOnlyList<KeyValuePair<string, TKind>> names, string name)
+    private static int IndexOf(ReadOnlySpan<KeyValuePair<string, TKind>> names, string name)
     {
-        for (int i = 0; i < names.Count; i++)
+        for (int i = 0; i < names.Length; i++)
             if (string.Equals(names[i].Key, name, StringComparison.Ordinal)) return i;
         return -1;
     }

@@ -32,14 +32,6 @@ public static class OptimizerKernels
         _ => width,
     };
 
-    /// <summary>Whether this CPU can run <paramref name="width"/> (Scalar and Auto always).</summary>
-    internal static bool IsSupported(UpdateWidth width) => width switch
-    {
-        UpdateWidth.Vector512 => Vector512.IsHardwareAccelerated,
-        UpdateWidth.Vector => Vector.IsHardwareAccelerated,
-        _ => true,
-    };
-
     /// <summary>Adam / AdamW: m ← β₁m + (1−β₁)g; v ← β₂v + (1−β₂)g²; p ← p − lr·(m/bc₁)/(√(v/bc₂) + ε) − lr·wd·p.</summary>
     /// <exception cref="ArgumentException">A span's length is not the parameters'.</exception>
     public static bool Adam<T>(Span<T> p, ReadOnlySpan<T> g, Span<T> m, Span<T> v,
