@@ -35,9 +35,8 @@ public static class DataLoading
     {
         if (Directory.Exists(path))
         {
-            var mnist = MnistDataset.Load(path);
-            var (train, val) = DataSplit.Split(mnist.Train, validationFraction, seed);
-            return new PreparedData("mnist", train, val, mnist.Test, MnistDataset.LabelNames, null);
+            var (train, val, test) = MnistDataset.LoadSplit(path, validationFraction, seed);
+            return new PreparedData("mnist", train, val, test, MnistDataset.LabelNames, null);
         }
         if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
         var csv = CsvDataset.Load(path, labelColumn);
@@ -80,7 +79,7 @@ public static class DataLoading
     public static LabeledData ForModel(string path, CsvTargets targets, Standardizer? std, Standardizer? targetScaling)
     {
         ArgumentNullException.ThrowIfNull(targets);
-        if (Directory.Exists(path)) return MnistDataset.Load(path).Test;
+        if (Directory.Exists(path)) return MnistDataset.LoadTestSet(path);
         if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
         var csv = CsvDataset.LoadFor(path, targets);
         if (targetScaling is not null && csv.Data.Targets is { } t)
@@ -95,7 +94,7 @@ public static class DataLoading
     /// <summary>Data to evaluate or predict with a saved model: the MNIST test set, or every row of a CSV normalised as in training.</summary>
     public static LabeledData ForModel(string path, string? labelColumn, string[] labelNames, Standardizer? std, bool requireLabels = true)
     {
-        if (Directory.Exists(path)) return MnistDataset.Load(path).Test;
+        if (Directory.Exists(path)) return MnistDataset.LoadTestSet(path);
         if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
         var csv = CsvDataset.Load(path, labelColumn, labelNames);
         return std is null ? csv.Data : std.Apply(csv.Data);

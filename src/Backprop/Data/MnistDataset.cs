@@ -34,16 +34,58 @@ public sealed class MnistDataset
     /// <summary>Loads the training and test sets from <paramref name="dir"/>.</summary>
     public static MnistDataset Load(string dir)
     {
+        var (train, test) = Load(dir, n => [[.. Enumerable.Range(0, n)]]);
+        return new MnistDataset(train[0], test.Data, test.Rows, test.Cols);
+    }
+
+    /// <summary>
+    /// Loads the training set split in two at random, as <see cref="DataSplit.Split(LabeledData, double, int, bool)"/>
+    /// splits <see cref="Train"/> (the same rows, in the same order), and the test set. The images are decoded straight
+    /// into the two parts (<see cref="IdxReader.ReadImages(string, Func{int, int[][]})"/>), without a whole copy of the
+    /// training set.
+    /// </summary>
+    /// <param name="dir">The directory of the four IDX files.</param>
+    /// <param name="holdoutFraction">The share of the training images held out (rounded to the nearest image).</param>
+    /// <param name="seed">The seed of the random split.</param>
+    /// <exception cref="DataFormatException">A file is missing or damaged, or the files disagree.</exception>
+    public static (LabeledData Train, LabeledData Holdout, LabeledData Test) LoadSplit(string dir, double holdoutFraction, int seed)
+    {
+        var (train, test) = Load(dir, n =>
+        {
+            var split = DataSplit.Indices(n, 0, holdoutFraction, seed);
+            return [split.Train, split.Test];
+        });
+        return (train[0], train[1], test.Data);
+    }
+
+    /// <summary>The test set of the MNIST directory <paramref name="dir"/> (t10k-images and t10k-labels), read without the training set.</summary>
+    /// <exception cref="DataFormatException">A test file is missing or damaged, or the two disagree.</exception>
+    public static LabeledData LoadTestSet(string dir)
+    {
+        ArgumentNullException.ThrowIfNull(dir);
+        if (!Directory.Exists(dir)) throw new DataFormatException(dir, "no such directory");
+        var images = IdxReader.ReadImages(Find(dir, "t10k-images-idx3-ubyte"), All)[0];
+        return Combine(dir, "t10k", images, IdxReader.ReadLabels(Find(dir, "t10k-labels-idx1-ubyte")));
+    }
+
+    private static int[][] All(int n) => [[.. Enumerable.Range(0, n)]];
+
+    /// <summary>The training set in the parts <paramref name="trainParts"/> chooses, and the test set with its image size.</summary>
+    private static (LabeledData[] Train, (LabeledData Data, int Rows, int Cols) Test) Load(string dir, Func<int, int[][]> trainParts)
+    {
         ArgumentNullException.ThrowIfNull(dir);
         if (!Directory.Exists(dir)) throw new DataFormatException(dir, "no such directory");
         // The four files are independent: decode them concurrently.
-        var trainImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "train-images-idx3-ubyte")));
-        var testImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "t10k-images-idx3-ubyte")));
-        var trainLabels = IdxReader.ReadLabels(Find(dir, "train-labels-idx1-ubyte"));
-        var testLabels = IdxReader.ReadLabels(Find(dir, "t10k-labels-idx1-ubyte"));
-        IdxImages trI, teI;
+        int[][]? parts = null;
+        var trainImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "train-images-idx3-ubyte"), n => parts = trainParts(n)));
+        var testImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "t10k-images-idx3-ubyte"), All)[0]);
+        IdxImages[] trI;
+        IdxImages teI;
+        int[] trainLabels, testLabels;
         try
         {
+            trainLabels = IdxReader.ReadLabels(Find(dir, "train-labels-idx1-ubyte"));
+            testLabels = IdxReader.ReadLabels(Find(dir, "t10k-labels-idx1-ubyte"));
             trI = trainImages.GetAwaiter().GetResult();
             teI = testImages.GetAwaiter().GetResult();
         }
@@ -53,11 +95,12 @@ public sealed class MnistDataset
             _ = trainImages.Exception;
             _ = testImages.Exception;
         }
-        var train = Combine(dir, "train", trI, trainLabels);
+        CheckLabels(dir, "train", trI.Sum(p => p.Count), trainLabels);   // the parts cover every image (this class's callers choose them so)
         var test = Combine(dir, "t10k", teI, testLabels);
-        if (trI.Rows != teI.Rows || trI.Cols != teI.Cols)
-            throw new DataFormatException(dir, $"training images are {trI.Rows}×{trI.Cols} but test images are {teI.Rows}×{teI.Cols}");
-        return new MnistDataset(train, test, trI.Rows, trI.Cols);
+        if (teI.Rows != trI[0].Rows || teI.Cols != trI[0].Cols)
+            throw new DataFormatException(dir, $"training images are {trI[0].Rows}×{trI[0].Cols} but test images are {teI.Rows}×{teI.Cols}");
+        var train = trI.Select((images, k) => new LabeledData(images.Pixels, [.. parts![k].Select(i => trainLabels[i])], images.PixelsPerImage)).ToArray();
+        return (train, (test, teI.Rows, teI.Cols));
     }
 
     /// <summary>Loads one images/labels pair and checks that they agree.</summary>
@@ -70,18 +113,24 @@ public sealed class MnistDataset
 
     private static LabeledData Combine(string dir, string prefix, IdxImages images, int[] labels, string? labelsPath = null)
     {
+        CheckLabels(dir, prefix, images.Count, labels, labelsPath);
+        return new LabeledData(images.Pixels, labels, images.PixelsPerImage);
+    }
+
+    /// <summary>One label for each of <paramref name="count"/> images, each a digit.</summary>
+    private static void CheckLabels(string dir, string prefix, int count, int[] labels, string? labelsPath = null)
+    {
         string where = labelsPath is null ? dir : labelsPath;
-        if (images.Count != labels.Length)
+        if (count != labels.Length)
         {
             string what = labelsPath is null
-                ? $"{prefix} images hold {images.Count} images but {prefix} labels hold {labels.Length} labels"
-                : $"holds {labels.Length} labels but the image file holds {images.Count} images";
+                ? $"{prefix} images hold {count} images but {prefix} labels hold {labels.Length} labels"
+                : $"holds {labels.Length} labels but the image file holds {count} images";
             throw new DataFormatException(where, what);
         }
         for (int i = 0; i < labels.Length; i++)
             if (labels[i] >= ClassCount)
                 throw new DataFormatException(where, $"{(prefix.Length > 0 ? prefix + " " : "")}label {i} is {labels[i]}, outside the digits 0–9");
-        return new LabeledData(images.Pixels, labels, images.PixelsPerImage);
     }
 
     /// <summary>Finds NAME, NAME.gz, or the variant with a '.' before idx (train-images.idx3-ubyte).</summary>

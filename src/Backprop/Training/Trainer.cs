@@ -512,9 +512,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (Parallel is not { } parallel) return Measure(Network, data, Objective, batchSize, _steps, context: Context);
         // each member measures its contiguous share of the rows; the sums add up to the whole data's
+        // (read in place: a copy of the share took fresh memory every epoch, which costs more than the forward pass on a
+        // VM that faults each new page in from the host; the evaluation took twice the one process's time)
         var (start, count) = parallel.Share(data.Count);
-        var share = data.Subset(Enumerable.Range(start, count).ToArray());
-        var local = Measure(Network, share, Objective, batchSize, _steps, context: Context);
+        var local = MeasureRows(Network, data, start, count, Objective, batchSize, _steps, null, Context);
         Span<double> totals = [local.Loss * local.Divisor, local.Divisor];
         parallel.Sum(totals);
         local.Metrics.Reduce(v => parallel.Sum(v));
@@ -564,11 +565,19 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     public static Evaluation Measure(Sequential<T> network, LabeledData data, TrainingObjective objective, int batchSize = 1000,
         Dictionary<int, TrainingStep<T>>? cache = null, Tensor<T>? outputs = null, Kernels.ComputeContext? context = null)
     {
+        ArgumentNullException.ThrowIfNull(data);
+        return MeasureRows(network, data, 0, data.Count, objective, batchSize, cache, outputs, context);
+    }
+
+    /// <summary><see cref="Measure(Sequential{T}, LabeledData, TrainingObjective, int, Dictionary{int, TrainingStep{T}}?, Tensor{T}?, Kernels.ComputeContext?)"/> over rows first … first + count − 1.</summary>
+    private static Evaluation MeasureRows(Sequential<T> network, LabeledData data, int first, int count, TrainingObjective objective, int batchSize,
+        Dictionary<int, TrainingStep<T>>? cache, Tensor<T>? outputs, Kernels.ComputeContext? context)
+    {
         // each batch's mean loss times its divisor: the sum over rows, so that the result is the whole data's mean as
         // the loss defines it (for a class-weighted loss, Σ w·ℓ / Σ w, not the mean of the batches' means)
         double lossSum = 0, divisor = 0;
         var metrics = objective.Task.CreateMetrics(network.Outputs, objective.TargetScaling);
-        ForEachBatch(network, data, objective, batchSize, cache, requireTargets: true, outputs, context, (step, start, n) =>
+        ForEachBatch(network, data, first, count, objective, batchSize, cache, requireTargets: true, outputs, context, (step, start, n) =>
         {
             double d = step.LossDivisor;
             lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * d;
@@ -608,8 +617,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// The forward pass over a data set in batches (one recorded step per batch size), copying the outputs into
     /// <paramref name="outputs"/> when given. Without <paramref name="requireTargets"/> the loss sees class 0 for every row.
     /// </summary>
-    private static void ForEachBatch(Sequential<T> network, LabeledData data, TrainingObjective objective, int batchSize, Dictionary<int, TrainingStep<T>>? cache,
-        bool requireTargets, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<TrainingStep<T>, int, int>? onBatch)
+    private static void ForEachBatch(Sequential<T> network, LabeledData data, int first, int count, TrainingObjective objective, int batchSize,
+        Dictionary<int, TrainingStep<T>>? cache, bool requireTargets, Tensor<T>? outputs, Kernels.ComputeContext? context, Action<TrainingStep<T>, int, int>? onBatch)
     {
         network.SetTraining(false);   // dropout off, running statistics: evaluation and prediction see the model as deployed
         cache ??= [];
@@ -617,17 +626,18 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         bool values = objective.Loss.Target == LossTarget.Values;
         if (values && requireTargets && (data.Targets is null || data.TargetCount != c))
             throw new ArgumentException($"the {objective.Task.Name} loss needs {c} target values per row; the data has {data.TargetCount}", nameof(data));
-        var zeros = requireTargets ? null : new int[Math.Min(batchSize, Math.Max(1, data.Count))];
-        var zeroValues = values && !requireTargets ? new float[Math.Min(batchSize, Math.Max(1, data.Count)) * c] : null;
-        for (int start = 0; start < data.Count; start += batchSize)
+        var zeros = requireTargets ? null : new int[Math.Min(batchSize, Math.Max(1, count))];
+        var zeroValues = values && !requireTargets ? new float[Math.Min(batchSize, Math.Max(1, count)) * c] : null;
+        int end = first + count;
+        for (int start = first; start < end; start += batchSize)
         {
-            int n = Math.Min(batchSize, data.Count - start);
+            int n = Math.Min(batchSize, end - start);
             if (!cache.TryGetValue(n, out var step)) cache[n] = step = new TrainingStep<T>(network, n, objective, context);
             var x = data.Features.AsSpan(start * d, n * d);
             if (values) step.Load(x, zeroValues is null ? data.Targets.AsSpan(start * c, n * c) : zeroValues.AsSpan(0, n * c));
             else step.Load(x, zeros is null ? data.Labels.AsSpan(start, n) : zeros.AsSpan(0, n));
             step.Tape.Forward();
-            if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice(start * c, n * c));
+            if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice((start - first) * c, n * c));
             onBatch?.Invoke(step, start, n);
         }
     }

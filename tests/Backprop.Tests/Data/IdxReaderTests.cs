@@ -189,4 +189,75 @@ public class IdxReaderTests
         }
         catch (DataFormatException) { }
     }
+
+    /// <summary>Rows 0..n−1 dealt into three parts in a seeded random order (one row left out).</summary>
+    private static int[][] ThreeParts(int n)
+    {
+        var p = DataSplit.Permutation(n, 7);
+        int a = n / 3, b = 2 * n / 3;
+        return [p[..a], p[a..b], p[b..^1]];
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void StreamedPartsAreTheWholeFilesRows(bool gzipped)
+    {
+        using var tmp = new TempDir();
+        // 300 images of 13×17: several read buffers, the last one partial
+        var bytes = MakeImages(300, 13, 17, i => (byte)((i * 97 + i / 221) & 0xFF));
+        var path = tmp.File(gzipped ? "x.gz" : "x");
+        File.WriteAllBytes(path, gzipped ? TestData.Gzip(bytes) : bytes);
+        var whole = IdxReader.ReadImages(path);
+        int[][]? asked = null;
+        var parts = IdxReader.ReadImages(path, n => asked = ThreeParts(n));
+        Assert.Equal(3, parts.Length);
+        for (int k = 0; k < 3; k++)
+        {
+            Assert.Equal((asked![k].Length, 13, 17), (parts[k].Count, parts[k].Rows, parts[k].Cols));
+            for (int j = 0; j < asked[k].Length; j++)
+                Assert.True(whole.Image(asked[k][j]).SequenceEqual(parts[k].Image(j)), $"part {k} row {j}");
+        }
+    }
+
+    [Fact]
+    public void StreamedReadOfADamagedFileSaysWhatTheWholeFileReaderSays()
+    {
+        using var tmp = new TempDir();
+        var full = MakeImages(10, 28, 28);
+        var cases = new Dictionary<string, byte[]>
+        {
+            ["cut"] = full[..(16 + 512)], ["cut.gz"] = TestData.Gzip(full[..(16 + 512)]),
+            ["extra"] = [.. full, 1], ["extra.gz"] = TestData.Gzip([.. full, 1]),
+            ["short-header"] = full[..10], ["labels"] = MakeLabels(1, 2),
+        };
+        foreach (var (name, content) in cases)
+        {
+            var path = tmp.File(name);
+            File.WriteAllBytes(path, content);
+            var expected = Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path)).Message;
+            Assert.Equal(expected, Assert.Throws<DataFormatException>(() => IdxReader.ReadImages(path, ThreeParts)).Message);
+        }
+        Assert.Equal("/nonexistent/x.gz: no such file", Assert.Throws<DataFormatException>(() => IdxReader.ReadImages("/nonexistent/x.gz", ThreeParts)).Message);
+        var good = tmp.File("good");
+        File.WriteAllBytes(good, full);
+        Assert.Throws<ArgumentException>(() => IdxReader.ReadImages(good, n => [[0, 1], [1]]));
+        Assert.Throws<ArgumentException>(() => IdxReader.ReadImages(good, n => [[n]]));
+    }
+
+    [Fact]
+    public void MnistSplitWhileLoadingIsTheSplitOfTheLoadedSet()
+    {
+        var (train, holdout, test) = MnistDataset.LoadSplit(TestData.MnistDir, 1.0 / 12, 42);
+        var (expectedTrain, expectedHoldout) = DataSplit.Split(TestData.Mnist.Train, 1.0 / 12, 42);
+        Assert.Equal((55000, 5000), (train.Count, holdout.Count));
+        foreach (var (got, want) in new[] { (train, expectedTrain), (holdout, expectedHoldout), (test, TestData.Mnist.Test) })
+        {
+            Assert.Equal(want.Labels, got.Labels);
+            Assert.True(want.Features.AsSpan().SequenceEqual(got.Features), "features");
+        }
+        var alone = MnistDataset.LoadTestSet(TestData.MnistDir);
+        Assert.Equal(TestData.Mnist.Test.Labels, alone.Labels);
+        Assert.True(TestData.Mnist.Test.Features.AsSpan().SequenceEqual(alone.Features));
+    }
 }
