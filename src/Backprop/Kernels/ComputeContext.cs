@@ -127,6 +127,14 @@ public sealed record KernelTuning
     /// <summary>Minimum multiply-adds per thread before a product is split across the pool.</summary>
     public long MinMacsPerThread { get; init; } = 1L << 19;
 
+    /// <summary>
+    /// Bytes of a packed (inference) weight per thread from which a product with it is split across the pool, whatever
+    /// its multiply-adds. A product of one or a few rows streams the weight from cache once and does ~1 multiply-add a
+    /// weight, so <see cref="MinMacsPerThread"/> would keep it on one thread; split, each core streams half from its own
+    /// caches. Measured (`bench infer`, 784-512-512-10, batch 1, 2 threads, Zen 5): see <c>PackedGemm.Run</c>.
+    /// </summary>
+    public long MinPackedBytesPerThread { get; init; } = 1L << 18;
+
     /// <summary>Chunks of a split product per participating thread (1 measured best on the 2-core Zen 4 under load).</summary>
     public int ChunksPerThread { get; init; } = 1;
 
@@ -138,6 +146,7 @@ public sealed record KernelTuning
     {
         // Divisors of the work split and counts of its chunks: below 1, a product would divide by zero or go uncomputed.
         if (MinMacsPerThread < 1) throw new ArgumentOutOfRangeException(nameof(MinMacsPerThread), MinMacsPerThread, "must be at least 1");
+        if (MinPackedBytesPerThread < 1) throw new ArgumentOutOfRangeException(nameof(MinPackedBytesPerThread), MinPackedBytesPerThread, "must be at least 1");
         if (ChunksPerThread < 1) throw new ArgumentOutOfRangeException(nameof(ChunksPerThread), ChunksPerThread, "must be at least 1");
         if (GatherMinValuesPerThread < 1) throw new ArgumentOutOfRangeException(nameof(GatherMinValuesPerThread), GatherMinValuesPerThread, "must be at least 1");
     }

@@ -140,7 +140,8 @@ internal static unsafe class PackedGemm
             finish?.Finish(0, m, 0, n);
             return;
         }
-        int parts = (int)Math.Clamp(macs / tuning.MinMacsPerThread, 1, context.Threads);
+        long bytes = (long)n * k * sizeof(T);
+        int parts = (int)Math.Clamp(Math.Max(macs / tuning.MinMacsPerThread, bytes / tuning.MinPackedBytesPerThread), 1, context.Threads);
         int actual = m >= PackedGemmJob<T>.RowSplitMinRows * parts ? parts : Math.Min(parts, b.Panels);
         if (actual >= 2 && context.Pool.TryClaim())
         {
