@@ -9,6 +9,10 @@
  *     (about 45 pages of about 100 are written by `backprop grad`);
  *   - the zero-initialised data (.bss) after the file's data (11 of its 42 pages).
  *
+ * and, with MADV_POPULATE_READ, to map all of its code and read-only data (8.5 MB, from the page cache): a read
+ * fault maps 16 pages around the address, so `backprop grad` took about 75 of them there, at 9-18 us each on this VM,
+ * against 0.1-0.15 us a page for the madvise.
+ *
  * On this project's VM a page fault costs 11-12 us (a write to a page that was first read costs about 50 us) and the
  * madvise about 1 us a page. The ranges come from the runtime's own module header (ReadyToRunHeader, found through the
  * __modules section, as the runtime finds it) and from the program headers; when they are not as expected (another
@@ -21,6 +25,9 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
@@ -58,6 +65,11 @@ __attribute__((constructor(102))) static void backprop_prefault(void)
     uintptr_t data = 0, file_end = 0, mem_end = 0, relro_end = 0;
     for (unsigned long i = 0; i < n; i++)
     {
+        if (ph[i].p_type == PT_LOAD && !(ph[i].p_flags & PF_W))
+        {
+            uintptr_t lo = page_down(bias + ph[i].p_vaddr), hi = page_up(bias + ph[i].p_vaddr + ph[i].p_memsz);
+            madvise((void *)lo, hi - lo, MADV_POPULATE_READ);
+        }
         if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_W) && data == 0)
         {
             data = bias + ph[i].p_vaddr;
