@@ -120,9 +120,6 @@ public static class ProblemFile
         }
     }
 
-    /// <summary>Throws on a lone surrogate, as JsonDocument.Parse(string) does (EncoderFallbackException is an ArgumentException).</summary>
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
-
     /// <summary>
     /// The text <see cref="File.ReadAllText(string)"/> returns, read in one piece when the file is UTF-8 (with or without a
     /// byte order mark): File.ReadAllText grows a StringBuilder through a StreamReader, a dozen page faults of a Native
@@ -147,8 +144,10 @@ public static class ProblemFile
         {
             // from our own UTF-8 copy: JsonDocument.Parse(string) rents its copy from the shared ArrayPool in the size
             // bucket of its metadata, and returning the second of the two runs .NET's processor-number speed check
-            // (ProcessorIdCache), 0.5 ms of a Native AOT `backprop grad` (perf, Zen 5 VM)
-            doc = JsonDocument.Parse(StrictUtf8.GetBytes(QuoteNonFiniteLiterals(json)), new JsonDocumentOptions { MaxDepth = 64 });
+            // (ProcessorIdCache), 0.5 ms of a Native AOT `backprop grad` (perf, Zen 5 VM). A lone surrogate throws, as
+            // there (EncoderFallbackException is an ArgumentException).
+            var utf8 = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+            doc = JsonDocument.Parse(utf8.GetBytes(QuoteNonFiniteLiterals(json)), new JsonDocumentOptions { MaxDepth = 64 });
         }
         catch (JsonException e)
         {
