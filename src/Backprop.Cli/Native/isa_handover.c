@@ -42,14 +42,20 @@ static unsigned long long xcr0(void)
  * state, gets the lower build instead of a build that cannot start. */
 static int cpu_level(void)
 {
+    /* four CPUID instructions, no more: each traps to the hypervisor on a VM (12.8 us on this project's), and
+       __get_cpuid_count would add a maximum-leaf query before each leaf. Leaf 0x80000001 exists on every x86-64 CPU
+       (it holds the long-mode bit). */
     unsigned a, b, c, d;
-    if (!__get_cpuid_count(1, 0, &a, &b, &c, &d)) return 1;
+    __cpuid(0, a, b, c, d);
+    unsigned max_leaf = a;
+    if (max_leaf < 7) return 1;
+    __cpuid_count(1, 0, a, b, c, d);
     unsigned ecx1 = c;
     if (!bit(ecx1, 27)) return 1;                                                                  /* OSXSAVE */
     unsigned long long xcr = xcr0();
-    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 1;
+    __cpuid_count(7, 0, a, b, c, d);
     unsigned ebx7 = b;
-    if (!__get_cpuid(0x80000001u, &a, &b, &c, &d)) return 1;
+    __cpuid(0x80000001u, a, b, c, d);
     unsigned ecx_ext = c;
     int v3 = bit(ecx1, 28) && bit(ecx1, 12) && bit(ecx1, 22) && bit(ecx1, 29)                     /* AVX FMA MOVBE F16C */
           && bit(ebx7, 5) && bit(ebx7, 3) && bit(ebx7, 8)                                         /* AVX2 BMI1 BMI2 */
