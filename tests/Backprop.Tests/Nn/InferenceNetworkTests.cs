@@ -122,6 +122,28 @@ public class InferenceNetworkTests
         }
     }
 
+    [Fact]
+    public void ABatchOfOneIsSplitByTheWeightsBytesNotItsMultiplyAdds()
+    {
+        // 784×512 and 512×512 weights (1.6 and 1 MB) at batch 1: 0.4 and 0.26 million multiply-adds, under the 2^19 a
+        // thread that splits a product, but over the 256 KiB of weight a thread that splits a packed one
+        var net = Backprop.Training.Initializers.Mlp<float>([784, 512, 512, 10], "relu", 5, InitKind.HeUniform);
+        using var two = new ComputeContext(2);
+        var compiled = InferenceNetwork<float>.Compile(net, two);
+        var x = Input<float>(1, 784, 11);
+        var expected = net.Predict(x, two);
+        long before = two.Pool.JobsRun;
+        var got = compiled.Predict(x);
+        Assert.Equal(before + 2, two.Pool.JobsRun);   // the two wide layers, each split once
+        AssertSameBits(expected, got, "batch 1, 2 threads");
+        using var unsplit = new ComputeContext(2, KernelTuning.Default with { MinPackedBytesPerThread = long.MaxValue });
+        var serial = InferenceNetwork<float>.Compile(net, unsplit);
+        before = unsplit.Pool.JobsRun;
+        AssertSameBits(expected, serial.Predict(x), "batch 1, not split");
+        Assert.Equal(before, unsplit.Pool.JobsRun);
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ComputeContext(1, KernelTuning.Default with { MinPackedBytesPerThread = 0 }));
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
