@@ -22,7 +22,9 @@ namespace Backprop.Data;
 /// </code></example>
 public sealed class BatchLoader
 {
-    private readonly float[] _features;
+    private readonly float[]? _features;
+    /// <summary>The data set, when the loader reads one (its rows may be stored as bytes, <see cref="LabeledData.UnitBytes"/>).</summary>
+    private readonly LabeledData? _data;
     private readonly int[] _labels;
     private readonly int[] _order;
     private readonly bool _shuffle;
@@ -43,14 +45,17 @@ public sealed class BatchLoader
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="featureCount"/> or <paramref name="batchSize"/> is not positive.</exception>
     /// <exception cref="ArgumentException">The feature array does not hold <c>labels.Length × featureCount</c> values.</exception>
     public BatchLoader(float[] features, int[] labels, int featureCount, int batchSize, int seed, bool shuffle = true)
+        : this(features ?? throw new ArgumentNullException(nameof(features)), null, labels, featureCount, batchSize, seed, shuffle) { }
+
+    private BatchLoader(float[]? features, LabeledData? data, int[] labels, int featureCount, int batchSize, int seed, bool shuffle)
     {
-        ArgumentNullException.ThrowIfNull(features);
         ArgumentNullException.ThrowIfNull(labels);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(batchSize);
-        if ((long)labels.Length * featureCount != features.Length)
+        if (features is not null && (long)labels.Length * featureCount != features.Length)
             throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the feature array holds {features.Length}");
         _features = features;
+        _data = data;
         _labels = labels;
         FeatureCount = featureCount;
         Count = labels.Length;
@@ -71,7 +76,7 @@ public sealed class BatchLoader
     /// <param name="seed">The seed from which each epoch's shuffle is derived (<see cref="EpochSeed"/>).</param>
     /// <param name="shuffle">False to visit the rows in data-set order every epoch (evaluation).</param>
     public BatchLoader(LabeledData data, int batchSize, int seed, bool shuffle = true)
-        : this((data ?? throw new ArgumentNullException(nameof(data))).Features, data.Labels, data.FeatureCount, batchSize, seed, shuffle)
+        : this(null, data ?? throw new ArgumentNullException(nameof(data)), data.Labels, data.FeatureCount, batchSize, seed, shuffle)
     {
         _targets = data.Targets;
         TargetCount = data.TargetCount;
@@ -215,8 +220,13 @@ public sealed class BatchLoader
     }
 
     /// <summary>Copies the current batch's feature rows from the data set into <paramref name="destination"/>, converting to T, on <paramref name="context"/>'s threads (null: the default).</summary>
-    public void GatherX<T>(Span<T> destination, Kernels.ComputeContext? context = null) where T : unmanaged, IFloatingPointIeee754<T> =>
-        Kernels.RowGather.Gather(context ?? Kernels.ComputeContext.Default, _features, FeatureCount, CurrentIndices, destination);
+    public void GatherX<T>(Span<T> destination, Kernels.ComputeContext? context = null) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        context ??= Kernels.ComputeContext.Default;
+        if (_data is { } data && data.UnitBytes is { IsEmpty: false } bytes)
+            Kernels.RowGather.Gather(context, bytes, FeatureCount, CurrentIndices, destination);
+        else Kernels.RowGather.Gather(context, _features ?? _data!.Features, FeatureCount, CurrentIndices, destination);
+    }
 
     /// <summary>Starts <paramref name="epoch"/> and yields the batch index as each batch is loaded into the buffers.</summary>
     public IEnumerable<int> Batches(int epoch)

@@ -64,8 +64,10 @@ public sealed class MnistDataset
     {
         ArgumentNullException.ThrowIfNull(dir);
         if (!Directory.Exists(dir)) throw new DataFormatException(dir, "no such directory");
-        var images = IdxReader.ReadImages(Find(dir, "t10k-images-idx3-ubyte"), All)[0];
-        return Combine(dir, "t10k", images, IdxReader.ReadLabels(Find(dir, "t10k-labels-idx1-ubyte")));
+        var images = IdxReader.ReadImageBytes(Find(dir, "t10k-images-idx3-ubyte"), All);
+        var labels = IdxReader.ReadLabels(Find(dir, "t10k-labels-idx1-ubyte"));
+        CheckLabels(dir, "t10k", images.Parts[0].Length / (images.Rows * images.Cols), labels);
+        return new LabeledData(images.Parts[0], labels, images.Rows * images.Cols);
     }
 
     private static int[][] All(int n) => [[.. Enumerable.Range(0, n)]];
@@ -75,12 +77,11 @@ public sealed class MnistDataset
     {
         ArgumentNullException.ThrowIfNull(dir);
         if (!Directory.Exists(dir)) throw new DataFormatException(dir, "no such directory");
-        // The four files are independent: decode them concurrently.
+        // The four files are independent: decode them concurrently. The images stay bytes (LabeledData's unit bytes).
         int[][]? parts = null;
-        var trainImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "train-images-idx3-ubyte"), n => parts = trainParts(n)));
-        var testImages = Task.Run(() => IdxReader.ReadImages(Find(dir, "t10k-images-idx3-ubyte"), All)[0]);
-        IdxImages[] trI;
-        IdxImages teI;
+        var trainImages = Task.Run(() => IdxReader.ReadImageBytes(Find(dir, "train-images-idx3-ubyte"), n => parts = trainParts(n)));
+        var testImages = Task.Run(() => IdxReader.ReadImageBytes(Find(dir, "t10k-images-idx3-ubyte"), All));
+        (byte[][] Parts, int Rows, int Cols) trI, teI;
         int[] trainLabels, testLabels;
         try
         {
@@ -95,12 +96,13 @@ public sealed class MnistDataset
             _ = trainImages.Exception;
             _ = testImages.Exception;
         }
-        CheckLabels(dir, "train", trI.Sum(p => p.Count), trainLabels);   // the parts cover every image (this class's callers choose them so)
-        var test = Combine(dir, "t10k", teI, testLabels);
-        if (teI.Rows != trI[0].Rows || teI.Cols != trI[0].Cols)
-            throw new DataFormatException(dir, $"training images are {trI[0].Rows}×{trI[0].Cols} but test images are {teI.Rows}×{teI.Cols}");
-        var train = trI.Select((images, k) => new LabeledData(images.Pixels, [.. parts![k].Select(i => trainLabels[i])], images.PixelsPerImage)).ToArray();
-        return (train, (test, teI.Rows, teI.Cols));
+        int perTrain = trI.Rows * trI.Cols, perTest = teI.Rows * teI.Cols;
+        CheckLabels(dir, "train", trI.Parts.Sum(p => p.Length / perTrain), trainLabels);   // the parts cover every image (this class's callers choose them so)
+        CheckLabels(dir, "t10k", teI.Parts[0].Length / perTest, testLabels);
+        if (teI.Rows != trI.Rows || teI.Cols != trI.Cols)
+            throw new DataFormatException(dir, $"training images are {trI.Rows}×{trI.Cols} but test images are {teI.Rows}×{teI.Cols}");
+        var train = trI.Parts.Select((bytes, k) => new LabeledData(bytes, [.. parts![k].Select(i => trainLabels[i])], perTrain)).ToArray();
+        return (train, (new LabeledData(teI.Parts[0], testLabels, perTest), teI.Rows, teI.Cols));
     }
 
     /// <summary>Loads one images/labels pair and checks that they agree.</summary>

@@ -71,23 +71,36 @@ public static class IdxReader
     /// <exception cref="ArgumentException"><paramref name="partsOf"/> gave a row outside the file, or one row twice.</exception>
     public static IdxImages[] ReadImages(string path, Func<int, int[][]> partsOf)
     {
-        ArgumentNullException.ThrowIfNull(path);
-        ArgumentNullException.ThrowIfNull(partsOf);
-        return TryStreamImages(path, partsOf) ?? SplitImages(ReadImages(path), partsOf);
+        var (parts, rows, cols) = ReadImageBytes(path, partsOf);
+        return [.. parts.Select(bytes =>
+        {
+            var pixels = Backprop.Core.LargeArrays.Uninitialized<float>(bytes.Length);   // every pixel is written below
+            Backprop.Core.UnitBytes.Convert<float>(bytes, pixels);   // byte / 255f, as the whole-file reader's table holds
+            return new IdxImages(pixels, bytes.Length / (rows * cols), rows, cols);
+        })];
     }
 
-    /// <summary>The parts of images decoded whole (the path of a file the stream reader left to the whole-file reader).</summary>
-    private static IdxImages[] SplitImages(IdxImages all, Func<int, int[][]> partsOf)
+    /// <summary>
+    /// <see cref="ReadImages(string, Func{int, int[][]})"/> with the pixels left as the file's bytes (pixel = byte / 255):
+    /// a quarter of the memory, for data sets that keep them so (<see cref="Data.LabeledData"/>).
+    /// </summary>
+    internal static (byte[][] Parts, int Rows, int Cols) ReadImageBytes(string path, Func<int, int[][]> partsOf)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(partsOf);
+        if (TryStreamImages(path, partsOf) is { } streamed) return streamed;
+        // not a well-formed file (or one this reader leaves to the whole-file reader): that reader says what is wrong
+        var data = DataInput.ReadMaybeGzip(path);
+        var all = ParseImages(data, path);
         var parts = partsOf(all.Count);
         _ = Destinations(parts, all.Count);   // the same checks as the streamed path
         int d = all.PixelsPerImage;
-        return [.. parts.Select(rows =>
+        return ([.. parts.Select(rowsOfPart =>
         {
-            var pixels = Backprop.Core.LargeArrays.Uninitialized<float>((long)rows.Length * d);
-            for (int k = 0; k < rows.Length; k++) all.Image(rows[k]).CopyTo(pixels.AsSpan(k * d, d));
-            return new IdxImages(pixels, rows.Length, all.Rows, all.Cols);
-        })];
+            var bytes = new byte[(long)rowsOfPart.Length * d];
+            for (int k = 0; k < rowsOfPart.Length; k++) data.AsSpan(16 + rowsOfPart[k] * d, d).CopyTo(bytes.AsSpan(k * d, d));
+            return bytes;
+        })], all.Rows, all.Cols);
     }
 
     /// <summary>For each file row, its part (−1: none) and its index there.</summary>
@@ -112,7 +125,7 @@ public static class IdxReader
     /// The streamed read; null when the file is not a well-formed IDX3 image file whose size agrees with its header
     /// (the whole-file reader then says what is wrong, in its words).
     /// </summary>
-    private static IdxImages[]? TryStreamImages(string path, Func<int, int[][]> partsOf)
+    private static (byte[][] Parts, int Rows, int Cols)? TryStreamImages(string path, Func<int, int[][]> partsOf)
     {
         const int HeaderBytes = 16;
         FileStream file;
@@ -142,7 +155,7 @@ public static class IdxReader
                 var parts = partsOf((int)count);
                 var (part, index) = Destinations(parts, (int)count);
                 int d = (int)perImage;
-                var pixels = parts.Select(rowsOfPart => Backprop.Core.LargeArrays.Uninitialized<float>((long)rowsOfPart.Length * d)).ToArray();
+                var pixels = parts.Select(rowsOfPart => Backprop.Core.LargeArrays.Uninitialized<byte>((long)rowsOfPart.Length * d)).ToArray();   // every listed row is written below
                 int chunkRows = Math.Max(1, (1 << 16) / d);
                 var buffer = new byte[(long)chunkRows * d];
                 for (int first = 0; first < count; first += chunkRows)
@@ -153,13 +166,11 @@ public static class IdxReader
                     {
                         int k = part[first + r];
                         if (k < 0) continue;
-                        var row = pixels[k].AsSpan(index[first + r] * d, d);
-                        System.Numerics.Tensors.TensorPrimitives.ConvertChecked<byte, float>(buffer.AsSpan(r * d, d), row);
-                        System.Numerics.Tensors.TensorPrimitives.Divide(row, 255f, row);   // i / 255f exactly, as the table holds
+                        buffer.AsSpan(r * d, d).CopyTo(pixels[k].AsSpan(index[first + r] * d, d));
                     }
                 }
                 if (input.ReadByte() >= 0) return null;   // more pixels than the header says
-                return [.. parts.Select((rowsOfPart, k) => new IdxImages(pixels[k], rowsOfPart.Length, (int)rows, (int)cols))];
+                return (pixels, (int)rows, (int)cols);
             }
             catch (Exception e) when (e is InvalidDataException or IOException) { return null; }
         }

@@ -91,7 +91,19 @@ public static class Checkpoint
     public static string DataFingerprint(LabeledData train)
     {
         using var sha = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
-        sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(train.Features.AsSpan()));
+        if (train.UnitBytes.IsEmpty) sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(train.Features.AsSpan()));
+        else
+        {
+            // rows stored as bytes: the same hash as their floats, converted a block of rows at a time
+            int d = train.FeatureCount, block = Math.Max(1, 4096 / d);
+            var floats = new float[block * d];
+            for (int first = 0; first < train.Count; first += block)
+            {
+                int n = Math.Min(block, train.Count - first);
+                train.CopyRows<float>(first, n, floats);
+                sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(floats.AsSpan(0, n * d)));
+            }
+        }
         sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(train.Labels.AsSpan()));
         return Convert.ToHexString(sha.GetHashAndReset())[..16].ToLowerInvariant();
     }

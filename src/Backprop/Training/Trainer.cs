@@ -600,14 +600,14 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         int d = data.FeatureCount, c = network.Outputs;
         if (d != network.Inputs) throw new ArgumentException($"the data has {d} features per row but the network takes {network.Inputs}", nameof(data));
         // float features feed a float model in place; another precision converts each pass as the tape's loader does
-        var row = typeof(T) == typeof(float) ? [] : new T[Math.Min(batchSize, Math.Max(1, data.Count)) * d];
+        bool inPlace = typeof(T) == typeof(float) && data.UnitBytes.IsEmpty;
+        var row = inPlace ? [] : new T[Math.Min(batchSize, Math.Max(1, data.Count)) * d];
         for (int start = 0; start < data.Count; start += batchSize)
         {
             int n = Math.Min(batchSize, data.Count - start);
-            ReadOnlySpan<float> x = data.Features.AsSpan(start * d, n * d);
             ReadOnlySpan<T> input;
-            if (typeof(T) == typeof(float)) input = System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(x);
-            else { Kernels.RowGather.Convert(x, row.AsSpan(0, n * d)); input = row.AsSpan(0, n * d); }
+            if (inPlace) input = System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(data.Features.AsSpan(start * d, n * d));
+            else { data.CopyRows(start, n, row.AsSpan(0, n * d)); input = row.AsSpan(0, n * d); }
             compiled.Predict(input, outputs.Span.Slice(start * c, n * c), n);
         }
         return outputs;
@@ -629,16 +629,27 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         var zeros = requireTargets ? null : new int[Math.Min(batchSize, Math.Max(1, count))];
         var zeroValues = values && !requireTargets ? new float[Math.Min(batchSize, Math.Max(1, count)) * c] : null;
         int end = first + count;
-        for (int start = first; start < end; start += batchSize)
+        // rows stored as bytes (MNIST) are converted a batch at a time into a buffer from the shared pool
+        float[]? converted = data.UnitBytes.IsEmpty ? null : System.Buffers.ArrayPool<float>.Shared.Rent(Math.Min(batchSize, Math.Max(1, count)) * d);
+        try
         {
-            int n = Math.Min(batchSize, end - start);
-            if (!cache.TryGetValue(n, out var step)) cache[n] = step = new TrainingStep<T>(network, n, objective, context);
-            var x = data.Features.AsSpan(start * d, n * d);
-            if (values) step.Load(x, zeroValues is null ? data.Targets.AsSpan(start * c, n * c) : zeroValues.AsSpan(0, n * c));
-            else step.Load(x, zeros is null ? data.Labels.AsSpan(start, n) : zeros.AsSpan(0, n));
-            step.Tape.Forward();
-            if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice((start - first) * c, n * c));
-            onBatch?.Invoke(step, start, n);
+            for (int start = first; start < end; start += batchSize)
+            {
+                int n = Math.Min(batchSize, end - start);
+                if (!cache.TryGetValue(n, out var step)) cache[n] = step = new TrainingStep<T>(network, n, objective, context);
+                ReadOnlySpan<float> x;
+                if (converted is null) x = data.Features.AsSpan(start * d, n * d);
+                else { data.CopyRows<float>(start, n, converted); x = converted.AsSpan(0, n * d); }
+                if (values) step.Load(x, zeroValues is null ? data.Targets.AsSpan(start * c, n * c) : zeroValues.AsSpan(0, n * c));
+                else step.Load(x, zeros is null ? data.Labels.AsSpan(start, n) : zeros.AsSpan(0, n));
+                step.Tape.Forward();
+                if (outputs is not null) step.Logits.Data.Slice(0, n * c).CopyTo(outputs.Data.Slice((start - first) * c, n * c));
+                onBatch?.Invoke(step, start, n);
+            }
+        }
+        finally
+        {
+            if (converted is not null) System.Buffers.ArrayPool<float>.Shared.Return(converted);
         }
     }
 }
