@@ -56,9 +56,25 @@ internal static unsafe class RowGather
         long sourceRows = d == 0 ? long.MaxValue : source.Length / d;
         foreach (int r in rows)
             if ((uint)r >= sourceRows) throw new ArgumentOutOfRangeException(nameof(rows), $"row {r} is outside the {sourceRows}-row source");
-        // a quarter of the bytes of float rows: one thread keeps up (a 128×784 batch is 100 KB)
-        for (int k = 0; k < rows.Length; k++)
-            Core.UnitBytes.Convert(source.Slice(rows[k] * d, d), destination.Slice(k * d, d));
+        int parts = (int)Math.Clamp((long)rows.Length * d / context.Tuning.GatherMinValuesPerThread, 1, Math.Min(context.Threads, rows.Length));
+        fixed (byte* src = source)
+        fixed (int* idx = rows)
+        fixed (T* dst = destination)
+        {
+            if (parts > 1)
+            {
+                var job = context.Scratch.GatherJob<T>();
+                job.Set(src, d, idx, rows.Length, dst);
+                if (context.Pool.TryRun(job, parts)) return;
+            }
+            Copy(src, d, idx, 0, rows.Length, dst);
+        }
+    }
+
+    private static void Copy<T>(byte* src, int d, int* rows, int start, int end, T* dst) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int k = start; k < end; k++)
+            Core.UnitBytes.Convert(new ReadOnlySpan<byte>(src + (long)rows[k] * d, d), new Span<T>(dst + (long)k * d, d));
     }
 
     /// <summary>destination[i] = source[i] as T, for i &lt; source.Length (a plain copy for float).</summary>
@@ -82,19 +98,26 @@ internal static unsafe class RowGather
     internal sealed class GatherJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
     {
         private float* _src;
+        private byte* _bytes;   // rows stored as unit bytes, when _src is null
         private int _d, _count;
         private int* _rows;
         private T* _dst;
 
         public void Set(float* src, int d, int* rows, int count, T* dst)
         {
-            _src = src; _d = d; _rows = rows; _count = count; _dst = dst;
+            _src = src; _bytes = null; _d = d; _rows = rows; _count = count; _dst = dst;
+        }
+
+        public void Set(byte* src, int d, int* rows, int count, T* dst)
+        {
+            _src = null; _bytes = src; _d = d; _rows = rows; _count = count; _dst = dst;
         }
 
         public override void Execute(int part, int parts)
         {
             int start = (int)((long)_count * part / parts), end = (int)((long)_count * (part + 1) / parts);
-            Copy(_src, _d, _rows, start, end, _dst);
+            if (_src != null) Copy(_src, _d, _rows, start, end, _dst);
+            else Copy(_bytes, _d, _rows, start, end, _dst);
         }
     }
 }
