@@ -34,7 +34,7 @@ public sealed class MnistDataset
     /// <summary>Loads the training and test sets from <paramref name="dir"/>.</summary>
     public static MnistDataset Load(string dir)
     {
-        var (train, test) = Load(dir, n => [[.. Enumerable.Range(0, n)]]);
+        var (train, test) = Load(dir, All);
         return new MnistDataset(train[0], test.Data, test.Rows, test.Cols);
     }
 
