@@ -42,7 +42,13 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         Narrow = fast && n <= Tuning.NarrowDotMaxN && k >= 32 && Vector256.IsHardwareAccelerated;
         // The plain copy serves the paths that read B in place: the narrow dot products, the tiny loop (a product
         // of at most TinyMacs multiply-adds, possible only when n·k is that small) and element types without kernels.
-        if (Narrow || !fast || (long)n * k <= Tuning.TinyMacs) _plain = b[..(n * k)].ToArray();
+        // Pinned: the kernels read it through PlainPointer, and a compacting collection (another thread allocating)
+        // would otherwise move it under a running product (CI saw a narrow layer read freed memory: −9.51 for −9.34).
+        if (Narrow || !fast || (long)n * k <= Tuning.TinyMacs)
+        {
+            _plain = GC.AllocateUninitializedArray<T>(n * k, pinned: true);
+            b[..(n * k)].CopyTo(_plain);
+        }
         if (Narrow || !fast || k == 0) return;
         (MR, NR) = Gemm.Tile<T>(Path);
         KC = Path switch
@@ -116,6 +122,7 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         }
     }
 
+    /// <summary>The plain copy, which is pinned (allocated on the pinned heap), so the pointer stays valid.</summary>
     internal T* PlainPointer => (T*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_plain!));
     internal bool HasPlain => _plain is not null;
 }

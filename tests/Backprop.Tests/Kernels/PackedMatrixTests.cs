@@ -59,6 +59,41 @@ public class PackedMatrixTests
         return v;
     }
 
+    /// <summary>
+    /// The narrow and tiny paths read B from the matrix's own plain copy through a pointer, taken once per product, so
+    /// that copy must not move: compacting collections (which another thread's allocations may start in the middle of
+    /// a product) leave it where it was, and products after them still give the same bits. CI once saw an inference
+    /// test's narrow last layer give −9.51 for −9.34 while other tests allocated: the copy had moved and its old place
+    /// was reused. Unpinned, the copy below moved on the first collection, every run.
+    /// </summary>
+    [Theory]
+    [InlineData(5, 70)]   // the narrow dot products (n ≤ 16, k ≥ 32)
+    [InlineData(3, 8)]    // the tiny loop (n·k ≤ TinyMacs)
+    public unsafe void ThePlainCopyDoesNotMoveInCompactingCollections(int n, int k)
+    {
+        using var context = new ComputeContext(1);
+        var rng = new Random(3);
+        int m = 40;
+        var a = Random<double>(rng, m * k);
+        var b = Random<double>(rng, n * k);
+        var want = new double[m * n];
+        Gemm.Multiply<double>(context, false, true, m, n, k, a, b, want, accumulate: false);
+        var junk = new List<double[]>();
+        for (int i = 0; i < 1000; i++) junk.Add(new double[64]);   // young garbage before the copy: compaction slides it down
+        var packed = new PackedMatrix<double>(context, n, k, b);
+        Assert.True(packed.HasPlain);
+        nint before = (nint)packed.PlainPointer;
+        junk.Clear();
+        for (int round = 0; round < 3; round++)
+        {
+            GC.Collect(round, GCCollectionMode.Forced, blocking: true, compacting: true);
+            Assert.Equal(before, (nint)packed.PlainPointer);
+            var got = new double[m * n];
+            packed.Multiply(context, m, a, got);
+            Assert.Equal(want, got);
+        }
+    }
+
     [Fact]
     public void RefusesAContextWithOtherKernels()
     {
