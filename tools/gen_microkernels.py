@@ -72,6 +72,40 @@ def kernel(k):
             for j in range(nv):
                 w(f"        c{r}_{j}.Store({addr(r, j)});")
 
+    def rows():
+        # the MR rows of A read in place, lda apart
+        w("        T* r0 = a;")
+        for r in range(1, mr):
+            w(f"        T* r{r} = r{r - 1} + lda;")
+
+    def step_rows(p, b, indent):
+        for j in range(nv):
+            off = "" if j == 0 else f" + {j} * {count}"
+            w(f"{indent}{vt} b{j} = {api}.Load({b}{off});")
+        for r in range(mr):
+            w(f"{indent}{vt} a{r} = {api}.Create(r{r}[{p}]);")
+            for j in range(nv):
+                w(f"{indent}c{r}_{j} = MulAdd(a{r}, b{j}, c{r}_{j});")
+
+    def store_add():
+        w("        if (add != null)")
+        w("        {")
+        for r in range(mr):
+            row = "add" if r == 0 else f"add + {r} * ldAdd"
+            for j in range(nv):
+                w(f"            c{r}_{j} += {api}.Load({row if j == 0 else row + f' + {j} * {count}'});")
+        w("        }")
+        # relu as the tape's activation computes it, z > 0 ? z : +0, on the finished sums
+        w("        if (relu)")
+        w("        {")
+        for r in range(mr):
+            for j in range(nv):
+                w(f"            c{r}_{j} = {api}.ConditionalSelect({api}.GreaterThan(c{r}_{j}, {vt}.Zero), c{r}_{j}, {vt}.Zero);")
+        w("        }")
+        for r in range(mr):
+            for j in range(nv):
+                w(f"        c{r}_{j}.Store({addr(r, j)});")
+
     w("")
     if k["lanes"]:
         shape = f"{mr}×{nv * k['lanes']} float, {mr}×{nv * k['lanes'] // 2} double"
@@ -108,6 +142,33 @@ def kernel(k):
     w("            b += bs;")
     w("        }")
     store()
+    w("    }")
+    w("")
+    w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
+    w("    public static void RunRows(int kc, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)")
+    w("    {")
+    accumulators()
+    rows()
+    w("        for (nint p = 0; p < kc; p++)")
+    w("        {")
+    step_rows("p", "b", "            ")
+    w("            b += bs;")
+    w("        }")
+    store_add()
+    w("    }")
+    w("")
+    w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
+    w("    public static void RunRowsIndexed(int count, int* ks, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)")
+    w("    {")
+    accumulators()
+    rows()
+    w("        for (int t = 0; t < count; t++)")
+    w("        {")
+    w("            nint p = ks[t];")
+    w("            T* bp = b + p * bs;")
+    step_rows("p", "bp", "            ")
+    w("        }")
+    store_add()
     w("    }")
     w("")
     w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")

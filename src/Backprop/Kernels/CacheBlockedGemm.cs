@@ -26,6 +26,18 @@ internal unsafe interface IMicroKernel<T> where T : unmanaged
     /// nothing, are left out.
     /// </summary>
     static abstract void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load);
+
+    /// <summary>
+    /// As <see cref="Run"/> with A read in place: row r of the MR×kc micro-panel starts at <paramref name="a"/> + r·<paramref name="lda"/>
+    /// (what an A that is not packed gives: no copy). C = A·B + the addend, whose rows are <paramref name="ldAdd"/>
+    /// apart (0: one row for every row, as a bias; C itself with ldc: accumulate), or C = A·B when
+    /// <paramref name="add"/> is null; with <paramref name="relu"/>, C = C &gt; 0 ? C : +0 before the store (the tape's
+    /// relu on the finished sum). Each element's sum is formed as <see cref="Run"/> forms it.
+    /// </summary>
+    static abstract void RunRows(int kc, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu);
+
+    /// <summary>As <see cref="RunRows"/> over only the depth steps listed in <paramref name="ks"/> (see <see cref="RunIndexed"/>).</summary>
+    static abstract void RunRowsIndexed(int count, int* ks, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu);
 }
 
 /// <summary>The BLIS-style blocked product with one micro-kernel (single-threaded; threads split C before calling it).</summary>
@@ -179,6 +191,43 @@ internal static unsafe class CacheBlockedGemm<T, K>
             ks[n] = p;
             n += nonzero ? 1 : 0;
             if (p == DenseAfter - 1 && n == DenseAfter) return kc;
+        }
+        return n;
+    }
+
+    /// <summary>
+    /// <see cref="NonzeroSteps"/> for <paramref name="rows"/> rows of A read in place (<paramref name="lda"/> apart, kc
+    /// steps each): step p is listed when any row's value at p is not zero. Eight steps at a time, one vector load a row.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static int NonzeroStepsOfRows(T* a, nint lda, int rows, int kc, int* ks)
+    {
+        int n = 0, p = 0;
+        int V = Vector256<T>.Count;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            for (; p + V <= kc; p += V)
+            {
+                T* row = a + p;
+                var any = ~Vector256.Equals(Vector256.Load(row), Vector256<T>.Zero);
+                for (int r = 1; r < rows; r++) any |= ~Vector256.Equals(Vector256.Load(row + r * lda), Vector256<T>.Zero);
+                uint mask = any.ExtractMostSignificantBits();
+                if (mask == (1u << V) - 1)
+                {
+                    for (int j = 0; j < V; j++) ks[n + j] = p + j;
+                    n += V;
+                }
+                else
+                    for (; mask != 0; mask &= mask - 1) ks[n++] = p + System.Numerics.BitOperations.TrailingZeroCount(mask);
+                if (p + V >= DenseAfter && n == p + V) return kc;
+            }
+        }
+        for (; p < kc; p++)
+        {
+            int r = 0;
+            while (r < rows && a[r * lda + p] == T.Zero) r++;
+            ks[n] = p;
+            n += r < rows ? 1 : 0;
         }
         return n;
     }

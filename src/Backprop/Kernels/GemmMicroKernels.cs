@@ -104,6 +104,217 @@ internal readonly unsafe struct Avx512Kernel<T> : IMicroKernel<T> where T : unma
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector512<T> c0_0 = default; Vector512<T> c0_1 = default;
+        Vector512<T> c1_0 = default; Vector512<T> c1_1 = default;
+        Vector512<T> c2_0 = default; Vector512<T> c2_1 = default;
+        Vector512<T> c3_0 = default; Vector512<T> c3_1 = default;
+        Vector512<T> c4_0 = default; Vector512<T> c4_1 = default;
+        Vector512<T> c5_0 = default; Vector512<T> c5_1 = default;
+        Vector512<T> c6_0 = default; Vector512<T> c6_1 = default;
+        Vector512<T> c7_0 = default; Vector512<T> c7_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        T* r4 = r3 + lda;
+        T* r5 = r4 + lda;
+        T* r6 = r5 + lda;
+        T* r7 = r6 + lda;
+        for (nint p = 0; p < kc; p++)
+        {
+            Vector512<T> b0 = Vector512.Load(b);
+            Vector512<T> b1 = Vector512.Load(b + 1 * Vector512<T>.Count);
+            Vector512<T> a0 = Vector512.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector512<T> a1 = Vector512.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector512<T> a2 = Vector512.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector512<T> a3 = Vector512.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector512<T> a4 = Vector512.Create(r4[p]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector512<T> a5 = Vector512.Create(r5[p]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+            Vector512<T> a6 = Vector512.Create(r6[p]);
+            c6_0 = MulAdd(a6, b0, c6_0);
+            c6_1 = MulAdd(a6, b1, c6_1);
+            Vector512<T> a7 = Vector512.Create(r7[p]);
+            c7_0 = MulAdd(a7, b0, c7_0);
+            c7_1 = MulAdd(a7, b1, c7_1);
+            b += bs;
+        }
+        if (add != null)
+        {
+            c0_0 += Vector512.Load(add);
+            c0_1 += Vector512.Load(add + 1 * Vector512<T>.Count);
+            c1_0 += Vector512.Load(add + 1 * ldAdd);
+            c1_1 += Vector512.Load(add + 1 * ldAdd + 1 * Vector512<T>.Count);
+            c2_0 += Vector512.Load(add + 2 * ldAdd);
+            c2_1 += Vector512.Load(add + 2 * ldAdd + 1 * Vector512<T>.Count);
+            c3_0 += Vector512.Load(add + 3 * ldAdd);
+            c3_1 += Vector512.Load(add + 3 * ldAdd + 1 * Vector512<T>.Count);
+            c4_0 += Vector512.Load(add + 4 * ldAdd);
+            c4_1 += Vector512.Load(add + 4 * ldAdd + 1 * Vector512<T>.Count);
+            c5_0 += Vector512.Load(add + 5 * ldAdd);
+            c5_1 += Vector512.Load(add + 5 * ldAdd + 1 * Vector512<T>.Count);
+            c6_0 += Vector512.Load(add + 6 * ldAdd);
+            c6_1 += Vector512.Load(add + 6 * ldAdd + 1 * Vector512<T>.Count);
+            c7_0 += Vector512.Load(add + 7 * ldAdd);
+            c7_1 += Vector512.Load(add + 7 * ldAdd + 1 * Vector512<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c0_0, Vector512<T>.Zero), c0_0, Vector512<T>.Zero);
+            c0_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c0_1, Vector512<T>.Zero), c0_1, Vector512<T>.Zero);
+            c1_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c1_0, Vector512<T>.Zero), c1_0, Vector512<T>.Zero);
+            c1_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c1_1, Vector512<T>.Zero), c1_1, Vector512<T>.Zero);
+            c2_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c2_0, Vector512<T>.Zero), c2_0, Vector512<T>.Zero);
+            c2_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c2_1, Vector512<T>.Zero), c2_1, Vector512<T>.Zero);
+            c3_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c3_0, Vector512<T>.Zero), c3_0, Vector512<T>.Zero);
+            c3_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c3_1, Vector512<T>.Zero), c3_1, Vector512<T>.Zero);
+            c4_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c4_0, Vector512<T>.Zero), c4_0, Vector512<T>.Zero);
+            c4_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c4_1, Vector512<T>.Zero), c4_1, Vector512<T>.Zero);
+            c5_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c5_0, Vector512<T>.Zero), c5_0, Vector512<T>.Zero);
+            c5_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c5_1, Vector512<T>.Zero), c5_1, Vector512<T>.Zero);
+            c6_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c6_0, Vector512<T>.Zero), c6_0, Vector512<T>.Zero);
+            c6_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c6_1, Vector512<T>.Zero), c6_1, Vector512<T>.Zero);
+            c7_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c7_0, Vector512<T>.Zero), c7_0, Vector512<T>.Zero);
+            c7_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c7_1, Vector512<T>.Zero), c7_1, Vector512<T>.Zero);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector512<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector512<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector512<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector512<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector512<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector512<T>.Count);
+        c6_0.Store(c + 6 * ldc);
+        c6_1.Store(c + 6 * ldc + 1 * Vector512<T>.Count);
+        c7_0.Store(c + 7 * ldc);
+        c7_1.Store(c + 7 * ldc + 1 * Vector512<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRowsIndexed(int count, int* ks, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector512<T> c0_0 = default; Vector512<T> c0_1 = default;
+        Vector512<T> c1_0 = default; Vector512<T> c1_1 = default;
+        Vector512<T> c2_0 = default; Vector512<T> c2_1 = default;
+        Vector512<T> c3_0 = default; Vector512<T> c3_1 = default;
+        Vector512<T> c4_0 = default; Vector512<T> c4_1 = default;
+        Vector512<T> c5_0 = default; Vector512<T> c5_1 = default;
+        Vector512<T> c6_0 = default; Vector512<T> c6_1 = default;
+        Vector512<T> c7_0 = default; Vector512<T> c7_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        T* r4 = r3 + lda;
+        T* r5 = r4 + lda;
+        T* r6 = r5 + lda;
+        T* r7 = r6 + lda;
+        for (int t = 0; t < count; t++)
+        {
+            nint p = ks[t];
+            T* bp = b + p * bs;
+            Vector512<T> b0 = Vector512.Load(bp);
+            Vector512<T> b1 = Vector512.Load(bp + 1 * Vector512<T>.Count);
+            Vector512<T> a0 = Vector512.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector512<T> a1 = Vector512.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector512<T> a2 = Vector512.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector512<T> a3 = Vector512.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector512<T> a4 = Vector512.Create(r4[p]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector512<T> a5 = Vector512.Create(r5[p]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+            Vector512<T> a6 = Vector512.Create(r6[p]);
+            c6_0 = MulAdd(a6, b0, c6_0);
+            c6_1 = MulAdd(a6, b1, c6_1);
+            Vector512<T> a7 = Vector512.Create(r7[p]);
+            c7_0 = MulAdd(a7, b0, c7_0);
+            c7_1 = MulAdd(a7, b1, c7_1);
+        }
+        if (add != null)
+        {
+            c0_0 += Vector512.Load(add);
+            c0_1 += Vector512.Load(add + 1 * Vector512<T>.Count);
+            c1_0 += Vector512.Load(add + 1 * ldAdd);
+            c1_1 += Vector512.Load(add + 1 * ldAdd + 1 * Vector512<T>.Count);
+            c2_0 += Vector512.Load(add + 2 * ldAdd);
+            c2_1 += Vector512.Load(add + 2 * ldAdd + 1 * Vector512<T>.Count);
+            c3_0 += Vector512.Load(add + 3 * ldAdd);
+            c3_1 += Vector512.Load(add + 3 * ldAdd + 1 * Vector512<T>.Count);
+            c4_0 += Vector512.Load(add + 4 * ldAdd);
+            c4_1 += Vector512.Load(add + 4 * ldAdd + 1 * Vector512<T>.Count);
+            c5_0 += Vector512.Load(add + 5 * ldAdd);
+            c5_1 += Vector512.Load(add + 5 * ldAdd + 1 * Vector512<T>.Count);
+            c6_0 += Vector512.Load(add + 6 * ldAdd);
+            c6_1 += Vector512.Load(add + 6 * ldAdd + 1 * Vector512<T>.Count);
+            c7_0 += Vector512.Load(add + 7 * ldAdd);
+            c7_1 += Vector512.Load(add + 7 * ldAdd + 1 * Vector512<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c0_0, Vector512<T>.Zero), c0_0, Vector512<T>.Zero);
+            c0_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c0_1, Vector512<T>.Zero), c0_1, Vector512<T>.Zero);
+            c1_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c1_0, Vector512<T>.Zero), c1_0, Vector512<T>.Zero);
+            c1_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c1_1, Vector512<T>.Zero), c1_1, Vector512<T>.Zero);
+            c2_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c2_0, Vector512<T>.Zero), c2_0, Vector512<T>.Zero);
+            c2_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c2_1, Vector512<T>.Zero), c2_1, Vector512<T>.Zero);
+            c3_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c3_0, Vector512<T>.Zero), c3_0, Vector512<T>.Zero);
+            c3_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c3_1, Vector512<T>.Zero), c3_1, Vector512<T>.Zero);
+            c4_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c4_0, Vector512<T>.Zero), c4_0, Vector512<T>.Zero);
+            c4_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c4_1, Vector512<T>.Zero), c4_1, Vector512<T>.Zero);
+            c5_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c5_0, Vector512<T>.Zero), c5_0, Vector512<T>.Zero);
+            c5_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c5_1, Vector512<T>.Zero), c5_1, Vector512<T>.Zero);
+            c6_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c6_0, Vector512<T>.Zero), c6_0, Vector512<T>.Zero);
+            c6_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c6_1, Vector512<T>.Zero), c6_1, Vector512<T>.Zero);
+            c7_0 = Vector512.ConditionalSelect(Vector512.GreaterThan(c7_0, Vector512<T>.Zero), c7_0, Vector512<T>.Zero);
+            c7_1 = Vector512.ConditionalSelect(Vector512.GreaterThan(c7_1, Vector512<T>.Zero), c7_1, Vector512<T>.Zero);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector512<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector512<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector512<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector512<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector512<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector512<T>.Count);
+        c6_0.Store(c + 6 * ldc);
+        c6_1.Store(c + 6 * ldc + 1 * Vector512<T>.Count);
+        c7_0.Store(c + 7 * ldc);
+        c7_1.Store(c + 7 * ldc + 1 * Vector512<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)
     {
         Vector512<T> c0_0 = default; Vector512<T> c0_1 = default;
@@ -263,6 +474,173 @@ internal readonly unsafe struct Avx2Kernel<T> : IMicroKernel<T> where T : unmana
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector256<T> c0_0 = default; Vector256<T> c0_1 = default;
+        Vector256<T> c1_0 = default; Vector256<T> c1_1 = default;
+        Vector256<T> c2_0 = default; Vector256<T> c2_1 = default;
+        Vector256<T> c3_0 = default; Vector256<T> c3_1 = default;
+        Vector256<T> c4_0 = default; Vector256<T> c4_1 = default;
+        Vector256<T> c5_0 = default; Vector256<T> c5_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        T* r4 = r3 + lda;
+        T* r5 = r4 + lda;
+        for (nint p = 0; p < kc; p++)
+        {
+            Vector256<T> b0 = Vector256.Load(b);
+            Vector256<T> b1 = Vector256.Load(b + 1 * Vector256<T>.Count);
+            Vector256<T> a0 = Vector256.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector256<T> a1 = Vector256.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector256<T> a2 = Vector256.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector256<T> a3 = Vector256.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector256<T> a4 = Vector256.Create(r4[p]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector256<T> a5 = Vector256.Create(r5[p]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+            b += bs;
+        }
+        if (add != null)
+        {
+            c0_0 += Vector256.Load(add);
+            c0_1 += Vector256.Load(add + 1 * Vector256<T>.Count);
+            c1_0 += Vector256.Load(add + 1 * ldAdd);
+            c1_1 += Vector256.Load(add + 1 * ldAdd + 1 * Vector256<T>.Count);
+            c2_0 += Vector256.Load(add + 2 * ldAdd);
+            c2_1 += Vector256.Load(add + 2 * ldAdd + 1 * Vector256<T>.Count);
+            c3_0 += Vector256.Load(add + 3 * ldAdd);
+            c3_1 += Vector256.Load(add + 3 * ldAdd + 1 * Vector256<T>.Count);
+            c4_0 += Vector256.Load(add + 4 * ldAdd);
+            c4_1 += Vector256.Load(add + 4 * ldAdd + 1 * Vector256<T>.Count);
+            c5_0 += Vector256.Load(add + 5 * ldAdd);
+            c5_1 += Vector256.Load(add + 5 * ldAdd + 1 * Vector256<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c0_0, Vector256<T>.Zero), c0_0, Vector256<T>.Zero);
+            c0_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c0_1, Vector256<T>.Zero), c0_1, Vector256<T>.Zero);
+            c1_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c1_0, Vector256<T>.Zero), c1_0, Vector256<T>.Zero);
+            c1_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c1_1, Vector256<T>.Zero), c1_1, Vector256<T>.Zero);
+            c2_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c2_0, Vector256<T>.Zero), c2_0, Vector256<T>.Zero);
+            c2_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c2_1, Vector256<T>.Zero), c2_1, Vector256<T>.Zero);
+            c3_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c3_0, Vector256<T>.Zero), c3_0, Vector256<T>.Zero);
+            c3_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c3_1, Vector256<T>.Zero), c3_1, Vector256<T>.Zero);
+            c4_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c4_0, Vector256<T>.Zero), c4_0, Vector256<T>.Zero);
+            c4_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c4_1, Vector256<T>.Zero), c4_1, Vector256<T>.Zero);
+            c5_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c5_0, Vector256<T>.Zero), c5_0, Vector256<T>.Zero);
+            c5_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c5_1, Vector256<T>.Zero), c5_1, Vector256<T>.Zero);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector256<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector256<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector256<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector256<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector256<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector256<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRowsIndexed(int count, int* ks, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector256<T> c0_0 = default; Vector256<T> c0_1 = default;
+        Vector256<T> c1_0 = default; Vector256<T> c1_1 = default;
+        Vector256<T> c2_0 = default; Vector256<T> c2_1 = default;
+        Vector256<T> c3_0 = default; Vector256<T> c3_1 = default;
+        Vector256<T> c4_0 = default; Vector256<T> c4_1 = default;
+        Vector256<T> c5_0 = default; Vector256<T> c5_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        T* r4 = r3 + lda;
+        T* r5 = r4 + lda;
+        for (int t = 0; t < count; t++)
+        {
+            nint p = ks[t];
+            T* bp = b + p * bs;
+            Vector256<T> b0 = Vector256.Load(bp);
+            Vector256<T> b1 = Vector256.Load(bp + 1 * Vector256<T>.Count);
+            Vector256<T> a0 = Vector256.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector256<T> a1 = Vector256.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector256<T> a2 = Vector256.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector256<T> a3 = Vector256.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            Vector256<T> a4 = Vector256.Create(r4[p]);
+            c4_0 = MulAdd(a4, b0, c4_0);
+            c4_1 = MulAdd(a4, b1, c4_1);
+            Vector256<T> a5 = Vector256.Create(r5[p]);
+            c5_0 = MulAdd(a5, b0, c5_0);
+            c5_1 = MulAdd(a5, b1, c5_1);
+        }
+        if (add != null)
+        {
+            c0_0 += Vector256.Load(add);
+            c0_1 += Vector256.Load(add + 1 * Vector256<T>.Count);
+            c1_0 += Vector256.Load(add + 1 * ldAdd);
+            c1_1 += Vector256.Load(add + 1 * ldAdd + 1 * Vector256<T>.Count);
+            c2_0 += Vector256.Load(add + 2 * ldAdd);
+            c2_1 += Vector256.Load(add + 2 * ldAdd + 1 * Vector256<T>.Count);
+            c3_0 += Vector256.Load(add + 3 * ldAdd);
+            c3_1 += Vector256.Load(add + 3 * ldAdd + 1 * Vector256<T>.Count);
+            c4_0 += Vector256.Load(add + 4 * ldAdd);
+            c4_1 += Vector256.Load(add + 4 * ldAdd + 1 * Vector256<T>.Count);
+            c5_0 += Vector256.Load(add + 5 * ldAdd);
+            c5_1 += Vector256.Load(add + 5 * ldAdd + 1 * Vector256<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c0_0, Vector256<T>.Zero), c0_0, Vector256<T>.Zero);
+            c0_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c0_1, Vector256<T>.Zero), c0_1, Vector256<T>.Zero);
+            c1_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c1_0, Vector256<T>.Zero), c1_0, Vector256<T>.Zero);
+            c1_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c1_1, Vector256<T>.Zero), c1_1, Vector256<T>.Zero);
+            c2_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c2_0, Vector256<T>.Zero), c2_0, Vector256<T>.Zero);
+            c2_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c2_1, Vector256<T>.Zero), c2_1, Vector256<T>.Zero);
+            c3_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c3_0, Vector256<T>.Zero), c3_0, Vector256<T>.Zero);
+            c3_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c3_1, Vector256<T>.Zero), c3_1, Vector256<T>.Zero);
+            c4_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c4_0, Vector256<T>.Zero), c4_0, Vector256<T>.Zero);
+            c4_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c4_1, Vector256<T>.Zero), c4_1, Vector256<T>.Zero);
+            c5_0 = Vector256.ConditionalSelect(Vector256.GreaterThan(c5_0, Vector256<T>.Zero), c5_0, Vector256<T>.Zero);
+            c5_1 = Vector256.ConditionalSelect(Vector256.GreaterThan(c5_1, Vector256<T>.Zero), c5_1, Vector256<T>.Zero);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector256<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector256<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector256<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector256<T>.Count);
+        c4_0.Store(c + 4 * ldc);
+        c4_1.Store(c + 4 * ldc + 1 * Vector256<T>.Count);
+        c5_0.Store(c + 5 * ldc);
+        c5_1.Store(c + 5 * ldc + 1 * Vector256<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void RunIndexed(int count, int* ks, T* a, T* b, nint bs, T* c, nint ldc, bool load)
     {
         Vector256<T> c0_0 = default; Vector256<T> c0_1 = default;
@@ -378,6 +756,129 @@ internal readonly unsafe struct PortableKernel<T> : IMicroKernel<T> where T : un
             c2_1 += Vector.Load(c + 2 * ldc + 1 * Vector<T>.Count);
             c3_0 += Vector.Load(c + 3 * ldc);
             c3_1 += Vector.Load(c + 3 * ldc + 1 * Vector<T>.Count);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRows(int kc, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector<T> c0_0 = default; Vector<T> c0_1 = default;
+        Vector<T> c1_0 = default; Vector<T> c1_1 = default;
+        Vector<T> c2_0 = default; Vector<T> c2_1 = default;
+        Vector<T> c3_0 = default; Vector<T> c3_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        for (nint p = 0; p < kc; p++)
+        {
+            Vector<T> b0 = Vector.Load(b);
+            Vector<T> b1 = Vector.Load(b + 1 * Vector<T>.Count);
+            Vector<T> a0 = Vector.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector<T> a1 = Vector.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector<T> a2 = Vector.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector<T> a3 = Vector.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+            b += bs;
+        }
+        if (add != null)
+        {
+            c0_0 += Vector.Load(add);
+            c0_1 += Vector.Load(add + 1 * Vector<T>.Count);
+            c1_0 += Vector.Load(add + 1 * ldAdd);
+            c1_1 += Vector.Load(add + 1 * ldAdd + 1 * Vector<T>.Count);
+            c2_0 += Vector.Load(add + 2 * ldAdd);
+            c2_1 += Vector.Load(add + 2 * ldAdd + 1 * Vector<T>.Count);
+            c3_0 += Vector.Load(add + 3 * ldAdd);
+            c3_1 += Vector.Load(add + 3 * ldAdd + 1 * Vector<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector.ConditionalSelect(Vector.GreaterThan(c0_0, Vector<T>.Zero), c0_0, Vector<T>.Zero);
+            c0_1 = Vector.ConditionalSelect(Vector.GreaterThan(c0_1, Vector<T>.Zero), c0_1, Vector<T>.Zero);
+            c1_0 = Vector.ConditionalSelect(Vector.GreaterThan(c1_0, Vector<T>.Zero), c1_0, Vector<T>.Zero);
+            c1_1 = Vector.ConditionalSelect(Vector.GreaterThan(c1_1, Vector<T>.Zero), c1_1, Vector<T>.Zero);
+            c2_0 = Vector.ConditionalSelect(Vector.GreaterThan(c2_0, Vector<T>.Zero), c2_0, Vector<T>.Zero);
+            c2_1 = Vector.ConditionalSelect(Vector.GreaterThan(c2_1, Vector<T>.Zero), c2_1, Vector<T>.Zero);
+            c3_0 = Vector.ConditionalSelect(Vector.GreaterThan(c3_0, Vector<T>.Zero), c3_0, Vector<T>.Zero);
+            c3_1 = Vector.ConditionalSelect(Vector.GreaterThan(c3_1, Vector<T>.Zero), c3_1, Vector<T>.Zero);
+        }
+        c0_0.Store(c);
+        c0_1.Store(c + 1 * Vector<T>.Count);
+        c1_0.Store(c + 1 * ldc);
+        c1_1.Store(c + 1 * ldc + 1 * Vector<T>.Count);
+        c2_0.Store(c + 2 * ldc);
+        c2_1.Store(c + 2 * ldc + 1 * Vector<T>.Count);
+        c3_0.Store(c + 3 * ldc);
+        c3_1.Store(c + 3 * ldc + 1 * Vector<T>.Count);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void RunRowsIndexed(int count, int* ks, T* a, nint lda, T* b, nint bs, T* c, nint ldc, T* add, nint ldAdd, bool relu)
+    {
+        Vector<T> c0_0 = default; Vector<T> c0_1 = default;
+        Vector<T> c1_0 = default; Vector<T> c1_1 = default;
+        Vector<T> c2_0 = default; Vector<T> c2_1 = default;
+        Vector<T> c3_0 = default; Vector<T> c3_1 = default;
+        T* r0 = a;
+        T* r1 = r0 + lda;
+        T* r2 = r1 + lda;
+        T* r3 = r2 + lda;
+        for (int t = 0; t < count; t++)
+        {
+            nint p = ks[t];
+            T* bp = b + p * bs;
+            Vector<T> b0 = Vector.Load(bp);
+            Vector<T> b1 = Vector.Load(bp + 1 * Vector<T>.Count);
+            Vector<T> a0 = Vector.Create(r0[p]);
+            c0_0 = MulAdd(a0, b0, c0_0);
+            c0_1 = MulAdd(a0, b1, c0_1);
+            Vector<T> a1 = Vector.Create(r1[p]);
+            c1_0 = MulAdd(a1, b0, c1_0);
+            c1_1 = MulAdd(a1, b1, c1_1);
+            Vector<T> a2 = Vector.Create(r2[p]);
+            c2_0 = MulAdd(a2, b0, c2_0);
+            c2_1 = MulAdd(a2, b1, c2_1);
+            Vector<T> a3 = Vector.Create(r3[p]);
+            c3_0 = MulAdd(a3, b0, c3_0);
+            c3_1 = MulAdd(a3, b1, c3_1);
+        }
+        if (add != null)
+        {
+            c0_0 += Vector.Load(add);
+            c0_1 += Vector.Load(add + 1 * Vector<T>.Count);
+            c1_0 += Vector.Load(add + 1 * ldAdd);
+            c1_1 += Vector.Load(add + 1 * ldAdd + 1 * Vector<T>.Count);
+            c2_0 += Vector.Load(add + 2 * ldAdd);
+            c2_1 += Vector.Load(add + 2 * ldAdd + 1 * Vector<T>.Count);
+            c3_0 += Vector.Load(add + 3 * ldAdd);
+            c3_1 += Vector.Load(add + 3 * ldAdd + 1 * Vector<T>.Count);
+        }
+        if (relu)
+        {
+            c0_0 = Vector.ConditionalSelect(Vector.GreaterThan(c0_0, Vector<T>.Zero), c0_0, Vector<T>.Zero);
+            c0_1 = Vector.ConditionalSelect(Vector.GreaterThan(c0_1, Vector<T>.Zero), c0_1, Vector<T>.Zero);
+            c1_0 = Vector.ConditionalSelect(Vector.GreaterThan(c1_0, Vector<T>.Zero), c1_0, Vector<T>.Zero);
+            c1_1 = Vector.ConditionalSelect(Vector.GreaterThan(c1_1, Vector<T>.Zero), c1_1, Vector<T>.Zero);
+            c2_0 = Vector.ConditionalSelect(Vector.GreaterThan(c2_0, Vector<T>.Zero), c2_0, Vector<T>.Zero);
+            c2_1 = Vector.ConditionalSelect(Vector.GreaterThan(c2_1, Vector<T>.Zero), c2_1, Vector<T>.Zero);
+            c3_0 = Vector.ConditionalSelect(Vector.GreaterThan(c3_0, Vector<T>.Zero), c3_0, Vector<T>.Zero);
+            c3_1 = Vector.ConditionalSelect(Vector.GreaterThan(c3_1, Vector<T>.Zero), c3_1, Vector<T>.Zero);
         }
         c0_0.Store(c);
         c0_1.Store(c + 1 * Vector<T>.Count);

@@ -104,7 +104,10 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
     /// product is added, or C is overwritten when <paramref name="rowInit"/> is empty. <paramref name="finish"/> is
     /// called for each finished block of C on the thread that computed it.
     /// </summary>
-    public void Multiply(ComputeContext context, int m, ReadOnlySpan<T> a, Span<T> c, ReadOnlySpan<T> rowInit = default, IGemmBlockFinish? finish = null)
+    /// <remarks>With <paramref name="epilogue"/> <see cref="GemmEpilogue.Relu"/>, each element becomes max(C, 0), as the
+    /// tape's relu computes it, before it is stored (so before <paramref name="finish"/> sees its block).</remarks>
+    public void Multiply(ComputeContext context, int m, ReadOnlySpan<T> a, Span<T> c, ReadOnlySpan<T> rowInit = default, IGemmBlockFinish? finish = null,
+        GemmEpilogue epilogue = GemmEpilogue.None)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentOutOfRangeException.ThrowIfNegative(m);
@@ -118,7 +121,7 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         fixed (T* pc = c)
         fixed (T* pi = rowInit)
         {
-            PackedGemm.Run(context, this, m, pa, K, pc, N, rowInit.IsEmpty ? null : pi, finish);
+            PackedGemm.Run(context, this, m, pa, K, pc, N, rowInit.IsEmpty ? null : pi, finish, epilogue == GemmEpilogue.Relu);
         }
     }
 
@@ -127,10 +130,19 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
     internal bool HasPlain => _plain is not null;
 }
 
+/// <summary>What a product with a <see cref="PackedMatrix{T}"/> applies to each element of C as it is finished, in registers.</summary>
+public enum GemmEpilogue
+{
+    /// <summary>C is the product (plus the row init).</summary>
+    None,
+    /// <summary>C = max(C, 0), exactly as <see cref="ActivationKernels.ReluForward{T}"/> computes it (z &gt; 0 ? z : +0).</summary>
+    Relu,
+}
+
 /// <summary>The products with a <see cref="PackedMatrix{T}"/>: dispatch, the thread split, the blocked loop and the one-row loop.</summary>
 internal static unsafe class PackedGemm
 {
-    public static void Run<T>(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init, IGemmBlockFinish? finish)
+    public static void Run<T>(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init, IGemmBlockFinish? finish, bool relu)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         int n = b.N, k = b.K;
@@ -144,6 +156,7 @@ internal static unsafe class PackedGemm
             else if (macs <= tuning.TinyMacs || !b.Narrow)
                 Gemm.Tiny(false, true, m, n, k, a, lda, b.PlainPointer, k, c, ldc, init != null);
             else GemmSmall.DotNT(m, n, k, a, lda, b.PlainPointer, k, c, ldc, init != null);
+            if (relu) Relu(c, ldc, m, 0, n);
             finish?.Finish(0, m, 0, n);
             return;
         }
@@ -155,7 +168,7 @@ internal static unsafe class PackedGemm
             var job = context.Scratch.PackedGemmJob<T>();
             try
             {
-                job.Prepare(context, b, m, a, lda, c, ldc, init, finish);
+                job.Prepare(context, b, m, a, lda, c, ldc, init, finish, relu);
                 context.Pool.RunClaimed(job, actual);
             }
             finally
@@ -165,7 +178,17 @@ internal static unsafe class PackedGemm
             }
             return;
         }
-        Serial(context, b, m, a, lda, c, ldc, init, 0, b.Panels, finish);
+        Serial(context, b, m, a, lda, c, ldc, init, 0, b.Panels, finish, relu);
+    }
+
+    /// <summary>The relu epilogue over rows of C where no kernel applied it: C = C &gt; 0 ? C : +0, as the tape's relu.</summary>
+    private static void Relu<T>(T* c, nint ldc, int m, int j0, int j1) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < m; i++)
+        {
+            var row = new Span<T>(c + i * ldc + j0, j1 - j0);
+            ActivationKernels.ReluForward<T>(row, row);
+        }
     }
 
     private static void FillRows<T>(T* init, T* c, nint ldc, int m, int j0, int j1) where T : unmanaged
@@ -180,14 +203,14 @@ internal static unsafe class PackedGemm
     /// <paramref name="c"/> may start at row <paramref name="row0"/> of the whole product, which the finish is told.
     /// </summary>
     public static void Serial<T>(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init,
-        int q0, int q1, IGemmBlockFinish? finish, int row0 = 0)
+        int q0, int q1, IGemmBlockFinish? finish, bool relu, int row0 = 0)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         switch (b.Path)
         {
-            case GemmPath.Avx512: Blocked<T, Avx512Kernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, row0); break;
-            case GemmPath.Avx2: Blocked<T, Avx2Kernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, row0); break;
-            default: Blocked<T, PortableKernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, row0); break;
+            case GemmPath.Avx512: Blocked<T, Avx512Kernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, relu, row0); break;
+            case GemmPath.Avx2: Blocked<T, Avx2Kernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, relu, row0); break;
+            default: Blocked<T, PortableKernel<T>>.Run(context, b, m, a, lda, c, ldc, init, q0, q1, finish, relu, row0); break;
         }
     }
 
@@ -195,7 +218,7 @@ internal static unsafe class PackedGemm
     {
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
         public static void Run(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init,
-            int q0, int q1, IGemmBlockFinish? finish, int row0)
+            int q0, int q1, IGemmBlockFinish? finish, bool relu, int row0)
         {
             int MR = K.MR, NR = K.NR, n = b.N, k = b.K, KC = b.KC;
             int j0 = q0 * NR, j1 = Math.Min(n, q1 * NR);
@@ -214,6 +237,7 @@ internal static unsafe class PackedGemm
                     for (int p = 0; p < kc; p++) { steps[count] = p; count += x[p] != T.Zero ? 1 : 0; }
                     OneRow.Run(b.Path, count, steps, x, b, pc, kc, q0, q1, c, init != null || pc > 0);
                 }
+                if (relu) Relu(c, ldc, 1, j0, j1);
                 finish?.Finish(row0, row0 + 1, j0, j1);
                 return;
             }
@@ -224,21 +248,32 @@ internal static unsafe class PackedGemm
             int rowBlocks = Math.Max(1, (int)Math.Ceiling(m / (mcTuned * 1.25)));
             int MC = ((m + rowBlocks - 1) / rowBlocks + MR - 1) / MR * MR;
             int mcMax = Math.Min(MC, (m + MR - 1) / MR * MR);
-            T* bufA = scratch.PackedA<T>((long)mcMax * kcMax);
+            // A is read in place, MR rows at a time (as MLAS reads it): packing it cost a copy of A per product (1.5%
+            // of `bench infer` at batch 128). Only a last micro-panel of fewer than MR rows is packed, zero-padded, so
+            // that no kernel reads past A's last row.
+            T* bufA = scratch.PackedA<T>((long)MR * kcMax);
             int* stepsA = scratch.StepsA((long)mcMax / MR * kcMax);
             int* countA = stackalloc int[mcMax / MR];
             T* tile = stackalloc T[MR * NR];
             for (int ic = 0; ic < m; ic += MC)
             {
                 int mc = Math.Min(MC, m - ic);
-                FillRows(init, c + ic * ldc, ldc, mc, j0, j1);
                 for (int pc = 0; pc < k; pc += KC)
                 {
                     int kc = Math.Min(KC, k - pc);
-                    bool load = init != null || pc > 0;
-                    CacheBlockedGemm<T, K>.PackA(false, a, lda, ic, mc, pc, kc, bufA);
+                    // C starts as the row init (added in the kernel's store, as the tape adds its bias: init + product)
+                    // in the first depth block, and accumulates in the others
+                    T* first = pc == 0 ? init : null;
+                    bool last = pc + KC >= k, reluHere = relu && last;
+                    int ragged = mc % MR;
+                    if (ragged != 0) CacheBlockedGemm<T, K>.PackA(false, a, lda, ic + mc - ragged, ragged, pc, kc, bufA);
                     for (int q = 0; q < (mc + MR - 1) / MR; q++)
-                        countA[q] = CacheBlockedGemm<T, K>.NonzeroSteps(bufA + (long)q * MR * kc, MR, kc, stepsA + (long)q * kcMax);
+                    {
+                        int* steps = stepsA + (long)q * kcMax;
+                        countA[q] = q * MR + MR <= mc
+                            ? CacheBlockedGemm<T, K>.NonzeroStepsOfRows(a + (long)(ic + q * MR) * lda + pc, lda, MR, kc, steps)
+                            : CacheBlockedGemm<T, K>.NonzeroSteps(bufA, MR, kc, steps);
+                    }
                     for (int q = q0; q < q1; q++)
                     {
                         int jr = q * NR;
@@ -247,19 +282,50 @@ internal static unsafe class PackedGemm
                         for (int ir = 0; ir < mc; ir += MR)
                         {
                             int mr = Math.Min(MR, mc - ir);
-                            T* ap = bufA + (long)ir * kc;
                             T* cp = c + (long)(ic + ir) * ldc + jr;
                             bool full = mr == MR && nr == NR;
-                            T* dst = full ? cp : tile;
-                            nint ldd = full ? ldc : NR;
                             int nA = countA[ir / MR];
-                            if (nA >= kc) K.Run(kc, ap, bp, NR, dst, ldd, full && load);
-                            else K.RunIndexed(nA, stepsA + (long)(ir / MR) * kcMax, ap, bp, NR, dst, ldd, full && load);
-                            if (!full) CacheBlockedGemm<T, K>.StoreTile(cp, ldc, tile, NR, mr, nr, load);
+                            int* steps = stepsA + (long)(ir / MR) * kcMax;
+                            if (full)
+                            {
+                                T* ap = a + (long)(ic + ir) * lda + pc;
+                                T* add = pc > 0 ? cp : first == null ? null : first + jr;
+                                nint ldAdd = pc > 0 ? ldc : 0;
+                                if (nA >= kc) K.RunRows(kc, ap, lda, bp, NR, cp, ldc, add, ldAdd, reluHere);
+                                else K.RunRowsIndexed(nA, steps, ap, lda, bp, NR, cp, ldc, add, ldAdd, reluHere);
+                                continue;
+                            }
+                            // a partial tile: computed whole into the scratch tile, then its corner reaches C
+                            if (mr == MR)
+                            {
+                                T* ap = a + (long)(ic + ir) * lda + pc;
+                                if (nA >= kc) K.RunRows(kc, ap, lda, bp, NR, tile, NR, null, 0, false);
+                                else K.RunRowsIndexed(nA, steps, ap, lda, bp, NR, tile, NR, null, 0, false);
+                            }
+                            else if (nA >= kc) K.Run(kc, bufA, bp, NR, tile, NR, false);
+                            else K.RunIndexed(nA, steps, bufA, bp, NR, tile, NR, false);
+                            StoreTile(cp, ldc, tile, NR, mr, nr, pc > 0 ? cp : first == null ? null : first + jr, pc > 0 ? ldc : 0, reluHere);
                         }
                     }
                 }
                 finish?.Finish(row0 + ic, row0 + ic + mc, j0, j1);
+            }
+        }
+
+        /// <summary>
+        /// The <paramref name="rows"/> × <paramref name="cols"/> corner of the scratch tile into C, plus the addend's
+        /// rows (<paramref name="ldAdd"/> apart; 0: one row for all) when there is one, as the kernel's store adds it.
+        /// </summary>
+        private static void StoreTile(T* c, nint ldc, T* tile, int tileStride, int rows, int cols, T* add, nint ldAdd, bool relu)
+        {
+            for (int r = 0; r < rows; r++)
+            {
+                T* crow = c + r * ldc, trow = tile + r * tileStride, arow = add + r * ldAdd;
+                for (int j = 0; j < cols; j++)
+                {
+                    T z = add != null ? trow[j] + arow[j] : trow[j];
+                    crow[j] = relu ? (z > T.Zero ? z : T.Zero) : z;
+                }
             }
         }
     }
@@ -415,13 +481,14 @@ internal sealed unsafe class PackedGemmJob<T> : WorkItem where T : unmanaged, IF
     private ComputeContext? _context;
     private PackedMatrix<T>? _b;
     private IGemmBlockFinish? _finish;
+    private bool _relu;
     private int _m;
     private T* _a, _c, _init;
     private nint _lda, _ldc;
 
-    public void Prepare(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init, IGemmBlockFinish? finish)
+    public void Prepare(ComputeContext context, PackedMatrix<T> b, int m, T* a, nint lda, T* c, nint ldc, T* init, IGemmBlockFinish? finish, bool relu)
     {
-        _context = context; _b = b; _m = m; _a = a; _lda = lda; _c = c; _ldc = ldc; _init = init; _finish = finish;
+        _context = context; _b = b; _m = m; _a = a; _lda = lda; _c = c; _ldc = ldc; _init = init; _finish = finish; _relu = relu;
     }
 
     public void Clear()
@@ -447,10 +514,10 @@ internal sealed unsafe class PackedGemmJob<T> : WorkItem where T : unmanaged, IF
             // row blocks of whole 8-row groups (the tiles of every kernel family)
             int groups = (_m + 7) / 8;
             int r0 = Math.Min(_m, (int)((long)groups * part / parts) * 8), r1 = Math.Min(_m, (int)((long)groups * (part + 1) / parts) * 8);
-            if (r1 > r0) PackedGemm.Serial(_context!, _b, r1 - r0, _a + r0 * _lda, _lda, _c + r0 * _ldc, _ldc, _init, 0, panels, _finish, r0);
+            if (r1 > r0) PackedGemm.Serial(_context!, _b, r1 - r0, _a + r0 * _lda, _lda, _c + r0 * _ldc, _ldc, _init, 0, panels, _finish, _relu, r0);
             return;
         }
         int q0 = (int)((long)panels * part / parts), q1 = (int)((long)panels * (part + 1) / parts);
-        if (q1 > q0) PackedGemm.Serial(_context!, _b, _m, _a, _lda, _c, _ldc, _init, q0, q1, _finish);
+        if (q1 > q0) PackedGemm.Serial(_context!, _b, _m, _a, _lda, _c, _ldc, _init, q0, q1, _finish, _relu);
     }
 }

@@ -76,6 +76,12 @@ public abstract class Activation<T> where T : unmanaged, IFloatingPointIeee754<T
     /// </summary>
     public virtual bool ForwardIsPiecewiseExact => IsElementwise;
 
+    /// <summary>
+    /// The epilogue a product's kernel can apply in registers to give exactly <see cref="Forward"/>'s bits, so that a
+    /// compiled dense layer writes f(z) without z ever reaching memory; <see cref="GemmEpilogue.None"/> when there is none.
+    /// </summary>
+    public virtual Kernels.GemmEpilogue KernelEpilogue => Kernels.GemmEpilogue.None;
+
     /// <summary>Whether a dense layer may absorb dz = dh ⊙ f′(z) into its backward pass (element-wise activations only).</summary>
     public bool BackwardFuses => IsElementwise;
 
@@ -336,6 +342,8 @@ public sealed class Relu<T> : Activation<T> where T : unmanaged, IFloatingPointI
     public override InitKind PreferredInit => InitKind.HeNormal;
     /// <inheritdoc/>
     public override bool CanDie => true;
+    /// <summary>The kernels' relu epilogue: z &gt; 0 ? z : +0, as <see cref="Forward"/>.</summary>
+    public override Kernels.GemmEpilogue KernelEpilogue => Kernels.GemmEpilogue.Relu;
     /// <inheritdoc/>
     public override Activation<TOut> Cast<TOut>() => new Relu<TOut>();
     /// <inheritdoc/>

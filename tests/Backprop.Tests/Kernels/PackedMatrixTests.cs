@@ -6,7 +6,8 @@ namespace Backprop.Tests.Kernels;
 /// <summary>
 /// Products with a B packed once give the bits of <see cref="Gemm.Multiply{T}(ComputeContext, bool, bool, int, int, int, ReadOnlySpan{T}, ReadOnlySpan{T}, Span{T}, bool, bool, IGemmBlockFinish?)"/>
 /// (A·Bᵀ, C prefilled with the starting row and accumulated) on every GEMM family, precision and thread count, over
-/// edge shapes: one row (the matrix-vector path), ragged tiles and panels, several depth blocks, the tiny and narrow paths.
+/// edge shapes: one row (the matrix-vector path), ragged tiles and panels, several depth blocks, the tiny and narrow paths;
+/// and with the relu epilogue, the bits of the product followed by the tape's relu.
 /// </summary>
 public class PackedMatrixTests
 {
@@ -47,6 +48,14 @@ public class PackedMatrixTests
                         packed.Multiply(context, m, a, got, row);
                         for (int i = 0; i < want.Length; i++)
                             Assert.True(want[i] == got[i], $"{typeof(T).Name} {m}×{n}×{k} init={init} {context}: C[{i}] = {got[i]}, Gemm gives {want[i]}");
+                        // the relu epilogue: the same sums, then z > 0 ? z : +0 as the tape's relu
+                        var relu = new T[m * n];
+                        relu.AsSpan().Fill(T.CreateChecked(-7));
+                        packed.Multiply(context, m, a, relu, row, epilogue: GemmEpilogue.Relu);
+                        ActivationKernels.ReluForward<T>(want, want);
+                        for (int i = 0; i < want.Length; i++)
+                            Assert.True(want[i] == relu[i] && T.IsNegative(relu[i]) == T.IsNegative(want[i]),
+                                $"{typeof(T).Name} {m}×{n}×{k} init={init} {context}, relu: C[{i}] = {relu[i]}, Gemm then relu gives {want[i]}");
                     }
             }
     }
