@@ -7,7 +7,7 @@ namespace Backprop.Kernels;
 
 /// <summary>
 /// A fixed right operand of C = A·Bᵀ (B stored n×k, as a weight out × in is), packed once into the micro-kernel panels
-/// of one <see cref="ComputeContext"/>'s GEMM family and blocking, so that products with it pack only A. Read-only
+/// of one <see cref="ComputeContext"/>'s GEMM family and blocking, so that products with it pack nothing (A is read in place). Read-only
 /// after construction: any number of threads may multiply with it at once. The kernel knows nothing of what B means.
 /// </summary>
 /// <remarks>
