@@ -44,30 +44,43 @@ def kernel(k):
     L = []
     w = L.append
 
-    def addr(r, j):
-        row = "c" if r == 0 else f"c + {r} * ldc"
+    def at(base, stride, r, j):
+        row = base if r == 0 else f"{base} + {r} * {stride}"
         return row if j == 0 else f"{row} + {j} * {count}"
+
+    def addr(r, j):
+        return at("c", "ldc", r, j)
 
     def accumulators():
         for r in range(mr):
             w("        " + " ".join(f"{vt} c{r}_{j} = default;" for j in range(nv)))
 
-    def step(a, b, indent):
+    def step(a_row, b, indent):
+        """One depth step: NV vectors of B, then each row's value of A (a_row(r): its expression) times them."""
         for j in range(nv):
             off = "" if j == 0 else f" + {j} * {count}"
             w(f"{indent}{vt} b{j} = {api}.Load({b}{off});")
         for r in range(mr):
-            w(f"{indent}{vt} a{r} = {api}.Create({a}[{r}]);")
+            w(f"{indent}{vt} a{r} = {api}.Create({a_row(r)});")
             for j in range(nv):
                 w(f"{indent}c{r}_{j} = MulAdd(a{r}, b{j}, c{r}_{j});")
 
-    def store():
-        w("        if (load)")
+    def store(condition, base, stride, relu=False):
+        """C = the sums (+ the tile at base, rows stride apart, when condition holds), relu'd when asked, stored."""
+        w(f"        if ({condition})")
         w("        {")
         for r in range(mr):
             for j in range(nv):
-                w(f"            c{r}_{j} += {api}.Load({addr(r, j)});")
+                w(f"            c{r}_{j} += {api}.Load({at(base, stride, r, j)});")
         w("        }")
+        if relu:
+            # relu as the tape's activation computes it, z > 0 ? z : +0, on the finished sums
+            w("        if (relu)")
+            w("        {")
+            for r in range(mr):
+                for j in range(nv):
+                    w(f"            c{r}_{j} = {api}.ConditionalSelect({api}.GreaterThan(c{r}_{j}, {vt}.Zero), c{r}_{j}, {vt}.Zero);")
+            w("        }")
         for r in range(mr):
             for j in range(nv):
                 w(f"        c{r}_{j}.Store({addr(r, j)});")
@@ -77,34 +90,6 @@ def kernel(k):
         w("        T* r0 = a;")
         for r in range(1, mr):
             w(f"        T* r{r} = r{r - 1} + lda;")
-
-    def step_rows(p, b, indent):
-        for j in range(nv):
-            off = "" if j == 0 else f" + {j} * {count}"
-            w(f"{indent}{vt} b{j} = {api}.Load({b}{off});")
-        for r in range(mr):
-            w(f"{indent}{vt} a{r} = {api}.Create(r{r}[{p}]);")
-            for j in range(nv):
-                w(f"{indent}c{r}_{j} = MulAdd(a{r}, b{j}, c{r}_{j});")
-
-    def store_add():
-        w("        if (add != null)")
-        w("        {")
-        for r in range(mr):
-            row = "add" if r == 0 else f"add + {r} * ldAdd"
-            for j in range(nv):
-                w(f"            c{r}_{j} += {api}.Load({row if j == 0 else row + f' + {j} * {count}'});")
-        w("        }")
-        # relu as the tape's activation computes it, z > 0 ? z : +0, on the finished sums
-        w("        if (relu)")
-        w("        {")
-        for r in range(mr):
-            for j in range(nv):
-                w(f"            c{r}_{j} = {api}.ConditionalSelect({api}.GreaterThan(c{r}_{j}, {vt}.Zero), c{r}_{j}, {vt}.Zero);")
-        w("        }")
-        for r in range(mr):
-            for j in range(nv):
-                w(f"        c{r}_{j}.Store({addr(r, j)});")
 
     w("")
     if k["lanes"]:
@@ -137,11 +122,11 @@ def kernel(k):
     accumulators()
     w("        for (int p = 0; p < kc; p++)")
     w("        {")
-    step("a", "b", "            ")
+    step(lambda r: f"a[{r}]", "b", "            ")
     w(f"            a += {mr};")
     w("            b += bs;")
     w("        }")
-    store()
+    store("load", "c", "ldc")
     w("    }")
     w("")
     w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
@@ -151,10 +136,10 @@ def kernel(k):
     rows()
     w("        for (nint p = 0; p < kc; p++)")
     w("        {")
-    step_rows("p", "b", "            ")
+    step(lambda r: f"r{r}[p]", "b", "            ")
     w("            b += bs;")
     w("        }")
-    store_add()
+    store("add != null", "add", "ldAdd", relu=True)
     w("    }")
     w("")
     w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
@@ -166,9 +151,9 @@ def kernel(k):
     w("        {")
     w("            nint p = ks[t];")
     w("            T* bp = b + p * bs;")
-    step_rows("p", "bp", "            ")
+    step(lambda r: f"r{r}[p]", "bp", "            ")
     w("        }")
-    store_add()
+    store("add != null", "add", "ldAdd", relu=True)
     w("    }")
     w("")
     w("    [MethodImpl(MethodImplOptions.AggressiveOptimization)]")
@@ -180,9 +165,9 @@ def kernel(k):
     w("            int p = ks[t];")
     w(f"            T* ap = a + p * {mr};")
     w("            T* bp = b + p * bs;")
-    step("ap", "bp", "            ")
+    step(lambda r: f"ap[{r}]", "bp", "            ")
     w("        }")
-    store()
+    store("load", "c", "ldc")
     w("    }")
     w("}")
     return "\n".join(L) + "\n"
