@@ -197,7 +197,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
 
     /// <summary>
     /// <see cref="NonzeroSteps"/> for <paramref name="rows"/> rows of A read in place (<paramref name="lda"/> apart, kc
-    /// steps each): step p is listed when any row's value at p is not zero. Eight steps at a time, one vector load a row.
+    /// steps each): step p is listed when any row's value at p is not zero. A vector of steps at a time (8 float, 4 double), one load a row.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     internal static int NonzeroStepsOfRows(T* a, nint lda, int rows, int kc, int* ks)

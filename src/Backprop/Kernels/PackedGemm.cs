@@ -7,7 +7,7 @@ namespace Backprop.Kernels;
 
 /// <summary>
 /// A fixed right operand of C = A·Bᵀ (B stored n×k, as a weight out × in is), packed once into the micro-kernel panels
-/// of one <see cref="ComputeContext"/>'s GEMM family and blocking, so that products with it pack nothing (A is read in place). Read-only
+/// of one <see cref="ComputeContext"/>'s GEMM family and blocking, so that products with it read A in place (only a last micro-panel of fewer than MR rows is packed). Read-only
 /// after construction: any number of threads may multiply with it at once. The kernel knows nothing of what B means.
 /// </summary>
 /// <remarks>
@@ -104,7 +104,7 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
     /// product is added, or C is overwritten when <paramref name="rowInit"/> is empty. <paramref name="finish"/> is
     /// called for each finished block of C on the thread that computed it.
     /// </summary>
-    /// <remarks>With <paramref name="epilogue"/> <see cref="GemmEpilogue.Relu"/>, each element becomes max(C, 0), as the
+    /// <remarks>With <paramref name="epilogue"/> <see cref="GemmEpilogue.Relu"/>, each element becomes C &gt; 0 ? C : +0 (NaN too becomes +0), as the
     /// tape's relu computes it, before it is stored (so before <paramref name="finish"/> sees its block).</remarks>
     public void Multiply(ComputeContext context, int m, ReadOnlySpan<T> a, Span<T> c, ReadOnlySpan<T> rowInit = default, IGemmBlockFinish? finish = null,
         GemmEpilogue epilogue = GemmEpilogue.None)
@@ -116,6 +116,7 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         if (a.Length < (long)m * K) throw new ArgumentException($"A holds {a.Length} values, needs {m}×{K}");
         if (c.Length < (long)m * N) throw new ArgumentException($"C holds {c.Length} values, needs {m}×{N}");
         if (!rowInit.IsEmpty && rowInit.Length != N) throw new ArgumentException($"the row C starts from holds {rowInit.Length} values, needs {N}");
+        if (!Enum.IsDefined(epilogue)) throw new ArgumentOutOfRangeException(nameof(epilogue), epilogue, "not a GemmEpilogue");
         if (m == 0) return;
         fixed (T* pa = a)
         fixed (T* pc = c)
@@ -123,6 +124,9 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         {
             PackedGemm.Run(context, this, m, pa, K, pc, N, rowInit.IsEmpty ? null : pi, finish, epilogue == GemmEpilogue.Relu);
         }
+        // the kernels read this matrix's storage through raw pointers: it must outlive the product even when the
+        // caller drops its last reference to the matrix during the call
+        GC.KeepAlive(this);
     }
 
     /// <summary>The plain copy, which is pinned (allocated on the pinned heap), so the pointer stays valid.</summary>
@@ -475,7 +479,8 @@ internal static unsafe class PackedGemm
     }
 }
 
-/// <summary>One threaded product with a packed matrix: each part takes a contiguous run of B's panels (columns of C).</summary>
+/// <summary>One threaded product with a packed matrix: each part takes a contiguous run of rows of A and C (from
+/// <see cref="RowSplitMinRows"/> rows a part) or else of B's panels (columns of C).</summary>
 internal sealed unsafe class PackedGemmJob<T> : WorkItem where T : unmanaged, IFloatingPointIeee754<T>
 {
     private ComputeContext? _context;
@@ -498,11 +503,11 @@ internal sealed unsafe class PackedGemmJob<T> : WorkItem where T : unmanaged, IF
     }
 
     /// <summary>
-    /// Rows per part at which the parts split the rows rather than the columns. Split by columns, every part packs all
-    /// of A (the packed B is shared and read-only); split by rows, each packs its own rows and reads all of B. Measured
-    /// (`bench infer`, 784-512-512-10, 2 threads, Zen 5): batch 1024 211.8k samples/s split by columns, 240.4k by rows;
-    /// batch 128 187k by columns, 218–226k by rows of 64 (ONNX Runtime: 221k). Rows or columns change no element's sum,
-    /// so the bits are the same either way.
+    /// Rows per part at which the parts split the rows rather than the columns. Split by columns, every part reads all
+    /// of A (the packed B is shared and read-only); split by rows, each reads its own rows and all of B. Measured when
+    /// A was still packed by each part (`bench infer`, 784-512-512-10, 2 threads, Zen 5): batch 1024 211.8k samples/s
+    /// split by columns, 240.4k by rows; batch 128 187k by columns, 218–226k by rows of 64 (ONNX Runtime: 221k). Rows
+    /// or columns change no element's sum, so the bits are the same either way.
     /// </summary>
     internal const int RowSplitMinRows = 64;
 
@@ -511,7 +516,8 @@ internal sealed unsafe class PackedGemmJob<T> : WorkItem where T : unmanaged, IF
         int panels = _b!.Panels;
         if (_m >= RowSplitMinRows * parts)
         {
-            // row blocks of whole 8-row groups (the tiles of every kernel family)
+            // row blocks of whole 8-row groups (the AVX-512 and portable tiles; AVX2's 6-row tile packs a last ragged
+            // micro-panel of each part)
             int groups = (_m + 7) / 8;
             int r0 = Math.Min(_m, (int)((long)groups * part / parts) * 8), r1 = Math.Min(_m, (int)((long)groups * (part + 1) / parts) * 8);
             if (r1 > r0) PackedGemm.Serial(_context!, _b, r1 - r0, _a + r0 * _lda, _lda, _c + r0 * _ldc, _ldc, _init, 0, panels, _finish, _relu, r0);

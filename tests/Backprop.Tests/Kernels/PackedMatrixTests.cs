@@ -15,22 +15,36 @@ public class PackedMatrixTests
         from p in new[] { nameof(GemmPath.Avx512), nameof(GemmPath.Avx2), nameof(GemmPath.Portable) }
         from f64 in new[] { false, true }
         from threads in new[] { 1, 2 }
-        select new object[] { p, f64, threads };
+        from smallBlocks in new[] { false, true }
+        select new object[] { p, f64, threads, smallBlocks };
 
+    /// <param name="smallBlocks">
+    /// Blocks pinned small whatever this CPU's caches give: depth blocks of 64 (k = 13 under one block, 64 and 128
+    /// exact multiples, 150 ending in a short block) and row blocks of a few micro-panels (m = 130 in several, the
+    /// last ragged), so that the later blocks' offsets, addends and epilogue run on every machine.
+    /// </param>
     [Theory]
     [MemberData(nameof(Cases))]
-    public void EqualsGemmBitForBit(string pathName, bool float64, int threads)
+    public void EqualsGemmBitForBit(string pathName, bool float64, int threads, bool smallBlocks)
     {
         var path = Enum.Parse<GemmPath>(pathName);
         if (!ComputeContext.IsSupported(path)) return;   // this CPU cannot run the family: nothing to compare here
-        using var context = new ComputeContext(threads, threads > 1 ? KernelTuning.Default with { MinMacsPerThread = 1 } : null, path);
-        if (float64) Grid<double>(context); else Grid<float>(context);
+        var tuning = KernelTuning.Default;
+        if (threads > 1) tuning = tuning with { MinMacsPerThread = 1 };
+        if (smallBlocks)
+        {
+            int nrFloat = Gemm.Tile<float>(path).NR, nrDouble = Gemm.Tile<double>(path).NR;
+            tuning = tuning with { KcBytes = 64 * nrFloat * sizeof(float), Float64KcBytes = 64 * nrDouble * sizeof(double), McBytes = 8 * 1024 };
+        }
+        using var context = new ComputeContext(threads, tuning, path);
+        int[] depths = smallBlocks ? [13, 64, 128, 150] : [0, 13, 40, 800];
+        if (float64) Grid<double>(context, depths); else Grid<float>(context, depths);
     }
 
-    private static void Grid<T>(ComputeContext context) where T : unmanaged, IFloatingPointIeee754<T>
+    private static void Grid<T>(ComputeContext context, int[] depths) where T : unmanaged, IFloatingPointIeee754<T>
     {
         var rng = new Random(7);
-        foreach (int k in new[] { 0, 13, 40, 800 })
+        foreach (int k in depths)
             foreach (int n in new[] { 1, 5, 17, 33, 70 })
             {
                 var b = Random<T>(rng, n * k);
@@ -101,6 +115,52 @@ public class PackedMatrixTests
             packed.Multiply(context, m, a, got);
             Assert.Equal(want, got);
         }
+    }
+
+    /// <summary>
+    /// A NaN in A reaches the relu epilogue on every path (a full tile, the ragged last rows, a partial column panel,
+    /// one row, the narrow and tiny products) and comes out +0, as the tape's relu makes it. B's rows at the NaN's
+    /// depths hold no zeros, so no path can skip the step that carries it.
+    /// </summary>
+    [Theory]
+    [InlineData(130, 70, 150)]   // full tiles, a ragged last micro-panel (130 = 16·8 + 2), a partial panel (70 = 2·32 + 6)
+    [InlineData(1, 70, 150)]     // the one-row path
+    [InlineData(9, 5, 70)]       // the narrow dot products
+    [InlineData(2, 3, 8)]        // the tiny loop
+    public void ANaNThroughTheReluEpilogueIsZeroAsTheTapesRelu(int m, int n, int k)
+    {
+        foreach (var path in new[] { GemmPath.Avx512, GemmPath.Avx2, GemmPath.Portable }.Where(ComputeContext.IsSupported))
+        {
+            using var context = new ComputeContext(1, null, path);
+            var rng = new Random(11);
+            var a = Random<double>(rng, m * k);
+            var b = Random<double>(rng, n * k);
+            var nanAt = new[] { (row: 0, depth: 3), (row: m - 1, depth: k - 1) };
+            foreach (var (row, depth) in nanAt)
+            {
+                a[row * k + depth] = double.NaN;
+                for (int j = 0; j < n; j++) b[j * k + depth] = 0.5;
+            }
+            var bias = Random<double>(rng, n);
+            var want = new double[m * n];
+            for (int i = 0; i < m; i++) bias.CopyTo(want.AsSpan(i * n));
+            Gemm.Multiply<double>(context, false, true, m, n, k, a, b, want, accumulate: true);
+            ActivationKernels.ReluForward<double>(want, want);
+            var got = new double[m * n];
+            new PackedMatrix<double>(context, n, k, b).Multiply(context, m, a, got, bias, epilogue: GemmEpilogue.Relu);
+            foreach (var (row, _) in nanAt)
+                for (int j = 0; j < n; j++)
+                    Assert.True(got[row * n + j] == 0 && !double.IsNegative(got[row * n + j]), $"{path} {m}×{n}×{k}: row {row} column {j} is {got[row * n + j]}");
+            Assert.Equal(want, got);
+        }
+    }
+
+    [Fact]
+    public void RefusesAnEpilogueThatIsNotOne()
+    {
+        using var context = new ComputeContext(1);
+        var packed = new PackedMatrix<float>(context, 20, 40, new float[800]);
+        Assert.Throws<ArgumentOutOfRangeException>(() => packed.Multiply(context, 1, new float[40], new float[20], epilogue: (GemmEpilogue)7));
     }
 
     [Fact]
