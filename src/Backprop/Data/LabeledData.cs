@@ -22,10 +22,7 @@ public sealed class LabeledData
     public LabeledData(float[] features, int[] labels, int featureCount, float[]? targets, int targetCount)
     {
         ArgumentNullException.ThrowIfNull(features);
-        ArgumentNullException.ThrowIfNull(labels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
-        if ((long)labels.Length * featureCount != features.Length)
-            throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the feature array holds {features.Length}");
+        CheckShape(labels, featureCount, features.Length, "feature array");
         if (targets is not null)
         {
             ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetCount);
@@ -48,13 +45,19 @@ public sealed class LabeledData
     internal LabeledData(byte[] unitBytes, int[] labels, int featureCount)
     {
         ArgumentNullException.ThrowIfNull(unitBytes);
-        ArgumentNullException.ThrowIfNull(labels);
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
-        if ((long)labels.Length * featureCount != unitBytes.Length)
-            throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the byte array holds {unitBytes.Length}");
+        CheckShape(labels, featureCount, unitBytes.Length, "byte array");
         _unitBytes = unitBytes;
         Labels = labels;
         FeatureCount = featureCount;
+    }
+
+    /// <summary>Throws unless <paramref name="labels"/> rows of <paramref name="featureCount"/> features are the <paramref name="values"/> the array holds.</summary>
+    private static void CheckShape(int[] labels, int featureCount, long values, string array)
+    {
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(featureCount);
+        if ((long)labels.Length * featureCount != values)
+            throw new ArgumentException($"{labels.Length} labels × {featureCount} features needs {(long)labels.Length * featureCount} values but the {array} holds {values}");
     }
 
     private float[]? _features;
