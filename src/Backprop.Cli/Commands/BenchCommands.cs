@@ -81,8 +81,14 @@ public static class BenchCommands
             var res = r.GetValue(dtype) == "float64"
                 ? Backprop.Nn.Inference.InferenceBenchmark.Run(net.Cast<double>(), b, context)
                 : Backprop.Nn.Inference.InferenceBenchmark.Run(net, b, context);
+            // FLOPs as `summary` counts them at inference (2·in·out a dense layer, plus its bias and activation)
+            long flopsPerSample = Backprop.Nn.ModelSummary.Of(net).Flops;
+            double gflops = res.SamplesPerSecond * flopsPerSample / 1e9;
+            var peak = PeakFor(r.GetValue(dtype) == "float64", context);
+            double fraction = gflops / peak.Gflops;
             if (!r.GetValue(json))
-                Console.WriteLine($"{net} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, {res.AllocatedBytesPerRun:F1} bytes allocated per call");
+                Console.WriteLine($"{net} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, " +
+                    $"{gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak, {res.AllocatedBytesPerRun:F1} bytes allocated per call");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
@@ -91,6 +97,10 @@ public static class BenchCommands
                 w.WriteNumber("batch", b);
                 w.WriteNumber("threads", context.Threads);
                 w.WriteNumber("allocated_bytes_per_run", res.AllocatedBytesPerRun);
+                w.WriteNumber("flops_per_sample", flopsPerSample);
+                w.WriteNumber("gflops", Math.Round(gflops, 2));
+                w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
+                w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
                 w.WriteEndObject();
             });
             return 0;

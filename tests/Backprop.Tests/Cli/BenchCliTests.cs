@@ -92,6 +92,15 @@ public class BenchCliTests
         // a few percent of a sub-microsecond call on this tiny network)
         Assert.Equal(batch * 1e6 / us, rate, rate * 0.006 / us + 0.1);
         Assert.Equal(0, r.Json.GetProperty("allocated_bytes_per_run").GetDouble());
+        // FLOPs as `summary` counts them: 2·20·16 + 16 (bias) + 16 (relu) + 2·16·3 + 3 (bias) = 771 a sample
+        var summary = CliRunner.Run("summary", "--layers", "20,16,3", "--json");
+        long flops = r.Json.GetProperty("flops_per_sample").GetInt64();
+        Assert.Equal(summary.Json.GetProperty("flops").GetInt64(), flops);
+        Assert.Equal(771, flops);
+        double gflops = r.Json.GetProperty("gflops").GetDouble(), peak = r.Json.GetProperty("peak_gflops").GetDouble();
+        Assert.Equal(rate * flops / 1e9, gflops, 0.01 + rate * flops * 1e-12);
+        Assert.True(peak > 0, r.LastLine);
+        Assert.Equal(gflops / peak, r.Json.GetProperty("fraction_of_peak").GetDouble(), 1e-3);
     }
 
     [Theory]
