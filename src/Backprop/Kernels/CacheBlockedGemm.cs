@@ -149,7 +149,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
                             nint ldd = full ? ldc : NR;
                             if (ks == null) K.Run(kc, ap, bp, bs, dst, ldd, full && load);
                             else K.RunIndexed(nk, ks, ap, bp, bs, dst, ldd, full && load);
-                            if (!full) CacheBlockedGemm<T, K>.StoreTile(cp, ldc, tile, NR, mr, nr, load);
+                            if (!full) StoreTile(cp, ldc, tile, NR, mr, nr, load ? cp : null, ldc);
                         }
                     }
                 }
@@ -327,18 +327,24 @@ internal static unsafe class CacheBlockedGemm<T, K>
     }
 
     /// <summary>
-    /// Writes (or, with <paramref name="load"/>, adds) the <paramref name="rows"/> × <paramref name="cols"/> corner of a
-    /// scratch tile of row stride <paramref name="tileStride"/> into C: how a partial tile, computed whole into the tile
-    /// by the micro-kernel, reaches the matrix.
+    /// Writes the <paramref name="rows"/> × <paramref name="cols"/> corner of a scratch tile of row stride
+    /// <paramref name="tileStride"/> into C, plus the addend's rows (<paramref name="ldAdd"/> apart: C itself with ldc to
+    /// accumulate, 0 for one row under every row, as a bias) when <paramref name="add"/> is not null, then relu'd when
+    /// asked (as the tape's relu): how a partial tile, computed whole into the tile by the micro-kernel, reaches the
+    /// matrix, as the micro-kernel's own store would write it.
     /// </summary>
-    internal static void StoreTile(T* c, nint ldc, T* tile, int tileStride, int rows, int cols, bool load)
+    internal static void StoreTile(T* c, nint ldc, T* tile, int tileStride, int rows, int cols, T* add, nint ldAdd, bool relu = false)
     {
         for (int r = 0; r < rows; r++)
         {
-            T* crow = c + r * ldc;
-            T* trow = tile + r * tileStride;
-            if (load) for (int j = 0; j < cols; j++) crow[j] += trow[j];
+            T* crow = c + r * ldc, trow = tile + r * tileStride, arow = add + r * ldAdd;
+            if (add != null) for (int j = 0; j < cols; j++) crow[j] = trow[j] + arow[j];
             else for (int j = 0; j < cols; j++) crow[j] = trow[j];
+            if (relu)
+            {
+                var row = new Span<T>(crow, cols);
+                ActivationKernels.ReluForward<T>(row, row);
+            }
         }
     }
 }

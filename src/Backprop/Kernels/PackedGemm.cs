@@ -287,14 +287,13 @@ internal static unsafe class PackedGemm
                         {
                             int mr = Math.Min(MR, mc - ir);
                             T* cp = c + (long)(ic + ir) * ldc + jr;
-                            bool full = mr == MR && nr == NR;
                             int nA = countA[ir / MR];
                             int* steps = stepsA + (long)(ir / MR) * kcMax;
-                            if (full)
+                            T* ap = a + (long)(ic + ir) * lda + pc;
+                            T* add = pc > 0 ? cp : first == null ? null : first + jr;
+                            nint ldAdd = pc > 0 ? ldc : 0;
+                            if (mr == MR && nr == NR)
                             {
-                                T* ap = a + (long)(ic + ir) * lda + pc;
-                                T* add = pc > 0 ? cp : first == null ? null : first + jr;
-                                nint ldAdd = pc > 0 ? ldc : 0;
                                 if (nA >= kc) K.RunRows(kc, ap, lda, bp, NR, cp, ldc, add, ldAdd, reluHere);
                                 else K.RunRowsIndexed(nA, steps, ap, lda, bp, NR, cp, ldc, add, ldAdd, reluHere);
                                 continue;
@@ -302,34 +301,16 @@ internal static unsafe class PackedGemm
                             // a partial tile: computed whole into the scratch tile, then its corner reaches C
                             if (mr == MR)
                             {
-                                T* ap = a + (long)(ic + ir) * lda + pc;
                                 if (nA >= kc) K.RunRows(kc, ap, lda, bp, NR, tile, NR, null, 0, false);
                                 else K.RunRowsIndexed(nA, steps, ap, lda, bp, NR, tile, NR, null, 0, false);
                             }
                             else if (nA >= kc) K.Run(kc, bufA, bp, NR, tile, NR, false);
                             else K.RunIndexed(nA, steps, bufA, bp, NR, tile, NR, false);
-                            StoreTile(cp, ldc, tile, NR, mr, nr, pc > 0 ? cp : first == null ? null : first + jr, pc > 0 ? ldc : 0, reluHere);
+                            CacheBlockedGemm<T, K>.StoreTile(cp, ldc, tile, NR, mr, nr, add, ldAdd, reluHere);
                         }
                     }
                 }
                 finish?.Finish(row0 + ic, row0 + ic + mc, j0, j1);
-            }
-        }
-
-        /// <summary>
-        /// The <paramref name="rows"/> × <paramref name="cols"/> corner of the scratch tile into C, plus the addend's
-        /// rows (<paramref name="ldAdd"/> apart; 0: one row for all) when there is one, as the kernel's store adds it.
-        /// </summary>
-        private static void StoreTile(T* c, nint ldc, T* tile, int tileStride, int rows, int cols, T* add, nint ldAdd, bool relu)
-        {
-            for (int r = 0; r < rows; r++)
-            {
-                T* crow = c + r * ldc, trow = tile + r * tileStride, arow = add + r * ldAdd;
-                for (int j = 0; j < cols; j++)
-                {
-                    T z = add != null ? trow[j] + arow[j] : trow[j];
-                    crow[j] = relu ? (z > T.Zero ? z : T.Zero) : z;
-                }
             }
         }
     }

@@ -121,7 +121,7 @@ public sealed unsafe class DenseInferenceStep<T>(PackedMatrix<T> weight, T[]? bi
         {
             // relu in the kernels' store: on `bench infer` 784-512-512-10 at 1 thread, batch 128 and 1024, the pass
             // over z that it replaces took about 1% of the time (perf), and z no longer goes through memory
-            weight.Multiply(context, rows, x, y, bias, epilogue: activation.IsIdentity ? GemmEpilogue.None : activation.KernelEpilogue);
+            weight.Multiply(context, rows, x, y, bias, epilogue: activation.KernelEpilogue);   // None for the identity
             return;
         }
         var z = scratch[..(rows * Outputs)];
