@@ -405,6 +405,8 @@ public static class TrainCommand
             Console.CancelKeyPress -= onInterrupt;
         }
 
+        // the last collective call is behind: the ranks finalise MPI while rank 0 writes its files
+        (a.Collective as Backprop.Distributed.MpiCollective)?.BeginFinalize();
         if (!a.Quiet && result.StoppedEarly && result.History.Count < run.FirstEpoch)
             Console.WriteLine($"early stop: no better validation loss for {o.Patience} epochs, already at the checkpoint");
         var health = result.Diagnostics;
