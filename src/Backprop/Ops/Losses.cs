@@ -195,23 +195,37 @@ public sealed class LossRegistry : KindRegistry<LossKind, LossRegistry>
     public static LossRegistry Default { get; } = new([LossKind.Mse, LossKind.L1, LossKind.Huber, LossKind.CrossEntropy, LossKind.BceWithLogits, LossKind.None]);
 }
 
-/// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
-public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+/// <summary>
+/// A loss on the differences d = ŷ − t of an output and a target of its shape: L = Σ h(d) (the mean divides by the number
+/// of elements), dŷ = h′(d)·dL and dt = −h′(d)·dL. A kind gives h, h′ and their formulas; the shape check, the passes
+/// over the elements and the float64 reference gradient are this class's, once for all of them.
+/// </summary>
+public abstract class DifferenceLossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <inheritdoc/>
-    public override string Name => "mse";
-    /// <inheritdoc/>
     public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
-    /// <inheritdoc/>
-    public override string Formula => $"L = {Scale}Σ (ŷ − t)²";
-    /// <inheritdoc/>
-    public override IReadOnlyList<string> GradFormulas => [$"dŷ = 2·(ŷ − t){Over}·dL", $"dt = −2·(ŷ − t){Over}·dL"];
+
+    /// <summary>h(d), one element's term of the sum.</summary>
+    protected abstract T Term(T d);
+
+    /// <summary>
+    /// One element's gradient with respect to ŷ, h′(d)·<paramref name="k"/>, where <paramref name="k"/> is dL (over N
+    /// for the mean) times <see cref="Factor"/>; the target's gradient is the same with −k.
+    /// </summary>
+    protected abstract T Gradient(T k, T d);
+
+    /// <summary>A constant factor of h′ taken into k before the division by N (2 for the squared error), so that each
+    /// element needs one multiply; 1 by default.</summary>
+    protected virtual int Factor => 1;
+
+    /// <summary>h′(d) in float64, for <see cref="ReferenceGradient"/>: the formula <see cref="Op{T}.GradFormulas"/> prints.</summary>
+    protected abstract double ReferenceSlope(double d);
 
     /// <inheritdoc/>
     protected override void Validate(Var<T>[] inputs)
     {
         if (!inputs[0].Value.SameShape(inputs[1].Shape))
-            throw new ShapeMismatchException($"mse: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+            throw new ShapeMismatchException($"{Name}: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
     }
 
     /// <inheritdoc/>
@@ -224,7 +238,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
         var t = ToDouble(inputs[1].Value);
         double n = Divisor(inputs);
         var g = new Tensor<double>(pred.ShapeArray);
-        for (int i = 0; i < g.Length; i++) g.Data[i] = 2 * (pred.Data[i] - t.Data[i]) / n;
+        for (int i = 0; i < g.Length; i++) g.Data[i] = ReferenceSlope(pred.Data[i] - t.Data[i]) / n;
         return g;
     }
 
@@ -233,7 +247,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
         T s = T.Zero;
-        for (int i = 0; i < y.Length; i++) { T d = y[i] - t[i]; s += d * d; }
+        for (int i = 0; i < y.Length; i++) s += Term(y[i] - t[i]);
         output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
     }
 
@@ -241,7 +255,7 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
     public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
     {
         var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
-        T k = T.CreateChecked(2) * output.Grad.Data[0];
+        T k = T.CreateChecked(Factor) * output.Grad.Data[0];
         if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
         for (int which = 0; which < 2; which++)
         {
@@ -250,11 +264,30 @@ public sealed class MseLossOp<T>(Reduction reduction) : LossOp<T>(reduction) whe
             T kk = which == 0 ? k : -k;
             for (int i = 0; i < y.Length; i++)
             {
-                T v = kk * (y[i] - t[i]);
+                T v = Gradient(kk, y[i] - t[i]);
                 g[i] = acc ? g[i] + v : v;
             }
         }
     }
+}
+
+/// <summary>Mean squared error; "mean" divides by the number of elements.</summary>
+public sealed class MseLossOp<T>(Reduction reduction) : DifferenceLossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <inheritdoc/>
+    public override string Name => "mse";
+    /// <inheritdoc/>
+    public override string Formula => $"L = {Scale}Σ (ŷ − t)²";
+    /// <inheritdoc/>
+    public override IReadOnlyList<string> GradFormulas => [$"dŷ = 2·(ŷ − t){Over}·dL", $"dt = −2·(ŷ − t){Over}·dL"];
+    /// <inheritdoc/>
+    protected override T Term(T d) => d * d;
+    /// <inheritdoc/>
+    protected override int Factor => 2;
+    /// <inheritdoc/>
+    protected override T Gradient(T k, T d) => k * d;
+    /// <inheritdoc/>
+    protected override double ReferenceSlope(double d) => 2 * d;
 }
 
 /// <summary>
@@ -512,137 +545,50 @@ public sealed class BceWithLogitsLossOp<T>(Reduction reduction, double[]? posWei
 }
 
 /// <summary>Mean absolute error (PyTorch's F.l1_loss): its derivative at ŷ = t is 0, as sign(0) is.</summary>
-public sealed class L1LossOp<T>(Reduction reduction) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class L1LossOp<T>(Reduction reduction) : DifferenceLossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <inheritdoc/>
     public override string Name => "l1";
     /// <inheritdoc/>
-    public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
-    /// <inheritdoc/>
     public override string Formula => $"L = {Scale}Σ |ŷ − t|";
     /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dŷ = sign(ŷ − t){Over}·dL", $"dt = −sign(ŷ − t){Over}·dL"];
-
     /// <inheritdoc/>
-    protected override void Validate(Var<T>[] inputs)
-    {
-        if (!inputs[0].Value.SameShape(inputs[1].Shape))
-            throw new ShapeMismatchException($"l1: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
-    }
-
+    protected override T Term(T d) => T.Abs(d);
     /// <inheritdoc/>
-    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
-
+    protected override T Gradient(T k, T d) => d > T.Zero ? k : d < T.Zero ? -k : T.Zero;
     /// <inheritdoc/>
-    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
-    {
-        var pred = ToDouble(inputs[0].Value);
-        var t = ToDouble(inputs[1].Value);
-        double n = Divisor(inputs);
-        var g = new Tensor<double>(pred.ShapeArray);
-        for (int i = 0; i < g.Length; i++) g.Data[i] = Math.Sign(pred.Data[i] - t.Data[i]) / n;
-        return g;
-    }
-
-    /// <inheritdoc/>
-    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
-    {
-        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
-        T s = T.Zero;
-        for (int i = 0; i < y.Length; i++) s += T.Abs(y[i] - t[i]);
-        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
-    }
-
-    /// <inheritdoc/>
-    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
-    {
-        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
-        T k = output.Grad.Data[0];
-        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
-        for (int which = 0; which < 2; which++)
-        {
-            if (!inputs[which].RequiresGrad) continue;
-            var g = inputs[which].GradTarget(out bool acc).Data;
-            T kk = which == 0 ? k : -k;
-            for (int i = 0; i < y.Length; i++)
-            {
-                T d = y[i] - t[i];
-                T v = d > T.Zero ? kk : d < T.Zero ? -kk : T.Zero;
-                g[i] = acc ? g[i] + v : v;
-            }
-        }
-    }
+    protected override double ReferenceSlope(double d) => Math.Sign(d);
 }
 
 /// <summary>
 /// Huber loss with threshold δ (PyTorch's F.huber_loss): ½d² where |d| &lt; δ, δ·(|d| − ½δ) beyond, d = ŷ − t.
 /// Its derivative is d inside and δ·sign(d) beyond, continuous at |d| = δ.
 /// </summary>
-public sealed class HuberLossOp<T>(Reduction reduction, double delta) : LossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class HuberLossOp<T>(Reduction reduction, double delta) : DifferenceLossOp<T>(reduction) where T : unmanaged, IFloatingPointIeee754<T>
 {
+    private readonly T _delta = T.CreateChecked(delta), _half = T.CreateChecked(0.5);
+
     /// <summary>δ, where the loss turns from quadratic to linear.</summary>
     /// <exception cref="ArgumentOutOfRangeException">Thrown at construction when δ is not a positive finite number.</exception>
     public double Delta { get; } = delta > 0 && double.IsFinite(delta) ? delta : throw new ArgumentOutOfRangeException(nameof(delta), $"huber delta = {delta} must be positive");
     /// <inheritdoc/>
     public override string Name => "huber";
     /// <inheritdoc/>
-    public override IReadOnlyList<string> InputNames => ["ŷ", "t"];
-    /// <inheritdoc/>
     public override string Formula => $"L = {Scale}Σ h(ŷ − t), h(d) = ½d² for |d| < δ, δ·(|d| − ½δ) otherwise, δ = {Delta}";
     /// <inheritdoc/>
     public override IReadOnlyList<string> GradFormulas => [$"dŷ = clamp(ŷ − t, −δ, δ){Over}·dL", $"dt = −clamp(ŷ − t, −δ, δ){Over}·dL"];
 
     /// <inheritdoc/>
-    protected override void Validate(Var<T>[] inputs)
+    protected override T Term(T d)
     {
-        if (!inputs[0].Value.SameShape(inputs[1].Shape))
-            throw new ShapeMismatchException($"huber: output is {inputs[0].ShapeString} but the target is {inputs[1].ShapeString}");
+        T a = T.Abs(d);
+        return a < _delta ? _half * a * a : _delta * (a - _half * _delta);
     }
 
     /// <inheritdoc/>
-    public override int Count(Var<T>[] inputs) => inputs[0].Value.Length;
-
+    protected override T Gradient(T k, T d) => k * T.Clamp(d, -_delta, _delta);
     /// <inheritdoc/>
-    public override Tensor<double> ReferenceGradient(Var<T>[] inputs)
-    {
-        var pred = ToDouble(inputs[0].Value);
-        var t = ToDouble(inputs[1].Value);
-        double n = Divisor(inputs);
-        var g = new Tensor<double>(pred.ShapeArray);
-        for (int i = 0; i < g.Length; i++) g.Data[i] = Math.Clamp(pred.Data[i] - t.Data[i], -Delta, Delta) / n;
-        return g;
-    }
-
-    /// <inheritdoc/>
-    public override void Forward(ComputeContext context, Var<T>[] inputs, Tensor<T> output)
-    {
-        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
-        T delta = T.CreateChecked(Delta), half = T.CreateChecked(0.5);
-        T s = T.Zero;
-        for (int i = 0; i < y.Length; i++)
-        {
-            T d = T.Abs(y[i] - t[i]);
-            s += d < delta ? half * d * d : delta * (d - half * delta);
-        }
-        output.Data[0] = Reduction == Reduction.Mean ? s / T.CreateChecked(Math.Max(1, y.Length)) : s;
-    }
-
-    /// <inheritdoc/>
-    public override void Backward(ComputeContext context, Var<T>[] inputs, Var<T> output)
-    {
-        var y = inputs[0].Value.Data; var t = inputs[1].Value.Data;
-        T k = output.Grad.Data[0], delta = T.CreateChecked(Delta);
-        if (Reduction == Reduction.Mean) k /= T.CreateChecked(Math.Max(1, y.Length));
-        for (int which = 0; which < 2; which++)
-        {
-            if (!inputs[which].RequiresGrad) continue;
-            var g = inputs[which].GradTarget(out bool acc).Data;
-            T kk = which == 0 ? k : -k;
-            for (int i = 0; i < y.Length; i++)
-            {
-                T v = kk * T.Clamp(y[i] - t[i], -delta, delta);
-                g[i] = acc ? g[i] + v : v;
-            }
-        }
-    }
+    protected override double ReferenceSlope(double d) => Math.Clamp(d, -Delta, Delta);
 }
+
