@@ -250,6 +250,10 @@ public static class TrainCommand
         foreach (var (flag, path) in new[] { ("--resume", a.Resume), ("--checkpoint", a.Checkpoint) })
             if (path is not null && SamePath(a.Out, path))
                 throw new UsageException($"--out {a.Out} is also the {flag} file: the trained model would replace the checkpoint; save the model elsewhere");
+        // before any data is read or any step is taken, not when the run ends: a file whose directory is missing
+        foreach (var (flag, path) in new[] { ("--out", a.Out), ("--checkpoint", a.Checkpoint) })
+            if (path is not null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir))
+                throw new UsageException($"{flag} {path}: the directory {dir} does not exist");
         a.Job.Validate(activations: catalog.Activations);
         if (a.Resume is null) return a.Job;
         var job = Checkpoint.ResumedJob(a.Resume, a.Job, explicitlyGiven);

@@ -33,6 +33,7 @@ public static class AtomicFile
     /// <param name="write">Writes the whole content into the stream it is given.</param>
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty or names a directory.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="write"/> is null.</exception>
+    /// <exception cref="DirectoryNotFoundException">The destination's directory does not exist (the message names the destination).</exception>
     /// <exception cref="IOException">The temporary file cannot be created, written or renamed (the destination is unchanged);
     /// an exception thrown by <paramref name="write"/> propagates likewise, after the temporary file is removed.</exception>
     public static void Write(string path, Action<Stream> write)
@@ -44,6 +45,8 @@ public static class AtomicFile
         string name = Path.GetFileName(full);
         if (name.Length == 0) throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
 
+        // named here, not through the temporary file that would fail to open
+        if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot write {full}: the directory {dir} does not exist");
         RemoveStaleTemps(dir, name);
         string temp = Path.Combine(dir, $".{name}.{Guid.NewGuid():N}.tmp");
         try

@@ -35,7 +35,11 @@ public class AtomicFileTests
         Assert.Equal("boom", ex.Message);
         Assert.Equal("old", File.ReadAllText(p));
         Assert.Equal(new[] { p }, Directory.GetFiles(tmp.Path));
-        Assert.Throws<DirectoryNotFoundException>(() => AtomicFile.WriteAllText(tmp.File("no/such/dir.txt"), "x"));
+        var missing = Assert.Throws<DirectoryNotFoundException>(() => AtomicFile.WriteAllText(tmp.File("no/such/dir.txt"), "x"));
+        // the message names the file asked for and its missing directory, not the temporary file
+        Assert.Contains(tmp.File("no/such/dir.txt"), missing.Message);
+        Assert.Contains("does not exist", missing.Message);
+        Assert.DoesNotContain(".tmp", missing.Message);
     }
 
     [Fact]

@@ -157,6 +157,23 @@ public sealed class ResumeFromCheckpointTests : IDisposable
         Assert.Equal(before, File.ReadAllBytes(ck));
     }
 
+    [Theory]
+    [InlineData("--out")]
+    [InlineData("--checkpoint")]
+    public void A_file_in_a_missing_directory_is_refused_before_training(string flag)
+    {
+        string dir = Path.Combine(_tmp.Path, "no", "such");
+        string path = Path.Combine(dir, "m.safetensors");
+        string[] args = flag == "--out"
+            ? ["train", .. Options, "--out", path, "--quiet", "--json"]
+            : ["train", .. Options, "--checkpoint", path, "--out", _tmp.File("m.safetensors"), "--quiet", "--json"];
+        var r = CliRunner.Run(args);
+        TrainingAssert.UsageError(r, $"{flag} {path}: the directory {dir} does not exist");
+        Assert.Equal("", r.Stdout);   // no epoch ran, no result line
+        Assert.False(Directory.Exists(Path.Combine(_tmp.Path, "no")));
+        Assert.False(File.Exists(_tmp.File("m.safetensors")));
+    }
+
     [Fact]
     public void A_damaged_recorded_job_is_a_format_error_naming_the_file_and_the_field()
     {
