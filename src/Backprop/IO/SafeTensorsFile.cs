@@ -169,6 +169,9 @@ public sealed class SafeTensorsFile
         if (bytes.Length < 8)
             throw new DataFormatException(source, $"the file holds {bytes.Length} bytes, too short for the 8-byte header length");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        // a length that cannot be, and no JSON object after it: another kind of file (a CSV, a checkpoint of another tool)
+        if ((n > MaxHeaderBytes || n > (ulong)(bytes.Length - 8)) && (bytes.Length == 8 || bytes[8] != (byte)'{'))
+            throw new DataFormatException(source, "not a safetensors file: it does not start with a header length and a JSON header");
         if (n > MaxHeaderBytes)
             throw new DataFormatException(source, $"header length field claims {n} bytes, more than the {MaxHeaderBytes} allowed");
         if (n > (ulong)(bytes.Length - 8))

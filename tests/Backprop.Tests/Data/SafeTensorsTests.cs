@@ -149,6 +149,9 @@ public class SafeTensorsTests
         Assert.Throws<DataFormatException>(() => SafeTensorsFile.Parse(huge, "s"));
         BinaryPrimitives.WriteUInt64LittleEndian(huge, 1000);
         Assert.Contains("header length field claims 1000 bytes but only", Assert.Throws<DataFormatException>(() => SafeTensorsFile.Parse(huge, "s")).Message);
+        // another kind of file altogether (text, here): said so, not as a header length of 7e18 bytes
+        Assert.Equal("s: not a safetensors file: it does not start with a header length and a JSON header",
+            Assert.Throws<DataFormatException>(() => SafeTensorsFile.Parse("sepal_length,sepal_width,label\n5.1,3.5,0\n"u8.ToArray(), "s")).Message);
 
         Assert.Contains("not valid JSON", Bad("""{"w":{"dtype":"F32",""").Message);
         Assert.Contains("must start with '{'", Bad("[1,2]").Message);
