@@ -452,8 +452,13 @@ public static class ProblemFile
     private static string FirstSentence(string message)
     {
         var line = message.Split('\n')[0].Trim();
-        int cut = line.IndexOf(" Path:", StringComparison.Ordinal);
-        if (cut > 0) line = line[..cut];
+        // System.Text.Json appends where it stopped ("Path: $ | LineNumber: 0 | BytePositionInLine: 0."), which the
+        // message already says as a line and byte counted from 1
+        foreach (var tail in new[] { " Path:", " LineNumber:" })
+        {
+            int cut = line.IndexOf(tail, StringComparison.Ordinal);
+            if (cut > 0) line = line[..cut];
+        }
         return line.TrimEnd('.');
     }
 

@@ -23,6 +23,7 @@ public class ProblemCliTests
     public static TheoryData<string, string, string> BadProblems() => new()
     {
         { "truncated file", Valid[..(Valid.Length / 2)], "invalid JSON" },
+        { "not JSON at all (a CSV)", "sepal_length,label\n5.1,0\n", "invalid JSON at line 1, byte 1: 's' is an invalid start of a value" },
         { "empty file", "", "empty" },
         { "ragged weight", Valid.Replace("[[0.5, -0.2], [0.1, 0.3]]", "[[0.5, -0.2], [0.1]]"), "layers[0].weight is ragged" },
         { "ragged input", Valid.Replace("[[1.0, 2.0], [0.5, -1.0]]", "[[1.0, 2.0], [0.5]]"), "input is ragged" },
@@ -60,6 +61,7 @@ public class ProblemCliTests
                 Assert.True(lines.Length == 1, $"{what}: stderr has {lines.Length} lines: {r.Stderr}");
                 Assert.Contains(expected, r.Stderr);
                 Assert.DoesNotContain("   at ", r.Stderr);
+                Assert.DoesNotContain("BytePositionInLine", r.Stderr);   // the parser's own position, said once already
                 Assert.Equal("", r.Stdout);
             }
         }
