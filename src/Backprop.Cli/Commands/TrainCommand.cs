@@ -62,7 +62,7 @@ public static class TrainCommand
         var epochs = new Option<int>(FlagOf(TrainingSetting.Epochs)) { Description = "Epochs", DefaultValueFactory = _ => 10 };
         var seed = new Option<int>(FlagOf(TrainingSetting.Seed)) { Description = "Random seed (initialisation, split, shuffling)", DefaultValueFactory = _ => 0 };
         var threads = new Option<int>("--threads") { Description = "Worker threads for the kernels (default: all cores)", DefaultValueFactory = _ => 0 };
-        var output = new Option<string>("--out") { Description = "Where to save the trained model (safetensors)", DefaultValueFactory = _ => "model.safetensors" };
+        var output = new Option<string>("--out") { Description = "Where to save the trained model (safetensors); a missing directory is made", DefaultValueFactory = _ => "model.safetensors" };
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Write a checkpoint (model, optimizer state, epoch, the run's options) here after every epoch (resuming: the --resume file unless given)" };
         var resume = new Option<string?>("--resume") { Description = "Continue training from a checkpoint, with the options it was trained with" };
         var json = new Option<bool>("--json") { Description = "End with one JSON object of results on the last line" };
@@ -250,10 +250,19 @@ public static class TrainCommand
         foreach (var (flag, path) in new[] { ("--resume", a.Resume), ("--checkpoint", a.Checkpoint) })
             if (path is not null && SamePath(a.Out, path))
                 throw new UsageException($"--out {a.Out} is also the {flag} file: the trained model would replace the checkpoint; save the model elsewhere");
-        // before any data is read or any step is taken, not when the run ends: a file whose directory is missing
+        // The model's and the checkpoint's directories are made as --plots and --report make theirs, and before any data
+        // is read or any step is taken: a directory that cannot be made stops the run now, not when it ends.
         foreach (var (flag, path) in new[] { ("--out", a.Out), ("--checkpoint", a.Checkpoint) })
-            if (path is not null && Path.GetDirectoryName(Path.GetFullPath(path)) is { } dir && !Directory.Exists(dir))
-                throw new UsageException($"{flag} {path}: the directory {dir} does not exist");
+        {
+            if (path is null || Path.GetDirectoryName(Path.GetFullPath(path)) is not { } dir || Directory.Exists(dir)) continue;
+            try { Directory.CreateDirectory(dir); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                string? file = dir;
+                while (file is not null && !File.Exists(file)) file = Path.GetDirectoryName(file);
+                throw new UsageException($"{flag} {path}: cannot make the directory {dir} ({(file is not null ? $"{file} is a file" : e.Message.TrimEnd('.'))})");
+            }
+        }
         a.Job.Validate(activations: catalog.Activations);
         if (a.Resume is null) return a.Job;
         var job = Checkpoint.ResumedJob(a.Resume, a.Job, explicitlyGiven);

@@ -160,18 +160,35 @@ public sealed class ResumeFromCheckpointTests : IDisposable
     [Theory]
     [InlineData("--out")]
     [InlineData("--checkpoint")]
-    public void A_file_in_a_missing_directory_is_refused_before_training(string flag)
+    public void A_missing_directory_of_the_model_or_checkpoint_is_made(string flag)
     {
-        string dir = Path.Combine(_tmp.Path, "no", "such");
+        string dir = Path.Combine(_tmp.Path, "runs", "first");
         string path = Path.Combine(dir, "m.safetensors");
         string[] args = flag == "--out"
             ? ["train", .. Options, "--out", path, "--quiet", "--json"]
             : ["train", .. Options, "--checkpoint", path, "--out", _tmp.File("m.safetensors"), "--quiet", "--json"];
         var r = CliRunner.Run(args);
-        TrainingAssert.UsageError(r, $"{flag} {path}: the directory {dir} does not exist");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.True(File.Exists(path));
+    }
+
+    [Theory]
+    [InlineData("--out")]
+    [InlineData("--checkpoint")]
+    public void A_directory_that_cannot_be_made_stops_the_run_before_training(string flag)
+    {
+        string blocker = _tmp.File("a-file");
+        File.WriteAllText(blocker, "not a directory");
+        string dir = Path.Combine(blocker, "sub");
+        string path = Path.Combine(dir, "m.safetensors");
+        string[] args = flag == "--out"
+            ? ["train", .. Options, "--out", path, "--quiet", "--json"]
+            : ["train", .. Options, "--checkpoint", path, "--out", _tmp.File("m.safetensors"), "--quiet", "--json"];
+        var r = CliRunner.Run(args);
+        TrainingAssert.UsageError(r, $"{flag} {path}: cannot make the directory {dir} ({blocker} is a file)");
         Assert.Equal("", r.Stdout);   // no epoch ran, no result line
-        Assert.False(Directory.Exists(Path.Combine(_tmp.Path, "no")));
         Assert.False(File.Exists(_tmp.File("m.safetensors")));
+        Assert.Equal("not a directory", File.ReadAllText(blocker));
     }
 
     [Fact]
