@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Text;
 using System.Text.Json;
 using System.Text.Encodings.Web;
@@ -19,6 +20,16 @@ public static class Cli
         try
         {
             var parse = root.Parse(args);
+            // an option the command does not have: said as such, not as a stray value ("Unrecognized command or argument
+            // '4,3,3'") or as the path of a file that does not exist (a positional argument takes "--bogus")
+            if (UnknownOption(parse, args) is { } unknown)
+            {
+                string command = CommandPath(parse.CommandResult);
+                Console.Error.WriteLine(command.Length == 0
+                    ? $"backprop: there is no option {unknown} (backprop --help lists the commands)"
+                    : $"backprop: {command} has no option {unknown} (backprop {command} --help lists its options)");
+                return ExitUsage;
+            }
             if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
             {
                 Console.Error.WriteLine($"backprop: {OneLine(parse.Errors[0].Message)}");
@@ -30,6 +41,43 @@ public static class Cli
         {
             return Report(e);
         }
+    }
+
+    /// <summary>
+    /// The first token before a lone "--" that is written as a long option ("--name", "--name=value") but is no option
+    /// of the parsed command or of the commands above it; null when there is none. Response files and directives are
+    /// left to the parser.
+    /// </summary>
+    public static string? UnknownOption(ParseResult parse, IReadOnlyList<string> args)
+    {
+        var known = new HashSet<string>(StringComparer.Ordinal);
+        for (SymbolResult? r = parse.CommandResult; r is not null; r = r.Parent)
+        {
+            if (r is not CommandResult c) continue;
+            foreach (var o in c.Command.Options)
+            {
+                known.Add(o.Name);
+                foreach (var alias in o.Aliases) known.Add(alias);
+            }
+        }
+        foreach (var token in args)
+        {
+            if (token == "--") break;
+            if (!token.StartsWith("--", StringComparison.Ordinal) || token.Length < 3) continue;
+            string name = token.Split('=', ':')[0];
+            if (!known.Contains(name)) return name;
+        }
+        return null;
+    }
+
+    /// <summary>The subcommands' names down to <paramref name="command"/> ("bench train"); empty for the root.</summary>
+    private static string CommandPath(CommandResult command)
+    {
+        var names = new List<string>();
+        for (SymbolResult? r = command; r is { Parent: not null }; r = r.Parent)
+            if (r is CommandResult c) names.Add(c.Command.Name);
+        names.Reverse();
+        return string.Join(' ', names);
     }
 
     /// <summary>The exit code <see cref="Report"/> gives for <paramref name="e"/>, without printing.</summary>

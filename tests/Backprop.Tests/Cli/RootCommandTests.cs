@@ -82,3 +82,32 @@ public class RootCommandTests
         return names;
     }
 }
+
+/// <summary>An option the command does not have is named as such, in one line, exit 2, before anything runs.</summary>
+public class UnknownOptionTests
+{
+    [Theory]
+    [InlineData("diagnose --layers 4,3,3", "diagnose has no option --layers (backprop diagnose --help lists its options)")]
+    [InlineData("grad --bogus", "grad has no option --bogus")]   // a positional argument took "--bogus" as a file name
+    [InlineData("train --epochs 1 --bogus 3", "train has no option --bogus")]
+    [InlineData("bench train --steps=5 --bogus=1", "bench train has no option --bogus")]
+    [InlineData("--bogus", "there is no option --bogus (backprop --help lists the commands)")]
+    public void IsOneLineNamingTheOptionAndTheCommand(string line, string expected)
+    {
+        var r = CliRunner.Run(line.Split(' '));
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"backprop: {expected}".Split(" (")[0], r.Stderr.Trim().Split(" (")[0]);
+        Assert.Contains(expected, r.Stderr);
+        Assert.Equal("", r.Stdout);
+    }
+
+    [Theory]
+    [InlineData("summary --arch=4-8-3")]                 // "--name=value" of a known option
+    [InlineData("summary --arch 4-8-3 --json")]
+    [InlineData("grad data/problems/seed-fc-relu-batch-mean.json -- --not-an-option")]   // after "--" nothing is an option
+    public void KnownOptionsAndTokensAfterTheEndOfOptionsPass(string line)
+    {
+        var args = line.Split(' ').Select(a => a.StartsWith("data/", StringComparison.Ordinal) ? Path.Combine(CliRunner.RepoRoot, a) : a).ToArray();
+        Assert.Null(Backprop.Cli.Cli.UnknownOption(Program.BuildRoot().Parse(args), args));
+    }
+}
