@@ -20,6 +20,13 @@ public static class Cli
         try
         {
             var parse = root.Parse(args);
+            // Under mpirun every rank parses the same command line: rank 0 alone says what is wrong with it (or prints
+            // the help), and the job's exit status is its. The others end in silence with 0: MPI is not started yet, so
+            // nothing orders their exits, and mpirun kills the ranks still running when one exits non-zero, which could
+            // take rank 0 before it has said why (a CI run saw an empty stderr that way).
+            if (NotFirstRank(args) && (parse.Action is System.CommandLine.Help.HelpAction || UnknownOption(parse, args) is not null
+                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction))
+                return 0;
             // an option the command does not have: said as such, not as a stray value ("Unrecognized command or argument
             // '4,3,3'") or as the path of a file that does not exist (a positional argument takes "--bogus")
             if (UnknownOption(parse, args) is { } unknown)
@@ -42,6 +49,11 @@ public static class Cli
             return Report(e);
         }
     }
+
+    /// <summary>Whether this process is a rank other than 0 of a `--distributed` job under mpirun (the launcher's environment says).</summary>
+    private static bool NotFirstRank(string[] args) =>
+        Array.IndexOf(args, "--distributed") >= 0 && Backprop.Distributed.MpiCollective.UnderMpirun
+        && (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK") ?? Environment.GetEnvironmentVariable("PMIX_RANK")) is { } rank && rank != "0";
 
     /// <summary>
     /// The first token before a lone "--" that is written as a long option ("--name", "--name=value") but is no option
@@ -91,23 +103,20 @@ public static class Cli
     /// <summary>Turns an exception into one line on stderr and an exit code; never a stack trace.</summary>
     public static int Report(Exception e)
     {
-        switch (e)
-        {
-            case UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
-                or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException:
-                Console.Error.WriteLine($"backprop: {OneLine(e.Message)}");
-                return ExitUsage;
-            case Backprop.Training.NonFiniteValueException diverged:
-                Console.Error.WriteLine($"backprop: {Diverged(diverged)}");
-                return 1;
-            case OutOfMemoryException:
-                Console.Error.WriteLine("backprop: out of memory");
-                return 1;
-            default:
-                Console.Error.WriteLine($"backprop: internal error ({e.GetType().Name}): {OneLine(e.Message)}");
-                return 1;
-        }
+        var (line, code) = Describe(e);
+        Console.Error.WriteLine($"backprop: {line}");
+        return code;
     }
+
+    /// <summary>What <see cref="Report"/> says of an exception (one line, without "backprop: ") and the exit code.</summary>
+    public static (string Line, int Code) Describe(Exception e) => e switch
+    {
+        UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
+            or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException => (OneLine(e.Message), ExitUsage),
+        Backprop.Training.NonFiniteValueException diverged => (Diverged(diverged), 1),
+        OutOfMemoryException => ("out of memory", 1),
+        _ => ($"internal error ({e.GetType().Name}): {OneLine(e.Message)}", 1),
+    };
 
     /// <summary>
     /// A divergence in one line, its remedy worded in flags: "training diverged at step 7 (…): …; lower --lr (now 0.1)

@@ -182,7 +182,9 @@ public static class TrainCommand
         catch (Backprop.Distributed.MpiUnavailableException e) { throw new UsageException($"--distributed: {e.Message}"); }
         int rank = mpi.Rank;
         var a = rank == 0 ? given : given with { Quiet = true, Json = false, Plots = null, Report = null };
-        a = a with { Collective = mpi };
+        // the ranks agree that every one of them is ready before the first collective call (see StartGate)
+        var gate = new Backprop.Distributed.StartGate(mpi);
+        a = a with { Collective = gate };
         var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
         TrainingJob job = a.Job;
         // mpirun ends the other ranks with SIGTERM when one dies: rank 0 says why in one line (the checkpoint of the
@@ -209,9 +211,23 @@ public static class TrainCommand
         catch (Exception e)
         {
             Volatile.Write(ref ended, true);
-            // an error every rank meets alike (a bad option, found before any collective call) ends every rank normally
-            bool shared = e is UsageException or NonFiniteValueException or OperationCanceledException;
+            // An error before the first collective call (a bad option or CSV, which every rank meets alike, or a file one
+            // rank cannot read) is agreed at the start gate: every rank learns the lowest failing rank's line, rank 0
+            // prints it once, and all end normally. A divergence is shared by design. Anything else may leave the
+            // others inside a collective call, waiting for this rank: the transport's abort ends them.
+            var failed = e as Backprop.Distributed.MemberFailedException;
+            if (failed is null && !gate.Started && e is not OperationCanceledException)
+            {
+                var (line, exit) = Cli.Describe(e);
+                failed = gate.Fail(line, exit);
+            }
+            bool shared = failed is not null || e is NonFiniteValueException or OperationCanceledException;
             if (e is OperationCanceledException) code = ExitInterrupted;
+            else if (failed is not null)
+            {
+                code = failed.ExitCode;   // the lowest failing rank's, on every rank
+                if (rank == 0) Console.Error.WriteLine($"backprop: {(failed.Rank == 0 ? failed.Detail : failed.Message)}");
+            }
             else if (rank == 0) code = Cli.Report(e);
             else
             {
@@ -220,7 +236,6 @@ public static class TrainCommand
             }
             Console.Error.Flush();
             Console.Out.Flush();
-            // otherwise the other ranks may be waiting in a collective call for this one: end them all
             if (!shared) mpi.Abort(code);
         }
         mpi.Dispose();
@@ -250,11 +265,19 @@ public static class TrainCommand
         foreach (var (flag, path) in new[] { ("--resume", a.Resume), ("--checkpoint", a.Checkpoint) })
             if (path is not null && SamePath(a.Out, path))
                 throw new UsageException($"--out {a.Out} is also the {flag} file: the trained model would replace the checkpoint; save the model elsewhere");
-        // The model's and the checkpoint's directories are made as --plots and --report make theirs, and before any data
-        // is read or any step is taken: a directory that cannot be made stops the run now, not when it ends.
+        // The directories of the model and the checkpoint, and those of --plots and --report themselves, are made before
+        // any data is read or any step is taken: a directory that cannot be made (or a model file that is a directory)
+        // stops the run now, not when it ends.
         foreach (var (flag, path) in new[] { ("--out", a.Out), ("--checkpoint", a.Checkpoint) })
+            if (path is not null && Directory.Exists(path))
+                throw new UsageException($"{flag} {path} is a directory; name a file in it ({Path.Combine(path, flag == "--out" ? "model.safetensors" : "run.ck")})");
+        foreach (var (flag, path, dir) in new[]
         {
-            if (path is null || Path.GetDirectoryName(Path.GetFullPath(path)) is not { } dir || Directory.Exists(dir)) continue;
+            ("--out", a.Out, Path.GetDirectoryName(Path.GetFullPath(a.Out))), ("--checkpoint", a.Checkpoint, a.Checkpoint is { } c ? Path.GetDirectoryName(Path.GetFullPath(c)) : null),
+            ("--plots", a.Plots, a.Plots is { } p ? Path.GetFullPath(p) : null), ("--report", a.Report, a.Report is { } r ? Path.GetFullPath(r) : null),
+        })
+        {
+            if (path is null || dir is null || Directory.Exists(dir)) continue;
             try { Directory.CreateDirectory(dir); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -419,7 +442,7 @@ public static class TrainCommand
         }
 
         // the last collective call is behind: the ranks finalise MPI while rank 0 writes its files
-        (a.Collective as Backprop.Distributed.MpiCollective)?.BeginFinalize();
+        ((a.Collective as Backprop.Distributed.StartGate)?.Inner as Backprop.Distributed.MpiCollective)?.BeginFinalize();
         if (!a.Quiet && result.StoppedEarly && result.History.Count < run.FirstEpoch)
             Console.WriteLine($"early stop: no better validation loss for {o.Patience} epochs, already at the checkpoint");
         var health = result.Diagnostics;

@@ -376,6 +376,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             // with a shard, this member's share of the global batch (none, when the batch is smaller than the group)
             var step = n > 0 ? StepFor(n) : null;
             step?.Load(loader);
+            TrainingStep<T>? weightless = null;
             bool lastBatch = loader.BatchIndex == loader.BatchesPerEpoch - 1;
             // a sharded step: each member updates only its own block of the parameters (decided alike on every member)
             bool sharded = Parallel is not null && ShardsOptimizer && Options.ClipNorm <= 0 && !(CollectDiagnostics && lastBatch);
@@ -385,6 +386,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
                 // them all with that member's message) and on the global batch's divisor, which scales each member's
                 // backward pass; the gradients are then summed
                 step?.Forward();
+                // a share whose rows all weigh 0 (a class weight of 0) has a mean loss of 0/0: it adds nothing to the
+                // global batch's loss or gradient, as an empty share (its rows still count in the metrics, below)
+                if (step is not null && step.LossDivisor == 0) (weightless, step) = (step, null);
                 bool finite = step is null || T.IsFinite(step.Loss.Value.Data[0]);
                 int failed = parallel.AgreeOnBatch(step?.LossDivisor ?? 0, finite, out double scale);
                 if (failed >= 0)
@@ -407,8 +411,18 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
             bool measure = CollectDiagnostics && step is not null && lastBatch;
             if (measure) SnapshotWeights();
+            // after sharded steps each member's optimizer state is current in its own block only: a step that updates
+            // every parameter (the diagnostics step) needs all of it first (gathered through a buffer of its own, since
+            // the gradient buffer now holds the summed gradient)
+            if (!sharded && _stateScattered)
+            {
+                _stateStaging ??= new T[Network.Gradients.Length];
+                Parallel!.AllGatherOptimizerState(Optimizer, _stateStaging);
+                _stateScattered = false;
+            }
             if (sharded)
             {
+                _stateScattered = true;
                 // ZeRO stage 1: the update of this member's block only, then the blocks gathered; the members agree first
                 // on whether any block's summed gradient was not finite, so that all stop alike
                 var flat = Network.Gradients.Complete();
@@ -434,6 +448,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
                 divisorSum += d;
                 step.Measure(_trainMetrics, loader.CurrentY, n);
             }
+            else weightless?.Measure(_trainMetrics, loader.CurrentY, n);
             globalSeen += loader.GlobalBatchSize;
             batches++;
             onBatch?.Invoke((int)globalSeen);
@@ -448,13 +463,17 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             group.BroadcastBuffers(Network);
             // after sharded steps each member's optimizer state is current in its own block only: gather it, so that
             // rank 0's checkpoint (and every member's state) is whole
-            if (ShardsOptimizer) group.AllGatherOptimizerState(Optimizer, Network.Gradients.Complete());
+            if (_stateScattered) group.AllGatherOptimizerState(Optimizer, Network.Gradients.Complete());
+            _stateScattered = false;
         }
         LastTrainMetrics = _trainMetrics.Results();
         return (divisorSum > 0 ? lossSum / divisorSum : 0, _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
     }
 
     private bool _randomSeeded;
+    // whether sharded steps have left each member's optimizer state current in its own block only (see TrainEpoch)
+    private bool _stateScattered;
+    private T[]? _stateStaging;
 
     /// <summary>
     /// Seeds every layer's random draws (dropout) from the run's seed and the layer's index, once, continuing after the
@@ -580,7 +599,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         ForEachBatch(network, data, first, count, objective, batchSize, cache, requireTargets: true, outputs, context, (step, start, n) =>
         {
             double d = step.LossDivisor;
-            lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * d;
+            // rows that all weigh 0 (a class weight of 0): a mean of 0/0 that adds nothing to the sum
+            if (d > 0) lossSum += double.CreateTruncating(step.Loss.Value.Data[0]) * d;
             divisor += d;
             step.Measure(metrics, data.Labels.AsSpan(start, n), n);
         });

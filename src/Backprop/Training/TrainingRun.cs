@@ -212,13 +212,27 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             : Initializers.Network<T>(spec, o.Seed, Initializers.Parse(job.Init), catalog));
         // a batch norm cannot train on a batch of one sample: refuse a run whose last batch would be one, before it starts
         network.SetTraining(true);
+        // (in data-parallel training each member normalises its own share of a batch, so every share must hold enough)
         var coupling = network.Layers.MaxBy(l => l.MinimumBatch)!;
         int lastBatch = data.Train.Count % o.BatchSize;
-        if (coupling.MinimumBatch > 1 && (o.BatchSize < coupling.MinimumBatch || lastBatch is > 0 and < 2))
-            throw new InvalidTrainingSettingException(TrainingSetting.BatchSize, o.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        int members = collective?.Size ?? 1;
+        string batchText = o.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        int least = coupling.MinimumBatch * members;   // a batch of fewer rows leaves some member a share of fewer than MinimumBatch
+        if (coupling.MinimumBatch > 1 && members == 1 && (o.BatchSize < coupling.MinimumBatch || lastBatch is > 0 and < 2))
+            throw new InvalidTrainingSettingException(TrainingSetting.BatchSize, batchText,
                 o.BatchSize < coupling.MinimumBatch
                     ? $"{coupling.Kind} in training mode needs batches of at least {coupling.MinimumBatch} samples (a batch of 1 has no variance)"
                     : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of 1 sample, which {coupling.Kind} cannot train on (a batch of 1 has no variance): choose another batch size");
+        if (coupling.MinimumBatch > 1 && members > 1 && (o.BatchSize < least || lastBatch is > 0 && lastBatch < least))
+        {
+            int rows = o.BatchSize < least ? o.BatchSize : lastBatch;
+            int share = Enumerable.Range(0, members).Select(r => Backprop.Data.BatchLoader.ShareOf(rows, r, members).Count).Where(c => c > 0).Min();
+            string what = $"{(rows == o.BatchSize ? $"a batch of {rows}" : $"{data.Train.Count} training rows in batches of {o.BatchSize} leave a last batch of {rows}, which")} " +
+                $"shared among {members} ranks gives a rank {share} sample{(share == 1 ? "" : "s")}";
+            throw new InvalidTrainingSettingException(TrainingSetting.BatchSize, batchText,
+                $"{what}; {coupling.Kind} in training mode normalises each rank's share and needs at least {coupling.MinimumBatch} (a batch of 1 has no variance): " +
+                (rows == o.BatchSize ? $"choose a batch of at least {least}" : "choose another batch size"));
+        }
         var parallel = collective is { Size: > 1 } ? new DataParallel<T>(collective) : null;
         var trainer = new Trainer<T>(network, job.Options, context, optimizers, objective) { CollectDiagnostics = collectDiagnostics, Parallel = parallel };
         resumeFrom?.RestoreOptimizer(trainer.Optimizer, resumeSource);

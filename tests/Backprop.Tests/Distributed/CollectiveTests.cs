@@ -72,6 +72,47 @@ public class CollectiveTests
     }
 
     [Fact]
+    public void TheStartGateTellsEveryMemberTheLowestFailingRanksErrorInsteadOfLeavingThemWaiting()
+    {
+        // members 1 and 2 fail while setting up (before any collective call), member 0 and 3 get ready and call a
+        // broadcast: all four learn member 1's error, and none waits
+        var learned = new MemberFailedException?[4];
+        OnThreads(4, m =>
+        {
+            var gate = new StartGate(m);
+            if (m.Rank is 1 or 2) { learned[m.Rank] = gate.Fail($"rank {m.Rank}'s file is missing", exitCode: 2 + m.Rank); return; }
+            learned[m.Rank] = Assert.Throws<MemberFailedException>(() => gate.Broadcast<double>(new double[8]));
+            Assert.True(gate.Started);
+        }, TimeSpan.FromSeconds(20));
+        Assert.All(learned, f =>
+        {
+            Assert.NotNull(f);
+            Assert.Equal(1, f!.Rank);
+            Assert.Equal("rank 1's file is missing", f.Detail);
+            Assert.Equal("rank 1: rank 1's file is missing", f.Message);
+            Assert.Equal(3, f.ExitCode);
+        });
+    }
+
+    [Fact]
+    public void AStartGateWhoseMembersAreAllReadyPassesTheCallsOnAndRefusesALateFailure()
+    {
+        var seen = new double[3][];
+        OnThreads(3, m =>
+        {
+            var gate = new StartGate(m);
+            Assert.False(gate.Started);
+            var data = new double[] { m.Rank + 1, 10 };
+            gate.AllReduceSum<double>(data);
+            gate.Broadcast<double>(data, root: 2);
+            seen[m.Rank] = data;
+            // past the start a failure can leave others inside a collective call: the gate cannot agree it any more
+            Assert.Throws<InvalidOperationException>(() => gate.Fail("too late", 2));
+        });
+        Assert.All(seen, s => Assert.Equal([6.0, 30.0], s));
+    }
+
+    [Fact]
     public void AMemberThatNeverArrivesTimesOut()
     {
         var members = InProcessCollective.Create(2, TimeSpan.FromMilliseconds(200));

@@ -105,6 +105,55 @@ public class MpiTrainingTests
         Assert.False(File.Exists(tmp.File("m.safetensors")));
     }
 
+    /// <summary>The lines a job wrote on stderr that are not Open MPI's own notes (its banners between dashes).</summary>
+    private static string[] OwnLines(string stderr) =>
+        [.. stderr.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Where(l => l.StartsWith("backprop:", StringComparison.Ordinal))];
+
+    [Theory]
+    [InlineData(3, "--data", "/nonexistent/rows.csv")]                 // every rank fails alike, before the start
+    [InlineData(2, "--bogus", "3")]                                     // the command line itself
+    [InlineData(3, "--epochs", "1")]                                    // an option given twice
+    [InlineData(2, "--norm", "batchnorm", "--batch", "3")]              // a share of 1 row, refused before any step
+    [InlineData(2, "--report", "FILE/report")]                          // only rank 0 writes the report: only it fails
+    public void ASetupErrorIsOneLineFromRankZeroAndNoRankAborts(int ranks, params string[] args)
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("FILE"), "a file, not a directory");
+        args = [.. args.Select(a => a.StartsWith("FILE", StringComparison.Ordinal) ? tmp.File(a) : a)];
+        string[] data = args.Contains("--data") ? [] : ["--data", CliRunner.DataPath("tabular", "iris.csv")];
+        var r = Run(ranks, [.. data, "--epochs", "1", "--threads", "1", "--quiet", "--out", tmp.File("m.safetensors"), .. args]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Single(OwnLines(r.Stderr));
+        Assert.DoesNotContain("MPI_ABORT", r.Stderr);
+        Assert.False(File.Exists(tmp.File("m.safetensors")));
+    }
+
+    [Fact]
+    public async Task AFileOnlyOneRankCannotReadIsNamedWithThatRankAndEndsEveryRank()
+    {
+        // rank 1's data path is missing (say, on its machine): it joins the start gate with its error, and the ranks
+        // waiting there learn it, rather than waiting forever for rank 1
+        using var tmp = new TempDir();
+        string script = tmp.File("rank.sh");
+        string dll = Path.Combine(AppContext.BaseDirectory, "backprop.dll");
+        string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
+        File.WriteAllText(script, $"#!/bin/sh\nif [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then D=/nonexistent/rows.csv; else D={CliRunner.DataPath("tabular", "iris.csv")}; fi\n" +
+            $"exec \"{dotnet}\" \"{dll}\" train --distributed --data \"$D\" --epochs 1 --threads 1 --quiet --out {tmp.File("m.safetensors")}\n");
+        var psi = Start(3, []);
+        psi.ArgumentList.Clear();
+        foreach (var a in (string[])["--oversubscribe", "-np", "3", "/bin/sh", script]) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEndAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        try { await p.WaitForExitAsync(limit.Token); }
+        catch (OperationCanceledException) { p.Kill(entireProcessTree: true); Assert.Fail("the ranks waited for rank 1"); }
+        string errors = await stderr;
+        Assert.Equal(2, p.ExitCode);
+        Assert.Equal("backprop: rank 1: /nonexistent/rows.csv: no such file or directory", Assert.Single(OwnLines(errors)));
+        Assert.DoesNotContain("MPI_ABORT", errors);
+    }
+
     [Fact]
     public async Task AKilledRankEndsTheJobAndTheCheckpointResumesWithAnotherCount()
     {
