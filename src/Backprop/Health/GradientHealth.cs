@@ -94,23 +94,69 @@ public static class GradientHealth
     /// </summary>
     public static LayerHealth Measure<T>(LayerTrace<T> trace) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var layer = trace.Layer;
-        var act = layer.Activation;
+        var act = trace.Layer.Activation;
         var z = trace.PreActivation.Value;
-        var h = trace.Output.Value;
+        return Measure(trace.Layer, trace.Index, trace.Output.HasGrad ? trace.Output.Grad.FrobeniusNorm() : 0,
+            act.CanDie ? DeadFraction(z) : null, SaturatedFraction(act, z, trace.Output.Value));
+    }
+
+    /// <summary>
+    /// One layer's health from measurements of its units made elsewhere (over the rows of several processes, say) and
+    /// its parameters: its kind, the norms of its weight (and, for a norm layer, of its scale) and of their gradients.
+    /// </summary>
+    /// <param name="layer">The layer, whose parameters and gradients are read.</param>
+    /// <param name="index">Its index in the network, from 0.</param>
+    /// <param name="outputGradientNorm">‖∂L/∂h‖ of its output.</param>
+    /// <param name="deadFraction">See <see cref="DeadFraction{T}"/>; null when its units cannot die.</param>
+    /// <param name="saturatedFraction">See <see cref="SaturatedFraction{T}"/>; null when its activation does not saturate.</param>
+    public static LayerHealth Measure<T>(ILayer<T> layer, int index, double outputGradientNorm, double? deadFraction, double? saturatedFraction)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(layer);
         var weight = layer.MainWeight();
         var scale = layer.Parameters.FirstOrDefault(p => p.Role == ParameterRole.Scale)?.Value;
-        return new LayerHealth(trace.Index + 1, act.Name,
+        return new LayerHealth(index + 1, layer.Activation.Name,
             weight is null ? 0 : weight.Grad.FrobeniusNorm(), weight is null ? 0 : weight.Value.FrobeniusNorm(),
-            trace.Output.HasGrad ? trace.Output.Grad.FrobeniusNorm() : 0,
-            act.CanDie ? DeadFraction(z) : null,
-            SaturatedFraction(act, z, h))
+            outputGradientNorm, deadFraction, saturatedFraction)
         {
             Kind = layer.Kind,
             HasWeight = weight is not null,
             ScaleGradientNorm = scale?.Grad.FrobeniusNorm(),
             ScaleNorm = scale?.Value.FrobeniusNorm(),
         };
+    }
+
+    /// <summary>
+    /// Whether each unit (column of <paramref name="z"/>, rows × units) is alive, its pre-activation above 0 for some
+    /// row: 1 or 0 into <paramref name="alive"/>. A unit is dead (<see cref="DeadFraction{T}"/>) when it is alive for no row.
+    /// </summary>
+    public static void AliveUnits<T>(Tensor<T> z, Span<double> alive) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(z);
+        int rows = z.Rows, cols = z.Cols;
+        if (alive.Length != cols) throw new ArgumentException($"{alive.Length} slots for {cols} units", nameof(alive));
+        var data = z.Span;
+        for (int j = 0; j < cols; j++)
+        {
+            bool on = false;
+            for (int i = 0; i < rows && !on; i++) on = data[i * cols + j] > T.Zero;
+            alive[j] = on ? 1 : 0;
+        }
+    }
+
+    /// <summary>
+    /// The entries of a saturating activation's output whose derivative is below <see cref="SaturationFraction"/> of its
+    /// maximum, and all entries: <see cref="SaturatedFraction{T}"/> is their quotient. Null for an activation that does not saturate.
+    /// </summary>
+    public static (long Saturated, long Entries)? SaturatedCount<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(activation);
+        ArgumentNullException.ThrowIfNull(z);
+        ArgumentNullException.ThrowIfNull(h);
+        if (activation.MaxDerivative is not double max) return null;
+        var d = new T[z.Length];
+        activation.Derivative(z.Data, h.Data, d);
+        return (d.Count(v => double.CreateTruncating(v) < SaturationFraction * max), d.Length);
     }
 
     /// <summary>The fraction of units whose pre-activation is ≤ 0 for every sample of the batch: no gradient reaches their weights.</summary>
@@ -132,14 +178,8 @@ public static class GradientHealth
     /// For a saturating activation (<see cref="Activation{T}.MaxDerivative"/>: σ′ ≤ 0.25, tanh′ ≤ 1): the fraction of
     /// entries whose derivative is below 1% of that maximum; null for activations that do not saturate.
     /// </summary>
-    public static double? SaturatedFraction<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        if (activation.MaxDerivative is not double max) return null;
-        var d = new T[z.Length];
-        activation.Derivative(z.Data, h.Data, d);
-        int saturated = d.Count(v => double.CreateTruncating(v) < SaturationFraction * max);
-        return d.Length == 0 ? 0 : (double)saturated / d.Length;
-    }
+    public static double? SaturatedFraction<T>(Activation<T> activation, Tensor<T> z, Tensor<T> h) where T : unmanaged, IFloatingPointIeee754<T> =>
+        SaturatedCount(activation, z, h) is not var (saturated, entries) ? null : entries == 0 ? 0 : (double)saturated / entries;
 
     private static string Pct(double f) => (100 * f).ToString("0", CultureInfo.InvariantCulture) + "%";
     private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);

@@ -33,6 +33,54 @@ public static class Diagnostics
         return result;
     }
 
+    /// <summary>
+    /// The same measures for a member of a data-parallel group, over the whole global batch: every member measures its
+    /// own share's rows (none, when <paramref name="step"/> is null), and <paramref name="sumOverMembers"/> adds the
+    /// parts up: ‖∂L/∂h‖² (each member's rows already carry the global batch's scaling), the units alive on some row, the
+    /// saturated entries and all entries. The weights and their gradients (summed already) are every member's alike.
+    /// Every member must call it, with the same network.
+    /// </summary>
+    public static LayerHealth[] Measure<T>(Sequential<T> network, TrainingStep<T>? step, double learningRate, IReadOnlyList<double>? updateNorms,
+        SpanAction sumOverMembers) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(sumOverMembers);
+        var layers = network.Layers;
+        // per layer: ‖∂L/∂h‖², saturated entries, entries, then one "alive" slot a unit
+        var parts = new double[layers.Sum(l => 3 + l.Outputs)];
+        int at = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var act = layers[l].Activation;
+            if (step?.Trace.Layers[l] is { } trace)
+            {
+                if (trace.Output.HasGrad) parts[at] = double.CreateTruncating(TensorPrimitives.SumOfSquares<T>(trace.Output.Grad.Span));
+                if (GradientHealth.SaturatedCount(act, trace.PreActivation.Value, trace.Output.Value) is var (saturated, entries))
+                    (parts[at + 1], parts[at + 2]) = (saturated, entries);
+                if (act.CanDie) GradientHealth.AliveUnits(trace.PreActivation.Value, parts.AsSpan(at + 3, layers[l].Outputs));
+            }
+            at += 3 + layers[l].Outputs;
+        }
+        sumOverMembers(parts);
+        var result = new LayerHealth[layers.Count];
+        at = 0;
+        for (int l = 0; l < layers.Count; l++)
+        {
+            var act = layers[l].Activation;
+            int units = layers[l].Outputs;
+            double? dead = act.CanDie ? units == 0 ? 0 : (double)parts.AsSpan(at + 3, units).Count(0.0) / units : null;
+            double? saturated = act.MaxDerivative is null ? null : parts[at + 2] == 0 ? 0 : parts[at + 1] / parts[at + 2];
+            var health = GradientHealth.Measure(layers[l], l, Math.Sqrt(parts[at]), dead, saturated);
+            double u = updateNorms is not null ? updateNorms[l] : learningRate * health.WeightGradientNorm;
+            result[l] = health with { UpdateRatio = health.WeightNorm > 0 ? u / health.WeightNorm : 0 };
+            at += 3 + units;
+        }
+        return result;
+    }
+
+    /// <summary>Sums values over the members of a group, in place (see <see cref="DataParallel{T}.Sum"/>).</summary>
+    public delegate void SpanAction(Span<double> values);
+
     /// <summary>The Euclidean norm √Σx², accumulated in <typeparamref name="T"/> and returned as a double.</summary>
     public static double Norm<T>(ReadOnlySpan<T> x) where T : unmanaged, IFloatingPointIeee754<T> =>
         Math.Sqrt(double.CreateTruncating(TensorPrimitives.SumOfSquares(x)));

@@ -409,7 +409,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             }
             if (Options.ClipNorm > 0) gradNormSum += GradientClipping.ClipGlobalNorm(_parameters, Options.ClipNorm);
             Optimizer.LearningRate = schedule.At(Optimizer.StepCount);
-            bool measure = CollectDiagnostics && step is not null && lastBatch;
+            // in data-parallel training every member measures its share (or nothing), and the parts are summed
+            bool measure = CollectDiagnostics && lastBatch && (step is not null || Parallel is not null);
             if (measure) SnapshotWeights();
             // after sharded steps each member's optimizer state is current in its own block only: a step that updates
             // every parameter (the diagnostics step) needs all of it first (gathered through a buffer of its own, since
@@ -435,7 +436,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
                         DivergenceRemedy.LowerLearningRateOrClip, epoch, Optimizer.StepCount, loader.BatchIndex + 1);
             }
             else Optimizer.Step();
-            if (measure) LastDiagnostics = Diagnostics.Measure(step!, Optimizer.LearningRate, UpdateNorms());
+            if (measure)
+                LastDiagnostics = Parallel is { } members
+                    ? Diagnostics.Measure(Network, step, Optimizer.LearningRate, UpdateNorms(), members.Sum)
+                    : Diagnostics.Measure(step!, Optimizer.LearningRate, UpdateNorms());
             if (Optimizer.FirstNonFiniteGradient >= 0)
                 throw step is null
                     ? new NonFiniteValueException($"step {Optimizer.StepCount} (epoch {epoch}, batch {loader.BatchIndex + 1}): a summed gradient is not finite",

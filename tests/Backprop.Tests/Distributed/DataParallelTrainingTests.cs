@@ -149,11 +149,27 @@ public class DataParallelTrainingTests
     {
         // the last batch of a measured epoch updates every parameter on every member: the members' optimizer state,
         // current in their own blocks only after sharded steps, is gathered first (it was not: 1.5e-3 apart with Adam)
-        var job = Job("iris.csv", "4-16:tanh-3", optimizer) with { Options = Job("iris.csv").Options with { Optimizer = optimizer, Momentum = 0.9 } };
+        var job = Job("iris.csv", "4-16:relu-8:tanh-3", optimizer) with { Options = Job("iris.csv").Options with { Optimizer = optimizer, Momentum = 0.9 } };
         var one = Train(job, 1, diagnostics: true)[0];
         var group = Train(job, 3, shardOptimizer: true, diagnostics: true);
         foreach (var (run, _) in group) Close(one.Run.Network, run.Network, 1e-9);
         for (int r = 1; r < group.Length; r++) TrainingAssert.BitIdentical(group[0].Run.Network, group[r].Run.Network);
+        // and the health is the whole global batch's, not a member's share's: ‖∂L/∂h‖ over all rows, a unit dead only if
+        // it is dead on every member's rows, the saturated share of all entries (it was rank 0's share's: 0.300 for 0.541)
+        var expected = one.Run.Trainer.LastDiagnostics!;
+        foreach (var (run, _) in group)
+        {
+            var actual = run.Trainer.LastDiagnostics!;
+            Assert.Equal(expected.Length, actual.Length);
+            for (int l = 0; l < expected.Length; l++)
+            {
+                Assert.Equal(expected[l].OutputGradientNorm, actual[l].OutputGradientNorm, 1e-9 * expected[l].OutputGradientNorm);
+                Assert.Equal(expected[l].WeightGradientNorm, actual[l].WeightGradientNorm, 1e-9 * expected[l].WeightGradientNorm);
+                Assert.Equal(expected[l].DeadFraction, actual[l].DeadFraction);
+                Assert.Equal(expected[l].SaturatedFraction, actual[l].SaturatedFraction);
+                Assert.Equal(expected[l].UpdateRatio!.Value, actual[l].UpdateRatio!.Value, 1e-7 * expected[l].UpdateRatio!.Value);
+            }
+        }
     }
 
     [Fact]
