@@ -194,7 +194,7 @@ public static class TrainCommand
         using var terminated = rank != 0 ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ =>
         {
             if (Volatile.Read(ref ended)) return;
-            Console.Error.WriteLine("backprop: the job was stopped (mpirun ends every rank when one of them ends)" +
+            Console.Error.WriteLine("backprop: the job was stopped (mpirun ends every rank when one of them ends, or when it is interrupted)" +
                 (a.Checkpoint is { } ck && File.Exists(ck) ? $"; continue with --resume {ck}" : ""));
         });
         int code;
@@ -384,7 +384,11 @@ public static class TrainCommand
         var report = writes && a.Report is not null ? ReportFile.Start(a.Report, run, NetworkText(run.Network, job)) : null;
         if (report is not null) { var rows = epochRows; epochRows = new Reporter<EpochReport>(r => { rows?.Report(r); report.Epoch(r); }); }
         // A checkpoint of an earlier epoch (of this run, or the one it resumed) is left as it was when a run fails or stops.
-        string? LastGoodCheckpoint() => new[] { a.Checkpoint, a.Resume }.FirstOrDefault(p => p is not null && File.Exists(p));
+        // A --checkpoint file that this run has not written yet is not one (a file left by another run, say).
+        var started = DateTime.UtcNow.AddSeconds(-1);   // file times can be coarser than the clock
+        string? LastGoodCheckpoint() =>
+            a.Checkpoint is { } ck && File.Exists(ck) && (File.GetLastWriteTimeUtc(ck) >= started || a.Resume is { } r && SamePath(r, ck)) ? ck
+            : a.Resume is { } resumed && File.Exists(resumed) ? resumed : null;
 
         TrainingResult result;
         // Ctrl+C (SIGINT) stops the run between two steps; the checkpoint of the last complete epoch stays as it was.

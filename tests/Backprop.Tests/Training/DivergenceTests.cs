@@ -52,6 +52,22 @@ public sealed class DivergenceTests : IDisposable
     }
 
     [Fact]
+    public void ACheckpointFileThisRunHasNotWrittenIsNotCalledTheLastGoodOne()
+    {
+        // the file at --checkpoint is another run's (or anything): a run that diverges before its first epoch ends has
+        // no good checkpoint to point at
+        string ck = _tmp.File("keep.ck");
+        File.WriteAllText(ck, "not this run's");
+        File.SetLastWriteTimeUtc(ck, DateTime.UtcNow.AddHours(-1));
+        var r = CliRunner.Run("train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "2", "--batch", "16", "--lr", "1e30",
+            "--checkpoint", ck, "--out", _tmp.File("m.safetensors"), "--quiet");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("training diverged", r.Stderr);
+        Assert.DoesNotContain("last good checkpoint", r.Stderr);
+        Assert.Equal("not this run's", File.ReadAllText(ck));
+    }
+
+    [Fact]
     public void A_resumed_run_without_checkpoint_option_names_the_checkpoint_it_resumed_as_the_last_good_one()
     {
         string ck = _tmp.File("ck.safetensors");
