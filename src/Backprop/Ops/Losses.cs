@@ -104,6 +104,12 @@ public abstract class LossKind : INamedKind
     public virtual IReadOnlyList<string> SettingNames => [];
 
     /// <summary>
+    /// The activation this loss applies to its input itself ("softmax" for cross_entropy, "sigmoid" for
+    /// bce_with_logits), so that a network trained with it ends in raw outputs (logits); null for a loss of the output as it is.
+    /// </summary>
+    public virtual string? AppliesToInput => null;
+
+    /// <summary>
     /// Records the loss of <paramref name="output"/> against <paramref name="values"/> (for <see cref="LossTarget.Values"/>)
     /// or <paramref name="classes"/> (for <see cref="LossTarget.ClassIndices"/>); null for a loss that records nothing ("none").
     /// </summary>
@@ -165,6 +171,7 @@ public abstract class LossKind : INamedKind
     {
         public override string Name => "cross_entropy";
         public override LossTarget Target => LossTarget.ClassIndices;
+        public override string? AppliesToInput => "softmax";
         public override IReadOnlyList<string> SettingNames => ["class_weights"];
         public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
             Functional.Apply(new CrossEntropyLossOp<T>(reduction, classes ?? throw new ArgumentNullException(nameof(classes)), settings?.ClassWeights), output);
@@ -174,6 +181,7 @@ public abstract class LossKind : INamedKind
     {
         public override string Name => "bce_with_logits";
         public override LossTarget Target => LossTarget.Values;
+        public override string? AppliesToInput => "sigmoid";
         public override IReadOnlyList<string> SettingNames => ["pos_weight"];
         public override Var<T>? Record<T>(Var<T> output, Var<T>? values, ClassTargets? classes, Reduction reduction, LossSettings? settings) =>
             Functional.Apply(new BceWithLogitsLossOp<T>(reduction, settings?.PosWeight), output, Values(values));

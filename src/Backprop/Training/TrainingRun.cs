@@ -193,6 +193,12 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new InvalidTrainingSettingException(sizeSetting, sizeText, task == TrainingTask.Classification
                 ? $"ends with {spec.Outputs} but {job.Data} has {data.Classes} classes"
                 : $"ends with {spec.Outputs} but {job.Data} has {data.Classes} {(task == TrainingTask.Regression ? "target columns" : "labels")}");
+        // a loss that squashes its input itself (softmax cross-entropy, sigmoid BCE) takes logits: an output layer that
+        // squashes them first would be squashed twice in training (and three times in a prediction of probabilities)
+        if (objective.Loss.AppliesToInput is { } squash && spec.Layers[^1].Activation == squash)
+            throw new InvalidTrainingSettingException(sizeSetting, sizeText,
+                $"ends in {squash}, which {objective.Loss.Name} applies to the outputs itself (it takes logits): end with a layer without an activation " +
+                "(predictions come as probabilities all the same)");
         job = job with
         {
             Layers = sizes,

@@ -116,12 +116,19 @@ public class LayerTrainingTests
     [InlineData(new[] { "--arch", "4-8:relu-3", "--layers", "4,8,3" }, "--arch")]
     [InlineData(new[] { "--norm", "batchnorm", "--batch", "1" }, "--batch 1: batchnorm in training mode needs batches of at least 2")]
     [InlineData(new[] { "--norm", "batchnorm", "--batch", "5" }, "leave a last batch of 1 sample")]
+    // cross-entropy applies the softmax itself: a softmax output layer would be applied twice
+    [InlineData(new[] { "--arch", "4-3:softmax" }, "--arch 4-3:softmax: ends in softmax, which cross_entropy applies to the outputs itself")]
+    [InlineData(new[] { "--out", "DIR" }, "is a directory; name a file in it")]
+    [InlineData(new[] { "--plots", "FILE/plots" }, "cannot make the directory")]
     public void BadLayerOptionsAreOneLineAndLeaveTheModelFileAlone(string[] options, string fragment)
     {
         using var tmp = new TempDir();
         var model = tmp.File("model.safetensors");
         File.WriteAllText(model, "an existing model");
-        var r = CliRunner.Run(["train", "--data", Iris, "--epochs", "1", "--out", model, .. options]);
+        File.WriteAllText(tmp.File("FILE"), "a file, not a directory");
+        options = [.. options.Select(o => o == "DIR" ? tmp.Path : o.StartsWith("FILE", StringComparison.Ordinal) ? tmp.File(o) : o)];
+        string[] output = options.Contains("--out") ? [] : ["--out", model];
+        var r = CliRunner.Run(["train", "--data", Iris, "--epochs", "1", .. output, .. options]);
         Assert.Equal(2, r.ExitCode);
         Assert.Contains(fragment, r.Stderr);
         Assert.Single(r.Stderr.Trim().Split('\n'));
