@@ -122,6 +122,56 @@ public class InferenceNetworkTests
         }
     }
 
+    public static IEnumerable<object[]> LargeBatchCases() =>
+        from batch in new[] { 1025, 1500, 2049, 3000 }
+        from f64 in new[] { false, true }
+        from threads in new[] { 1, 2 }
+        select new object[] { batch, f64, threads };
+
+    [Theory]
+    [MemberData(nameof(LargeBatchCases))]
+    public void BatchesLargerThanAPassEqualTheTape(int batch, bool float64, int threads)
+    {
+        if (float64) LargeBatch<double>(batch, threads); else LargeBatch<float>(batch, threads);
+    }
+
+    /// <summary>
+    /// Batches over <see cref="InferenceNetwork{T}.RowsPerPass"/> rows run in passes; each pass must take the GEMM path
+    /// (tiny, narrow, packed, one-row) and the activation rounding (spans shorter than a vector) the whole batch takes
+    /// on the tape. 1025 and 2049 rows once left a last pass of one row: 4-100-3 then ran its products in the tiny loop.
+    /// </summary>
+    private static void LargeBatch<T>(int batch, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        using var context = new ComputeContext(threads);
+        var nets = new (string Name, Sequential<T> Net)[]
+        {
+            ("4-100-3 relu", Backprop.Training.Initializers.Mlp<T>([4, 100, 3], "relu", 1, InitKind.HeUniform)),
+            ("1-1 (one multiply-add a row)", Backprop.Training.Initializers.Mlp<T>([1, 1], "relu", 2, InitKind.HeUniform)),
+            ("2-3-1 sigmoid (spans shorter than a vector in a one-row pass)", Backprop.Training.Initializers.Mlp<T>([2, 3, 1], "sigmoid", 3, InitKind.XavierUniform)),
+            ("every kind, tanh", Network<T>("tanh", 6)),
+        };
+        foreach (var (name, net) in nets)
+        {
+            var compiled = InferenceNetwork<T>.Compile(net, context);
+            var x = Input<T>(batch, net.Inputs, batch + threads);
+            AssertSameBits(net.Predict(x, context), compiled.Predict(x), $"{name}, batch {batch}, {threads} thread(s)");
+        }
+    }
+
+    [Theory]
+    [InlineData(1500)]
+    [InlineData(2049)]
+    public void PassesStayOutOfTheTinyProductsWhateverTheTuning(int batch)
+    {
+        // a tiny-product bound raised by the caller: 4-100-3's second product on a pass of 476 (or of 750) rows is
+        // 142,800 (225,000) multiply-adds, in the tiny loop under this bound, where the whole batch's product is not
+        using var context = new ComputeContext(1, KernelTuning.Default with { TinyMacs = 250_000 });
+        var net = Backprop.Training.Initializers.Mlp<float>([4, 100, 3], "relu", 4, InitKind.HeUniform);
+        var compiled = InferenceNetwork<float>.Compile(net, context);
+        var x = Input<float>(batch, 4, 5);
+        AssertSameBits(net.Predict(x, context), compiled.Predict(x), $"batch {batch}, TinyMacs 250,000");
+    }
+
     [Fact]
     public void ABatchOfOneIsSplitByTheWeightsBytesNotItsMultiplyAdds()
     {
