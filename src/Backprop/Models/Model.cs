@@ -483,6 +483,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         CheckWidth(features.GetLength(1), nameof(features));
         int n = features.GetLength(0);
         var result = new float[n, Outputs];
+        if (n == 0) return result;   // no element to take a reference to: result[0, 0] would be out of range
         Predict(Flatten(features), System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref result[0, 0], result.Length));
         return result;
     }

@@ -442,6 +442,20 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void An_empty_batch_predicts_no_rows()
+    {
+        var model = StandardizedModel(5);
+        var none = new float[0, 4];
+        var p = model.Predict(none);
+        Assert.Equal(0, p.GetLength(0));
+        Assert.Equal(3, p.GetLength(1));
+        Assert.Empty(model.PredictClass(none));
+        model.PredictRaw(ReadOnlySpan<float>.Empty, Span<float>.Empty);
+        model.Predict(ReadOnlySpan<float>.Empty, Span<float>.Empty);
+        Assert.Throws<ArgumentException>(() => model.Predict(new float[0, 5]));   // still the model's width
+    }
+
+    [Fact]
     public void Bad_input_throws_the_exceptions_dotnet_users_expect()
     {
         var model = IrisModel();
