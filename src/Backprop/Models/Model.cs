@@ -56,8 +56,9 @@ public static class Model
 /// Thread safety: <c>Predict</c>, <c>PredictClass</c>, <c>Evaluate</c>, <c>Explain</c> and <c>Diagnose</c> may run on any
 /// number of threads at once, also while a <c>Fit</c> runs: each call works on its own buffers (and tape) and reads the
 /// parameters only. Predictions run the compiled forward pass (<see cref="InferenceNetwork{T}"/>), standardised as
-/// training and the CLI standardise, so they give the bits <c>backprop predict</c> gives; a warm call allocates nothing. A <c>Fit</c> trains a copy of the network and puts it in place when it completes, so a
-/// concurrent prediction sees the model before or after the fit, never half-way. Fits run one at a time.
+/// training and the CLI standardise, so they give the bits <c>backprop predict</c> gives; a warm call allocates nothing.
+/// A <c>Fit</c> trains a copy of the network and puts it in place when it completes, so a concurrent prediction sees
+/// the model before or after the fit, never half-way. Fits run one at a time.
 /// </para>
 /// <para>
 /// Failures: a <c>Fit</c> that throws (bad data, a cancellation, a divergence) leaves the model as it was before the

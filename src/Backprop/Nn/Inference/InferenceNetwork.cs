@@ -149,7 +149,8 @@ public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee7
 /// 4-100-3's products on the one row (400 and 300 multiply-adds) took the plain loop, one ulp from the tape; passes
 /// of 513 + 512 rows instead left row 512 to be summed alone in the narrow product, one ulp off as well. With the
 /// defaults (1024 rows, 512 multiply-adds) a batch of 1025 to 1031 rows runs as one pass, since two would leave one of
-/// at most 512 rows (a 1-1 layer's 512 multiply-adds would take the plain loop), and every larger one in passes of 516 to 1024 rows.
+/// at most 512 rows (a 1-1 layer's 512 multiply-adds would take the plain loop), and every larger one in passes of 516
+/// to 1024 rows.
 /// </remarks>
 internal readonly struct PassPlan
 {
