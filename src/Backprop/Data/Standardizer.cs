@@ -91,13 +91,17 @@ public sealed class Standardizer
         int d = FeatureCount;
         if (features.Length % d != 0)
             throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
-        var inv = new float[d];
+        // the reciprocals on the stack (or rented when wide): a model's predict standardises each call's rows here and
+        // allocates nothing once warm
+        float[]? rented = d > 256 ? System.Buffers.ArrayPool<float>.Shared.Rent(d) : null;
+        Span<float> inv = rented is null ? stackalloc float[d] : rented.AsSpan(0, d);
         for (int j = 0; j < d; j++) inv[j] = 1f / Std[j];
         for (int i = 0; i < features.Length; i += d)
         {
             var row = features.Slice(i, d);
             for (int j = 0; j < d; j++) row[j] = (row[j] - Mean[j]) * inv[j];
         }
+        if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
     }
 
     /// <summary>Standardises row-major double <paramref name="features"/> in place.</summary>

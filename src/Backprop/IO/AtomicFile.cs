@@ -31,7 +31,7 @@ public static class AtomicFile
     /// file; the last rename wins and the file is always one of the two complete contents.</remarks>
     /// <param name="path">The destination file; relative paths are resolved against the current directory.</param>
     /// <param name="write">Writes the whole content into the stream it is given.</param>
-    /// <exception cref="ArgumentException"><paramref name="path"/> is empty or names a directory.</exception>
+    /// <exception cref="ArgumentException"><paramref name="path"/> is empty, ends in a directory separator or is an existing directory.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="write"/> is null.</exception>
     /// <exception cref="DirectoryNotFoundException">The destination's directory does not exist (the message names the destination).</exception>
     /// <exception cref="IOException">The temporary file cannot be created, written or renamed (the destination is unchanged);
@@ -44,6 +44,10 @@ public static class AtomicFile
         string dir = Path.GetDirectoryName(full) ?? ".";
         string name = Path.GetFileName(full);
         if (name.Length == 0) throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
+        // Refused before anything is written: the rename over a directory would fail only after the whole content was
+        // written to the temporary file, as "Is a directory" (IOException), which the CLI reports as an internal error.
+        // No parameter name: the message is the CLI's whole line ("backprop: /tmp is a directory, not a file").
+        if (Directory.Exists(full)) throw new ArgumentException($"{path} is a directory, not a file");
 
         // named here, not through the temporary file that would fail to open
         if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"cannot write {full}: the directory {dir} does not exist");

@@ -8,6 +8,13 @@ namespace Backprop.Kernels;
 internal static unsafe class GemmSmall
 {
     /// <summary>
+    /// Rows of A that <see cref="DotNT"/> takes at a time, summing each dot product in one vector accumulator; the rows
+    /// after the last whole group (m mod this) run one by one in <see cref="Dot"/>, which sums in two, so a row's bits
+    /// depend on its position in A relative to the product's end.
+    /// </summary>
+    internal const int DotRowGroup = 4;
+
+    /// <summary>
     /// C = A·Bᵀ (A stored m×k, B stored n×k) as dot products along k, both operands read in place:
     /// the narrow-output case (e.g. the 10-class layer's X·Wᵀ) where a 32-wide register tile would be mostly padding.
     /// </summary>
@@ -18,7 +25,7 @@ internal static unsafe class GemmSmall
         int V = Vector256<T>.Count;
         int kv = k - k % V;
         int i = 0;
-        for (; i + 4 <= m; i += 4)
+        for (; i + DotRowGroup <= m; i += DotRowGroup)   // the four rows below
         {
             T* a0 = a + i * lda, a1 = a0 + lda, a2 = a1 + lda, a3 = a2 + lda;
             int j = 0;

@@ -7,6 +7,7 @@ using Backprop.Interop;
 using Backprop.IO;
 using Backprop.Kernels;
 using Backprop.Nn;
+using Backprop.Nn.Inference;
 using Backprop.Ops;
 using Backprop.Problems;
 using Backprop.Training;
@@ -53,9 +54,11 @@ public static class Model
 /// <remarks>
 /// <para>
 /// Thread safety: <c>Predict</c>, <c>PredictClass</c>, <c>Evaluate</c>, <c>Explain</c> and <c>Diagnose</c> may run on any
-/// number of threads at once, also while a <c>Fit</c> runs: each call works on its own buffers and tape and reads the
-/// parameters only. A <c>Fit</c> trains a copy of the network and puts it in place when it completes, so a
-/// concurrent prediction sees the model before or after the fit, never half-way. Fits run one at a time.
+/// number of threads at once, also while a <c>Fit</c> runs: each call works on its own buffers (and tape) and reads the
+/// parameters only. Predictions run the compiled forward pass (<see cref="InferenceNetwork{T}"/>), standardised as
+/// training and the CLI standardise, so they give the bits <c>backprop predict</c> gives; a warm call allocates nothing.
+/// A <c>Fit</c> trains a copy of the network and puts it in place when it completes, so a concurrent prediction sees
+/// the model before or after the fit, never half-way. Fits run one at a time.
 /// </para>
 /// <para>
 /// Failures: a <c>Fit</c> that throws (bad data, a cancellation, a divergence) leaves the model as it was before the
@@ -68,7 +71,19 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     private volatile State _state;
 
     /// <summary>What the model is at one moment; a fit replaces it whole, so readers see one consistent state.</summary>
-    private sealed record State(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, Standardizer? TargetScaling, string[]? LabelColumns);
+    private sealed record State(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, Standardizer? TargetScaling, string[]? LabelColumns)
+    {
+        private volatile InferenceNetwork<T>? _compiled;
+
+        /// <summary>
+        /// The network compiled for prediction (on <see cref="ComputeContext.Default"/>, as the CLI's predict runs it),
+        /// made at the first prediction that needs it. Two threads that both find none compile one each, and either serves.
+        /// </summary>
+        public InferenceNetwork<T> Compiled => _compiled ?? (_compiled = InferenceNetwork<T>.Compile(Network));
+
+        /// <summary>Drops the compiled network: the network's parameters may change (it was handed out).</summary>
+        public void Recompile() => _compiled = null;
+    }
 
     /// <summary>Wraps a network (made on the tape, say) as a model for <paramref name="task"/>.</summary>
     /// <param name="network">The network; the model owns it from now on (a fit replaces it with a trained copy).</param>
@@ -101,7 +116,20 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Catalog Catalog { get; init; } = Catalog.Default;
 
     /// <summary>The network (the trained one, after a fit). Read it freely; change its parameters only when no fit runs.</summary>
-    public Sequential<T> Network => _state.Network;
+    /// <remarks>
+    /// Predictions run a compiled snapshot of the network (<see cref="InferenceNetwork{T}"/>), made at the first
+    /// prediction after a fit, or after the network was last read from this property: a change made through the network
+    /// this returns is seen by the next prediction, but not one made through a reference kept from before a prediction.
+    /// </remarks>
+    public Sequential<T> Network
+    {
+        get
+        {
+            var s = _state;
+            s.Recompile();   // the caller may change the parameters
+            return s.Network;
+        }
+    }
 
     /// <summary>One name per output: the class names (classification), or the target or label names.</summary>
     public IReadOnlyList<string> LabelNames => _state.LabelNames;
@@ -113,16 +141,16 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     public Standardizer? TargetScaling => _state.TargetScaling;
 
     /// <summary>Features per input row.</summary>
-    public int Inputs => Network.Inputs;
+    public int Inputs => _state.Network.Inputs;
 
     /// <summary>Outputs per row: classes, targets or labels.</summary>
-    public int Outputs => Network.Outputs;
+    public int Outputs => _state.Network.Outputs;
 
     /// <summary>The network as an architecture spec (the CLI's <c>--arch</c>), e.g. "4-16:relu-3".</summary>
-    public string Architecture => ArchitectureSpec.Of(Network).ToString();
+    public string Architecture => ArchitectureSpec.Of(_state.Network).ToString();
 
     /// <summary>"classification 4-16:relu-3 (131 parameters)".</summary>
-    public override string ToString() => $"{Task.Name} {Architecture} ({Network.ParameterCount} parameters)";
+    public override string ToString() => $"{Task.Name} {Architecture} ({_state.Network.ParameterCount} parameters)";
 
     // ---------------------------------------------------------------- loading and saving
 
@@ -457,6 +485,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         CheckWidth(features.GetLength(1), nameof(features));
         int n = features.GetLength(0);
         var result = new float[n, Outputs];
+        if (n == 0) return result;   // no element to take a reference to: result[0, 0] would be out of range
         Predict(Flatten(features), System.Runtime.InteropServices.MemoryMarshal.CreateSpan(ref result[0, 0], result.Length));
         return result;
     }
@@ -530,19 +559,37 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new ArgumentException($"{rows} rows need {rows * c} outputs ({rows}×{c}) but the span holds {outputs.Length}", outputsName);
         CheckFinite(features, featuresName);
         if (rows == 0) return 0;
-        // this call's own input (standardised) and tape: nothing shared is written
-        var x = new Tensor<T>(rows, d);
-        var xs = x.Span;
-        var std = s.Standardizer;
-        for (int i = 0; i < rows; i++)
-            for (int j = 0; j < d; j++)
+        // The compiled network (no tape: nothing allocated once warm) on the inputs standardised by the Standardizer's
+        // own Apply, as training, evaluate and the CLI's predict standardise (x − mean)·(1/std): (x − mean)/std can
+        // differ in the last bit. The buffers are this call's, rented: nothing shared is written.
+        var compiled = s.Compiled;
+        int n = rows * d;
+        float[] standardized = System.Buffers.ArrayPool<float>.Shared.Rent(n);
+        T[]? converted = null, raw = null;
+        try
+        {
+            var xf = standardized.AsSpan(0, n);
+            features[..n].CopyTo(xf);
+            s.Standardizer?.Apply(xf);
+            if (typeof(T) == typeof(float))
             {
-                float v = features[i * d + j];
-                if (std is not null) v = (v - std.Mean[j]) / std.Std[j];
-                xs[i * d + j] = T.CreateTruncating(v);
+                // a float network reads the standardised floats and writes the caller's outputs in place
+                compiled.Predict(System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(xf),
+                    System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(outputs[..(rows * c)]), rows);
+                return rows;
             }
-        var y = s.Network.Predict(x).Span;
-        for (int k = 0; k < rows * c; k++) outputs[k] = float.CreateTruncating(y[k]);
+            converted = System.Buffers.ArrayPool<T>.Shared.Rent(n);
+            raw = System.Buffers.ArrayPool<T>.Shared.Rent(rows * c);
+            for (int k = 0; k < n; k++) converted[k] = T.CreateTruncating(xf[k]);
+            compiled.Predict(converted.AsSpan(0, n), raw.AsSpan(0, rows * c), rows);
+            for (int k = 0; k < rows * c; k++) outputs[k] = float.CreateTruncating(raw[k]);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<float>.Shared.Return(standardized);
+            if (converted is not null) System.Buffers.ArrayPool<T>.Shared.Return(converted);
+            if (raw is not null) System.Buffers.ArrayPool<T>.Shared.Return(raw);
+        }
         return rows;
     }
 

@@ -59,6 +59,9 @@ public sealed class DenseLayer<T> : ILayer<T> where T : unmanaged, IFloatingPoin
     /// <summary>A dense layer computes the same in both modes.</summary>
     public bool Training { get; set; } = true;
 
+    /// <summary>False: a dense layer computes the same in both modes.</summary>
+    public bool ModeChangesForward => false;
+
     /// <summary>Records z = x·Wᵀ + b and h = f(z); h is z itself for the identity.</summary>
     public LayerOutput<T> Forward(Var<T> x)
     {

@@ -65,6 +65,13 @@ public interface ILayer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Training or evaluation mode (for layers that behave differently, e.g. with running statistics).</summary>
     bool Training { get; set; }
 
+    /// <summary>
+    /// Whether <see cref="Training"/> changes what the forward pass computes (dropout, batch norm). A layer that says
+    /// false computes the same in both modes, so <see cref="Sequential{T}.Predict"/> need not copy it to evaluate it;
+    /// true (the default) is safe for any layer.
+    /// </summary>
+    bool ModeChangesForward => true;
+
     /// <summary>The values of its kind's saved <see cref="LayerKind.Settings"/> (eps, momentum, p), by name; empty for none.</summary>
     IReadOnlyDictionary<string, double> Settings => System.Collections.Immutable.ImmutableDictionary<string, double>.Empty;
 

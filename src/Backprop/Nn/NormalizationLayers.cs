@@ -124,6 +124,9 @@ public sealed class LayerNormLayer<T> : ILayer<T> where T : unmanaged, IFloating
     /// <summary>A layer norm computes the same in both modes.</summary>
     public bool Training { get; set; } = true;
 
+    /// <summary>False: a layer norm computes the same in both modes.</summary>
+    public bool ModeChangesForward => false;
+
     /// <summary>Each row normalised and scaled with the tape op's kernels, then f.</summary>
     public IInferenceStep<T>? CompileInference(ComputeContext context) =>
         new LayerNormInferenceStep<T>(Features, T.CreateChecked(Eps), Weight?.Value.Span.ToArray(), Bias?.Value.Span.ToArray(), Activation);

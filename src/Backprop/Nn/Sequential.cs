@@ -109,15 +109,28 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     /// <summary>
-    /// Runs the network on a batch without recording gradients, on <paramref name="context"/> (null: the default).
-    /// Safe to call from several threads at once: each call records its own tape and reads the parameters only.
+    /// Runs the network in evaluation mode (dropout off, batch norm on its running statistics) on a batch without
+    /// recording gradients, on <paramref name="context"/> (null: the default). Safe to call from several threads at
+    /// once: each call records its own tape and reads the parameters only. The layers' modes are left as they are: a
+    /// network with a layer in training mode whose forward pass depends on it (<see cref="ILayer{T}.ModeChangesForward"/>:
+    /// dropout, batch norm), when predicting from a training callback, say, is run as an evaluation-mode copy, so that
+    /// its training goes on in training mode.
     /// </summary>
     public Tensor<T> Predict(Tensor<T> x, Kernels.ComputeContext? context = null)
     {
-        SetTraining(false);
+        // Switching the caller's layers to evaluation and back would race with another thread's prediction (and left
+        // them in evaluation, mid-training, before); a copy costs one pass over the parameters, and only in training mode.
+        var network = this;
+        foreach (var layer in Layers)
+        {
+            if (!layer.Training || !layer.ModeChangesForward) continue;
+            network = Clone();
+            network.SetTraining(false);
+            break;
+        }
         var tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         var input = tape.Leaf(x, requiresGrad: false, "x");
-        return Forward(input).Output.Value;
+        return network.Forward(input).Output.Value;
     }
 
     /// <summary>The same network in another precision (a deep copy).</summary>

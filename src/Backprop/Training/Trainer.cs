@@ -614,7 +614,10 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>
     /// Raw outputs (logits) for every row, in order. Labels are not read: the rows need not have valid ones. Runs the
     /// compiled forward pass (<see cref="Nn.Inference.InferenceNetwork{T}"/>: no tape, weights packed once), whose
-    /// outputs are the tape's evaluation outputs bit for bit, in passes of at most <paramref name="batchSize"/> rows.
+    /// outputs are the tape's evaluation outputs on all the rows at once, bit for bit, whatever
+    /// <paramref name="batchSize"/>: the rows go in passes of about <paramref name="batchSize"/> (at most, when it is a
+    /// multiple of 4), cut as the compiled network cuts a large batch, so that each row meets the kernels it meets in
+    /// the whole (the last pass of 1000 + 1 rows, say, is not a product of one row).
     /// </summary>
     public static Tensor<T> Predict(Sequential<T> network, LabeledData data, int batchSize = 1000, Kernels.ComputeContext? context = null)
     {
@@ -623,16 +626,19 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         var compiled = Nn.Inference.InferenceNetwork<T>.Compile(network, context);
         int d = data.FeatureCount, c = network.Outputs;
         if (d != network.Inputs) throw new ArgumentException($"the data has {d} features per row but the network takes {network.Inputs}", nameof(data));
+        var plan = Nn.Inference.PassPlan.For(data.Count, batchSize, compiled.Context.Tuning.TinyMacs);
         // float features feed a float model in place; another precision converts each pass as the tape's loader does
         bool inPlace = typeof(T) == typeof(float) && data.UnitBytes.IsEmpty;
-        var row = inPlace ? [] : new T[Math.Min(batchSize, Math.Max(1, data.Count)) * d];
-        for (int start = 0; start < data.Count; start += batchSize)
+        var row = inPlace ? [] : new T[Math.Max(1, plan.LargestPass) * d];
+        for (int pass = 0, start = 0; pass < plan.Passes; pass++)
         {
-            int n = Math.Min(batchSize, data.Count - start);
+            int n = plan.Rows(pass);
+            if (n == 0) break;   // no rows
             ReadOnlySpan<T> input;
             if (inPlace) input = System.Runtime.InteropServices.MemoryMarshal.Cast<float, T>(data.Features.AsSpan(start * d, n * d));
             else { data.CopyRows(start, n, row.AsSpan(0, n * d)); input = row.AsSpan(0, n * d); }
             compiled.Predict(input, outputs.Span.Slice(start * c, n * c), n);
+            start += n;
         }
         return outputs;
     }

@@ -89,6 +89,53 @@ public class GradientBufferTests
         Assert.All(net.Layers, l => Assert.False(l.Training));
         net.SetTraining(true);
         net.Predict(data.FeaturesTensor());
-        Assert.All(net.Layers, l => Assert.False(l.Training));
+        Assert.All(net.Layers, l => Assert.True(l.Training));   // predicting reads the network: its modes are the caller's
+    }
+
+    private static Backprop.Nn.Sequential<float> WithModes(int seed)
+    {
+        var net = new Backprop.Nn.Sequential<float>(
+        [
+            new Backprop.Nn.DenseLayer<float>(4, 8, Activations.Create<float>("relu")),
+            new Backprop.Nn.BatchNormLayer<float>(8, Activations.Create<float>("relu")),
+            new Backprop.Nn.DropoutLayer<float>(8, 0.5),
+            new Backprop.Nn.DenseLayer<float>(8, 2, new Identity<float>()),
+        ]);
+        var rng = new Random(seed);
+        foreach (var p in net.Parameters())
+            for (int i = 0; i < p.Value.Length; i++) p.Value.Span[i] = (float)(rng.NextDouble() - 0.5);
+        return net;
+    }
+
+    [Fact]
+    public void Predicting_from_a_training_callback_leaves_the_training_as_it_is()
+    {
+        // batch norm and dropout train in training mode: a prediction between two steps once left them in evaluation
+        // mode (running statistics, no dropout) for the rest of the epoch
+        var data = new Backprop.Data.LabeledData([.. Enumerable.Range(0, 160).Select(i => (float)Math.Sin(i * 0.7))], [.. Enumerable.Range(0, 40).Select(i => i % 2)], 4);
+        var x = data.FeaturesTensor();
+        float[] Train(bool predict, out Tensor<float>? predicted)
+        {
+            var net = WithModes(3);
+            var trainer = new Backprop.Training.Trainer<float>(net, new Backprop.Training.TrainOptions { BatchSize = 5, Epochs = 1, Seed = 4 });
+            var loader = new Backprop.Data.BatchLoader(data, 5, 0);
+            Tensor<float>? seen = null;
+            trainer.TrainEpoch(loader, 1, trainer.Schedule(loader.BatchesPerEpoch), done =>
+            {
+                if (!predict || done != 10) return;
+                var evaluation = net.Clone();
+                evaluation.SetTraining(false);
+                var expected = evaluation.Forward(new Tape<float>().Leaf(x, requiresGrad: false, "x")).Output.Value;
+                seen = net.Predict(x);
+                Assert.Equal(expected.Span.ToArray(), seen.Span.ToArray());   // the evaluation-mode outputs
+                Assert.All(net.Layers, l => Assert.True(l.Training));
+            });
+            predicted = seen;
+            return [.. net.Parameters().SelectMany(p => p.Value.Span.ToArray()), .. net.Layers.SelectMany(l => l.Buffers).SelectMany(b => b.Value.Span.ToArray())];
+        }
+        var plain = Train(predict: false, out _);
+        var withPredictions = Train(predict: true, out var predicted);
+        Assert.NotNull(predicted);
+        Assert.Equal(plain, withPredictions);
     }
 }

@@ -43,6 +43,34 @@ public class AtomicFileTests
     }
 
     [Fact]
+    public void ADirectoryIsRefusedBeforeAnythingIsWritten()
+    {
+        using var tmp = new TempDir();
+        var dir = tmp.File("out");
+        Directory.CreateDirectory(dir);
+        bool wrote = false;
+        var ex = Assert.Throws<ArgumentException>(() => AtomicFile.Write(dir, s => { wrote = true; s.Write("x"u8); }));
+        Assert.Equal($"{dir} is a directory, not a file", ex.Message);
+        Assert.False(wrote);
+        Assert.True(Directory.Exists(dir));
+        Assert.Empty(Directory.GetFiles(tmp.Path));   // no temporary file left beside it
+        Assert.Throws<ArgumentException>(() => AtomicFile.WriteAllText(tmp.Path, "x"));
+        Assert.Throws<ArgumentException>(() => AtomicFile.WriteAllBytes(Path.GetRelativePath(Environment.CurrentDirectory, dir), [1]));
+    }
+
+    [Fact]
+    public void ExportToADirectoryIsOneLineAndExit2()
+    {
+        using var tmp = new TempDir();
+        var model = tmp.File("m.safetensors");
+        Backprop.Models.Model.Build().Input(4).Dense(8, "relu").Output(3).Seed(1).ForClassification().Save(model);
+        var r = Backprop.Tests.Cli.CliRunner.Run("export", "--model", model, "--onnx", tmp.Path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Equal($"backprop: {tmp.Path} is a directory, not a file", r.Stderr.Trim());
+        Assert.Equal([model], Directory.GetFiles(tmp.Path));
+    }
+
+    [Fact]
     public void RelativePathsWork()
     {
         using var tmp = new TempDir();

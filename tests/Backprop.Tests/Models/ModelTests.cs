@@ -355,6 +355,106 @@ public sealed class ModelTests
         Assert.Equal(wide.Predict(Matrix(split.Test)), loaded.Predict(Matrix(split.Test)));
     }
 
+    /// <summary>A 4-16:relu-3 classifier with random weights and a standardisation whose std values divide and multiply by their reciprocal differently.</summary>
+    private static FloatModel StandardizedModel(int seed)
+    {
+        var net = Initializers.Mlp<float>([4, 16, 3], "relu", seed, Backprop.Ops.InitKind.HeUniform);
+        var rng = new Random(seed);
+        float[] mean = [.. Enumerable.Range(0, 4).Select(_ => (float)(rng.NextDouble() * 4 + 1))];
+        float[] std = [.. Enumerable.Range(0, 4).Select(_ => (float)(rng.NextDouble() * 2 + 0.3))];
+        return new FloatModel(net, TrainingTask.Classification, ["setosa", "versicolor", "virginica"], new Standardizer(mean, std));
+    }
+
+    [Fact]
+    public void Predictions_are_the_cli_predict_outputs_bit_for_bit()
+    {
+        // 1001 rows: the CLI predicts in passes of about 1000 rows, the model all at once; and the model once divided
+        // by std where training and the CLI multiply by 1/std (one ulp apart)
+        using var tmp = new TempDir();
+        var model = StandardizedModel(7);
+        string path = tmp.File("m.safetensors");
+        model.Save(path);
+        var rng = new Random(8);
+        int rows = 1001;
+        var x = new float[rows * 4];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 8);
+        string csv = tmp.File("rows.csv");
+        File.WriteAllLines(csv, ["a,b,c,d", .. Enumerable.Range(0, rows).Select(i => string.Join(",", x.AsSpan(i * 4, 4).ToArray().Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))))]);
+        var cli = CliRunner.Run("predict", "--model", path, "--data", csv, "--json");
+        Assert.True(cli.ExitCode == 0, cli.Stderr);
+        var expected = cli.Json.GetProperty("outputs").EnumerateArray().SelectMany(r => r.EnumerateArray().Select(v => v.GetSingle())).ToArray();
+        var raw = new float[rows * 3];
+        model.PredictRaw(x, raw);
+        Assert.Equal(expected.Length, raw.Length);
+        for (int i = 0; i < raw.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(raw[i]), $"output {i}: the model gives {raw[i]:R}, the CLI {expected[i]:R}");
+        var loaded = Model.Load(path);
+        var again = new float[rows * 3];
+        loaded.PredictRaw(x, again);
+        Assert.Equal(raw, again);
+        var classes = loaded.PredictClass(ToMatrix(x, 4));
+        var names = cli.Json.GetProperty("predictions").EnumerateArray().Select(e => e.GetString()).ToArray();
+        Assert.Equal(names, classes.Select(c => loaded.LabelNames[c]).ToArray());
+    }
+
+    private static float[,] ToMatrix(float[] flat, int cols)
+    {
+        var m = new float[flat.Length / cols, cols];
+        for (int i = 0; i < flat.Length; i++) m[i / cols, i % cols] = flat[i];
+        return m;
+    }
+
+    [Fact]
+    public void A_warm_prediction_allocates_nothing()
+    {
+        var model = StandardizedModel(3);
+        var x = new float[32 * 4];
+        for (int i = 0; i < x.Length; i++) x[i] = i * 0.1f;
+        var outputs = new float[32 * 3];
+        void Calls()
+        {
+            model.PredictRaw(x, outputs);
+            model.Predict(x, outputs);
+            model.PredictClass(x.AsSpan(0, 4));
+        }
+        Calls();
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10; i++) Calls();
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+    }
+
+    [Fact]
+    public void Predictions_see_a_change_made_through_the_network()
+    {
+        var model = StandardizedModel(4);
+        float[] row = [1, 2, 3, 4];
+        var before = model.Predict(row);
+        var weight = ((Backprop.Nn.DenseLayer<float>)model.Network.Layers[1]).Weight.Value.Span;
+        for (int i = 0; i < weight.Length; i++) weight[i] = -weight[i];
+        var after = model.Predict(row);
+        Assert.NotEqual(before, after);
+        var x = (float[])row.Clone();
+        model.Standardizer!.Apply(x);
+        var logits = model.Network.Predict(new Tensor<float>(x, 1, 4)).Span.ToArray();
+        var raw = new float[3];
+        model.PredictRaw(row, raw);
+        Assert.Equal(logits, raw);
+    }
+
+    [Fact]
+    public void An_empty_batch_predicts_no_rows()
+    {
+        var model = StandardizedModel(5);
+        var none = new float[0, 4];
+        var p = model.Predict(none);
+        Assert.Equal(0, p.GetLength(0));
+        Assert.Equal(3, p.GetLength(1));
+        Assert.Empty(model.PredictClass(none));
+        model.PredictRaw(ReadOnlySpan<float>.Empty, Span<float>.Empty);
+        model.Predict(ReadOnlySpan<float>.Empty, Span<float>.Empty);
+        Assert.Throws<ArgumentException>(() => model.Predict(new float[0, 5]));   // still the model's width
+    }
+
     [Fact]
     public void Bad_input_throws_the_exceptions_dotnet_users_expect()
     {

@@ -122,6 +122,56 @@ public class InferenceNetworkTests
         }
     }
 
+    public static IEnumerable<object[]> LargeBatchCases() =>
+        from batch in new[] { 1025, 1500, 2049, 3000 }
+        from f64 in new[] { false, true }
+        from threads in new[] { 1, 2 }
+        select new object[] { batch, f64, threads };
+
+    [Theory]
+    [MemberData(nameof(LargeBatchCases))]
+    public void BatchesLargerThanAPassEqualTheTape(int batch, bool float64, int threads)
+    {
+        if (float64) LargeBatch<double>(batch, threads); else LargeBatch<float>(batch, threads);
+    }
+
+    /// <summary>
+    /// Batches over <see cref="InferenceNetwork{T}.RowsPerPass"/> rows run in passes; each pass must take the GEMM path
+    /// (tiny, narrow, packed, one-row) and the activation rounding (spans shorter than a vector) the whole batch takes
+    /// on the tape. 1025 and 2049 rows once left a last pass of one row: 4-100-3 then ran its products in the tiny loop.
+    /// </summary>
+    private static void LargeBatch<T>(int batch, int threads) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        using var context = new ComputeContext(threads);
+        var nets = new (string Name, Sequential<T> Net)[]
+        {
+            ("4-100-3 relu", Backprop.Training.Initializers.Mlp<T>([4, 100, 3], "relu", 1, InitKind.HeUniform)),
+            ("1-1 (one multiply-add a row)", Backprop.Training.Initializers.Mlp<T>([1, 1], "relu", 2, InitKind.HeUniform)),
+            ("2-3-1 sigmoid (spans shorter than a vector in a one-row pass)", Backprop.Training.Initializers.Mlp<T>([2, 3, 1], "sigmoid", 3, InitKind.XavierUniform)),
+            ("every kind, tanh", Network<T>("tanh", 6)),
+        };
+        foreach (var (name, net) in nets)
+        {
+            var compiled = InferenceNetwork<T>.Compile(net, context);
+            var x = Input<T>(batch, net.Inputs, batch + threads);
+            AssertSameBits(net.Predict(x, context), compiled.Predict(x), $"{name}, batch {batch}, {threads} thread(s)");
+        }
+    }
+
+    [Theory]
+    [InlineData(1500)]
+    [InlineData(2049)]
+    public void PassesStayOutOfTheTinyProductsWhateverTheTuning(int batch)
+    {
+        // a tiny-product bound raised by the caller: 4-100-3's second product on a pass of 476 (or of 750) rows is
+        // 142,800 (225,000) multiply-adds, in the tiny loop under this bound, where the whole batch's product is not
+        using var context = new ComputeContext(1, KernelTuning.Default with { TinyMacs = 250_000 });
+        var net = Backprop.Training.Initializers.Mlp<float>([4, 100, 3], "relu", 4, InitKind.HeUniform);
+        var compiled = InferenceNetwork<float>.Compile(net, context);
+        var x = Input<float>(batch, 4, 5);
+        AssertSameBits(net.Predict(x, context), compiled.Predict(x), $"batch {batch}, TinyMacs 250,000");
+    }
+
     [Fact]
     public void ABatchOfOneIsSplitByTheWeightsBytesNotItsMultiplyAdds()
     {
@@ -147,30 +197,40 @@ public class InferenceNetworkTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void TrainerPredictGivesTheTapeOutputsInPasses(bool float64)
+    public void TrainerPredictGivesTheTapeOutputsOnAllRowsWhateverTheBatchSize(bool float64)
     {
         if (float64) TrainerPredict<double>(); else TrainerPredict<float>();
     }
 
     private static void TrainerPredict<T>() where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var net = Network<T>("silu", 4);
-        var rng = new Random(3);
-        var features = new float[23 * 13];
-        for (int i = 0; i < features.Length; i++) features[i] = (float)(rng.NextDouble() * 2 - 1);
-        var data = new Backprop.Data.LabeledData(features, new int[23], 13, null, 0);
+        // batches of 10 rows once gave the tape's outputs batch by batch, 10, 10 and 3 rows: rows 8 and 9 then ended a
+        // narrow product (70 → 5), which sums its last m mod 4 rows in another order than the whole batch's
+        var data = Features(23, 13, seed: 3);
         using var context = new ComputeContext(1);
-        var got = Backprop.Training.Trainer<T>.Predict(net, data, batchSize: 10, context);   // passes of 10, 10 and 3 rows
-        var x = new Tensor<T>(23, 13);
-        for (int i = 0; i < features.Length; i++) x.Span[i] = T.CreateChecked(features[i]);
-        var want = new Tensor<T>(23, 5);
-        for (int start = 0; start < 23; start += 10)
-        {
-            int n = Math.Min(10, 23 - start);
-            var part = new Tensor<T>(x.Span.Slice(start * 13, n * 13).ToArray(), n, 13);
-            net.Predict(part, context).Span.CopyTo(want.Span.Slice(start * 5, n * 5));
-        }
-        AssertSameBits(want, got, "Trainer.Predict");
+        var net = Network<T>("silu", 4);
+        var want = net.Predict(Converted<T>(data), context);
+        foreach (int batchSize in new[] { 10, 1000 })
+            AssertSameBits(want, Backprop.Training.Trainer<T>.Predict(net, data, batchSize, context), $"Trainer.Predict, batches of {batchSize}");
+        // 1001 rows in batches of 1000 once ran the last row alone: 4-100-3's products on it took the tiny loop
+        var wide = Features(1001, 4, seed: 5);
+        var mlp = Backprop.Training.Initializers.Mlp<T>([4, 100, 3], "relu", 1, InitKind.HeUniform);
+        AssertSameBits(mlp.Predict(Converted<T>(wide), context), Backprop.Training.Trainer<T>.Predict(mlp, wide, 1000, context), "Trainer.Predict, 1001 rows");
+    }
+
+    private static Backprop.Data.LabeledData Features(int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        var features = new float[rows * cols];
+        for (int i = 0; i < features.Length; i++) features[i] = (float)(rng.NextDouble() * 2 - 1);
+        return new Backprop.Data.LabeledData(features, new int[rows], cols, null, 0);
+    }
+
+    private static Tensor<T> Converted<T>(Backprop.Data.LabeledData data) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var x = new Tensor<T>(data.Count, data.FeatureCount);
+        for (int i = 0; i < data.Features.Length; i++) x.Span[i] = T.CreateChecked(data.Features[i]);
+        return x;
     }
 
     [Fact]

@@ -64,10 +64,11 @@ public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee7
         if (rows == 0) return;
         if (_steps.Length == 0) { x[..(rows * Inputs)].CopyTo(y); return; }
         var ws = _workspaces.Value!;
-        ws.Reserve(Math.Min(rows, RowsPerPass));
-        for (int start = 0; start < rows; start += RowsPerPass)
+        var plan = PassPlan.For(rows, RowsPerPass, Context.Tuning.TinyMacs);
+        ws.Reserve(plan.LargestPass);
+        for (int pass = 0, start = 0; pass < plan.Passes; pass++)
         {
-            int n = Math.Min(RowsPerPass, rows - start);
+            int n = plan.Rows(pass);
             ReadOnlySpan<T> current = x.Slice(start * Inputs, n * Inputs);
             for (int i = 0; i < _steps.Length; i++)
             {
@@ -76,13 +77,15 @@ public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee7
                 step.Run(current, output, n, ws.Scratch.AsSpan(0, step.ScratchLength(n)), ws.States[i]);
                 current = output;
             }
+            start += n;
         }
     }
 
     /// <summary>
-    /// The most rows one pass through the layers takes; a larger batch runs in passes of this many rows (the rows are
-    /// independent in evaluation mode, so the results are the same). Bounds the buffers (two of rows × the widest layer,
-    /// and its pre-activations). 1024 rather than 256: a pass hands each threaded layer to the pool once, and on this
+    /// The most rows one pass through the layers takes (give or take the few rows that keep the passes' edges on the
+    /// kernels' row groups); a larger batch runs in passes of about equal size, each of which gives its rows the tape's
+    /// bits for the whole batch (see <see cref="PassPlan"/>). Bounds the buffers (two of rows × the widest layer, and its
+    /// pre-activations). 1024 rather than 256: a pass hands each threaded layer to the pool once, and on this
     /// project's VM, in its slower spells, each hand-over cost about 0.15 ms (`bench infer`, 784-512-512-10, batch 1024,
     /// 2 threads, Zen 5: 205k samples/s in passes of 128 rows, 210k of 256, 228k of 512, 254k of 1024; in its faster
     /// spells 264–284k either way, and at 1 thread 150–156k either way).
@@ -123,6 +126,64 @@ public sealed class InferenceNetwork<T> where T : unmanaged, IFloatingPointIeee7
             _rows = rows;
         }
     }
+}
+
+/// <summary>
+/// How <see cref="InferenceNetwork{T}"/> cuts a batch into passes: every pass but the last a whole number of
+/// <see cref="GemmSmall.DotRowGroup"/> rows, the last the rest; about rows / RowsPerPass passes (rounded up), the groups
+/// shared out evenly, but never so many that a pass has at most <see cref="KernelTuning.TinyMacs"/> rows.
+/// </summary>
+/// <remarks>
+/// Why each row then gets the bits it gets inside the tape's single product of the whole batch: the rows are
+/// independent in evaluation mode, but the kernels are not the same for every row count m. In <see cref="Gemm"/> and
+/// <see cref="PackedGemm"/> the path depends on m through m·n·k ≤ TinyMacs (the plain loop: separate multiplies and adds
+/// where the kernels chain FMAs) and m = 1 (the packed one-row loop); and within the narrow dot products
+/// (<see cref="GemmSmall.DotNT"/>) a row's summation order depends on whether it is in the last m mod 4 rows. The
+/// other choices depend on n and k alone (the narrow path, the depth blocks) or change no element's sum (the row
+/// blocking, the thread split); the norm steps and the activations work row by row or element by element, where the
+/// activations round only spans shorter than a vector differently (<see cref="Activation{T}.ForwardIsPiecewiseExact"/>).
+/// A pass of more than TinyMacs rows has more than TinyMacs multiply-adds in every product (n·k ≥ 1), more than one
+/// row and more values than a vector, as the whole batch does: both take the kernels' path. Passes that start on a
+/// multiple of 4 rows leave each row the same place in its group, and the last pass ends where the batch does, so
+/// the rows after its last whole group are the batch's. Measured before: a batch of 1025 ran as 1024 + 1 rows, and
+/// 4-100-3's products on the one row (400 and 300 multiply-adds) took the plain loop, one ulp from the tape; passes
+/// of 513 + 512 rows instead left row 512 to be summed alone in the narrow product, one ulp off as well. With the
+/// defaults (1024 rows, 512 multiply-adds) a batch of 1025 to 1031 rows runs as one pass, since two would leave one of
+/// at most 512 rows (a 1-1 layer's 512 multiply-adds would take the plain loop), and every larger one in passes of 516
+/// to 1024 rows.
+/// </remarks>
+internal readonly struct PassPlan
+{
+    private readonly int _groups, _extra, _rest;
+
+    private PassPlan(int passes, int groups, int extra, int rest)
+    {
+        Passes = passes;
+        _groups = groups;
+        _extra = extra;
+        _rest = rest;
+    }
+
+    /// <summary>The plan for <paramref name="rows"/> rows (at least 1) in passes of at most about <paramref name="rowsPerPass"/>.</summary>
+    public static PassPlan For(int rows, int rowsPerPass, long tinyMacs)
+    {
+        const int G = GemmSmall.DotRowGroup;
+        int groups = rows / G, rest = rows % G;
+        long byLength = ((long)rows + Math.Max(1, rowsPerPass) - 1) / Math.Max(1, rowsPerPass);
+        long smallestGroups = Math.Max(0, tinyMacs) / G + 1;   // the fewest whole groups in a pass of more than tinyMacs rows
+        int passes = (int)Math.Max(1, Math.Min(byLength, groups / smallestGroups));
+        return new PassPlan(passes, groups / passes, groups % passes, rest);
+    }
+
+    /// <summary>How many passes.</summary>
+    public int Passes { get; }
+
+    /// <summary>Rows of pass <paramref name="pass"/>: the first passes take a group more when the groups do not share out evenly; the last takes the rest.</summary>
+    public int Rows(int pass) =>
+        (_groups + (pass < _extra ? 1 : 0)) * GemmSmall.DotRowGroup + (pass == Passes - 1 ? _rest : 0);
+
+    /// <summary>The rows of the largest pass.</summary>
+    public int LargestPass => Math.Max(Rows(0), Rows(Passes - 1));
 }
 
 /// <summary>A step's activation: h = f(z) over finished blocks (fused into the GEMM's output pass) or over the whole output.</summary>
