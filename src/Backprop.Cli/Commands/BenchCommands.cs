@@ -74,20 +74,24 @@ public static class BenchCommands
             if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
             string? path = r.GetValue(model);
             if (path is not null && r.GetResult(layers) is { Implicit: false }) throw new UsageException("--model gives the network: give it without --layers");
+            bool f64 = r.GetValue(dtype) == "float64";
+            // a model file is read in the precision it runs in: a float64 model's weights are never rounded through float32
             var net = path is not null
-                ? ModelFile.Load<float>(path, catalog).Network
+                ? (f64 ? null : ModelFile.Load<float>(path, catalog).Network)
                 : Initializers.Mlp<float>(TrainCommand.ParseLayers(r.GetValue(layers)!), "relu", 0, InitKind.HeUniform);
+            var net64 = f64 ? (path is not null ? ModelFile.Load<double>(path, catalog).Network : net!.Cast<double>()) : null;
             using var context = new ComputeContext(t);
-            var res = r.GetValue(dtype) == "float64"
-                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net.Cast<double>(), b, context)
-                : Backprop.Nn.Inference.InferenceBenchmark.Run(net, b, context);
+            var res = net64 is not null
+                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net64, b, context)
+                : Backprop.Nn.Inference.InferenceBenchmark.Run(net!, b, context);
             // FLOPs as `summary` counts them at inference (2·in·out a dense layer, plus its bias and activation)
-            long flopsPerSample = Backprop.Nn.ModelSummary.Of(net).Flops;
+            long flopsPerSample = net64 is not null ? Backprop.Nn.ModelSummary.Of(net64).Flops : Backprop.Nn.ModelSummary.Of(net!).Flops;
+            string described = net64?.ToString() ?? net!.ToString();
             double gflops = res.SamplesPerSecond * flopsPerSample / 1e9;
-            var peak = PeakFor(r.GetValue(dtype) == "float64", context);
+            var peak = PeakFor(f64, context);
             double fraction = gflops / peak.Gflops;
             if (!r.GetValue(json))
-                Console.WriteLine($"{net} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, " +
+                Console.WriteLine($"{described} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, " +
                     $"{gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak, {res.AllocatedBytesPerRun:F1} bytes allocated per call");
             Cli.WriteJsonLine(w =>
             {

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Numerics;
 using Backprop.Data;
+using Backprop.IO;
 using Backprop.Nn;
 using Backprop.Training;
 using Spectre.Console;
@@ -19,61 +20,11 @@ public static class ModelCommands
         var cmd = new Command("evaluate", "Accuracy, loss and confusion matrix of a model on a data set") { model, data, label, json };
         cmd.SetAction(r =>
         {
-            var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
-            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label));
-            var task = facts.Task;
-            var outputs = new Tensor<float>(d.Count, m.Network.Outputs);
-            var result = Trainer<float>.Measure(m.Network, d, facts.Objective, outputs: outputs);   // one pass gives all
-            var metrics = result.Metrics.Results();
-            var perOutput = result.Metrics.PerOutput();
-            int c = m.Network.Outputs;
-            int[,]? confusion = null;
-            if (task.Targets == TargetKind.Classes)
-            {
-                confusion = new int[c, c];
-                for (int i = 0; i < d.Count; i++) confusion[d.Labels[i], TrainingStep<float>.ArgMax(outputs.Data.Slice(i * c, c))]++;
-            }
-            if (r.GetValue(json))
-            {
-                Cli.WriteJsonLine(w =>
-                {
-                    w.WriteStartObject();
-                    w.WriteString("task", task.Name);
-                    foreach (var mt in metrics) w.WriteNumber(mt.Name, mt.Value);
-                    w.WriteNumber("loss", result.Loss);
-                    w.WriteNumber("samples", d.Count);
-                    w.WritePropertyName("labels"); w.WriteStartArray(); foreach (var l in m.LabelNames) w.WriteStringValue(l); w.WriteEndArray();
-                    foreach (var (name, values) in perOutput)
-                    {
-                        w.WritePropertyName(name);
-                        w.WriteStartArray(); foreach (var v in values) if (double.IsFinite(v)) w.WriteNumberValue(v); else w.WriteNullValue(); w.WriteEndArray();
-                    }
-                    if (confusion is not null)
-                    {
-                        w.WritePropertyName("confusion");
-                        w.WriteStartArray();
-                        for (int i = 0; i < c; i++) { w.WriteStartArray(); for (int j = 0; j < c; j++) w.WriteNumberValue(confusion[i, j]); w.WriteEndArray(); }
-                        w.WriteEndArray();
-                    }
-                    w.WriteEndObject();
-                });
-                return 0;
-            }
-            Console.WriteLine($"{string.Join(", ", metrics.Select(task.Describe))} ({d.Count} samples), loss {result.Loss:F4}");
-            foreach (var (name, values) in perOutput)
-                Console.WriteLine($"{name}: {string.Join(", ", m.LabelNames.Select((l, i) => $"{l} {(double.IsFinite(values[i]) ? values[i].ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))}");
-            if (confusion is null) return 0;
-            var table = new Table().Title("confusion matrix (rows: true label, columns: predicted)");
-            table.AddColumn("");
-            foreach (var l in m.LabelNames) table.AddColumn(Markup.Escape(l));
-            for (int i = 0; i < c; i++)
-            {
-                var row = new List<string> { Markup.Escape(m.LabelNames[i]) };
-                for (int j = 0; j < c; j++) row.Add(i == j ? $"[green]{confusion[i, j]}[/]" : confusion[i, j] == 0 ? "[grey]0[/]" : confusion[i, j].ToString());
-                table.AddRow(row.ToArray());
-            }
-            Cli.Ansi().Write(table);
-            return 0;
+            string modelPath = r.GetValue(model)!;
+            var file = SafeTensorsFile.Read(modelPath);
+            return ModelFile.IsFloat64(file)
+                ? Evaluate(ModelFile.FromFile<double>(file, catalog), modelPath, r.GetValue(data)!, r.GetValue(label), r.GetValue(json))
+                : Evaluate(ModelFile.FromFile<float>(file, catalog), modelPath, r.GetValue(data)!, r.GetValue(label), r.GetValue(json));
         });
         return cmd;
     }
@@ -90,25 +41,94 @@ public static class ModelCommands
         {
             int? n = r.GetValue(limit);
             if (n is <= 0) throw new UsageException($"--limit {n}: must be at least 1");
-            var m = ModelFile.Load<float>(r.GetValue(model)!, catalog);
-            var (facts, d) = Load(m, r.GetValue(model)!, r.GetValue(data)!, r.GetValue(label), featuresOnly: true);
-            if (n is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
-            var outputs = Trainer<float>.Predict(m.Network, d);   // the compiled forward pass: no tape, weights packed once
-            Cli.WriteJsonLine(w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("task", facts.Task.Name);
-                facts.Task.WritePredictions(w, outputs.Span, d.Count, m.LabelNames, facts.TargetScaling);
-                w.WriteEndObject();
-            });
-            return 0;
+            string modelPath = r.GetValue(model)!;
+            var file = SafeTensorsFile.Read(modelPath);
+            return ModelFile.IsFloat64(file)
+                ? Predict(ModelFile.FromFile<double>(file, catalog), modelPath, r.GetValue(data)!, r.GetValue(label), n)
+                : Predict(ModelFile.FromFile<float>(file, catalog), modelPath, r.GetValue(data)!, r.GetValue(label), n);
         });
         return cmd;
     }
 
+    /// <summary>predict with a model in its own precision: a float64 model's outputs are float64's, written to the last bit.</summary>
+    private static int Predict<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, int? limit) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (facts, d) = Load(m, modelPath, dataPath, label, featuresOnly: true);
+        if (limit is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
+        var outputs = Trainer<T>.Predict(m.Network, d);   // the compiled forward pass: no tape, weights packed once
+        Cli.WriteJsonLine(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("task", facts.Task.Name);
+            facts.Task.WritePredictions<T>(w, outputs.Span, d.Count, m.LabelNames, facts.TargetScaling);
+            w.WriteEndObject();
+        });
+        return 0;
+    }
+
+    /// <summary>evaluate with a model in its own precision: a float64 model's outputs, loss and metrics are float64's.</summary>
+    private static int Evaluate<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, bool json) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var (facts, d) = Load(m, modelPath, dataPath, label);
+        var task = facts.Task;
+        var outputs = new Tensor<T>(d.Count, m.Network.Outputs);
+        var result = Trainer<T>.Measure(m.Network, d, facts.Objective, outputs: outputs);   // one pass gives all
+        var metrics = result.Metrics.Results();
+        var perOutput = result.Metrics.PerOutput();
+        int c = m.Network.Outputs;
+        int[,]? confusion = null;
+        if (task.Targets == TargetKind.Classes)
+        {
+            confusion = new int[c, c];
+            for (int i = 0; i < d.Count; i++) confusion[d.Labels[i], TrainingStep<T>.ArgMax(outputs.Data.Slice(i * c, c))]++;
+        }
+        if (json)
+        {
+            Cli.WriteJsonLine(w =>
+            {
+                w.WriteStartObject();
+                w.WriteString("task", task.Name);
+                foreach (var mt in metrics) w.WriteNumber(mt.Name, mt.Value);
+                w.WriteNumber("loss", result.Loss);
+                w.WriteNumber("samples", d.Count);
+                w.WritePropertyName("labels"); w.WriteStartArray(); foreach (var l in m.LabelNames) w.WriteStringValue(l); w.WriteEndArray();
+                foreach (var (name, values) in perOutput)
+                {
+                    w.WritePropertyName(name);
+                    w.WriteStartArray(); foreach (var v in values) if (double.IsFinite(v)) w.WriteNumberValue(v); else w.WriteNullValue(); w.WriteEndArray();
+                }
+                if (confusion is not null)
+                {
+                    w.WritePropertyName("confusion");
+                    w.WriteStartArray();
+                    for (int i = 0; i < c; i++) { w.WriteStartArray(); for (int j = 0; j < c; j++) w.WriteNumberValue(confusion[i, j]); w.WriteEndArray(); }
+                    w.WriteEndArray();
+                }
+                w.WriteEndObject();
+            });
+            return 0;
+        }
+        Console.WriteLine($"{string.Join(", ", metrics.Select(task.Describe))} ({d.Count} samples), loss {result.Loss:F4}");
+        foreach (var (name, values) in perOutput)
+            Console.WriteLine($"{name}: {string.Join(", ", m.LabelNames.Select((l, i) => $"{l} {(double.IsFinite(values[i]) ? values[i].ToString("F4", System.Globalization.CultureInfo.InvariantCulture) : "-")}"))}");
+        if (confusion is null) return 0;
+        var table = new Table().Title("confusion matrix (rows: true label, columns: predicted)");
+        table.AddColumn("");
+        foreach (var l in m.LabelNames) table.AddColumn(Markup.Escape(l));
+        for (int i = 0; i < c; i++)
+        {
+            var row = new List<string> { Markup.Escape(m.LabelNames[i]) };
+            for (int j = 0; j < c; j++) row.Add(i == j ? $"[green]{confusion[i, j]}[/]" : confusion[i, j] == 0 ? "[grey]0[/]" : confusion[i, j].ToString());
+            table.AddRow(row.ToArray());
+        }
+        Cli.Ansi().Write(table);
+        return 0;
+    }
+
     /// <summary>The model's task facts and every row of the data, its target columns found by the names the model recorded (or --label).</summary>
     /// <param name="featuresOnly">Predicting: a CSV file with none of the target columns and as many columns as the model has inputs is all features.</param>
-    private static (TaskMetadata Facts, LabeledData Data) Load(SavedModel<float> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
+    private static (TaskMetadata Facts, LabeledData Data) Load<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
+        where T : unmanaged, IFloatingPointIeee754<T>
     {
         var facts = TaskMetadata.Read(m.Metadata, modelPath);
         var targets = facts.Targets(m.LabelNames);

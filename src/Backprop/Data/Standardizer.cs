@@ -145,6 +145,19 @@ public sealed class Standardizer
         }
     }
 
+    /// <summary>Undoes <see cref="Apply(Span{double})"/> in place.</summary>
+    public void Invert(Span<double> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        for (int i = 0; i < features.Length; i += d)
+        {
+            var row = features.Slice(i, d);
+            for (int j = 0; j < d; j++) row[j] = row[j] * Std[j] + Mean[j];
+        }
+    }
+
     private void CheckFeatureCount(int d)
     {
         if (d != FeatureCount)
