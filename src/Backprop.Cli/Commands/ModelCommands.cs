@@ -88,8 +88,9 @@ public static class ModelCommands
             {
                 w.WriteStartObject();
                 w.WriteString("task", task.Name);
-                foreach (var mt in metrics) w.WriteNumber(mt.Name, mt.Value);
-                w.WriteNumber("loss", result.Loss);
+                // NaN and ±∞ (outputs that overflowed) are null: JSON has no number for them
+                foreach (var mt in metrics) WriteNumberOrNull(w, mt.Name, mt.Value);
+                WriteNumberOrNull(w, "loss", result.Loss);
                 w.WriteNumber("samples", d.Count);
                 w.WritePropertyName("labels"); w.WriteStartArray(); foreach (var l in m.LabelNames) w.WriteStringValue(l); w.WriteEndArray();
                 foreach (var (name, values) in perOutput)
@@ -143,6 +144,12 @@ public static class ModelCommands
         var d = DataLoading.ForModel(dataPath, targets, m.Standardizer, facts.TargetScaling);
         CheckWidth(m.Network.Inputs, d, dataPath);
         return (facts, d);
+    }
+
+    private static void WriteNumberOrNull(System.Text.Json.Utf8JsonWriter w, string name, double value)
+    {
+        if (double.IsFinite(value)) w.WriteNumber(name, value);
+        else w.WriteNull(name);
     }
 
     private static void CheckWidth(int inputs, LabeledData d, string path)

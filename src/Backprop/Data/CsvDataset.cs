@@ -35,9 +35,11 @@ public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKin
 /// </remarks>
 public sealed class CsvDataset
 {
-    private CsvDataset(string source, string[] featureNames, string[] labelColumns, string[] labelNames, LabeledData data, TargetKind kind, bool kindInferred)
+    private CsvDataset(string source, string[] featureNames, string[] labelColumns, string[] labelNames, LabeledData data, TargetKind kind, bool kindInferred,
+        int[] rows)
     {
         Source = source;
+        Rows = rows;
         FeatureNames = featureNames;
         LabelColumns = labelColumns;
         LabelNames = labelNames;
@@ -52,6 +54,9 @@ public sealed class CsvDataset
     public TargetKind Kind { get; }
     /// <summary>True when no kind was asked for and one column of non-integer numbers was read as regression targets.</summary>
     public bool KindInferred { get; }
+
+    /// <summary>The file line each data row starts on (the header is line 1), as messages name rows: "row N".</summary>
+    public int[] Rows { get; }
 
     /// <summary>The file (or source name) the data came from.</summary>
     public string Source { get; }
@@ -175,7 +180,7 @@ public sealed class CsvDataset
         var labelColumns = labelIndices.Select(i => header[i]).ToArray();
         if (targets.FeaturesOnly)
             return new CsvDataset(source, featureNames, [], targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
-                targets.Kind ?? TargetKind.Classes, false);
+                targets.Kind ?? TargetKind.Classes, false, labelRows.ToArray());
         var kind = targets.Kind ?? InferKind(labelStrings);
         bool inferred = targets.Kind is null && kind == TargetKind.Values && labelStrings.Length == 1;
         if (kind == TargetKind.Classes)
@@ -190,7 +195,7 @@ public sealed class CsvDataset
                 labels = MapWithNames(source, labelColumns[0], labelStrings[0], labelRows, names);
             }
             else (labels, names) = DeriveClasses(labelStrings[0]);
-            return new CsvDataset(source, featureNames, labelColumns, names, new LabeledData(features.ToArray(), labels, d), kind, inferred);
+            return new CsvDataset(source, featureNames, labelColumns, names, new LabeledData(features.ToArray(), labels, d), kind, inferred, labelRows.ToArray());
         }
         int t = labelStrings.Length, n = labelRows.Count;
         var values = new float[(long)n * t];
@@ -214,7 +219,7 @@ public sealed class CsvDataset
                 values[(long)i * t + j] = v;
             }
         }
-        return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred);
+        return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred, labelRows.ToArray());
     }
 
     /// <summary>The header row's column names.</summary>

@@ -166,10 +166,14 @@ public abstract class TrainingTask
         }
     }
 
-    /// <summary>A value in its own precision: a float as the shortest text that reads back as that float, a double likewise.</summary>
+    /// <summary>
+    /// A value in its own precision: a float as the shortest text that reads back as that float, a double likewise; null
+    /// for NaN and ±∞, which JSON cannot hold (as evaluate writes its per-output figures).
+    /// </summary>
     private static void WriteValue<T>(Utf8JsonWriter w, T v) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        if (typeof(T) == typeof(float)) w.WriteNumberValue(float.CreateTruncating(v));
+        if (!T.IsFinite(v)) w.WriteNullValue();
+        else if (typeof(T) == typeof(float)) w.WriteNumberValue(float.CreateTruncating(v));
         else w.WriteNumberValue(double.CreateTruncating(v));
     }
 

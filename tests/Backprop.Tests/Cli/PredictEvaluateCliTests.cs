@@ -49,4 +49,38 @@ public sealed class PredictEvaluateCliTests : IDisposable
         Assert.True(e.ExitCode == 0, e.Stderr);
         Assert.Equal(Trainer<double>.Measure(m.Network, data, facts.Objective).Loss, e.Json.GetProperty("loss").GetDouble());
     }
+
+    private const string IrisHeader = "sepal_length_(cm),sepal_width_(cm),petal_length_(cm),petal_width_(cm),label";
+
+    [Theory]
+    [InlineData("predict")]
+    [InlineData("evaluate")]
+    public void A_finite_feature_that_standardises_past_float32_is_refused_by_file_row_and_column(string command)
+    {
+        string model = TrainIris("std");
+        string csv = _tmp.File("huge.csv");
+        File.WriteAllText(csv, $"{IrisHeader}\n5.1,3.5,1.4,0.2,setosa\n3e38,3e38,-3e38,3e38,setosa\n");
+        var r = CliRunner.Run(command, "--model", model, "--data", csv, "--json");
+        TrainingAssert.UsageError(r, "huge.csv");
+        Assert.Contains("row 3, column 'sepal_", r.Stderr);
+    }
+
+    [Fact]
+    public void Outputs_and_a_loss_that_overflow_are_written_as_null()
+    {
+        // weights of 1e38 on iris' raw features (no standardizer): every logit overflows to +inf, the loss is NaN
+        var net = Initializers.Mlp<float>([4, 3], "relu", 0);
+        foreach (var p in net.Layers[0].Parameters) p.Value.Value.Fill(1e38f);
+        string model = _tmp.File("overflow.safetensors");
+        ModelFile.Save(model, net, ["setosa", "versicolor", "virginica"]);
+
+        var p1 = CliRunner.Run("predict", "--model", model, "--data", Iris);
+        Assert.True(p1.ExitCode == 0, p1.Stderr);
+        var first = p1.Json.GetProperty("outputs")[0];
+        Assert.All(first.EnumerateArray(), v => Assert.Equal(System.Text.Json.JsonValueKind.Null, v.ValueKind));
+
+        var e = CliRunner.Run("evaluate", "--model", model, "--data", Iris, "--json");
+        Assert.True(e.ExitCode == 0, e.Stderr);
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, e.Json.GetProperty("loss").ValueKind);
+    }
 }
