@@ -53,7 +53,7 @@ public static class ModelCommands
     /// <summary>predict with a model in its own precision: a float64 model's outputs are float64's, written to the last bit.</summary>
     private static int Predict<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, int? limit) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var (facts, d) = Load(m, modelPath, dataPath, label, featuresOnly: true);
+        var (facts, d) = Load(m, modelPath, dataPath, label, predicting: true);
         if (limit is int k && k < d.Count) d = d.Subset(Enumerable.Range(0, k).ToArray());
         var outputs = Trainer<T>.Predict(m.Network, d);   // the compiled forward pass: no tape, weights packed once
         Cli.WriteJsonLine(w =>
@@ -127,14 +127,16 @@ public static class ModelCommands
     }
 
     /// <summary>The model's task facts and every row of the data, its target columns found by the names the model recorded (or --label).</summary>
-    /// <param name="featuresOnly">Predicting: a CSV file with none of the target columns and as many columns as the model has inputs is all features.</param>
-    private static (TaskMetadata Facts, LabeledData Data) Load<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, bool featuresOnly = false)
+    /// <param name="predicting">Predicting: the target columns are dropped unread (their labels may be empty or unknown), and a
+    /// CSV file with none of them and as many columns as the model has inputs is all features.</param>
+    private static (TaskMetadata Facts, LabeledData Data) Load<T>(SavedModel<T> m, string modelPath, string dataPath, string? label, bool predicting = false)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var facts = TaskMetadata.Read(m.Metadata, modelPath);
         var targets = facts.Targets(m.LabelNames);
         if (label is not null) targets = targets with { Columns = label.Split(',', StringSplitOptions.TrimEntries) };
-        if (featuresOnly && label is null && File.Exists(dataPath))
+        if (predicting) targets = targets with { SkipTargets = true };
+        if (predicting && label is null && File.Exists(dataPath))
         {
             var header = CsvDataset.ReadHeader(dataPath);
             var named = targets.Columns ?? ["label"];

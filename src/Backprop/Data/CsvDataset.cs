@@ -20,7 +20,10 @@ public enum TargetKind
 /// <param name="Kind">What the target columns hold; null to infer it from the values.</param>
 /// <param name="LabelNames">A saved class mapping (class index → name), so labels map to the same indices as when the model was trained; null to derive one.</param>
 /// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
-public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false);
+/// <param name="SkipTargets">The target columns are found and dropped without being read (rows to predict, whose labels
+/// may be empty, unknown or not 0/1); the labels are placeholders and there are no target values.</param>
+public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false,
+    bool SkipTargets = false);
 
 /// <summary>
 /// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
@@ -161,6 +164,7 @@ public sealed class CsvDataset
                 string f = fields[c];
                 if (isLabel[c] >= 0)
                 {
+                    if (targets.SkipTargets) continue;
                     if (f.Length == 0)
                         throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: the {(targets.Kind == TargetKind.Values ? "target" : "label")} is empty");
                     labelStrings[isLabel[c]].Add(f);
@@ -178,8 +182,8 @@ public sealed class CsvDataset
             throw new DataFormatException(source, "no data rows after the header");
 
         var labelColumns = labelIndices.Select(i => header[i]).ToArray();
-        if (targets.FeaturesOnly)
-            return new CsvDataset(source, featureNames, [], targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
+        if (targets.FeaturesOnly || targets.SkipTargets)
+            return new CsvDataset(source, featureNames, labelColumns, targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
                 targets.Kind ?? TargetKind.Classes, false, labelRows.ToArray());
         var kind = targets.Kind ?? InferKind(labelStrings);
         bool inferred = targets.Kind is null && kind == TargetKind.Values && labelStrings.Length == 1;

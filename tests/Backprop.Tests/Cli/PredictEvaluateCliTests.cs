@@ -83,4 +83,49 @@ public sealed class PredictEvaluateCliTests : IDisposable
         Assert.True(e.ExitCode == 0, e.Stderr);
         Assert.Equal(System.Text.Json.JsonValueKind.Null, e.Json.GetProperty("loss").ValueKind);
     }
+
+    /// <summary>30 rows of two features and targets of <paramref name="task"/>: class names, values, or two 0/1 labels.</summary>
+    private static string[] TaskRows(string task) => Enumerable.Range(0, 30).Select(i =>
+        $"{i % 7}.5,{i * 3 % 5}.25," + task switch
+        {
+            "classification" => $"c{i % 3}",
+            "regression" => $"{0.5 * i + 0.25}".Replace(',', '.'),
+            _ => $"{i % 2},{i / 2 % 2}",
+        }).ToArray();
+
+    [Theory]
+    [InlineData("classification", "", "?")]
+    [InlineData("regression", "", "n/a")]
+    [InlineData("multilabel", "2", "")]
+    public void Predict_does_not_read_the_label_columns(string task, string bad0, string bad1)
+    {
+        string header = task == "multilabel" ? "a,b,y1,y2" : "a,b,y";
+        var rows = TaskRows(task);
+        string good = _tmp.File(task + ".csv");
+        File.WriteAllLines(good, [header, .. rows]);
+        string model = _tmp.File(task + ".safetensors");
+        string[] how = task switch
+        {
+            "classification" => ["--label", "y"],
+            "regression" => ["--task", "regression", "--label", "y"],
+            _ => ["--labels", "y1,y2"],
+        };
+        var t = CliRunner.Run(["train", "--data", good, .. how, "--epochs", "1", "--out", model, "--quiet"]);
+        Assert.True(t.ExitCode == 0, t.Stderr);
+
+        // the same rows, the first label empty or not 0/1, the second unknown or empty
+        var badRows = (string[])rows.Clone();
+        badRows[0] = string.Join(",", rows[0].Split(',')[..2]) + "," + (task == "multilabel" ? $"{bad0},1" : bad0);
+        badRows[1] = string.Join(",", rows[1].Split(',')[..2]) + "," + (task == "multilabel" ? $"0,{bad1}" : bad1);
+        string bad = _tmp.File(task + "-bad.csv");
+        File.WriteAllLines(bad, [header, .. badRows]);
+
+        var expected = CliRunner.Run("predict", "--model", model, "--data", good);
+        Assert.True(expected.ExitCode == 0, expected.Stderr);
+        var p = CliRunner.Run("predict", "--model", model, "--data", bad);
+        Assert.True(p.ExitCode == 0, p.Stderr);
+        Assert.Equal(expected.LastLine, p.LastLine);
+        // evaluate still reads them, and says which row and column is wrong
+        TrainingAssert.UsageError(CliRunner.Run("evaluate", "--model", model, "--data", bad), ", column 'y");
+    }
 }
