@@ -101,12 +101,19 @@ public static class DataLoading
     }
 
     /// <summary>
-    /// A file's rows standardised with a model's statistics. A row is refused, by its file, row and column, when a finite
+    /// A file's rows standardised with a model's statistics. A file of another width is refused first, naming it and both
+    /// counts (the standardizer's own check names neither the file nor the columns). A row is refused, by its file, row and column, when a finite
     /// feature standardises to ±∞ or NaN (3e38 with a std below 1 overflows float32): the network would turn it into a
     /// made-up output (∞ − ∞ = NaN, relu(NaN) = 0) or one no JSON can hold.
     /// </summary>
     private static LabeledData Standardise(CsvDataset csv, Standardizer std)
     {
+        if (csv.FeatureCount != std.FeatureCount)
+        {
+            const int Shown = 12;
+            string columns = string.Join(", ", csv.FeatureNames.Take(Shown).Select(DataFormatException.Quote)) + (csv.FeatureCount > Shown ? ", …" : "");
+            throw new DataFormatException(csv.Source, $"{csv.FeatureCount} feature column{(csv.FeatureCount == 1 ? "" : "s")} ({columns}) but the model takes {std.FeatureCount} features");
+        }
         int k = std.IndexOfNonFinite(csv.Features);
         if (k >= 0)
         {

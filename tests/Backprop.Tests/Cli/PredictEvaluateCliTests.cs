@@ -128,4 +128,20 @@ public sealed class PredictEvaluateCliTests : IDisposable
         // evaluate still reads them, and says which row and column is wrong
         TrainingAssert.UsageError(CliRunner.Run("evaluate", "--model", model, "--data", bad), ", column 'y");
     }
+
+    [Theory]
+    [InlineData("predict", "a,b,label\n1,2,setosa\n3,4,virginica\n", "2 feature columns ('a', 'b')")]
+    [InlineData("evaluate", "a,b,label\n1,2,setosa\n3,4,virginica\n", "2 feature columns ('a', 'b')")]
+    [InlineData("predict", "a,b,c,d,e,label\n1,2,3,4,5,setosa\n", "5 feature columns")]
+    [InlineData("evaluate", "a,b,c,d,e,label\n1,2,3,4,5,setosa\n", "5 feature columns")]
+    public void Data_of_another_width_is_refused_naming_the_file_and_both_counts(string command, string csv, string found)
+    {
+        string model = TrainIris("width");
+        string path = _tmp.File("other-width.csv");
+        File.WriteAllText(path, csv);
+        var r = CliRunner.Run(command, "--model", model, "--data", path);
+        TrainingAssert.UsageError(r, "other-width.csv");
+        Assert.Contains(found, r.Stderr);
+        Assert.Contains("the model takes 4", r.Stderr);
+    }
 }
