@@ -71,6 +71,16 @@ public static class BenchCommands
             throw new UsageException($"--batch {batch} with {network}: {batch} rows × {widest} (the widest layer) = {values} values, more than one array holds ({Array.MaxLength}); give a smaller --batch");
     }
 
+    /// <summary>
+    /// --threads in words of the flag: ComputeContext's own ArgumentOutOfRangeException would print .NET's
+    /// "(Parameter 'threads') Actual value was 100000."
+    /// </summary>
+    private static void CheckThreads(int threads)
+    {
+        if (threads < 0) throw new UsageException($"--threads {threads}: must be 0 (all cores) or more");
+        if (threads > ComputeContext.MaxThreads) throw new UsageException($"--threads {threads}: at most {ComputeContext.MaxThreads}");
+    }
+
     /// <summary>Refuses a GEMM operand of more values than one .NET array holds (m·n of 100000 × 100000 overflowed into an OverflowException).</summary>
     private static void CheckOperand(string matrix, string flags, int rows, int cols)
     {
@@ -94,7 +104,7 @@ public static class BenchCommands
         {
             int b = r.GetValue(batch), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckThreads(t);
             string? path = r.GetValue(model);
             if (path is not null && r.GetResult(layers) is { Implicit: false }) throw new UsageException("--model gives the network: give it without --layers");
             if (path is null) CheckBatch(b, TrainCommand.ParseLayers(r.GetValue(layers)!), $"--layers {r.GetValue(layers)}");
@@ -146,8 +156,7 @@ public static class BenchCommands
         cmd.SetAction(r =>
         {
             int t = r.GetValue(threads);
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
-            if (t > ComputeContext.MaxThreads) throw new UsageException($"--threads {t}: at most {ComputeContext.MaxThreads}");
+            CheckThreads(t);
             if (t == 0) t = Environment.ProcessorCount;
             var f32 = Peak(false, t);
             var f64 = Peak(true, t);
@@ -197,7 +206,7 @@ public static class BenchCommands
             int b = r.GetValue(batch), s = r.GetValue(steps), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckThreads(t);
             if (spec is null) CheckBatch(b, sizes!, $"--layers {r.GetValue(layers)}");
             else CheckBatch(b, [spec.Inputs, .. spec.Layers.Select(l => l.Outputs)], $"--arch {archText}");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
@@ -249,7 +258,7 @@ public static class BenchCommands
             CheckOperand("A", $"--m {mm} --k {kk}", mm, kk);
             CheckOperand("B", $"--k {kk} --n {nn}", kk, nn);
             CheckOperand("C", $"--m {mm} --n {nn}", mm, nn);
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckThreads(t);
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
             bool f64 = r.GetValue(dtype) == "float64";
