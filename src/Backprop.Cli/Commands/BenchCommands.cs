@@ -56,6 +56,39 @@ public static class BenchCommands
         w.WriteEndObject();
     }
 
+    /// <summary>
+    /// Refuses a batch whose widest activation (batch × the widest layer's values, the largest buffer a forward or
+    /// backward pass holds) is more than one .NET array holds: that product overflowed int into an OverflowException.
+    /// </summary>
+    /// <param name="batch">The --batch value.</param>
+    /// <param name="widths">The network's inputs and each layer's outputs.</param>
+    /// <param name="network">The flag that gave the network, for the message ("--layers 4,5,3").</param>
+    private static void CheckBatch(int batch, IEnumerable<int> widths, string network)
+    {
+        int widest = widths.Max();
+        long values = (long)batch * widest;
+        if (values > Array.MaxLength)
+            throw new UsageException($"--batch {batch} with {network}: {batch} rows × {widest} (the widest layer) = {values} values, more than one array holds ({Array.MaxLength}); give a smaller --batch");
+    }
+
+    /// <summary>
+    /// --threads in words of the flag: ComputeContext's own ArgumentOutOfRangeException would print .NET's
+    /// "(Parameter 'threads') Actual value was 100000."
+    /// </summary>
+    private static void CheckThreads(int threads)
+    {
+        if (threads < 0) throw new UsageException($"--threads {threads}: must be 0 (all cores) or more");
+        if (threads > ComputeContext.MaxThreads) throw new UsageException($"--threads {threads}: at most {ComputeContext.MaxThreads}");
+    }
+
+    /// <summary>Refuses a GEMM operand of more values than one .NET array holds (m·n of 100000 × 100000 overflowed into an OverflowException).</summary>
+    private static void CheckOperand(string matrix, string flags, int rows, int cols)
+    {
+        long values = (long)rows * cols;
+        if (values > Array.MaxLength)
+            throw new UsageException($"{flags}: {matrix} would be {rows}×{cols} = {values} values, more than one array holds ({Array.MaxLength})");
+    }
+
     private static Command Infer(Backprop.Nn.Catalog catalog)
     {
         var model = new Option<string?>("--model") { Description = "A model file (safetensors); without it, a ReLU MLP of --layers from a seeded random init" };
@@ -71,23 +104,30 @@ public static class BenchCommands
         {
             int b = r.GetValue(batch), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckThreads(t);
             string? path = r.GetValue(model);
             if (path is not null && r.GetResult(layers) is { Implicit: false }) throw new UsageException("--model gives the network: give it without --layers");
+            if (path is null) CheckBatch(b, TrainCommand.ParseLayers(r.GetValue(layers)!), $"--layers {r.GetValue(layers)}");
+            bool f64 = r.GetValue(dtype) == "float64";
+            // a model file is read in the precision it runs in: a float64 model's weights are never rounded through float32
             var net = path is not null
-                ? ModelFile.Load<float>(path, catalog).Network
+                ? (f64 ? null : ModelFile.Load<float>(path, catalog).Network)
                 : Initializers.Mlp<float>(TrainCommand.ParseLayers(r.GetValue(layers)!), "relu", 0, InitKind.HeUniform);
+            var net64 = f64 ? (path is not null ? ModelFile.Load<double>(path, catalog).Network : net!.Cast<double>()) : null;
+            if (path is not null)
+                CheckBatch(b, net64 is not null ? [net64.Inputs, .. net64.Layers.Select(l => l.Outputs)] : [net!.Inputs, .. net!.Layers.Select(l => l.Outputs)], $"--model {path}");
             using var context = new ComputeContext(t);
-            var res = r.GetValue(dtype) == "float64"
-                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net.Cast<double>(), b, context)
-                : Backprop.Nn.Inference.InferenceBenchmark.Run(net, b, context);
+            var res = net64 is not null
+                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net64, b, context)
+                : Backprop.Nn.Inference.InferenceBenchmark.Run(net!, b, context);
             // FLOPs as `summary` counts them at inference (2·in·out a dense layer, plus its bias and activation)
-            long flopsPerSample = Backprop.Nn.ModelSummary.Of(net).Flops;
+            long flopsPerSample = net64 is not null ? Backprop.Nn.ModelSummary.Of(net64).Flops : Backprop.Nn.ModelSummary.Of(net!).Flops;
+            string described = net64?.ToString() ?? net!.ToString();
             double gflops = res.SamplesPerSecond * flopsPerSample / 1e9;
-            var peak = PeakFor(r.GetValue(dtype) == "float64", context);
+            var peak = PeakFor(f64, context);
             double fraction = gflops / peak.Gflops;
             if (!r.GetValue(json))
-                Console.WriteLine($"{net} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, " +
+                Console.WriteLine($"{described} batch {b}, {context.Threads} thread(s), {r.GetValue(dtype)}: {res.SamplesPerSecond:N0} samples/s, {res.RunMicroseconds:F1} µs per call, " +
                     $"{gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS peak, {res.AllocatedBytesPerRun:F1} bytes allocated per call");
             Cli.WriteJsonLine(w =>
             {
@@ -116,8 +156,7 @@ public static class BenchCommands
         cmd.SetAction(r =>
         {
             int t = r.GetValue(threads);
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
-            if (t > ComputeContext.MaxThreads) throw new UsageException($"--threads {t}: at most {ComputeContext.MaxThreads}");
+            CheckThreads(t);
             if (t == 0) t = Environment.ProcessorCount;
             var f32 = Peak(false, t);
             var f64 = Peak(true, t);
@@ -167,7 +206,9 @@ public static class BenchCommands
             int b = r.GetValue(batch), s = r.GetValue(steps), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckThreads(t);
+            if (spec is null) CheckBatch(b, sizes!, $"--layers {r.GetValue(layers)}");
+            else CheckBatch(b, [spec.Inputs, .. spec.Layers.Select(l => l.Outputs)], $"--arch {archText}");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
             using var context = new ComputeContext(t);
             var res = spec is null
@@ -214,7 +255,10 @@ public static class BenchCommands
         {
             int mm = r.GetValue(m), nn = r.GetValue(n), kk = r.GetValue(k), t = r.GetValue(threads);
             if (mm <= 0 || nn <= 0 || kk <= 0) throw new UsageException("--m, --n and --k must be at least 1");
-            if (t < 0) throw new UsageException($"--threads {t}: must be 0 (all cores) or more");
+            CheckOperand("A", $"--m {mm} --k {kk}", mm, kk);
+            CheckOperand("B", $"--k {kk} --n {nn}", kk, nn);
+            CheckOperand("C", $"--m {mm} --n {nn}", mm, nn);
+            CheckThreads(t);
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
             bool f64 = r.GetValue(dtype) == "float64";

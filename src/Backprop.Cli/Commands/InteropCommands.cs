@@ -95,7 +95,12 @@ public static class InteropCommands
                 throw new UsageException($"--opset {o}: supported opsets are {OnnxExport.MinOpset} to {OnnxExport.MaxOpset}");
             string src = r.GetValue(model)!;
             string dst = r.GetValue(onnx)!;
+            if (string.IsNullOrWhiteSpace(dst)) throw new UsageException("--onnx: the file name is empty");
             var m = ModelFile.Load<double>(src, catalog);
+            // a layer norm is ONNX's LayerNormalization, which older opsets lack: say which flag fixes it
+            for (int i = 0; i < m.Network.Layers.Count; i++)
+                if (m.Network.Layers[i] is LayerNormLayer<double> && o < LayerNormLayer<double>.LayerNormalizationOpset)
+                    throw new UsageException($"--opset {o}: layers[{i}] is a layer norm, ONNX LayerNormalization, which needs opset {LayerNormLayer<double>.LayerNormalizationOpset} or later: give --opset {LayerNormLayer<double>.LayerNormalizationOpset}");
             OnnxExport.Write(dst, m.Network, o, m.LabelNames, m.Standardizer);
             long bytes = new FileInfo(dst).Length;
             if (r.GetValue(json))

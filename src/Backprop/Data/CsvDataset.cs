@@ -20,7 +20,10 @@ public enum TargetKind
 /// <param name="Kind">What the target columns hold; null to infer it from the values.</param>
 /// <param name="LabelNames">A saved class mapping (class index → name), so labels map to the same indices as when the model was trained; null to derive one.</param>
 /// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
-public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false);
+/// <param name="SkipTargets">The target columns are found and dropped without being read (rows to predict, whose labels
+/// may be empty, unknown or not 0/1); the labels are placeholders and there are no target values.</param>
+public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false,
+    bool SkipTargets = false);
 
 /// <summary>
 /// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
@@ -35,9 +38,11 @@ public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKin
 /// </remarks>
 public sealed class CsvDataset
 {
-    private CsvDataset(string source, string[] featureNames, string[] labelColumns, string[] labelNames, LabeledData data, TargetKind kind, bool kindInferred)
+    private CsvDataset(string source, string[] featureNames, string[] labelColumns, string[] labelNames, LabeledData data, TargetKind kind, bool kindInferred,
+        int[] rows)
     {
         Source = source;
+        Rows = rows;
         FeatureNames = featureNames;
         LabelColumns = labelColumns;
         LabelNames = labelNames;
@@ -52,6 +57,9 @@ public sealed class CsvDataset
     public TargetKind Kind { get; }
     /// <summary>True when no kind was asked for and one column of non-integer numbers was read as regression targets.</summary>
     public bool KindInferred { get; }
+
+    /// <summary>The file line each data row starts on (the header is line 1), as messages name rows: "row N".</summary>
+    public int[] Rows { get; }
 
     /// <summary>The file (or source name) the data came from.</summary>
     public string Source { get; }
@@ -156,6 +164,7 @@ public sealed class CsvDataset
                 string f = fields[c];
                 if (isLabel[c] >= 0)
                 {
+                    if (targets.SkipTargets) continue;
                     if (f.Length == 0)
                         throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: the {(targets.Kind == TargetKind.Values ? "target" : "label")} is empty");
                     labelStrings[isLabel[c]].Add(f);
@@ -173,9 +182,9 @@ public sealed class CsvDataset
             throw new DataFormatException(source, "no data rows after the header");
 
         var labelColumns = labelIndices.Select(i => header[i]).ToArray();
-        if (targets.FeaturesOnly)
-            return new CsvDataset(source, featureNames, [], targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
-                targets.Kind ?? TargetKind.Classes, false);
+        if (targets.FeaturesOnly || targets.SkipTargets)
+            return new CsvDataset(source, featureNames, labelColumns, targets.LabelNames?.ToArray() ?? [], new LabeledData(features.ToArray(), new int[labelRows.Count], d),
+                targets.Kind ?? TargetKind.Classes, false, labelRows.ToArray());
         var kind = targets.Kind ?? InferKind(labelStrings);
         bool inferred = targets.Kind is null && kind == TargetKind.Values && labelStrings.Length == 1;
         if (kind == TargetKind.Classes)
@@ -190,7 +199,7 @@ public sealed class CsvDataset
                 labels = MapWithNames(source, labelColumns[0], labelStrings[0], labelRows, names);
             }
             else (labels, names) = DeriveClasses(labelStrings[0]);
-            return new CsvDataset(source, featureNames, labelColumns, names, new LabeledData(features.ToArray(), labels, d), kind, inferred);
+            return new CsvDataset(source, featureNames, labelColumns, names, new LabeledData(features.ToArray(), labels, d), kind, inferred, labelRows.ToArray());
         }
         int t = labelStrings.Length, n = labelRows.Count;
         var values = new float[(long)n * t];
@@ -214,7 +223,7 @@ public sealed class CsvDataset
                 values[(long)i * t + j] = v;
             }
         }
-        return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred);
+        return new CsvDataset(source, featureNames, labelColumns, labelColumns, new LabeledData(features.ToArray(), values, t, d), kind, inferred, labelRows.ToArray());
     }
 
     /// <summary>The header row's column names.</summary>

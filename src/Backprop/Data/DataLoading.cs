@@ -88,7 +88,7 @@ public static class DataLoading
                 throw new DataFormatException(path, $"{csv.Data.TargetCount} target columns but the model was trained on {targetScaling.FeatureCount}");
             targetScaling.Apply(t.AsSpan());
         }
-        return std is null ? csv.Data : std.Apply(csv.Data);
+        return std is null ? csv.Data : Standardise(csv, std);
     }
 
     /// <summary>Data to evaluate or predict with a saved model: the MNIST test set, or every row of a CSV normalised as in training.</summary>
@@ -97,6 +97,31 @@ public static class DataLoading
         if (Directory.Exists(path)) return MnistDataset.LoadTestSet(path);
         if (!File.Exists(path)) throw new DataFormatException($"{path}: no such file or directory");
         var csv = CsvDataset.Load(path, labelColumn, labelNames);
-        return std is null ? csv.Data : std.Apply(csv.Data);
+        return std is null ? csv.Data : Standardise(csv, std);
+    }
+
+    /// <summary>
+    /// A file's rows standardised with a model's statistics. A file of another width is refused first, naming it and both
+    /// counts (the standardizer's own check names neither the file nor the columns). A row is refused, by its file, row and column, when a finite
+    /// feature standardises to ±∞ or NaN (3e38 with a std below 1 overflows float32): the network would turn it into a
+    /// made-up output (∞ − ∞ = NaN, relu(NaN) = 0) or one no JSON can hold.
+    /// </summary>
+    private static LabeledData Standardise(CsvDataset csv, Standardizer std)
+    {
+        if (csv.FeatureCount != std.FeatureCount)
+        {
+            const int Shown = 12;
+            string columns = string.Join(", ", csv.FeatureNames.Take(Shown).Select(DataFormatException.Quote)) + (csv.FeatureCount > Shown ? ", …" : "");
+            throw new DataFormatException(csv.Source, $"{csv.FeatureCount} feature column{(csv.FeatureCount == 1 ? "" : "s")} ({columns}) but the model takes {std.FeatureCount} features");
+        }
+        int k = std.IndexOfNonFinite(csv.Features);
+        if (k >= 0)
+        {
+            int d = csv.FeatureCount, j = k % d;
+            string value = csv.Features[k].ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            throw new DataFormatException(csv.Source, $"row {csv.Rows[k / d]}, column {DataFormatException.Quote(csv.FeatureNames[j])}: {value} is too far from the model's training data " +
+                $"(mean {std.Mean[j].ToString("G4", System.Globalization.CultureInfo.InvariantCulture)}, std {std.Std[j].ToString("G4", System.Globalization.CultureInfo.InvariantCulture)}) to standardise in float32");
+        }
+        return std.Apply(csv.Data);
     }
 }

@@ -99,10 +99,37 @@ public sealed class Standardizer
         for (int i = 0; i < features.Length; i += d)
         {
             var row = features.Slice(i, d);
-            for (int j = 0; j < d; j++) row[j] = (row[j] - Mean[j]) * inv[j];
+            for (int j = 0; j < d; j++) row[j] = Standardise(row[j], Mean[j], inv[j]);
         }
         if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
     }
+
+    /// <summary>
+    /// The index of the first value of row-major <paramref name="features"/> that <see cref="Apply(Span{float})"/> would
+    /// make infinite or NaN (a finite value so far from the mean, e.g. 3e38, that x − mean or its scaling overflows
+    /// float32), or −1 when every standardised value is finite. Nothing is changed.
+    /// </summary>
+    public int IndexOfNonFinite(ReadOnlySpan<float> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        var inv = Inverses();
+        for (int i = 0; i < features.Length; i += d)
+            for (int j = 0; j < d; j++)
+                if (!float.IsFinite(Standardise(features[i + j], Mean[j], inv[j]))) return i + j;
+        return -1;
+    }
+
+    private float[] Inverses()
+    {
+        var inv = new float[FeatureCount];
+        for (int j = 0; j < inv.Length; j++) inv[j] = 1f / Std[j];
+        return inv;
+    }
+
+    /// <summary>One standardised value, the same in <see cref="Apply(Span{float})"/> and <see cref="IndexOfNonFinite"/>.</summary>
+    private static float Standardise(float x, float mean, float inverseStd) => (x - mean) * inverseStd;
 
     /// <summary>Standardises row-major double <paramref name="features"/> in place.</summary>
     public void Apply(Span<double> features)
@@ -138,6 +165,19 @@ public sealed class Standardizer
 
     /// <summary>Undoes <see cref="Apply(Span{float})"/> in place.</summary>
     public void Invert(Span<float> features)
+    {
+        int d = FeatureCount;
+        if (features.Length % d != 0)
+            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
+        for (int i = 0; i < features.Length; i += d)
+        {
+            var row = features.Slice(i, d);
+            for (int j = 0; j < d; j++) row[j] = row[j] * Std[j] + Mean[j];
+        }
+    }
+
+    /// <summary>Undoes <see cref="Apply(Span{double})"/> in place.</summary>
+    public void Invert(Span<double> features)
     {
         int d = FeatureCount;
         if (features.Length % d != 0)

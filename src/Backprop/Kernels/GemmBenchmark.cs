@@ -43,6 +43,9 @@ public static class GemmBenchmark
         ArgumentOutOfRangeException.ThrowIfLessThan(n, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(k, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(reps, 1);
+        foreach (var (name, rows, cols) in new[] { ("A", m, k), ("B", k, n), ("C", m, n) })
+            if ((long)rows * cols > Array.MaxLength)
+                throw new ArgumentException($"{name} would be {rows}×{cols} = {(long)rows * cols} values, more than one array holds ({Array.MaxLength})");
         var rng = new Random(1234);
         var a = new T[(long)m * k];
         var b = new T[(long)k * n];

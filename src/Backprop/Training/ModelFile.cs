@@ -64,7 +64,7 @@ public static class ModelFile
         {
             [FormatKey] = FormatValue,
             [ArchitectureKey] = JsonSerializer.Serialize(ArchitectureOf(net), TrainingJsonContext.Default.Architecture),
-            ["dtype"] = typeof(T) == typeof(float) ? "float32" : "float64",
+            [DTypeKey] = typeof(T) == typeof(float) ? "float32" : "float64",
         };
         if (labelNames is not null) DataMetadata.WriteLabelNames(meta, labelNames);
         standardizer?.WriteMetadata(meta);
@@ -108,6 +108,28 @@ public static class ModelFile
         var meta = Metadata(net, labelNames, standardizer);
         if (extraMetadata is not null) foreach (var (k, v) in extraMetadata) meta[k] = v;
         SafeTensorsFile.Write(path, Tensors(net).Concat(extraTensors ?? []), meta);
+    }
+
+    /// <summary>The metadata key of the precision a model file was saved in: "float32" or "float64".</summary>
+    public const string DTypeKey = "dtype";
+
+    /// <summary>
+    /// Whether a model file holds a float64 model: its <c>__metadata__.dtype</c> (<see cref="DTypeKey"/>) says so, or, in
+    /// a file that records none (written by another tool), its tensors are F64. Running such a model in float32 would
+    /// round every weight; the CLI's evaluate, predict and bench infer read the answer to run it as it was trained.
+    /// </summary>
+    /// <exception cref="DataFormatException">The recorded dtype is neither float32 nor float64.</exception>
+    public static bool IsFloat64(SafeTensorsFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        if (file.Metadata.TryGetValue(DTypeKey, out var dtype))
+            return dtype switch
+            {
+                "float64" => true,
+                "float32" => false,
+                _ => throw new DataFormatException($"{file.Source}: __metadata__.{DTypeKey} is '{dtype}', not float32 or float64"),
+            };
+        return file.Tensors.Count > 0 && file.Tensors.All(t => t.DType == "F64");
     }
 
     /// <summary>Loads a model; every fault is a <see cref="DataFormatException"/> naming the file and the field.</summary>

@@ -67,6 +67,9 @@ public static class TrainBenchmark
         net.SetTraining(true);
         for (int i = 0; i < net.Layers.Count; i++) net.Layers[i].SeedRandom(Trainer<float>.LayerSeed(seed, i), 0);
         var rng = new Random(seed + 1);
+        int widest = Math.Max(net.Inputs, net.Layers.Max(l => l.Outputs));
+        if ((long)batch * widest > Array.MaxLength)
+            throw new ArgumentException($"a batch of {batch} rows × {widest} (the widest layer) = {(long)batch * widest} values is more than one array holds ({Array.MaxLength})");
         var x = new float[batch * net.Inputs];
         for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var y = new int[batch];
@@ -107,7 +110,7 @@ public static class TrainBenchmark
             step.Tape.Profiler = null;
             profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
         }
-        return new TrainBenchmarkResult(batch * steps / secs, secs * 1e6 / steps,
+        return new TrainBenchmarkResult((double)batch * steps / secs, secs * 1e6 / steps,
             (double)(callerAfter - callerBefore + workersAfter - workersBefore) / steps, (double)(callerAfter - callerBefore) / steps)
         { FlopsPerStep = StepFlops(net, batch) };
     }

@@ -46,8 +46,12 @@ public abstract class TrainingTask
     /// <param name="targetScaling">The standardisation of regression targets: metrics are in the original units.</param>
     public abstract TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null);
 
-    /// <summary>Writes the predictions of <paramref name="outputs"/> (rows × outputs, raw network outputs) as JSON properties.</summary>
-    public abstract void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling);
+    /// <summary>
+    /// Writes the predictions of <paramref name="outputs"/> (rows × outputs, raw network outputs) as JSON properties, each
+    /// number in the model's own precision (a float64 model's outputs to the last bit).
+    /// </summary>
+    public abstract void WritePredictions<T>(Utf8JsonWriter w, ReadOnlySpan<T> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
+        where T : unmanaged, IFloatingPointIeee754<T>;
 
     /// <summary>The task's <see cref="Name"/>.</summary>
     public override string ToString() => Name;
@@ -81,7 +85,7 @@ public abstract class TrainingTask
         public override bool TakesClassWeights => true;
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new ClassificationMetrics(outputs);
 
-        public override void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
+        public override void WritePredictions<T>(Utf8JsonWriter w, ReadOnlySpan<T> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
         {
             int c = labelNames.Count;
             WriteRows(w, "outputs", outputs, rows, c);
@@ -89,7 +93,7 @@ public abstract class TrainingTask
             w.WriteStartArray();
             for (int i = 0; i < rows; i++)
             {
-                string name = labelNames[TrainingStep<float>.ArgMax(outputs.Slice(i * c, c))];
+                string name = labelNames[TrainingStep<T>.ArgMax(outputs.Slice(i * c, c))];
                 if (int.TryParse(name, NumberStyles.Integer, CultureInfo.InvariantCulture, out int num)) w.WriteNumberValue(num); else w.WriteStringValue(name);
             }
             w.WriteEndArray();
@@ -107,20 +111,24 @@ public abstract class TrainingTask
         public override string Describe(Metric m) => m.Name == "r2" ? $"R² {m.Value:F4}" : $"{m.Name.ToUpperInvariant()} {Number(m.Value)}";
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new RegressionMetrics(outputs, targetScaling);
 
-        public override void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
+        public override void WritePredictions<T>(Utf8JsonWriter w, ReadOnlySpan<T> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
         {
             int t = labelNames.Count;
             var values = outputs[..(rows * t)].ToArray();
-            targetScaling?.Invert(values);
+            if (targetScaling is not null)
+            {
+                if (typeof(T) == typeof(float)) targetScaling.Invert(System.Runtime.InteropServices.MemoryMarshal.Cast<T, float>(values.AsSpan()));
+                else targetScaling.Invert(System.Runtime.InteropServices.MemoryMarshal.Cast<T, double>(values.AsSpan()));
+            }
             w.WritePropertyName("columns");
             w.WriteStartArray(); foreach (var n in labelNames) w.WriteStringValue(n); w.WriteEndArray();
             w.WritePropertyName("predictions");
             w.WriteStartArray();
             for (int i = 0; i < rows; i++)
             {
-                if (t == 1) { w.WriteNumberValue(values[i]); continue; }
+                if (t == 1) { WriteValue(w, values[i]); continue; }
                 w.WriteStartArray();
-                for (int j = 0; j < t; j++) w.WriteNumberValue(values[i * t + j]);
+                for (int j = 0; j < t; j++) WriteValue(w, values[i * t + j]);
                 w.WriteEndArray();
             }
             w.WriteEndArray();
@@ -138,12 +146,12 @@ public abstract class TrainingTask
         public override bool TakesPosWeight => true;
         public override TaskMetrics CreateMetrics(int outputs, Standardizer? targetScaling = null) => new MultiLabelMetrics(outputs);
 
-        public override void WritePredictions(Utf8JsonWriter w, ReadOnlySpan<float> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
+        public override void WritePredictions<T>(Utf8JsonWriter w, ReadOnlySpan<T> outputs, int rows, IReadOnlyList<string> labelNames, Standardizer? targetScaling)
         {
             int c = labelNames.Count;
-            var p = new float[rows * c];
-            for (int k = 0; k < p.Length; k++) p[k] = 1f / (1f + MathF.Exp(-outputs[k]));
-            WriteRows(w, "probabilities", p, rows, c);
+            var p = new T[rows * c];
+            for (int k = 0; k < p.Length; k++) p[k] = T.One / (T.One + T.Exp(-outputs[k]));
+            WriteRows<T>(w, "probabilities", p, rows, c);
             w.WritePropertyName("labels");
             w.WriteStartArray(); foreach (var n in labelNames) w.WriteStringValue(n); w.WriteEndArray();
             w.WritePropertyName("predictions");
@@ -151,21 +159,32 @@ public abstract class TrainingTask
             for (int i = 0; i < rows; i++)
             {
                 w.WriteStartArray();
-                for (int j = 0; j < c; j++) if (outputs[i * c + j] >= 0) w.WriteStringValue(labelNames[j]);
+                for (int j = 0; j < c; j++) if (outputs[i * c + j] >= T.Zero) w.WriteStringValue(labelNames[j]);
                 w.WriteEndArray();
             }
             w.WriteEndArray();
         }
     }
 
-    private static void WriteRows(Utf8JsonWriter w, string name, ReadOnlySpan<float> values, int rows, int cols)
+    /// <summary>
+    /// A value in its own precision: a float as the shortest text that reads back as that float, a double likewise; null
+    /// for NaN and ±∞, which JSON cannot hold (as evaluate writes its per-output figures).
+    /// </summary>
+    private static void WriteValue<T>(Utf8JsonWriter w, T v) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (!T.IsFinite(v)) w.WriteNullValue();
+        else if (typeof(T) == typeof(float)) w.WriteNumberValue(float.CreateTruncating(v));
+        else w.WriteNumberValue(double.CreateTruncating(v));
+    }
+
+    private static void WriteRows<T>(Utf8JsonWriter w, string name, ReadOnlySpan<T> values, int rows, int cols) where T : unmanaged, IFloatingPointIeee754<T>
     {
         w.WritePropertyName(name);
         w.WriteStartArray();
         for (int i = 0; i < rows; i++)
         {
             w.WriteStartArray();
-            for (int j = 0; j < cols; j++) w.WriteNumberValue(values[i * cols + j]);
+            for (int j = 0; j < cols; j++) WriteValue(w, values[i * cols + j]);
             w.WriteEndArray();
         }
         w.WriteEndArray();
