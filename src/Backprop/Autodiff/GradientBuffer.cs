@@ -54,3 +54,31 @@ public sealed class GradientBuffer<T> where T : unmanaged, IFloatingPointIeee754
         return _buffer;
     }
 }
+
+/// <summary>
+/// The values of a set of parameters in one contiguous buffer, laid out as <see cref="GradientBuffer{T}"/> lays out
+/// their gradients: each parameter's <see cref="Var{T}.Value"/> becomes a view of its own slice. Work that passes all
+/// the parameters at once then needs no copying: the all-gather of a sharded optimizer step writes every member's
+/// updated block straight into the parameters (it went through the gradient buffer and back, two copies of the
+/// blocks a step).
+/// </summary>
+public sealed class ParameterBuffer<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T[] _buffer;
+
+    /// <summary>Allocates the buffer and moves every parameter's value into its slice, in the order and at the offsets of <paramref name="layout"/>.</summary>
+    public ParameterBuffer(GradientBuffer<T> layout)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        _buffer = new T[layout.Length];
+        Parameters = layout.Parameters;
+        for (int i = 0; i < Parameters.Count; i++)
+            Parameters[i].BindValueStorage(Tensor<T>.View(_buffer, layout.OffsetOf(i), Parameters[i].Value.ShapeArray));
+    }
+
+    /// <summary>The parameters whose values the buffer holds, in buffer order (that of the gradient buffer it was laid out by).</summary>
+    public IReadOnlyList<Var<T>> Parameters { get; }
+
+    /// <summary>Every parameter's value as one span.</summary>
+    public Span<T> Values => _buffer;
+}

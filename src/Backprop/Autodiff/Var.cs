@@ -32,7 +32,7 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// The current value. A recorded op's output is recomputed in place on every <see cref="Tape{T}.Forward"/>; a leaf's
     /// value is the caller's to change (an optimizer step writes a parameter's).
     /// </summary>
-    public Tensor<T> Value { get; }
+    public Tensor<T> Value { get; private set; }
     /// <summary>Whether a backward pass computes this value's gradient: true for parameters and for any op output that depends on one.</summary>
     public bool RequiresGrad { get; }
     /// <summary>The name that derivations and messages use ("layers.0.weight"); null for an unnamed value.</summary>
@@ -89,6 +89,15 @@ public sealed class Var<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new ShapeMismatchException($"gradient storage is {storage.ShapeString} but the value is {ShapeString}");
         if (_grad is not null && _gradValid) _grad.Data.CopyTo(storage.Data);
         _grad = storage;
+    }
+
+    /// <summary>Makes <paramref name="storage"/> (a tensor of this value's shape) hold this value from now on, with what it holds now.</summary>
+    internal void BindValueStorage(Tensor<T> storage)
+    {
+        if (!storage.SameShape(Value.Shape))
+            throw new ShapeMismatchException($"value storage is {storage.ShapeString} but the value is {ShapeString}");
+        Value.Data.CopyTo(storage.Data);
+        Value = storage;
     }
 
     /// <summary>Its name (or op), then its value as a tensor prints (<see cref="TensorFormat"/>): "W: Tensor[2×2]" and the numbers, as PyTorch prints a parameter.</summary>

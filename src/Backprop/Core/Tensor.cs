@@ -18,7 +18,7 @@ public sealed class Tensor<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>A new tensor of the given shape, all zeros. No dimensions makes a scalar (one element).</summary>
     /// <exception cref="ArgumentException">A dimension is negative, or the shape has more than <see cref="int.MaxValue"/> elements.</exception>
-    public Tensor(params int[] shape) : this(LargeArrays.Zeroed<T>(ShapeUtil.Product(shape)), shape) { }
+    public Tensor(params int[] shape) : this(new T[ShapeUtil.Product(shape)], shape) { }
 
     /// <summary>
     /// A tensor over <paramref name="data"/> (row-major) with the given shape. The array is not copied: writes through the

@@ -64,7 +64,7 @@ internal sealed unsafe class KernelScratch
     private static byte* Grow(ref byte[]? array, ref byte* ptr, long bytes)
     {
         if (bytes > Array.MaxLength) throw new OutOfMemoryException("GEMM packing buffer too large");
-        array = Core.LargeArrays.Uninitialized<byte>(bytes, pinned: true);
+        array = GC.AllocateUninitializedArray<byte>((int)bytes, pinned: true);
         nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(array));
         ptr = (byte*)((p + 63) & ~(nint)63);
         return ptr;

@@ -61,7 +61,7 @@ public sealed unsafe class PackedMatrix<T> where T : unmanaged, IFloatingPointIe
         long values = (long)Panels * NR * k;
         long bytes = values * sizeof(T) + 64;
         if (bytes > Array.MaxLength) throw new OutOfMemoryException($"a packed {n}×{k} matrix is too large");
-        _storage = Core.LargeArrays.Uninitialized<byte>(bytes, pinned: true);
+        _storage = GC.AllocateUninitializedArray<byte>((int)bytes, pinned: true);
         nint p = (nint)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(_storage));
         _packed = (T*)((p + 63) & ~(nint)63);
         fixed (T* pb = b)

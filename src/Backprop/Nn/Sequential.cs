@@ -51,7 +51,14 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
                 throw new ShapeMismatchException(
                     $"layers[{i}] takes {Layers[i].Inputs} inputs but layers[{i - 1}] gives {Layers[i - 1].Outputs} outputs");
         Gradients = new GradientBuffer<T>([.. Parameters().Distinct(ReferenceEqualityComparer.Instance).Cast<Var<T>>()]);
+        ParameterValues = new ParameterBuffer<T>(Gradients);
     }
+
+    /// <summary>
+    /// Every parameter's value in one contiguous buffer, laid out as <see cref="Gradients"/> (each parameter's
+    /// <see cref="Var{T}.Value"/> is a view of its slice).
+    /// </summary>
+    public ParameterBuffer<T> ParameterValues { get; }
 
     /// <summary>
     /// Every parameter's gradient in one contiguous buffer, in parameter order: each parameter's <see cref="Var{T}.Grad"/>

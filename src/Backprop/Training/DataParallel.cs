@@ -138,6 +138,17 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     }
 
     /// <summary>
+    /// After each member updated its own block of <paramref name="values"/> (all the parameters in one buffer, laid out
+    /// as the gradients), gives every member the others' blocks, in place.
+    /// </summary>
+    public void AllGatherParameters(Span<T> values)
+    {
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        Collective.AllGather(values, Blocks(values.Length));
+        AllReduceSeconds += System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
+    }
+
+    /// <summary>
     /// Gives every member the whole optimizer state after steps in which each updated only its own block: each state
     /// family (Adam's m and v, SGD's momentum, …) is laid out as the parameters are and gathered the same way, so that
     /// rank 0's checkpoint holds all of it. Uses <paramref name="staging"/> (as long as the parameters) as scratch.
@@ -192,7 +203,7 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     }
 
     /// <summary>Time spent summing gradients (<see cref="SumGradients"/>, or in a sharded step <see cref="ReduceScatterGradients"/>
-    /// and <see cref="AllGatherParameters"/>, with its copies): the communication cost of data parallelism.</summary>
+    /// and <see cref="AllGatherParameters(Span{T})"/>, with its copies): the communication cost of data parallelism.</summary>
     public double AllReduceSeconds { get; private set; }
     /// <summary>The number of gradient sums (<see cref="SumGradients"/> or <see cref="ReduceScatterGradients"/> calls) so far.</summary>
     public long AllReduceCalls { get; private set; }

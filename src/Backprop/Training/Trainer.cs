@@ -311,6 +311,7 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         _trainMetrics = Objective.Task.CreateMetrics(network.Outputs, Objective.TargetScaling);
         Context = context ?? Kernels.ComputeContext.Default;
         _parameters = network.Parameters().ToArray();
+        _flatParameters = _parameters.SequenceEqual(network.ParameterValues.Parameters);
         Optimizer = (optimizers ?? OptimizerRegistry.Default).Get(options.Optimizer)
             .Create(_parameters, new OptimizerSettings(options.LearningRate, options.Momentum, options.Nesterov, options.WeightDecay), Context);
     }
@@ -430,7 +431,9 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
                 var (lo, count) = Parallel!.Block(flat.Length);
                 Optimizer.Step(lo, count);
                 bool anyNonFinite = Parallel.AnyMember(Optimizer.FirstNonFiniteGradient >= 0);
-                Parallel.AllGatherParameters(_parameters, flat);
+                // the parameters in one buffer, as the gradients are laid out: the blocks are gathered in place
+                if (_flatParameters) Parallel.AllGatherParameters(Network.ParameterValues.Values);
+                else Parallel.AllGatherParameters(_parameters, flat);
                 if (anyNonFinite)
                     throw new NonFiniteValueException($"step {Optimizer.StepCount} (epoch {epoch}, batch {loader.BatchIndex + 1}): a summed gradient is not finite",
                         DivergenceRemedy.LowerLearningRateOrClip, epoch, Optimizer.StepCount, loader.BatchIndex + 1);
@@ -475,6 +478,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     private bool _randomSeeded;
+    // whether the optimizer's parameters are the network's parameter buffer, in its order (no parameter listed twice)
+    private readonly bool _flatParameters;
     // whether sharded steps have left each member's optimizer state current in its own block only (see TrainEpoch)
     private bool _stateScattered;
     private T[]? _stateStaging;

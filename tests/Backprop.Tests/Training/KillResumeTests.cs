@@ -66,7 +66,7 @@ public class KillResumeTests
                 Thread.Sleep(20);
             }
             stop(p);
-            Assert.True(p.WaitForExit(30_000), "the stopped process did not exit");
+            if (!p.WaitForExit(60_000)) lock (stderr) Assert.Fail($"the stopped process did not exit within 60 s; its stderr: {stderr}");
             p.WaitForExit();   // drains the redirected streams
         }
         finally
