@@ -42,6 +42,23 @@ public class KillResumeTests
         catch (IOException) when (!File.Exists(path)) { return 0; }
     }
 
+    /// <summary>Each thread of process <paramref name="pid"/>: its name, state and where the kernel has it waiting (Linux), to tell a deadlock from a busy loop.</summary>
+    private static string Threads(int pid)
+    {
+        try
+        {
+            return string.Join("; ", Directory.GetDirectories($"/proc/{pid}/task").Select(t =>
+            {
+                string Read(string f) { try { return File.ReadAllText(Path.Combine(t, f)).Trim(); } catch (IOException) { return "?"; } }
+                string stat = Read("stat");
+                int close = stat.LastIndexOf(')');
+                string state = close > 0 && close + 2 < stat.Length ? stat[(close + 2)..(close + 3)] : "?";
+                return $"{Read("comm")} {state} {Read("wchan")}";
+            }));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return "(not readable)"; }
+    }
+
     /// <summary>
     /// Starts the CLI, waits until it has written a checkpoint past <paramref name="afterEpoch"/>, has
     /// <paramref name="stop"/> end it, and returns its exit code and what it wrote on stderr.
@@ -66,7 +83,7 @@ public class KillResumeTests
                 Thread.Sleep(20);
             }
             stop(p);
-            if (!p.WaitForExit(60_000)) lock (stderr) Assert.Fail($"the stopped process did not exit within 60 s; its stderr: {stderr}");
+            if (!p.WaitForExit(60_000)) lock (stderr) Assert.Fail($"the stopped process did not exit within 60 s; its stderr: {stderr}; its threads: {Threads(p.Id)}");
             p.WaitForExit();   // drains the redirected streams
         }
         finally
