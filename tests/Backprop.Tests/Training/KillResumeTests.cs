@@ -18,13 +18,18 @@ public class KillResumeTests
         string dll = Path.Combine(AppContext.BaseDirectory, "backprop.dll");
         Assert.True(File.Exists(dll), $"{dll} is missing: the test project copies the CLI next to the tests");
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var psi = new ProcessStartInfo(dotnet)
+        // A process started in the background by a non-interactive shell (`.ci/run &`, say) ignores SIGINT, and its
+        // children inherit that: the runtime then never sees a Ctrl+C, and training goes on (a CI run started so timed
+        // out here with the main thread running). coreutils' env gives the child the default disposition back.
+        bool resetSignals = OperatingSystem.IsLinux() && File.Exists("/usr/bin/env");
+        var psi = new ProcessStartInfo(resetSignals ? "/usr/bin/env" : dotnet)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetTempPath(),
         };
+        if (resetSignals) foreach (var a in (string[])["--default-signal=INT", dotnet]) psi.ArgumentList.Add(a);
         psi.ArgumentList.Add(dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         return psi;
@@ -54,7 +59,7 @@ public class KillResumeTests
                 int close = stat.LastIndexOf(')');
                 string state = close > 0 && close + 2 < stat.Length ? stat[(close + 2)..(close + 3)] : "?";
                 return $"{Read("comm")} {state} {Read("wchan")}";
-            }));
+            })) + "; " + string.Join(" ", File.ReadLines($"/proc/{pid}/status").Where(l => l.StartsWith("Sig", StringComparison.Ordinal) || l.StartsWith("ShdPnd", StringComparison.Ordinal)));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return "(not readable)"; }
     }
