@@ -297,7 +297,7 @@ public static class ExplainCommand
     {
         var model = Backprop.Training.ModelFile.Load<double>(modelPath, catalog);
         var facts = Backprop.Training.TaskMetadata.Read(model.Metadata, modelPath);
-        var targets = facts.Targets(model.LabelNames);
+        var targets = facts.Targets(model.LabelNames) with { FeatureNames = model.FeatureNames };
         if (label is not null) targets = targets with { Columns = label.Split(',', StringSplitOptions.TrimEntries) };
         var data = DataLoading.ForModel(dataPath, targets, model.Standardizer, facts.TargetScaling);
         if (data.FeatureCount != model.Network.Inputs)

@@ -133,7 +133,7 @@ public static class ModelCommands
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var facts = TaskMetadata.Read(m.Metadata, modelPath);
-        var targets = facts.Targets(m.LabelNames);
+        var targets = facts.Targets(m.LabelNames) with { FeatureNames = m.FeatureNames };
         if (label is not null) targets = targets with { Columns = label.Split(',', StringSplitOptions.TrimEntries) };
         if (predicting) targets = targets with { SkipTargets = true };
         if (predicting && label is null && File.Exists(dataPath))

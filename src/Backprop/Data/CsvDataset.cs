@@ -22,8 +22,11 @@ public enum TargetKind
 /// <param name="FeaturesOnly">No target columns: every column is a feature (rows to predict); the labels are placeholders.</param>
 /// <param name="SkipTargets">The target columns are found and dropped without being read (rows to predict, whose labels
 /// may be empty, unknown or not 0/1); the labels are placeholders and there are no target values.</param>
+/// <param name="FeatureNames">The feature columns a saved model was trained on, in its input order; null: features are
+/// taken by position (a model recorded without them). When the file's feature columns are exactly these names, in any
+/// order, they are taken by name in this order; a name the header lacks is an error naming it.</param>
 public sealed record CsvTargets(IReadOnlyList<string>? Columns = null, TargetKind? Kind = null, IReadOnlyList<string>? LabelNames = null, bool FeaturesOnly = false,
-    bool SkipTargets = false);
+    bool SkipTargets = false, IReadOnlyList<string>? FeatureNames = null);
 
 /// <summary>
 /// A data set read from a CSV file with a header row (plain or gzipped, detected by the gzip magic).
@@ -149,8 +152,12 @@ public sealed class CsvDataset
         var isLabel = new int[columns];
         Array.Fill(isLabel, -1);
         for (int k = 0; k < labelIndices.Length; k++) isLabel[labelIndices[k]] = k;
+        var slot = new int[columns];
+        for (int c = 0, k = 0; c < columns; c++) slot[c] = isLabel[c] < 0 ? k++ : -1;
+        if (targets.FeatureNames is { } expected) MatchFeatureNames(source, header, isLabel, expected, slot);
         var featureNames = new string[d];
-        for (int c = 0, k = 0; c < columns; c++) if (isLabel[c] < 0) featureNames[k++] = header[c];
+        for (int c = 0; c < columns; c++) if (slot[c] >= 0) featureNames[slot[c]] = header[c];
+        var rowFeatures = new float[d];
 
         var features = new List<float>();
         var labelStrings = labelIndices.Select(_ => new List<string>()).ToArray();
@@ -174,8 +181,9 @@ public sealed class CsvDataset
                     throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: {DataFormatException.Quote(f)} is not a number");
                 if (!float.IsFinite(v))
                     throw new DataFormatException(source, $"row {row}, column {DataFormatException.Quote(header[c])}: {DataFormatException.Quote(f)} is not a finite number");
-                features.Add(v);
+                rowFeatures[slot[c]] = v;
             }
+            features.AddRange(rowFeatures);
             labelRows.Add(row);
         }
         if (labelRows.Count == 0)
@@ -251,6 +259,27 @@ public sealed class CsvDataset
             fractional = true;
         }
         return fractional ? TargetKind.Values : TargetKind.Classes;
+    }
+
+    /// <summary>
+    /// Points each feature column's <paramref name="slot"/> at its position in <paramref name="expected"/> (a model's
+    /// feature names) when the non-target columns are exactly those names in some order. A file with every name and
+    /// more columns keeps its positions, so the width check refuses it as before; a file missing a name is refused here.
+    /// </summary>
+    private static void MatchFeatureNames(string source, string[] header, int[] isLabel, IReadOnlyList<string> expected, int[] slot)
+    {
+        var column = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int c = 0; c < header.Length; c++) if (isLabel[c] < 0) column[header[c]] = c;
+        var missing = expected.Where(n => !column.ContainsKey(n)).ToList();
+        if (missing.Count > 0)
+        {
+            const int Shown = 5, ShownExpected = 12;
+            string names = string.Join(", ", missing.Take(Shown).Select(DataFormatException.Quote)) + (missing.Count > Shown ? ", …" : "");
+            string wanted = string.Join(", ", expected.Take(ShownExpected).Select(DataFormatException.Quote)) + (expected.Count > ShownExpected ? ", …" : "");
+            throw new DataFormatException(source, $"no feature column{(missing.Count == 1 ? "" : "s")} {names} (the model takes {expected.Count} feature{(expected.Count == 1 ? "" : "s")} by name: {wanted})");
+        }
+        if (column.Count != expected.Count) return;
+        for (int k = 0; k < expected.Count; k++) slot[column[expected[k]]] = k;
     }
 
     private static void CheckHeader(string source, string[] header)

@@ -25,6 +25,8 @@ public sealed record PreparedData(string Kind, LabeledData Train, LabeledData Va
     public Standardizer? TargetScaling { get; init; }
     /// <summary>The target columns, resolved; empty for MNIST.</summary>
     public string[] LabelColumns { get; init; } = [];
+    /// <summary>The CSV feature columns, in input order, to record with a model; null for MNIST.</summary>
+    public string[]? FeatureNames { get; init; }
 }
 
 /// <summary>Turns a path into a <see cref="PreparedData"/>: reads, splits and standardises, the same way for training and for the CLI.</summary>
@@ -42,7 +44,10 @@ public static class DataLoading
         var csv = CsvDataset.Load(path, labelColumn);
         var split = DataSplit.Split(csv.Data, 0.15, testFraction, seed, stratified: true);
         var std = Standardizer.Fit(split.Train);
-        return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn);
+        return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn)
+        {
+            FeatureNames = csv.FeatureNames,
+        };
     }
 
     /// <summary>
@@ -69,6 +74,7 @@ public static class DataLoading
         return new PreparedData("csv", std.Apply(split.Train), std.Apply(split.Validation), std.Apply(split.Test), csv.LabelNames, std, csv.LabelColumn)
         {
             Targets = csv.Kind, TargetsInferred = csv.KindInferred, TargetScaling = targetScaling, LabelColumns = csv.LabelColumns,
+            FeatureNames = csv.FeatureNames,
         };
     }
 

@@ -9,7 +9,12 @@ namespace Backprop.Training;
 
 /// <summary>What a model file holds (<see cref="ModelFile.Load{T}"/>): a network with what it needs to be used on new data, label names, input normalisation and the recorded metadata.</summary>
 public sealed record SavedModel<T>(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, IReadOnlyDictionary<string, string> Metadata)
-    where T : unmanaged, IFloatingPointIeee754<T>;
+    where T : unmanaged, IFloatingPointIeee754<T>
+{
+    /// <summary>The CSV feature columns the network was trained on, in input order (<see cref="ModelFile.FeatureNamesKey"/>);
+    /// null for a model that records none (trained on MNIST, or saved before names were recorded): its inputs are taken by position.</summary>
+    public string[]? FeatureNames { get; init; }
+}
 
 /// <summary>
 /// The architecture as stored in a model file's metadata: sizes, each layer's activation and bias flag, and, only when
@@ -43,6 +48,8 @@ public static class ModelFile
     public const string FormatValue = "backprop-mlp";
     /// <summary>The metadata key of the <see cref="Training.Architecture"/>, as JSON.</summary>
     public const string ArchitectureKey = "architecture";
+    /// <summary>The metadata key of the CSV feature column names the network was trained on, in input order, as a JSON array of strings.</summary>
+    public const string FeatureNamesKey = "feature_names";
 
     /// <summary>The architecture record of <paramref name="net"/>, as a model file stores it.</summary>
     public static Architecture ArchitectureOf<T>(Sequential<T> net) where T : unmanaged, IFloatingPointIeee754<T> => new(
@@ -56,8 +63,13 @@ public static class ModelFile
     };
 
     /// <summary>The __metadata__ entries of a model file for <paramref name="net"/>: the format marker, the architecture,
-    /// the dtype, and the label names and input standardisation when given.</summary>
-    public static Dictionary<string, string> Metadata<T>(Sequential<T> net, IReadOnlyList<string>? labelNames, Standardizer? standardizer)
+    /// the dtype, and the label names, input standardisation and feature column names when given.</summary>
+    /// <param name="net">The network.</param>
+    /// <param name="labelNames">The class or target names, in output order; null: none recorded.</param>
+    /// <param name="standardizer">The input standardisation the network was trained behind; null: none.</param>
+    /// <param name="featureNames">The CSV feature columns the network was trained on, in input order; null: none recorded (inputs by position).</param>
+    public static Dictionary<string, string> Metadata<T>(Sequential<T> net, IReadOnlyList<string>? labelNames, Standardizer? standardizer,
+        IReadOnlyList<string>? featureNames = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         var meta = new Dictionary<string, string>
@@ -68,6 +80,12 @@ public static class ModelFile
         };
         if (labelNames is not null) DataMetadata.WriteLabelNames(meta, labelNames);
         standardizer?.WriteMetadata(meta);
+        if (featureNames is not null)
+        {
+            if (featureNames.Count != net.Inputs)
+                throw new ArgumentException($"{featureNames.Count} feature names but the network takes {net.Inputs} inputs", nameof(featureNames));
+            DataMetadata.WriteLabelNames(meta, featureNames, FeatureNamesKey);
+        }
         return meta;
     }
 
@@ -101,11 +119,13 @@ public static class ModelFile
     /// <param name="standardizer">The input standardisation the network was trained behind; null: none.</param>
     /// <param name="extraTensors">More tensors to write beside the layers' (e.g. a checkpoint's optimizer state).</param>
     /// <param name="extraMetadata">More metadata entries; a key that is also a model entry overrides it.</param>
+    /// <param name="featureNames">The CSV feature columns the network was trained on, in input order, so that data is matched
+    /// to its inputs by name; null: none recorded (inputs by position).</param>
     public static void Save<T>(string path, Sequential<T> net, IReadOnlyList<string>? labelNames = null, Standardizer? standardizer = null,
-        IEnumerable<SafeTensorEntry>? extraTensors = null, IReadOnlyDictionary<string, string>? extraMetadata = null)
+        IEnumerable<SafeTensorEntry>? extraTensors = null, IReadOnlyDictionary<string, string>? extraMetadata = null, IReadOnlyList<string>? featureNames = null)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        var meta = Metadata(net, labelNames, standardizer);
+        var meta = Metadata(net, labelNames, standardizer, featureNames);
         if (extraMetadata is not null) foreach (var (k, v) in extraMetadata) meta[k] = v;
         SafeTensorsFile.Write(path, Tensors(net).Concat(extraTensors ?? []), meta);
     }
@@ -190,7 +210,10 @@ public static class ModelFile
         var std = Standardizer.ReadMetadata(meta, src);
         if (std is not null && std.FeatureCount != arch.Sizes[0])
             throw new DataFormatException($"{src}: the standardizer has {std.FeatureCount} features but the network takes {arch.Sizes[0]}");
-        return new SavedModel<T>(new Sequential<T>(list), labels, std, meta);
+        var features = DataMetadata.ReadLabelNames(meta, src, FeatureNamesKey);
+        if (features is not null && features.Length != arch.Sizes[0])
+            throw new DataFormatException($"{src}: __metadata__.{FeatureNamesKey} has {features.Length} names but the network takes {arch.Sizes[0]} inputs");
+        return new SavedModel<T>(new Sequential<T>(list), labels, std, meta) { FeatureNames = features };
     }
 
     /// <summary>Copies the file's tensor <paramref name="name"/> into <paramref name="target"/>, which gives the shape the architecture implies.</summary>

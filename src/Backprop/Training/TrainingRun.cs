@@ -431,5 +431,5 @@ public sealed class TrainingRun<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>Saves the trained network as a model file, with the data's label names and normalisation, and the task, label columns and target scaling.</summary>
     public void SaveModel(string path) => ModelFile.Save(path, Network, Data.LabelNames, Data.Standardizer,
-        extraMetadata: Data.Kind == "csv" ? TaskMetadata.Write(Task, Data.LabelColumns, Data.TargetScaling) : null);
+        extraMetadata: Data.Kind == "csv" ? TaskMetadata.Write(Task, Data.LabelColumns, Data.TargetScaling) : null, featureNames: Data.FeatureNames);
 }
