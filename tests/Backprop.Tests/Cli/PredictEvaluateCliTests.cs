@@ -136,12 +136,80 @@ public sealed class PredictEvaluateCliTests : IDisposable
     [InlineData("evaluate", "a,b,c,d,e,label\n1,2,3,4,5,setosa\n", "5 feature columns")]
     public void Data_of_another_width_is_refused_naming_the_file_and_both_counts(string command, string csv, string found)
     {
-        string model = TrainIris("width");
+        // a model that records no feature names takes columns by position, so only the width can be checked
+        string model = WithoutFeatureNames(TrainIris("width"));
         string path = _tmp.File("other-width.csv");
         File.WriteAllText(path, csv);
         var r = CliRunner.Run(command, "--model", model, "--data", path);
         TrainingAssert.UsageError(r, "other-width.csv");
         Assert.Contains(found, r.Stderr);
         Assert.Contains("the model takes 4", r.Stderr);
+    }
+
+    /// <summary>A copy of a model file as written before feature names were recorded: every entry but <see cref="ModelFile.FeatureNamesKey"/>.</summary>
+    private string WithoutFeatureNames(string model)
+    {
+        var m = ModelFile.Load<float>(model);
+        Assert.NotNull(m.FeatureNames);
+        string old = _tmp.File(Path.GetFileNameWithoutExtension(model) + "-unnamed.safetensors");
+        ModelFile.Save(old, m.Network, m.LabelNames, m.Standardizer,
+            extraMetadata: m.Metadata.Where(kv => kv.Key != ModelFile.FeatureNamesKey).ToDictionary(kv => kv.Key, kv => kv.Value));
+        Assert.Null(ModelFile.Load<float>(old).FeatureNames);
+        return old;
+    }
+
+    /// <summary>iris.csv with its columns in the order <paramref name="order"/> (indices into the original's), the header renamed by <paramref name="rename"/>.</summary>
+    private string IrisColumns(string name, int[] order, Func<string, string>? rename = null)
+    {
+        var lines = File.ReadAllLines(Iris).Where(l => l.Length > 0).Select(l => l.Split(',')).ToArray();
+        string path = _tmp.File(name + ".csv");
+        File.WriteAllLines(path, lines.Select((f, i) => string.Join(",", order.Select(j => i == 0 && rename is not null ? rename(f[j]) : f[j]))));
+        return path;
+    }
+
+    [Theory]
+    [InlineData("predict")]
+    [InlineData("evaluate")]
+    public void Columns_in_another_order_are_matched_by_the_names_the_model_records(string command)
+    {
+        string model = TrainIris("named");
+        Assert.Equal(File.ReadLines(Iris).First().Split(',')[..4], ModelFile.Load<float>(model).FeatureNames);
+        string reordered = IrisColumns("reordered", [3, 4, 1, 0, 2]);
+        var expected = CliRunner.Run(command, "--model", model, "--data", Iris, "--json");
+        Assert.True(expected.ExitCode == 0, expected.Stderr);
+        var r = CliRunner.Run(command, "--model", model, "--data", reordered, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(expected.LastLine, r.LastLine);
+    }
+
+    [Theory]
+    [InlineData("predict")]
+    [InlineData("evaluate")]
+    public void A_file_missing_a_feature_column_is_refused_naming_it(string command)
+    {
+        string model = TrainIris("missing");
+        // petal_width_(cm) under another name: the right width, but not the model's columns
+        string path = IrisColumns("missing", [0, 1, 2, 3, 4], h => h == "petal_width_(cm)" ? "extra" : h);
+        var r = CliRunner.Run(command, "--model", model, "--data", path);
+        TrainingAssert.UsageError(r, "missing.csv");
+        Assert.Contains("no feature column 'petal_width_(cm)'", r.Stderr);
+        Assert.Contains("'sepal_length_(cm)', 'sepal_width_(cm)', 'petal_length_(cm)', 'petal_width_(cm)'", r.Stderr);
+    }
+
+    [Fact]
+    public void A_model_without_feature_names_takes_columns_by_position_as_before()
+    {
+        string model = WithoutFeatureNames(TrainIris("positional"));
+        var original = CliRunner.Run("predict", "--model", model, "--data", Iris, "--json");
+        Assert.True(original.ExitCode == 0, original.Stderr);
+        // other names, same positions: the same outputs
+        string renamed = IrisColumns("renamed", [0, 1, 2, 3, 4], h => h == "label" ? h : "x" + h);
+        var r = CliRunner.Run("predict", "--model", model, "--data", renamed, "--json");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(original.Json.GetProperty("outputs").ToString(), r.Json.GetProperty("outputs").ToString());
+        // the same names in another order: read by position, so other outputs
+        var swapped = CliRunner.Run("predict", "--model", model, "--data", IrisColumns("swapped", [3, 2, 1, 0, 4]), "--json");
+        Assert.True(swapped.ExitCode == 0, swapped.Stderr);
+        Assert.NotEqual(original.Json.GetProperty("outputs").ToString(), swapped.Json.GetProperty("outputs").ToString());
     }
 }

@@ -59,6 +59,27 @@ public class ModelFileTests(IrisModelFixture iris) : IClassFixture<IrisModelFixt
     }
 
     [Fact]
+    public void Feature_names_round_trip_in_order_and_a_file_without_them_has_none()
+    {
+        using var tmp = new TempDir();
+        var net = Net<float>();
+        string[] features = ["z", "a", "ünïcode, \"quoted\"", "b(cm)", "a2"];
+        string named = tmp.File("named.safetensors"), plain = tmp.File("plain.safetensors");
+        ModelFile.Save(named, net, Labels, Std, featureNames: features);
+        ModelFile.Save(plain, net, Labels, Std);
+        Assert.Equal(features, ModelFile.Load<float>(named).FeatureNames);
+        Assert.True(SafeTensorsFile.Read(named).Metadata.ContainsKey(ModelFile.FeatureNamesKey));
+        Assert.Null(ModelFile.Load<float>(plain).FeatureNames);
+        Assert.False(SafeTensorsFile.Read(plain).Metadata.ContainsKey(ModelFile.FeatureNamesKey));
+        // as many names as inputs, on the way in and on the way out
+        Assert.Throws<ArgumentException>(() => ModelFile.Save(tmp.File("short.safetensors"), net, featureNames: features[..4]));
+        string bad = tmp.File("bad.safetensors");
+        ModelFile.Save(bad, net, extraMetadata: new Dictionary<string, string> { [ModelFile.FeatureNamesKey] = DataMetadata.StringsToJson(features[..3]) });
+        var e = Assert.Throws<DataFormatException>(() => ModelFile.Load<float>(bad));
+        Assert.Contains(ModelFile.FeatureNamesKey, e.Message);
+    }
+
+    [Fact]
     public void Save_then_load_round_trips_float32_and_layers_without_bias()
     {
         using var tmp = new TempDir();
