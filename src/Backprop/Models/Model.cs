@@ -71,7 +71,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     private volatile State _state;
 
     /// <summary>What the model is at one moment; a fit replaces it whole, so readers see one consistent state.</summary>
-    private sealed record State(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, Standardizer? TargetScaling, string[]? LabelColumns)
+    private sealed record State(Sequential<T> Network, string[] LabelNames, Standardizer? Standardizer, Standardizer? TargetScaling, string[]? LabelColumns,
+        string[]? FeatureNames = null)
     {
         private volatile InferenceNetwork<T>? _compiled;
 
@@ -134,6 +135,10 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>One name per output: the class names (classification), or the target or label names.</summary>
     public IReadOnlyList<string> LabelNames => _state.LabelNames;
 
+    /// <summary>The CSV feature columns the model was trained on, in input order, by which <see cref="Evaluate(string)"/>
+    /// and <see cref="Save"/>'s file match a CSV's columns; null: none recorded (inputs by position).</summary>
+    public IReadOnlyList<string>? FeatureNames => _state.FeatureNames;
+
     /// <summary>The standardisation applied to every input row before the network; null: none.</summary>
     public Standardizer? Standardizer => _state.Standardizer;
 
@@ -166,7 +171,9 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         {
             var file = ModelFile.Load<T>(path, catalog);
             var task = TaskMetadata.Read(file.Metadata, path);
-            return new Model<T>(file.Network, task.Task, file.LabelNames, file.Standardizer, task.TargetScaling, task.LabelColumns) { Catalog = catalog };
+            var model = new Model<T>(file.Network, task.Task, file.LabelNames, file.Standardizer, task.TargetScaling, task.LabelColumns) { Catalog = catalog };
+            model._state = model._state with { FeatureNames = file.FeatureNames };
+            return model;
         }
         catch (DataFormatException e) { throw new InvalidDataException(e.Message, e); }
     }
@@ -182,7 +189,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         // a classifier's file without task entries reads its labels from the default column, as files always have
         var columns = s.LabelColumns ?? (Task == TrainingTask.Classification ? null : s.LabelNames);
         ModelFile.Save(path, s.Network, s.LabelNames, s.Standardizer,
-            extraMetadata: columns is null ? null : TaskMetadata.Write(Task, columns, s.TargetScaling));
+            extraMetadata: columns is null ? null : TaskMetadata.Write(Task, columns, s.TargetScaling), featureNames: s.FeatureNames);
     }
 
     /// <summary>
@@ -375,7 +382,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
                 var result = run.Run(options.BatchProgress, epochs, cancellationToken);
                 run.Network.SetTraining(false);
                 _state = new State(run.Network, data.LabelNames, data.Standardizer, data.TargetScaling,
-                    data.LabelColumns.Length > 0 ? data.LabelColumns : s.LabelColumns);
+                    data.LabelColumns.Length > 0 ? data.LabelColumns : s.LabelColumns, data.FeatureNames ?? s.FeatureNames);
                 return result;
             }
             catch (InvalidTrainingSettingException e) { throw new ArgumentException(e.Message, nameof(options), e); }
@@ -455,7 +462,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         var s = _state;
         try
         {
-            var targets = new TaskMetadata(Task, s.LabelColumns, s.TargetScaling).Targets(s.LabelNames);
+            var targets = new TaskMetadata(Task, s.LabelColumns, s.TargetScaling).Targets(s.LabelNames) with { FeatureNames = s.FeatureNames };
             var data = DataLoading.ForModel(path, targets, null, s.TargetScaling);
             if (data.FeatureCount != Inputs) throw new InvalidDataException($"{path} has {data.FeatureCount} features per row but the model takes {Inputs}");
             return Measure(s.Standardizer is null ? data : s.Standardizer.Apply(data), standardized: true);

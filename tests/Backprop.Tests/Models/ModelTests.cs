@@ -291,6 +291,29 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_model_fitted_on_a_csv_keeps_its_feature_names_through_save_and_load_and_evaluates_columns_by_name()
+    {
+        using var tmp = new TempDir();
+        var model = IrisModel();
+        Assert.Null(model.FeatureNames);
+        model.Fit(Iris, Options(0, epochs: 5));
+        var header = File.ReadLines(Iris).First().Split(',');
+        Assert.Equal(header[..4], model.FeatureNames);
+        string path = tmp.File("named.safetensors");
+        model.Save(path);
+        var loaded = Model.Load(path);
+        Assert.Equal(header[..4], loaded.FeatureNames);
+
+        string reordered = tmp.File("reordered.csv");
+        int[] order = [2, 4, 0, 3, 1];
+        File.WriteAllLines(reordered, File.ReadLines(Iris).Where(l => l.Length > 0).Select(l => string.Join(",", order.Select(j => l.Split(',')[j]))));
+        var expected = loaded.Evaluate(Iris);
+        var got = loaded.Evaluate(reordered);
+        Assert.Equal(expected.Loss, got.Loss);
+        Assert.Equal(expected["accuracy"], got["accuracy"]);
+    }
+
+    [Fact]
     public void A_regression_model_saves_what_the_cli_reads()
     {
         using var tmp = new TempDir();
