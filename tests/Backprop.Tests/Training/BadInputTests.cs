@@ -195,7 +195,14 @@ public sealed class BadInputTests : IDisposable
         File.WriteAllText(_tmp.File("narrow.csv"), "a,b,label\n1,2,setosa\n3,4,virginica\n");
         TrainingAssert.UsageError(CliRunner.Run(command, "--model", model, "--data", _tmp.File("narrow.csv")), "features");
         if (command == "evaluate")
-            TrainingAssert.UsageError(CliRunner.Run(command, "--model", model, "--data", CliRunner.DataPath("tabular", "wine.csv")), "class_0");
+        {
+            // another data set: its columns are not the model's features (the model records their names)
+            TrainingAssert.UsageError(CliRunner.Run(command, "--model", model, "--data", CliRunner.DataPath("tabular", "wine.csv")), "no feature columns 'sepal_length_(cm)'");
+            // the model's features, with a label the model does not know
+            string header = File.ReadLines(Iris).First();
+            File.WriteAllText(_tmp.File("unknown.csv"), $"{header}\n5.1,3.5,1.4,0.2,class_0\n");
+            TrainingAssert.UsageError(CliRunner.Run(command, "--model", model, "--data", _tmp.File("unknown.csv")), "class_0");
+        }
         TrainingAssert.UsageError(CliRunner.Run(command, "--model", model, "--data", _tmp.File("none.csv")), "none.csv");
     }
 
