@@ -39,7 +39,7 @@ public static class Cli
             }
             if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
             {
-                Console.Error.WriteLine($"backprop: {OneLine(parse.Errors[0].Message)}");
+                Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(parse.Errors[0].Message))}");
                 return ExitUsage;
             }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -48,6 +48,26 @@ public static class Cli
         {
             return Report(e);
         }
+    }
+
+    /// <summary>
+    /// The parser's "Cannot parse argument '1e3' for option '--epochs' as expected type 'System.Int32'." in the flag's
+    /// words: "--epochs 1e3: not a whole number from -2147483648 to 2147483647"; other messages as they are.
+    /// </summary>
+    internal static string InFlagWords(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message,
+            @"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type 'System\.(?:Nullable`1\[System\.)?(?<type>\w+)\]?'\.?$");
+        if (!m.Success) return message;
+        string what = m.Groups["type"].Value switch
+        {
+            "Int32" => $"not a whole number from {int.MinValue} to {int.MaxValue}",
+            "Int64" => $"not a whole number from {long.MinValue} to {long.MaxValue}",
+            "Double" or "Single" => "not a number",
+            "Boolean" => "not true or false",
+            _ => "not a value of the right kind",
+        };
+        return $"{m.Groups["option"].Value} {m.Groups["value"].Value}: {what}";
     }
 
     /// <summary>Whether this process is a rank other than 0 of a `--distributed` job under mpirun (the launcher's environment says).</summary>

@@ -37,6 +37,18 @@ public sealed class ErrorWordingCliTests : IDisposable
         NoDotNetWording(r);
     }
 
+    [Theory]
+    [InlineData("train --epochs 1e3", "--epochs 1e3: not a whole number from -2147483648 to 2147483647")]
+    [InlineData("train --epochs 99999999999", "--epochs 99999999999: not a whole number")]
+    [InlineData("train --lr abc", "--lr abc: not a number")]
+    [InlineData("bench gemm --m x", "--m x: not a whole number")]
+    public void A_value_of_the_wrong_kind_is_said_in_the_flag(string args, string expected)
+    {
+        var r = CliRunner.Run(args.Split(' '));
+        TrainingAssert.UsageError(r, expected);
+        NoDotNetWording(r);
+    }
+
     [Fact]
     public void A_limit_past_int_is_said_in_the_flag()
     {
