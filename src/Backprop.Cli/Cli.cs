@@ -70,6 +70,16 @@ public static class Cli
         return $"{m.Groups["option"].Value} {m.Groups["value"].Value}: {what}";
     }
 
+    /// <summary>
+    /// --threads in the flag's words, for every command that takes it: ComputeContext's own ArgumentOutOfRangeException
+    /// would print .NET's "(Parameter 'threads') Actual value was 100000."
+    /// </summary>
+    public static void CheckThreads(int threads)
+    {
+        if (threads < 0) throw new UsageException($"--threads {threads}: must be 0 (all cores) or more");
+        if (threads > Backprop.Kernels.ComputeContext.MaxThreads) throw new UsageException($"--threads {threads}: at most {Backprop.Kernels.ComputeContext.MaxThreads}");
+    }
+
     /// <summary>Whether this process is a rank other than 0 of a `--distributed` job under mpirun (the launcher's environment says).</summary>
     private static bool NotFirstRank(string[] args) =>
         Array.IndexOf(args, "--distributed") >= 0 && Backprop.Distributed.MpiCollective.UnderMpirun

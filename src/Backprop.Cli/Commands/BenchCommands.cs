@@ -71,22 +71,24 @@ public static class BenchCommands
             throw new UsageException($"--batch {batch} with {network}: {batch} rows × {widest} (the widest layer) = {values} values, more than one array holds ({Array.MaxLength}); give a smaller --batch");
     }
 
-    /// <summary>
-    /// --threads in words of the flag: ComputeContext's own ArgumentOutOfRangeException would print .NET's
-    /// "(Parameter 'threads') Actual value was 100000."
-    /// </summary>
-    private static void CheckThreads(int threads)
-    {
-        if (threads < 0) throw new UsageException($"--threads {threads}: must be 0 (all cores) or more");
-        if (threads > ComputeContext.MaxThreads) throw new UsageException($"--threads {threads}: at most {ComputeContext.MaxThreads}");
-    }
-
     /// <summary>Refuses a GEMM operand of more values than one .NET array holds (m·n of 100000 × 100000 overflowed into an OverflowException).</summary>
     private static void CheckOperand(string matrix, string flags, int rows, int cols)
     {
         long values = (long)rows * cols;
         if (values > Array.MaxLength)
             throw new UsageException($"{flags}: {matrix} would be {rows}×{cols} = {values} values, more than one array holds ({Array.MaxLength})");
+    }
+
+    /// <summary>
+    /// bench infer's measurement of <paramref name="net"/> in its own precision: the result, the FLOPs of a sample as
+    /// `summary` counts them at inference (2·in·out a dense layer, plus its bias and activation) and the network as text.
+    /// A model file's (<paramref name="path"/>) widths are checked against --batch first, as --layers' are before.
+    /// </summary>
+    private static (Backprop.Nn.Inference.InferenceBenchmarkResult Result, long FlopsPerSample, string Described) InferOnce<T>(
+        Backprop.Nn.Sequential<T> net, int batch, string? path, ComputeContext context) where T : unmanaged, System.Numerics.IFloatingPointIeee754<T>
+    {
+        if (path is not null) CheckBatch(batch, [net.Inputs, .. net.Layers.Select(l => l.Outputs)], $"--model {path}");
+        return (Backprop.Nn.Inference.InferenceBenchmark.Run(net, batch, context), Backprop.Nn.ModelSummary.Of(net).Flops, net.ToString());
     }
 
     private static Command Infer(Backprop.Nn.Catalog catalog)
@@ -104,25 +106,17 @@ public static class BenchCommands
         {
             int b = r.GetValue(batch), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
-            CheckThreads(t);
+            Cli.CheckThreads(t);
             string? path = r.GetValue(model);
             if (path is not null && r.GetResult(layers) is { Implicit: false }) throw new UsageException("--model gives the network: give it without --layers");
             if (path is null) CheckBatch(b, TrainCommand.ParseLayers(r.GetValue(layers)!), $"--layers {r.GetValue(layers)}");
             bool f64 = r.GetValue(dtype) == "float64";
-            // a model file is read in the precision it runs in: a float64 model's weights are never rounded through float32
-            var net = path is not null
-                ? (f64 ? null : ModelFile.Load<float>(path, catalog).Network)
-                : Initializers.Mlp<float>(TrainCommand.ParseLayers(r.GetValue(layers)!), "relu", 0, InitKind.HeUniform);
-            var net64 = f64 ? (path is not null ? ModelFile.Load<double>(path, catalog).Network : net!.Cast<double>()) : null;
-            if (path is not null)
-                CheckBatch(b, net64 is not null ? [net64.Inputs, .. net64.Layers.Select(l => l.Outputs)] : [net!.Inputs, .. net!.Layers.Select(l => l.Outputs)], $"--model {path}");
+            var mlp = path is null ? Initializers.Mlp<float>(TrainCommand.ParseLayers(r.GetValue(layers)!), "relu", 0, InitKind.HeUniform) : null;
             using var context = new ComputeContext(t);
-            var res = net64 is not null
-                ? Backprop.Nn.Inference.InferenceBenchmark.Run(net64, b, context)
-                : Backprop.Nn.Inference.InferenceBenchmark.Run(net!, b, context);
-            // FLOPs as `summary` counts them at inference (2·in·out a dense layer, plus its bias and activation)
-            long flopsPerSample = net64 is not null ? Backprop.Nn.ModelSummary.Of(net64).Flops : Backprop.Nn.ModelSummary.Of(net!).Flops;
-            string described = net64?.ToString() ?? net!.ToString();
+            // a model file is read in the precision it runs in: a float64 model's weights are never rounded through float32
+            var (res, flopsPerSample, described) = f64
+                ? InferOnce(path is not null ? ModelFile.Load<double>(path, catalog).Network : mlp!.Cast<double>(), b, path, context)
+                : InferOnce(path is not null ? ModelFile.Load<float>(path, catalog).Network : mlp!, b, path, context);
             double gflops = res.SamplesPerSecond * flopsPerSample / 1e9;
             var peak = PeakFor(f64, context);
             double fraction = gflops / peak.Gflops;
@@ -156,7 +150,7 @@ public static class BenchCommands
         cmd.SetAction(r =>
         {
             int t = r.GetValue(threads);
-            CheckThreads(t);
+            Cli.CheckThreads(t);
             if (t == 0) t = Environment.ProcessorCount;
             var f32 = Peak(false, t);
             var f64 = Peak(true, t);
@@ -206,7 +200,7 @@ public static class BenchCommands
             int b = r.GetValue(batch), s = r.GetValue(steps), t = r.GetValue(threads);
             if (b <= 0) throw new UsageException($"--batch {b}: must be at least 1");
             if (s <= 0) throw new UsageException($"--steps {s}: must be at least 1");
-            CheckThreads(t);
+            Cli.CheckThreads(t);
             if (spec is null) CheckBatch(b, sizes!, $"--layers {r.GetValue(layers)}");
             else CheckBatch(b, [spec.Inputs, .. spec.Layers.Select(l => l.Outputs)], $"--arch {archText}");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
@@ -258,7 +252,7 @@ public static class BenchCommands
             CheckOperand("A", $"--m {mm} --k {kk}", mm, kk);
             CheckOperand("B", $"--k {kk} --n {nn}", kk, nn);
             CheckOperand("C", $"--m {mm} --n {nn}", mm, nn);
-            CheckThreads(t);
+            Cli.CheckThreads(t);
             bool ta = r.GetValue(transA), tb = r.GetValue(transB);
             using var context = new ComputeContext(t);
             bool f64 = r.GetValue(dtype) == "float64";

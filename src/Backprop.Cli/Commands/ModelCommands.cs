@@ -34,7 +34,7 @@ public static class ModelCommands
         var model = new Option<string>("--model") { Description = "A model file (safetensors)", Required = true };
         var data = new Option<string>("--data") { Description = "An MNIST directory (predicts its t10k test images) or a CSV file", Required = true };
         var label = new Option<string?>("--label") { Description = "CSV label column(s) (default: those the model recorded; a file with none of them and one column per input is all features)" };
-        var limit = new Option<int?>("--limit") { Description = "Only the first N rows", CustomParser = ParseLimit };
+        var limit = new Option<int?>("--limit") { Description = "Only the first N rows" };
         var json = new Option<bool>("--json") { Description = "One JSON object on the last line (default)" };
         var cmd = new Command("predict", "Raw outputs and predicted classes for every row, in file order") { model, data, label, limit, json };
         cmd.SetAction(r =>
@@ -146,15 +146,6 @@ public static class ModelCommands
         var d = DataLoading.ForModel(dataPath, targets, m.Standardizer, facts.TargetScaling);
         CheckWidth(m.Network.Inputs, d, dataPath);
         return (facts, d);
-    }
-
-    /// <summary>--limit as a whole number in the flag's words (the parser's own message names the type 'System.Nullable`1[System.Int32]').</summary>
-    private static int? ParseLimit(System.CommandLine.Parsing.ArgumentResult result)
-    {
-        string text = result.Tokens.Count > 0 ? result.Tokens[^1].Value : "";
-        if (int.TryParse(text, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n)) return n;
-        result.AddError($"--limit {text}: not a whole number from 1 to {int.MaxValue}");
-        return null;
     }
 
     private static void WriteNumberOrNull(System.Text.Json.Utf8JsonWriter w, string name, double value)

@@ -261,7 +261,7 @@ public static class TrainCommand
     /// </summary>
     private static TrainingJob JobToRun(TrainArgs a, IReadOnlyList<TrainingSetting> explicitlyGiven, Catalog catalog)
     {
-        if (a.Threads < 0) throw new UsageException($"--threads {a.Threads}: must be 0 (all cores) or more");
+        Cli.CheckThreads(a.Threads);
         foreach (var (flag, path) in new[] { ("--resume", a.Resume), ("--checkpoint", a.Checkpoint) })
             if (path is not null && SamePath(a.Out, path))
                 throw new UsageException($"--out {a.Out} is also the {flag} file: the trained model would replace the checkpoint; save the model elsewhere");

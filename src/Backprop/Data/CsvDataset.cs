@@ -273,9 +273,7 @@ public sealed class CsvDataset
         var missing = expected.Where(n => !column.ContainsKey(n)).ToList();
         if (missing.Count > 0)
         {
-            const int Shown = 5, ShownExpected = 12;
-            string names = string.Join(", ", missing.Take(Shown).Select(DataFormatException.Quote)) + (missing.Count > Shown ? ", …" : "");
-            string wanted = string.Join(", ", expected.Take(ShownExpected).Select(DataFormatException.Quote)) + (expected.Count > ShownExpected ? ", …" : "");
+            string names = DataFormatException.QuoteList(missing, 5), wanted = DataFormatException.QuoteList([.. expected], 12);
             throw new DataFormatException(source, $"no feature column{(missing.Count == 1 ? "" : "s")} {names} (the model takes {expected.Count} feature{(expected.Count == 1 ? "" : "s")} by name: {wanted})");
         }
         if (column.Count != expected.Count) return;

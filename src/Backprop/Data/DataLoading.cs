@@ -116,8 +116,7 @@ public static class DataLoading
     {
         if (csv.FeatureCount != std.FeatureCount)
         {
-            const int Shown = 12;
-            string columns = string.Join(", ", csv.FeatureNames.Take(Shown).Select(DataFormatException.Quote)) + (csv.FeatureCount > Shown ? ", …" : "");
+            string columns = DataFormatException.QuoteList(csv.FeatureNames, 12);
             throw new DataFormatException(csv.Source, $"{csv.FeatureCount} feature column{(csv.FeatureCount == 1 ? "" : "s")} ({columns}) but the model takes {std.FeatureCount} features");
         }
         int k = std.IndexOfNonFinite(csv.Features);

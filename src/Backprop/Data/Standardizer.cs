@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Globalization;
 using System.Text.Json;
 using Backprop.IO;
@@ -95,7 +96,7 @@ public sealed class Standardizer
         // allocates nothing once warm
         float[]? rented = d > 256 ? System.Buffers.ArrayPool<float>.Shared.Rent(d) : null;
         Span<float> inv = rented is null ? stackalloc float[d] : rented.AsSpan(0, d);
-        for (int j = 0; j < d; j++) inv[j] = 1f / Std[j];
+        Reciprocals(inv);
         for (int i = 0; i < features.Length; i += d)
         {
             var row = features.Slice(i, d);
@@ -114,18 +115,18 @@ public sealed class Standardizer
         int d = FeatureCount;
         if (features.Length % d != 0)
             throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
-        var inv = Inverses();
+        var inv = new float[d];
+        Reciprocals(inv);
         for (int i = 0; i < features.Length; i += d)
             for (int j = 0; j < d; j++)
                 if (!float.IsFinite(Standardise(features[i + j], Mean[j], inv[j]))) return i + j;
         return -1;
     }
 
-    private float[] Inverses()
+    /// <summary>1/std of every feature: <see cref="Apply(Span{float})"/> multiplies by it.</summary>
+    private void Reciprocals(Span<float> inv)
     {
-        var inv = new float[FeatureCount];
         for (int j = 0; j < inv.Length; j++) inv[j] = 1f / Std[j];
-        return inv;
     }
 
     /// <summary>One standardised value, the same in <see cref="Apply(Span{float})"/> and <see cref="IndexOfNonFinite"/>.</summary>
@@ -164,20 +165,13 @@ public sealed class Standardizer
     }
 
     /// <summary>Undoes <see cref="Apply(Span{float})"/> in place.</summary>
-    public void Invert(Span<float> features)
-    {
-        int d = FeatureCount;
-        if (features.Length % d != 0)
-            throw new ArgumentException($"{features.Length} values do not divide into rows of {d} features");
-        for (int i = 0; i < features.Length; i += d)
-        {
-            var row = features.Slice(i, d);
-            for (int j = 0; j < d; j++) row[j] = row[j] * Std[j] + Mean[j];
-        }
-    }
+    public void Invert(Span<float> features) => InvertIn(features);
 
     /// <summary>Undoes <see cref="Apply(Span{double})"/> in place.</summary>
-    public void Invert(Span<double> features)
+    public void Invert(Span<double> features) => InvertIn(features);
+
+    /// <summary>x·std + mean in <typeparamref name="T"/> (the statistics are floats, exact in either precision).</summary>
+    private void InvertIn<T>(Span<T> features) where T : unmanaged, IFloatingPointIeee754<T>
     {
         int d = FeatureCount;
         if (features.Length % d != 0)
@@ -185,7 +179,7 @@ public sealed class Standardizer
         for (int i = 0; i < features.Length; i += d)
         {
             var row = features.Slice(i, d);
-            for (int j = 0; j < d; j++) row[j] = row[j] * Std[j] + Mean[j];
+            for (int j = 0; j < d; j++) row[j] = row[j] * T.CreateTruncating(Std[j]) + T.CreateTruncating(Mean[j]);
         }
     }
 

@@ -49,6 +49,33 @@ public interface ICollective : IDisposable
     bool ShardingPays => false;
 }
 
+/// <summary>Text sent from one member to all, over any <see cref="ICollective"/>: a message every member must print alike.</summary>
+public static class CollectiveText
+{
+    /// <summary>The bytes every member passes, whatever the text's length: a collective call needs the same length everywhere.</summary>
+    public const int MaxBytes = 2048;
+
+    /// <summary>
+    /// Every member's copy of member <paramref name="root"/>'s <paramref name="text"/> (what the others pass is not read):
+    /// its UTF-8, cut at a whole character to fit in <see cref="MaxBytes"/> less the zero that ends it, broadcast.
+    /// </summary>
+    public static string Broadcast(ICollective group, string? text, int root)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        Span<byte> message = stackalloc byte[MaxBytes];
+        message.Clear();
+        if (group.Rank == root && text is not null)
+        {
+            var chars = text.AsSpan();
+            while (System.Text.Encoding.UTF8.GetByteCount(chars) >= MaxBytes) chars = chars[..(chars.Length * 3 / 4)];
+            System.Text.Encoding.UTF8.GetBytes(chars, message);
+        }
+        group.Broadcast(message, root);
+        int end = message.IndexOf((byte)0);
+        return System.Text.Encoding.UTF8.GetString(end < 0 ? message : message[..end]);
+    }
+}
+
 /// <summary>Checks of the arguments that every collective's block operations share.</summary>
 internal static class CollectiveBlocks
 {

@@ -1,5 +1,4 @@
 using System.Numerics;
-using System.Text;
 
 namespace Backprop.Distributed;
 
@@ -33,7 +32,6 @@ public sealed class MemberFailedException(int rank, string detail, int exitCode)
 /// <remarks>The agreement is one small all-reduce (a flag per member), plus a broadcast of the message when one failed.</remarks>
 public sealed class StartGate(ICollective inner) : ICollective
 {
-    private const int MessageBytes = 2048;
     private bool _started;
 
     /// <summary>The collective the calls go to.</summary>
@@ -78,18 +76,8 @@ public sealed class StartGate(ICollective inner) : ICollective
         Inner.AllReduceSum(codes);
         int failed = codes.IndexOfAnyExcept(0.0);
         if (failed < 0) return null;
-        Span<byte> message = stackalloc byte[MessageBytes];
-        message.Clear();
-        if (Inner.Rank == failed)
-        {
-            // the message is cut at a whole character below the buffer's size, leaving the zero that ends it
-            var text = detail.AsSpan();
-            while (Encoding.UTF8.GetByteCount(text) >= MessageBytes) text = text[..(text.Length * 3 / 4)];
-            Encoding.UTF8.GetBytes(text, message);
-        }
-        Inner.Broadcast(message, failed);
-        int end = message.IndexOf((byte)0);
-        return new MemberFailedException(failed, Encoding.UTF8.GetString(end < 0 ? message : message[..end]), (int)codes[failed]);
+        string message = CollectiveText.Broadcast(Inner, detail, failed);
+        return new MemberFailedException(failed, message, (int)codes[failed]);
     }
 
     /// <inheritdoc/>

@@ -164,15 +164,14 @@ public static class GradientHealth
     /// <returns>Dead units over all units, 0 to 1; 0 for a tensor without columns.</returns>
     public static double DeadFraction<T>(Tensor<T> z) where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int rows = z.Rows, cols = z.Cols, dead = 0;
-        for (int j = 0; j < cols; j++)
-        {
-            bool alive = false;
-            for (int i = 0; i < rows && !alive; i++) alive = z.Data[i * cols + j] > T.Zero;
-            if (!alive) dead++;
-        }
-        return cols == 0 ? 0 : (double)dead / cols;
+        var alive = new double[z.Cols];
+        AliveUnits(z, alive);
+        return DeadFraction(alive);
     }
+
+    /// <summary>The fraction of units that <paramref name="alive"/> (one slot a unit, 0 for a unit alive on no row; see
+    /// <see cref="AliveUnits{T}"/>, or such flags summed over several sets of rows) says are dead; 0 for no units.</summary>
+    public static double DeadFraction(ReadOnlySpan<double> alive) => alive.Length == 0 ? 0 : (double)alive.Count(0.0) / alive.Length;
 
     /// <summary>
     /// For a saturating activation (<see cref="Activation{T}.MaxDerivative"/>: σ′ ≤ 0.25, tanh′ ≤ 1): the fraction of

@@ -35,6 +35,10 @@ public sealed class DataFormatException : Exception
         return s.Replace("\r\n", " ").Replace('\r', ' ').Replace('\n', ' ');
     }
 
+    /// <summary>The first <paramref name="shown"/> of <paramref name="values"/>, each quoted (<see cref="Quote"/>), comma-separated, then "…" when there are more.</summary>
+    internal static string QuoteList(IReadOnlyCollection<string> values, int shown) =>
+        string.Join(", ", values.Take(shown).Select(Quote)) + (values.Count > shown ? ", …" : "");
+
     /// <summary>Quotes a value taken from the data for a message: one line, at most 40 characters.</summary>
     internal static string Quote(string value)
     {

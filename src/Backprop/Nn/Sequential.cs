@@ -128,12 +128,10 @@ public sealed class Sequential<T> where T : unmanaged, IFloatingPointIeee754<T>
         // Switching the caller's layers to evaluation and back would race with another thread's prediction (and left
         // them in evaluation, mid-training, before); a copy costs one pass over the parameters, and only in training mode.
         var network = this;
-        foreach (var layer in Layers)
+        if (Layers.Any(l => l.Training && l.ModeChangesForward))
         {
-            if (!layer.Training || !layer.ModeChangesForward) continue;
             network = Clone();
             network.SetTraining(false);
-            break;
         }
         var tape = new Tape<T>(context ?? Kernels.ComputeContext.Default);
         var input = tape.Leaf(x, requiresGrad: false, "x");

@@ -217,17 +217,10 @@ public sealed class DataParallel<T>(ICollective collective) where T : unmanaged,
     /// </summary>
     public NonFiniteValueException ShareDivergence(NonFiniteValueException? local, int root)
     {
-        Span<byte> message = stackalloc byte[2048];
-        message.Clear();
-        if (Rank == root && local is not null)
-        {
-            var text = $"{(int)local.Remedy}|{local.Epoch}|{local.Step}|{local.Batch}|{local.Layer}|{local.Op}|rank {root}: {local.Detail}";
-            int n = System.Text.Encoding.UTF8.GetBytes(text.AsSpan(0, Math.Min(text.Length, 600)), message);
-            message[n..].Clear();
-        }
-        Collective.Broadcast(message, root);
-        int end = message.IndexOf((byte)0);
-        var parts = System.Text.Encoding.UTF8.GetString(end < 0 ? message : message[..end]).Split('|', 7);
+        string? text = Rank == root && local is not null
+            ? $"{(int)local.Remedy}|{local.Epoch}|{local.Step}|{local.Batch}|{local.Layer}|{local.Op}|rank {root}: {local.Detail}"
+            : null;
+        var parts = CollectiveText.Broadcast(Collective, text is null ? null : text[..Math.Min(text.Length, 600)], root).Split('|', 7);
         if (parts.Length < 7) return new NonFiniteValueException($"rank {root}: a loss is not finite", DivergenceRemedy.LowerLearningRateOrClip);
         static int? Int(string s) => int.TryParse(s, out var v) ? v : null;
         static long? Long(string s) => long.TryParse(s, out var v) ? v : null;

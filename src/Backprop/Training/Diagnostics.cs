@@ -26,9 +26,7 @@ public static class Diagnostics
         var result = new LayerHealth[traces.Count];
         for (int l = 0; l < traces.Count; l++)
         {
-            var health = GradientHealth.Measure(traces[l]);
-            double u = updateNorms is not null ? updateNorms[l] : learningRate * health.WeightGradientNorm;
-            result[l] = health with { UpdateRatio = health.WeightNorm > 0 ? u / health.WeightNorm : 0 };
+            result[l] = WithUpdateRatio(GradientHealth.Measure(traces[l]), l, learningRate, updateNorms);
         }
         return result;
     }
@@ -68,14 +66,19 @@ public static class Diagnostics
         {
             var act = layers[l].Activation;
             int units = layers[l].Outputs;
-            double? dead = act.CanDie ? units == 0 ? 0 : (double)parts.AsSpan(at + 3, units).Count(0.0) / units : null;
+            double? dead = act.CanDie ? GradientHealth.DeadFraction(parts.AsSpan(at + 3, units)) : null;
             double? saturated = act.MaxDerivative is null ? null : parts[at + 2] == 0 ? 0 : parts[at + 1] / parts[at + 2];
-            var health = GradientHealth.Measure(layers[l], l, Math.Sqrt(parts[at]), dead, saturated);
-            double u = updateNorms is not null ? updateNorms[l] : learningRate * health.WeightGradientNorm;
-            result[l] = health with { UpdateRatio = health.WeightNorm > 0 ? u / health.WeightNorm : 0 };
+            result[l] = WithUpdateRatio(GradientHealth.Measure(layers[l], l, Math.Sqrt(parts[at]), dead, saturated), l, learningRate, updateNorms);
             at += 3 + units;
         }
         return result;
+    }
+
+    /// <summary>‖update‖ / ‖W‖ of layer <paramref name="l"/>: its actual update's norm, or learningRate·‖∂L/∂W‖ when none is given.</summary>
+    private static LayerHealth WithUpdateRatio(LayerHealth health, int l, double learningRate, IReadOnlyList<double>? updateNorms)
+    {
+        double u = updateNorms is not null ? updateNorms[l] : learningRate * health.WeightGradientNorm;
+        return health with { UpdateRatio = health.WeightNorm > 0 ? u / health.WeightNorm : 0 };
     }
 
     /// <summary>Sums values over the members of a group, in place (see <see cref="DataParallel{T}.Sum"/>).</summary>
