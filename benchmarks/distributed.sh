@@ -3,23 +3,34 @@
 # 1 process × 2 threads, pair by pair (A B A B …, after one warm-up pair): whole processes timed from outside, the
 # training loop from the --json line. Prints each pair and the medians of the pairs' ratios. docs/distributed.md.
 #
-#   bash benchmarks/distributed.sh [PAIRS] [EPOCHS]        (default 7 pairs, 10 epochs; needs mpirun)
+#   bash benchmarks/distributed.sh [PAIRS] [EPOCHS] [BUILD]     (default 7 pairs, 10 epochs, aot; needs mpirun)
+#
+# BUILD aot runs the Native AOT build (published into out/aot first; needs clang and zlib1g-dev), the build that
+# docs/distributed.md runs under mpirun; jit runs the JIT build (dotnet backprop.dll). Both sides of a pair run the
+# same build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PAIRS=${1:-7}
 EPOCHS=${2:-10}
-dotnet build src/Backprop.Cli -c Release -v q >/dev/null
+BUILD=${3:-aot}
+case "$BUILD" in
+  aot) dotnet publish src/Backprop.Cli -c Release -r linux-x64 -p:PublishAot=true -o out/aot -v q >/dev/null
+       CMD=out/aot/backprop ;;
+  jit) dotnet build src/Backprop.Cli -c Release -v q >/dev/null
+       CMD="dotnet src/Backprop.Cli/bin/Release/net10.0/backprop.dll" ;;
+  *) echo "BUILD is aot or jit, not $BUILD" >&2; exit 2 ;;
+esac
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 grep -m1 'model name' /proc/cpuinfo; grep -m1 'cpu family' /proc/cpuinfo; grep -m1 '^model\s' /proc/cpuinfo
-/usr/bin/env python3 - "$PAIRS" "$EPOCHS" <<'PY'
+echo "build: $BUILD ($CMD)"
+/usr/bin/env python3 - "$PAIRS" "$EPOCHS" "$CMD" <<'PY'
 import json, os, statistics, subprocess, sys, time
-pairs, epochs = int(sys.argv[1]), sys.argv[2]
-dll = "src/Backprop.Cli/bin/Release/net10.0/backprop.dll"
+pairs, epochs, cmd = int(sys.argv[1]), sys.argv[2], sys.argv[3].split()
 out = "out/distributed-bench"
 os.makedirs(out, exist_ok=True)
 common = ["train", "--quiet", "--json", "--epochs", epochs]
-ranks = ["mpirun", "-np", "2", "--oversubscribe", "dotnet", dll] + common + ["--distributed", "--threads", "1", "--out", f"{out}/a.safetensors"]
-one = ["dotnet", dll] + common + ["--threads", "2", "--out", f"{out}/b.safetensors"]
+ranks = ["mpirun", "-np", "2", "--oversubscribe"] + cmd + common + ["--distributed", "--threads", "1", "--out", f"{out}/a.safetensors"]
+one = cmd + common + ["--threads", "2", "--out", f"{out}/b.safetensors"]
 def run(cmd):
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)

@@ -14,8 +14,8 @@ namespace Backprop.Tests.Distributed;
 [Collection("mpirun")]
 public class MpiTrainingTests
 {
-    private static string Digits => CliRunner.DataPath("tabular", "digits.csv.gz");
-    private static readonly string[] Hyper = ["--data", Digits, "--layers", "64,32,10", "--batch", "64", "--optimizer", "sgd", "--lr", "0.05",
+    internal static string Digits => CliRunner.DataPath("tabular", "digits.csv.gz");
+    internal static readonly string[] Hyper = ["--data", Digits, "--layers", "64,32,10", "--batch", "64", "--optimizer", "sgd", "--lr", "0.05",
         "--schedule", "constant", "--seed", "2", "--threads", "1"];
 
     private static string Mpirun()
@@ -25,12 +25,14 @@ public class MpiTrainingTests
         throw new Xunit.Sdk.XunitException("mpirun is not installed (Debian: apt-get install openmpi-bin libopenmpi-dev; .ci/run does it)");
     }
 
-    private static ProcessStartInfo Start(int ranks, string[] args)
+    /// <summary>mpirun starting <paramref name="ranks"/> ranks of `train --distributed ARGS`: of the JIT build in this
+    /// process's folder, or of <paramref name="program"/> (the Native AOT build, say).</summary>
+    internal static ProcessStartInfo Start(int ranks, string[] args, string[]? program = null)
     {
         string dll = Path.Combine(AppContext.BaseDirectory, "backprop.dll");
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var psi = new ProcessStartInfo(Mpirun()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false, WorkingDirectory = Path.GetTempPath() };
-        foreach (var a in (string[])["--oversubscribe", "-np", ranks.ToString(), dotnet, dll, "train", "--distributed", .. args]) psi.ArgumentList.Add(a);
+        foreach (var a in (string[])["--oversubscribe", "-np", ranks.ToString(), .. program ?? [dotnet, dll], "train", "--distributed", .. args]) psi.ArgumentList.Add(a);
         // root in containers, and vader's single-copy mechanism that containers refuse
         psi.Environment["OMPI_ALLOW_RUN_AS_ROOT"] = "1";
         psi.Environment["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1";
@@ -38,16 +40,19 @@ public class MpiTrainingTests
         return psi;
     }
 
-    private static (int ExitCode, string Stdout, string Stderr) Run(int ranks, params string[] args)
+    private static (int ExitCode, string Stdout, string Stderr) Run(int ranks, params string[] args) => Run(ranks, null, args);
+
+    /// <summary>Runs <see cref="Start"/>'s job to its end (3 minutes at most).</summary>
+    internal static (int ExitCode, string Stdout, string Stderr) Run(int ranks, string[]? program, params string[] args)
     {
-        using var p = Process.Start(Start(ranks, args))!;
+        using var p = Process.Start(Start(ranks, args, program))!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
         if (!p.WaitForExit(TimeSpan.FromMinutes(3))) { p.Kill(entireProcessTree: true); Assert.Fail("mpirun did not finish in 3 minutes"); }
         return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private static double[] Parameters(string model) =>
+    internal static double[] Parameters(string model) =>
         [.. SafeTensorsFile.Read(model) is var f ? f.Names.Order().SelectMany(n => f.GetTensor<double>(n).Span.ToArray()) : []];
 
     /// <remarks>By default the ranks shard the optimizer (a ring reduce-scatter, each rank's block updated, a ring

@@ -4,6 +4,7 @@ using System.Runtime.Intrinsics.X86;
 using System.Text.RegularExpressions;
 using Backprop.Kernels;
 using Backprop.Tests.Cli;
+using Backprop.Tests.Distributed;
 using Backprop.Tests.Training;
 
 namespace Backprop.Tests.Packaging;
@@ -12,8 +13,9 @@ namespace Backprop.Tests.Packaging;
 /// The CLI published as Native AOT, as the README says to: the publish gives no trimming or AOT warning, writes
 /// `backprop` (the AVX-512 build) and the AVX2 and x86-64 builds beside it, the native `backprop` answers as the JIT
 /// build in this process does, bit for bit, with the GEMM kernels the JIT picks on this CPU, and hands over to the lower
-/// builds when asked to (as it does on a CPU without AVX-512 or AVX2). Publishing happens in a copy of the sources,
-/// so that it never rebuilds the binaries other tests run. Needs clang and zlib1g-dev (.ci/run installs them).
+/// builds when asked to (as it does on a CPU without AVX-512 or AVX2), and trains under mpirun as the JIT build does.
+/// Publishing happens in a copy of the sources, so that it never rebuilds the binaries other tests run. Needs clang,
+/// zlib1g-dev and Open MPI (.ci/run installs them).
 /// </summary>
 public class AotPublishTests
 {
@@ -97,5 +99,15 @@ public class AotPublishTests
         foreach (var key in new[] { "test_loss", "test_accuracy" })
             Assert.Equal(jit.Json.GetProperty(key).GetDouble(), nativeJson.GetProperty(key).GetDouble());
         Assert.Equal(File.ReadAllBytes(tmp.File("jit.safetensors")), File.ReadAllBytes(tmp.File("native.safetensors")));
+
+        // under mpirun (docs/distributed.md runs the native build there: no runtime on the nodes, no JIT in every rank):
+        // 2 ranks of the native build train the model that 2 ranks of the JIT build train, bit for bit
+        string[] distributed = [.. MpiTrainingTests.Hyper, "--dtype", "float64", "--epochs", "1", "--quiet", "--json"];
+        var nativeRanks = MpiTrainingTests.Run(2, [backprop], [.. distributed, "--out", tmp.File("native-ranks.safetensors")]);
+        Assert.True(nativeRanks.ExitCode == 0, nativeRanks.Stdout + nativeRanks.Stderr);
+        Assert.Contains("\"test_accuracy\"", nativeRanks.Stdout);
+        var jitRanks = MpiTrainingTests.Run(2, null, [.. distributed, "--out", tmp.File("jit-ranks.safetensors")]);
+        Assert.True(jitRanks.ExitCode == 0, jitRanks.Stdout + jitRanks.Stderr);
+        Assert.Equal(MpiTrainingTests.Parameters(tmp.File("jit-ranks.safetensors")), MpiTrainingTests.Parameters(tmp.File("native-ranks.safetensors")));
     }
 }
