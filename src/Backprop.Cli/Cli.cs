@@ -39,7 +39,14 @@ public static class Cli
             }
             if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
             {
-                Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(parse.Errors[0].Message))}");
+                var error = parse.Errors[0];
+                string? option = error.SymbolResult switch
+                {
+                    System.CommandLine.Parsing.OptionResult o => o.Option.Name,
+                    System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult o } => o.Option.Name,
+                    _ => null,
+                };
+                Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(error.Message), option)}");
                 return ExitUsage;
             }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -52,10 +59,19 @@ public static class Cli
 
     /// <summary>
     /// The parser's "Cannot parse argument '1e3' for option '--epochs' as expected type 'System.Int32'." in the flag's
-    /// words: "--epochs 1e3: not a whole number from -2147483648 to 2147483647"; other messages as they are.
+    /// words: "--epochs 1e3: not a whole number from -2147483648 to 2147483647"; and its "Argument 'float16' not
+    /// recognized. Must be one of: 'float32' 'float64'" for the value of <paramref name="option"/>: "--dtype float16:
+    /// expected float32 or float64", as the options that check their own values say it. Other messages as they are.
     /// </summary>
-    internal static string InFlagWords(string message)
+    internal static string InFlagWords(string message, string? option = null)
     {
+        var choice = System.Text.RegularExpressions.Regex.Match(message, @"^Argument '(?<value>.*)' not recognized\. Must be one of:(?<choices>(?: '[^']*')+)\.?$");
+        if (choice.Success && option is not null)
+        {
+            string[] choices = [.. System.Text.RegularExpressions.Regex.Matches(choice.Groups["choices"].Value, "'([^']*)'").Select(c => c.Groups[1].Value)];
+            string list = choices.Length == 1 ? choices[0] : string.Join(", ", choices[..^1]) + " or " + choices[^1];
+            return $"{option} {choice.Groups["value"].Value}: expected {list}";
+        }
         var m = System.Text.RegularExpressions.Regex.Match(message,
             @"^Cannot parse argument '(?<value>.*)' for option '(?<option>[^']+)' as expected type 'System\.(?:Nullable`1\[System\.)?(?<type>\w+)\]?'\.?$");
         if (!m.Success) return message;

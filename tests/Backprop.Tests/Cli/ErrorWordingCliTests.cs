@@ -42,6 +42,10 @@ public sealed class ErrorWordingCliTests : IDisposable
     [InlineData("train --epochs 99999999999", "--epochs 99999999999: not a whole number")]
     [InlineData("train --lr abc", "--lr abc: not a number")]
     [InlineData("bench gemm --m x", "--m x: not a whole number")]
+    [InlineData("train --dtype float16", "--dtype float16: expected float32 or float64")]
+    [InlineData("bench infer --model m --dtype float16", "--dtype float16: expected float32 or float64")]
+    [InlineData("explain --format pdf", "--format pdf: expected text, markdown, latex or html")]
+    [InlineData("train --schedule never", "--schedule never: expected ")]
     public void A_value_of_the_wrong_kind_is_said_in_the_flag(string args, string expected)
     {
         var r = CliRunner.Run(args.Split(' '));
