@@ -97,8 +97,13 @@ public static class Cli
     }
 
     /// <summary>Whether this process is a rank other than 0 of a `--distributed` job under mpirun (the launcher's environment says).</summary>
-    private static bool NotFirstRank(string[] args) =>
-        Array.IndexOf(args, "--distributed") >= 0 && Backprop.Distributed.MpiCollective.UnderMpirun
+    private static bool NotFirstRank(string[] args) => Array.IndexOf(args, "--distributed") >= 0 && LaterRank;
+
+    /// <summary>
+    /// Whether this process is a rank other than 0 of an mpirun job (the launcher's environment says). A `--distributed`
+    /// command line that is wrong is wrong on every rank alike, and only rank 0 says so (see <see cref="Run"/>).
+    /// </summary>
+    internal static bool LaterRank => Backprop.Distributed.MpiCollective.UnderMpirun
         && (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK") ?? Environment.GetEnvironmentVariable("PMIX_RANK")) is { } rank && rank != "0";
 
     /// <summary>
