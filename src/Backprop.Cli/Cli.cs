@@ -25,7 +25,7 @@ public static class Cli
             // nothing orders their exits, and mpirun kills the ranks still running when one exits non-zero, which could
             // take rank 0 before it has said why (a CI run saw an empty stderr that way).
             if (NotFirstRank(args) && (parse.Action is System.CommandLine.Help.HelpAction || UnknownOption(parse, args) is not null
-                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction))
+                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction || CommaInNumber(parse) is not null))
                 return 0;
             // an option the command does not have: said as such, not as a stray value ("Unrecognized command or argument
             // '4,3,3'") or as the path of a file that does not exist (a positional argument takes "--bogus")
@@ -47,6 +47,11 @@ public static class Cli
                     _ => null,
                 };
                 Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(error.Message), option)}");
+                return ExitUsage;
+            }
+            if (CommaInNumber(parse) is { } comma)
+            {
+                Console.Error.WriteLine($"backprop: {comma}");
                 return ExitUsage;
             }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -129,6 +134,29 @@ public static class Cli
             if (!token.StartsWith("--", StringComparison.Ordinal) || token.Length < 3) continue;
             string name = token.Split('=', ':')[0];
             if (!known.Contains(name)) return name;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// A number option's value written with a comma, said in the flag's words ("--lr 0,5: not a number (decimals take a
+    /// point: 0.5)"); null when there is none. The parser reads a comma in a number as a thousands separator, so
+    /// `--lr 0,5` trained at the learning rate 5 and `--clip 1,000` clipped at 1000.
+    /// </summary>
+    internal static string? CommaInNumber(ParseResult parse)
+    {
+        for (SymbolResult? r = parse.CommandResult; r is not null; r = r.Parent)
+        {
+            if (r is not CommandResult c) continue;
+            foreach (var child in c.Children)
+            {
+                if (child is not OptionResult o) continue;
+                var type = Nullable.GetUnderlyingType(o.Option.ValueType) ?? o.Option.ValueType;
+                if (type != typeof(double) && type != typeof(float)) continue;
+                foreach (var token in o.Tokens)
+                    if (token.Value.Contains(','))
+                        return $"{o.Option.Name} {token.Value}: not a number (decimals take a point: {token.Value.Replace(',', '.')})";
+            }
         }
         return null;
     }
