@@ -39,7 +39,15 @@ public static class Cli
             }
             if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
             {
-                var error = parse.Errors[0];
+                // a word that is no command ("backprop frobnicate") also leaves the command missing, which the parser
+                // says first ("Required command was not provided."): the word is what is wrong
+                var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized command or argument", StringComparison.Ordinal))
+                    ?? parse.Errors[0];
+                if (CommandWords(error.Message, CommandPath(parse.CommandResult), parse.CommandResult.Command.Subcommands.Count > 0) is { } said)
+                {
+                    Console.Error.WriteLine($"backprop: {said}");
+                    return ExitUsage;
+                }
                 string? option = error.SymbolResult switch
                 {
                     System.CommandLine.Parsing.OptionResult o => o.Option.Name,
@@ -158,6 +166,22 @@ public static class Cli
                         return $"{o.Option.Name} {token.Value}: not a number (decimals take a point: {token.Value.Replace(',', '.')})";
             }
         }
+        return null;
+    }
+
+    /// <summary>
+    /// The parser's "Required command was not provided." and, for a command that has subcommands, its "Unrecognized
+    /// command or argument 'x'." in the CLI's words ("there is no command frobnicate (backprop --help lists the
+    /// commands)"); null for other messages.
+    /// </summary>
+    internal static string? CommandWords(string message, string command, bool hasSubcommands)
+    {
+        string help = command.Length == 0 ? "backprop --help" : $"backprop {command} --help";
+        if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
+            return $"{(command.Length == 0 ? "no command given" : $"{command}: no subcommand given")} ({help} lists them)";
+        var word = System.Text.RegularExpressions.Regex.Match(message, @"^Unrecognized command or argument '(?<word>.*)'\.?$");
+        if (word.Success && hasSubcommands)
+            return $"there is no command {(command.Length == 0 ? "" : command + " ")}{word.Groups["word"].Value} ({help} lists the commands)";
         return null;
     }
 

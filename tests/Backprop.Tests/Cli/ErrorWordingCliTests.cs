@@ -48,6 +48,8 @@ public sealed class ErrorWordingCliTests : IDisposable
     [InlineData("bench infer --model m --dtype float16", "--dtype float16: expected float32 or float64")]
     [InlineData("explain --format pdf", "--format pdf: expected text, markdown, latex or html")]
     [InlineData("train --schedule never", "--schedule never: expected ")]
+    [InlineData("frobnicate", "there is no command frobnicate (backprop --help lists the commands)")]   // was "Required command was not provided."
+    [InlineData("bench frob", "there is no command bench frob (backprop bench --help lists the commands)")]
     public void A_value_of_the_wrong_kind_is_said_in_the_flag(string args, string expected)
     {
         var r = CliRunner.Run(args.Split(' '));
