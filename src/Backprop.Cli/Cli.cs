@@ -25,7 +25,7 @@ public static class Cli
             // nothing orders their exits, and mpirun kills the ranks still running when one exits non-zero, which could
             // take rank 0 before it has said why (a CI run saw an empty stderr that way).
             if (NotFirstRank(args) && (parse.Action is System.CommandLine.Help.HelpAction || UnknownOption(parse, args) is not null
-                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction))
+                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction || CommaInNumber(parse) is not null))
                 return 0;
             // an option the command does not have: said as such, not as a stray value ("Unrecognized command or argument
             // '4,3,3'") or as the path of a file that does not exist (a positional argument takes "--bogus")
@@ -39,7 +39,15 @@ public static class Cli
             }
             if (parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction)
             {
-                var error = parse.Errors[0];
+                // a word that is no command ("backprop frobnicate") also leaves the command missing, which the parser
+                // says first ("Required command was not provided."): the word is what is wrong
+                var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized command or argument", StringComparison.Ordinal))
+                    ?? parse.Errors[0];
+                if (CommandWords(error.Message, CommandPath(parse.CommandResult), parse.CommandResult.Command.Subcommands.Count > 0) is { } said)
+                {
+                    Console.Error.WriteLine($"backprop: {said}");
+                    return ExitUsage;
+                }
                 string? option = error.SymbolResult switch
                 {
                     System.CommandLine.Parsing.OptionResult o => o.Option.Name,
@@ -47,6 +55,11 @@ public static class Cli
                     _ => null,
                 };
                 Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(error.Message), option)}");
+                return ExitUsage;
+            }
+            if (CommaInNumber(parse) is { } comma)
+            {
+                Console.Error.WriteLine($"backprop: {comma}");
                 return ExitUsage;
             }
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
@@ -97,8 +110,13 @@ public static class Cli
     }
 
     /// <summary>Whether this process is a rank other than 0 of a `--distributed` job under mpirun (the launcher's environment says).</summary>
-    private static bool NotFirstRank(string[] args) =>
-        Array.IndexOf(args, "--distributed") >= 0 && Backprop.Distributed.MpiCollective.UnderMpirun
+    private static bool NotFirstRank(string[] args) => Array.IndexOf(args, "--distributed") >= 0 && LaterRank;
+
+    /// <summary>
+    /// Whether this process is a rank other than 0 of an mpirun job (the launcher's environment says). A `--distributed`
+    /// command line that is wrong is wrong on every rank alike, and only rank 0 says so (see <see cref="Run"/>).
+    /// </summary>
+    internal static bool LaterRank => Backprop.Distributed.MpiCollective.UnderMpirun
         && (Environment.GetEnvironmentVariable("OMPI_COMM_WORLD_RANK") ?? Environment.GetEnvironmentVariable("PMIX_RANK")) is { } rank && rank != "0";
 
     /// <summary>
@@ -125,6 +143,45 @@ public static class Cli
             string name = token.Split('=', ':')[0];
             if (!known.Contains(name)) return name;
         }
+        return null;
+    }
+
+    /// <summary>
+    /// A number option's value written with a comma, said in the flag's words ("--lr 0,5: not a number (decimals take a
+    /// point: 0.5)"); null when there is none. The parser reads a comma in a number as a thousands separator, so
+    /// `--lr 0,5` trained at the learning rate 5 and `--clip 1,000` clipped at 1000.
+    /// </summary>
+    internal static string? CommaInNumber(ParseResult parse)
+    {
+        for (SymbolResult? r = parse.CommandResult; r is not null; r = r.Parent)
+        {
+            if (r is not CommandResult c) continue;
+            foreach (var child in c.Children)
+            {
+                if (child is not OptionResult o) continue;
+                var type = Nullable.GetUnderlyingType(o.Option.ValueType) ?? o.Option.ValueType;
+                if (type != typeof(double) && type != typeof(float)) continue;
+                foreach (var token in o.Tokens)
+                    if (token.Value.Contains(','))
+                        return $"{o.Option.Name} {token.Value}: not a number (decimals take a point: {token.Value.Replace(',', '.')})";
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The parser's "Required command was not provided." and, for a command that has subcommands, its "Unrecognized
+    /// command or argument 'x'." in the CLI's words ("there is no command frobnicate (backprop --help lists the
+    /// commands)"); null for other messages.
+    /// </summary>
+    internal static string? CommandWords(string message, string command, bool hasSubcommands)
+    {
+        string help = command.Length == 0 ? "backprop --help" : $"backprop {command} --help";
+        if (message.StartsWith("Required command was not provided", StringComparison.Ordinal))
+            return $"{(command.Length == 0 ? "no command given" : $"{command}: no subcommand given")} ({help} lists them)";
+        var word = System.Text.RegularExpressions.Regex.Match(message, @"^Unrecognized command or argument '(?<word>.*)'\.?$");
+        if (word.Success && hasSubcommands)
+            return $"there is no command {(command.Length == 0 ? "" : command + " ")}{word.Groups["word"].Value} ({help} lists the commands)";
         return null;
     }
 

@@ -126,6 +126,16 @@ public static class TrainCommand
         };
         cmd.SetAction(r =>
         {
+            bool read = false;
+            try { return Act(r, ref read); }
+            // what the action reads of the command line itself (--layers, --label with --labels) is wrong on every rank
+            // alike: rank 0 says it once, as for the parser's own errors (Cli.Run), and the others end in silence
+            catch (UsageException) when (!read && r.GetValue(distributed) && Cli.LaterRank) { return 0; }
+        });
+        return cmd;
+
+        int Act(ParseResult r, ref bool read)
+        {
             string? layersText = r.GetValue(layers);
             string? taskName = r.GetValue(task), labelColumn = r.GetValue(label);
             if (r.GetValue(labels) is { } multi)
@@ -156,6 +166,7 @@ public static class TrainCommand
             var a = new TrainArgs(given, r.GetValue(threads), r.GetValue(output)!, r.GetValue(checkpoint) ?? r.GetValue(resume), r.GetValue(resume),
                 r.GetValue(json), r.GetValue(quiet),
                 r.GetValue(diagnostics) || r.GetValue(plots) is not null || r.GetValue(report) is not null, r.GetValue(plots)) { Report = r.GetValue(report) };
+            read = true;
             if (r.GetValue(distributed)) return Distributed(a, settings, r, catalog);
             var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
             TrainingJob job = given;
@@ -165,8 +176,7 @@ public static class TrainCommand
                 a = a with { Job = job, Given = a.Resume is null ? explicitlyGiven : null };
                 return job.Precision == "float64" ? Run<double>(a, catalog) : Run<float>(a, catalog);
             });
-        });
-        return cmd;
+        }
     }
 
     /// <summary>

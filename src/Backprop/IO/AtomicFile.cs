@@ -6,9 +6,10 @@ namespace Backprop.IO;
 /// Writes files atomically: the content goes to a uniquely named temporary file in the same directory,
 /// which is flushed to disk (fsync) and then renamed over the destination. Readers see either the old
 /// file or the complete new one, never a partial write. On failure the temporary file is removed and the
-/// destination is left untouched.
+/// destination is left untouched. A symbolic link is followed (the file it names is replaced, and the link kept); a
+/// destination that exists and is not a regular file (a named pipe, /dev/null, /dev/stdout) is written in place.
 /// </summary>
-public static class AtomicFile
+public static partial class AtomicFile
 {
     /// <summary>
     /// A process killed mid-write (kill -9) leaves its temp file behind; the next write of the same file removes
@@ -41,6 +42,16 @@ public static class AtomicFile
         ArgumentException.ThrowIfNullOrEmpty(path);
         ArgumentNullException.ThrowIfNull(write);
         string full = Path.GetFullPath(path);
+        // The rename replaced what the path named: a link with a regular file (the file it named unchanged), a named
+        // pipe with a file its reader never saw, and, as root, /dev/null or /dev/stdout with a regular file.
+        if (NotARegularFile(full))
+        {
+            using var direct = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1 << 16);
+            write(direct);
+            direct.Flush();
+            return;
+        }
+        if (new FileInfo(full).LinkTarget is not null && File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target) full = target.FullName;
         string dir = Path.GetDirectoryName(full) ?? ".";
         string name = Path.GetFileName(full);
         if (name.Length == 0) throw new ArgumentException($"'{path}' names a directory, not a file", nameof(path));
@@ -68,6 +79,27 @@ public static class AtomicFile
             throw;
         }
     }
+
+    /// <summary>Whether <paramref name="path"/> (links followed) exists and is neither a regular file nor a directory
+    /// (statx on Linux, whose layout is the same on every architecture; elsewhere, never).</summary>
+    private static unsafe bool NotARegularFile(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        const int AtFdCwd = -100, StatxType = 1, ModeOffset = 28;
+        const ushort TypeMask = 0xF000, Regular = 0x8000, Directory = 0x4000;
+        byte* buffer = stackalloc byte[256];   // struct statx
+        try
+        {
+            if (statx(AtFdCwd, path, 0, StatxType, buffer) != 0) return false;   // missing, or unknown: as before
+        }
+        catch (EntryPointNotFoundException) { return false; }   // a C library before glibc 2.28
+        catch (DllNotFoundException) { return false; }
+        ushort type = (ushort)(*(ushort*)(buffer + ModeOffset) & TypeMask);
+        return type != Regular && type != Directory;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", StringMarshalling = System.Runtime.InteropServices.StringMarshalling.Utf8)]
+    private static unsafe partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
     /// <summary>Writes <paramref name="bytes"/> to <paramref name="path"/> atomically.</summary>
     public static void WriteAllBytes(string path, byte[] bytes)

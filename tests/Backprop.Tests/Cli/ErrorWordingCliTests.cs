@@ -41,11 +41,15 @@ public sealed class ErrorWordingCliTests : IDisposable
     [InlineData("train --epochs 1e3", "--epochs 1e3: not a whole number from -2147483648 to 2147483647")]
     [InlineData("train --epochs 99999999999", "--epochs 99999999999: not a whole number")]
     [InlineData("train --lr abc", "--lr abc: not a number")]
+    [InlineData("train --lr 0,5", "--lr 0,5: not a number (decimals take a point: 0.5)")]   // was the learning rate 5
+    [InlineData("train --clip 1,000", "--clip 1,000: not a number")]                           // was 1000
     [InlineData("bench gemm --m x", "--m x: not a whole number")]
     [InlineData("train --dtype float16", "--dtype float16: expected float32 or float64")]
     [InlineData("bench infer --model m --dtype float16", "--dtype float16: expected float32 or float64")]
     [InlineData("explain --format pdf", "--format pdf: expected text, markdown, latex or html")]
     [InlineData("train --schedule never", "--schedule never: expected ")]
+    [InlineData("frobnicate", "there is no command frobnicate (backprop --help lists the commands)")]   // was "Required command was not provided."
+    [InlineData("bench frob", "there is no command bench frob (backprop bench --help lists the commands)")]
     public void A_value_of_the_wrong_kind_is_said_in_the_flag(string args, string expected)
     {
         var r = CliRunner.Run(args.Split(' '));

@@ -21,6 +21,41 @@ public class AtomicFileTests
         Assert.Equal(new[] { p }, Directory.GetFiles(tmp.Path));
     }
 
+    /// <summary>
+    /// `--out` naming a symbolic link replaces the file it names and keeps the link; one naming something that is not
+    /// a file (a named pipe; as root also /dev/null or /dev/stdout, which the rename replaced with a regular file) is
+    /// written in place.
+    /// </summary>
+    [Fact]
+    public async Task ALinkIsFollowedAndAPipeIsWrittenInPlace()
+    {
+        using var tmp = new TempDir();
+        File.WriteAllText(tmp.File("real.txt"), "old");
+        File.CreateSymbolicLink(tmp.File("link.txt"), "real.txt");
+        AtomicFile.WriteAllText(tmp.File("link.txt"), "new");
+        Assert.Equal("real.txt", new FileInfo(tmp.File("link.txt")).LinkTarget);
+        Assert.Equal("new", File.ReadAllText(tmp.File("real.txt")));
+
+        string fifo = tmp.File("pipe");
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [fifo])!)
+        {
+            await mkfifo.WaitForExitAsync();
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+        // read and write ends at once (opening a pipe for reading alone waits for a writer)
+        using var pipe = new FileStream(fifo, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, 1);
+        AtomicFile.WriteAllText(fifo, "through the pipe");
+        var buffer = new byte[64];
+        var read = Task.Factory.StartNew(() => pipe.Read(buffer), TaskCreationOptions.LongRunning);
+        if (await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(30))) != read)
+        {
+            pipe.Write("!"u8);   // ends the read that nothing else would
+            Assert.Fail("nothing came through the pipe");
+        }
+        Assert.Equal("through the pipe", System.Text.Encoding.UTF8.GetString(buffer, 0, await read));
+        Assert.Equal(["link.txt", "pipe", "real.txt"], Directory.GetFileSystemEntries(tmp.Path).Select(Path.GetFileName).Order());
+    }
+
     [Fact]
     public void FailureKeepsTheOldFileAndRemovesTheTemp()
     {

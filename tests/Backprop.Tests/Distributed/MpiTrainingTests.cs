@@ -120,6 +120,8 @@ public class MpiTrainingTests
     [InlineData(3, "--epochs", "1")]                                    // an option given twice
     [InlineData(2, "--norm", "batchnorm", "--batch", "3")]              // a share of 1 row, refused before any step
     [InlineData(2, "--report", "FILE/report")]                          // only rank 0 writes the report: only it fails
+    [InlineData(2, "--layers", "4,x,3")]                                // an option's value that the train command reads itself
+    [InlineData(2, "--labels", "a,b", "--label", "c")]                  // options that contradict each other
     public void ASetupErrorIsOneLineFromRankZeroAndNoRankAborts(int ranks, params string[] args)
     {
         using var tmp = new TempDir();
