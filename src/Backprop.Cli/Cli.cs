@@ -170,9 +170,11 @@ public static class Cli
     }
 
     /// <summary>
-    /// The parser's "Required command was not provided." and, for a command that has subcommands, its "Unrecognized
-    /// command or argument 'x'." in the CLI's words ("there is no command frobnicate (backprop --help lists the
-    /// commands)"); null for other messages.
+    /// The parser's "Required command was not provided.", "Unrecognized command or argument 'x'." ("there is no command
+    /// frobnicate (backprop --help lists the commands)" where the command has subcommands, "train: unexpected argument
+    /// extra (…)" where it has none), "Required argument 'PROBLEM' missing for command: 'grad'." ("grad needs its
+    /// PROBLEM argument (…)") and "Option '--model' is required." ("predict needs --model (…)") in the CLI's words; null
+    /// for other messages.
     /// </summary>
     internal static string? CommandWords(string message, string command, bool hasSubcommands)
     {
@@ -182,6 +184,14 @@ public static class Cli
         var word = System.Text.RegularExpressions.Regex.Match(message, @"^Unrecognized command or argument '(?<word>.*)'\.?$");
         if (word.Success && hasSubcommands)
             return $"there is no command {(command.Length == 0 ? "" : command + " ")}{word.Groups["word"].Value} ({help} lists the commands)";
+        if (word.Success)
+            return $"{command}: unexpected argument {word.Groups["word"].Value} ({help} lists what it takes)";
+        var argument = System.Text.RegularExpressions.Regex.Match(message, @"^Required argument '(?<name>[^']+)' missing for command: '[^']*'\.?$");
+        if (argument.Success)
+            return $"{command} needs its {argument.Groups["name"].Value} argument ({help} says what it is)";
+        var option = System.Text.RegularExpressions.Regex.Match(message, @"^Option '(?<name>[^']+)' is required\.?$");
+        if (option.Success)
+            return $"{command} needs {option.Groups["name"].Value} ({help} lists its options)";
         return null;
     }
 

@@ -49,6 +49,9 @@ public sealed class ErrorWordingCliTests : IDisposable
     [InlineData("explain --format pdf", "--format pdf: expected text, markdown, latex or html")]
     [InlineData("train --schedule never", "--schedule never: expected ")]
     [InlineData("frobnicate", "there is no command frobnicate (backprop --help lists the commands)")]   // was "Required command was not provided."
+    [InlineData("train extra", "train: unexpected argument extra (backprop train --help lists what it takes)")]   // was "Unrecognized command or argument 'extra'."
+    [InlineData("grad", "grad needs its PROBLEM argument (backprop grad --help says what it is)")]   // was "Required argument 'PROBLEM' missing for command: 'grad'."
+    [InlineData("predict", "predict needs --model (backprop predict --help lists its options)")]   // was "Option '--model' is required."
     [InlineData("bench frob", "there is no command bench frob (backprop bench --help lists the commands)")]
     public void A_value_of_the_wrong_kind_is_said_in_the_flag(string args, string expected)
     {
