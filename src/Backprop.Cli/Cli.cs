@@ -226,6 +226,8 @@ public static class Cli
     {
         UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
             or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException => (OneLine(e.Message), ExitUsage),
+        // a file the run cannot write (a full disk, a read-only file system, no permission): said as AtomicFile words it
+        IOException or UnauthorizedAccessException when e.Message.StartsWith("cannot write ", StringComparison.Ordinal) => (OneLine(e.Message), ExitUsage),
         Backprop.Training.NonFiniteValueException diverged => (Diverged(diverged), 1),
         OutOfMemoryException => ("out of memory", 1),
         _ => ($"internal error ({e.GetType().Name}): {OneLine(e.Message)}", 1),

@@ -35,8 +35,11 @@ public static partial class AtomicFile
     /// <exception cref="ArgumentException"><paramref name="path"/> is empty, ends in a directory separator or is an existing directory.</exception>
     /// <exception cref="ArgumentNullException"><paramref name="path"/> or <paramref name="write"/> is null.</exception>
     /// <exception cref="DirectoryNotFoundException">The destination's directory does not exist (the message names the destination).</exception>
-    /// <exception cref="IOException">The temporary file cannot be created, written or renamed (the destination is unchanged);
-    /// an exception thrown by <paramref name="write"/> propagates likewise, after the temporary file is removed.</exception>
+    /// <exception cref="IOException">The temporary file cannot be created, written or renamed (the destination is unchanged;
+    /// the message names the destination and the reason: "cannot write /dev/full: no space left on device"); an exception
+    /// thrown by <paramref name="write"/> propagates likewise, after the temporary file is removed (an IOException worded
+    /// so).</exception>
+    /// <exception cref="UnauthorizedAccessException">The file system refuses the write ("cannot write P: permission denied").</exception>
     public static void Write(string path, Action<Stream> write)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
@@ -46,9 +49,13 @@ public static partial class AtomicFile
         // pipe with a file its reader never saw, and, as root, /dev/null or /dev/stdout with a regular file.
         if (NotARegularFile(full))
         {
-            using var direct = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1 << 16);
-            write(direct);
-            direct.Flush();
+            try
+            {
+                using var direct = new FileStream(full, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1 << 16);
+                write(direct);
+                direct.Flush();
+            }
+            catch (IOException e) { throw CannotWrite(full, e); }
             return;
         }
         if (new FileInfo(full).LinkTarget is not null && File.ResolveLinkTarget(full, returnFinalTarget: true) is { } target) full = target.FullName;
@@ -73,11 +80,30 @@ public static partial class AtomicFile
             }
             File.Move(temp, full, overwrite: true);
         }
-        catch
+        catch (Exception e)
         {
             try { File.Delete(temp); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            if (e is IOException or UnauthorizedAccessException) throw CannotWrite(full, e);
             throw;
         }
+    }
+
+    /// <summary>
+    /// A failure of the file system said of the destination, not of the temporary file: "cannot write /dev/full: no
+    /// space left on device" for .NET's "No space left on device : '/tmp/.m.safetensors.3f2a….tmp'", and "cannot write
+    /// /proc/version: its directory takes no new files" where the temporary file could not be made in /proc.
+    /// </summary>
+    private static Exception CannotWrite(string destination, Exception e)
+    {
+        string reason = e switch
+        {
+            UnauthorizedAccessException => "permission denied",
+            FileNotFoundException or DirectoryNotFoundException => "its directory takes no new files",
+            _ => System.Text.RegularExpressions.Regex.Replace(e.Message, @"\s*:\s*'[^']*'\.?\s*$", "").TrimEnd('.', ' '),
+        };
+        if (reason.Length > 1 && char.IsUpper(reason[0]) && char.IsLower(reason[1])) reason = char.ToLowerInvariant(reason[0]) + reason[1..];
+        string message = $"cannot write {destination}: {reason}";
+        return e is UnauthorizedAccessException ? new UnauthorizedAccessException(message, e) : new IOException(message, e);
     }
 
     /// <summary>Whether <paramref name="path"/> (links followed) exists and is neither a regular file nor a directory

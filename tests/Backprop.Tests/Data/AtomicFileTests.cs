@@ -1,4 +1,6 @@
 using Backprop.IO;
+using Backprop.Tests.Cli;
+using Backprop.Tests.Training;
 
 namespace Backprop.Tests.Data;
 
@@ -103,6 +105,22 @@ public class AtomicFileTests
         Assert.Equal(2, r.ExitCode);
         Assert.Equal($"backprop: {tmp.Path} is a directory, not a file", r.Stderr.Trim());
         Assert.Equal([model], Directory.GetFiles(tmp.Path));
+    }
+
+    /// <summary>
+    /// A file system that refuses the write is said of the destination, with the reason: .NET's own words named the
+    /// temporary file ("No space left on device : '/dev/full'", "Could not find file '/proc/.version.3f2a….tmp'"), and
+    /// the CLI called it an internal error (exit 1).
+    /// </summary>
+    [Fact]
+    public void AWriteTheFileSystemRefusesNamesTheDestinationAndTheReason()
+    {
+        var full = Assert.Throws<IOException>(() => AtomicFile.WriteAllText("/dev/full", "x"));
+        Assert.Equal("cannot write /dev/full: no space left on device", full.Message);
+        var proc = Assert.ThrowsAny<IOException>(() => AtomicFile.WriteAllText("/proc/version", "x"));
+        Assert.Equal("cannot write /proc/version: its directory takes no new files", proc.Message);
+        var r = CliRunner.Run("train", "--data", CliRunner.DataPath("tabular", "iris.csv"), "--epochs", "1", "--quiet", "--out", "/dev/full");
+        TrainingAssert.UsageError(r, "cannot write /dev/full: no space left on device");
     }
 
     [Fact]
