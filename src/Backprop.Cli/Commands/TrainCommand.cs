@@ -197,16 +197,10 @@ public static class TrainCommand
         a = a with { Collective = gate };
         var explicitlyGiven = settings.Where(s => r.GetResult(s.Option) is { Implicit: false }).Select(s => s.Setting).Distinct().ToArray();
         TrainingJob job = a.Job;
-        // mpirun ends the other ranks with SIGTERM when one dies: rank 0 says why in one line (the checkpoint of the
-        // last complete epoch is written atomically, so it stays loadable)
-        // (unless it has already said why the run ended)
-        bool ended = false;
-        using var terminated = rank != 0 ? null : System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ =>
-        {
-            if (Volatile.Read(ref ended)) return;
-            Console.Error.WriteLine("backprop: the job was stopped (mpirun ends every rank when one of them ends, or when it is interrupted)" +
-                (a.Checkpoint is { } ck && File.Exists(ck) ? $"; continue with --resume {ck}" : ""));
-        });
+        // mpirun ends the other ranks when one dies: rank 0 says why in one line (the checkpoint of the last complete
+        // epoch is written atomically, so it stays loadable), unless it has already said why the run ended
+        using var stopped = rank != 0 ? null : new JobStopNotice(() => "backprop: the job was stopped (mpirun ends every rank when one of them ends, or when it is interrupted)" +
+            (a.Checkpoint is { } ck && File.Exists(ck) ? $"; continue with --resume {ck}" : ""));
         int code;
         try
         {
@@ -216,11 +210,11 @@ public static class TrainCommand
                 a = a with { Job = job, Given = a.Resume is null ? explicitlyGiven : null };
                 return job.Precision == "float64" ? Run<double>(a, catalog) : Run<float>(a, catalog);
             });
-            Volatile.Write(ref ended, true);
+            stopped?.Ended();
         }
         catch (Exception e)
         {
-            Volatile.Write(ref ended, true);
+            stopped?.Ended();
             // An error before the first collective call (a bad option or CSV, which every rank meets alike, or a file one
             // rank cannot read) is agreed at the start gate: every rank learns the lowest failing rank's line, rank 0
             // prints it once, and all end normally. A divergence is shared by design. Anything else may leave the
@@ -356,6 +350,69 @@ public static class TrainCommand
     {
         var spec = ArchitectureSpec.Of(network);
         return spec.IsPlainMlp && job.Layers is not null ? $"{string.Join("-", job.Layers)} {job.Activation}" : spec.ToString();
+    }
+
+    /// <summary>
+    /// Rank 0's one line when mpirun ends the job (a rank died, or mpirun itself was interrupted). Open MPI 4.1's mpirun
+    /// ends a job's ranks with SIGCONT, SIGTERM a second later and SIGKILL about 7 ms after that (strace), and .NET runs a
+    /// SIGTERM handler on a thread it starts then: with 3 ranks on 2 cores, two of them spinning in MPI calls, the line
+    /// missed those 7 ms in about 1 run in 10. So it is said at the SIGCONT, a second early, unless that SIGCONT resumed
+    /// a stopped process (a thread that ticks every 100 ms tells: it did not tick meanwhile); the SIGTERM says it if the
+    /// SIGCONT did not. Nothing is said once the run has ended by itself (<see cref="Ended"/>).
+    /// </summary>
+    private sealed class JobStopNotice : IDisposable
+    {
+        private static readonly TimeSpan Stopped = TimeSpan.FromMilliseconds(500);
+        private readonly Func<string> _line;
+        private readonly System.Runtime.InteropServices.PosixSignalRegistration _terminate;
+        private readonly System.Runtime.InteropServices.PosixSignalRegistration? _resume;   // no SIGCONT on Windows (nor MPI here)
+        private readonly Thread _ticker;
+        private long _tick = System.Diagnostics.Stopwatch.GetTimestamp(), _resumedAt;
+        private int _said;   // 1 once the line is out or the run has ended
+        private volatile bool _disposed;
+
+        public JobStopNotice(Func<string> line)
+        {
+            _line = line;
+            _ticker = new Thread(Tick) { IsBackground = true, Name = "job stop notice" };
+            _ticker.Start();
+            _terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => Say());
+            if (OperatingSystem.IsWindows()) return;
+            _resume = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGCONT, _ =>
+            {
+                // a process that was stopped did not tick meanwhile; the ticker may have woken first and noted the gap
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                bool wasStopped = System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _tick), now) > Stopped
+                    || Volatile.Read(ref _resumedAt) is long at && at != 0 && System.Diagnostics.Stopwatch.GetElapsedTime(at, now) < Stopped;
+                if (!wasStopped) Say();
+            });
+        }
+
+        private void Tick()
+        {
+            while (!_disposed)
+            {
+                long now = System.Diagnostics.Stopwatch.GetTimestamp();
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(Volatile.Read(ref _tick), now) > Stopped) Volatile.Write(ref _resumedAt, now);
+                Volatile.Write(ref _tick, now);
+                Thread.Sleep(100);
+            }
+        }
+
+        private void Say()
+        {
+            if (Interlocked.Exchange(ref _said, 1) == 0) Console.Error.WriteLine(_line());
+        }
+
+        /// <summary>The run has ended by itself (and said why, if it failed): no line from now on.</summary>
+        public void Ended() => Interlocked.Exchange(ref _said, 1);
+
+        public void Dispose()
+        {
+            _disposed = true;
+            _terminate.Dispose();
+            _resume?.Dispose();
+        }
     }
 
     /// <summary>The exit code of a run stopped by Ctrl+C (128 + SIGINT, as shells report it).</summary>
