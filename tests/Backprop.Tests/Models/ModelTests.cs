@@ -503,6 +503,64 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_single_row_of_the_wrong_width_is_refused_not_answered()
+    {
+        var model = StandardizedModel(5);
+        // an empty row gave [0, 0, 0] and class 0 ("0"); two rows' values in one row named the internal 'outputs'
+        foreach (float[] row in new[] { Array.Empty<float>(), new float[8], new float[3] })
+        {
+            Assert.Equal("row", Assert.Throws<ArgumentException>(() => model.Predict(row)).ParamName);
+            Assert.Equal("row", Assert.Throws<ArgumentException>(() => model.PredictClass(row)).ParamName);
+            var e = Assert.Throws<ArgumentException>(() => model.PredictLabel(row));
+            Assert.Equal("row", e.ParamName);
+            Assert.Contains($"{row.Length} features but the model takes 4", e.Message);
+        }
+    }
+
+    [Fact]
+    public void Evaluate_on_no_rows_is_refused_not_scored()
+    {
+        // a classifier scored 0 rows as loss 0 and accuracy 0, a regression as R² 1
+        var classifier = IrisModel();
+        Assert.Equal("features", Assert.Throws<ArgumentException>(() => classifier.Evaluate(new float[0, 4], [])).ParamName);
+        var regression = Model.Build().Input(4).Output(1).ForRegression();
+        Assert.Equal("features", Assert.Throws<ArgumentException>(() => regression.Evaluate(new float[0, 4], new float[0, 1])).ParamName);
+    }
+
+    [Fact]
+    public void A_negative_thread_count_is_refused()
+    {
+        // Threads = -3 trained on all cores, as 0 does
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Threads = -3 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("Threads -3", e.Message);
+    }
+
+    [Fact]
+    public void Label_names_a_model_file_cannot_hold_are_refused_when_the_model_is_made()
+    {
+        // Save wrote them, and Load refused its own file ("element 1 is not a string", "names a class twice")
+        Assert.Equal("names", Assert.Throws<ArgumentNullException>(() => Model.Build().Input(2).Output("a", null!)).ParamName);
+        var twice = Assert.Throws<ArgumentException>(() => Model.Build().Input(2).Output("a", "a"));
+        Assert.Equal("names", twice.ParamName);
+        Assert.Contains("'a' twice", twice.Message);
+        var network = IrisModel().Network;
+        Assert.Equal("labelNames", Assert.Throws<ArgumentException>(() => new FloatModel(network, TrainingTask.Classification, ["x", "y", "x"])).ParamName);
+    }
+
+    [Fact]
+    public void Explaining_a_classifier_on_target_values_says_so()
+    {
+        // it threw ArgumentNullException for 'labels', a parameter of the other overload
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Explain(new float[1, 4], new float[1, 3]));
+        Assert.Equal("targets", e.ParamName);
+        Assert.Contains("class indices", e.Message);
+        Assert.Equal("targets", Assert.Throws<ArgumentException>(() => model.Diagnose(new float[1, 4], new float[1, 3])).ParamName);
+    }
+
+    [Fact]
     public void Bad_input_throws_the_exceptions_dotnet_users_expect()
     {
         var model = IrisModel();
