@@ -365,6 +365,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     private TrainingResult Train(string dataName, PreparedData data, FitOptions options, CancellationToken cancellationToken)
     {
         if (options.Threads < 0) throw new ArgumentException($"Threads {options.Threads}: must be 0 (all cores) or more", nameof(options));
+        if (options.Patience > 0 && data.Validation.Count == 0)
+            throw new ArgumentException($"Patience {options.Patience}: early stopping needs validation rows (FitOptions.ValidationSplit above 0)", nameof(options));
         lock (_fitGate)
         {
             var s = _state;

@@ -538,6 +538,17 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void Patience_without_validation_rows_is_refused_not_ignored()
+    {
+        // FitOptions.Patience "needs a validation split"; without one it was ignored: every epoch ran, no best weights kept
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Patience = 3 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("Patience 3", e.Message);
+        Assert.Throws<ArgumentException>(() => model.Fit(Iris, new FitOptions { Patience = 3, ValidationSplit = 0 }));
+    }
+
+    [Fact]
     public void Label_names_a_model_file_cannot_hold_are_refused_when_the_model_is_made()
     {
         // Save wrote them, and Load refused its own file ("element 1 is not a string", "names a class twice")
