@@ -539,9 +539,19 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     {
         RequireClassifier();
         CheckWidth(row.Length, nameof(row));
-        Span<float> outputs = Outputs <= 256 ? stackalloc float[Outputs] : new float[Outputs];
-        PredictRaw(row, outputs);
-        return ArgMax(outputs);
+        int c = Outputs;
+        // more classes than the stack should hold: a rented buffer, so a warm call still allocates nothing
+        float[]? rented = c <= 256 ? null : System.Buffers.ArrayPool<float>.Shared.Rent(c);
+        Span<float> outputs = rented is null ? stackalloc float[c] : rented.AsSpan(0, c);
+        try
+        {
+            PredictRaw(row, outputs);
+            return ArgMax(outputs);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
+        }
     }
 
     /// <summary>The most probable class of every row (a classifier). Thread-safe.</summary>

@@ -471,6 +471,23 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_warm_class_prediction_of_many_classes_allocates_nothing()
+    {
+        // PredictClass(row) took a new float[Outputs] for more than 256 classes: 1,224 bytes a call for 300
+        var model = Model.Build().Input(4).Dense(8, "relu").Output(300).ForClassification();
+        float[] row = [1, 2, 3, 4];
+        int expected = model.PredictClass(row);
+        var raw = new float[300];
+        model.PredictRaw(row, raw);
+        Assert.Equal(Array.IndexOf(raw, raw.Max()), expected);
+        var classes = new int[10];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < classes.Length; i++) classes[i] = model.PredictClass(row);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.All(classes, c => Assert.Equal(expected, c));
+    }
+
+    [Fact]
     public void Predictions_see_a_change_made_through_the_network()
     {
         var model = StandardizedModel(4);
