@@ -89,7 +89,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Wraps a network (made on the tape, say) as a model for <paramref name="task"/>.</summary>
     /// <param name="network">The network; the model owns it from now on (a fit replaces it with a trained copy).</param>
     /// <param name="task">What the outputs are: <see cref="TrainingTask.Classification"/>, <see cref="TrainingTask.Regression"/> or <see cref="TrainingTask.MultiLabel"/>.</param>
-    /// <param name="labelNames">One name per output (class, target or label); null: "0", "1", ….</param>
+    /// <param name="labelNames">One name per output (class, target or label), no two alike; null: "0", "1", ….</param>
     /// <param name="standardizer">The standardisation of the inputs; null: none yet (a fit makes one, see <see cref="FitOptions.Standardize"/>).</param>
     /// <param name="targetScaling">The standardisation of regression targets; null: none yet.</param>
     /// <param name="labelColumns">The CSV columns the targets come from; null: the default ("label", else the last).</param>
@@ -101,6 +101,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         var names = labelNames?.ToArray() ?? [.. Enumerable.Range(0, network.Outputs).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture))];
         if (names.Length != network.Outputs)
             throw new ArgumentException($"{names.Length} label names for a network of {network.Outputs} outputs", nameof(labelNames));
+        CheckLabelNames(names, nameof(labelNames));
         if (standardizer is not null && standardizer.FeatureCount != network.Inputs)
             throw new ArgumentException($"the standardizer has {standardizer.FeatureCount} features but the network takes {network.Inputs}", nameof(standardizer));
         if (targetScaling is not null && targetScaling.FeatureCount != network.Outputs)
@@ -363,6 +364,9 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Runs the library's training loop on a copy of the network and puts the trained copy in place.</summary>
     private TrainingResult Train(string dataName, PreparedData data, FitOptions options, CancellationToken cancellationToken)
     {
+        if (options.Threads < 0) throw new ArgumentException($"Threads {options.Threads}: must be 0 (all cores) or more", nameof(options));
+        if (options.Patience > 0 && data.Validation.Count == 0)
+            throw new ArgumentException($"Patience {options.Patience}: early stopping needs validation rows (FitOptions.ValidationSplit above 0)", nameof(options));
         lock (_fitGate)
         {
             var s = _state;
@@ -412,7 +416,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     // ---------------------------------------------------------------- evaluation
 
     /// <summary>The loss and the task's metrics (accuracy and balanced accuracy for a classifier) on rows and their class indices.</summary>
-    /// <exception cref="ArgumentException">The data does not fit the model.</exception>
+    /// <exception cref="ArgumentException">The data does not fit the model, or has no rows.</exception>
     public ModelEvaluation Evaluate(float[,] features, int[] labels)
     {
         ArgumentNullException.ThrowIfNull(features);
@@ -425,7 +429,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     public ModelEvaluation Evaluate(ReadOnlySpan<float> features, ReadOnlySpan<int> labels)
     {
         if (Task.Targets != TargetKind.Classes) throw new ArgumentException($"a {Task.Name} model is measured on target values, not class labels", nameof(labels));
-        Rows(features.Length, labels.Length, 1, nameof(features), nameof(labels));
+        if (Rows(features.Length, labels.Length, 1, nameof(features), nameof(labels)) == 0)
+            throw new ArgumentException("there are no rows to measure", nameof(features));
         CheckFinite(features, nameof(features));
         for (int i = 0; i < labels.Length; i++)
             if ((uint)labels[i] >= (uint)Outputs) throw new ArgumentException($"labels[{i}] is {labels[i]}, outside the model's classes 0…{Outputs - 1}", nameof(labels));
@@ -444,7 +449,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new ArgumentException($"targets is {targets.GetLength(0)}×{targets.GetLength(1)} but the model gives {Outputs} outputs per row", nameof(targets));
         var x = Flatten(features);
         var t = Flatten(targets);
-        Rows(x.Length, t.Length, Outputs, nameof(features), nameof(targets));
+        if (Rows(x.Length, t.Length, Outputs, nameof(features), nameof(targets)) == 0)
+            throw new ArgumentException("there are no rows to measure", nameof(features));
         CheckFinite(x, nameof(features));
         CheckFinite(t, nameof(targets));
         _state.TargetScaling?.Apply(t.AsSpan());
@@ -501,6 +507,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <inheritdoc cref="Predict(float[,])"/>
     public float[] Predict(ReadOnlySpan<float> row)
     {
+        CheckWidth(row.Length, nameof(row));
         var result = new float[Outputs];
         Predict(row, result);
         return result;
@@ -531,9 +538,20 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     public int PredictClass(ReadOnlySpan<float> row)
     {
         RequireClassifier();
-        Span<float> outputs = Outputs <= 256 ? stackalloc float[Outputs] : new float[Outputs];
-        PredictRaw(row, outputs);
-        return ArgMax(outputs);
+        CheckWidth(row.Length, nameof(row));
+        int c = Outputs;
+        // more classes than the stack should hold: a rented buffer, so a warm call still allocates nothing
+        float[]? rented = c <= 256 ? null : System.Buffers.ArrayPool<float>.Shared.Rent(c);
+        Span<float> outputs = rented is null ? stackalloc float[c] : rented.AsSpan(0, c);
+        try
+        {
+            PredictRaw(row, outputs);
+            return ArgMax(outputs);
+        }
+        finally
+        {
+            if (rented is not null) System.Buffers.ArrayPool<float>.Shared.Return(rented);
+        }
     }
 
     /// <summary>The most probable class of every row (a classifier). Thread-safe.</summary>
@@ -673,6 +691,7 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         double[][]? values = null;
         if (Task.Targets == TargetKind.Classes)
         {
+            if (targets is not null) throw new ArgumentException("a classifier is explained on class indices (int[]), not target values", nameof(targets));
             ArgumentNullException.ThrowIfNull(labels);
             Rows(x.Length, labels.Length, 1, nameof(features), nameof(labels));
             for (int i = 0; i < n; i++)
@@ -697,6 +716,17 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     }
 
     // ---------------------------------------------------------------- argument checks
+
+    /// <summary>Refuses label names that a model file cannot hold (a null name, or a name given twice): Save wrote them and Load refused the file.</summary>
+    internal static void CheckLabelNames(IReadOnlyList<string> names, string paramName)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (int i = 0; i < names.Count; i++)
+        {
+            if (names[i] is not { } name) throw new ArgumentNullException(paramName, $"{paramName}[{i}] is null");
+            if (!seen.Add(name)) throw new ArgumentException($"{paramName} names '{name}' twice", paramName);
+        }
+    }
 
     private void CheckWidth(int width, string name)
     {

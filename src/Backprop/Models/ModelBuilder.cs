@@ -94,6 +94,7 @@ public sealed class ModelBuilder
     {
         ArgumentNullException.ThrowIfNull(names);
         if (names.Length == 0) throw new ArgumentException("name at least one output", nameof(names));
+        Model<float>.CheckLabelNames(names, nameof(names));
         _labelNames = [.. names];
         return Dense(names.Length);
     }

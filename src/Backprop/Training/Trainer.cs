@@ -362,7 +362,6 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         CancellationToken cancellation = default)
     {
         Network.SetTraining(true);
-        SeedRandomLayers();
         loader.StartEpoch(epoch);
         // the epoch's loss is Σ (batch mean × its divisor) / Σ divisors: the mean as the loss defines it (class weights)
         double lossSum = 0, divisorSum = 0;
@@ -376,6 +375,8 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
             int n = loader.CurrentBatchSize;
             // with a shard, this member's share of the global batch (none, when the batch is smaller than the group)
             var step = n > 0 ? StepFor(n) : null;
+            // after StepFor: recording a step's tape runs a forward pass, which draws masks of its own
+            SeedRandomLayers();
             step?.Load(loader);
             TrainingStep<T>? weightless = null;
             bool lastBatch = loader.BatchIndex == loader.BatchesPerEpoch - 1;
@@ -477,7 +478,6 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
         return (divisorSum > 0 ? lossSum / divisorSum : 0, _trainMetrics.Headline, Options.ClipNorm > 0 ? gradNormSum / Math.Max(1, batches) : null);
     }
 
-    private bool _randomSeeded;
     // whether the optimizer's parameters are the network's parameter buffer, in its order (no parameter listed twice)
     private readonly bool _flatParameters;
     // whether sharded steps have left each member's optimizer state current in its own block only (see TrainEpoch)
@@ -485,13 +485,12 @@ public sealed class Trainer<T> where T : unmanaged, IFloatingPointIeee754<T>
     private T[]? _stateStaging;
 
     /// <summary>
-    /// Seeds every layer's random draws (dropout) from the run's seed and the layer's index, once, continuing after the
-    /// steps already taken: each step draws one mask a layer, so a resumed run draws what an uninterrupted one would.
+    /// Seeds every layer's random draws (dropout) from the run's seed and the layer's index before each step, at the
+    /// steps already taken: step k draws mask k of each layer, however many tapes were recorded (each recording is a
+    /// forward pass that draws too), so a resumed run draws what an uninterrupted one would.
     /// </summary>
     private void SeedRandomLayers()
     {
-        if (_randomSeeded) return;
-        _randomSeeded = true;
         // in data-parallel training each member draws its own masks for its own rows
         ulong member = Parallel is { Rank: > 0 } p ? (ulong)p.Rank * 0xD1B54A32D192ED03UL : 0;
         for (int i = 0; i < Network.Layers.Count; i++)

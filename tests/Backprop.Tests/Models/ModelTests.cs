@@ -181,6 +181,30 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_cancelled_fit_with_dropout_resumes_to_the_uninterrupted_fit()
+    {
+        // the masks of step k must not depend on how many tapes were recorded before it (each recording ran a forward
+        // pass, which drew a mask): a batch of 20 leaves a shorter last batch, whose tape is recorded once more
+        using var tmp = new TempDir();
+        var split = IrisSplit(1);
+        var x = Matrix(split.Train);
+        var y = split.Train.Labels;
+        Assert.NotEqual(0, y.Length % 20);
+        FloatModel Build() => Model.Build().Input(4).Dense(16, "relu").Dropout(0.2).Output(3).Seed(1).ForClassification();
+        var whole = Build();
+        whole.Fit(x, y, Options(1, epochs: 6) with { BatchSize = 20 });
+
+        string ck = tmp.File("drop.ckpt");
+        var model = Build();
+        using var cancel = new CancellationTokenSource();
+        var options = Options(1, epochs: 6) with { BatchSize = 20, CheckpointPath = ck };
+        Assert.ThrowsAny<OperationCanceledException>(() =>
+            model.Fit(x, y, options with { OnEpoch = e => { if (e.Result.Epoch == 3) cancel.Cancel(); } }, cancel.Token));
+        model.Fit(x, y, options with { ResumeFrom = ck });
+        Assert.Equal(Parameters(whole), Parameters(model));
+    }
+
+    [Fact]
     public void A_cancelled_fit_on_a_file_resumes_with_the_cli()
     {
         using var tmp = new TempDir();
@@ -447,6 +471,23 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void A_warm_class_prediction_of_many_classes_allocates_nothing()
+    {
+        // PredictClass(row) took a new float[Outputs] for more than 256 classes: 1,224 bytes a call for 300
+        var model = Model.Build().Input(4).Dense(8, "relu").Output(300).ForClassification();
+        float[] row = [1, 2, 3, 4];
+        int expected = model.PredictClass(row);
+        var raw = new float[300];
+        model.PredictRaw(row, raw);
+        Assert.Equal(Array.IndexOf(raw, raw.Max()), expected);
+        var classes = new int[10];
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < classes.Length; i++) classes[i] = model.PredictClass(row);
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.All(classes, c => Assert.Equal(expected, c));
+    }
+
+    [Fact]
     public void Predictions_see_a_change_made_through_the_network()
     {
         var model = StandardizedModel(4);
@@ -476,6 +517,75 @@ public sealed class ModelTests
         model.PredictRaw(ReadOnlySpan<float>.Empty, Span<float>.Empty);
         model.Predict(ReadOnlySpan<float>.Empty, Span<float>.Empty);
         Assert.Throws<ArgumentException>(() => model.Predict(new float[0, 5]));   // still the model's width
+    }
+
+    [Fact]
+    public void A_single_row_of_the_wrong_width_is_refused_not_answered()
+    {
+        var model = StandardizedModel(5);
+        // an empty row gave [0, 0, 0] and class 0 ("0"); two rows' values in one row named the internal 'outputs'
+        foreach (float[] row in new[] { Array.Empty<float>(), new float[8], new float[3] })
+        {
+            Assert.Equal("row", Assert.Throws<ArgumentException>(() => model.Predict(row)).ParamName);
+            Assert.Equal("row", Assert.Throws<ArgumentException>(() => model.PredictClass(row)).ParamName);
+            var e = Assert.Throws<ArgumentException>(() => model.PredictLabel(row));
+            Assert.Equal("row", e.ParamName);
+            Assert.Contains($"{row.Length} features but the model takes 4", e.Message);
+        }
+    }
+
+    [Fact]
+    public void Evaluate_on_no_rows_is_refused_not_scored()
+    {
+        // a classifier scored 0 rows as loss 0 and accuracy 0, a regression as R² 1
+        var classifier = IrisModel();
+        Assert.Equal("features", Assert.Throws<ArgumentException>(() => classifier.Evaluate(new float[0, 4], [])).ParamName);
+        var regression = Model.Build().Input(4).Output(1).ForRegression();
+        Assert.Equal("features", Assert.Throws<ArgumentException>(() => regression.Evaluate(new float[0, 4], new float[0, 1])).ParamName);
+    }
+
+    [Fact]
+    public void A_negative_thread_count_is_refused()
+    {
+        // Threads = -3 trained on all cores, as 0 does
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Threads = -3 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("Threads -3", e.Message);
+    }
+
+    [Fact]
+    public void Patience_without_validation_rows_is_refused_not_ignored()
+    {
+        // FitOptions.Patience "needs a validation split"; without one it was ignored: every epoch ran, no best weights kept
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Patience = 3 }));
+        Assert.Equal("options", e.ParamName);
+        Assert.Contains("Patience 3", e.Message);
+        Assert.Throws<ArgumentException>(() => model.Fit(Iris, new FitOptions { Patience = 3, ValidationSplit = 0 }));
+    }
+
+    [Fact]
+    public void Label_names_a_model_file_cannot_hold_are_refused_when_the_model_is_made()
+    {
+        // Save wrote them, and Load refused its own file ("element 1 is not a string", "names a class twice")
+        Assert.Equal("names", Assert.Throws<ArgumentNullException>(() => Model.Build().Input(2).Output("a", null!)).ParamName);
+        var twice = Assert.Throws<ArgumentException>(() => Model.Build().Input(2).Output("a", "a"));
+        Assert.Equal("names", twice.ParamName);
+        Assert.Contains("'a' twice", twice.Message);
+        var network = IrisModel().Network;
+        Assert.Equal("labelNames", Assert.Throws<ArgumentException>(() => new FloatModel(network, TrainingTask.Classification, ["x", "y", "x"])).ParamName);
+    }
+
+    [Fact]
+    public void Explaining_a_classifier_on_target_values_says_so()
+    {
+        // it threw ArgumentNullException for 'labels', a parameter of the other overload
+        var model = IrisModel();
+        var e = Assert.Throws<ArgumentException>(() => model.Explain(new float[1, 4], new float[1, 3]));
+        Assert.Equal("targets", e.ParamName);
+        Assert.Contains("class indices", e.Message);
+        Assert.Equal("targets", Assert.Throws<ArgumentException>(() => model.Diagnose(new float[1, 4], new float[1, 3])).ParamName);
     }
 
     [Fact]
