@@ -24,8 +24,9 @@ public static class Cli
             // the help), and the job's exit status is its. The others end in silence with 0: MPI is not started yet, so
             // nothing orders their exits, and mpirun kills the ranks still running when one exits non-zero, which could
             // take rank 0 before it has said why (a CI run saw an empty stderr that way).
+            string? comma = CommaInNumber(parse);
             if (NotFirstRank(args) && (parse.Action is System.CommandLine.Help.HelpAction || UnknownOption(parse, args) is not null
-                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction || CommaInNumber(parse) is not null))
+                || parse.Errors.Count > 0 && parse.Action is System.CommandLine.Invocation.ParseErrorAction || comma is not null))
                 return 0;
             // an option the command does not have: said as such, not as a stray value ("Unrecognized command or argument
             // '4,3,3'") or as the path of a file that does not exist (a positional argument takes "--bogus")
@@ -57,7 +58,7 @@ public static class Cli
                 Console.Error.WriteLine($"backprop: {InFlagWords(OneLine(error.Message), option)}");
                 return ExitUsage;
             }
-            if (CommaInNumber(parse) is { } comma)
+            if (comma is not null)
             {
                 Console.Error.WriteLine($"backprop: {comma}");
                 return ExitUsage;
@@ -227,11 +228,18 @@ public static class Cli
         UsageException or NotSupportedException or ProblemFormatException or ShapeMismatchException or ArgumentException or FormatException
             or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or Backprop.IO.DataFormatException => (OneLine(e.Message), ExitUsage),
         // a file the run cannot write (a full disk, a read-only file system, no permission): said as AtomicFile words it
-        IOException or UnauthorizedAccessException when e.Message.StartsWith("cannot write ", StringComparison.Ordinal) => (OneLine(e.Message), ExitUsage),
+        _ when Unwritable(e) => (OneLine(e.Message), ExitUsage),
         Backprop.Training.NonFiniteValueException diverged => (Diverged(diverged), 1),
         OutOfMemoryException => ("out of memory", 1),
         _ => ($"internal error ({e.GetType().Name}): {OneLine(e.Message)}", 1),
     };
+
+    /// <summary>
+    /// Whether <paramref name="e"/> is AtomicFile's failure to write a file, already worded as one line that names the
+    /// file and the reason ("cannot write /dev/full: no space left on device").
+    /// </summary>
+    internal static bool Unwritable(Exception e) =>
+        e is IOException or UnauthorizedAccessException && e.Message.StartsWith("cannot write ", StringComparison.Ordinal);
 
     /// <summary>
     /// A divergence in one line, its remedy worded in flags: "training diverged at step 7 (…): …; lower --lr (now 0.1)

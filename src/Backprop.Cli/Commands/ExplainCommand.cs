@@ -141,7 +141,7 @@ public static class ExplainCommand
         {
             string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
             throw new UsageException(dir is not null && !Directory.Exists(dir) ? $"--out {path}: the directory {dir} does not exist"
-                : e.Message.StartsWith("cannot write ", StringComparison.Ordinal) ? $"--out {path}: {e.Message}"   // AtomicFile's own wording names the file and the reason
+                : Cli.Unwritable(e) ? $"--out {path}: {e.Message}"
                 : $"--out {path}: cannot write the file ({(e is UnauthorizedAccessException ? "permission denied" : e.Message)})");
         }
     }

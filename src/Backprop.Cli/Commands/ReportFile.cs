@@ -12,7 +12,7 @@ public static class ReportFile
         try { return TrainingReport.Start(directory, run, networkText); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new UsageException(e.Message.StartsWith("cannot write ", StringComparison.Ordinal) ? $"--report {directory}: {e.Message}"
+            throw new UsageException(Cli.Unwritable(e) ? $"--report {directory}: {e.Message}"
                 : $"--report {directory}: cannot write {Path.Combine(directory, TrainingReport.FileName)} ({(e is UnauthorizedAccessException ? "permission denied" : e.Message)})");
         }
     }

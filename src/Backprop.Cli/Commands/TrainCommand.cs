@@ -366,7 +366,6 @@ public static class TrainCommand
         private readonly Func<string> _line;
         private readonly System.Runtime.InteropServices.PosixSignalRegistration _terminate;
         private readonly System.Runtime.InteropServices.PosixSignalRegistration? _resume;   // no SIGCONT on Windows (nor MPI here)
-        private readonly Thread _ticker;
         private long _tick = System.Diagnostics.Stopwatch.GetTimestamp(), _resumedAt;
         private int _said;   // 1 once the line is out or the run has ended
         private volatile bool _disposed;
@@ -374,8 +373,7 @@ public static class TrainCommand
         public JobStopNotice(Func<string> line)
         {
             _line = line;
-            _ticker = new Thread(Tick) { IsBackground = true, Name = "job stop notice" };
-            _ticker.Start();
+            new Thread(Tick) { IsBackground = true, Name = "job stop notice" }.Start();
             _terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => Say());
             if (OperatingSystem.IsWindows()) return;
             _resume = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGCONT, _ =>
