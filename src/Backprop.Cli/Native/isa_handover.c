@@ -73,7 +73,10 @@ static int asked_level(void)
     if (isa == NULL || *isa == 0) return 4;
     if (strcmp(isa, "x86-64") == 0) return 1;
     if (strcmp(isa, "x86-64-v3") == 0) return 3;
-    return 4;
+    if (strcmp(isa, "x86-64-v4") == 0) return 4;
+    /* a misspelt level would otherwise run the top build without a word, and the user would believe it lowered */
+    fprintf(stderr, "backprop: BACKPROP_ISA=%.100s: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)\n", isa);
+    _exit(2);
 }
 
 __attribute__((constructor(101))) static void backprop_isa_handover(int argc, char **argv, char **envp)

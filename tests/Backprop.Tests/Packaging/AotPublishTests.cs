@@ -79,6 +79,14 @@ public class AotPublishTests
         var fromV3 = InstallTests.RunProcess(backprop + "-x86-64-v3", tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "x86-64" }, gemm);
         Assert.True(fromV3.ExitCode == 0, fromV3.Stderr);
         Assert.Contains($", {GemmPath.Portable} kernels:", fromV3.Stdout);
+        // a level it does not know is refused in one line (it used to run the top build silently), and v4 is the top build
+        var unknown = InstallTests.RunProcess(backprop, tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "x86-64-v5" }, "--version");
+        Assert.Equal(2, unknown.ExitCode);
+        Assert.Equal("backprop: BACKPROP_ISA=x86-64-v5: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)", unknown.Stderr.TrimEnd());
+        Assert.Empty(unknown.Stdout);
+        var v4 = InstallTests.RunProcess(backprop, tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "x86-64-v4" }, gemm);
+        Assert.True(v4.ExitCode == 0, v4.Stderr);
+        Assert.Contains($", {ComputeContext.BestGemmPath} kernels:", v4.Stdout);
         // without the lower builds beside it, a CPU that needs one gets one line and exit 2, not a crash
         string alone = tmp.File("alone");
         Directory.CreateDirectory(alone);
