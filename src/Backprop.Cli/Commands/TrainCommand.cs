@@ -287,7 +287,7 @@ public static class TrainCommand
             {
                 string? file = dir;
                 while (file is not null && !File.Exists(file)) file = Path.GetDirectoryName(file);
-                throw new UsageException($"{flag} {path}: cannot make the directory {dir} ({(file is not null ? $"{file} is a file" : e.Message.TrimEnd('.'))})");
+                throw new UsageException($"{flag} {path}: cannot make the directory {dir} ({(file is not null ? $"{file} is a file" : AtomicFile.Reason(e))})");
             }
         }
         a.Job.Validate(activations: catalog.Activations);

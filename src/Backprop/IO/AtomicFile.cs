@@ -95,6 +95,18 @@ public static partial class AtomicFile
     /// </summary>
     private static Exception CannotWrite(string destination, Exception e)
     {
+        string message = $"cannot write {destination}: {Reason(e)}";
+        return e is UnauthorizedAccessException ? new UnauthorizedAccessException(message, e) : new IOException(message, e);
+    }
+
+    /// <summary>
+    /// The file system's reason for a failed write or a directory not made, in a few lower-case words without .NET's
+    /// quoted path (which may name a temporary file): "permission denied", "no space left on device", and "its directory
+    /// takes no new files" where the place to create it does not exist or refuses entries (as /proc does).
+    /// </summary>
+    public static string Reason(Exception e)
+    {
+        ArgumentNullException.ThrowIfNull(e);
         string reason = e switch
         {
             UnauthorizedAccessException => "permission denied",
@@ -102,8 +114,7 @@ public static partial class AtomicFile
             _ => System.Text.RegularExpressions.Regex.Replace(e.Message, @"\s*:\s*'[^']*'\.?\s*$", "").TrimEnd('.', ' '),
         };
         if (reason.Length > 1 && char.IsUpper(reason[0]) && char.IsLower(reason[1])) reason = char.ToLowerInvariant(reason[0]) + reason[1..];
-        string message = $"cannot write {destination}: {reason}";
-        return e is UnauthorizedAccessException ? new UnauthorizedAccessException(message, e) : new IOException(message, e);
+        return reason;
     }
 
     /// <summary>Whether <paramref name="path"/> (links followed) exists and is neither a regular file nor a directory

@@ -172,6 +172,16 @@ public sealed class ResumeFromCheckpointTests : IDisposable
         Assert.True(File.Exists(path));
     }
 
+    [Fact]
+    public void A_directory_the_file_system_refuses_is_said_in_its_words_not_dotnets()
+    {
+        // /proc takes no new entries: .NET says "Could not find file '/proc/x'", which named neither the cause nor the flag
+        if (!OperatingSystem.IsLinux()) return;
+        var r = CliRunner.Run(["train", .. Options, "--plots", "/proc/backprop-plots", "--out", _tmp.File("m.safetensors"), "--quiet", "--json"]);
+        TrainingAssert.UsageError(r, "--plots /proc/backprop-plots: cannot make the directory /proc/backprop-plots (its directory takes no new files)");
+        Assert.False(File.Exists(_tmp.File("m.safetensors")));
+    }
+
     [Theory]
     [InlineData("--out")]
     [InlineData("--checkpoint")]
