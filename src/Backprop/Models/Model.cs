@@ -364,7 +364,8 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Runs the library's training loop on a copy of the network and puts the trained copy in place.</summary>
     private TrainingResult Train(string dataName, PreparedData data, FitOptions options, CancellationToken cancellationToken)
     {
-        if (options.Threads < 0) throw new ArgumentException($"Threads {options.Threads}: must be 0 (all cores) or more", nameof(options));
+        if (options.Threads < 0 || options.Threads > ComputeContext.MaxThreads)
+            throw new ArgumentException($"Threads {options.Threads}: must be 0 (all cores) to {ComputeContext.MaxThreads}", nameof(options));
         if (options.Patience > 0 && data.Validation.Count == 0)
             throw new ArgumentException($"Patience {options.Patience}: early stopping needs validation rows (FitOptions.ValidationSplit above 0)", nameof(options));
         lock (_fitGate)
@@ -653,16 +654,25 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <exception cref="ArgumentException">The batch does not fit the model, or <paramref name="wrt"/> names no value.</exception>
     public string Explain(float[,] features, int[] labels, string wrt = "layers.0.weight", DerivationFormat format = DerivationFormat.Text)
     {
+        ArgumentNullException.ThrowIfNull(wrt);
         var problem = ProblemFor(features, labels, null);
-        return DerivationRenderer.Render(Explainer.Explain(problem, wrt), format);
+        return DerivationRenderer.Render(ExplainFor(problem, wrt), format);
     }
 
     /// <summary>The derivation of one gradient for a batch of rows and their targets (regression, multi-label).</summary>
     /// <inheritdoc cref="Explain(float[,], int[], string, DerivationFormat)"/>
     public string Explain(float[,] features, float[,] targets, string wrt = "layers.0.weight", DerivationFormat format = DerivationFormat.Text)
     {
+        ArgumentNullException.ThrowIfNull(wrt);
         var problem = ProblemFor(features, null, targets);
-        return DerivationRenderer.Render(Explainer.Explain(problem, wrt), format);
+        return DerivationRenderer.Render(ExplainFor(problem, wrt), format);
+    }
+
+    // an unknown gradient name is an error in the caller's argument: it carries wrt's name
+    private static Derivation ExplainFor(Problem<double> problem, string wrt)
+    {
+        try { return Explainer.Explain(problem, wrt); }
+        catch (ArgumentException e) when (e.ParamName is null) { throw new ArgumentException(e.Message, nameof(wrt), e); }
     }
 
     /// <summary>

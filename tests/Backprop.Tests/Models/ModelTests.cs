@@ -552,6 +552,10 @@ public sealed class ModelTests
         var e = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Threads = -3 }));
         Assert.Equal("options", e.ParamName);
         Assert.Contains("Threads -3", e.Message);
+        // too many threads named the ComputeContext's parameter `threads`, which Fit does not have
+        var many = Assert.Throws<ArgumentException>(() => model.Fit(new float[10, 4], new int[10], new FitOptions { Threads = 100_000 }));
+        Assert.Equal("options", many.ParamName);
+        Assert.Contains("Threads 100000", many.Message);
     }
 
     [Fact]
@@ -682,6 +686,10 @@ public sealed class ModelTests
         Assert.Equal(2, health.Layers.Count);
         Assert.False(string.IsNullOrWhiteSpace(health.Verdict));
         Assert.Equal(before, Parameters(model));
-        Assert.ThrowsAny<ArgumentException>(() => model.Explain(batch, labels, "layers.9.weight"));
+        // an unknown gradient is the caller's wrt, named as such; a null one is refused, not taken as the default
+        var unknown = Assert.Throws<ArgumentException>(() => model.Explain(batch, labels, "layers.9.weight"));
+        Assert.Equal("wrt", unknown.ParamName);
+        Assert.Contains("layers.9.weight", unknown.Message);
+        Assert.Equal("wrt", Assert.Throws<ArgumentNullException>(() => model.Explain(batch, labels, null!)).ParamName);
     }
 }
