@@ -185,7 +185,8 @@ public static class BenchCommands
         var profile = new Option<bool>("--profile") { Description = "Also time each op (µs per step)" };
         var optimizer = new Option<string>("--optimizer") { Description = $"{string.Join(", ", Backprop.Training.OptimizerRegistry.Default.Names)}: sgd (momentum 0.9, lr 0.01) is the reference workload, the others run at lr 0.001", DefaultValueFactory = _ => "sgd" };
         optimizer.AcceptOnlyFromAmong([.. Backprop.Training.OptimizerRegistry.Default.Names]);
-        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, arch, batch, steps, threads, optimizer, json, profile };
+        var noUpdate = new Option<bool>("--no-update") { Description = "Time forward and backward alone, without the optimizer's update (what the step would cost were the update free)" };
+        var cmd = new Command("train", "Training steps per second: ReLU MLP, cross-entropy, SGD momentum 0.9, float32") { layers, arch, batch, steps, threads, optimizer, noUpdate, json, profile };
         cmd.SetAction(r =>
         {
             string? archText = r.GetValue(arch);
@@ -206,15 +207,15 @@ public static class BenchCommands
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
             using var context = new ComputeContext(t);
             var res = spec is null
-                ? TrainBenchmark.Run(sizes!, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!)
-                : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!);
+                ? TrainBenchmark.Run(sizes!, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: !r.GetValue(noUpdate))
+                : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: !r.GetValue(noUpdate));
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             var peak = PeakFor(false, context);
             double fraction = res.Gflops / peak.Gflops;
             if (!r.GetValue(json))
                 Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step, "
-                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s))");
+                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s){(r.GetValue(noUpdate) ? "; forward and backward only, no update" : "")})");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
@@ -224,6 +225,7 @@ public static class BenchCommands
                 w.WriteNumber("gflops", Math.Round(res.Gflops, 2));
                 w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
                 w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
+                w.WriteBoolean("update", !r.GetValue(noUpdate));
                 WriteCachesAndBlocks(w, context);
                 w.WriteEndObject();
             });

@@ -51,17 +51,19 @@ public static class TrainBenchmark
     /// <param name="profile">When given, filled by a second, instrumented pass with microseconds per step by operation
     /// ("forward linear+relu …", "optimizer step", …); null skips that pass.</param>
     /// <param name="optimizer">The optimizer's registry name; "sgd" runs with momentum 0.9 at lr 0.01, others at lr 0.001.</param>
+    /// <param name="update">False: the timed steps are forward and backward alone, without the optimizer's update (what
+    /// the step would cost were the update free; the parameters then stay as initialised).</param>
     public static TrainBenchmarkResult Run(IReadOnlyList<int> layers, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
-        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd")
-        => Run(Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer);
+        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd", bool update = true)
+        => Run(Initializers.Mlp<float>(layers, "relu", seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer, update);
 
     /// <summary>The same measurement on the network an architecture spec describes (norm and dropout layers in training mode).</summary>
     public static TrainBenchmarkResult Run(Nn.ArchitectureSpec spec, int batch, int steps, ComputeContext? context = null, int warmupSteps = 10,
-        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd")
-        => Run(Initializers.Network<float>(spec, seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer);
+        double warmupSeconds = 0.5, int seed = 0, Dictionary<string, double>? profile = null, string optimizer = "sgd", bool update = true)
+        => Run(Initializers.Network<float>(spec, seed, InitKind.HeUniform), batch, steps, context, warmupSteps, warmupSeconds, seed, profile, optimizer, update);
 
     private static TrainBenchmarkResult Run(Nn.Sequential<float> net, int batch, int steps, ComputeContext? context, int warmupSteps,
-        double warmupSeconds, int seed, Dictionary<string, double>? profile, string optimizer)
+        double warmupSeconds, int seed, Dictionary<string, double>? profile, string optimizer, bool update)
     {
         context ??= ComputeContext.Default;
         net.SetTraining(true);
@@ -81,12 +83,12 @@ public static class TrainBenchmark
         // Warm up for at least warmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
         // optimised code only after a method has run a while, and timing before that measures the JIT, not the step.
         var warm = Stopwatch.StartNew();
-        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < warmupSeconds; i++) { step.ForwardBackward(); opt.Step(); }
+        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < warmupSeconds; i++) { step.ForwardBackward(); if (update) opt.Step(); }
 
         long workersBefore = context.WorkerAllocatedBytesForCurrentThread;
         long callerBefore = GC.GetAllocatedBytesForCurrentThread();
         long t0 = Stopwatch.GetTimestamp(); // not a Stopwatch object: that would be an allocation inside the measured region
-        for (int i = 0; i < steps; i++) { step.ForwardBackward(); opt.Step(); }
+        for (int i = 0; i < steps; i++) { step.ForwardBackward(); if (update) opt.Step(); }
         long t1 = Stopwatch.GetTimestamp();
         long callerAfter = GC.GetAllocatedBytesForCurrentThread();
         long workersAfter = context.WorkerAllocatedBytesForCurrentThread;
@@ -107,16 +109,16 @@ public static class TrainBenchmark
                 profile[key] = profile.GetValueOrDefault(key) + ticks * 1e6 / Stopwatch.Frequency / steps;
             };
             var warmProfile = Stopwatch.StartNew();
-            for (int i = 0; i < warmupSteps || warmProfile.Elapsed.TotalSeconds < Math.Min(warmupSeconds, 0.2); i++) { step.ForwardBackward(); opt.Step(); }
+            for (int i = 0; i < warmupSteps || warmProfile.Elapsed.TotalSeconds < Math.Min(warmupSeconds, 0.2); i++) { step.ForwardBackward(); if (update) opt.Step(); }
             profile.Clear();
             steps = timedSteps;
             var optSw = new Stopwatch();
             var allSw = Stopwatch.StartNew();
-            for (int i = 0; i < steps; i++) { step.ForwardBackward(); optSw.Start(); opt.Step(); optSw.Stop(); }
+            for (int i = 0; i < steps; i++) { step.ForwardBackward(); optSw.Start(); if (update) opt.Step(); optSw.Stop(); }
             allSw.Stop();
             profile["(whole step, instrumented)"] = allSw.Elapsed.TotalMicroseconds / steps;
             step.Tape.Profiler = null;
-            profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
+            if (update) profile["optimizer step"] = optSw.Elapsed.TotalMicroseconds / steps;
         }
         return new TrainBenchmarkResult((double)batch * steps / secs, secs * 1e6 / steps,
             (double)(callerAfter - callerBefore + workersAfter - workersBefore) / steps, (double)(callerAfter - callerBefore) / steps)

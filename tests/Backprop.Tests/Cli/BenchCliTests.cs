@@ -24,6 +24,20 @@ public class BenchCliTests
     }
 
     [Fact]
+    public void BenchTrainWithoutUpdateSaysSoAndTimesNoOptimizer()
+    {
+        // --no-update: what the step costs were the optimizer's update free (forward and backward alone)
+        var r = CliRunner.Run("bench", "train", "--layers", "20,16,3", "--batch", "8", "--steps", "20", "--threads", "1", "--no-update", "--profile");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.False(r.Json.GetProperty("update").GetBoolean());
+        Assert.Contains("forward and backward only, no update", r.Stdout);
+        Assert.DoesNotContain("optimizer step", r.Stdout);
+        Assert.Contains("backward linear", r.Stdout);
+        var with = CliRunner.Run("bench", "train", "--layers", "20,16,3", "--batch", "8", "--steps", "20", "--threads", "1", "--json");
+        Assert.True(with.Json.GetProperty("update").GetBoolean());
+    }
+
+    [Fact]
     public void BenchPeakReportsBothPrecisions()
     {
         var r = CliRunner.Run("bench", "peak", "--threads", "1", "--json");
