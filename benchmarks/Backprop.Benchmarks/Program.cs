@@ -47,6 +47,27 @@ public static class Program
             Console.WriteLine($"{m}x{n}x{k} tA={tA} tB={tB} f64={f64} threads={t}: {GemmBenchmark.Run(m, n, k, f64, tA, tB, context: shapeContext):F1} GFLOPS");
             return 0;
         }
+        if (args.Length >= 2 && args[0] == "pfc")
+        {
+            // C tiles prefetched (KernelTuning.PrefetchCBytes, this CPU's) against never, 8 rounds alternating in this
+            // process at 1 thread: `pfc M N K [tB] [f64]` for a product, `pfc train` for the 784-512-512-10 batch-128 step
+            var ra = new List<double>(); var rb = new List<double>();
+            for (int r = 0; r < 8; r++)
+            {
+                foreach (var on in new[] { false, true })
+                {
+                    using var pfcContext = new ComputeContext(1, on ? KernelTuning.Default : KernelTuning.Default with { PrefetchCBytes = long.MaxValue });
+                    double g = args[1] == "train"
+                        ? Backprop.Training.TrainBenchmark.Run([784, 512, 512, 10], 128, 300, pfcContext, warmupSeconds: 0.1).Gflops
+                        : GemmBenchmark.Run(int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]), args.Contains("f64"), false, args.Contains("tB"), context: pfcContext);
+                    (on ? rb : ra).Add(g);
+                }
+                Console.WriteLine($"round {r}: off {ra[^1]:F1} on {rb[^1]:F1} ratio {rb[^1] / ra[^1]:F3}");
+            }
+            var ratios = ra.Zip(rb, (x, y) => y / x).Order().ToList();
+            Console.WriteLine($"median ratio on/off {ratios[ratios.Count / 2]:F3}");
+            return 0;
+        }
         if (args.Length >= 1 && args[0] == "kernel")
         {
             // The AVX-512 micro-kernel alone on L1-resident panels: the in-core ceiling.

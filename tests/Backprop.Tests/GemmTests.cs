@@ -161,6 +161,40 @@ public class GemmTests
     }
 
     [Theory]
+    [MemberData(nameof(PathsAndTypes))]
+    public void PrefetchingCChangesNoBit(string pathName, bool f64)
+    {
+        // KernelTuning.PrefetchCBytes = 0 prefetches every tile's successor (past C's end too, for the last one): the
+        // products must be the ones without prefetching, bit for bit, in every form, across several blocks
+        var path = P(pathName);
+        if (!Supported(path)) return;
+        var shrunken = KernelTuning.Default with { Nc = 96, McBytes = 8 * 1024, KcBytes = 48 * 128 };
+        using var always = new ComputeContext(1, shrunken with { PrefetchCBytes = 0 }, path);
+        using var never = new ComputeContext(1, shrunken with { PrefetchCBytes = long.MaxValue }, path);
+        if (f64) Same<double>(); else Same<float>();
+
+        void Same<T>() where T : unmanaged, IFloatingPointIeee754<T>
+        {
+            var rng = new Random(11);
+            int m = 75, n = 130, k = 129;
+            var a = Enumerable.Range(0, m * k).Select(_ => T.CreateTruncating(rng.NextDouble() * 2 - 1)).ToArray();
+            var b = Enumerable.Range(0, k * n).Select(_ => T.CreateTruncating(rng.NextDouble() * 2 - 1)).ToArray();
+            var c0 = Enumerable.Range(0, m * n).Select(_ => T.CreateTruncating(rng.NextDouble())).ToArray();
+            for (int form = 0; form < 8; form++)
+            {
+                bool tA = (form & 1) != 0, tB = (form & 2) != 0, acc = (form & 4) != 0;
+                T[] x = (T[])c0.Clone(), y = (T[])c0.Clone();
+                Gemm.Multiply<T>(always, tA, tB, m, n, k, a, b, x, acc);
+                Gemm.Multiply<T>(never, tA, tB, m, n, k, a, b, y, acc);
+                Assert.Equal(y, x);
+                var r = (T[])c0.Clone();
+                Gemm.Reference<T>(tA, tB, m, n, k, a, b, r, acc);
+                for (int i = 0; i < r.Length; i++) Assert.True(T.Abs(r[i] - x[i]) <= T.CreateTruncating(1e-3), $"form {form}, element {i}");
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void ZeroDepthClearsOrKeeps(bool acc)

@@ -1,6 +1,7 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace Backprop.Kernels;
 
@@ -122,6 +123,8 @@ internal static unsafe class CacheBlockedGemm<T, K>
                 for (int ic = 0; ic < m; ic += MC)
                 {
                     int mc = Math.Min(MC, m - ic);
+                    // C from beyond the L2: each tile's rows are fetched while the tile before it is computed
+                    bool prefetchC = Sse.IsSupported && (long)mc * nc * sizeof(T) > tuning.PrefetchCBytes;
                     PackA(transA, a, lda, ic, mc, pc, kc, bufA);
                     for (int q = 0; q < (mc + MR - 1) / MR; q++)
                         countA[q] = NonzeroSteps(bufA + (long)q * MR * kc, MR, kc, stepsA + (long)q * kcMax);
@@ -143,6 +146,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
                             int* ks = nA >= kc && nB >= kc ? null
                                 : nA <= nB ? stepsA + (long)(ir / MR) * kcMax : stepsB + (long)(jr / NR) * kcMax;
                             int nk = Math.Min(nA, nB);
+                            if (prefetchC) PrefetchTile(ir + MR < mc ? cp + MR * ldc : c + (long)ic * ldc + jc + jr + NR, ldc);
                             // A partial tile is computed into the scratch tile, then copied (or added) into C.
                             bool full = mr == MR && nr == NR;
                             T* dst = full ? cp : tile;
@@ -158,6 +162,22 @@ internal static unsafe class CacheBlockedGemm<T, K>
     }
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
+
+    /// <summary>
+    /// Prefetches the MR rows of the C tile at <paramref name="c"/> (the tile after the one about to be computed: down
+    /// the column panel, or the next panel's first), both ends of each row's NR values. A hint: the rows past C's last
+    /// row or column that it may name are never read, and a prefetch does not fault.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchTile(T* c, nint ldc)
+    {
+        for (int r = 0; r < K.MR; r++)
+        {
+            byte* row = (byte*)(c + r * ldc);
+            Sse.Prefetch0(row);
+            Sse.Prefetch0(row + K.NR * sizeof(T) - sizeof(T));
+        }
+    }
 
     /// <summary>How many leading depth steps, all non-zero, make a panel count as dense without scanning the rest.</summary>
     internal const int DenseAfter = 32;

@@ -72,8 +72,10 @@ public class KernelTuningTests
         Assert.True((long)(mr64 + nr64) * kc64 * sizeof(double) <= (long)l1d * (l1Ways - 1) / l1Ways, $"{cpu}: float64 kc = {kc64} overflows the L1d");
         if (l3 > 0) Assert.True((long)t.Nc * kc64 * sizeof(double) + t.McBytes <= l3, $"{cpu}: nc = {t.Nc} overflows the L3 share in float64");
         Assert.Equal(t.KcBytes, t.KcBytesFor<float>());
+        // C is prefetched once a sweep of it outgrows the L2
+        Assert.Equal(l2, t.PrefetchCBytes);
         // everything else is the fixed tuning's
-        Assert.Equal(KernelTuning.Fixed with { KcBytes = t.KcBytes, Float64KcBytes = t.Float64KcBytes, McBytes = t.McBytes, Nc = t.Nc }, t);
+        Assert.Equal(KernelTuning.Fixed with { KcBytes = t.KcBytes, Float64KcBytes = t.Float64KcBytes, McBytes = t.McBytes, Nc = t.Nc, PrefetchCBytes = l2 }, t);
         // and the blocks the product takes from it are whole tiles
         var (kcBlock, mcBlock, ncBlock) = CacheBlockedGemm<float, PortableKernel<float>>.Blocks(t, 4096);
         Assert.True(kcBlock > 0 && mcBlock % PortableKernel<float>.MR == 0 && ncBlock % PortableKernel<float>.NR == 0);
