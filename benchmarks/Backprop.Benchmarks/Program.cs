@@ -50,7 +50,8 @@ public static class Program
         if (args.Length >= 2 && args[0] == "pfc")
         {
             // C tiles prefetched (KernelTuning.PrefetchCBytes, this CPU's) against never, 8 rounds alternating in this
-            // process at 1 thread: `pfc M N K [tB] [f64]` for a product, `pfc train` for the 784-512-512-10 batch-128 step
+            // process at 1 thread: `pfc M N K [tB] [f64]` for a product, `pfc train` for the 784-512-512-10 batch-128 step,
+            // `pfc train-wide` for 784-1024-1024-10 at batch 256
             var ra = new List<double>(); var rb = new List<double>();
             for (int r = 0; r < 8; r++)
             {
@@ -59,6 +60,8 @@ public static class Program
                     using var pfcContext = new ComputeContext(1, on ? KernelTuning.Default : KernelTuning.Default with { PrefetchCBytes = long.MaxValue });
                     double g = args[1] == "train"
                         ? Backprop.Training.TrainBenchmark.Run([784, 512, 512, 10], 128, 300, pfcContext, warmupSeconds: 0.1).Gflops
+                        : args[1] == "train-wide"
+                        ? Backprop.Training.TrainBenchmark.Run([784, 1024, 1024, 10], 256, 40, pfcContext, warmupSeconds: 0.1).Gflops
                         : GemmBenchmark.Run(int.Parse(args[1]), int.Parse(args[2]), int.Parse(args[3]), args.Contains("f64"), false, args.Contains("tB"), context: pfcContext);
                     (on ? rb : ra).Add(g);
                 }
