@@ -164,8 +164,10 @@ public class GemmTests
     [MemberData(nameof(PathsAndTypes))]
     public void PrefetchingCChangesNoBit(string pathName, bool f64)
     {
-        // KernelTuning.PrefetchCBytes = 0 prefetches every tile's successor (past C's end too, for the last one): the
-        // products must be the ones without prefetching, bit for bit, in every form, across several blocks
+        // A smoke test of the prefetching loop (a prefetch cannot change a value, so this fails only if the loop reads or
+        // writes where it should hint): KernelTuning.PrefetchCBytes = 0 prefetches every tile's successor (past C's end
+        // too, for the last one); the products must be the ones without prefetching, in every form, across several blocks.
+        // When it is used is PrefetchStartsAboveTheThreshold's.
         var path = P(pathName);
         if (!Supported(path)) return;
         var shrunken = KernelTuning.Default with { Nc = 96, McBytes = 8 * 1024, KcBytes = 48 * 128 };
@@ -192,6 +194,22 @@ public class GemmTests
                 for (int i = 0; i < r.Length; i++) Assert.True(T.Abs(r[i] - x[i]) <= T.CreateTruncating(1e-3), $"form {form}, element {i}");
             }
         }
+    }
+
+    [Fact]
+    public void PrefetchStartsAboveTheThreshold()
+    {
+        // C is prefetched once a depth block's sweep of it (mc·nc values) is larger than PrefetchCBytes: 1024³ float32 on
+        // a 1 MiB L2 (384 rows × 1024 × 4 bytes) yes, the 128×512 training products (256 KiB) no
+        var l2 = KernelTuning.Fixed with { PrefetchCBytes = 1 << 20 };
+        Assert.True(CacheBlockedGemm<float, PortableKernel<float>>.PrefetchesC(l2, 384, 1024));
+        Assert.False(CacheBlockedGemm<float, PortableKernel<float>>.PrefetchesC(l2, 128, 512));
+        Assert.False(CacheBlockedGemm<float, PortableKernel<float>>.PrefetchesC(l2, 256, 1024));   // exactly 1 MiB
+        Assert.True(CacheBlockedGemm<double, PortableKernel<double>>.PrefetchesC(l2, 256, 1024));  // 2 MiB in float64
+        Assert.True(CacheBlockedGemm<float, PortableKernel<float>>.PrefetchesC(KernelTuning.Fixed with { PrefetchCBytes = 0 }, 8, 32));
+        Assert.False(CacheBlockedGemm<float, PortableKernel<float>>.PrefetchesC(KernelTuning.Fixed with { PrefetchCBytes = long.MaxValue }, 1 << 16, 1 << 16));
+        // this CPU's tuning takes its L2's size, when the CPU reports one
+        if (CpuCaches.ThisCpu is { L2Bytes: > 0 } caches) Assert.Equal(caches.L2Bytes, KernelTuning.Default.PrefetchCBytes);
     }
 
     [Theory]

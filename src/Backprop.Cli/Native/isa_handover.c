@@ -9,7 +9,9 @@
  * VM that charges 11.7 us a page fault).
  *
  * BACKPROP_ISA=x86-64 or x86-64-v3 in the environment asks for a lower build than the CPU allows (the tests run the
- * fallbacks with it on an AVX-512 machine); it never raises the level.
+ * fallbacks with it on an AVX-512 machine); it never raises the level. x86-64-v4, empty or unset: the CPU's best; any
+ * other value is refused (exit 2), since running the top build would look like a lowering that did not happen. The
+ * x86-64 build links no constructor: it runs whatever the value, which can only have asked for it or for more.
  */
 #include <cpuid.h>
 #include <errno.h>
@@ -75,7 +77,12 @@ static int asked_level(void)
     if (strcmp(isa, "x86-64-v3") == 0) return 3;
     if (strcmp(isa, "x86-64-v4") == 0) return 4;
     /* a misspelt level would otherwise run the top build without a word, and the user would believe it lowered */
-    fprintf(stderr, "backprop: BACKPROP_ISA=%.100s: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)\n", isa);
+    /* printed on one line whatever it holds: control characters as '?' */
+    char shown[101];
+    size_t i = 0;
+    for (; i < sizeof shown - 1 && isa[i] != 0; i++) shown[i] = (unsigned char)isa[i] < 0x20 || isa[i] == 0x7f ? '?' : isa[i];
+    shown[i] = 0;
+    fprintf(stderr, "backprop: BACKPROP_ISA=%s: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)\n", shown);
     _exit(2);
 }
 

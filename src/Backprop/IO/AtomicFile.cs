@@ -104,7 +104,7 @@ public static partial class AtomicFile
     /// quoted path (which may name a temporary file): "permission denied", "no space left on device", and "its directory
     /// takes no new files" where the place to create it does not exist or refuses entries (as /proc does).
     /// </summary>
-    public static string Reason(Exception e)
+    internal static string Reason(Exception e)
     {
         ArgumentNullException.ThrowIfNull(e);
         string reason = e switch

@@ -124,7 +124,7 @@ internal static unsafe class CacheBlockedGemm<T, K>
                 {
                     int mc = Math.Min(MC, m - ic);
                     // C from beyond the L2: each tile's rows are fetched while the tile before it is computed
-                    bool prefetchC = Sse.IsSupported && (long)mc * nc * sizeof(T) > tuning.PrefetchCBytes;
+                    bool prefetchC = Sse.IsSupported && PrefetchesC(tuning, mc, nc);
                     PackA(transA, a, lda, ic, mc, pc, kc, bufA);
                     for (int q = 0; q < (mc + MR - 1) / MR; q++)
                         countA[q] = NonzeroSteps(bufA + (long)q * MR * kc, MR, kc, stepsA + (long)q * kcMax);
@@ -146,7 +146,9 @@ internal static unsafe class CacheBlockedGemm<T, K>
                             int* ks = nA >= kc && nB >= kc ? null
                                 : nA <= nB ? stepsA + (long)(ir / MR) * kcMax : stepsB + (long)(jr / NR) * kcMax;
                             int nk = Math.Min(nA, nB);
-                            if (prefetchC) PrefetchTile(ir + MR < mc ? cp + MR * ldc : c + (long)ic * ldc + jc + jr + NR, ldc);
+                            // the tile computed next: down this column panel, else the next panel's first, else the next row block's first
+                            if (prefetchC)
+                                PrefetchTile(ir + MR < mc ? cp + MR * ldc : jr + NR < nc ? c + (long)ic * ldc + jc + jr + NR : c + (long)(ic + mc) * ldc + jc, ldc);
                             // A partial tile is computed into the scratch tile, then copied (or added) into C.
                             bool full = mr == MR && nr == NR;
                             T* dst = full ? cp : tile;
@@ -163,10 +165,13 @@ internal static unsafe class CacheBlockedGemm<T, K>
 
     private static int RoundUp(int x, int m) => (x + m - 1) / m * m;
 
+    /// <summary>Whether a depth block's sweep of an mc×nc block of C is larger than <see cref="KernelTuning.PrefetchCBytes"/>, so that its tiles are prefetched.</summary>
+    internal static bool PrefetchesC(KernelTuning tuning, int mc, int nc) => (long)mc * nc * sizeof(T) > tuning.PrefetchCBytes;
+
     /// <summary>
-    /// Prefetches the MR rows of the C tile at <paramref name="c"/> (the tile after the one about to be computed: down
-    /// the column panel, or the next panel's first), both ends of each row's NR values. A hint: the rows past C's last
-    /// row or column that it may name are never read, and a prefetch does not fault.
+    /// Prefetches the MR rows of the C tile at <paramref name="c"/> (the tile computed after the one about to be: down
+    /// the column panel, the next panel's first, or the next row block's first), both ends of each row's NR values. A
+    /// hint: the rows past C's last row or column that it may name are never read, and a prefetch does not fault.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchTile(T* c, nint ldc)

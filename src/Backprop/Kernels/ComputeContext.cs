@@ -117,9 +117,9 @@ public sealed record KernelTuning
     /// Above this many bytes of C swept by one depth block (mc·nc values), each tile of C is prefetched while the tile
     /// before it is computed: C then comes from L3 or memory, and the 16 loads of a tile at the end of its kernel
     /// otherwise wait there. <see cref="FromCaches"/> gives the L2's size. Measured on the Zen 5 VM, 1 thread, 8 rounds
-    /// alternating in one process (`benchmarks/Backprop.Benchmarks -- pfc`): 2048³ float32 1.04–1.16× the GFLOPS (median
-    /// 1.09), 1024³ float64 1.01–1.07× (median 1.04); 1024³ float32 (1.5 MB of C a sweep) 1.00×; below the L2's size
-    /// (the 128-row training products) it only added instructions, 0.99–1.01×.
+    /// alternating in one process (`benchmarks/Backprop.Benchmarks -- pfc`): 2048³ float32 1.05–1.12× the GFLOPS (median
+    /// 1.09), 2048³ float64 median 1.01, 1024³ float32 (1.5 MB of C a sweep) median 1.005, 1024³ float64 median 1.01,
+    /// the 784-1024-1024-10 batch-256 step 1.003; below the L2's size (the 128-row training products) it is not used.
     /// </summary>
     public long PrefetchCBytes { get; init; } = 1 << 20;
 

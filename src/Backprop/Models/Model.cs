@@ -668,11 +668,11 @@ public sealed class Model<T> where T : unmanaged, IFloatingPointIeee754<T>
         return DerivationRenderer.Render(ExplainFor(problem, wrt), format);
     }
 
-    // an unknown gradient name is an error in the caller's argument: it carries wrt's name
+    // an unknown gradient name is an error in the caller's argument: the same exception type, carrying wrt's name
     private static Derivation ExplainFor(Problem<double> problem, string wrt)
     {
         try { return Explainer.Explain(problem, wrt); }
-        catch (ArgumentException e) when (e.ParamName is null) { throw new ArgumentException(e.Message, nameof(wrt), e); }
+        catch (UnknownValueException e) when (e.ParamName is null) { throw e.WithParamName(nameof(wrt)); }
     }
 
     /// <summary>

@@ -687,7 +687,7 @@ public sealed class ModelTests
         Assert.False(string.IsNullOrWhiteSpace(health.Verdict));
         Assert.Equal(before, Parameters(model));
         // an unknown gradient is the caller's wrt, named as such; a null one is refused, not taken as the default
-        var unknown = Assert.Throws<ArgumentException>(() => model.Explain(batch, labels, "layers.9.weight"));
+        var unknown = Assert.Throws<Backprop.Problems.UnknownValueException>(() => model.Explain(batch, labels, "layers.9.weight"));
         Assert.Equal("wrt", unknown.ParamName);
         Assert.Contains("layers.9.weight", unknown.Message);
         Assert.Equal("wrt", Assert.Throws<ArgumentNullException>(() => model.Explain(batch, labels, null!)).ParamName);

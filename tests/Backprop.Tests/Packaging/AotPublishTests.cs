@@ -84,6 +84,10 @@ public class AotPublishTests
         Assert.Equal(2, unknown.ExitCode);
         Assert.Equal("backprop: BACKPROP_ISA=x86-64-v5: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)", unknown.Stderr.TrimEnd());
         Assert.Empty(unknown.Stdout);
+        // still one line when the value holds a line break
+        var twoLines = InstallTests.RunProcess(backprop, tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "v4\nx" }, "--version");
+        Assert.Equal(2, twoLines.ExitCode);
+        Assert.Equal("backprop: BACKPROP_ISA=v4?x: expected x86-64, x86-64-v3 or x86-64-v4 (or unset for this CPU's best)", twoLines.Stderr.TrimEnd());
         var v4 = InstallTests.RunProcess(backprop, tmp.Path, TimeSpan.FromMinutes(1), new Dictionary<string, string> { ["BACKPROP_ISA"] = "x86-64-v4" }, gemm);
         Assert.True(v4.ExitCode == 0, v4.Stderr);
         Assert.Contains($", {ComputeContext.BestGemmPath} kernels:", v4.Stdout);
