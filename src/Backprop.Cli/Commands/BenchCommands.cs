@@ -205,17 +205,18 @@ public static class BenchCommands
             if (spec is null) CheckBatch(b, sizes!, $"--layers {r.GetValue(layers)}");
             else CheckBatch(b, [spec.Inputs, .. spec.Layers.Select(l => l.Outputs)], $"--arch {archText}");
             var prof = r.GetValue(profile) ? new Dictionary<string, double>() : null;
+            bool update = !r.GetValue(noUpdate);
             using var context = new ComputeContext(t);
             var res = spec is null
-                ? TrainBenchmark.Run(sizes!, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: !r.GetValue(noUpdate))
-                : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: !r.GetValue(noUpdate));
+                ? TrainBenchmark.Run(sizes!, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: update)
+                : TrainBenchmark.Run(spec, b, s, context, profile: prof, optimizer: r.GetValue(optimizer)!, update: update);
             if (prof is not null)
                 foreach (var (k, us) in prof.OrderByDescending(p => p.Value)) Console.WriteLine($"{us,10:F1} µs  {k}");
             var peak = PeakFor(false, context);
             double fraction = res.Gflops / peak.Gflops;
             if (!r.GetValue(json))
                 Console.WriteLine($"{(spec is null ? string.Join("-", sizes!) : spec.ToString())} batch {b}: {res.SamplesPerSecond:N0} samples/s, {res.StepMicroseconds:F1} µs/step, {res.AllocatedBytesPerStep:F1} bytes allocated/step, "
-                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s){(r.GetValue(noUpdate) ? "; forward and backward only, no update" : "")})");
+                    + $"{res.Gflops:F1} GFLOPS = {fraction:P1} of the {peak.Gflops:F1} GFLOPS float32 peak ({context.Threads} thread(s){(update ? "" : "; forward and backward only, no update")})");
             Cli.WriteJsonLine(w =>
             {
                 w.WriteStartObject();
@@ -225,7 +226,7 @@ public static class BenchCommands
                 w.WriteNumber("gflops", Math.Round(res.Gflops, 2));
                 w.WriteNumber("peak_gflops", Math.Round(peak.Gflops, 2));
                 w.WriteNumber("fraction_of_peak", Math.Round(fraction, 4));
-                w.WriteBoolean("update", !r.GetValue(noUpdate));
+                w.WriteBoolean("update", update);
                 WriteCachesAndBlocks(w, context);
                 w.WriteEndObject();
             });

@@ -76,8 +76,8 @@ static int asked_level(void)
     if (strcmp(isa, "x86-64") == 0) return 1;
     if (strcmp(isa, "x86-64-v3") == 0) return 3;
     if (strcmp(isa, "x86-64-v4") == 0) return 4;
-    /* a misspelt level would otherwise run the top build without a word, and the user would believe it lowered */
-    /* printed on one line whatever it holds: control characters as '?' */
+    /* a misspelt level would otherwise run the top build without a word, and the user would believe it lowered; the
+       value is printed on one line whatever it holds, control characters as '?' */
     char shown[101];
     size_t i = 0;
     for (; i < sizeof shown - 1 && isa[i] != 0; i++) shown[i] = (unsigned char)isa[i] < 0x20 || isa[i] == 0x7f ? '?' : isa[i];

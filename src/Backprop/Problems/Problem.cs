@@ -28,8 +28,8 @@ public sealed record GradientResult<T>(
 /// <summary>A name of a value in a problem ("layers.0.weight", "input", …) that names none; the message starts with the quoted name.</summary>
 public sealed class UnknownValueException(string message, string? paramName = null) : ArgumentException(message, paramName)
 {
-    /// <summary>The same failure, said of the caller's parameter <paramref name="paramName"/>.</summary>
-    internal UnknownValueException WithParamName(string paramName) => new(Message.Replace($" (Parameter '{ParamName}')", ""), paramName);
+    /// <summary>The same failure, thrown without a parameter's name, said of the caller's parameter <paramref name="paramName"/>.</summary>
+    internal UnknownValueException WithParamName(string paramName) => new(Message, paramName);
 }
 
 /// <summary>

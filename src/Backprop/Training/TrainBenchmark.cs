@@ -80,15 +80,20 @@ public static class TrainBenchmark
         // The workload is SGD with momentum 0.9 at lr 0.01; other optimizers use their usual rates.
         var opt = Optimizer<float>.Create(optimizer, net.Parameters().ToArray(), optimizer == "sgd" ? 0.01 : 0.001, momentum: 0.9, context: context);
         step.Load(x, y);
+        void Step()
+        {
+            step.ForwardBackward();
+            if (update) opt.Step();
+        }
         // Warm up for at least warmupSeconds as well as warmupSteps: the JIT replaces its quick first code with
         // optimised code only after a method has run a while, and timing before that measures the JIT, not the step.
         var warm = Stopwatch.StartNew();
-        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < warmupSeconds; i++) { step.ForwardBackward(); if (update) opt.Step(); }
+        for (int i = 0; i < warmupSteps || warm.Elapsed.TotalSeconds < warmupSeconds; i++) Step();
 
         long workersBefore = context.WorkerAllocatedBytesForCurrentThread;
         long callerBefore = GC.GetAllocatedBytesForCurrentThread();
         long t0 = Stopwatch.GetTimestamp(); // not a Stopwatch object: that would be an allocation inside the measured region
-        for (int i = 0; i < steps; i++) { step.ForwardBackward(); if (update) opt.Step(); }
+        for (int i = 0; i < steps; i++) Step();
         long t1 = Stopwatch.GetTimestamp();
         long callerAfter = GC.GetAllocatedBytesForCurrentThread();
         long workersAfter = context.WorkerAllocatedBytesForCurrentThread;
@@ -109,7 +114,7 @@ public static class TrainBenchmark
                 profile[key] = profile.GetValueOrDefault(key) + ticks * 1e6 / Stopwatch.Frequency / steps;
             };
             var warmProfile = Stopwatch.StartNew();
-            for (int i = 0; i < warmupSteps || warmProfile.Elapsed.TotalSeconds < Math.Min(warmupSeconds, 0.2); i++) { step.ForwardBackward(); if (update) opt.Step(); }
+            for (int i = 0; i < warmupSteps || warmProfile.Elapsed.TotalSeconds < Math.Min(warmupSeconds, 0.2); i++) Step();
             profile.Clear();
             steps = timedSteps;
             var optSw = new Stopwatch();
